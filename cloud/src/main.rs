@@ -1,0 +1,3 @@
+fn main() {
+    println!("remoteagent-cloud: not yet wired");
+}

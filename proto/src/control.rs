@@ -1,0 +1,290 @@
+//! The control-socket protocol between `remoteagentctl` and `remoteagentd`.
+//!
+//! Newline-delimited JSON over a Unix socket. The client sends
+//! [`ClientMessage`]s (`{"id": 1, "request": {"type": "list"}}`); the daemon
+//! answers each with one or more [`Reply`]s carrying the same id. The last
+//! reply for an id has `"end": true` or carries an `error`; replies before it
+//! stream progress (pairing, `logs --follow`).
+//!
+//! The first request on a connection must be [`Request::Hello`] with
+//! [`PROTOCOL_VERSION`]; a mismatch is answered with a
+//! [`ErrorCode::ProtocolMismatch`] error naming both versions.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::runner::RunnerSpec;
+use crate::{AgentId, SessionId};
+
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A line longer than this is refused (and the connection closed) rather
+/// than buffered without bound.
+pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientMessage {
+    pub id: u64,
+    pub request: Request,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    Hello {
+        protocol: u32,
+        client_version: String,
+    },
+    /// Pair a project folder. Streams [`Response::PairCode`], then ends with
+    /// [`Response::Paired`] or an error. Closing the connection cancels.
+    Pair {
+        path: PathBuf,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        runner: Option<RunnerSpec>,
+    },
+    List,
+    Status,
+    /// Abort the agent's running session.
+    Stop { agent: String },
+    /// Session logs. Without `follow` ends after the last `lines` lines; with
+    /// it keeps streaming new lines until the client disconnects.
+    Logs {
+        #[serde(default)]
+        agent: Option<String>,
+        #[serde(default)]
+        session: Option<String>,
+        #[serde(default = "default_lines")]
+        lines: usize,
+        #[serde(default)]
+        follow: bool,
+    },
+    Unpair { agent: String },
+}
+
+fn default_lines() -> usize {
+    50
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    pub id: u64,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Response>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorInfo>,
+    /// The last reply for this id.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub end: bool,
+}
+
+impl Reply {
+    /// A final successful reply.
+    pub fn done(id: u64, data: Response) -> Self {
+        Self {
+            id,
+            ok: true,
+            data: Some(data),
+            error: None,
+            end: true,
+        }
+    }
+
+    /// A progress reply; more follow.
+    pub fn more(id: u64, data: Response) -> Self {
+        Self {
+            id,
+            ok: true,
+            data: Some(data),
+            error: None,
+            end: false,
+        }
+    }
+
+    /// A bare end marker after streamed replies.
+    pub fn end(id: u64) -> Self {
+        Self {
+            id,
+            ok: true,
+            data: None,
+            error: None,
+            end: true,
+        }
+    }
+
+    pub fn error(id: u64, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            id,
+            ok: false,
+            data: None,
+            error: Some(ErrorInfo {
+                code,
+                message: message.into(),
+            }),
+            end: true,
+        }
+    }
+
+    /// True when no more replies follow for this id.
+    pub fn is_last(&self) -> bool {
+        self.end || self.error.is_some()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The line was not valid JSON or not a known request.
+    BadRequest,
+    ProtocolMismatch,
+    /// No agent (or session) matches.
+    NotFound,
+    /// A name/prefix matches more than one agent.
+    Ambiguous,
+    /// The agent has nothing running (stop) or is already paired (pair).
+    Conflict,
+    /// The pairing code expired before it was entered.
+    PairExpired,
+    /// The cloud refused the pairing (plan limit, revoked, …).
+    PairRefused,
+    /// The cloud or its Redis could not be reached.
+    CloudUnreachable,
+    /// No OS keyring; see the message for the opt-in file store.
+    KeyringUnavailable,
+    /// The daemon is shutting down.
+    ShuttingDown,
+    Internal,
+    #[serde(other)]
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    Hello {
+        protocol: u32,
+        daemon_version: String,
+    },
+    PairCode {
+        code: String,
+        connect_url: String,
+        expires_at_ms: u64,
+        #[serde(default)]
+        bot_username: Option<String>,
+    },
+    Paired {
+        agent: AgentInfo,
+    },
+    Agents {
+        agents: Vec<AgentInfo>,
+    },
+    Status(DaemonStatus),
+    Stopped {
+        agent_id: AgentId,
+        session_id: SessionId,
+    },
+    LogLine {
+        agent_id: AgentId,
+        session_id: SessionId,
+        line: String,
+    },
+    Unpaired {
+        agent_id: AgentId,
+        name: String,
+        /// False when the cloud could not be told (offline); the local side
+        /// is forgotten either way.
+        cloud_revoked: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    pub id: AgentId,
+    pub name: String,
+    pub path: PathBuf,
+    pub runner: RunnerSpec,
+    /// Subscribed to its Redis channel right now.
+    pub online: bool,
+    #[serde(default)]
+    pub running_session: Option<SessionId>,
+    pub paired_at_ms: u64,
+    pub cloud_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonStatus {
+    pub version: String,
+    pub pid: u32,
+    pub uptime_secs: u64,
+    /// Every agent's Redis connection is up (true with no agents when the
+    /// configured Redis answers).
+    pub redis_connected: bool,
+    pub agents: usize,
+    pub agents_online: usize,
+    pub sessions_running: usize,
+    pub socket: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_shapes() {
+        let m = ClientMessage {
+            id: 7,
+            request: Request::Stop {
+                agent: "web".into(),
+            },
+        };
+        let s = serde_json::to_string(&m).unwrap();
+        assert_eq!(s, r#"{"id":7,"request":{"type":"stop","agent":"web"}}"#);
+        assert_eq!(serde_json::from_str::<ClientMessage>(&s).unwrap(), m);
+        let logs: ClientMessage =
+            serde_json::from_str(r#"{"id":1,"request":{"type":"logs","extra":1}}"#).unwrap();
+        assert_eq!(
+            logs.request,
+            Request::Logs {
+                agent: None,
+                session: None,
+                lines: 50,
+                follow: false
+            }
+        );
+    }
+
+    #[test]
+    fn reply_shapes() {
+        let r = Reply::error(3, ErrorCode::NotFound, "no agent named 'x'");
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"id":3,"ok":false,"error":{"code":"not_found","message":"no agent named 'x'"},"end":true})
+        );
+        assert!(r.is_last());
+        let more = Reply::more(
+            1,
+            Response::PairCode {
+                code: "XK9-4TZ".into(),
+                connect_url: "u".into(),
+                expires_at_ms: 9,
+                bot_username: None,
+            },
+        );
+        assert!(!more.is_last());
+        let s = serde_json::to_string(&more).unwrap();
+        assert_eq!(serde_json::from_str::<Reply>(&s).unwrap(), more);
+        let unknown: ErrorInfo =
+            serde_json::from_str(r#"{"code":"from_the_future","message":"m"}"#).unwrap();
+        assert_eq!(unknown.code, ErrorCode::Unknown);
+    }
+}

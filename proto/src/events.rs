@@ -1,0 +1,381 @@
+//! Events carried by Redis, all shaped `{"event": "<name>", "payload": {…}}`.
+//!
+//! * [`CommandEvent`]: cloud → daemon, inside a signed envelope on `agent:{id}`.
+//! * [`OutputEvent`]: daemon → forwarder, one per entry of `output:{id}:{sid}`.
+//! * [`PairEvent`]: cloud → pairing daemon on `pair:{pairingId}`.
+//!
+//! Every enum has an `Unknown` variant: a newer peer may send events this
+//! build does not know, and the reader logs and skips them instead of failing.
+//! Unknown fields inside known payloads are ignored for the same reason.
+
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::{AgentId, SessionId};
+
+/// The outer shape of every event, read first so that an unknown `event`
+/// name can be skipped whatever its payload looks like.
+#[derive(Deserialize)]
+struct RawEvent {
+    event: String,
+    #[serde(default)]
+    payload: Option<serde_json::Value>,
+}
+
+fn payload<T: DeserializeOwned, E: serde::de::Error>(
+    event: &str,
+    payload: Option<serde_json::Value>,
+) -> Result<T, E> {
+    let value = payload.unwrap_or(serde_json::Value::Object(Default::default()));
+    serde_json::from_value(value).map_err(|e| E::custom(format!("bad '{event}' payload: {e}")))
+}
+
+/// Implements `Deserialize` for an event enum: known names decode their
+/// payload strictly (a malformed one is an error), any other name becomes
+/// `Unknown`.
+macro_rules! tolerant_deserialize {
+    ($enum:ident { $($name:literal => $variant:ident),* $(,)? }) => {
+        impl<'de> Deserialize<'de> for $enum {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = RawEvent::deserialize(d)?;
+                match raw.event.as_str() {
+                    $($name => Ok($enum::$variant(payload(&raw.event, raw.payload)?)),)*
+                    "" => Err(D::Error::custom("empty event name")),
+                    _ => Ok($enum::Unknown),
+                }
+            }
+        }
+    };
+}
+
+/// Commands to a daemon's agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", content = "payload", rename_all = "snake_case")]
+pub enum CommandEvent {
+    /// Run a prompt in a new session.
+    Command(CommandPayload),
+    /// Abort the running session.
+    Abort(AbortPayload),
+    /// The user's answer to an `approval_request`.
+    Approval(ApprovalPayload),
+    /// The agent was unpaired from the cloud side: forget it.
+    Unpaired(UnpairedPayload),
+    /// An event this build does not know; skipped by readers.
+    #[serde(rename = "unknown")]
+    Unknown,
+}
+
+tolerant_deserialize!(CommandEvent {
+    "command" => Command,
+    "abort" => Abort,
+    "approval" => Approval,
+    "unpaired" => Unpaired,
+});
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandPayload {
+    pub session_id: SessionId,
+    pub prompt: String,
+    /// Continue the agent's previous conversation (false after `/new`).
+    #[serde(default)]
+    pub r#continue: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AbortPayload {
+    pub session_id: SessionId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalPayload {
+    pub session_id: SessionId,
+    pub request_id: String,
+    pub allow: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnpairedPayload {}
+
+/// Largest prompt the cloud accepts and the daemon runs, in bytes. Telegram
+/// caps a message at 4096 characters; the margin allows for forwarded text
+/// and the `/connect`-style APIs, while keeping a prompt far below argv limits.
+pub const MAX_PROMPT_BYTES: usize = 32 * 1024;
+
+/// One entry of an output stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", content = "payload", rename_all = "snake_case")]
+pub enum OutputEvent {
+    /// The runner was spawned.
+    Started(StartedPayload),
+    /// A piece of output. `seq` starts at 0 and increases by one per chunk of
+    /// a session, so a reader can prove it saw everything.
+    Chunk(ChunkPayload),
+    /// The runner asks whether it may use a tool.
+    ApprovalRequest(ApprovalRequestPayload),
+    /// A line for the user that is not runner output (e.g. "busy").
+    Notice(NoticePayload),
+    /// The session ended. Always the last event of a stream.
+    Done(DonePayload),
+    /// An event this build does not know; skipped by readers.
+    #[serde(rename = "unknown")]
+    Unknown,
+}
+
+tolerant_deserialize!(OutputEvent {
+    "started" => Started,
+    "chunk" => Chunk,
+    "approval_request" => ApprovalRequest,
+    "notice" => Notice,
+    "done" => Done,
+});
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartedPayload {
+    pub session_id: SessionId,
+    pub agent_id: AgentId,
+    /// Display name of the runner ("claude", "command", …).
+    pub runner: String,
+    pub started_at_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamKind {
+    Stdout,
+    Stderr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChunkPayload {
+    pub seq: u64,
+    pub stream: StreamKind,
+    /// UTF-8 text; the daemon never splits a multi-byte character across chunks.
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalRequestPayload {
+    pub request_id: String,
+    pub tool: String,
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NoticePayload {
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DoneStatus {
+    /// The runner exited 0.
+    Ok,
+    /// The runner exited non-zero or was killed by a signal it was not sent.
+    Failed,
+    /// Aborted by the user (or by the daemon shutting down).
+    Aborted,
+    /// The runner could not be started at all.
+    Error,
+    /// Not run: the agent was busy, or the command was invalid.
+    Rejected,
+}
+
+impl DoneStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DoneStatus::Ok => "ok",
+            DoneStatus::Failed => "failed",
+            DoneStatus::Aborted => "aborted",
+            DoneStatus::Error => "error",
+            DoneStatus::Rejected => "rejected",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DonePayload {
+    pub status: DoneStatus,
+    pub exit_code: Option<i32>,
+    pub duration_ms: u64,
+    /// Human-readable reason for `error`/`rejected`/`aborted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Number of chunks the session produced (`seq` of the last chunk + 1).
+    #[serde(default)]
+    pub chunks: u64,
+}
+
+/// Outcome of a pairing, published on `pair:{pairingId}`.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", content = "payload", rename_all = "snake_case")]
+pub enum PairEvent {
+    Paired(PairedPayload),
+    PairFailed(PairFailedPayload),
+    /// An event this build does not know; skipped by readers.
+    #[serde(rename = "unknown")]
+    Unknown,
+}
+
+tolerant_deserialize!(PairEvent {
+    "paired" => Paired,
+    "pair_failed" => PairFailed,
+});
+
+impl std::fmt::Debug for PairEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PairEvent::Paired(p) => f.debug_tuple("Paired").field(p).finish(),
+            PairEvent::PairFailed(p) => f.debug_tuple("PairFailed").field(p).finish(),
+            PairEvent::Unknown => f.write_str("Unknown"),
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PairedPayload {
+    /// The agent's JWT: its credential towards the cloud and its Redis password.
+    pub jwt: String,
+    pub agent_id: AgentId,
+    pub name: String,
+    pub redis_username: String,
+    /// base64url (no padding) of the cloud's raw 32-byte Ed25519 public key.
+    pub cloud_public_key: String,
+}
+
+/// The JWT is a secret: never print it.
+impl std::fmt::Debug for PairedPayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PairedPayload")
+            .field("jwt", &"hidden")
+            .field("agent_id", &self.agent_id)
+            .field("name", &self.name)
+            .field("redis_username", &self.redis_username)
+            .field("cloud_public_key", &self.cloud_public_key)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PairFailedPayload {
+    /// Machine-readable: `expired`, `refused`, `plan_limit`, …
+    pub reason: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sid() -> SessionId {
+        SessionId::parse("s1").unwrap()
+    }
+
+    #[test]
+    fn command_round_trip_and_shape() {
+        let ev = CommandEvent::Command(CommandPayload {
+            session_id: sid(),
+            prompt: "fix the tests".into(),
+            r#continue: true,
+        });
+        let json = serde_json::to_value(&ev).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"event": "command", "payload": {"sessionId": "s1", "prompt": "fix the tests", "continue": true}})
+        );
+        let back: CommandEvent = serde_json::from_value(json).unwrap();
+        assert_eq!(back, ev);
+    }
+
+    #[test]
+    fn unknown_events_and_fields_are_tolerated() {
+        let ev: CommandEvent =
+            serde_json::from_str(r#"{"event":"teleport","payload":{"to":"mars"}}"#).unwrap();
+        assert_eq!(ev, CommandEvent::Unknown);
+        let ev: OutputEvent = serde_json::from_str(r#"{"event":"sparkle"}"#).unwrap();
+        assert_eq!(ev, OutputEvent::Unknown);
+        let ev: OutputEvent = serde_json::from_str(
+            r#"{"event":"chunk","payload":{"seq":3,"stream":"stdout","text":"hi","colour":"red"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            ev,
+            OutputEvent::Chunk(ChunkPayload {
+                seq: 3,
+                stream: StreamKind::Stdout,
+                text: "hi".into()
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_is_an_error_not_a_panic() {
+        assert!(serde_json::from_str::<CommandEvent>("{").is_err());
+        assert!(serde_json::from_str::<CommandEvent>(r#"{"event":"command"}"#).is_err());
+        assert!(
+            serde_json::from_str::<CommandEvent>(
+                r#"{"event":"command","payload":{"sessionId":"../x","prompt":"p"}}"#
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn output_events_round_trip() {
+        let events = vec![
+            OutputEvent::Started(StartedPayload {
+                session_id: sid(),
+                agent_id: AgentId::parse("a1").unwrap(),
+                runner: "claude".into(),
+                started_at_ms: 5,
+            }),
+            OutputEvent::Chunk(ChunkPayload {
+                seq: 0,
+                stream: StreamKind::Stderr,
+                text: "é".into(),
+            }),
+            OutputEvent::ApprovalRequest(ApprovalRequestPayload {
+                request_id: "r".into(),
+                tool: "Bash".into(),
+                summary: "rm -rf target".into(),
+            }),
+            OutputEvent::Notice(NoticePayload { text: "busy".into() }),
+            OutputEvent::Done(DonePayload {
+                status: DoneStatus::Aborted,
+                exit_code: None,
+                duration_ms: 12,
+                message: Some("aborted by user".into()),
+                chunks: 1,
+            }),
+        ];
+        for ev in events {
+            let s = serde_json::to_string(&ev).unwrap();
+            assert_eq!(serde_json::from_str::<OutputEvent>(&s).unwrap(), ev, "{s}");
+        }
+    }
+
+    #[test]
+    fn paired_debug_hides_the_jwt() {
+        let ev = PairEvent::Paired(PairedPayload {
+            jwt: "secret.jwt.value".into(),
+            agent_id: AgentId::parse("a1").unwrap(),
+            name: "proj".into(),
+            redis_username: "u".into(),
+            cloud_public_key: "k".into(),
+        });
+        let dbg = format!("{ev:?}");
+        assert!(!dbg.contains("secret.jwt.value"), "{dbg}");
+        let s = serde_json::to_string(&ev).unwrap();
+        assert_eq!(serde_json::from_str::<PairEvent>(&s).unwrap(), ev);
+    }
+}

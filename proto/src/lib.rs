@@ -1,0 +1,41 @@
+//! `remoteagent-proto`: the one place that defines what crosses a process
+//! boundary in RemoteAgent.
+//!
+//! * [`ids`] and [`names`]: agent/session/pairing ids and the Redis channel
+//!   and key names built from them.
+//! * [`events`]: the JSON events on Redis (`{"event": …, "payload": …}`).
+//! * [`envelope`] and [`keys`]: the Ed25519-signed command envelopes the cloud
+//!   publishes on `agent:{agentId}` and the daemon verifies.
+//! * [`token`]: the agent JWT (the daemon's credential towards the cloud and
+//!   its Redis password).
+//! * [`api`]: the cloud's HTTP request and response bodies.
+//! * [`control`]: the daemon's control-socket protocol (remoteagentctl ⇄ remoteagentd).
+//! * [`runner`]: which AI CLI a project runs.
+//!
+//! No I/O happens here; signing and verifying are pure computations so both
+//! sides share one implementation.
+
+pub mod api;
+pub mod control;
+pub mod envelope;
+pub mod events;
+pub mod ids;
+pub mod keys;
+pub mod names;
+pub mod runner;
+pub mod token;
+
+pub use ids::{AgentId, IdError, PairingId, SessionId};
+
+/// Milliseconds since the Unix epoch, the time unit of every wire type.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Seconds since the Unix epoch (JWT `iat`/`exp`).
+pub fn now_secs() -> u64 {
+    now_ms() / 1000
+}

@@ -1,0 +1,67 @@
+//! Redis channel and key names (see DESIGN.md, "Redis contract"). Built only
+//! here so the cloud, the daemon and the ACL rules can never disagree.
+
+use crate::{AgentId, PairingId, SessionId};
+
+/// Pub/sub channel of signed commands, cloud → daemon.
+pub fn agent_channel(agent: &AgentId) -> String {
+    format!("agent:{agent}")
+}
+
+/// Stream of a session's output, daemon → forwarder.
+pub fn output_stream(agent: &AgentId, session: &SessionId) -> String {
+    format!("output:{agent}:{session}")
+}
+
+/// Key pattern (ACL `~pattern`) covering all of an agent's output streams.
+pub fn output_stream_pattern(agent: &AgentId) -> String {
+    format!("output:{agent}:*")
+}
+
+/// Pub/sub channel on which the cloud announces the outcome of a pairing.
+pub fn pair_channel(pairing: &PairingId) -> String {
+    format!("pair:{pairing}")
+}
+
+/// Key whose existence (with a TTL refreshed by heartbeats) means "online".
+pub fn presence_key(agent: &AgentId) -> String {
+    format!("presence:{agent}")
+}
+
+/// Redis ACL user of a paired agent.
+pub fn agent_redis_user(agent: &AgentId) -> String {
+    format!("ra-agent-{agent}")
+}
+
+/// Short-lived Redis ACL user of a pairing attempt.
+pub fn pairing_redis_user(pairing: &PairingId) -> String {
+    format!("ra-pair-{pairing}")
+}
+
+/// How long a presence key lives without a heartbeat.
+pub const PRESENCE_TTL_SECS: u64 = 20;
+/// How often the daemon refreshes its presence keys.
+pub const HEARTBEAT_SECS: u64 = 7;
+/// Approximate cap on entries kept in one output stream (`XADD MAXLEN ~`).
+pub const OUTPUT_STREAM_MAXLEN: usize = 10_000;
+/// How long a finished session's stream is kept for late readers.
+pub const OUTPUT_STREAM_TTL_SECS: u64 = 24 * 3600;
+/// The field of a stream entry that carries the JSON [`crate::events::OutputEvent`].
+pub const STREAM_FIELD: &str = "event";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_design() {
+        let a = AgentId::parse("a1").unwrap();
+        let s = SessionId::parse("s1").unwrap();
+        let p = PairingId::parse("p1").unwrap();
+        assert_eq!(agent_channel(&a), "agent:a1");
+        assert_eq!(output_stream(&a, &s), "output:a1:s1");
+        assert_eq!(output_stream_pattern(&a), "output:a1:*");
+        assert_eq!(pair_channel(&p), "pair:p1");
+        assert_eq!(presence_key(&a), "presence:a1");
+    }
+}

@@ -1,0 +1,48 @@
+//! Test support shared by the workspace's integration tests.
+//!
+//! * [`redis_server`]: a private `redis-server` on a free loopback port, which
+//!   a test may stop and restart without disturbing other tests.
+//! * [`redis_url`]: the machine's shared Redis (from `REMOTEAGENT_TEST_REDIS_URL`).
+//! * [`database_url`]: the local PostgreSQL (from `REMOTEAGENT_TEST_DATABASE_URL`).
+//! * [`telegram`]: a fake Telegram Bot API server that records every call.
+
+pub mod redis_server;
+
+pub use redis_server::RedisServer;
+
+/// The shared Redis every test may use (unique key names only, never FLUSHALL).
+pub fn redis_url() -> String {
+    std::env::var("REMOTEAGENT_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// The local PostgreSQL database for tests.
+pub fn database_url() -> String {
+    std::env::var("REMOTEAGENT_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding an ephemeral loopback port")
+}
+
+/// Polls `check` every 20 ms until it returns `Some` or `timeout` passes.
+pub async fn wait_for<T, F, Fut>(timeout: std::time::Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -38,6 +38,59 @@ pub fn pairing_redis_user(pairing: &PairingId) -> String {
     format!("ra-pair-{pairing}")
 }
 
+/// The Redis ACL rules of an agent's user, without the password rule
+/// (`>{jwt}`), which the cloud adds. The agent may only read its own command
+/// channel, write its own output streams and presence key, and nothing else.
+pub fn agent_acl_rules(agent: &AgentId) -> Vec<String> {
+    let mut rules: Vec<String> = ["on", "resetkeys", "resetchannels", "-@all"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    rules.push(format!("~{}", output_stream_pattern(agent)));
+    rules.push(format!("~{}", presence_key(agent)));
+    rules.push(format!("&{}", agent_channel(agent)));
+    for cmd in [
+        "+subscribe",
+        "+unsubscribe",
+        "+ping",
+        "+hello",
+        "+auth",
+        "+client|setname",
+        "+client|setinfo",
+        "+client|id",
+        "+xadd",
+        "+expire",
+        "+set",
+        "+del",
+        "+exists",
+    ] {
+        rules.push(cmd.to_string());
+    }
+    rules
+}
+
+/// The Redis ACL rules of a pairing attempt's short-lived user (without the
+/// password rule): it may only SUBSCRIBE to `pair:{pairingId}`.
+pub fn pairing_acl_rules(pairing: &PairingId) -> Vec<String> {
+    let mut rules: Vec<String> = ["on", "resetkeys", "resetchannels", "-@all"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    rules.push(format!("&{}", pair_channel(pairing)));
+    for cmd in [
+        "+subscribe",
+        "+unsubscribe",
+        "+ping",
+        "+hello",
+        "+auth",
+        "+client|setname",
+        "+client|setinfo",
+    ] {
+        rules.push(cmd.to_string());
+    }
+    rules
+}
+
 /// How long a presence key lives without a heartbeat.
 pub const PRESENCE_TTL_SECS: u64 = 20;
 /// How often the daemon refreshes its presence keys.

@@ -38,6 +38,10 @@ pub fn pairing_redis_user(pairing: &PairingId) -> String {
     format!("ra-pair-{pairing}")
 }
 
+// `CLIENT SETINFO` (sent by client libraries on connect) is not granted: it
+// only exists from Redis 7.2 on, an ACL naming it fails on 7.0, and clients
+// ignore its refusal.
+
 /// The Redis ACL rules of an agent's user, without the password rule
 /// (`>{jwt}`), which the cloud adds. The agent may only read its own command
 /// channel, write its own output streams and presence key, and nothing else.
@@ -56,7 +60,6 @@ pub fn agent_acl_rules(agent: &AgentId) -> Vec<String> {
         "+hello",
         "+auth",
         "+client|setname",
-        "+client|setinfo",
         "+client|id",
         "+xadd",
         "+expire",
@@ -84,7 +87,6 @@ pub fn pairing_acl_rules(pairing: &PairingId) -> Vec<String> {
         "+hello",
         "+auth",
         "+client|setname",
-        "+client|setinfo",
     ] {
         rules.push(cmd.to_string());
     }

@@ -1,1 +1,275 @@
-//! (execution side)
+//! Spawning the AI CLI and reading what it writes.
+//!
+//! The runner is started in the project folder, in a process group of its
+//! own (so an abort reaches the CLI's children too), with stdin closed, the
+//! prompt as exactly one argv element (never through a shell) and a scrubbed
+//! environment: only an allowlist of variables reaches it, so nothing of the
+//! daemon's own secrets (agent JWTs, D-Bus addresses to the keyring) can leak
+//! into a process that runs whatever the model decides.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use remoteagent_proto::events::StreamKind;
+use remoteagent_proto::runner::{Preset, RunnerSpec};
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+pub mod claude;
+pub mod utf8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("the runner's command is empty")]
+    EmptyCommand,
+    #[error("could not start '{program}': {reason}")]
+    Spawn { program: String, reason: String },
+}
+
+/// Read size from the runner's pipes.
+const READ_BUF: usize = 8 * 1024;
+/// Pipe reads in flight between the runner and the session; when the
+/// session is busy writing to Redis the readers stop, the pipe fills and the
+/// runner blocks. Memory stays bounded however fast the runner writes.
+const PIPE_QUEUE: usize = 8;
+
+/// Variables passed through to the runner, by exact name.
+const ENV_ALLOW: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "TZ",
+    "TMPDIR",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "XDG_CACHE_HOME",
+    "XDG_STATE_HOME",
+    // The vendors' own credentials: the CLIs need them, and they belong to
+    // the same user who runs the daemon.
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "GOOGLE_CLOUD_PROJECT",
+];
+
+/// Variables passed through by prefix.
+const ENV_ALLOW_PREFIX: &[&str] = &["LC_", "CLAUDE_CODE_", "AIDER_", "CODEX_"];
+
+/// The environment a runner gets: the allowlisted part of ours, plus
+/// settings that make CLIs print plain text.
+pub fn scrubbed_env() -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(k, _)| {
+            let Some(k) = k.to_str() else { return false };
+            // Never, whatever the allowlist says.
+            if k.starts_with("REMOTEAGENT") {
+                return false;
+            }
+            ENV_ALLOW.contains(&k) || ENV_ALLOW_PREFIX.iter().any(|p| k.starts_with(p))
+        })
+        .collect();
+    env.push(("NO_COLOR".into(), "1".into()));
+    env.push(("TERM".into(), "dumb".into()));
+    env
+}
+
+/// Program and arguments for a prompt. `continue_conversation` asks the
+/// CLI to continue the agent's previous conversation where it can.
+pub fn command_line(
+    spec: &RunnerSpec,
+    prompt: &str,
+    continue_conversation: bool,
+) -> Result<(String, Vec<String>), RunnerError> {
+    let p = prompt.to_string();
+    let (program, args): (&str, Vec<String>) = match spec {
+        RunnerSpec::Preset(Preset::Claude) => {
+            let mut args = vec![
+                "-p".into(),
+                p,
+                "--output-format".into(),
+                "stream-json".into(),
+                "--verbose".into(),
+            ];
+            if continue_conversation {
+                args.push("--continue".into());
+            }
+            ("claude", args)
+        }
+        RunnerSpec::Preset(Preset::Codex) => ("codex", vec!["exec".into(), p]),
+        RunnerSpec::Preset(Preset::Aider) => (
+            "aider",
+            vec![
+                "--message".into(),
+                p,
+                "--yes-always".into(),
+                "--no-pretty".into(),
+            ],
+        ),
+        RunnerSpec::Preset(Preset::Gemini) => ("gemini", vec!["-p".into(), p]),
+        RunnerSpec::Command(argv) => {
+            let (program, rest) = argv.split_first().ok_or(RunnerError::EmptyCommand)?;
+            let mut args: Vec<String> = Vec::with_capacity(rest.len() + 1);
+            let mut placed = false;
+            for a in rest {
+                if a == "{prompt}" {
+                    args.push(prompt.to_string());
+                    placed = true;
+                } else {
+                    args.push(a.clone());
+                }
+            }
+            if !placed {
+                args.push(prompt.to_string());
+            }
+            return Ok((program.clone(), args));
+        }
+    };
+    Ok((program.to_string(), args))
+}
+
+/// What the pipe readers hand the session.
+#[derive(Debug)]
+pub struct PipeData {
+    pub stream: StreamKind,
+    pub bytes: Vec<u8>,
+}
+
+/// A spawned runner.
+pub struct Running {
+    child: Child,
+    pgid: Pid,
+}
+
+impl Running {
+    /// Spawns `program args` in `cwd`; its output arrives on the returned
+    /// receiver, which closes when both pipes reached end of file.
+    pub fn spawn(
+        program: &str,
+        args: &[String],
+        cwd: &Path,
+    ) -> Result<(Running, mpsc::Receiver<PipeData>), RunnerError> {
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .current_dir(cwd)
+            .env_clear()
+            .envs(scrubbed_env())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|e| RunnerError::Spawn {
+            program: program.to_string(),
+            reason: if e.kind() == std::io::ErrorKind::NotFound {
+                "not found in PATH (is it installed?)".to_string()
+            } else {
+                e.to_string()
+            },
+        })?;
+        let pid = child.id().ok_or_else(|| RunnerError::Spawn {
+            program: program.to_string(),
+            reason: "exited before it could be tracked".into(),
+        })?;
+        let (tx, rx) = mpsc::channel(PIPE_QUEUE);
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(read_pipe(out, StreamKind::Stdout, tx.clone()));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(read_pipe(err, StreamKind::Stderr, tx));
+        }
+        Ok((
+            Running {
+                child,
+                pgid: Pid::from_raw(pid as i32),
+            },
+            rx,
+        ))
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pgid.as_raw()
+    }
+
+    /// Sends `signal` to the runner's whole process group.
+    pub fn signal_group(&self, signal: Signal) {
+        // ESRCH (the group is already gone) is the normal end of a race
+        // with the runner exiting by itself.
+        let _ = killpg(self.pgid, signal);
+    }
+
+    pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        self.child.wait().await
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Whatever the runner left behind in its group goes with it: a
+        // session never outlives its record.
+        let _ = killpg(self.pgid, Signal::SIGKILL);
+    }
+}
+
+async fn read_pipe(
+    mut pipe: impl tokio::io::AsyncRead + Unpin,
+    stream: StreamKind,
+    tx: mpsc::Sender<PipeData>,
+) {
+    let mut buf = vec![0u8; READ_BUF];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let data = PipeData {
+                    stream,
+                    bytes: buf[..n].to_vec(),
+                };
+                if tx.send(data).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_is_one_argument() {
+        let spec = RunnerSpec::Command(vec!["./r.sh".into(), "--x".into()]);
+        let (p, a) = command_line(&spec, "a b; $(rm -rf ~)", false).unwrap();
+        assert_eq!(p, "./r.sh");
+        assert_eq!(a, vec!["--x".to_string(), "a b; $(rm -rf ~)".to_string()]);
+        let spec = RunnerSpec::Command(vec!["t".into(), "{prompt}".into(), "--y".into()]);
+        let (_, a) = command_line(&spec, "hi", false).unwrap();
+        assert_eq!(a, vec!["hi".to_string(), "--y".to_string()]);
+        assert!(command_line(&RunnerSpec::Command(vec![]), "x", false).is_err());
+    }
+
+    #[test]
+    fn presets() {
+        let (p, a) = command_line(&RunnerSpec::Preset(Preset::Claude), "go", true).unwrap();
+        assert_eq!(p, "claude");
+        assert_eq!(a[..2], ["-p".to_string(), "go".to_string()]);
+        assert!(a.contains(&"--continue".to_string()));
+        let (_, a) = command_line(&RunnerSpec::Preset(Preset::Claude), "go", false).unwrap();
+        assert!(!a.contains(&"--continue".to_string()));
+        let (p, a) = command_line(&RunnerSpec::Preset(Preset::Codex), "go", false).unwrap();
+        assert_eq!(
+            (p.as_str(), a.as_slice()),
+            ("codex", &["exec".to_string(), "go".to_string()][..])
+        );
+    }
+}

@@ -48,7 +48,9 @@ pub enum Request {
     List,
     Status,
     /// Abort the agent's running session.
-    Stop { agent: String },
+    Stop {
+        agent: String,
+    },
     /// Session logs. Without `follow` ends after the last `lines` lines; with
     /// it keeps streaming new lines until the client disconnects.
     Logs {
@@ -61,7 +63,9 @@ pub enum Request {
         #[serde(default)]
         follow: bool,
     },
-    Unpair { agent: String },
+    Unpair {
+        agent: String,
+    },
 }
 
 fn default_lines() -> usize {
@@ -218,6 +222,10 @@ pub struct AgentInfo {
     pub running_session: Option<SessionId>,
     pub paired_at_ms: u64,
     pub cloud_url: String,
+    /// Why the agent is not running (e.g. its token is missing from the
+    /// keyring); `None` when it is fine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

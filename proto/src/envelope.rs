@@ -72,7 +72,10 @@ pub fn sign(
 }
 
 /// Signs arbitrary claims; tests use it to build expired or foreign envelopes.
-pub fn sign_claims(key: &CloudSigningKey, claims: &EnvelopeClaims) -> Result<String, EnvelopeError> {
+pub fn sign_claims(
+    key: &CloudSigningKey,
+    claims: &EnvelopeClaims,
+) -> Result<String, EnvelopeError> {
     jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), claims, key.encoding_key())
         .map_err(|e| EnvelopeError::Signing(e.to_string()))
 }
@@ -187,7 +190,10 @@ mod tests {
         assert_eq!(claims.command, abort());
         let mut guard = ReplayGuard::new();
         guard.check(&claims, now_secs()).unwrap();
-        assert_eq!(guard.check(&claims, now_secs()), Err(EnvelopeError::Replayed));
+        assert_eq!(
+            guard.check(&claims, now_secs()),
+            Err(EnvelopeError::Replayed)
+        );
     }
 
     #[test]

@@ -349,7 +349,9 @@ mod tests {
                 tool: "Bash".into(),
                 summary: "rm -rf target".into(),
             }),
-            OutputEvent::Notice(NoticePayload { text: "busy".into() }),
+            OutputEvent::Notice(NoticePayload {
+                text: "busy".into(),
+            }),
             OutputEvent::Done(DonePayload {
                 status: DoneStatus::Aborted,
                 exit_code: None,

@@ -32,7 +32,9 @@ impl std::str::FromStr for Preset {
         Preset::ALL
             .into_iter()
             .find(|p| p.name().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| format!("unknown runner '{s}' (expected one of: claude, codex, aider, gemini)"))
+            .ok_or_else(|| {
+                format!("unknown runner '{s}' (expected one of: claude, codex, aider, gemini)")
+            })
     }
 }
 

@@ -92,13 +92,8 @@ mod tests {
         let agent = AgentId::generate();
         let (jwt, _) = issue(&key, &agent, 42, 3600).unwrap();
         assert!(envelope::verify(&key.public_key(), &agent, &jwt).is_err());
-        let env = envelope::sign(
-            &key,
-            &agent,
-            CommandEvent::Unpaired(UnpairedPayload {}),
-            30,
-        )
-        .unwrap();
+        let env =
+            envelope::sign(&key, &agent, CommandEvent::Unpaired(UnpairedPayload {}), 30).unwrap();
         assert!(verify(&key.public_key(), &env).is_err());
     }
 }

@@ -1,1 +1,163 @@
-fn main() {}
+//! `remoteagentctl`: the command-line client of `remoteagentd`.
+//!
+//! Exit codes, for scripts:
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | error (refused, expired, cloud unreachable, …) |
+//! | 2 | bad usage |
+//! | 3 | the daemon is not running |
+//! | 4 | no such agent or session, or an ambiguous name |
+
+mod client;
+mod commands;
+mod error;
+mod socket;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use remoteagent_proto::runner::Preset;
+
+use crate::client::Client;
+use crate::error::{CliError, exit};
+
+const EXIT_CODES: &str = "Exit codes: 0 ok, 1 error, 2 usage, 3 daemon not running, 4 agent/session not found or ambiguous.";
+
+#[derive(Debug, Parser)]
+#[command(name = "remoteagentctl", version, about = "Control remoteagentd: pair project folders with Telegram, list, stop, logs, unpair.", after_help = EXIT_CODES)]
+struct Cli {
+    /// The daemon's control socket.
+    #[arg(long, global = true, env = "REMOTEAGENT_SOCKET", value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Pair a project folder: prints a code to send to the Telegram bot.
+    Pair {
+        /// The project folder (default: the current directory).
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// The agent's name (default: the folder's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// The AI CLI to run: claude, codex, aider or gemini (default claude).
+        #[arg(long, value_parser = parse_preset, conflicts_with = "command")]
+        runner: Option<Preset>,
+        /// Any other program, e.g. --command './my-agent --fast'. Split like a
+        /// shell would, but stored and run as an argument list, never through a
+        /// shell. The prompt replaces an argument `{prompt}` or is appended.
+        #[arg(long, value_name = "'ARGV...'")]
+        command: Option<String>,
+    },
+    /// List the paired agents.
+    List,
+    /// Show the daemon's status.
+    Status,
+    /// Abort an agent's running session.
+    Stop {
+        /// Agent name or id prefix.
+        agent: String,
+    },
+    /// Show a session's log (the newest one unless --session is given).
+    Logs {
+        /// Agent name or id prefix (default: all agents' newest session).
+        agent: Option<String>,
+        /// A session id.
+        #[arg(long)]
+        session: Option<String>,
+        /// How many lines from the end.
+        #[arg(short = 'n', long = "lines", default_value_t = 50)]
+        lines: usize,
+        /// Keep printing new lines until Ctrl-C.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Unpair an agent: revoke it in the cloud and forget it here.
+    Unpair {
+        /// Agent name or id prefix.
+        agent: String,
+    },
+}
+
+fn parse_preset(s: &str) -> Result<Preset, String> {
+    s.parse()
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    let socket = client::socket_path(cli.socket);
+    let mut client = Client::connect(&socket).await?;
+    let json = cli.json;
+    match cli.command {
+        Command::Pair {
+            path,
+            name,
+            runner,
+            command,
+        } => {
+            commands::pair::run(
+                &mut client,
+                commands::pair::PairArgs {
+                    path,
+                    name,
+                    runner,
+                    command,
+                    json,
+                },
+            )
+            .await
+        }
+        Command::List => commands::list::run(&mut client, json).await,
+        Command::Status => commands::status::run(&mut client, json).await,
+        Command::Stop { agent } => commands::stop::run(&mut client, agent, json).await,
+        Command::Logs {
+            agent,
+            session,
+            lines,
+            follow,
+        } => {
+            commands::logs::run(
+                &mut client,
+                commands::logs::LogsArgs {
+                    agent,
+                    session,
+                    lines,
+                    follow,
+                    json,
+                },
+            )
+            .await
+        }
+        Command::Unpair { agent } => commands::unpair::run(&mut client, agent, json).await,
+    }
+}
+
+fn main() -> ExitCode {
+    // clap exits with 2 on usage errors, as documented.
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("remoteagentctl: cannot start: {e}");
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => {
+            eprintln!("remoteagentctl: {e}");
+            e.exit_code()
+        }
+    }
+}

@@ -12,8 +12,28 @@
 //!
 //! Shell side: config, paths, state, secrets, pairing, the control socket and
 //! the supervisor that ties them together.
+//! * [`paths`]: where everything lives (XDG).
+//! * [`config`]: the optional `config.toml`.
+//! * [`state`]: paired agents' metadata files (never the JWT).
+//! * [`secrets`]: agent JWTs in the OS keyring (or the opt-in file store).
+//! * [`pairing`]: the pairing flow with the cloud.
+//! * [`supervisor`]: owns the agents and their handles.
+//! * [`token_refresh`]: renews agent JWTs before they expire.
+//! * [`control`]: the control socket and one handler per request.
+//! * [`daemon`]: `run` and shutdown; [`logging`]: stderr or journald.
 
 pub mod agent;
 pub mod output;
 pub mod runner;
 pub mod session_log;
+
+pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod logging;
+pub mod pairing;
+pub mod paths;
+pub mod secrets;
+pub mod state;
+pub mod supervisor;
+pub mod token_refresh;

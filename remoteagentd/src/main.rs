@@ -1,3 +1,106 @@
-fn main() {
-    println!("remoteagentd: not yet wired");
+//! `remoteagentd`: the RemoteAgent daemon. Runs in the foreground (what
+//! systemd and launchd expect) unless `--daemonize` is given.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use remoteagentd::config::Config;
+use remoteagentd::paths::Paths;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "remoteagentd",
+    version,
+    about = "The RemoteAgent daemon: runs AI coding CLIs in paired project folders on signed commands."
+)]
+struct Args {
+    /// Detach from the terminal and run in the background.
+    #[arg(long)]
+    daemonize: bool,
+    /// Where --daemonize writes the daemon's pid.
+    #[arg(long, value_name = "PATH", requires = "daemonize")]
+    pidfile: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let paths = match Paths::from_env() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("remoteagentd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // The config is read before forking so that a bad file is reported on
+    // the terminal that started us.
+    let config = match Config::load(&paths.config_file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("remoteagentd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.daemonize {
+        // Forking must happen before the tokio runtime starts its threads.
+        if let Err(e) = daemonize(&paths, args.pidfile) {
+            eprintln!("remoteagentd: could not daemonize: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    remoteagentd::logging::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("remoteagentd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        if let Err(e) = remoteagentd::daemon::cancel_on_signals(shutdown.clone()) {
+            eprintln!("remoteagentd: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+        match remoteagentd::daemon::run(paths, config, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                // One clear line on stderr (which journald also captures).
+                eprintln!("remoteagentd: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+fn daemonize(paths: &Paths, pidfile: Option<PathBuf>) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let log_dir = paths
+        .log_root
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| paths.log_root.clone());
+    remoteagentd::paths::ensure_private_dir(&log_dir)?;
+    let log_file = log_dir.join("remoteagentd.log");
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_file)
+        .with_context(|| format!("opening {}", log_file.display()))?;
+    let pidfile = pidfile.unwrap_or_else(|| paths.socket_dir().join("remoteagentd.pid"));
+    if let Some(dir) = pidfile.parent() {
+        remoteagentd::paths::ensure_private_dir(dir)?;
+    }
+    daemonize::Daemonize::new()
+        .pid_file(pidfile)
+        .working_directory("/")
+        .umask(0o077)
+        .stderr(stderr)
+        .start()
+        .context("forking")?;
+    Ok(())
 }

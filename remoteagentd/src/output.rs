@@ -9,6 +9,13 @@
 //!
 //! Nothing is dropped: a failed flush keeps the batch and is retried with
 //! backoff until it succeeds or the writer's cancellation token fires.
+//!
+//! Nothing is written twice either: every entry gets an id chosen here,
+//! strictly increasing, and keeps it across retries. If Redis applied a
+//! batch but its reply was lost (a timeout, a crash between write and
+//! reply), the retry's `XADD`s are refused as "equal or smaller than the
+//! top item", which this writer reads as "already written", so readers
+//! never see a `seq` twice.
 
 use std::time::Duration;
 
@@ -47,6 +54,71 @@ pub struct OutputWriter {
     give_up: CancellationToken,
     /// Number of XADD round trips made (for tests and benchmarks).
     pub flushes: u64,
+    /// The id of the last entry handed to Redis.
+    last_id: EntryId,
+}
+
+/// A stream entry id `ms-n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct EntryId(u64, u64);
+
+impl EntryId {
+    /// The next id: the current time when it has moved on, else the same
+    /// millisecond with the next sequence number, so ids only ever grow,
+    /// even if the clock goes back.
+    fn next(self, now_ms: u64) -> EntryId {
+        if now_ms > self.0 {
+            EntryId(now_ms, 0)
+        } else {
+            EntryId(self.0, self.1 + 1)
+        }
+    }
+}
+
+impl std::fmt::Display for EntryId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.0, self.1)
+    }
+}
+
+/// Writes `entries` (id, JSON) in one pipeline. Returns how many of them
+/// are now in the stream, counted from the first; an error names what
+/// failed. An entry refused because its id is not above the stream's top
+/// was written by an earlier attempt whose reply was lost.
+async fn send_entries(
+    conn: &mut ConnectionManager,
+    key: &str,
+    entries: &[(EntryId, String)],
+) -> Result<usize, String> {
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors();
+    for (id, json) in entries {
+        pipe.cmd("XADD")
+            .arg(key)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(names::OUTPUT_STREAM_MAXLEN)
+            .arg(id.to_string())
+            .arg(names::STREAM_FIELD)
+            .arg(json);
+    }
+    let results: Vec<redis::RedisResult<redis::Value>> =
+        pipe.query_async(conn).await.map_err(|e| e.to_string())?;
+    let mut written = 0;
+    for result in &results {
+        match result {
+            Ok(_) => written += 1,
+            Err(e) if e.to_string().contains("equal or smaller") => written += 1,
+            Err(e) => return Err(format!("{} entries written, then: {e}", written)),
+        }
+    }
+    if written < entries.len() {
+        return Err(format!(
+            "{written} of {} entries acknowledged",
+            entries.len()
+        ));
+    }
+    Ok(written)
 }
 
 impl OutputWriter {
@@ -61,6 +133,7 @@ impl OutputWriter {
             next_seq: 0,
             give_up,
             flushes: 0,
+            last_id: EntryId(0, 0),
         }
     }
 
@@ -165,31 +238,24 @@ impl OutputWriter {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
+        // Ids are fixed here, once, so that every retry resends the same ones.
+        let now = remoteagent_proto::now_ms();
+        let mut entries = Vec::with_capacity(self.batch.len());
         for event in &self.batch {
             let json = serde_json::to_string(event).map_err(|e| OutputError {
                 key: self.key.clone(),
                 reason: e.to_string(),
             })?;
-            pipe.cmd("XADD")
-                .arg(&self.key)
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(names::OUTPUT_STREAM_MAXLEN)
-                .arg("*")
-                .arg(names::STREAM_FIELD)
-                .arg(json)
-                .ignore();
+            self.last_id = self.last_id.next(now);
+            entries.push((self.last_id, json));
         }
+        self.batch.clear();
         let mut delay = Duration::from_millis(50);
         loop {
             let mut conn = self.conn.clone();
-            match pipe.query_async::<()>(&mut conn).await {
-                Ok(()) => {
-                    self.flushes += 1;
-                    self.batch.clear();
-                    return Ok(());
-                }
+            self.flushes += 1;
+            match send_entries(&mut conn, &self.key, &entries).await {
+                Ok(_) => return Ok(()),
                 Err(e) => {
                     tracing::warn!(key = %self.key, error = %e, retry_in = ?delay, "writing output failed; retrying");
                     tokio::select! {
@@ -216,7 +282,108 @@ fn floor_char_boundary(s: &str, at: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::floor_char_boundary;
+    use super::*;
+    use remoteagent_testkit::RedisServer;
+
+    #[test]
+    fn entry_ids_only_grow() {
+        assert_eq!(EntryId(0, 0).next(100), EntryId(100, 0));
+        assert_eq!(EntryId(100, 0).next(100), EntryId(100, 1));
+        // The clock went back: the id still grows.
+        assert_eq!(EntryId(100, 1).next(7), EntryId(100, 2));
+        assert_eq!(EntryId(100, 2).to_string(), "100-2");
+    }
+
+    async fn xlen(conn: &mut ConnectionManager, key: &str) -> usize {
+        redis::cmd("XLEN").arg(key).query_async(conn).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_batch_sent_again_after_a_lost_reply_is_not_duplicated() {
+        let server = RedisServer::start().unwrap();
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut conn = ConnectionManager::new(client).await.unwrap();
+        let key = "output:a:s";
+        let entries: Vec<(EntryId, String)> = (0..3)
+            .map(|i| (EntryId(1000, i), format!("{{\"n\":{i}}}")))
+            .collect();
+        assert_eq!(send_entries(&mut conn, key, &entries).await.unwrap(), 3);
+        // The same batch again, as after a reply that never arrived.
+        assert_eq!(send_entries(&mut conn, key, &entries).await.unwrap(), 3);
+        assert_eq!(xlen(&mut conn, key).await, 3);
+        // A retry whose first part was written and whose rest was not.
+        let mut more = entries[2..].to_vec();
+        more.push((EntryId(1000, 3), "{}".into()));
+        more.push((EntryId(1001, 0), "{}".into()));
+        assert_eq!(send_entries(&mut conn, key, &more).await.unwrap(), 3);
+        assert_eq!(xlen(&mut conn, key).await, 5);
+        // A real failure is reported, not taken for success.
+        let () = redis::cmd("SET")
+            .arg("not-a-stream")
+            .arg("x")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(
+            send_entries(&mut conn, "not-a-stream", &entries)
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_writer_keeps_seq_and_ids_in_order_across_flushes() {
+        let server = RedisServer::start().unwrap();
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut conn = ConnectionManager::new(client).await.unwrap();
+        let key = "output:a:s2".to_string();
+        let mut writer = OutputWriter::new(conn.clone(), key.clone(), CancellationToken::new());
+        for i in 0..50 {
+            writer
+                .push_text(StreamKind::Stdout, &format!("line {i}\n"))
+                .await
+                .unwrap();
+            writer.flush().await.unwrap();
+        }
+        writer
+            .finish(DonePayload {
+                status: remoteagent_proto::events::DoneStatus::Ok,
+                exit_code: Some(0),
+                duration_ms: 1,
+                message: None,
+                chunks: 0,
+            })
+            .await
+            .unwrap();
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&key)
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(reply.ids.len(), 51);
+        let mut text = String::new();
+        for (i, entry) in reply.ids.iter().enumerate() {
+            let json: String = entry.get(names::STREAM_FIELD).unwrap();
+            match serde_json::from_str::<OutputEvent>(&json).unwrap() {
+                OutputEvent::Chunk(c) => {
+                    assert_eq!(c.seq, i as u64);
+                    text.push_str(&c.text);
+                }
+                OutputEvent::Done(d) => assert_eq!(d.chunks, 50),
+                other => panic!("{other:?}"),
+            }
+        }
+        let expected: String = (0..50).map(|i| format!("line {i}\n")).collect();
+        assert_eq!(text, expected);
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(ttl > 0);
+    }
 
     #[test]
     fn boundaries() {

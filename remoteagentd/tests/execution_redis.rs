@@ -4,7 +4,7 @@
 mod execution_support;
 
 use execution_support::*;
-use remoteagent_proto::events::DoneStatus;
+use remoteagent_proto::events::{DoneStatus, OutputEvent};
 use remoteagent_proto::{AgentId, SessionId, names, token};
 use remoteagent_testkit::wait_for;
 
@@ -31,7 +31,12 @@ async fn redis_restarted_mid_session_loses_no_output() {
         .unwrap();
 
     let events = s.wait_done(&sid).await;
-    let text = chunk_text_dedup(&events);
+    // Strict: every seq exactly once, even if a batch was retried across
+    // the restart (entry ids make retries idempotent).
+    let text = chunk_text(&events);
+    let count = |f: fn(&OutputEvent) -> bool| events.iter().filter(|e| f(e)).count();
+    assert_eq!(count(|e| matches!(e, OutputEvent::Started(_))), 1);
+    assert_eq!(count(|e| matches!(e, OutputEvent::Done(_))), 1);
     let mut expected = String::new();
     for i in 0..80 {
         expected.push_str(&format!("tick {i}\n"));
@@ -103,5 +108,32 @@ async fn the_agent_works_within_its_acl_user_and_no_further() {
         denied.is_err(),
         "an agent may not publish commands to itself"
     );
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_agent_started_while_redis_is_down_comes_online_later() {
+    let mut s = Setup::new().await;
+    s.redis.stop();
+    // spawn() returns at once; the agent retries in the background.
+    let agent = remoteagentd::agent::AgentHandle::spawn(
+        s.spec(vec![fixture("slow.sh"), "3".into()]),
+        s.settings.clone(),
+        s.notices_tx.clone(),
+    );
+    assert_eq!(agent.id(), &s.agent);
+    assert!(!agent.online());
+    s.redis.restart().unwrap();
+    let online = wait_for(WAIT, || async { agent.online().then_some(()) }).await;
+    assert!(online.is_some(), "the agent never came online");
+    s.admin = redis::Client::open(s.redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let sid = SessionId::generate();
+    s.send(s.command(&sid, "x")).await;
+    let events = s.wait_done(&sid).await;
+    assert_eq!(done_of(&events).status, DoneStatus::Ok);
     agent.shutdown().await;
 }

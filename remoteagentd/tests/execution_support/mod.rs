@@ -193,22 +193,3 @@ pub fn chunk_text(events: &[OutputEvent]) -> String {
     }
     text
 }
-
-/// Like [`chunk_text`], but a chunk repeated with the same `seq` (a batch
-/// retried after Redis applied it and the reply was lost) is read once, as
-/// the forwarder does. Gaps still fail.
-pub fn chunk_text_dedup(events: &[OutputEvent]) -> String {
-    let mut text = String::new();
-    let mut next = 0;
-    for e in events {
-        if let OutputEvent::Chunk(c) = e {
-            if c.seq < next {
-                continue;
-            }
-            assert_eq!(c.seq, next, "chunk sequence has a gap");
-            next += 1;
-            text.push_str(&c.text);
-        }
-    }
-    text
-}

@@ -1,0 +1,27 @@
+//! The control socket: `remoteagentctl` ⇄ `remoteagentd`, NDJSON as defined
+//! in `remoteagent_proto::control`.
+//!
+//! * [`server`]: binding (stale-socket detection, permissions), accepting,
+//!   the per-connection loop (peer uid check, line cap, Hello first).
+//! * one file per request: [`pair`], [`list`], [`status`], [`stop`],
+//!   [`logs`], [`unpair`].
+
+mod error;
+pub mod lines;
+pub mod list;
+pub mod logs;
+pub mod pair;
+pub mod server;
+pub mod status;
+pub mod stop;
+pub mod unpair;
+
+pub use error::ControlError;
+pub use server::{BindError, ControlServer};
+
+use remoteagent_proto::control::Reply;
+use tokio::sync::mpsc;
+
+/// Where a handler sends its streamed replies; the connection's writer task
+/// drains it. Sending fails only when the client is gone.
+pub type ReplySink = mpsc::Sender<Reply>;

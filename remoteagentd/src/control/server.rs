@@ -1,0 +1,372 @@
+//! Binding the control socket and serving its connections.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use interprocess::local_socket::tokio::{Listener, Stream, prelude::*};
+use interprocess::local_socket::{GenericFilePath, ListenerOptions};
+use interprocess::os::unix::local_socket::ListenerOptionsExt;
+use remoteagent_proto::control::{
+    ClientMessage, ErrorCode, MAX_LINE_BYTES, PROTOCOL_VERSION, Reply, Request, Response,
+};
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::lines::{Line, read_line};
+use super::{ControlError, ReplySink};
+use crate::paths::{PathsError, ensure_private_dir};
+use crate::supervisor::Supervisor;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error(
+        "remoteagentd is already running for this user (pid {pid}, socket {socket}); stop it first"
+    )]
+    AlreadyRunning { pid: String, socket: PathBuf },
+    #[error(transparent)]
+    Dir(#[from] PathsError),
+    #[error("{action} the control socket {path}: {source}")]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: std::io::Error,
+    },
+}
+
+/// The bound control socket.
+pub struct ControlServer {
+    listener: Listener,
+}
+
+/// Asks a live daemon on `path` for its pid, for the "already running"
+/// message. Any failure just leaves the pid unknown.
+async fn running_pid(path: &Path) -> String {
+    let ask = async {
+        let name = path.to_fs_name::<GenericFilePath>().ok()?;
+        let stream = Stream::connect(name).await.ok()?;
+        let (r, mut w) = tokio::io::split(stream);
+        let mut reader = BufReader::new(r);
+        for (id, request) in [
+            (
+                1,
+                Request::Hello {
+                    protocol: PROTOCOL_VERSION,
+                    client_version: env!("CARGO_PKG_VERSION").into(),
+                },
+            ),
+            (2, Request::Status),
+        ] {
+            let mut line = serde_json::to_vec(&ClientMessage { id, request }).ok()?;
+            line.push(b'\n');
+            w.write_all(&line).await.ok()?;
+        }
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            if read_line(&mut reader, &mut buf, MAX_LINE_BYTES)
+                .await
+                .ok()?
+                != Line::Complete
+            {
+                return None;
+            }
+            let reply: Reply = serde_json::from_slice(&buf).ok()?;
+            if let Some(Response::Status(s)) = reply.data {
+                return Some(s.pid.to_string());
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(3), ask)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "unknown".into())
+}
+
+impl ControlServer {
+    /// Binds the socket: its folder is created 0700 and must be ours; a
+    /// socket file left by a crashed daemon is replaced, a live daemon's is
+    /// not.
+    pub async fn bind(path: &Path) -> Result<Self, BindError> {
+        let dir = path.parent().unwrap_or_else(|| Path::new("/"));
+        ensure_private_dir(dir)?;
+        let io = |action: &'static str| {
+            move |source| BindError::Io {
+                path: path.to_path_buf(),
+                action,
+                source,
+            }
+        };
+        let name = path.to_fs_name::<GenericFilePath>().map_err(io("naming"))?;
+        if std::fs::symlink_metadata(path).is_ok() {
+            match Stream::connect(name.clone()).await {
+                Ok(_) => {
+                    return Err(BindError::AlreadyRunning {
+                        pid: running_pid(path).await,
+                        socket: path.to_path_buf(),
+                    });
+                }
+                Err(_) => {
+                    tracing::info!(socket = %path.display(), "replacing a stale control socket left by a daemon that is gone");
+                    std::fs::remove_file(path).map_err(io("removing the stale"))?;
+                }
+            }
+        }
+        let listener = ListenerOptions::new()
+            .name(name)
+            .mode(0o600)
+            .reclaim_name(false)
+            .try_overwrite(false)
+            .create_tokio();
+        let listener = match listener {
+            Ok(l) => l,
+            // Another daemon bound it between our check and our bind.
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                return Err(BindError::AlreadyRunning {
+                    pid: running_pid(path).await,
+                    socket: path.to_path_buf(),
+                });
+            }
+            Err(e) => return Err(io("creating")(e)),
+        };
+        // The mode above is applied with the umask; make sure of the result.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(io("restricting permissions of"))?;
+        Ok(ControlServer { listener })
+    }
+
+    /// Accepts connections until `shutdown` is cancelled, then waits for the
+    /// open connections to end (they are told to by the same token).
+    pub async fn serve(&self, supervisor: Arc<Supervisor>, shutdown: CancellationToken) {
+        let tracker = TaskTracker::new();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok(stream) => {
+                        tracker.spawn(connection(stream, supervisor.clone(), shutdown.clone()));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accepting a control connection failed");
+                        // Out of file descriptors and similar: do not spin.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+            }
+        }
+        tracker.close();
+        tracker.wait().await;
+    }
+
+    /// Removes the socket file (after [`Self::serve`] returned and the agents
+    /// are shut down), so clients see "not running" rather than a dead socket.
+    pub fn remove_socket(path: &Path) {
+        if let Err(e) = std::fs::remove_file(path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(socket = %path.display(), error = %e, "could not remove the control socket");
+        }
+    }
+}
+
+/// The id of a message that is valid JSON but not a valid request, so the
+/// error reply can name it.
+fn salvage_id(line: &[u8]) -> u64 {
+    serde_json::from_slice::<serde_json::Value>(line)
+        .ok()
+        .and_then(|v| v.get("id").and_then(|id| id.as_u64()))
+        .unwrap_or(0)
+}
+
+async fn connection(stream: Stream, supervisor: Arc<Supervisor>, shutdown: CancellationToken) {
+    // Only our own user may drive the daemon: the socket's mode already says
+    // so, the peer's uid makes sure of it.
+    let ours = nix::unistd::geteuid().as_raw();
+    match stream.peer_creds().map(|c| c.euid()) {
+        Ok(Some(uid)) if uid == ours => {}
+        Ok(peer) => {
+            tracing::warn!(peer_uid = ?peer, our_uid = ours, "refusing a control connection from another user");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "refusing a control connection whose peer is unknown");
+            return;
+        }
+    }
+    let (r, mut w) = tokio::io::split(stream);
+    let mut reader = BufReader::new(r);
+    let (tx, mut rx) = mpsc::channel::<Reply>(64);
+    let writer = tokio::spawn(async move {
+        while let Some(reply) = rx.recv().await {
+            let Ok(mut line) = serde_json::to_vec(&reply) else {
+                continue;
+            };
+            line.push(b'\n');
+            if w.write_all(&line).await.is_err() {
+                break;
+            }
+        }
+        let _ = w.shutdown().await;
+    });
+
+    let mut greeted = false;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let line = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            line = read_line(&mut reader, &mut buf, MAX_LINE_BYTES) => line,
+        };
+        match line {
+            Ok(Line::Complete) => {}
+            Ok(Line::Eof) | Err(_) => break,
+            Ok(Line::TooLong) => {
+                let _ = tx
+                    .send(Reply::error(
+                        0,
+                        ErrorCode::BadRequest,
+                        format!(
+                            "a line is limited to {MAX_LINE_BYTES} bytes; closing the connection"
+                        ),
+                    ))
+                    .await;
+                break;
+            }
+        }
+        if buf.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let message: ClientMessage = match serde_json::from_slice(&buf) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = tx
+                    .send(Reply::error(
+                        salvage_id(&buf),
+                        ErrorCode::BadRequest,
+                        format!("not a valid request: {e}"),
+                    ))
+                    .await;
+                continue;
+            }
+        };
+        if !greeted {
+            match message.request {
+                Request::Hello { protocol, .. } if protocol == PROTOCOL_VERSION => {
+                    greeted = true;
+                    let _ = tx.send(Reply::done(message.id, hello())).await;
+                    continue;
+                }
+                Request::Hello { protocol, .. } => {
+                    let _ = tx
+                        .send(Reply::error(
+                            message.id,
+                            ErrorCode::ProtocolMismatch,
+                            format!(
+                                "protocol mismatch: remoteagentctl speaks version {protocol}, remoteagentd {} speaks version {PROTOCOL_VERSION}; use matching versions",
+                                env!("CARGO_PKG_VERSION")
+                            ),
+                        ))
+                        .await;
+                    break;
+                }
+                _ => {
+                    let _ = tx
+                        .send(Reply::error(
+                            message.id,
+                            ErrorCode::BadRequest,
+                            "the first request must be hello",
+                        ))
+                        .await;
+                    continue;
+                }
+            }
+        }
+        let id = message.id;
+        let handler = dispatch(&supervisor, id, message.request, &tx);
+        tokio::pin!(handler);
+        let mut extra = Vec::new();
+        let reply = loop {
+            tokio::select! {
+                reply = &mut handler => break Some(reply),
+                _ = shutdown.cancelled() => {
+                    let _ = tx.send(Reply::error(id, ErrorCode::ShuttingDown, "remoteagentd is shutting down")).await;
+                    break None;
+                }
+                // Reading on while a request runs is how a client hanging up
+                // (Ctrl-C on `pair` or `logs -f`) is noticed and the request
+                // cancelled.
+                line = read_line(&mut reader, &mut extra, MAX_LINE_BYTES) => match line {
+                    Ok(Line::Complete) => {
+                        let _ = tx.send(Reply::error(
+                            salvage_id(&extra),
+                            ErrorCode::BadRequest,
+                            "one request at a time per connection; this one was ignored",
+                        )).await;
+                        extra.clear();
+                    }
+                    _ => break None,
+                },
+            }
+        };
+        match reply {
+            Some(reply) => {
+                if tx.send(reply).await.is_err() {
+                    break;
+                }
+            }
+            None => break,
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+}
+
+fn hello() -> Response {
+    Response::Hello {
+        protocol: PROTOCOL_VERSION,
+        daemon_version: env!("CARGO_PKG_VERSION").into(),
+    }
+}
+
+/// Runs one request and returns its final reply; streamed replies go to
+/// `sink` on the way.
+async fn dispatch(
+    supervisor: &Arc<Supervisor>,
+    id: u64,
+    request: Request,
+    sink: &ReplySink,
+) -> Reply {
+    let result: Result<Option<Response>, ControlError> = match request {
+        Request::Hello { protocol, .. } if protocol == PROTOCOL_VERSION => Ok(Some(hello())),
+        Request::Hello { .. } => Err(ControlError::new(
+            ErrorCode::ProtocolMismatch,
+            "protocol mismatch in a repeated hello",
+        )),
+        Request::Pair { path, name, runner } => {
+            super::pair::handle(supervisor, id, path, name, runner, sink)
+                .await
+                .map(Some)
+        }
+        Request::List => Ok(Some(super::list::handle(supervisor))),
+        Request::Status => Ok(Some(super::status::handle(supervisor))),
+        Request::Stop { agent } => super::stop::handle(supervisor, &agent).await.map(Some),
+        Request::Logs {
+            agent,
+            session,
+            lines,
+            follow,
+        } => super::logs::handle(supervisor, id, agent, session, lines, follow, sink)
+            .await
+            .map(|()| None),
+        Request::Unpair { agent } => super::unpair::handle(supervisor, &agent).await.map(Some),
+    };
+    match result {
+        Ok(Some(response)) => Reply::done(id, response),
+        Ok(None) => Reply::end(id),
+        Err(e) => e.reply(id),
+    }
+}

@@ -1,0 +1,96 @@
+//! The daemon's life: bind the control socket (refusing to run twice), load
+//! the paired agents, serve requests, and on SIGTERM/SIGINT stop accepting,
+//! shut every agent down concurrently, remove the socket.
+
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::AgentSettings;
+use crate::config::Config;
+use crate::control::{BindError, ControlServer};
+use crate::paths::Paths;
+use crate::secrets::SecretStore;
+use crate::state::{StateDir, StateError};
+use crate::supervisor::Supervisor;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    #[error("loading the paired agents: {0}")]
+    State(#[from] StateError),
+    #[error("creating the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+/// Runs the daemon until `shutdown` is cancelled.
+pub async fn run(
+    paths: Paths,
+    config: Config,
+    shutdown: CancellationToken,
+) -> Result<(), DaemonError> {
+    // The socket comes first: a second daemon must fail here, before it
+    // starts duplicate agent tasks.
+    let server = ControlServer::bind(&paths.socket).await?;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        socket = %paths.socket.display(),
+        cloud = %config.cloud_url,
+        secret_store = ?config.secret_store,
+        "remoteagentd starting"
+    );
+    let settings = AgentSettings {
+        log_root: paths.log_root.clone(),
+        abort_grace: config.abort_grace(),
+        max_prompt_bytes: config.max_prompt_bytes,
+    };
+    let secrets = SecretStore::new(config.secret_store, paths.secrets_dir.clone());
+    let state = StateDir::new(paths.agents_dir.clone());
+    let (supervisor, notices) =
+        Supervisor::new(config, settings, secrets, state, paths.socket.clone())?;
+    if let Err(e) = supervisor.load_all().await {
+        ControlServer::remove_socket(&paths.socket);
+        return Err(e.into());
+    }
+    // Whatever way `run` ends (a panic included), the background tasks that
+    // watch the token stop with it.
+    let _cancel_on_exit = shutdown.clone().drop_guard();
+    let notice_task = tokio::spawn(supervisor.clone().run_notices(notices));
+    let refresh_task = tokio::spawn(crate::token_refresh::run(
+        supervisor.clone(),
+        shutdown.clone(),
+    ));
+
+    server.serve(supervisor.clone(), shutdown).await;
+    tracing::info!("shutting down: stopping every agent");
+    supervisor.shutdown_all().await;
+    notice_task.abort();
+    refresh_task.abort();
+    drop(server);
+    ControlServer::remove_socket(&paths.socket);
+    tracing::info!("remoteagentd stopped");
+    Ok(())
+}
+
+/// Cancels `token` on the first SIGTERM or SIGINT; exits at once on a
+/// second one.
+pub fn cancel_on_signals(token: CancellationToken) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+        token.cancel();
+        // A second signal while shutting down means "now": the user gave
+        // up waiting for runners to stop.
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        eprintln!("remoteagentd: second signal, exiting without waiting for agents");
+        std::process::exit(1);
+    });
+    Ok(())
+}

@@ -1,0 +1,348 @@
+//! Pairing a project folder (DESIGN.md, "Pairing"), for
+//! `Request::Pair {path, name, runner}`:
+//!
+//! 1. canonicalize the folder and make sure it is not paired already;
+//! 2. `POST {cloud}/api/pair` → a code, a pairing id and Redis credentials
+//!    that may only SUBSCRIBE to `pair:{pairingId}`;
+//! 3. subscribe BEFORE telling the user the code, so a fast confirmation
+//!    cannot be missed;
+//! 4. wait for `paired` / `pair_failed` until the code expires; the client
+//!    hanging up cancels (the caller drops this future);
+//! 5. on `paired`: check the cloud key against the one pinned from the HTTPS
+//!    answer, verify the JWT, store it, write the metadata, start the agent.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use redis::IntoConnectionInfo;
+use remoteagent_proto::api::{ErrorBody, PairRequest, PairResponse};
+use remoteagent_proto::control::{AgentInfo, ErrorCode, Response};
+use remoteagent_proto::events::{PairEvent, PairedPayload};
+use remoteagent_proto::keys::CloudPublicKey;
+use remoteagent_proto::runner::RunnerSpec;
+use remoteagent_proto::{names, now_ms, token};
+
+use crate::control::ControlError;
+use crate::secrets::SecretError;
+use crate::state::AgentMeta;
+use crate::supervisor::Supervisor;
+
+/// What the client asked for.
+#[derive(Debug, Clone)]
+pub struct PairParams {
+    pub path: PathBuf,
+    pub name: Option<String>,
+    pub runner: Option<RunnerSpec>,
+}
+
+fn unreachable(message: impl Into<String>) -> ControlError {
+    ControlError::new(ErrorCode::CloudUnreachable, message)
+}
+
+fn refused(message: impl Into<String>) -> ControlError {
+    ControlError::new(ErrorCode::PairRefused, message)
+}
+
+/// The folder to pair: absolute, symlinks resolved, and a directory.
+fn project_folder(path: &Path) -> Result<PathBuf, ControlError> {
+    let canonical = std::fs::canonicalize(path).map_err(|e| {
+        ControlError::new(
+            ErrorCode::NotFound,
+            format!("cannot use {}: {e}", path.display()),
+        )
+    })?;
+    if !canonical.is_dir() {
+        return Err(ControlError::new(
+            ErrorCode::BadRequest,
+            format!("{} is not a directory", canonical.display()),
+        ));
+    }
+    Ok(canonical)
+}
+
+fn default_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "project".into())
+}
+
+/// Asks the cloud for a pairing code.
+async fn request_code(supervisor: &Supervisor, name: &str) -> Result<PairResponse, ControlError> {
+    let cloud = &supervisor.config.cloud_url;
+    let url = format!("{cloud}/api/pair");
+    let body = PairRequest {
+        project_name: name.to_string(),
+        hostname: hostname::get()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "unknown".into()),
+    };
+    let response = supervisor
+        .http
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| unreachable(format!("cannot reach the cloud at {cloud}: {e}")))?;
+    let status = response.status();
+    if status.is_success() {
+        return response.json::<PairResponse>().await.map_err(|e| {
+            unreachable(format!(
+                "the cloud at {cloud} sent an answer this daemon does not understand: {e}"
+            ))
+        });
+    }
+    let message = match response.json::<ErrorBody>().await {
+        Ok(body) => body.error.message,
+        Err(_) => status.to_string(),
+    };
+    if status.is_client_error() {
+        Err(refused(format!("the cloud refused to pair: {message}")))
+    } else {
+        Err(unreachable(format!(
+            "the cloud at {cloud} failed ({status}): {message}"
+        )))
+    }
+}
+
+/// Subscribes to `pair:{pairingId}` with the pairing's own credentials.
+async fn subscribe(pair: &PairResponse) -> Result<redis::aio::PubSub, ControlError> {
+    let url = &pair.redis.url;
+    let bad =
+        |e: redis::RedisError| unreachable(format!("cannot reach the cloud's Redis at {url}: {e}"));
+    let mut info = url.as_str().into_connection_info().map_err(bad)?;
+    if !pair.redis.username.is_empty() {
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_username(&pair.redis.username)
+            .set_password(&pair.redis.password);
+        info = info.set_redis_settings(settings);
+    }
+    let client = redis::Client::open(info).map_err(bad)?;
+    let mut pubsub = tokio::time::timeout(Duration::from_secs(15), client.get_async_pubsub())
+        .await
+        .map_err(|_| {
+            unreachable(format!(
+                "connecting to the cloud's Redis at {url} timed out"
+            ))
+        })?
+        .map_err(bad)?;
+    pubsub
+        .subscribe(names::pair_channel(&pair.pairing_id))
+        .await
+        .map_err(bad)?;
+    Ok(pubsub)
+}
+
+/// Pairs a folder. `progress` receives the [`Response::PairCode`] once the
+/// daemon listens for the confirmation.
+pub async fn pair<F>(
+    supervisor: &Arc<Supervisor>,
+    params: PairParams,
+    progress: F,
+) -> Result<AgentInfo, ControlError>
+where
+    F: FnOnce(Response),
+{
+    let path = project_folder(&params.path)?;
+    let guard = supervisor.begin_pairing(&path)?;
+    let name = params
+        .name
+        .clone()
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| default_name(&path));
+    let runner = params.runner.clone().unwrap_or_default();
+    if let RunnerSpec::Command(argv) = &runner
+        && argv.first().is_none_or(|p| p.is_empty())
+    {
+        return Err(ControlError::new(
+            ErrorCode::BadRequest,
+            "a custom runner needs a command",
+        ));
+    }
+    // Refuse early when the secret store cannot work: better now than after
+    // the user typed the code.
+    if let Err(e @ SecretError::Unavailable { .. }) = supervisor.secrets.get(&probe_id()).await {
+        return Err(ControlError::new(
+            ErrorCode::KeyringUnavailable,
+            e.to_string(),
+        ));
+    }
+
+    let pair = request_code(supervisor, &name).await?;
+    let pinned = CloudPublicKey::from_base64(&pair.cloud_public_key)
+        .map_err(|e| refused(format!("the cloud sent an invalid public key: {e}")))?;
+    let mut pubsub = subscribe(&pair).await?;
+    tracing::info!(pairing = %pair.pairing_id, path = %path.display(), "waiting for the pairing code to be entered");
+    progress(Response::PairCode {
+        code: pair.code.clone(),
+        connect_url: pair.connect_url.clone(),
+        expires_at_ms: pair.expires_at_ms,
+        bot_username: pair.bot_username.clone(),
+    });
+
+    let remaining = Duration::from_millis(pair.expires_at_ms.saturating_sub(now_ms()));
+    let deadline = tokio::time::Instant::now() + remaining;
+    let paired = {
+        let mut messages = pubsub.on_message();
+        loop {
+            let msg = match tokio::time::timeout_at(deadline, messages.next()).await {
+                Err(_) => {
+                    return Err(ControlError::new(
+                        ErrorCode::PairExpired,
+                        format!(
+                            "the pairing code {} expired before it was entered; run pair again",
+                            pair.code
+                        ),
+                    ));
+                }
+                Ok(None) => {
+                    return Err(unreachable(
+                        "the connection to the cloud's Redis closed while waiting for the confirmation",
+                    ));
+                }
+                Ok(Some(msg)) => msg,
+            };
+            let payload: String = match msg.get_payload() {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "skipping a non-text message on the pairing channel");
+                    continue;
+                }
+            };
+            match serde_json::from_str::<PairEvent>(&payload) {
+                Ok(PairEvent::Paired(p)) => break p,
+                Ok(PairEvent::PairFailed(f)) => {
+                    let code = if f.reason == "expired" {
+                        ErrorCode::PairExpired
+                    } else {
+                        ErrorCode::PairRefused
+                    };
+                    let text = if f.message.is_empty() {
+                        f.reason
+                    } else {
+                        f.message
+                    };
+                    return Err(ControlError::new(
+                        code,
+                        format!("the cloud refused the pairing: {text}"),
+                    ));
+                }
+                Ok(PairEvent::Unknown) => {
+                    tracing::debug!("skipping an unknown event on the pairing channel");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "skipping a malformed event on the pairing channel");
+                }
+            }
+        }
+    };
+    drop(pubsub);
+
+    // From here on the pairing is finished in its own task, so that a client
+    // hanging up in the middle cannot leave a secret without metadata.
+    let supervisor = supervisor.clone();
+    let cloud_url = supervisor.config.cloud_url.clone();
+    let redis_url = pair.redis.url.clone();
+    let task = tokio::spawn(async move {
+        complete(
+            &supervisor,
+            paired,
+            pinned,
+            path,
+            runner,
+            cloud_url,
+            redis_url,
+        )
+        .await
+    });
+    let result = task
+        .await
+        .map_err(|e| ControlError::internal(format!("the pairing task failed: {e}")))?;
+    drop(guard);
+    result
+}
+
+/// An id no agent has, used to check that the secret store answers.
+fn probe_id() -> remoteagent_proto::AgentId {
+    remoteagent_proto::AgentId::parse("remoteagent-probe")
+        .unwrap_or_else(|_| remoteagent_proto::AgentId::generate())
+}
+
+async fn complete(
+    supervisor: &Arc<Supervisor>,
+    paired: PairedPayload,
+    pinned: CloudPublicKey,
+    path: PathBuf,
+    runner: RunnerSpec,
+    cloud_url: String,
+    redis_url: String,
+) -> Result<AgentInfo, ControlError> {
+    // The key in the Redis message must be the one that came over HTTPS:
+    // whoever can publish on Redis must not be able to swap in their own key
+    // and then sign commands with it.
+    let named = CloudPublicKey::from_base64(&paired.cloud_public_key).ok();
+    if named.as_ref() != Some(&pinned) {
+        tracing::warn!(
+            agent = %paired.agent_id,
+            "SECURITY: the pairing confirmation names a different cloud key than the cloud's HTTPS answer; refusing it"
+        );
+        return Err(refused(
+            "the pairing confirmation was signed for a different cloud key than the cloud announced; refusing it (someone may be tampering with Redis)",
+        ));
+    }
+    let claims = token::verify(&pinned, &paired.jwt).map_err(|e| {
+        tracing::warn!(agent = %paired.agent_id, error = %e, "SECURITY: the pairing confirmation carries an invalid token");
+        refused(format!("the pairing confirmation carries an invalid token: {e}"))
+    })?;
+    if claims.sub != paired.agent_id {
+        tracing::warn!(agent = %paired.agent_id, "SECURITY: the token was issued for another agent");
+        return Err(refused("the pairing token was issued for another agent"));
+    }
+    if supervisor.meta(&paired.agent_id).is_some() {
+        return Err(ControlError::new(
+            ErrorCode::Conflict,
+            format!("agent {} is already paired", paired.agent_id),
+        ));
+    }
+    supervisor
+        .secrets
+        .set(&paired.agent_id, &paired.jwt)
+        .await
+        .map_err(|e| match e {
+            SecretError::Unavailable { .. } => {
+                ControlError::new(ErrorCode::KeyringUnavailable, e.to_string())
+            }
+            other => ControlError::internal(format!("storing the agent's token failed: {other}")),
+        })?;
+    let meta = AgentMeta {
+        id: paired.agent_id.clone(),
+        name: paired.name.clone(),
+        path,
+        runner,
+        cloud_url,
+        redis_url,
+        redis_username: paired.redis_username.clone(),
+        cloud_public_key: pinned.to_base64(),
+        paired_at_ms: now_ms(),
+    };
+    if let Err(e) = supervisor.state.save(&meta) {
+        // Leave no orphaned secret behind.
+        if let Err(e) = supervisor.secrets.delete(&meta.id).await {
+            tracing::warn!(agent = %meta.id, error = %e, "could not remove the secret of a failed pairing");
+        }
+        return Err(ControlError::internal(format!(
+            "saving the agent failed: {e}"
+        )));
+    }
+    tracing::info!(agent = %meta.id, name = %meta.name, path = %meta.path.display(), "paired");
+    let id = meta.id.clone();
+    supervisor.start(meta, paired.jwt);
+    supervisor
+        .agent_info(&id)
+        .ok_or_else(|| ControlError::internal("the agent vanished right after pairing"))
+}

@@ -1,0 +1,179 @@
+//! Where the daemon keeps its files (see DESIGN.md, "Local layout").
+//!
+//! Every location honours `HOME` and the `XDG_*` variables, on every
+//! platform, so a test (or a user) can move the whole daemon into another
+//! directory tree by setting them. Without them, Linux uses the XDG defaults
+//! under `HOME` and macOS the `directories` crate's equivalents.
+
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// The name of the folder the daemon uses inside each base directory.
+const APP_DIR: &str = "remoteagent";
+/// The control socket's file name.
+pub const SOCKET_FILE: &str = "remoteagentd.sock";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PathsError {
+    #[error("cannot find the home directory: set HOME")]
+    NoHome,
+    #[error("{action} {path}: {source}")]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} belongs to uid {owner}, not to us (uid {ours}); refusing to use it for the control socket"
+    )]
+    NotOurs {
+        path: PathBuf,
+        owner: u32,
+        ours: u32,
+    },
+}
+
+impl PathsError {
+    pub fn io(path: &Path, action: &'static str, source: std::io::Error) -> Self {
+        PathsError::Io {
+            path: path.to_path_buf(),
+            action,
+            source,
+        }
+    }
+}
+
+/// Every location the daemon reads or writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    /// `$XDG_CONFIG_HOME/remoteagent/config.toml`
+    pub config_file: PathBuf,
+    /// `$XDG_DATA_HOME/remoteagent/agents/`: one `{agentId}.json` per agent.
+    pub agents_dir: PathBuf,
+    /// `$XDG_DATA_HOME/remoteagent/secrets/`: the opt-in file secret store.
+    pub secrets_dir: PathBuf,
+    /// `$XDG_STATE_HOME/remoteagent/logs/`: `{agentId}/{sessionId}.log`.
+    pub log_root: PathBuf,
+    /// `$XDG_RUNTIME_DIR/remoteagent/remoteagentd.sock`.
+    pub socket: PathBuf,
+}
+
+fn env_dir(name: &str) -> Option<PathBuf> {
+    // XDG says relative values are invalid and must be ignored.
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+}
+
+fn home() -> Result<PathBuf, PathsError> {
+    env_dir("HOME")
+        .or_else(|| directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf()))
+        .ok_or(PathsError::NoHome)
+}
+
+/// The platform default of a base directory when its XDG variable is unset.
+fn platform_default(home: &Path, xdg_default: &str, kind: BaseKind) -> PathBuf {
+    if cfg!(target_os = "macos")
+        && let Some(dirs) = directories::BaseDirs::new()
+    {
+        return match kind {
+            BaseKind::Config => dirs.config_dir().to_path_buf(),
+            BaseKind::Data => dirs.data_dir().to_path_buf(),
+            BaseKind::State => home.join("Library/Logs"),
+        };
+    }
+    home.join(xdg_default)
+}
+
+#[derive(Clone, Copy)]
+enum BaseKind {
+    Config,
+    Data,
+    State,
+}
+
+impl Paths {
+    /// Computes the paths from the environment. Creates nothing.
+    pub fn from_env() -> Result<Self, PathsError> {
+        let home = home()?;
+        let config = env_dir("XDG_CONFIG_HOME")
+            .unwrap_or_else(|| platform_default(&home, ".config", BaseKind::Config))
+            .join(APP_DIR);
+        let data = env_dir("XDG_DATA_HOME")
+            .unwrap_or_else(|| platform_default(&home, ".local/share", BaseKind::Data))
+            .join(APP_DIR);
+        let state = env_dir("XDG_STATE_HOME")
+            .unwrap_or_else(|| platform_default(&home, ".local/state", BaseKind::State))
+            .join(APP_DIR);
+        Ok(Paths {
+            config_file: config.join("config.toml"),
+            agents_dir: data.join("agents"),
+            secrets_dir: data.join("secrets"),
+            log_root: state.join("logs"),
+            socket: default_socket_path(),
+        })
+    }
+
+    /// The directory holding the control socket.
+    pub fn socket_dir(&self) -> &Path {
+        self.socket.parent().unwrap_or_else(|| Path::new("/"))
+    }
+}
+
+/// `$XDG_RUNTIME_DIR/remoteagent/remoteagentd.sock`, or, without a runtime
+/// dir, a per-uid folder under the temp dir (checked by
+/// [`ensure_private_dir`] before use, since anyone can create folders there).
+pub fn default_socket_path() -> PathBuf {
+    let base = match env_dir("XDG_RUNTIME_DIR") {
+        Some(dir) => dir.join(APP_DIR),
+        None => {
+            let uid = nix::unistd::geteuid().as_raw();
+            std::env::temp_dir().join(format!("{APP_DIR}-{uid}"))
+        }
+    };
+    base.join(SOCKET_FILE)
+}
+
+/// Creates `dir` (and its parents) and makes sure it is ours and 0700.
+///
+/// A directory someone else created (in a shared temp dir) is refused rather
+/// than used: its owner could replace our socket with theirs.
+pub fn ensure_private_dir(dir: &Path) -> Result<(), PathsError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| PathsError::io(dir, "creating", e))?;
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| PathsError::io(dir, "inspecting", e))?;
+    let ours = nix::unistd::geteuid().as_raw();
+    if meta.uid() != ours || !meta.is_dir() {
+        return Err(PathsError::NotOurs {
+            path: dir.to_path_buf(),
+            owner: meta.uid(),
+            ours,
+        });
+    }
+    if meta.mode() & 0o777 != 0o700 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| PathsError::io(dir, "restricting permissions of", e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_dir_is_created_0700() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a/b");
+        ensure_private_dir(&dir).unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        ensure_private_dir(&dir).unwrap();
+        assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+    }
+}

@@ -1,0 +1,457 @@
+//! The supervisor owns every paired agent: their metadata, their secrets and
+//! the [`AgentHandle`]s of their tasks. The control handlers and the pairing
+//! flow go through it; it never holds its lock across an `.await`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use remoteagent_proto::control::{AgentInfo, DaemonStatus, ErrorCode};
+use remoteagent_proto::keys::CloudPublicKey;
+use remoteagent_proto::{AgentId, SessionId};
+use tokio::sync::mpsc;
+
+use crate::agent::{AgentHandle, AgentNotice, AgentSettings, AgentSpec};
+use crate::config::Config;
+use crate::control::ControlError;
+use crate::secrets::SecretStore;
+use crate::state::{AgentMeta, StateDir};
+
+/// One paired agent as the supervisor sees it.
+struct Slot {
+    meta: AgentMeta,
+    /// `None` when the agent could not be started (its secret is missing,
+    /// its pinned key is unreadable, …); `problem` says why.
+    handle: Option<Arc<AgentHandle>>,
+    problem: Option<String>,
+}
+
+pub struct Supervisor {
+    agents: Mutex<HashMap<AgentId, Slot>>,
+    /// Project folders with a pairing under way, so two `pair` commands for
+    /// one folder cannot both succeed.
+    pairing: Mutex<Vec<PathBuf>>,
+    pub settings: Arc<AgentSettings>,
+    pub secrets: SecretStore,
+    pub state: StateDir,
+    pub config: Config,
+    pub http: reqwest::Client,
+    pub socket: PathBuf,
+    started: Instant,
+    notices: mpsc::Sender<AgentNotice>,
+}
+
+/// Removes a folder from the "pairing under way" list when the pairing ends,
+/// however it ends (including the client hanging up).
+pub struct PairingGuard {
+    supervisor: Arc<Supervisor>,
+    path: PathBuf,
+}
+
+impl Drop for PairingGuard {
+    fn drop(&mut self) {
+        self.supervisor.pairing_list().retain(|p| p != &self.path);
+    }
+}
+
+impl Supervisor {
+    pub fn new(
+        config: Config,
+        settings: AgentSettings,
+        secrets: SecretStore,
+        state: StateDir,
+        socket: PathBuf,
+    ) -> Result<(Arc<Self>, mpsc::Receiver<AgentNotice>), reqwest::Error> {
+        let (notices, rx) = mpsc::channel(64);
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
+            .user_agent(concat!("remoteagentd/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok((
+            Arc::new(Supervisor {
+                agents: Mutex::new(HashMap::new()),
+                pairing: Mutex::new(Vec::new()),
+                settings: Arc::new(settings),
+                secrets,
+                state,
+                config,
+                http,
+                socket,
+                started: Instant::now(),
+                notices,
+            }),
+            rx,
+        ))
+    }
+
+    fn slots(&self) -> MutexGuard<'_, HashMap<AgentId, Slot>> {
+        // A panic while holding the lock leaves the map itself consistent
+        // (every mutation is a single insert/remove), so keep going.
+        self.agents.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn pairing_list(&self) -> MutexGuard<'_, Vec<PathBuf>> {
+        self.pairing.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Loads every agent from the state dir and the secret store and starts
+    /// it. Problems with one agent are logged and shown by `list`; they never
+    /// stop the daemon.
+    pub async fn load_all(self: &Arc<Self>) -> Result<(), crate::state::StateError> {
+        for loaded in self.state.load_all()? {
+            let meta = match loaded {
+                Ok(meta) => meta,
+                Err(e) => {
+                    tracing::warn!(error = %e, "skipping unreadable agent metadata");
+                    continue;
+                }
+            };
+            let jwt = match self.secrets.get(&meta.id).await {
+                Ok(Some(jwt)) => Ok(jwt),
+                Ok(None) => Err("its token is missing from the secret store; pair it again".into()),
+                Err(e) => Err(format!("its token could not be read: {e}")),
+            };
+            match jwt {
+                Ok(jwt) => self.start(meta, jwt),
+                Err(problem) => {
+                    tracing::warn!(agent = %meta.id, name = %meta.name, %problem, "agent not started");
+                    self.slots().insert(
+                        meta.id.clone(),
+                        Slot {
+                            meta,
+                            handle: None,
+                            problem: Some(problem),
+                        },
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts an agent's task and records it.
+    pub fn start(&self, meta: AgentMeta, jwt: String) {
+        let (handle, problem) = match CloudPublicKey::from_base64(&meta.cloud_public_key) {
+            Ok(cloud_public_key) => {
+                let spec = AgentSpec {
+                    id: meta.id.clone(),
+                    name: meta.name.clone(),
+                    path: meta.path.clone(),
+                    runner: meta.runner.clone(),
+                    redis_url: meta.redis_url.clone(),
+                    redis_username: meta.redis_username.clone(),
+                    jwt,
+                    cloud_public_key,
+                };
+                tracing::info!(agent = %meta.id, name = %meta.name, path = %meta.path.display(), "starting agent");
+                let handle = AgentHandle::spawn(spec, self.settings.clone(), self.notices.clone());
+                (Some(Arc::new(handle)), None)
+            }
+            Err(e) => {
+                tracing::warn!(agent = %meta.id, error = %e, "agent has an unreadable cloud key");
+                (
+                    None,
+                    Some(format!("its pinned cloud key is unreadable: {e}")),
+                )
+            }
+        };
+        let old = self.slots().insert(
+            meta.id.clone(),
+            Slot {
+                meta,
+                handle,
+                problem,
+            },
+        );
+        if let Some(Slot {
+            handle: Some(old), ..
+        }) = old
+        {
+            tokio::spawn(shutdown_handle(old));
+        }
+    }
+
+    /// Marks a folder as being paired; `conflict` when it is paired already
+    /// or another pairing of it is under way.
+    pub fn begin_pairing(self: &Arc<Self>, path: &Path) -> Result<PairingGuard, ControlError> {
+        if let Some(slot) = self.slots().values().find(|s| s.meta.path == path) {
+            return Err(ControlError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "{} is already paired as '{}' ({}); unpair it first",
+                    path.display(),
+                    slot.meta.name,
+                    slot.meta.id
+                ),
+            ));
+        }
+        let mut pairing = self.pairing_list();
+        if pairing.iter().any(|p| p == path) {
+            return Err(ControlError::new(
+                ErrorCode::Conflict,
+                format!("a pairing of {} is already under way", path.display()),
+            ));
+        }
+        pairing.push(path.to_path_buf());
+        Ok(PairingGuard {
+            supervisor: self.clone(),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Finds an agent by exact name or id, else by unique id prefix or name.
+    pub fn resolve(&self, query: &str) -> Result<AgentId, ControlError> {
+        let slots = self.slots();
+        let query = query.trim();
+        if let Some(id) = slots.keys().find(|id| id.as_str() == query) {
+            return Ok(id.clone());
+        }
+        let by_name: Vec<&Slot> = slots.values().filter(|s| s.meta.name == query).collect();
+        let candidates: Vec<&Slot> = if by_name.is_empty() && !query.is_empty() {
+            slots
+                .values()
+                .filter(|s| s.meta.id.as_str().starts_with(query))
+                .collect()
+        } else {
+            by_name
+        };
+        match candidates.as_slice() {
+            [one] => Ok(one.meta.id.clone()),
+            [] => Err(ControlError::new(
+                ErrorCode::NotFound,
+                format!("no agent named '{query}' (see `remoteagentctl list`)"),
+            )),
+            many => {
+                let mut names: Vec<String> = many
+                    .iter()
+                    .map(|s| format!("{} ({})", s.meta.name, s.meta.id))
+                    .collect();
+                names.sort();
+                Err(ControlError::new(
+                    ErrorCode::Ambiguous,
+                    format!(
+                        "'{query}' matches several agents: {}; use a longer id prefix",
+                        names.join(", ")
+                    ),
+                ))
+            }
+        }
+    }
+
+    fn info(slot: &Slot) -> AgentInfo {
+        let (online, running_session) = match &slot.handle {
+            Some(h) => (h.online(), h.running_session()),
+            None => (false, None),
+        };
+        AgentInfo {
+            id: slot.meta.id.clone(),
+            name: slot.meta.name.clone(),
+            path: slot.meta.path.clone(),
+            runner: slot.meta.runner.clone(),
+            online,
+            running_session,
+            paired_at_ms: slot.meta.paired_at_ms,
+            cloud_url: slot.meta.cloud_url.clone(),
+            problem: slot.problem.clone(),
+        }
+    }
+
+    /// Every agent, oldest pairing first.
+    pub fn list(&self) -> Vec<AgentInfo> {
+        let mut all: Vec<AgentInfo> = self.slots().values().map(Self::info).collect();
+        all.sort_by(|a, b| {
+            a.paired_at_ms
+                .cmp(&b.paired_at_ms)
+                .then_with(|| a.name.cmp(&b.name))
+        });
+        all
+    }
+
+    pub fn agent_info(&self, id: &AgentId) -> Option<AgentInfo> {
+        self.slots().get(id).map(Self::info)
+    }
+
+    pub fn meta(&self, id: &AgentId) -> Option<AgentMeta> {
+        self.slots().get(id).map(|s| s.meta.clone())
+    }
+
+    pub fn status(&self) -> DaemonStatus {
+        let slots = self.slots();
+        let infos: Vec<AgentInfo> = slots.values().map(Self::info).collect();
+        let online = infos.iter().filter(|a| a.online).count();
+        DaemonStatus {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            pid: std::process::id(),
+            uptime_secs: self.started.elapsed().as_secs(),
+            redis_connected: online == infos.len(),
+            agents: infos.len(),
+            agents_online: online,
+            sessions_running: infos.iter().filter(|a| a.running_session.is_some()).count(),
+            socket: self.socket.clone(),
+        }
+    }
+
+    /// Aborts the agent's running session.
+    pub async fn stop(&self, id: &AgentId) -> Result<SessionId, ControlError> {
+        let handle = self.slots().get(id).and_then(|s| s.handle.clone());
+        let Some(handle) = handle else {
+            return Err(ControlError::new(
+                ErrorCode::Conflict,
+                "the agent is not running, so nothing can be stopped",
+            ));
+        };
+        handle.abort_running().await.ok_or_else(|| {
+            ControlError::new(ErrorCode::Conflict, "the agent has no running session")
+        })
+    }
+
+    /// Forgets an agent locally: stops its task, deletes its secret and
+    /// metadata. Returns its metadata, or `None` if it was unknown.
+    pub async fn forget(&self, id: &AgentId) -> Option<AgentMeta> {
+        let slot = self.slots().remove(id)?;
+        if let Some(handle) = slot.handle {
+            shutdown_handle(handle).await;
+        }
+        if let Err(e) = self.secrets.delete(id).await {
+            tracing::warn!(agent = %id, error = %e, "could not delete the agent's secret");
+        }
+        if let Err(e) = self.state.remove(id) {
+            tracing::warn!(agent = %id, error = %e, "could not delete the agent's metadata");
+        }
+        tracing::info!(agent = %id, name = %slot.meta.name, "agent forgotten");
+        Some(slot.meta)
+    }
+
+    /// Stops every agent's task concurrently (each publishes its running
+    /// session's `done`).
+    pub async fn shutdown_all(&self) {
+        let handles: Vec<Arc<AgentHandle>> = self
+            .slots()
+            .values_mut()
+            .filter_map(|s| s.handle.take())
+            .collect();
+        futures::future::join_all(handles.into_iter().map(shutdown_handle)).await;
+    }
+
+    /// Handles the agents' notices until every sender is gone.
+    pub async fn run_notices(self: Arc<Self>, mut rx: mpsc::Receiver<AgentNotice>) {
+        while let Some(notice) = rx.recv().await {
+            match notice {
+                AgentNotice::Unpaired(id) => {
+                    tracing::info!(agent = %id, "the cloud unpaired this agent");
+                    self.forget(&id).await;
+                }
+            }
+        }
+    }
+}
+
+/// Shuts a handle down once no request is using it any more: `stop` holds
+/// a clone only for as long as its abort takes.
+async fn shutdown_handle(mut handle: Arc<AgentHandle>) {
+    loop {
+        match Arc::try_unwrap(handle) {
+            Ok(h) => return h.shutdown().await,
+            Err(shared) => {
+                handle = shared;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SecretStoreKind;
+    use remoteagent_proto::runner::RunnerSpec;
+
+    fn supervisor(root: &Path) -> Arc<Supervisor> {
+        let settings = AgentSettings {
+            log_root: root.join("logs"),
+            abort_grace: Duration::from_secs(1),
+            max_prompt_bytes: 1024,
+        };
+        let (s, _rx) = Supervisor::new(
+            Config::default(),
+            settings,
+            SecretStore::new(SecretStoreKind::File, root.join("secrets")),
+            StateDir::new(root.join("agents")),
+            root.join("sock"),
+        )
+        .unwrap();
+        s
+    }
+
+    /// Records an agent without starting it (as one whose secret is missing).
+    fn add(s: &Supervisor, id: &str, name: &str, path: &str) {
+        let meta = AgentMeta {
+            id: AgentId::parse(id).unwrap(),
+            name: name.into(),
+            path: path.into(),
+            runner: RunnerSpec::default(),
+            cloud_url: "http://c".into(),
+            redis_url: "redis://x".into(),
+            redis_username: String::new(),
+            cloud_public_key: "k".into(),
+            paired_at_ms: 1,
+        };
+        s.slots().insert(
+            meta.id.clone(),
+            Slot {
+                meta,
+                handle: None,
+                problem: Some("not started".into()),
+            },
+        );
+    }
+
+    #[test]
+    fn agents_resolve_by_name_id_and_unique_prefix() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = supervisor(tmp.path());
+        add(&s, "abc111", "web", "/p/web");
+        add(&s, "abc222", "api", "/p/api");
+        add(&s, "fff333", "dup", "/p/d1");
+        add(&s, "fff444", "dup", "/p/d2");
+        assert_eq!(s.resolve("web").unwrap().as_str(), "abc111");
+        assert_eq!(s.resolve("abc222").unwrap().as_str(), "abc222");
+        assert_eq!(s.resolve("abc2").unwrap().as_str(), "abc222");
+        assert_eq!(s.resolve("abc").unwrap_err().code, ErrorCode::Ambiguous);
+        let dup = s.resolve("dup").unwrap_err();
+        assert_eq!(dup.code, ErrorCode::Ambiguous);
+        assert!(dup.message.contains("fff333") && dup.message.contains("fff444"));
+        assert_eq!(s.resolve("nope").unwrap_err().code, ErrorCode::NotFound);
+        assert_eq!(s.resolve("").unwrap_err().code, ErrorCode::NotFound);
+    }
+
+    #[test]
+    fn a_folder_is_paired_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = supervisor(tmp.path());
+        add(&s, "abc111", "web", "/p/web");
+        let err = s.begin_pairing(Path::new("/p/web")).err().unwrap();
+        assert_eq!(err.code, ErrorCode::Conflict);
+        let guard = s.begin_pairing(Path::new("/p/new")).unwrap();
+        assert_eq!(
+            s.begin_pairing(Path::new("/p/new")).err().unwrap().code,
+            ErrorCode::Conflict
+        );
+        drop(guard);
+        assert!(s.begin_pairing(Path::new("/p/new")).is_ok());
+    }
+
+    #[tokio::test]
+    async fn stop_without_a_running_agent_is_a_conflict() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = supervisor(tmp.path());
+        add(&s, "abc111", "web", "/p/web");
+        let id = s.resolve("web").unwrap();
+        assert_eq!(s.stop(&id).await.unwrap_err().code, ErrorCode::Conflict);
+        assert!(s.forget(&id).await.is_some());
+        assert!(s.list().is_empty());
+        assert!(s.forget(&id).await.is_none());
+    }
+}

@@ -13,12 +13,13 @@
 mod client;
 mod commands;
 mod error;
+mod service;
 mod socket;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use remoteagent_proto::runner::Preset;
 
 use crate::client::Client;
@@ -86,10 +87,67 @@ enum Command {
         /// Agent name or id prefix.
         agent: String,
     },
+    /// Run remoteagentd as a login service (systemd user unit / LaunchAgent).
+    Service {
+        #[arg(value_enum)]
+        action: ServiceAction,
+        /// Show what would be written and run, without doing it.
+        #[arg(long)]
+        print: bool,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages for remoteagentctl and its subcommands into DIR.
+    Man {
+        /// The directory to write `remoteagentctl*.1` into.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ServiceAction {
+    Install,
+    Uninstall,
+    Status,
 }
 
 fn parse_preset(s: &str) -> Result<Preset, String> {
     s.parse()
+}
+
+/// Commands that do not talk to the daemon; `None` when `command` does.
+fn run_local(command: &Command) -> Option<anyhow::Result<()>> {
+    match command {
+        Command::Service { action, print } => {
+            let action = match action {
+                ServiceAction::Install => service::Action::Install,
+                ServiceAction::Uninstall => service::Action::Uninstall,
+                ServiceAction::Status => service::Action::Status,
+            };
+            Some(service::run(action, *print))
+        }
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(*shell, &mut cmd, "remoteagentctl", &mut std::io::stdout());
+            Some(Ok(()))
+        }
+        Command::Man { out } => Some(write_man_pages(out)),
+        _ => None,
+    }
+}
+
+/// One page for the command and one per subcommand (`remoteagentctl-pair.1`).
+fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let cmd = Cli::command();
+    clap_mangen::generate_to(cmd, dir)
+        .with_context(|| format!("writing man pages to {}", dir.display()))?;
+    Ok(())
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
@@ -137,12 +195,22 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             .await
         }
         Command::Unpair { agent } => commands::unpair::run(&mut client, agent, json).await,
+        Command::Service { .. } | Command::Completions { .. } | Command::Man { .. } => Ok(()),
     }
 }
 
 fn main() -> ExitCode {
     // clap exits with 2 on usage errors, as documented.
     let cli = Cli::parse();
+    if let Some(result) = run_local(&cli.command) {
+        return match result {
+            Ok(()) => ExitCode::from(exit::OK),
+            Err(e) => {
+                eprintln!("remoteagentctl: {e:#}");
+                ExitCode::from(exit::ERROR)
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -60,7 +60,13 @@ pub async fn run(
         shutdown.clone(),
     ));
 
+    // Under systemd (Type=notify) this tells it we are up: the socket is
+    // bound and accepting, the agents are loaded. Elsewhere it does nothing.
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(error = %e, "could not notify the service manager");
+    }
     server.serve(supervisor.clone(), shutdown).await;
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("shutting down: stopping every agent");
     supervisor.shutdown_all().await;
     notice_task.abort();

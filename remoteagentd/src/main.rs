@@ -22,10 +22,16 @@ struct Args {
     /// Where --daemonize writes the daemon's pid.
     #[arg(long, value_name = "PATH", requires = "daemonize")]
     pidfile: Option<PathBuf>,
+    /// Write the man page remoteagentd.1 into DIR and exit (for packagers).
+    #[arg(long, value_name = "DIR", hide = true)]
+    write_man: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(dir) = args.write_man {
+        return write_man(&dir);
+    }
     let paths = match Paths::from_env() {
         Ok(p) => p,
         Err(e) => {
@@ -75,6 +81,26 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+fn write_man(dir: &std::path::Path) -> ExitCode {
+    use clap::CommandFactory;
+    let page = clap_mangen::Man::new(Args::command());
+    let mut out = Vec::new();
+    let written = page
+        .render(&mut out)
+        .and_then(|()| std::fs::create_dir_all(dir))
+        .and_then(|()| std::fs::write(dir.join("remoteagentd.1"), out));
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!(
+                "remoteagentd: writing the man page to {}: {e}",
+                dir.display()
+            );
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn daemonize(paths: &Paths, pidfile: Option<PathBuf>) -> anyhow::Result<()> {

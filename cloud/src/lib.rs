@@ -1,5 +1,32 @@
 //! `remoteagent-cloud`: the Telegram webhook and bot, the pairing API and
 //! `/connect` page, the output forwarder, plans and trial reminders.
+//!
+//! * [`app`]: building the state from [`config`] and serving it.
+//! * [`http`]: the routes; [`bot`]: what the bot does with an update.
+//! * [`pairing`], [`unpair`], [`commands`], [`redis_acl`]: the operations
+//!   shared by the bot and the HTTP API.
+//! * [`db`]: the tables (SQLite or PostgreSQL through sqlx `Any`).
+//! * [`forwarder`], [`telegram`]: output to Telegram.
 
+pub mod app;
+pub mod bot;
+pub mod commands;
+pub mod config;
+pub mod cron;
+pub mod db;
+pub mod error;
 pub mod forwarder;
+pub mod http;
+pub mod keys;
+pub mod login_widget;
+pub mod metrics;
+pub mod pairing;
+pub mod plans;
+pub mod redis_acl;
+pub mod state;
 pub mod telegram;
+pub mod unpair;
+
+pub use app::App;
+pub use config::Config;
+pub use state::AppState;

@@ -7,6 +7,7 @@
 //! * [`telegram`]: a fake Telegram Bot API server that records every call.
 
 pub mod redis_server;
+pub mod telegram;
 
 pub use redis_server::RedisServer;
 

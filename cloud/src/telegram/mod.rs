@@ -1,12 +1,24 @@
-//! Telegram Bot API access. INTERFACE CONTRACT (signatures fixed; bodies by
-//! the telegram/forwarder side).
+//! Telegram Bot API access.
 //!
 //! All text is sent with `parse_mode = "HTML"`: callers escape user and
 //! runner text with [`escape_html`].
+//!
+//! * [`Telegram`]: the client, real HTTP or console mode.
+//! * [`render`]: escaping, visible text, page splitting.
+//! * [`outbox`]: the per-bot sender that paces, coalesces and retries.
+
+mod client;
+mod console;
+pub mod outbox;
+pub mod render;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, thiserror::Error)]
+pub use client::Telegram;
+pub use outbox::{Outbox, OutboxConfig};
+pub use render::{MAX_MESSAGE_CHARS, escape_html, html_to_text, split_pages};
+
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum TelegramError {
     #[error("Telegram API error {code}: {description}")]
     Api { code: u16, description: String },
@@ -14,6 +26,14 @@ pub enum TelegramError {
     RetryAfter(u64),
     #[error("Telegram unreachable: {0}")]
     Transport(String),
+}
+
+impl TelegramError {
+    /// Telegram's answer to an edit that would not change the message.
+    pub fn is_not_modified(&self) -> bool {
+        matches!(self, TelegramError::Api { code: 400, description }
+            if description.contains("message is not modified"))
+    }
 }
 
 /// One button under a message.
@@ -29,71 +49,21 @@ pub struct InlineKeyboard {
     pub inline_keyboard: Vec<Vec<InlineButton>>,
 }
 
+impl InlineKeyboard {
+    /// A keyboard of one row with one button.
+    pub fn single(text: impl Into<String>, callback_data: impl Into<String>) -> Self {
+        InlineKeyboard {
+            inline_keyboard: vec![vec![InlineButton {
+                text: text.into(),
+                callback_data: callback_data.into(),
+            }]],
+        }
+    }
+}
+
 /// The bot's own account (`getMe`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct BotUser {
     pub id: i64,
     pub username: Option<String>,
-}
-
-/// Escapes `&`, `<`, `>` for Telegram's HTML parse mode.
-pub fn escape_html(text: &str) -> String {
-    let _ = text;
-    todo!("telegram side")
-}
-
-/// A Bot API client: real HTTP (`{api_base}/bot{token}/{method}`) or console
-/// mode, which prints outgoing messages instead (local use, the demo).
-#[derive(Clone)]
-pub struct Telegram {}
-
-impl Telegram {
-    pub fn api(api_base: &str, token: &str) -> Self {
-        let _ = (api_base, token);
-        todo!("telegram side")
-    }
-
-    pub fn console() -> Self {
-        todo!("telegram side")
-    }
-
-    /// Returns the new message's id.
-    pub async fn send_message(
-        &self,
-        chat_id: i64,
-        html: &str,
-        keyboard: Option<&InlineKeyboard>,
-    ) -> Result<i64, TelegramError> {
-        let _ = (chat_id, html, keyboard);
-        todo!("telegram side")
-    }
-
-    pub async fn edit_message_text(
-        &self,
-        chat_id: i64,
-        message_id: i64,
-        html: &str,
-        keyboard: Option<&InlineKeyboard>,
-    ) -> Result<(), TelegramError> {
-        let _ = (chat_id, message_id, html, keyboard);
-        todo!("telegram side")
-    }
-
-    pub async fn answer_callback_query(
-        &self,
-        callback_query_id: &str,
-        text: Option<&str>,
-    ) -> Result<(), TelegramError> {
-        let _ = (callback_query_id, text);
-        todo!("telegram side")
-    }
-
-    pub async fn set_webhook(&self, url: &str, secret_token: &str) -> Result<(), TelegramError> {
-        let _ = (url, secret_token);
-        todo!("telegram side")
-    }
-
-    pub async fn get_me(&self) -> Result<BotUser, TelegramError> {
-        todo!("telegram side")
-    }
 }

@@ -1,0 +1,148 @@
+//! Building the application from its configuration and serving it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::db::{Db, sessions};
+use crate::forwarder::{Forwarder, SessionFinished};
+use crate::keys::{self, KeyFileError};
+use crate::metrics::Metrics;
+use crate::redis_acl::Acl;
+use crate::state::{AppState, Inner, RateLimiter};
+use crate::telegram::Telegram;
+use crate::{cron, http};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Key(#[from] KeyFileError),
+    #[error("database {url}: {source}")]
+    Db { url: String, source: sqlx::Error },
+    #[error("redis {url}: {source}")]
+    Redis {
+        url: String,
+        source: redis::RedisError,
+    },
+}
+
+/// A built application, ready to serve.
+pub struct App {
+    pub state: AppState,
+    finished: mpsc::UnboundedReceiver<SessionFinished>,
+}
+
+/// The Telegram client the configuration asks for.
+pub fn telegram_client(config: &Config) -> Telegram {
+    if config.telegram_api_base == "console" {
+        Telegram::console()
+    } else {
+        Telegram::api(&config.telegram_api_base, &config.bot_token)
+    }
+}
+
+impl App {
+    pub async fn build(config: Config) -> Result<App, StartError> {
+        let key = keys::load_or_generate(config.signing_key.as_deref(), &config.data_dir)?;
+        let safe_db_url = crate::config::redact_url(&config.database_url);
+        let db = Db::connect(&config.database_url)
+            .await
+            .map_err(|source| StartError::Db {
+                url: safe_db_url,
+                source,
+            })?;
+        let redis_err = |source| StartError::Redis {
+            url: crate::config::redact_url(&config.redis_url),
+            source,
+        };
+        let client = redis::Client::open(config.redis_url.as_str()).map_err(redis_err)?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_response_timeout(Some(Duration::from_secs(5)));
+        let redis = ConnectionManager::new_with_config(client.clone(), manager_config)
+            .await
+            .map_err(redis_err)?;
+        let telegram = telegram_client(&config);
+        let bot_username = match tokio::time::timeout(Duration::from_secs(10), telegram.get_me())
+            .await
+        {
+            Ok(Ok(me)) => me.username,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "getMe failed; the /connect page will have no login widget");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("getMe timed out; the /connect page will have no login widget");
+                None
+            }
+        };
+        let (tx, finished) = mpsc::unbounded_channel();
+        let forwarder = Forwarder::new(client, telegram.clone(), tx, config.replica_id.clone());
+        let state = AppState::new(Inner {
+            acl: Acl::new(config.redis_acl, redis.clone()),
+            outbox: forwarder.outbox().clone(),
+            forwarder,
+            config,
+            db,
+            redis,
+            key,
+            telegram,
+            metrics: Metrics::default(),
+            bot_username,
+            pair_limiter: RateLimiter::new(10, Duration::from_secs(60)),
+            shutdown: CancellationToken::new(),
+        });
+        Ok(App { state, finished })
+    }
+
+    /// Serves HTTP on `listener` and runs the background tasks until
+    /// `state.shutdown` is cancelled; then finishes in-flight requests.
+    pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
+        let App { state, finished } = self;
+        let recorder = tokio::spawn(record_finished(state.clone(), finished));
+        state.forwarder.spawn_resumer(state.shutdown.child_token());
+        let cron = cron::spawn(state.clone());
+        let shutdown = state.shutdown.clone();
+        let app = http::router(state.clone());
+        tracing::info!(addr = %listener.local_addr()?, "serving");
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
+        shutdown.cancel();
+        state.forwarder.shutdown();
+        let _ = cron.await;
+        recorder.abort();
+        tracing::info!("stopped");
+        served
+    }
+}
+
+/// Records each session's end as the forwarder reports it.
+async fn record_finished(state: AppState, mut finished: mpsc::UnboundedReceiver<SessionFinished>) {
+    while let Some(f) = finished.recv().await {
+        let result = sessions::finish(
+            &state.db,
+            f.session_id.as_str(),
+            f.status.as_str(),
+            f.exit_code.map(i64::from),
+            Some(f.duration_ms as i64),
+        )
+        .await;
+        match result {
+            Ok(_) => {
+                tracing::info!(agent = %f.agent_id, session = %f.session_id, status = f.status.as_str(), "session finished")
+            }
+            Err(e) => {
+                tracing::warn!(agent = %f.agent_id, session = %f.session_id, error = %e, "recording a finished session")
+            }
+        }
+    }
+}

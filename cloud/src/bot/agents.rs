@@ -1,0 +1,68 @@
+//! `/agents` (with `use:{agentId}` buttons) and `/use NAME`.
+
+use remoteagent_proto::AgentId;
+
+use super::{Ctx, NO_AGENTS};
+use crate::commands;
+use crate::db::{agents, users};
+use crate::error::Result;
+use crate::telegram::{InlineButton, InlineKeyboard, escape_html};
+
+pub async fn list(ctx: &Ctx<'_>) -> Result<()> {
+    let owned = agents::list_active(&ctx.state.db, ctx.user).await?;
+    if owned.is_empty() {
+        ctx.reply(NO_AGENTS).await;
+        return Ok(());
+    }
+    let current = users::get(&ctx.state.db, ctx.user)
+        .await?
+        .and_then(|u| u.current_agent);
+    let mut lines = vec!["<b>Your agents</b>".to_string()];
+    let mut keyboard = InlineKeyboard::default();
+    for agent in &owned {
+        let online = match AgentId::parse(agent.id.as_str()) {
+            Ok(id) => commands::is_online(&ctx.state.redis, &id).await?,
+            Err(_) => false,
+        };
+        let is_current = current.as_deref() == Some(agent.id.as_str());
+        lines.push(format!(
+            "{} <b>{}</b> on {}{}",
+            if online { "🟢" } else { "⚪" },
+            escape_html(&agent.name),
+            escape_html(&agent.hostname),
+            if is_current { " ← current" } else { "" }
+        ));
+        keyboard.inline_keyboard.push(vec![InlineButton {
+            text: format!("Use {}", agent.name),
+            callback_data: format!("use:{}", agent.id),
+        }]);
+    }
+    ctx.reply_with(lines.join("\n"), Some(keyboard)).await;
+    Ok(())
+}
+
+pub async fn use_by_name(ctx: &Ctx<'_>, name: &str) -> Result<()> {
+    let name = name.trim();
+    if name.is_empty() {
+        ctx.reply("Usage: /use NAME (see /agents).").await;
+        return Ok(());
+    }
+    match agents::find_active_by_name(&ctx.state.db, ctx.user, name).await? {
+        Some(agent) => {
+            users::set_current_agent(&ctx.state.db, ctx.user, Some(&agent.id)).await?;
+            ctx.reply(format!(
+                "Now talking to <b>{}</b>.",
+                escape_html(&agent.name)
+            ))
+            .await;
+        }
+        None => {
+            ctx.reply(format!(
+                "You have no agent named <b>{}</b>. /agents lists them.",
+                escape_html(name)
+            ))
+            .await;
+        }
+    }
+    Ok(())
+}

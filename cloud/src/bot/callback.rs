@@ -1,0 +1,140 @@
+//! Inline button presses. Every query is answered (Telegram shows a
+//! spinner until it is), and every action checks that the presser owns the
+//! agent: callback data comes from the client and can be forged.
+//!
+//! | data | action |
+//! |---|---|
+//! | `stop:{sessionId}` | abort that session |
+//! | `use:{agentId}` | make that agent current |
+//! | `approve:{sessionId}:{requestId}`, `deny:…` | answer an approval request |
+
+use remoteagent_proto::events::{ApprovalPayload, CommandEvent};
+use remoteagent_proto::{AgentId, SessionId};
+
+use super::Ctx;
+use super::update::CallbackQuery;
+use crate::commands;
+use crate::db::{agents, sessions, users};
+use crate::error::{Error, Result};
+use crate::state::AppState;
+use crate::telegram::escape_html;
+
+const NOT_YOURS: &str = "Only the account that paired this agent can do that.";
+
+pub async fn handle(state: &AppState, query: CallbackQuery) {
+    let data = query.data.clone().unwrap_or_default();
+    let answer = match dispatch(state, &query, &data).await {
+        Ok(text) => text,
+        Err(e) => {
+            tracing::error!(user = query.from.id, data = %data, error = %e, "handling a button");
+            "Something went wrong. Please try again.".to_string()
+        }
+    };
+    if let Err(e) = state
+        .telegram
+        .answer_callback_query(&query.id, Some(&answer))
+        .await
+    {
+        tracing::warn!(user = query.from.id, error = %e, "answering a callback query");
+    }
+}
+
+async fn dispatch(state: &AppState, query: &CallbackQuery, data: &str) -> Result<String> {
+    let user = query.from.id;
+    if let Some(session) = data.strip_prefix("stop:") {
+        return stop(state, user, session).await;
+    }
+    if let Some(agent) = data.strip_prefix("use:") {
+        let chat = query.message.as_ref().map_or(user, |m| m.chat.id);
+        return use_agent(state, user, chat, agent).await;
+    }
+    if let Some(rest) = data.strip_prefix("approve:") {
+        return approval(state, user, rest, true).await;
+    }
+    if let Some(rest) = data.strip_prefix("deny:") {
+        return approval(state, user, rest, false).await;
+    }
+    Ok("This button is no longer supported.".into())
+}
+
+/// The session and its agent, if `user` owns the agent.
+async fn owned_session(
+    state: &AppState,
+    user: i64,
+    session: &str,
+) -> Result<Option<(sessions::Session, agents::Agent)>> {
+    let Some(s) = sessions::get(&state.db, session).await? else {
+        return Ok(None);
+    };
+    let Some(agent) = agents::get(&state.db, &s.agent_id).await? else {
+        return Ok(None);
+    };
+    if agent.owner != user {
+        return Ok(None);
+    }
+    Ok(Some((s, agent)))
+}
+
+async fn stop(state: &AppState, user: i64, session: &str) -> Result<String> {
+    let Some((s, agent)) = owned_session(state, user, session).await? else {
+        return Ok(NOT_YOURS.into());
+    };
+    if s.status != sessions::RUNNING {
+        return Ok("That prompt has already finished.".into());
+    }
+    if !agent.is_active() {
+        return Ok("That agent was unpaired.".into());
+    }
+    Ok(if super::stop::abort(state, &agent, &s.id).await? {
+        "Stopping…".into()
+    } else {
+        format!("{} is offline.", agent.name)
+    })
+}
+
+async fn use_agent(state: &AppState, user: i64, chat: i64, agent: &str) -> Result<String> {
+    let Some(agent) = agents::get(&state.db, agent).await? else {
+        return Ok("That agent no longer exists.".into());
+    };
+    if agent.owner != user {
+        return Ok(NOT_YOURS.into());
+    }
+    if !agent.is_active() {
+        return Ok("That agent was unpaired.".into());
+    }
+    users::set_current_agent(&state.db, user, Some(&agent.id)).await?;
+    let ctx = Ctx { state, chat, user };
+    ctx.reply(format!(
+        "Now talking to <b>{}</b>.",
+        escape_html(&agent.name)
+    ))
+    .await;
+    Ok(format!("Now using {}", agent.name))
+}
+
+async fn approval(state: &AppState, user: i64, rest: &str, allow: bool) -> Result<String> {
+    let Some((session, request)) = rest.split_once(':') else {
+        return Ok("This button is malformed.".into());
+    };
+    let Some((s, agent)) = owned_session(state, user, session).await? else {
+        return Ok(NOT_YOURS.into());
+    };
+    if s.status != sessions::RUNNING || !agent.is_active() {
+        return Ok("That prompt has already finished.".into());
+    }
+    let agent_id = AgentId::parse(agent.id.as_str()).map_err(Error::internal)?;
+    let session_id = SessionId::parse(s.id.as_str()).map_err(Error::internal)?;
+    let command = CommandEvent::Approval(ApprovalPayload {
+        session_id,
+        request_id: request.chars().take(128).collect(),
+        allow,
+    });
+    let receivers = commands::publish(&state.redis, &state.key, &agent_id, command)
+        .await
+        .map_err(Error::internal)?;
+    Ok(match (receivers, allow) {
+        (0, _) => format!("{} is offline.", agent.name),
+        (_, true) => "Approved.".into(),
+        (_, false) => "Denied.".into(),
+    })
+}

@@ -1,0 +1,138 @@
+//! The Telegram bot: one module per command, plus plain-text prompts and
+//! button presses. Every handler answers the user; internal failures are
+//! logged and answered with a short apology, never with details.
+
+pub mod agents;
+pub mod callback;
+pub mod new;
+pub mod pair;
+pub mod prompt;
+pub mod start;
+pub mod status;
+pub mod stop;
+pub mod unpair;
+pub mod update;
+
+use crate::db::{agents as agent_rows, users};
+use crate::error::Result;
+use crate::state::AppState;
+use crate::telegram::InlineKeyboard;
+use update::{Message, Update, parse_command};
+
+/// Who is talking, and where.
+pub struct Ctx<'a> {
+    pub state: &'a AppState,
+    pub chat: i64,
+    pub user: i64,
+}
+
+impl Ctx<'_> {
+    pub async fn reply(&self, html: impl Into<String>) {
+        self.reply_with(html, None).await;
+    }
+
+    pub async fn reply_with(&self, html: impl Into<String>, keyboard: Option<InlineKeyboard>) {
+        if let Err(e) = self
+            .state
+            .outbox
+            .send(self.chat, html.into(), keyboard)
+            .await
+        {
+            tracing::warn!(chat = self.chat, error = %e, "sending a bot reply");
+        }
+    }
+
+    /// The user's current agent, checked to be theirs and active. When there
+    /// is none, the user has been told what to do and `None` is returned.
+    pub async fn owned_current_agent(&self) -> Result<Option<agent_rows::Agent>> {
+        let user = users::get(&self.state.db, self.user).await?;
+        let agent = match user.as_ref().and_then(|u| u.current_agent.clone()) {
+            Some(id) => agent_rows::get(&self.state.db, &id).await?,
+            None => None,
+        };
+        match agent {
+            Some(a) if a.owner == self.user && a.is_active() => Ok(Some(a)),
+            Some(a) if a.owner != self.user => {
+                self.reply("Sorry, only the Telegram account that paired an agent can command it.")
+                    .await;
+                Ok(None)
+            }
+            _ => {
+                let owned = agent_rows::count_active(&self.state.db, self.user).await?;
+                if owned == 0 {
+                    self.reply(NO_AGENTS).await;
+                } else {
+                    self.reply("No agent selected. Pick one with /agents or /use NAME.")
+                        .await;
+                }
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// The guidance for someone with no agents.
+pub const NO_AGENTS: &str = "You have no paired agents yet.\n\n\
+On your computer, run <code>remoteagentctl pair ./your-project</code>, then send me \
+<code>/pair CODE</code> with the code it prints.";
+
+/// Handles one update (already deduplicated by the webhook).
+pub async fn handle(state: AppState, update: Update) {
+    if let Some(query) = update.callback_query {
+        callback::handle(&state, query).await;
+    } else if let Some(message) = update.message {
+        handle_message(&state, message).await;
+    }
+}
+
+async fn handle_message(state: &AppState, message: Message) {
+    let Some(from) = message.from else {
+        return;
+    };
+    if from.is_bot {
+        return;
+    }
+    let ctx = Ctx {
+        state,
+        chat: message.chat.id,
+        user: from.id,
+    };
+    let Some(text) = message.text else {
+        if message.chat.kind == "private" {
+            ctx.reply("I only understand text messages.").await;
+        }
+        return;
+    };
+    let command = parse_command(&text);
+    // In a group, `/status@other_bot` is meant for another bot.
+    if let Some(cmd) = &command
+        && let (Some(target), Some(me)) = (cmd.target, state.bot_username.as_deref())
+        && !target.eq_ignore_ascii_case(me)
+    {
+        return;
+    }
+    let result = match command {
+        Some(cmd) => match cmd.name.as_str() {
+            "start" => start::start(&ctx, cmd.args).await,
+            "help" => start::help(&ctx).await,
+            "pair" => pair::run(&ctx, cmd.args).await,
+            "agents" => agents::list(&ctx).await,
+            "use" => agents::use_by_name(&ctx, cmd.args).await,
+            "new" => new::run(&ctx).await,
+            "stop" => stop::run(&ctx).await,
+            "status" => status::run(&ctx).await,
+            "unpair" => unpair::run(&ctx, cmd.args).await,
+            _ => {
+                ctx.reply("Unknown command. /help lists what I understand.")
+                    .await;
+                Ok(())
+            }
+        },
+        None => prompt::run(&ctx, &text).await,
+    };
+    if let Err(e) = result {
+        tracing::error!(chat = ctx.chat, user = ctx.user, error = %e, "handling a message");
+        ctx.reply("Something went wrong on our side. Please try again in a moment.")
+            .await;
+    }
+}

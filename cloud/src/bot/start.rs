@@ -1,0 +1,32 @@
+//! `/start` and `/help`.
+
+use super::Ctx;
+use crate::error::Result;
+
+const HELP: &str = "<b>RemoteAgent</b> runs the AI coding agent on your computer from here.\n\n\
+<b>Pairing</b>\n\
+On your computer: <code>remoteagentctl pair ./your-project</code>, then send\n\
+/pair CODE — confirm the code it prints\n\n\
+<b>Using agents</b>\n\
+Any text message is a prompt for your current agent.\n\
+/agents — your agents and which are online\n\
+/use NAME — switch the current agent\n\
+/new — the next prompt starts a fresh conversation\n\
+/stop — abort the running prompt\n\
+/status — current agent, running prompt, plan\n\
+/unpair NAME — revoke an agent";
+
+/// `/start`, or `/start CODE` from a `t.me/bot?start=CODE` deep link, which
+/// pairs at once.
+pub async fn start(ctx: &Ctx<'_>, args: &str) -> Result<()> {
+    if crate::pairing::normalize(args).is_some() {
+        return super::pair::run(ctx, args).await;
+    }
+    ctx.reply(format!("👋 Welcome!\n\n{HELP}")).await;
+    Ok(())
+}
+
+pub async fn help(ctx: &Ctx<'_>) -> Result<()> {
+    ctx.reply(HELP).await;
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! `/status`: the current agent, whether it is online, the running prompt,
+//! and the plan.
+
+use remoteagent_proto::AgentId;
+
+use super::{Ctx, NO_AGENTS};
+use crate::commands;
+use crate::db::{self, agents, sessions, users};
+use crate::error::Result;
+use crate::plans;
+use crate::telegram::escape_html;
+
+pub async fn run(ctx: &Ctx<'_>) -> Result<()> {
+    let Some(user) = users::get(&ctx.state.db, ctx.user).await? else {
+        ctx.reply(NO_AGENTS).await;
+        return Ok(());
+    };
+    let mut lines = Vec::new();
+    let current = match &user.current_agent {
+        Some(id) => agents::get(&ctx.state.db, id)
+            .await?
+            .filter(|a| a.is_active() && a.owner == ctx.user),
+        None => None,
+    };
+    match current {
+        Some(agent) => {
+            let online = match AgentId::parse(agent.id.as_str()) {
+                Ok(id) => commands::is_online(&ctx.state.redis, &id).await?,
+                Err(_) => false,
+            };
+            lines.push(format!(
+                "Current agent: <b>{}</b> on {} — {}",
+                escape_html(&agent.name),
+                escape_html(&agent.hostname),
+                if online { "🟢 online" } else { "⚪ offline" }
+            ));
+            match sessions::running_for_agent(&ctx.state.db, &agent.id).await? {
+                Some(s) => lines.push(format!(
+                    "Running: <i>{}</i>",
+                    escape_html(&s.prompt_preview)
+                )),
+                None => lines.push("Nothing running.".into()),
+            }
+            if user.next_new {
+                lines.push("The next prompt starts a new conversation.".into());
+            }
+        }
+        None => lines.push("No agent selected (/agents).".into()),
+    }
+    lines.push(format!(
+        "Plan: {}",
+        plans::describe(&user, ctx.state.config.free_plan_agents, db::now())
+    ));
+    ctx.reply(lines.join("\n")).await;
+    Ok(())
+}

@@ -1,0 +1,26 @@
+//! `/unpair NAME`: revoke one of the user's agents.
+
+use super::Ctx;
+use crate::db::agents;
+use crate::error::Result;
+use crate::telegram::escape_html;
+use crate::unpair;
+
+pub async fn run(ctx: &Ctx<'_>, name: &str) -> Result<()> {
+    let name = name.trim();
+    if name.is_empty() {
+        ctx.reply("Usage: /unpair NAME (see /agents).").await;
+        return Ok(());
+    }
+    let Some(agent) = agents::find_active_by_name(&ctx.state.db, ctx.user, name).await? else {
+        ctx.reply(format!(
+            "You have no agent named <b>{}</b>. /agents lists them.",
+            escape_html(name)
+        ))
+        .await;
+        return Ok(());
+    };
+    // `unpair` tells the owner (this user) itself.
+    unpair::unpair(ctx.state, &agent).await?;
+    Ok(())
+}

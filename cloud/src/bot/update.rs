@@ -1,0 +1,124 @@
+//! The parts of a Telegram `Update` the bot reads. Unknown fields are
+//! ignored, so newer Bot API versions do not break parsing.
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Update {
+    pub update_id: i64,
+    #[serde(default)]
+    pub message: Option<Message>,
+    #[serde(default)]
+    pub callback_query: Option<CallbackQuery>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Message {
+    pub message_id: i64,
+    #[serde(default)]
+    pub from: Option<User>,
+    pub chat: Chat,
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct User {
+    pub id: i64,
+    #[serde(default)]
+    pub is_bot: bool,
+    #[serde(default)]
+    pub first_name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Chat {
+    pub id: i64,
+    #[serde(default, rename = "type")]
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CallbackQuery {
+    pub id: String,
+    pub from: User,
+    #[serde(default)]
+    pub message: Option<CallbackMessage>,
+    #[serde(default)]
+    pub data: Option<String>,
+}
+
+/// The message a button was under (possibly "inaccessible": then only its
+/// id and chat are known, which is all the bot needs).
+#[derive(Debug, Clone, Deserialize)]
+pub struct CallbackMessage {
+    pub message_id: i64,
+    pub chat: Chat,
+}
+
+/// A `/command@bot args` split into its parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command<'a> {
+    /// Lower case, without the slash and the `@bot` suffix.
+    pub name: String,
+    /// The `@bot` the command was addressed to, if any.
+    pub target: Option<&'a str>,
+    pub args: &'a str,
+}
+
+/// Parses a command; `None` for plain text.
+pub fn parse_command(text: &str) -> Option<Command<'_>> {
+    let text = text.trim_start();
+    let rest = text.strip_prefix('/')?;
+    let (head, args) = match rest.find(char::is_whitespace) {
+        Some(i) => (&rest[..i], rest[i..].trim()),
+        None => (rest, ""),
+    };
+    let (name, target) = match head.split_once('@') {
+        Some((name, target)) => (name, Some(target)),
+        None => (head, None),
+    };
+    let name = name.to_ascii_lowercase();
+    if name.is_empty() {
+        return None;
+    }
+    Some(Command { name, target, args })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_parse() {
+        assert_eq!(
+            parse_command("/pair  xk9 4tz "),
+            Some(Command {
+                name: "pair".into(),
+                target: None,
+                args: "xk9 4tz"
+            })
+        );
+        assert_eq!(
+            parse_command("/Agents@my_bot"),
+            Some(Command {
+                name: "agents".into(),
+                target: Some("my_bot"),
+                args: ""
+            })
+        );
+        assert_eq!(parse_command("fix the tests"), None);
+        assert_eq!(parse_command("/ hello"), None);
+    }
+
+    #[test]
+    fn updates_parse_with_unknown_fields() {
+        let u: Update = serde_json::from_str(
+            r#"{"update_id":5,"message":{"message_id":1,"from":{"id":7,"is_bot":false,"first_name":"A","x":1},"chat":{"id":7,"type":"private"},"date":0,"text":"hi"},"future":true}"#,
+        )
+        .unwrap();
+        assert_eq!(u.message.unwrap().text.as_deref(), Some("hi"));
+        let u: Update = serde_json::from_str(r#"{"update_id":6,"edited_message":{}}"#).unwrap();
+        assert!(u.message.is_none() && u.callback_query.is_none());
+    }
+}

@@ -1,0 +1,88 @@
+//! Signing and publishing commands to a daemon on `agent:{agentId}`, and
+//! closing a session's stream when no daemon will.
+
+use redis::aio::ConnectionManager;
+use remoteagent_proto::envelope;
+use remoteagent_proto::events::{CommandEvent, DonePayload, DoneStatus, OutputEvent};
+use remoteagent_proto::keys::CloudSigningKey;
+use remoteagent_proto::{AgentId, SessionId, names};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("signing the command: {0}")]
+    Sign(#[from] envelope::EnvelopeError),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("encoding an event: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// How long a command envelope stays valid: long enough for a daemon that
+/// is reconnecting, short enough that a captured envelope is soon useless.
+pub const ENVELOPE_TTL_SECS: u64 = 60;
+
+/// Signs `command` for `agent` and publishes it; returns the number of
+/// subscribers that received it (0 = the agent is offline).
+pub async fn publish(
+    conn: &ConnectionManager,
+    key: &CloudSigningKey,
+    agent: &AgentId,
+    command: CommandEvent,
+) -> Result<usize, PublishError> {
+    let token = envelope::sign(key, agent, command, ENVELOPE_TTL_SECS)?;
+    let mut conn = conn.clone();
+    let receivers: usize = redis::cmd("PUBLISH")
+        .arg(names::agent_channel(agent))
+        .arg(token)
+        .query_async(&mut conn)
+        .await?;
+    Ok(receivers)
+}
+
+/// Appends a `done` to a session's stream on the daemon's behalf (used when
+/// the command reached nobody), so the forwarder closes the placeholder.
+pub async fn close_stream(
+    conn: &ConnectionManager,
+    agent: &AgentId,
+    session: &SessionId,
+    status: DoneStatus,
+    message: &str,
+) -> Result<(), PublishError> {
+    let event = OutputEvent::Done(DonePayload {
+        status,
+        exit_code: None,
+        duration_ms: 0,
+        message: Some(message.to_string()),
+        chunks: 0,
+    });
+    let json = serde_json::to_string(&event)?;
+    let stream = names::output_stream(agent, session);
+    let mut conn = conn.clone();
+    redis::pipe()
+        .cmd("XADD")
+        .arg(&stream)
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(names::OUTPUT_STREAM_MAXLEN)
+        .arg("*")
+        .arg(names::STREAM_FIELD)
+        .arg(json)
+        .ignore()
+        .cmd("EXPIRE")
+        .arg(&stream)
+        .arg(names::OUTPUT_STREAM_TTL_SECS)
+        .ignore()
+        .query_async::<()>(&mut conn)
+        .await?;
+    Ok(())
+}
+
+/// Whether the agent's presence key exists (its daemon heartbeats).
+pub async fn is_online(conn: &ConnectionManager, agent: &AgentId) -> redis::RedisResult<bool> {
+    let mut conn = conn.clone();
+    redis::cmd("EXISTS")
+        .arg(names::presence_key(agent))
+        .query_async::<i64>(&mut conn)
+        .await
+        .map(|n| n > 0)
+}

@@ -1,0 +1,86 @@
+//! `GET /connect`: pairing in a browser. The page shows the Telegram Login
+//! Widget and a code field; its script posts the widget's user object and
+//! the code to `/api/pair/confirm`, where the signature is checked.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/connect", get(page))
+}
+
+async fn page(State(state): State<AppState>) -> impl IntoResponse {
+    let widget = match &state.bot_username {
+        Some(bot) => format!(
+            r#"<script async src="https://telegram.org/js/telegram-widget.js?22" data-telegram-login="{}" data-size="large" data-request-access="write" data-onauth="onTelegramAuth(user)"></script>"#,
+            html_escape::encode_double_quoted_attribute(bot)
+        ),
+        None => "<p>The Telegram login is unavailable right now. Send <code>/pair CODE</code> to the bot instead.</p>".to_string(),
+    };
+    let html = PAGE.replace("{{WIDGET}}", &widget);
+    (
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+        ],
+        Html(html),
+    )
+}
+
+const PAGE: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>RemoteAgent — connect</title>
+<style>
+body { font-family: system-ui, sans-serif; max-width: 28rem; margin: 3rem auto; padding: 0 1rem; }
+input { font-size: 1.4rem; letter-spacing: .2rem; text-transform: uppercase; width: 9rem; }
+button { font-size: 1.1rem; }
+#result { margin-top: 1rem; }
+</style>
+</head>
+<body>
+<h1>Connect an agent</h1>
+<p>1. Log in with Telegram:</p>
+{{WIDGET}}
+<p>2. Enter the code shown by <code>remoteagentctl pair</code>:</p>
+<form id="form">
+<input id="code" maxlength="8" autocomplete="off" placeholder="XK9-4TZ" required>
+<button type="submit">Connect</button>
+</form>
+<p id="result"></p>
+<script>
+let telegramUser = null;
+function onTelegramAuth(user) {
+  telegramUser = user;
+  document.getElementById('result').textContent = 'Logged in as ' + (user.username || user.first_name) + '.';
+}
+document.getElementById('form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const result = document.getElementById('result');
+  if (!telegramUser) { result.textContent = 'Log in with Telegram first.'; return; }
+  const code = document.getElementById('code').value;
+  try {
+    const response = await fetch('/api/pair/confirm', {
+      method: 'POST',
+      headers: {'Content-Type': 'application/json'},
+      body: JSON.stringify({code: code, telegram: telegramUser}),
+    });
+    const body = await response.json();
+    result.textContent = response.ok
+      ? 'Paired ' + body.name + '. You can now send it prompts from Telegram.'
+      : body.error.message;
+  } catch (e) {
+    result.textContent = 'Could not reach the server: ' + e;
+  }
+});
+</script>
+</body>
+</html>
+"#;

@@ -1,0 +1,63 @@
+//! `POST /api/telegram`: Telegram's webhook. The secret token header is
+//! compared in constant time; each `update_id` is acted on once; the answer
+//! comes at once and the update is processed in its own task, because
+//! Telegram waits for the answer before sending the next update.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use super::{body_bytes, parse_json};
+use crate::bot::{self, update::Update};
+use crate::db::updates;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::state::AppState;
+
+pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/telegram", post(receive))
+}
+
+async fn receive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>> {
+    let given = headers
+        .get(SECRET_HEADER)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    let expected = state.config.webhook_secret.as_bytes();
+    if !bool::from(given.ct_eq(expected)) {
+        Metrics::inc(&state.metrics.updates_rejected);
+        tracing::warn!("webhook call with a missing or wrong secret token");
+        return Err(Error::Unauthorized("wrong or missing secret token".into()));
+    }
+    let update: Update = match body_bytes(body).and_then(|b| parse_json(&b)) {
+        Ok(u) => u,
+        Err(e) => {
+            Metrics::inc(&state.metrics.updates_rejected);
+            return Err(e);
+        }
+    };
+    if !updates::claim(&state.db, update.update_id).await? {
+        Metrics::inc(&state.metrics.updates_duplicate);
+        tracing::debug!(update = update.update_id, "duplicate update skipped");
+        return Ok(Json(json!({"ok": true, "duplicate": true})));
+    }
+    Metrics::inc(&state.metrics.updates_received);
+    let update_id = update.update_id;
+    let task_state = state.clone();
+    tokio::spawn(async move {
+        bot::handle(task_state, update).await;
+        tracing::debug!(update = update_id, "update processed");
+    });
+    Ok(Json(json!({"ok": true})))
+}

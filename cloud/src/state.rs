@@ -1,0 +1,121 @@
+//! What every handler shares: configuration, database, Redis, the signing
+//! key, the Telegram client and outbox, the forwarder and the counters.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redis::aio::ConnectionManager;
+use remoteagent_proto::keys::CloudSigningKey;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::forwarder::Forwarder;
+use crate::metrics::Metrics;
+use crate::redis_acl::Acl;
+use crate::telegram::{Outbox, Telegram};
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub db: Db,
+    /// The shared command connection (reconnects by itself).
+    pub redis: ConnectionManager,
+    pub acl: Acl,
+    pub key: CloudSigningKey,
+    pub telegram: Telegram,
+    /// The bot's one outbox, shared with the forwarder.
+    pub outbox: Outbox,
+    pub forwarder: Forwarder,
+    pub metrics: Metrics,
+    /// The bot's @username, when `getMe` answered at start-up.
+    pub bot_username: Option<String>,
+    pub pair_limiter: RateLimiter,
+    /// Cancelled on shutdown; background tasks stop with it.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        AppState(Arc::new(inner))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.config)
+            .field("bot_username", &self.bot_username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A sliding-window limit per client address: at most `max` events in
+/// `window`. Kept in memory: it is a brake on abuse of one replica, not an
+/// accounting system.
+#[derive(Debug)]
+pub struct RateLimiter {
+    max: usize,
+    window: Duration,
+    seen: Mutex<HashMap<IpAddr, Vec<Instant>>>,
+}
+
+impl RateLimiter {
+    pub fn new(max: usize, window: Duration) -> Self {
+        RateLimiter {
+            max,
+            window,
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records an event for `ip`; false if the limit is already reached.
+    pub fn allow(&self, ip: IpAddr) -> bool {
+        let now = Instant::now();
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        // Forget idle addresses so the map cannot grow without bound.
+        if seen.len() > 10_000 {
+            let window = self.window;
+            seen.retain(|_, times| {
+                times
+                    .last()
+                    .is_some_and(|t| now.duration_since(*t) < window)
+            });
+        }
+        let times = seen.entry(ip).or_default();
+        times.retain(|t| now.duration_since(*t) < self.window);
+        if times.len() >= self.max {
+            return false;
+        }
+        times.push(now);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiter_counts_per_address() {
+        let limiter = RateLimiter::new(2, Duration::from_secs(60));
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        assert!(limiter.allow(a));
+        assert!(limiter.allow(a));
+        assert!(!limiter.allow(a));
+        assert!(limiter.allow(b));
+    }
+}

@@ -1,0 +1,296 @@
+//! The Bot API client: `{api_base}/bot{token}/{method}` over reqwest, or
+//! console mode.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::console::Console;
+use super::{BotUser, InlineKeyboard, TelegramError};
+
+/// How long to wait when Telegram says 429 without `retry_after`.
+const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
+
+/// A Bot API client: real HTTP (`{api_base}/bot{token}/{method}`) or console
+/// mode, which prints outgoing messages instead (local use, the demo).
+#[derive(Clone)]
+pub struct Telegram {
+    backend: Arc<Backend>,
+}
+
+enum Backend {
+    Api(Api),
+    Console(Console),
+}
+
+struct Api {
+    http: reqwest::Client,
+    api_base: String,
+    token: String,
+}
+
+/// The token is a secret: Debug shows the API base only.
+impl std::fmt::Debug for Telegram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &*self.backend {
+            Backend::Api(api) => f
+                .debug_struct("Telegram")
+                .field("api_base", &api.api_base)
+                .field("token", &"hidden")
+                .finish(),
+            Backend::Console(_) => f.write_str("Telegram(console)"),
+        }
+    }
+}
+
+/// Telegram's response envelope.
+#[derive(Deserialize)]
+struct Envelope {
+    ok: bool,
+    #[serde(default)]
+    result: Option<Value>,
+    #[serde(default)]
+    error_code: Option<u16>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    parameters: Option<ResponseParameters>,
+}
+
+#[derive(Deserialize)]
+struct ResponseParameters {
+    #[serde(default)]
+    retry_after: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct MessageRef {
+    message_id: i64,
+}
+
+impl Telegram {
+    pub fn api(api_base: &str, token: &str) -> Self {
+        // Building a client only fails when the TLS backend cannot start;
+        // the default client is then no worse and keeps this constructor
+        // infallible, as its callers expect.
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
+        Telegram {
+            backend: Arc::new(Backend::Api(Api {
+                http,
+                api_base: api_base.trim_end_matches('/').to_string(),
+                token: token.to_string(),
+            })),
+        }
+    }
+
+    pub fn console() -> Self {
+        Telegram {
+            backend: Arc::new(Backend::Console(Console::default())),
+        }
+    }
+
+    /// Whether this client only prints (console mode).
+    pub fn is_console(&self) -> bool {
+        matches!(&*self.backend, Backend::Console(_))
+    }
+
+    /// Returns the new message's id.
+    pub async fn send_message(
+        &self,
+        chat_id: i64,
+        html: &str,
+        keyboard: Option<&InlineKeyboard>,
+    ) -> Result<i64, TelegramError> {
+        match &*self.backend {
+            Backend::Console(c) => Ok(c.send(chat_id, html, keyboard)),
+            Backend::Api(api) => {
+                let mut body = json!({
+                    "chat_id": chat_id,
+                    "text": html,
+                    "parse_mode": "HTML",
+                    "link_preview_options": {"is_disabled": true},
+                });
+                if let Some(k) = keyboard {
+                    body["reply_markup"] = json!(k);
+                }
+                let msg: MessageRef = api.call("sendMessage", &body).await?;
+                Ok(msg.message_id)
+            }
+        }
+    }
+
+    /// Replaces a message's text and buttons (`None` removes the buttons).
+    /// An edit that changes nothing counts as done: the message already
+    /// shows what was asked.
+    pub async fn edit_message_text(
+        &self,
+        chat_id: i64,
+        message_id: i64,
+        html: &str,
+        keyboard: Option<&InlineKeyboard>,
+    ) -> Result<(), TelegramError> {
+        match &*self.backend {
+            Backend::Console(c) => {
+                c.edit(chat_id, message_id, html, keyboard);
+                Ok(())
+            }
+            Backend::Api(api) => {
+                let mut body = json!({
+                    "chat_id": chat_id,
+                    "message_id": message_id,
+                    "text": html,
+                    "parse_mode": "HTML",
+                    "link_preview_options": {"is_disabled": true},
+                });
+                if let Some(k) = keyboard {
+                    body["reply_markup"] = json!(k);
+                }
+                match api.call::<Value>("editMessageText", &body).await {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.is_not_modified() => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+
+    pub async fn delete_message(&self, chat_id: i64, message_id: i64) -> Result<(), TelegramError> {
+        match &*self.backend {
+            Backend::Console(c) => {
+                c.delete(chat_id, message_id);
+                Ok(())
+            }
+            Backend::Api(api) => {
+                let body = json!({"chat_id": chat_id, "message_id": message_id});
+                api.call::<Value>("deleteMessage", &body).await.map(|_| ())
+            }
+        }
+    }
+
+    pub async fn answer_callback_query(
+        &self,
+        callback_query_id: &str,
+        text: Option<&str>,
+    ) -> Result<(), TelegramError> {
+        match &*self.backend {
+            Backend::Console(c) => {
+                c.toast(text);
+                Ok(())
+            }
+            Backend::Api(api) => {
+                let mut body = json!({"callback_query_id": callback_query_id});
+                if let Some(t) = text {
+                    body["text"] = json!(t);
+                }
+                api.call::<Value>("answerCallbackQuery", &body)
+                    .await
+                    .map(|_| ())
+            }
+        }
+    }
+
+    pub async fn set_webhook(&self, url: &str, secret_token: &str) -> Result<(), TelegramError> {
+        match &*self.backend {
+            Backend::Console(_) => Ok(()),
+            Backend::Api(api) => {
+                let body = json!({
+                    "url": url,
+                    "secret_token": secret_token,
+                    "allowed_updates": ["message", "callback_query"],
+                });
+                api.call::<Value>("setWebhook", &body).await.map(|_| ())
+            }
+        }
+    }
+
+    pub async fn get_me(&self) -> Result<BotUser, TelegramError> {
+        match &*self.backend {
+            Backend::Console(_) => Ok(BotUser {
+                id: 0,
+                username: Some("console".into()),
+            }),
+            Backend::Api(api) => api.call("getMe", &json!({})).await,
+        }
+    }
+
+    /// Calls any Bot API method with a JSON body and returns its `result`
+    /// (console mode: `true`, nothing printed).
+    pub async fn call_raw(&self, method: &str, body: &Value) -> Result<Value, TelegramError> {
+        match &*self.backend {
+            Backend::Console(_) => Ok(Value::Bool(true)),
+            Backend::Api(api) => api.call(method, body).await,
+        }
+    }
+}
+
+impl Api {
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        body: &Value,
+    ) -> Result<T, TelegramError> {
+        let url = format!("{}/bot{}/{}", self.api_base, self.token, method);
+        let response = self
+            .http
+            .post(url)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| self.transport(e))?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.map_err(|e| self.transport(e))?;
+        let envelope: Envelope =
+            serde_json::from_slice(&bytes).map_err(|_| TelegramError::Api {
+                code: status,
+                description: format!("unexpected response to {method} (HTTP {status})"),
+            })?;
+        if envelope.ok {
+            let result = envelope.result.unwrap_or(Value::Null);
+            return serde_json::from_value(result).map_err(|e| TelegramError::Api {
+                code: status,
+                description: format!("unexpected result of {method}: {e}"),
+            });
+        }
+        let code = envelope.error_code.unwrap_or(status);
+        if code == 429 {
+            let retry_after = envelope
+                .parameters
+                .and_then(|p| p.retry_after)
+                .unwrap_or(DEFAULT_RETRY_AFTER_SECS);
+            return Err(TelegramError::RetryAfter(retry_after));
+        }
+        Err(TelegramError::Api {
+            code,
+            description: self.redact(envelope.description.unwrap_or_default()),
+        })
+    }
+
+    /// A network error without the URL, which holds the token.
+    fn transport(&self, err: reqwest::Error) -> TelegramError {
+        let err = err.without_url();
+        let mut text = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(s) = source {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
+        TelegramError::Transport(self.redact(text))
+    }
+
+    /// Belt and braces: whatever a lower layer put in a message, the token
+    /// never leaves this module.
+    fn redact(&self, text: String) -> String {
+        if self.token.is_empty() || !text.contains(&self.token) {
+            return text;
+        }
+        text.replace(&self.token, "<token>")
+    }
+}

@@ -1,0 +1,497 @@
+//! The outbox: one sender per bot between everything that talks to a chat
+//! and the Bot API (after takopi's, see STYLE.md).
+//!
+//! * Operations wait in a queue keyed by message: a newer edit of a message
+//!   replaces the queued payload but keeps its place in line.
+//! * Sends go before deletes, deletes before edits, oldest first within each.
+//! * At most one request per chat is in flight, and a chat gets at most one
+//!   request per `per_chat_interval` (~1 s for a private chat); all chats
+//!   together at most one per `global_interval` (~30/s).
+//! * A 429 pauses the whole bot for `retry_after` seconds (5 s if Telegram
+//!   gives none), then the same operation is retried in its place.
+//! * An edit whose text and buttons equal what the message already shows is
+//!   not sent at all.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::{InlineKeyboard, Telegram, TelegramError};
+
+/// Pacing of the outbox.
+#[derive(Debug, Clone)]
+pub struct OutboxConfig {
+    /// Least time between two requests to one chat.
+    pub per_chat_interval: Duration,
+    /// Least time between two requests to any chat.
+    pub global_interval: Duration,
+    /// How often an edit or delete that failed on the network is retried.
+    pub transport_retries: u32,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            per_chat_interval: Duration::from_secs(1),
+            global_interval: Duration::from_millis(34),
+            transport_retries: 3,
+        }
+    }
+}
+
+/// How many delivered message texts the outbox remembers to skip unchanged
+/// edits; older entries are forgotten (an unchanged edit is then merely sent).
+const KNOWN_CAPACITY: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Send = 0,
+    Delete = 1,
+    Edit = 2,
+}
+
+enum Waiter {
+    Sent(oneshot::Sender<Result<i64, TelegramError>>),
+    Done(oneshot::Sender<Result<(), TelegramError>>),
+}
+
+impl Waiter {
+    fn complete(self, result: &Result<i64, TelegramError>) {
+        match self {
+            Waiter::Sent(tx) => {
+                let _ = tx.send(result.clone());
+            }
+            Waiter::Done(tx) => {
+                let _ = tx.send(result.clone().map(|_| ()));
+            }
+        }
+    }
+}
+
+struct Op {
+    kind: Kind,
+    chat: i64,
+    /// The message an edit or delete applies to (0 for sends).
+    message: i64,
+    html: String,
+    keyboard: Option<InlineKeyboard>,
+    seq: u64,
+    attempts: u32,
+    waiters: Vec<Waiter>,
+}
+
+impl Op {
+    fn key(&self) -> (i64, i64) {
+        (self.chat, self.message)
+    }
+
+    fn complete(self, result: Result<i64, TelegramError>) {
+        for w in self.waiters {
+            w.complete(&result);
+        }
+    }
+}
+
+/// The pending delivery of an edit or delete.
+pub struct Delivery(oneshot::Receiver<Result<(), TelegramError>>);
+
+impl Delivery {
+    /// Waits until the operation was delivered, skipped as unchanged,
+    /// superseded by a delete, or failed.
+    pub async fn wait(self) -> Result<(), TelegramError> {
+        self.0.await.unwrap_or_else(|_| Err(stopped()))
+    }
+}
+
+fn stopped() -> TelegramError {
+    TelegramError::Transport("the outbox stopped".into())
+}
+
+/// A handle on a bot's outbox. Cheap to clone; the sender task starts with
+/// the first operation and stops when every handle is gone and the queue is
+/// empty.
+#[derive(Clone)]
+pub struct Outbox {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    telegram: Telegram,
+    config: OutboxConfig,
+    tx: OnceLock<mpsc::UnboundedSender<Op>>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("config", &self.shared.config)
+            .finish()
+    }
+}
+
+impl Outbox {
+    pub fn new(telegram: Telegram, config: OutboxConfig) -> Self {
+        Outbox {
+            shared: Arc::new(Shared {
+                telegram,
+                config,
+                tx: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// The client the outbox sends with.
+    pub fn telegram(&self) -> &Telegram {
+        &self.shared.telegram
+    }
+
+    fn submit(&self, op: Op) {
+        let tx = self.shared.tx.get_or_init(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let sender = Sender::new(self.shared.telegram.clone(), self.shared.config.clone());
+            tokio::spawn(sender.run(rx));
+            tx
+        });
+        if let Err(mpsc::error::SendError(op)) = tx.send(op) {
+            op.complete(Err(stopped()));
+        }
+    }
+
+    fn op(
+        kind: Kind,
+        chat: i64,
+        message: i64,
+        html: String,
+        keyboard: Option<InlineKeyboard>,
+        waiter: Waiter,
+    ) -> Op {
+        Op {
+            kind,
+            chat,
+            message,
+            html,
+            keyboard,
+            seq: 0,
+            attempts: 0,
+            waiters: vec![waiter],
+        }
+    }
+
+    /// Sends a new message and returns its id once delivered.
+    pub async fn send(
+        &self,
+        chat: i64,
+        html: String,
+        keyboard: Option<InlineKeyboard>,
+    ) -> Result<i64, TelegramError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Self::op(
+            Kind::Send,
+            chat,
+            0,
+            html,
+            keyboard,
+            Waiter::Sent(tx),
+        ));
+        rx.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    /// Queues an edit of a message (`keyboard = None` removes the buttons).
+    /// A queued edit of the same message is replaced by this one. Dropping
+    /// the returned [`Delivery`] does not cancel the edit.
+    pub fn edit(
+        &self,
+        chat: i64,
+        message: i64,
+        html: String,
+        keyboard: Option<InlineKeyboard>,
+    ) -> Delivery {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Self::op(
+            Kind::Edit,
+            chat,
+            message,
+            html,
+            keyboard,
+            Waiter::Done(tx),
+        ));
+        Delivery(rx)
+    }
+
+    /// Queues the deletion of a message; queued edits of it are dropped.
+    pub fn delete(&self, chat: i64, message: i64) -> Delivery {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Self::op(
+            Kind::Delete,
+            chat,
+            message,
+            String::new(),
+            None,
+            Waiter::Done(tx),
+        ));
+        Delivery(rx)
+    }
+}
+
+/// The result of one request, back from its task.
+struct Finished {
+    op: Op,
+    result: Result<i64, TelegramError>,
+}
+
+struct Sender {
+    telegram: Telegram,
+    config: OutboxConfig,
+    pending: Vec<Op>,
+    next_seq: u64,
+    /// Chats with a request in flight.
+    busy: HashMap<i64, ()>,
+    /// Earliest time of the next request per chat.
+    chat_next: HashMap<i64, Instant>,
+    /// Earliest time of the next request to any chat.
+    global_next: Instant,
+    /// What each recently touched message shows, to skip unchanged edits.
+    known: HashMap<(i64, i64), (String, Option<InlineKeyboard>)>,
+    known_order: VecDeque<(i64, i64)>,
+}
+
+impl Sender {
+    fn new(telegram: Telegram, config: OutboxConfig) -> Self {
+        Sender {
+            telegram,
+            config,
+            pending: Vec::new(),
+            next_seq: 0,
+            busy: HashMap::new(),
+            chat_next: HashMap::new(),
+            global_next: Instant::now(),
+            known: HashMap::new(),
+            known_order: VecDeque::new(),
+        }
+    }
+
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Op>) {
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
+        let mut open = true;
+        loop {
+            let wake = self.dispatch_ready(&done_tx);
+            if !open && self.pending.is_empty() && self.busy.is_empty() {
+                break;
+            }
+            let sleep = async {
+                match wake {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                op = rx.recv(), if open => match op {
+                    Some(op) => self.accept(op),
+                    None => open = false,
+                },
+                Some(finished) = done_rx.recv() => self.finish(finished),
+                () = sleep => {}
+            }
+        }
+    }
+
+    fn remember(&mut self, key: (i64, i64), html: String, keyboard: Option<InlineKeyboard>) {
+        if self.known.insert(key, (html, keyboard)).is_none() {
+            self.known_order.push_back(key);
+            if self.known_order.len() > KNOWN_CAPACITY
+                && let Some(old) = self.known_order.pop_front()
+            {
+                self.known.remove(&old);
+            }
+        }
+    }
+
+    fn forget(&mut self, key: (i64, i64)) {
+        if self.known.remove(&key).is_some() {
+            self.known_order.retain(|k| *k != key);
+        }
+    }
+
+    fn is_unchanged(&self, op: &Op) -> bool {
+        op.kind == Kind::Edit
+            && self
+                .known
+                .get(&op.key())
+                .is_some_and(|(html, kb)| *html == op.html && *kb == op.keyboard)
+    }
+
+    /// Queues a new operation, merging it with a queued edit of the same
+    /// message.
+    fn accept(&mut self, mut op: Op) {
+        match op.kind {
+            Kind::Edit => {
+                if let Some(queued) = self
+                    .pending
+                    .iter_mut()
+                    .find(|p| p.kind == Kind::Edit && p.key() == op.key())
+                {
+                    queued.html = op.html;
+                    queued.keyboard = op.keyboard;
+                    queued.waiters.append(&mut op.waiters);
+                    return;
+                }
+            }
+            Kind::Delete => {
+                let key = op.key();
+                let (dropped, kept): (Vec<Op>, Vec<Op>) = std::mem::take(&mut self.pending)
+                    .into_iter()
+                    .partition(|p| p.kind == Kind::Edit && p.key() == key);
+                self.pending = kept;
+                for d in dropped {
+                    d.complete(Ok(key.1));
+                }
+            }
+            Kind::Send => {}
+        }
+        op.seq = self.next_seq;
+        self.next_seq += 1;
+        self.pending.push(op);
+    }
+
+    /// Starts every operation that may go now; returns when to look again.
+    fn dispatch_ready(&mut self, done_tx: &mpsc::UnboundedSender<Finished>) -> Option<Instant> {
+        loop {
+            let now = Instant::now();
+            // Unchanged edits cost nothing: settle them first.
+            let mut i = 0;
+            while i < self.pending.len() {
+                if self.is_unchanged(&self.pending[i])
+                    && !self.busy.contains_key(&self.pending[i].chat)
+                {
+                    let op = self.pending.remove(i);
+                    let key = op.key();
+                    tracing::debug!(chat = key.0, message = key.1, "unchanged edit skipped");
+                    op.complete(Ok(key.1));
+                } else {
+                    i += 1;
+                }
+            }
+            if self.pending.is_empty() {
+                return None;
+            }
+            let mut best: Option<usize> = None;
+            let mut wake: Option<Instant> = None;
+            for (i, op) in self.pending.iter().enumerate() {
+                if self.busy.contains_key(&op.chat) {
+                    continue;
+                }
+                let ready_at = self
+                    .chat_next
+                    .get(&op.chat)
+                    .copied()
+                    .unwrap_or(now)
+                    .max(self.global_next);
+                if ready_at > now {
+                    wake = Some(wake.map_or(ready_at, |w| w.min(ready_at)));
+                    continue;
+                }
+                let better = match best {
+                    None => true,
+                    Some(b) => (op.kind, op.seq) < (self.pending[b].kind, self.pending[b].seq),
+                };
+                if better {
+                    best = Some(i);
+                }
+            }
+            let Some(i) = best else {
+                return wake;
+            };
+            let op = self.pending.remove(i);
+            self.busy.insert(op.chat, ());
+            self.chat_next
+                .insert(op.chat, now + self.config.per_chat_interval);
+            self.global_next = now + self.config.global_interval;
+            let telegram = self.telegram.clone();
+            let done_tx = done_tx.clone();
+            tokio::spawn(async move {
+                let result = match op.kind {
+                    Kind::Send => {
+                        telegram
+                            .send_message(op.chat, &op.html, op.keyboard.as_ref())
+                            .await
+                    }
+                    Kind::Edit => telegram
+                        .edit_message_text(op.chat, op.message, &op.html, op.keyboard.as_ref())
+                        .await
+                        .map(|()| op.message),
+                    Kind::Delete => telegram
+                        .delete_message(op.chat, op.message)
+                        .await
+                        .map(|()| op.message),
+                };
+                let _ = done_tx.send(Finished { op, result });
+            });
+        }
+    }
+
+    fn finish(&mut self, Finished { mut op, result }: Finished) {
+        self.busy.remove(&op.chat);
+        let now = Instant::now();
+        match result {
+            Ok(id) => {
+                match op.kind {
+                    Kind::Send => {
+                        self.remember((op.chat, id), op.html.clone(), op.keyboard.clone())
+                    }
+                    Kind::Edit => self.remember(op.key(), op.html.clone(), op.keyboard.clone()),
+                    Kind::Delete => self.forget(op.key()),
+                }
+                op.complete(Ok(id));
+            }
+            Err(TelegramError::RetryAfter(secs)) => {
+                tracing::warn!(
+                    chat = op.chat,
+                    retry_after = secs,
+                    "Telegram rate limit: pausing the outbox"
+                );
+                self.global_next = self.global_next.max(now + Duration::from_secs(secs));
+                self.requeue(op);
+            }
+            Err(TelegramError::Transport(e))
+                if op.kind != Kind::Send && op.attempts < self.config.transport_retries =>
+            {
+                // Edits and deletes are idempotent, so a network failure is
+                // retried; a send is not, since it may have arrived.
+                op.attempts += 1;
+                tracing::warn!(chat = op.chat, attempt = op.attempts, error = %e, "Telegram unreachable: retrying");
+                let backoff = Duration::from_secs(1 << op.attempts.min(4));
+                let next = self
+                    .chat_next
+                    .get(&op.chat)
+                    .copied()
+                    .unwrap_or(now)
+                    .max(now + backoff);
+                self.chat_next.insert(op.chat, next);
+                self.requeue(op);
+            }
+            Err(e) => {
+                tracing::warn!(chat = op.chat, message = op.message, error = %e, "Telegram request failed");
+                op.complete(Err(e));
+            }
+        }
+    }
+
+    /// Puts an operation back in its old place; a newer edit of the same
+    /// message that arrived meanwhile wins, keeping the older place.
+    fn requeue(&mut self, mut op: Op) {
+        if op.kind == Kind::Edit
+            && let Some(newer) = self
+                .pending
+                .iter_mut()
+                .find(|p| p.kind == Kind::Edit && p.key() == op.key())
+        {
+            newer.seq = newer.seq.min(op.seq);
+            newer.waiters.append(&mut op.waiters);
+            return;
+        }
+        self.pending.push(op);
+    }
+}

@@ -1,0 +1,338 @@
+//! The bot's prompt path and commands, observed on Redis (the signed
+//! envelopes a daemon would receive) and in the fake Telegram.
+
+mod support;
+
+use redis::aio::PubSub;
+use remoteagent_cloud::db::sessions;
+use remoteagent_proto::events::{
+    ChunkPayload, CommandEvent, DonePayload, DoneStatus, MAX_PROMPT_BYTES, OutputEvent, StreamKind,
+};
+use remoteagent_proto::{AgentId, SessionId, envelope, names};
+use support::{TIMEOUT, TestApp, next_message, user_id};
+
+/// The next envelope on `sub`, verified as the daemon verifies it.
+async fn next_command(app: &TestApp, sub: &mut PubSub, agent: &AgentId) -> CommandEvent {
+    let token = next_message(sub).await;
+    let claims = envelope::verify(&app.state.key.public_key(), agent, &token).unwrap();
+    assert!(claims.exp - claims.iat <= envelope::MAX_LIFETIME_SECS);
+    claims.command
+}
+
+async fn xadd(app: &TestApp, agent: &AgentId, session: &SessionId, event: &OutputEvent) {
+    let mut conn = app.redis.get_multiplexed_async_connection().await.unwrap();
+    let stream = names::output_stream(agent, session);
+    redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg(names::STREAM_FIELD)
+        .arg(serde_json::to_string(event).unwrap())
+        .query_async::<String>(&mut conn)
+        .await
+        .unwrap();
+    redis::cmd("EXPIRE")
+        .arg(&stream)
+        .arg(600)
+        .query_async::<i64>(&mut conn)
+        .await
+        .unwrap();
+}
+
+async fn a_prompt_becomes_a_signed_command_and_a_forwarded_session(app: &TestApp) {
+    let user = user_id();
+    let (_, paired) = app.pair_agent(user, "proj").await;
+    let agent = paired.agent_id;
+    app.set_presence(&agent).await;
+    let mut sub = app.agent_subscriber(&agent).await;
+    app.say(user, "fix the <failing> tests & more").await;
+    let CommandEvent::Command(cmd) = next_command(app, &mut sub, &agent).await else {
+        panic!("expected a command");
+    };
+    assert_eq!(cmd.prompt, "fix the <failing> tests & more");
+    assert!(cmd.r#continue);
+    let row = sessions::get(&app.state.db, cmd.session_id.as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.status, "running");
+    assert_eq!(row.agent_id, agent.as_str());
+    app.expect_message(user, "proj is working").await;
+
+    // The daemon's output reaches the chat and the end is recorded.
+    xadd(
+        app,
+        &agent,
+        &cmd.session_id,
+        &OutputEvent::Chunk(ChunkPayload {
+            seq: 0,
+            stream: StreamKind::Stdout,
+            text: "all green\n".into(),
+        }),
+    )
+    .await;
+    xadd(
+        app,
+        &agent,
+        &cmd.session_id,
+        &OutputEvent::Done(DonePayload {
+            status: DoneStatus::Ok,
+            exit_code: Some(0),
+            duration_ms: 1200,
+            message: None,
+            chunks: 1,
+        }),
+    )
+    .await;
+    app.expect_message(user, "all green").await;
+    let finished = remoteagent_testkit::wait_for(TIMEOUT, || async {
+        let row = sessions::get(&app.state.db, cmd.session_id.as_str())
+            .await
+            .unwrap()?;
+        (row.status != "running").then_some(row)
+    })
+    .await
+    .expect("the session was not recorded as finished");
+    assert_eq!(finished.status, "ok");
+    assert_eq!(finished.exit_code, Some(0));
+
+    // /new: the next prompt does not continue the conversation, the one
+    // after it does again.
+    app.say(user, "/new").await;
+    app.expect_message(user, "new conversation").await;
+    app.say(user, "start over").await;
+    let CommandEvent::Command(fresh) = next_command(app, &mut sub, &agent).await else {
+        panic!("expected a command");
+    };
+    assert_eq!(fresh.prompt, "start over");
+    assert!(!fresh.r#continue);
+    // /stop aborts the running session.
+    app.say(user, "/stop").await;
+    assert_eq!(
+        next_command(app, &mut sub, &agent).await,
+        CommandEvent::Abort(remoteagent_proto::events::AbortPayload {
+            session_id: fresh.session_id.clone()
+        })
+    );
+    app.expect_message(user, "Stopping proj").await;
+    // So does the Stop button, but only for the owner.
+    let intruder = user_id();
+    let answer = app
+        .press(intruder, &format!("stop:{}", fresh.session_id))
+        .await;
+    assert!(answer.contains("Only the account"), "{answer}");
+    let answer = app.press(user, &format!("stop:{}", fresh.session_id)).await;
+    assert_eq!(answer, "Stopping…");
+    assert!(matches!(
+        next_command(app, &mut sub, &agent).await,
+        CommandEvent::Abort(_)
+    ));
+}
+
+async fn strangers_cannot_command_an_agent(app: &TestApp) {
+    let owner = user_id();
+    let (_, paired) = app.pair_agent(owner, "mine").await;
+    let agent = paired.agent_id;
+    app.set_presence(&agent).await;
+    let mut sub = app.agent_subscriber(&agent).await;
+
+    let stranger = user_id();
+    app.say(stranger, "rm -rf ~").await;
+    app.expect_message(stranger, "no paired agents").await;
+    let answer = app.press(stranger, &format!("use:{agent}")).await;
+    assert!(answer.contains("Only the account"), "{answer}");
+    app.say(stranger, "rm -rf ~ please").await;
+    let found = app
+        .tg
+        .wait_for_messages(
+            stranger,
+            |m| {
+                m.iter()
+                    .filter(|m| m.text.contains("no paired agents"))
+                    .count()
+                    == 2
+            },
+            TIMEOUT,
+        )
+        .await;
+    assert!(found);
+    app.say(stranger, "/stop").await;
+    app.say(stranger, "/unpair mine").await;
+    app.expect_message(stranger, "no agent named").await;
+
+    // The first command the agent ever receives is its owner's.
+    app.say(owner, "hello").await;
+    let token = next_message(&mut sub).await;
+    let claims = envelope::verify(&app.state.key.public_key(), &agent, &token).unwrap();
+    let CommandEvent::Command(cmd) = claims.command else {
+        panic!("expected a command");
+    };
+    assert_eq!(cmd.prompt, "hello");
+}
+
+async fn an_offline_agent_is_reported_at_once(app: &TestApp) {
+    let user = user_id();
+    let (_, paired) = app.pair_agent(user, "sleepy").await;
+    let agent = paired.agent_id;
+    let mut sub = app.agent_subscriber(&agent).await;
+    // No presence key: refused before anything is published.
+    app.say(user, "are you there?").await;
+    app.expect_message(user, "sleepy is offline").await;
+
+    // A presence key but no subscriber (the daemon died a moment ago): the
+    // session is closed as rejected.
+    drop(sub);
+    app.set_presence(&agent).await;
+    app.say(user, "and now?").await;
+    app.expect_message(user, "rejected: agent is offline").await;
+    let found = app
+        .tg
+        .wait_for_messages(
+            user,
+            |m| {
+                m.iter()
+                    .filter(|m| m.text.contains("sleepy is offline"))
+                    .count()
+                    == 2
+            },
+            TIMEOUT,
+        )
+        .await;
+    assert!(found);
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("remoteagent_offline_answers_total 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("remoteagent_prompts_published_total 0"),
+        "{metrics}"
+    );
+    let rejected = remoteagent_testkit::wait_for(TIMEOUT, || async {
+        let text = app
+            .http
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.contains("remoteagent_sessions{status=\"rejected\"} 1")
+            .then_some(())
+    })
+    .await;
+    assert!(rejected.is_some());
+
+    sub = app.agent_subscriber(&agent).await;
+    app.say(user, "third try").await;
+    let token = next_message(&mut sub).await;
+    let claims = envelope::verify(&app.state.key.public_key(), &agent, &token).unwrap();
+    assert!(matches!(claims.command, CommandEvent::Command(c) if c.prompt == "third try"));
+}
+
+async fn an_oversized_prompt_is_refused(app: &TestApp) {
+    let user = user_id();
+    let (_, paired) = app.pair_agent(user, "big").await;
+    app.set_presence(&paired.agent_id).await;
+    let mut sub = app.agent_subscriber(&paired.agent_id).await;
+    app.say(user, &"x".repeat(MAX_PROMPT_BYTES + 1)).await;
+    app.expect_message(user, "prompt is too long").await;
+    app.say(user, "small").await;
+    let token = next_message(&mut sub).await;
+    let claims = envelope::verify(&app.state.key.public_key(), &paired.agent_id, &token).unwrap();
+    assert!(matches!(claims.command, CommandEvent::Command(c) if c.prompt == "small"));
+}
+
+async fn agents_use_and_status(app: &TestApp) {
+    let user = user_id();
+    let (_, a) = app.pair_agent(user, "alpha").await;
+    let (_, b) = app.pair_agent(user, "beta").await;
+    app.set_presence(&a.agent_id).await;
+    app.say(user, "/agents").await;
+    let text = app.expect_message(user, "Your agents").await;
+    assert!(text.contains("🟢 alpha"), "{text}");
+    assert!(text.contains("⚪ beta on devbox ← current"), "{text}");
+    let listing = app
+        .tg
+        .messages(user)
+        .into_iter()
+        .find(|m| m.text.contains("Your agents"))
+        .unwrap();
+    let markup = listing.reply_markup.unwrap().to_string();
+    assert!(markup.contains(&format!("use:{}", a.agent_id)), "{markup}");
+
+    let answer = app.press(user, &format!("use:{}", a.agent_id)).await;
+    assert_eq!(answer, "Now using alpha");
+    app.say(user, "/status").await;
+    let status = app.expect_message(user, "Current agent").await;
+    assert!(status.contains("alpha on devbox — 🟢 online"), "{status}");
+    assert!(status.contains("Trial"), "{status}");
+    app.say(user, "/use BETA").await;
+    app.expect_message(user, "Now talking to beta").await;
+    app.say(user, "/use gamma").await;
+    app.expect_message(user, "no agent named gamma").await;
+    app.say(user, "/frobnicate").await;
+    app.expect_message(user, "Unknown command").await;
+    let _ = b;
+}
+
+both_backends!(
+    a_prompt_becomes_a_signed_command_and_a_forwarded_session,
+    strangers_cannot_command_an_agent,
+    an_offline_agent_is_reported_at_once,
+    an_oversized_prompt_is_refused,
+    agents_use_and_status,
+);
+
+async fn commands_for_another_bot_are_ignored(app: &TestApp) {
+    let user = user_id();
+    app.say(user, "/help@some_other_bot").await;
+    app.say(user, "/help@RemoteAgent_Test_Bot").await;
+    app.expect_message(user, "/unpair").await;
+    assert_eq!(app.count_messages(user, "/unpair"), 1);
+    assert_eq!(app.tg.calls_of("sendMessage").len(), 1);
+}
+
+both_backends!(commands_for_another_bot_are_ignored);
+
+async fn approval_buttons_publish_the_owners_answer(app: &TestApp) {
+    let user = user_id();
+    let (_, paired) = app.pair_agent(user, "careful").await;
+    let agent = paired.agent_id;
+    app.set_presence(&agent).await;
+    let mut sub = app.agent_subscriber(&agent).await;
+    app.say(user, "delete the build dir").await;
+    let CommandEvent::Command(cmd) = next_command(app, &mut sub, &agent).await else {
+        panic!("expected a command");
+    };
+    let stranger = user_id();
+    let answer = app
+        .press(stranger, &format!("approve:{}:req-1", cmd.session_id))
+        .await;
+    assert!(answer.contains("Only the account"), "{answer}");
+    let answer = app
+        .press(user, &format!("deny:{}:req-1", cmd.session_id))
+        .await;
+    assert_eq!(answer, "Denied.");
+    // The stranger's press published nothing: the first event is the denial.
+    match next_command(app, &mut sub, &agent).await {
+        CommandEvent::Approval(a) => {
+            assert_eq!(a.session_id, cmd.session_id);
+            assert_eq!(a.request_id, "req-1");
+            assert!(!a.allow);
+        }
+        other => panic!("expected an approval, got {other:?}"),
+    }
+    let answer = app.press(user, "bogus:data").await;
+    assert!(answer.contains("no longer supported"), "{answer}");
+}
+
+both_backends!(approval_buttons_publish_the_owners_answer);

@@ -1,0 +1,201 @@
+//! Shared helpers of the forwarder tests: output streams written the way the
+//! daemon writes them, forwarders wired to the fake Telegram, and reading
+//! back what the user sees.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use redis::aio::MultiplexedConnection;
+use remoteagent_cloud::forwarder::{Forwarder, ForwarderOptions, SessionFinished, SessionStart};
+use remoteagent_cloud::telegram::{Outbox, OutboxConfig, Telegram};
+use remoteagent_proto::events::{
+    ChunkPayload, DonePayload, DoneStatus, NoticePayload, OutputEvent, StreamKind,
+};
+use remoteagent_proto::{AgentId, SessionId, names};
+use remoteagent_testkit::telegram::{FakeMessage, FakeTelegram};
+use tokio::sync::mpsc;
+
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One session's ids and where it goes.
+#[derive(Clone, Debug)]
+pub struct Ids {
+    pub agent: AgentId,
+    pub session: SessionId,
+    pub chat: i64,
+}
+
+impl Ids {
+    pub fn new() -> Self {
+        Ids {
+            agent: AgentId::generate(),
+            session: SessionId::generate(),
+            chat: 1_000_000 + i64::from(rand::random::<u32>() % 1_000_000_000),
+        }
+    }
+
+    pub fn stream(&self) -> String {
+        names::output_stream(&self.agent, &self.session)
+    }
+
+    pub fn start(&self, name: &str) -> SessionStart {
+        SessionStart {
+            agent_id: self.agent.clone(),
+            session_id: self.session.clone(),
+            chat_id: self.chat,
+            agent_name: name.to_string(),
+        }
+    }
+}
+
+pub async fn connect(url: &str) -> MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Appends one event the way the daemon does (`XADD … MAXLEN ~ … * event <json>`);
+/// the stream expires after a while so tests leave nothing behind.
+pub async fn xadd(conn: &mut MultiplexedConnection, ids: &Ids, event: &OutputEvent) -> String {
+    let json = serde_json::to_string(event).unwrap();
+    xadd_field(conn, ids, names::STREAM_FIELD, &json).await
+}
+
+pub async fn xadd_field(
+    conn: &mut MultiplexedConnection,
+    ids: &Ids,
+    field: &str,
+    value: &str,
+) -> String {
+    let id: String = redis::cmd("XADD")
+        .arg(ids.stream())
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(names::OUTPUT_STREAM_MAXLEN)
+        .arg("*")
+        .arg(field)
+        .arg(value)
+        .query_async(conn)
+        .await
+        .unwrap();
+    let _: bool = conn.expire(ids.stream(), 600).await.unwrap();
+    id
+}
+
+/// Writes `text` as chunks of `size` characters each (never splitting a
+/// character, as the daemon guarantees); returns the number of chunks.
+pub async fn write_chunks(
+    conn: &mut MultiplexedConnection,
+    ids: &Ids,
+    text: &str,
+    size: usize,
+    first_seq: u64,
+) -> u64 {
+    let chars: Vec<char> = text.chars().collect();
+    let mut seq = first_seq;
+    for piece in chars.chunks(size) {
+        let event = OutputEvent::Chunk(ChunkPayload {
+            seq,
+            stream: StreamKind::Stdout,
+            text: piece.iter().collect(),
+        });
+        xadd(conn, ids, &event).await;
+        seq += 1;
+    }
+    seq - first_seq
+}
+
+pub fn done(
+    status: DoneStatus,
+    exit_code: Option<i32>,
+    duration_ms: u64,
+    message: Option<&str>,
+) -> OutputEvent {
+    OutputEvent::Done(DonePayload {
+        status,
+        exit_code,
+        duration_ms,
+        message: message.map(str::to_string),
+        chunks: 0,
+    })
+}
+
+pub fn notice(text: &str) -> OutputEvent {
+    OutputEvent::Notice(NoticePayload { text: text.into() })
+}
+
+pub fn options(page_chars: usize) -> ForwarderOptions {
+    ForwarderOptions {
+        lock_ttl: Duration::from_secs(3),
+        resume_interval: Duration::from_millis(200),
+        block: Duration::from_millis(500),
+        page_chars,
+    }
+}
+
+/// A forwarder on `redis_url` sending to the fake, with the given pacing.
+pub fn forwarder(
+    tg: &FakeTelegram,
+    redis_url: &str,
+    replica: &str,
+    per_chat: Duration,
+    options: ForwarderOptions,
+) -> (Forwarder, mpsc::UnboundedReceiver<SessionFinished>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let outbox = Outbox::new(
+        Telegram::api(&tg.api_base(), &tg.token()),
+        OutboxConfig {
+            per_chat_interval: per_chat,
+            ..OutboxConfig::default()
+        },
+    );
+    let f = Forwarder::with_options(
+        redis::Client::open(redis_url).unwrap(),
+        outbox,
+        tx,
+        replica.to_string(),
+        options,
+    );
+    (f, rx)
+}
+
+pub async fn finished(rx: &mut mpsc::UnboundedReceiver<SessionFinished>) -> SessionFinished {
+    tokio::time::timeout(TIMEOUT, rx.recv())
+        .await
+        .expect("the session did not finish in time")
+        .expect("the forwarder dropped its channel")
+}
+
+/// Splits what the chat shows into the output and the status line: the
+/// status ends the last message, after a newline, or is that message alone.
+pub fn body_and_status(messages: &[FakeMessage]) -> (String, String) {
+    let (last, before) = messages.split_last().expect("no messages");
+    let mut body: String = before.iter().map(|m| m.text.as_str()).collect();
+    match last.text.rsplit_once('\n') {
+        Some((rest, status)) => {
+            body.push_str(rest);
+            (body, status.to_string())
+        }
+        None => (body, last.text.clone()),
+    }
+}
+
+/// Output with everything that needs care: HTML specials, multi-byte
+/// characters, and (with `long_line`) a line longer than a message.
+pub fn tricky_text(lines: usize, long_line: bool) -> String {
+    let mut text = String::new();
+    for i in 0..lines {
+        text.push_str(&format!(
+            "{i:04} if a<b && c>d {{ é中ü }} &amp; <b>not bold</b> 🚀\n"
+        ));
+        if long_line && i == lines / 2 {
+            text.push_str(&"x<&>é".repeat(1100));
+            text.push('\n');
+        }
+    }
+    text
+}

@@ -1,0 +1,120 @@
+//! The outbox against the fake Telegram server: pacing, coalescing, order,
+//! 429 handling, skipped unchanged edits.
+
+use std::time::Duration;
+
+use remoteagent_cloud::telegram::{Outbox, OutboxConfig, Telegram};
+use remoteagent_testkit::telegram::FakeTelegram;
+
+fn outbox(tg: &FakeTelegram, per_chat: Duration) -> Outbox {
+    Outbox::new(
+        Telegram::api(&tg.api_base(), &tg.token()),
+        OutboxConfig {
+            per_chat_interval: per_chat,
+            ..OutboxConfig::default()
+        },
+    )
+}
+
+#[tokio::test]
+async fn an_edit_with_unchanged_text_is_not_sent() {
+    let tg = FakeTelegram::start().await;
+    let out = outbox(&tg, Duration::from_millis(50));
+    let id = out.send(7, "first".into(), None).await.unwrap();
+    // Same text as sent: nothing to do.
+    out.edit(7, id, "first".into(), None).wait().await.unwrap();
+    assert_eq!(tg.calls_of("editMessageText").len(), 0);
+    out.edit(7, id, "second".into(), None).wait().await.unwrap();
+    out.edit(7, id, "second".into(), None).wait().await.unwrap();
+    assert_eq!(tg.calls_of("editMessageText").len(), 1);
+    assert_eq!(tg.message(7, id).unwrap().text, "second");
+}
+
+#[tokio::test]
+async fn newer_edits_replace_queued_ones() {
+    let tg = FakeTelegram::start().await;
+    let out = outbox(&tg, Duration::from_secs(1));
+    let id = out.send(8, "0".into(), None).await.unwrap();
+    let deliveries: Vec<_> = (1..=50)
+        .map(|i| out.edit(8, id, i.to_string(), None))
+        .collect();
+    for d in deliveries {
+        d.wait().await.unwrap();
+    }
+    let edits = tg.calls_of("editMessageText");
+    // The chat's next slot is a second after the send: by then all fifty
+    // edits were merged into one.
+    assert_eq!(edits.len(), 1, "{edits:?}");
+    assert_eq!(edits[0].text(), Some("50"));
+    assert_eq!(tg.message(8, id).unwrap().text, "50");
+    // One request per second in a chat.
+    let send_at = tg.calls_of("sendMessage")[0].at;
+    assert!(edits[0].at.duration_since(send_at) >= Duration::from_millis(900));
+}
+
+#[tokio::test]
+async fn sends_go_before_edits() {
+    let tg = FakeTelegram::start().await;
+    let out = outbox(&tg, Duration::from_millis(500));
+    let a = out.send(9, "a".into(), None).await.unwrap();
+    // Both wait for the chat's next slot; the send is served first.
+    let edit = out.edit(9, a, "a2".into(), None);
+    let b = out.send(9, "b".into(), None).await.unwrap();
+    edit.wait().await.unwrap();
+    let order: Vec<String> = tg
+        .calls()
+        .iter()
+        .map(|c| format!("{} {}", c.method, c.text().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        order,
+        ["sendMessage a", "sendMessage b", "editMessageText a2"]
+    );
+    assert_eq!(tg.message(9, b).unwrap().text, "b");
+}
+
+#[tokio::test]
+async fn a_rate_limit_is_waited_out_and_nothing_is_lost() {
+    let tg = FakeTelegram::start().await;
+    let out = outbox(&tg, Duration::from_millis(50));
+    let id = out.send(10, "x".into(), None).await.unwrap();
+    tg.fail_next("editMessageText", 2, 1);
+    out.edit(10, id, "y".into(), None).wait().await.unwrap();
+    let edits = tg.calls_of("editMessageText");
+    let statuses: Vec<u16> = edits.iter().map(|c| c.status).collect();
+    assert_eq!(statuses, [429, 429, 200]);
+    // Each retry came after the second Telegram asked for.
+    for pair in edits.windows(2) {
+        assert!(pair[1].at.duration_since(pair[0].at) >= Duration::from_millis(950));
+    }
+    assert_eq!(tg.message(10, id).unwrap().text, "y");
+}
+
+#[tokio::test]
+async fn a_delete_drops_queued_edits_of_its_message() {
+    let tg = FakeTelegram::start().await;
+    let out = outbox(&tg, Duration::from_millis(500));
+    let id = out.send(11, "x".into(), None).await.unwrap();
+    let edit = out.edit(11, id, "never shown".into(), None);
+    out.delete(11, id).wait().await.unwrap();
+    edit.wait().await.unwrap();
+    assert!(tg.calls_of("editMessageText").is_empty());
+    assert!(tg.messages(11).is_empty());
+}
+
+#[tokio::test]
+async fn api_errors_reach_the_caller() {
+    let tg = FakeTelegram::start().await;
+    let out = outbox(&tg, Duration::from_millis(10));
+    let err = out
+        .edit(12, 404, "x".into(), None)
+        .wait()
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("message to edit not found"),
+        "{err}"
+    );
+    let err = out.send(12, "<oops".into(), None).await.unwrap_err();
+    assert!(err.to_string().contains("can't parse entities"), "{err}");
+}

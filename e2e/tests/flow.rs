@@ -1,0 +1,405 @@
+//! The whole path on one machine, the way a user meets it: the real cloud,
+//! daemon and CLI, real Redis (a private server with ACL users, as in
+//! production), the cloud on SQLite and on PostgreSQL, and a fake Telegram
+//! Bot API receiving what the bot sends. Updates are shaped exactly like
+//! Telegram's webhook deliveries.
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use remoteagent_e2e::{Cloud, Daemon, Home, PgDatabase, fixture};
+use remoteagent_testkit::telegram::{FakeTelegram, updates};
+use remoteagent_testkit::{RedisServer, wait_for};
+
+const OWNER: i64 = 1001;
+const STRANGER: i64 = 2002;
+const WAIT: Duration = Duration::from_secs(30);
+/// How `/agents` marks an agent whose presence key lives, and one whose does not.
+const ONLINE: &str = "🟢";
+const OFFLINE: &str = "⚪";
+
+struct World {
+    // Field order is drop order: processes before the servers they use.
+    daemon: Daemon,
+    home: Home,
+    cloud: Cloud,
+    tg: FakeTelegram,
+    redis: RedisServer,
+    _pg: Option<PgDatabase>,
+    next_update: std::sync::atomic::AtomicI64,
+}
+
+impl World {
+    async fn start(postgres: bool) -> World {
+        let redis = RedisServer::start().unwrap();
+        let tg = FakeTelegram::start().await;
+        let pg = if postgres {
+            Some(PgDatabase::create().unwrap())
+        } else {
+            None
+        };
+        let cloud = Cloud::start(
+            &redis.url(),
+            &tg.api_base(),
+            &tg.token(),
+            pg.as_ref().map(|p| p.url.as_str()),
+        )
+        .await
+        .unwrap();
+        let home = Home::new(&cloud.url).unwrap();
+        let daemon = Daemon::start(&home).await.unwrap();
+        World {
+            daemon,
+            home,
+            cloud,
+            tg,
+            redis,
+            _pg: pg,
+            next_update: std::sync::atomic::AtomicI64::new(1),
+        }
+    }
+
+    fn update_id(&self) -> i64 {
+        self.next_update
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The user `user` types `text` in their private chat with the bot.
+    async fn say(&self, user: i64, text: &str) {
+        let status = self
+            .cloud
+            .update(&updates::text(self.update_id(), user, user, text))
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "webhook answered {status}");
+    }
+
+    /// Every message text in `chat` as the user sees it now.
+    fn texts(&self, chat: i64) -> Vec<String> {
+        self.tg.messages(chat).into_iter().map(|m| m.text).collect()
+    }
+
+    /// Waits until some message in `chat` satisfies `pred`; returns it.
+    async fn wait_text(&self, chat: i64, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let found = wait_for(WAIT, || {
+            let texts = self.texts(chat);
+            let hit = texts.into_iter().find(|t| pred(t));
+            async move { hit }
+        })
+        .await;
+        match found {
+            Some(t) => t,
+            None => panic!(
+                "no message in chat {chat} {what}; messages: {:#?}\ncloud:\n{}\ndaemon:\n{}",
+                self.texts(chat),
+                self.cloud.proc.tail(40),
+                self.daemon.proc.tail(40)
+            ),
+        }
+    }
+
+    /// `remoteagentctl pair` a new project with `runner`, confirmed by
+    /// `user` sending `/pair CODE` to the bot. Returns the project's name.
+    async fn pair(&self, name: &str, runner: &str, user: i64) -> String {
+        let project = self.home.project(name).unwrap();
+        let mut ctl = self
+            .home
+            .ctl_spawn(
+                &format!("pair-{name}"),
+                &[
+                    "pair",
+                    project.to_str().unwrap(),
+                    "--command",
+                    fixture(runner).to_str().unwrap(),
+                ],
+            )
+            .unwrap();
+        let code = wait_for(WAIT, || {
+            let code = find_code(&ctl.output());
+            async move { code }
+        })
+        .await
+        .unwrap_or_else(|| panic!("no pairing code printed:\n{}", ctl.output()));
+        // Typed the way people type: lower case, with a stray space.
+        self.say(user, &format!("/pair  {}", code.to_lowercase()))
+            .await;
+        let exit = ctl.wait(WAIT).await.unwrap();
+        assert_eq!(exit, Some(0), "pair failed:\n{}", ctl.output());
+        assert!(
+            ctl.output().to_lowercase().contains("paired"),
+            "{}",
+            ctl.output()
+        );
+        name.to_string()
+    }
+
+    fn ctl_ok(&self, args: &[&str]) -> String {
+        let out = self.home.ctl(args).unwrap();
+        assert!(
+            out.status.success(),
+            "remoteagentctl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn agents_json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.ctl_ok(&["list", "--json"])).unwrap()
+    }
+}
+
+/// The pairing code (`XK9-4TZ`) in what `remoteagentctl pair` printed.
+fn find_code(output: &str) -> Option<String> {
+    output
+        .split(|c: char| c.is_whitespace() || c == '`' || c == '"' || c == '\'')
+        .find(|w| {
+            let b = w.as_bytes();
+            b.len() == 7
+                && b[3] == b'-'
+                && b.iter()
+                    .enumerate()
+                    .all(|(i, c)| i == 3 || c.is_ascii_uppercase() || c.is_ascii_digit())
+        })
+        .map(str::to_string)
+}
+
+fn expected_answer(prompt: &str) -> String {
+    format!(
+        "Looking at the project for: {prompt}\nFound 3 files.\nPlan:\n  1. read <main.rs> & tests\n  2. fix — done ✓\nFinished.\n"
+    )
+}
+
+async fn prompt_streams_back(w: &World) {
+    let prompt = "fix the failing test; don't touch $(HOME)";
+    w.say(OWNER, prompt).await;
+    let final_text = w
+        .wait_text(OWNER, "with the finished answer", |t| {
+            t.contains("Finished.") && t.contains("done")
+        })
+        .await;
+    // The whole answer, exactly, with the HTML-sensitive characters intact.
+    assert!(
+        final_text.contains(expected_answer(prompt).trim_end()),
+        "answer not delivered whole: {final_text:?}"
+    );
+    // It arrived as edits of the placeholder, not as one message per line.
+    assert!(
+        !w.tg.calls_of("editMessageText").is_empty(),
+        "no edits were made"
+    );
+}
+
+async fn full_flow(postgres: bool) {
+    let w = World::start(postgres).await;
+    let name = w.pair("webapp", "answer.sh", OWNER).await;
+
+    // remoteagentctl sees the paired agent online.
+    let agents = w.agents_json();
+    let agent = &agents.as_array().unwrap()[0];
+    assert_eq!(agent["name"], name);
+    assert_eq!(agent["online"], true);
+
+    // The bot confirmed the pairing to the user.
+    w.wait_text(OWNER, "confirming the pairing", |t| t.contains(&name))
+        .await;
+
+    prompt_streams_back(&w).await;
+
+    // /agents shows it online.
+    w.say(OWNER, "/agents").await;
+    w.wait_text(OWNER, "listing the agent online", |t| {
+        t.lines()
+            .any(|l| l.contains(&name) && l.starts_with(ONLINE))
+    })
+    .await;
+
+    // Someone else cannot command it: they are told how to pair their own
+    // machine, and nothing reaches the owner's agent.
+    let owner_messages = w.tg.messages(OWNER).len();
+    w.say(STRANGER, "rm -rf /").await;
+    w.wait_text(STRANGER, "guiding the stranger to pairing", |t| {
+        t.contains("/pair") || t.to_lowercase().contains("pair")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        w.tg.messages(OWNER).len(),
+        owner_messages,
+        "the stranger's prompt started something in the owner's chat"
+    );
+    let sessions_dir = w
+        .home
+        .path()
+        .join("state/remoteagent/logs")
+        .join(agent["id"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read_dir(&sessions_dir).unwrap().count(),
+        1,
+        "a second session ran on the owner's machine"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_flow_on_sqlite() {
+    full_flow(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_flow_on_postgres() {
+    full_flow(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_aborts_a_long_run() {
+    let w = World::start(false).await;
+    w.pair("slow", "long.sh", OWNER).await;
+    w.say(OWNER, "run the long job").await;
+    w.wait_text(OWNER, "showing the job running", |t| t.contains("tick 3"))
+        .await;
+    w.say(OWNER, "/stop").await;
+    let text = w
+        .wait_text(OWNER, "with the aborted status", |t| {
+            t.contains("tick") && t.to_lowercase().contains("aborted")
+        })
+        .await;
+    assert!(!text.contains("long job finished"), "{text}");
+    // The agent is free again for the next prompt.
+    let agents = w.agents_json();
+    assert!(agents[0]["running_session"].is_null(), "{agents}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_projects_run_at_once_without_mixing() {
+    let w = World::start(false).await;
+    w.pair("alpha", "answer.sh", OWNER).await;
+    w.pair("beta", "answer.sh", OWNER).await;
+    w.say(OWNER, "/use alpha").await;
+    w.say(OWNER, "question for alpha").await;
+    w.say(OWNER, "/use beta").await;
+    w.say(OWNER, "question for beta").await;
+    for project in ["alpha", "beta"] {
+        let text = w
+            .wait_text(OWNER, &format!("with {project}'s answer"), |t| {
+                t.contains(&format!("question for {project}")) && t.contains("Finished.")
+            })
+            .await;
+        let other = if project == "alpha" { "beta" } else { "alpha" };
+        assert!(
+            !text.contains(&format!("question for {other}")),
+            "outputs mixed: {text}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unpair_from_telegram_revokes_redis_access() {
+    let w = World::start(false).await;
+    let name = w.pair("gone", "answer.sh", OWNER).await;
+    let agents = w.agents_json();
+    let id = agents[0]["id"].as_str().unwrap().to_string();
+    let acl_user = remoteagent_proto::names::agent_redis_user(
+        &remoteagent_proto::AgentId::parse(id.clone()).unwrap(),
+    );
+    let admin = redis::Client::open(w.redis.url()).unwrap();
+    let mut admin = admin.get_multiplexed_async_connection().await.unwrap();
+    let users: Vec<String> = redis::cmd("ACL")
+        .arg("USERS")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert!(users.contains(&acl_user), "{users:?}");
+
+    w.say(OWNER, &format!("/unpair {name}")).await;
+    let gone = wait_for(WAIT, || {
+        let mut admin = admin.clone();
+        let acl_user = acl_user.clone();
+        async move {
+            let users: Vec<String> = redis::cmd("ACL")
+                .arg("USERS")
+                .query_async(&mut admin)
+                .await
+                .ok()?;
+            (!users.contains(&acl_user)).then_some(())
+        }
+    })
+    .await;
+    assert!(gone.is_some(), "ACL user still exists");
+    // The daemon forgot the agent too.
+    let forgotten = wait_for(WAIT, || {
+        let n = w.agents_json().as_array().map(|a| a.len());
+        async move { (n == Some(0)).then_some(()) }
+    })
+    .await;
+    assert!(
+        forgotten.is_some(),
+        "daemon still lists {}",
+        w.agents_json()
+    );
+    // A prompt now gets told there is no agent, not a silent nothing.
+    w.say(OWNER, "are you there?").await;
+    w.wait_text(OWNER, "saying there is no agent", |t| {
+        t.to_lowercase().contains("pair")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_goes_offline_when_the_daemon_stops_and_returns_after_sigkill_restart() {
+    let mut w = World::start(false).await;
+    let name = w.pair("svc", "answer.sh", OWNER).await;
+
+    // SIGKILL: no clean-up at all. A new daemon picks the agent up again.
+    w.daemon.proc.signal(Signal::SIGKILL);
+    w.daemon.proc.wait(WAIT).await.unwrap();
+    w.daemon = Daemon::start(&w.home).await.unwrap();
+    let online = wait_for(WAIT, || {
+        let agents = w.agents_json();
+        async move { (agents[0]["online"] == true).then_some(()) }
+    })
+    .await;
+    assert!(
+        online.is_some(),
+        "agent not back online: {}",
+        w.agents_json()
+    );
+    prompt_streams_back(&w).await;
+
+    // A clean stop: /agents reports it offline (within the presence TTL).
+    let code = w.daemon.proc.stop().await.unwrap();
+    assert_eq!(code, Some(0));
+    let offline = wait_for(WAIT, || async {
+        w.say(OWNER, "/agents").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        w.texts(OWNER)
+            .iter()
+            .any(|t| {
+                t.lines()
+                    .any(|l| l.contains(&name) && l.starts_with(OFFLINE))
+            })
+            .then_some(())
+    })
+    .await;
+    assert!(
+        offline.is_some(),
+        "never shown offline: {:#?}",
+        w.texts(OWNER)
+    );
+    // And a prompt to an offline agent is answered at once.
+    let before = w.tg.messages(OWNER).len();
+    w.say(OWNER, "hello?").await;
+    let answered = wait_for(WAIT, || {
+        let texts = w.texts(OWNER);
+        async move {
+            texts
+                .get(before..)
+                .and_then(|new| new.iter().find(|t| t.contains("is offline")).cloned())
+        }
+    })
+    .await;
+    assert!(
+        answered.is_some(),
+        "no offline answer: {:#?}",
+        w.texts(OWNER)
+    );
+}

@@ -1,0 +1,153 @@
+//! `remoteagent-bench`: latency, throughput, scale and the cloud, each figure
+//! beside a baseline measured in the same run, printed as one table.
+//!
+//! ```text
+//! remoteagent-bench [--quick] [--only latency,throughput,scale,cloud] [--out FILE]
+//! ```
+//!
+//! It starts the release binaries that sit next to it (or in
+//! `REMOTEAGENT_BENCH_BIN_DIR`), a private `redis-server` per section,
+//! PostgreSQL databases on the local server (`REMOTEAGENT_TEST_DATABASE_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/test`) and the fake Telegram Bot API.
+//! All traffic stays on 127.0.0.1. Figures only: nothing here asserts speed.
+
+mod cloud_load;
+mod latency;
+mod report;
+mod scale;
+mod stats;
+mod throughput;
+mod world;
+
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+
+use report::Row;
+
+struct Args {
+    quick: bool,
+    only: Vec<String>,
+    out: Option<String>,
+}
+
+const SECTIONS: [&str; 4] = ["latency", "throughput", "scale", "cloud"];
+
+fn parse_args() -> Result<Args> {
+    let mut args = Args {
+        quick: false,
+        only: SECTIONS.iter().map(|s| s.to_string()).collect(),
+        out: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => args.quick = true,
+            "--only" => {
+                let list = it.next().unwrap_or_default();
+                args.only = list.split(',').map(str::to_string).collect();
+                if let Some(bad) = args.only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+                    bail!("unknown section {bad:?}; sections: {}", SECTIONS.join(","));
+                }
+            }
+            "--out" => args.out = it.next(),
+            "-h" | "--help" => {
+                println!(
+                    "remoteagent-bench [--quick] [--only {}] [--out FILE]",
+                    SECTIONS.join(",")
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?} (try --help)"),
+        }
+    }
+    Ok(args)
+}
+
+fn main() -> Result<()> {
+    let args = parse_args()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(run(args))
+}
+
+async fn run(args: Args) -> Result<()> {
+    let q = args.quick;
+    let mut rows: Vec<Row> = Vec::new();
+    let wants = |s: &str| args.only.iter().any(|o| o == s);
+    let mut failed = Vec::new();
+    if wants("latency") {
+        let cfg = latency::Config {
+            prompts: if q { 40 } else { 1_000 },
+            // The cloud lets one address pair at most 10 agents a minute.
+            users: 10,
+            baseline_rounds: if q { 300 } else { 2_000 },
+            spacing: Duration::from_millis(
+                std::env::var("BENCH_SPACING_MS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(150),
+            ),
+        };
+        collect("latency", latency::run(&cfg).await, &mut rows, &mut failed);
+    }
+    if wants("throughput") {
+        let bytes = if q { 20_000_000 } else { 200_000_000 };
+        let watch = Duration::from_secs(if q { 5 } else { 20 });
+        collect(
+            "throughput",
+            throughput::run(bytes, watch).await,
+            &mut rows,
+            &mut failed,
+        );
+    }
+    if wants("scale") {
+        let cfg = scale::Config {
+            agents: if q { 100 } else { 1_000 },
+            idle: Duration::from_secs(if q { 3 } else { 60 }),
+            cloud_restore_guard: Duration::from_secs(
+                std::env::var("BENCH_CLOUD_RESTORE_SECS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(if q { 1 } else { 90 }),
+            ),
+        };
+        collect("scale", scale::run(&cfg).await, &mut rows, &mut failed);
+    }
+    if wants("cloud") {
+        let cfg = cloud_load::Config {
+            connections: 64,
+            duration: Duration::from_secs(if q { 2 } else { 10 }),
+        };
+        collect("cloud", cloud_load::run(&cfg).await, &mut rows, &mut failed);
+    }
+    let table = report::table(&rows);
+    println!("{table}");
+    if let Some(path) = args.out {
+        std::fs::write(&path, &table)?;
+    }
+    if !failed.is_empty() {
+        bail!("sections failed: {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// A failed section is reported and the others still run.
+fn collect(name: &str, res: Result<Vec<Row>>, rows: &mut Vec<Row>, failed: &mut Vec<String>) {
+    match res {
+        Ok(r) => rows.extend(r),
+        Err(e) => {
+            eprintln!("{name}: FAILED: {e:#}");
+            rows.push(
+                Row::new(
+                    format!("{name}: section failed"),
+                    format!("{e:#}").replace('\n', " "),
+                )
+                .goal("runs", false),
+            );
+            failed.push(name.to_string());
+        }
+    }
+}

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use crate::report::Row;
 use crate::stats::{ms, quantile};
-use crate::world::{Cloud, Redis, WEBHOOK_SECRET};
+use crate::world::{self, Redis, WEBHOOK_SECRET};
 
 pub struct Config {
     pub connections: usize,
@@ -166,7 +166,8 @@ pub async fn run(cfg: &Config) -> Result<Vec<Row>> {
         } else {
             None
         };
-        let cloud = Cloud::start(&redis.url(), &tg, pg.as_ref().map(|p| p.url.as_str())).await?;
+        let cloud =
+            world::start_cloud(&redis.url(), &tg, pg.as_ref().map(|p| p.url.as_str())).await?;
         eprintln!("cloud: /healthz on {db_name}");
         let health = generate(format!("{}/healthz", cloud.url), cfg, Arc::new(|_| None)).await;
         // Every update a duplicate of one already claimed: the handler stops

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::report::Row;
 use crate::stats::{ms, quantile};
-use crate::world::{self, Cloud, Machine, Redis, WAIT};
+use crate::world::{self, Machine, Redis, WAIT};
 
 pub struct Config {
     pub prompts: usize,
@@ -164,7 +164,7 @@ pub async fn run(cfg: &Config) -> Result<Vec<Row>> {
     let mut spawn = spawn_cost(&runner, cfg.baseline_rounds.min(500))?;
 
     let tg = FakeTelegram::start().await;
-    let cloud = Cloud::start(&redis.url(), &tg, None).await?;
+    let cloud = world::start_cloud(&redis.url(), &tg, None).await?;
     let machine = Machine::start(&cloud.url).await?;
     let http = reqwest::Client::new();
     let users: Vec<i64> = (0..cfg.users as i64).map(|i| 10_000 + i).collect();

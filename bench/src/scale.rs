@@ -13,7 +13,7 @@ use crate::report::Row;
 use crate::stats::{cpu_ticks, status_mib, ticks_per_sec};
 use remoteagent_proto::names;
 
-use crate::world::{self, Cloud, Machine, Redis};
+use crate::world::{self, Machine, Redis};
 
 pub struct Config {
     pub agents: usize,
@@ -98,7 +98,7 @@ pub async fn run(cfg: &Config) -> Result<Vec<Row>> {
     let tmp = tempfile::tempdir()?;
     let runner = world::script(tmp.path(), "pong.sh", "echo \"pong $1\"")?;
     let tg = FakeTelegram::start().await;
-    let cloud = Cloud::start(&redis.url(), &tg, None).await?;
+    let cloud = world::start_cloud(&redis.url(), &tg, None).await?;
     let machine = Machine::start(&cloud.url).await?;
     let pid = machine.daemon.pid().context("daemon exited")?;
     let mut conn = redis::Client::open(redis.url())?

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::report::Row;
 use crate::stats::status_mib;
-use crate::world::{self, Cloud, Machine, Redis};
+use crate::world::{self, Machine, Redis};
 
 const USER: i64 = 20_001;
 const MB: f64 = 1_000_000.0;
@@ -42,7 +42,7 @@ pub async fn run(bytes: u64, watch: Duration) -> Result<Vec<Row>> {
     let pipe_rate = bytes as f64 / MB / t0.elapsed().as_secs_f64();
 
     let tg = FakeTelegram::start().await;
-    let cloud = Cloud::start(&redis.url(), &tg, None).await?;
+    let cloud = world::start_cloud(&redis.url(), &tg, None).await?;
     let machine = Machine::start(&cloud.url).await?;
     let http = reqwest::Client::new();
     machine

@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use remoteagent_e2e::{Home, Proc};
 use remoteagent_testkit::telegram::{FakeTelegram, updates};
 
-pub const WEBHOOK_SECRET: &str = "bench-webhook-secret";
+pub use remoteagent_e2e::cloud::WEBHOOK_SECRET;
 pub const WAIT: Duration = Duration::from_secs(30);
 
 /// Where the workspace binaries are: `--bin-dir`, else next to this binary.
@@ -106,55 +106,24 @@ impl Drop for Redis {
     }
 }
 
-pub struct Cloud {
-    pub proc: Proc,
-    pub url: String,
-    pub _dir: tempfile::TempDir,
-}
+pub use remoteagent_e2e::Cloud;
 
-impl Cloud {
-    pub async fn start(
-        redis_url: &str,
-        tg: &FakeTelegram,
-        database_url: Option<&str>,
-    ) -> Result<Cloud> {
-        let dir = tempfile::tempdir()?;
-        let port = remoteagent_testkit::free_port();
-        let url = format!("http://127.0.0.1:{port}");
-        let mut cmd = Command::new(bin("remoteagent-cloud")?);
-        cmd.arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", dir.path())
-            // Logging at warn: the bench measures the work, not log volume.
-            .env("RUST_LOG", "warn")
-            .env("REMOTEAGENT_BIND", format!("127.0.0.1:{port}"))
-            .env("PUBLIC_URL", &url)
-            .env("REMOTEAGENT_DATA_DIR", dir.path().join("data"))
-            .env("REDIS_URL", redis_url)
-            .env("TELEGRAM_BOT_TOKEN", tg.token())
-            .env("TELEGRAM_WEBHOOK_SECRET", WEBHOOK_SECRET)
-            .env("TELEGRAM_API_BASE", tg.api_base());
-        if let Some(db) = database_url {
-            cmd.env("DATABASE_URL", db);
-        }
-        let proc = Proc::spawn("remoteagent-cloud", cmd, dir.path())?;
-        let cloud = Cloud {
-            proc,
-            url,
-            _dir: dir,
-        };
-        let http = reqwest::Client::new();
-        for _ in 0..1500 {
-            if let Ok(r) = http.get(format!("{}/healthz", cloud.url)).send().await
-                && r.status().is_success()
-            {
-                return Ok(cloud);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        bail!("the cloud did not become healthy:\n{}", cloud.proc.tail(40))
-    }
+/// The release cloud next to the bench binary, logging at warn: the bench
+/// measures the work, not log volume.
+pub async fn start_cloud(
+    redis_url: &str,
+    tg: &FakeTelegram,
+    database_url: Option<&str>,
+) -> Result<Cloud> {
+    Cloud::start_binary(
+        &bin("remoteagent-cloud")?,
+        "warn",
+        redis_url,
+        &tg.api_base(),
+        &tg.token(),
+        database_url,
+    )
+    .await
 }
 
 /// Posts one webhook update; returns the HTTP status.

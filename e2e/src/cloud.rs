@@ -1,5 +1,6 @@
 //! The real `remoteagent-cloud` binary in a temporary data dir.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -27,15 +28,36 @@ impl Cloud {
         bot_token: &str,
         database_url: Option<&str>,
     ) -> Result<Cloud> {
+        Self::start_binary(
+            &bin("remoteagent-cloud"),
+            "info,remoteagent_cloud=debug",
+            redis_url,
+            telegram_api,
+            bot_token,
+            database_url,
+        )
+        .await
+    }
+
+    /// Like [`Cloud::start`], with the binary and the log filter chosen by
+    /// the caller (the benchmarks run a release build and log at `warn`).
+    pub async fn start_binary(
+        binary: &Path,
+        rust_log: &str,
+        redis_url: &str,
+        telegram_api: &str,
+        bot_token: &str,
+        database_url: Option<&str>,
+    ) -> Result<Cloud> {
         let dir = tempfile::tempdir()?;
         let port = remoteagent_testkit::free_port();
         let url = format!("http://127.0.0.1:{port}");
-        let mut cmd = Command::new(bin("remoteagent-cloud"));
+        let mut cmd = Command::new(binary);
         cmd.arg("serve")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", dir.path())
-            .env("RUST_LOG", "info,remoteagent_cloud=debug")
+            .env("RUST_LOG", rust_log)
             .env("REMOTEAGENT_BIND", format!("127.0.0.1:{port}"))
             .env("PUBLIC_URL", &url)
             .env("REMOTEAGENT_DATA_DIR", dir.path().join("data"))

@@ -111,8 +111,8 @@ async fn trivial_server() -> Result<String> {
     Ok(format!("http://{addr}/"))
 }
 
-/// Plain text from users nobody paired: the cloud claims the update id,
-/// answers 200 and, in the background, tells the user how to pair.
+/// Plain text from users nobody paired: the cloud claims the update id (in
+/// Redis), answers 200 and, in the background, tells the user how to pair.
 fn webhook_body(base: u64) -> Arc<dyn Fn(u64) -> Option<serde_json::Value> + Send + Sync> {
     Arc::new(move |i| {
         let id = (base + i) as i64;
@@ -171,7 +171,8 @@ pub async fn run(cfg: &Config) -> Result<Vec<Row>> {
         eprintln!("cloud: /healthz on {db_name}");
         let health = generate(format!("{}/healthz", cloud.url), cfg, Arc::new(|_| None)).await;
         // Every update a duplicate of one already claimed: the handler stops
-        // after the claim, so this isolates the per-request database work.
+        // after the claim (a refused `SET NX` in Redis), so this isolates
+        // the per-request claim.
         eprintln!("cloud: duplicate webhook updates on {db_name}");
         let dup = generate(
             format!("{}/api/telegram", cloud.url),
@@ -180,7 +181,7 @@ pub async fn run(cfg: &Config) -> Result<Vec<Row>> {
         )
         .await;
         // New update ids the bot has nothing to do with (no message): the
-        // claim commits a row, the handler returns at once.
+        // claim succeeds, the handler returns at once.
         eprintln!("cloud: empty webhook updates on {db_name}");
         let empty = generate(
             format!("{}/api/telegram", cloud.url),
@@ -207,7 +208,7 @@ pub async fn run(cfg: &Config) -> Result<Vec<Row>> {
         );
         rows.push(
             Row::new(
-                format!("cloud: empty updates (claim commits, no handler work) on {db_name} req/s"),
+                format!("cloud: empty updates (new claim, no handler work) on {db_name} req/s"),
                 format!(
                     "{:.0} (p99 {:.2} ms, errors {})",
                     empty.rps,

@@ -111,7 +111,7 @@ async fn run(args: Args) -> Result<()> {
                 std::env::var("BENCH_CLOUD_RESTORE_SECS")
                     .ok()
                     .and_then(|v| v.parse().ok())
-                    .unwrap_or(if q { 1 } else { 90 }),
+                    .unwrap_or(if q { 30 } else { 90 }),
             ),
         };
         collect("scale", scale::run(&cfg).await, &mut rows, &mut failed);

@@ -10,12 +10,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::db::{Db, sessions};
-use crate::forwarder::{Forwarder, SessionFinished};
+use crate::forwarder::{Forwarder, ForwarderOptions, SessionFinished};
 use crate::keys::{self, KeyFileError};
 use crate::metrics::Metrics;
 use crate::redis_acl::Acl;
 use crate::state::{AppState, Inner, RateLimiter};
-use crate::telegram::Telegram;
+use crate::telegram::{Outbox, OutboxConfig, Telegram};
 use crate::{cron, http};
 
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +82,17 @@ impl App {
             }
         };
         let (tx, finished) = mpsc::unbounded_channel();
-        let forwarder = Forwarder::new(client, telegram.clone(), tx, config.replica_id.clone());
+        let forwarder = Forwarder::with_options(
+            client,
+            Outbox::new(telegram.clone(), OutboxConfig::default()),
+            tx,
+            config.replica_id.clone(),
+            ForwarderOptions {
+                max_pages: config.forwarder_max_pages,
+                orphan_after: Duration::from_secs(config.forwarder_orphan_secs),
+                ..ForwarderOptions::default()
+            },
+        );
         let state = AppState::new(Inner {
             acl: Acl::new(config.redis_acl, redis.clone()),
             outbox: forwarder.outbox().clone(),
@@ -95,6 +105,7 @@ impl App {
             metrics: Metrics::default(),
             bot_username,
             pair_limiter: RateLimiter::new(10, Duration::from_secs(60)),
+            unknown_users: Default::default(),
             shutdown: CancellationToken::new(),
         });
         Ok(App { state, finished })
@@ -107,6 +118,7 @@ impl App {
         let recorder = tokio::spawn(record_finished(state.clone(), finished));
         state.forwarder.spawn_resumer(state.shutdown.child_token());
         let cron = cron::spawn(state.clone());
+        let acl_watch = crate::redis_acl::spawn_user_watch(state.clone());
         let shutdown = state.shutdown.clone();
         let app = http::router(state.clone());
         tracing::info!(addr = %listener.local_addr()?, "serving");
@@ -119,6 +131,7 @@ impl App {
         shutdown.cancel();
         state.forwarder.shutdown();
         let _ = cron.await;
+        let _ = acl_watch.await;
         recorder.abort();
         tracing::info!("stopped");
         served

@@ -44,6 +44,13 @@ pub struct Config {
     pub trial_days: u32,
     /// Names this process in forwarder locks.
     pub replica_id: String,
+    /// Pages of output shown live per session; past them the whole output
+    /// is attached as a file at the end (`FORWARDER_MAX_PAGES`, ≥ 1).
+    pub forwarder_max_pages: usize,
+    /// Seconds a session's stream may stay silent while its agent is offline
+    /// (no presence key) before the forwarder ends it with an error
+    /// (`FORWARDER_ORPHAN_SECS`, ≥ 1).
+    pub forwarder_orphan_secs: u64,
 }
 
 impl std::fmt::Debug for Config {
@@ -63,6 +70,8 @@ impl std::fmt::Debug for Config {
             .field("free_plan_agents", &self.free_plan_agents)
             .field("trial_days", &self.trial_days)
             .field("replica_id", &self.replica_id)
+            .field("forwarder_max_pages", &self.forwarder_max_pages)
+            .field("forwarder_orphan_secs", &self.forwarder_orphan_secs)
             .finish()
     }
 }
@@ -227,6 +236,24 @@ impl Config {
             let host = hostname_or_unknown();
             format!("{host}-{}", std::process::id())
         });
+        let forwarder_max_pages =
+            src.parsed("FORWARDER_MAX_PAGES", crate::forwarder::DEFAULT_MAX_PAGES)?;
+        if forwarder_max_pages == 0 {
+            return Err(ConfigError::Invalid {
+                key: "FORWARDER_MAX_PAGES",
+                message: "must be at least 1".into(),
+            });
+        }
+        let forwarder_orphan_secs = src.parsed(
+            "FORWARDER_ORPHAN_SECS",
+            crate::forwarder::DEFAULT_ORPHAN_SECS,
+        )?;
+        if forwarder_orphan_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "FORWARDER_ORPHAN_SECS",
+                message: "must be at least 1".into(),
+            });
+        }
         let telegram_api_base = src
             .get("TELEGRAM_API_BASE")
             .unwrap_or_else(|| "https://api.telegram.org".into());
@@ -245,6 +272,8 @@ impl Config {
             free_plan_agents: src.parsed("FREE_PLAN_AGENTS", 1)?,
             trial_days: src.parsed("TRIAL_DAYS", 14)?,
             replica_id,
+            forwarder_max_pages,
+            forwarder_orphan_secs,
         })
     }
 }
@@ -298,6 +327,34 @@ mod tests {
         assert_eq!(c.free_plan_agents, 1);
         assert_eq!(c.trial_days, 14);
         assert_eq!(c.database_url, "sqlite:///tmp/ra-test/cloud.db?mode=rwc");
+        assert_eq!(c.forwarder_max_pages, 8);
+        assert_eq!(c.forwarder_orphan_secs, 600);
+    }
+
+    #[test]
+    fn the_orphan_grace_is_configurable_and_positive() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("FORWARDER_ORPHAN_SECS", "30"));
+        assert_eq!(Config::from_pairs(pairs).unwrap().forwarder_orphan_secs, 30);
+        for bad in ["0", "-5", "soon"] {
+            let mut pairs = BASE.to_vec();
+            pairs.push(("FORWARDER_ORPHAN_SECS", bad));
+            let err = Config::from_pairs(pairs).unwrap_err().to_string();
+            assert!(err.starts_with("FORWARDER_ORPHAN_SECS is invalid"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_page_budget_is_configurable_and_positive() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("FORWARDER_MAX_PAGES", "3"));
+        assert_eq!(Config::from_pairs(pairs).unwrap().forwarder_max_pages, 3);
+        for bad in ["0", "-1", "many"] {
+            let mut pairs = BASE.to_vec();
+            pairs.push(("FORWARDER_MAX_PAGES", bad));
+            let err = Config::from_pairs(pairs).unwrap_err().to_string();
+            assert!(err.starts_with("FORWARDER_MAX_PAGES is invalid"), "{err}");
+        }
     }
 
     #[test]

@@ -35,7 +35,9 @@ const CONFIG_HELP: &str = "Configuration (environment, or the same keys in the -
   REDIS_ACL                  per-agent Redis users; false for servers without ACL [true]
   REMOTEAGENT_SIGNING_KEY    base64url Ed25519 seed [read or generated in the data dir]
   FREE_PLAN_AGENTS           agents allowed after the trial [1]
-  TRIAL_DAYS                 trial length [14]";
+  TRIAL_DAYS                 trial length [14]
+  FORWARDER_MAX_PAGES        pages of output shown live per session; then a file [8]
+  FORWARDER_ORPHAN_SECS      end a silent session whose agent is offline this long [600]";
 
 #[derive(Subcommand)]
 enum Command {

@@ -313,6 +313,7 @@ async fn create_agent(
     pairing: &PairingId,
 ) -> Result<Paired, ConfirmError> {
     let owner = users::get_or_create(&state.db, user, state.config.trial_days).await?;
+    state.unknown_users.forget(user);
     let limit = plans::agent_limit(&owner, state.config.free_plan_agents, db::now());
     if let Some(limit) = limit {
         let count = agents::count_active(&state.db, user).await?;

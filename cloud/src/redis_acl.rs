@@ -2,9 +2,27 @@
 //! SUBSCRIBE to `pair:{pairingId}`) and one per agent (its own channel and
 //! keys only; its password is its JWT). With `REDIS_ACL=false` every call is
 //! a no-op and daemons use the server's default user.
+//!
+//! A Redis without an ACL file forgets these users when it restarts, and
+//! every paired daemon is locked out until they exist again.
+//! [`spawn_user_watch`] notices within [`USER_CHECK_EVERY`] (one `ACL USERS`
+//! per check, see [`SENTINEL_USER`]) and re-creates them from the token
+//! hashes the database keeps.
+
+use std::collections::HashSet;
+use std::time::Duration;
 
 use redis::aio::ConnectionManager;
+use redis::{Cmd, FromRedisValue, RedisResult};
 use remoteagent_proto::{AgentId, PairingId, names};
+
+use crate::db::{self, Db};
+use crate::state::AppState;
+
+/// How often the cloud checks that Redis still knows every active agent's
+/// user: a single `ACL USERS` round trip, so that daemons are let in again
+/// within seconds of a Redis restart that lost their users.
+pub const USER_CHECK_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct Acl {
@@ -29,6 +47,28 @@ impl Acl {
         self.enabled
     }
 
+    /// Runs `cmd` on the shared connection, and once more if the first try
+    /// met a dead connection: after a Redis restart the manager reconnects
+    /// only once a call has failed on the old socket, and that call should
+    /// not be the one that fails. Every command sent here is idempotent.
+    async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
+        let mut conn = self.conn.clone();
+        match cmd.query_async(&mut conn).await {
+            Err(e) if e.is_io_error() || e.is_connection_dropped() => {
+                tracing::debug!(error = %e, "Redis connection lost; trying again on a new one");
+                cmd.query_async(&mut conn).await
+            }
+            other => other,
+        }
+    }
+
+    /// The names of the users Redis knows.
+    async fn user_names(&self) -> RedisResult<HashSet<String>> {
+        let mut cmd = redis::cmd("ACL");
+        cmd.arg("USERS");
+        Ok(self.query::<Vec<String>>(&cmd).await?.into_iter().collect())
+    }
+
     /// `ACL SETUSER name reset <rules> <password rule>`: `reset` first so
     /// that a user of the same name never keeps older passwords or rights.
     async fn set_user(
@@ -43,8 +83,7 @@ impl Acl {
             cmd.arg(rule);
         }
         cmd.arg(password_rule);
-        let mut conn = self.conn.clone();
-        cmd.query_async::<()>(&mut conn).await.map_err(|e| {
+        self.query::<()>(&cmd).await.map_err(|e| {
             // Redis quotes the offending rule in its error text, and a rule
             // may carry a password: keep only the error's code and kind.
             let code = e.code().unwrap_or("no code").to_string();
@@ -112,20 +151,24 @@ impl Acl {
         if !self.enabled || agents.is_empty() {
             return Ok(0);
         }
-        let mut conn = self.conn.clone();
-        let existing: std::collections::HashSet<String> = redis::cmd("ACL")
-            .arg("USERS")
-            .query_async::<Vec<String>>(&mut conn)
-            .await?
-            .into_iter()
-            .collect();
-        let mut restored = 0;
+        let existing = self.user_names().await?;
+        Ok(self.create_missing(agents, &existing).await?.len())
+    }
+
+    /// Creates the users of `agents` missing from `existing`; returns the
+    /// agents whose user was created.
+    async fn create_missing(
+        &self,
+        agents: &[(AgentId, String)],
+        existing: &HashSet<String>,
+    ) -> RedisResult<Vec<AgentId>> {
+        let mut restored = Vec::new();
         for (agent, hash) in agents {
             if existing.contains(&names::agent_redis_user(agent)) {
                 continue;
             }
             self.create_agent_user(agent, hash).await?;
-            restored += 1;
+            restored.push(agent.clone());
         }
         Ok(restored)
     }
@@ -135,13 +178,9 @@ impl Acl {
         if !self.enabled {
             return Ok(());
         }
-        let mut conn = self.conn.clone();
-        redis::cmd("ACL")
-            .arg("DELUSER")
-            .arg(name)
-            .query_async::<i64>(&mut conn)
-            .await
-            .map(|_| ())
+        let mut cmd = redis::cmd("ACL");
+        cmd.arg("DELUSER").arg(name);
+        self.query::<i64>(&cmd).await.map(|_| ())
     }
 
     pub async fn delete_pairing_user(&self, pairing: &PairingId) -> redis::RedisResult<()> {
@@ -159,4 +198,90 @@ pub fn random_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     hex::encode(bytes)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// A user nobody can log in as (`off`, no password, no rights), created
+/// once every agent user exists. Redis forgets it together with the
+/// agents' users, so its absence is the cheap sign that they must be
+/// restored: a check is one `ACL USERS` and no database query.
+pub const SENTINEL_USER: &str = "ra-cloud-acl-sentinel";
+
+/// One check: when Redis has lost its users (the sentinel is gone),
+/// re-creates those of the active agents and then the sentinel. Returns how
+/// many agent users were re-created.
+pub async fn restore_lost_users(acl: &Acl, db: &Db) -> Result<usize, WatchError> {
+    if !acl.enabled() {
+        return Ok(0);
+    }
+    let existing = acl.user_names().await?;
+    if existing.contains(SENTINEL_USER) {
+        return Ok(0);
+    }
+    let agents: Vec<(AgentId, String)> = db::agents::active_token_hashes(db)
+        .await?
+        .into_iter()
+        .filter_map(|(id, hash)| AgentId::parse(id).ok().map(|id| (id, hash)))
+        .collect();
+    let restored = acl.create_missing(&agents, &existing).await?;
+    // An unpairing that revoked an agent after the read above deleted its
+    // user before it was created again here: delete it once more
+    // (unpairing revokes in the database before it deletes the user).
+    for id in &restored {
+        let still_active = db::agents::get(db, id.as_str())
+            .await?
+            .is_some_and(|a| a.is_active());
+        if !still_active {
+            tracing::info!(agent = %id, "agent unpaired while its Redis user was restored; deleting it");
+            acl.delete_agent_user(id).await?;
+        }
+    }
+    let mut cmd = redis::cmd("ACL");
+    cmd.arg("SETUSER")
+        .arg(SENTINEL_USER)
+        .arg("reset")
+        .arg("off");
+    acl.query::<()>(&cmd).await?;
+    Ok(restored.len())
+}
+
+/// Checks every [`USER_CHECK_EVERY`] until shutdown.
+pub fn spawn_user_watch(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut failing = false;
+        loop {
+            match restore_lost_users(&state.acl, &state.db).await {
+                Ok(n) => {
+                    if n > 0 {
+                        tracing::warn!(
+                            restored = n,
+                            "re-created agent Redis users that Redis had lost"
+                        );
+                    }
+                    if failing {
+                        tracing::info!("checking agent Redis users works again");
+                    }
+                    failing = false;
+                }
+                // Once per outage at warning level: the check runs every
+                // few seconds.
+                Err(e) if !failing => {
+                    tracing::warn!(error = %e, "checking agent Redis users");
+                    failing = true;
+                }
+                Err(e) => tracing::debug!(error = %e, "checking agent Redis users"),
+            }
+            tokio::select! {
+                () = state.shutdown.cancelled() => break,
+                () = tokio::time::sleep(USER_CHECK_EVERY) => {}
+            }
+        }
+    })
 }

@@ -36,6 +36,8 @@ pub struct Inner {
     /// The bot's @username, when `getMe` answered at start-up.
     pub bot_username: Option<String>,
     pub pair_limiter: RateLimiter,
+    /// Telegram users recently found to have no row (never paired).
+    pub unknown_users: UnknownUsers,
     /// Cancelled on shutdown; background tasks stop with it.
     pub shutdown: CancellationToken,
 }
@@ -104,6 +106,50 @@ impl RateLimiter {
     }
 }
 
+/// Telegram users the database recently had no row for, so that text from
+/// strangers (the bulk of a public bot's traffic, and any flood) is answered
+/// without a database query each time.
+///
+/// Entries live [`UnknownUsers::TTL`]: a user who pairs (which creates the
+/// row) is known again at the latest that long after their previous stray
+/// message, on every replica, well before a person can have run
+/// `remoteagentctl pair`, sent the code and typed a prompt.
+#[derive(Debug, Default)]
+pub struct UnknownUsers {
+    seen: Mutex<HashMap<i64, Instant>>,
+}
+
+impl UnknownUsers {
+    pub const TTL: Duration = Duration::from_secs(5);
+    /// Bound on the entries kept; expired ones are swept when it is reached.
+    const MAX: usize = 100_000;
+
+    /// Records that `user` has no row.
+    pub fn insert(&self, user: i64) {
+        let now = Instant::now();
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() >= Self::MAX {
+            seen.retain(|_, at| now.duration_since(*at) < Self::TTL);
+            if seen.len() >= Self::MAX {
+                seen.clear();
+            }
+        }
+        seen.insert(user, now);
+    }
+
+    /// Whether `user` was recorded as unknown less than [`Self::TTL`] ago.
+    pub fn contains(&self, user: i64) -> bool {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.get(&user).is_some_and(|at| at.elapsed() < Self::TTL)
+    }
+
+    /// Forgets `user` (its row was just created).
+    pub fn forget(&self, user: i64) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.remove(&user);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +163,16 @@ mod tests {
         assert!(limiter.allow(a));
         assert!(!limiter.allow(a));
         assert!(limiter.allow(b));
+    }
+
+    #[test]
+    fn unknown_users_are_remembered_briefly() {
+        let unknown = UnknownUsers::default();
+        assert!(!unknown.contains(7));
+        unknown.insert(7);
+        assert!(unknown.contains(7));
+        assert!(!unknown.contains(8));
+        unknown.forget(7);
+        assert!(!unknown.contains(7));
     }
 }

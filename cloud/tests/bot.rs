@@ -6,9 +6,12 @@ mod support;
 use redis::aio::PubSub;
 use remoteagent_cloud::db::sessions;
 use remoteagent_proto::events::{
-    ChunkPayload, CommandEvent, DonePayload, DoneStatus, MAX_PROMPT_BYTES, OutputEvent, StreamKind,
+    ApprovalPayload, ApprovalRequestPayload, ApprovalResolvedPayload, ChunkPayload, CommandEvent,
+    DonePayload, DoneStatus, MAX_PROMPT_BYTES, OutputEvent, StreamKind,
 };
+use remoteagent_proto::keys::CloudPublicKey;
 use remoteagent_proto::{AgentId, SessionId, envelope, names};
+use remoteagent_testkit::telegram::FakeMessage;
 use support::{TIMEOUT, TestApp, next_message, user_id};
 
 /// The next envelope on `sub`, verified as the daemon verifies it.
@@ -336,3 +339,150 @@ async fn approval_buttons_publish_the_owners_answer(app: &TestApp) {
 }
 
 both_backends!(approval_buttons_publish_the_owners_answer);
+
+fn approval_request(request_id: &str, summary: &str) -> OutputEvent {
+    OutputEvent::ApprovalRequest(ApprovalRequestPayload {
+        request_id: request_id.into(),
+        tool: "Bash".into(),
+        summary: summary.into(),
+        timeout_secs: 300,
+    })
+}
+
+/// Waits for the bot's message in `chat` that satisfies `pred`.
+async fn wait_message(
+    app: &TestApp,
+    chat: i64,
+    pred: impl Fn(&FakeMessage) -> bool,
+) -> FakeMessage {
+    let found = app
+        .tg
+        .wait_for_messages(chat, |m| m.iter().any(&pred), TIMEOUT)
+        .await;
+    assert!(found, "no such message; saw {:#?}", app.tg.messages(chat));
+    app.tg.messages(chat).into_iter().find(|m| pred(m)).unwrap()
+}
+
+fn callback_data(m: &FakeMessage) -> Vec<String> {
+    m.reply_markup
+        .as_ref()
+        .map(|k| {
+            k["inline_keyboard"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|row| row.as_array().unwrap().iter())
+                .map(|b| b["callback_data"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn an_approval_is_answered_with_its_buttons(app: &TestApp) {
+    let user = user_id();
+    let (_, paired) = app.pair_agent(user, "careful").await;
+    let agent = paired.agent_id.clone();
+    // The daemon verifies envelopes with the key it pinned at pairing.
+    let pinned = CloudPublicKey::from_base64(&paired.cloud_public_key).unwrap();
+    app.set_presence(&agent).await;
+    let mut sub = app.agent_subscriber(&agent).await;
+    app.say(user, "clean the build").await;
+    let CommandEvent::Command(cmd) = next_command(app, &mut sub, &agent).await else {
+        panic!("expected a command");
+    };
+    let sid = cmd.session_id.clone();
+
+    xadd(
+        app,
+        &agent,
+        &sid,
+        &approval_request("req-1", "rm -rf target"),
+    )
+    .await;
+    let request = wait_message(app, user, |m| m.text.contains("rm -rf target")).await;
+    let (approve, deny) = (format!("approve:{sid}:req-1"), format!("deny:{sid}:req-1"));
+    assert_eq!(callback_data(&request), vec![approve.clone(), deny.clone()]);
+
+    // A stranger is refused and changes nothing.
+    let stranger = user_id();
+    let answer = app.press_on(stranger, request.message_id, &approve).await;
+    assert!(answer.contains("Only the account"), "{answer}");
+    assert_eq!(app.tg.message(user, request.message_id).unwrap(), request);
+
+    // The owner approves: a signed envelope (the first one since the
+    // command, so the stranger published nothing), and the buttons go.
+    let answer = app.press_on(user, request.message_id, &approve).await;
+    assert_eq!(answer, "Approved.");
+    let token = next_message(&mut sub).await;
+    let claims = envelope::verify(&pinned, &agent, &token).unwrap();
+    assert_eq!(
+        claims.command,
+        CommandEvent::Approval(ApprovalPayload {
+            session_id: sid.clone(),
+            request_id: "req-1".into(),
+            allow: true,
+        })
+    );
+    let id = request.message_id;
+    let pending = wait_message(app, user, |m| {
+        m.message_id == id && m.text.ends_with("\n⏳ approved, telling the agent…")
+    })
+    .await;
+    assert_eq!(pending.reply_markup, None);
+    assert!(pending.text.starts_with(&request.text));
+
+    // The daemon's verdict replaces the "⏳" line.
+    xadd(
+        app,
+        &agent,
+        &sid,
+        &OutputEvent::ApprovalResolved(ApprovalResolvedPayload {
+            request_id: "req-1".into(),
+            allow: true,
+            reason: "approved".into(),
+        }),
+    )
+    .await;
+    let resolved = wait_message(app, user, |m| {
+        m.message_id == id && m.text.ends_with("\n✅ approved")
+    })
+    .await;
+    assert_eq!(resolved.text, format!("{}\n✅ approved", request.text));
+    assert_eq!(resolved.reply_markup, None);
+
+    // A late second press (a client that still shows the buttons) is not
+    // published: the next envelope is the answer to the next request.
+    let answer = app.press_on(user, id, &deny).await;
+    assert_eq!(answer, "That request was already answered.");
+    xadd(app, &agent, &sid, &approval_request("req-2", "git push")).await;
+    let second = wait_message(app, user, |m| m.text.contains("git push")).await;
+    let answer = app
+        .press_on(user, second.message_id, &format!("deny:{sid}:req-2"))
+        .await;
+    assert_eq!(answer, "Denied.");
+    let claims = envelope::verify(&pinned, &agent, &next_message(&mut sub).await).unwrap();
+    assert!(
+        matches!(&claims.command, CommandEvent::Approval(a) if a.request_id == "req-2" && !a.allow),
+        "{:?}",
+        claims.command
+    );
+    let second_id = second.message_id;
+    wait_message(app, user, |m| {
+        m.message_id == second_id && m.text.ends_with("\n⏳ denied, telling the agent…")
+    })
+    .await;
+
+    // With the agent offline the press reaches nobody: the user is told,
+    // and the buttons stay for another try.
+    drop(sub);
+    xadd(app, &agent, &sid, &approval_request("req-3", "make deploy")).await;
+    let third = wait_message(app, user, |m| m.text.contains("make deploy")).await;
+    let answer = app
+        .press_on(user, third.message_id, &format!("approve:{sid}:req-3"))
+        .await;
+    assert_eq!(answer, "careful is offline.");
+    assert_eq!(app.tg.message(user, third.message_id).unwrap(), third);
+    assert_eq!(callback_data(&third).len(), 2);
+}
+
+both_backends!(an_approval_is_answered_with_its_buttons);

@@ -129,9 +129,12 @@ async fn healthz_reports_a_dead_redis() {
     let err: remoteagent_proto::api::ErrorBody = response.json().await.unwrap();
     assert_eq!(err.error.code, "internal");
     assert_eq!(err.error.message, "internal error");
-    // A prompt while Redis is down gets an apology, not silence.
-    app.say(user, "hello").await;
-    app.expect_message(user, "Something went wrong").await;
+    // A prompt while Redis is down cannot be claimed (update ids are
+    // claimed in Redis): the webhook answers 5xx, so that Telegram delivers
+    // it again rather than it being lost or run twice.
+    let update = remoteagent_testkit::telegram::updates::text(app.update_id(), user, user, "hello");
+    let status = app.webhook(&update).await.status();
+    assert!(status.is_server_error(), "answered {status} without Redis");
     redis.restart().unwrap();
     let healthy = remoteagent_testkit::wait_for(Duration::from_secs(30), || async {
         let r = app.http.get(app.url("/healthz")).send().await.ok()?;
@@ -139,6 +142,18 @@ async fn healthz_reports_a_dead_redis() {
     })
     .await;
     assert!(healthy.is_some(), "did not recover after Redis came back");
+    // Telegram's redelivery is then processed: no daemon runs the agent, so
+    // the user is told it is offline.
+    let accepted = remoteagent_testkit::wait_for(Duration::from_secs(30), || async {
+        app.webhook(&update)
+            .await
+            .status()
+            .is_success()
+            .then_some(())
+    })
+    .await;
+    assert!(accepted.is_some(), "the redelivered update was refused");
+    app.expect_message(user, "is offline").await;
     app.finish().await;
 }
 

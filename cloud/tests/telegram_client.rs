@@ -1,7 +1,10 @@
 //! The Bot API client against the fake Telegram server: request shape, error
 //! mapping, secrecy of the token, console mode.
 
-use remoteagent_cloud::telegram::{InlineKeyboard, Telegram, TelegramError, escape_html};
+use remoteagent_cloud::telegram::{
+    Document, DocumentSource, InlineKeyboard, MAX_CAPTION_CHARS, Telegram, TelegramError,
+    escape_html,
+};
 use remoteagent_testkit::telegram::FakeTelegram;
 
 #[tokio::test]
@@ -181,4 +184,78 @@ async fn console_mode_prints_and_numbers_messages() {
     client.answer_callback_query("q", Some("ok")).await.unwrap();
     client.set_webhook("https://x", "s").await.unwrap();
     client.get_me().await.unwrap();
+}
+
+#[tokio::test]
+async fn documents_upload_as_multipart_from_bytes_or_a_file() {
+    let tg = FakeTelegram::start().await;
+    let client = Telegram::api(&tg.api_base(), &tg.token());
+    let bytes = "é中🚀 <x> & y\n".as_bytes().to_vec();
+    let id = client
+        .send_document(
+            42,
+            &Document {
+                file_name: "out.txt".into(),
+                caption: Some("<b>done</b> &amp; ok".into()),
+                source: DocumentSource::Bytes(bytes.clone()),
+            },
+        )
+        .await
+        .unwrap();
+    let call = &tg.calls_of("sendDocument")[0];
+    assert!(call.ok(), "{:?}", call.response);
+    assert_eq!(call.chat_id(), Some(42));
+    assert_eq!(call.body["parse_mode"], "HTML");
+    let doc = &tg.documents_in(42)[0];
+    assert_eq!(doc.message_id, id);
+    assert_eq!(doc.file_name, "out.txt");
+    assert_eq!(doc.bytes, bytes);
+    assert_eq!(doc.caption.as_deref(), Some("done & ok"));
+    assert_eq!(doc.caption_html.as_deref(), Some("<b>done</b> &amp; ok"));
+
+    // A file larger than a web framework's default body limit, streamed.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.txt");
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    std::fs::write(&path, &big).unwrap();
+    let doc = Document {
+        file_name: "big.txt".into(),
+        caption: None,
+        source: DocumentSource::File(path),
+    };
+    client.send_document(43, &doc).await.unwrap();
+    let got = &tg.documents_in(43)[0];
+    assert_eq!(got.bytes.len(), big.len());
+    assert!(got.bytes == big);
+    assert_eq!(got.caption, None);
+
+    // What Telegram refuses is an API error.
+    let empty = Document {
+        file_name: "empty.txt".into(),
+        caption: None,
+        source: DocumentSource::Bytes(Vec::new()),
+    };
+    let err = client.send_document(44, &empty).await.unwrap_err();
+    assert!(
+        matches!(err, TelegramError::Api { code: 400, .. }),
+        "{err:?}"
+    );
+    let long_caption = Document {
+        caption: Some("x".repeat(MAX_CAPTION_CHARS + 1)),
+        ..doc.clone()
+    };
+    let err = client.send_document(44, &long_caption).await.unwrap_err();
+    assert!(err.to_string().contains("caption is too long"), "{err}");
+    let missing = Document {
+        source: DocumentSource::File(dir.path().join("nope.txt")),
+        ..doc
+    };
+    let err = client.send_document(44, &missing).await.unwrap_err();
+    assert!(matches!(err, TelegramError::Transport(_)), "{err:?}");
+    assert!(tg.documents_in(44).is_empty());
+
+    // Console mode prints it.
+    let console = Telegram::console();
+    let id = console.send_document(1, &empty).await.unwrap();
+    assert!(id > 0);
 }

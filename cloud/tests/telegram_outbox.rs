@@ -118,3 +118,25 @@ async fn api_errors_reach_the_caller() {
     let err = out.send(12, "<oops".into(), None).await.unwrap_err();
     assert!(err.to_string().contains("can't parse entities"), "{err}");
 }
+
+#[tokio::test]
+async fn a_document_waits_out_a_rate_limit_and_is_sent_once() {
+    use remoteagent_cloud::telegram::{Document, DocumentSource};
+    let tg = FakeTelegram::start().await;
+    let out = outbox(&tg, Duration::from_millis(50));
+    tg.fail_next("sendDocument", 1, 1);
+    let doc = Document {
+        file_name: "output-s.txt".into(),
+        caption: Some("✅ done".into()),
+        source: DocumentSource::Bytes(b"all of it".to_vec()),
+    };
+    let id = out.send_document(9, doc).await.unwrap();
+    let calls = tg.calls_of("sendDocument");
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].status, 429);
+    assert!(calls[1].at.duration_since(calls[0].at) >= Duration::from_millis(950));
+    let docs = tg.documents_in(9);
+    assert_eq!(docs.len(), 1);
+    assert_eq!(docs[0].message_id, id);
+    assert_eq!(docs[0].bytes, b"all of it");
+}

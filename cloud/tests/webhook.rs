@@ -118,6 +118,50 @@ async fn an_oversized_body_is_413(app: &TestApp) {
     assert_eq!(response.status(), 413);
 }
 
+/// Update ids are claimed in Redis: without Redis the webhook cannot tell a
+/// retry from a new update, so it answers 5xx and Telegram delivers the
+/// update again; once Redis is back it is processed, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_an_update_is_refused_with_5xx_and_processed_once_later() {
+    let mut redis = remoteagent_testkit::RedisServer::start().unwrap();
+    let url = redis.url();
+    let app = TestApp::start_with(support::Backend::Sqlite, &[("REDIS_URL", &url)]).await;
+    let user = user_id();
+    let update = updates::text(app.update_id(), user, user, "/help");
+    redis.stop();
+    for _ in 0..2 {
+        let status = app.webhook(&update).await.status();
+        assert!(status.is_server_error(), "answered {status} without Redis");
+    }
+    redis.restart().unwrap();
+    // Telegram's redeliveries: the first one that finds Redis back is
+    // processed, the later ones are duplicates.
+    let accepted = remoteagent_testkit::wait_for(support::TIMEOUT, || async {
+        app.webhook(&update)
+            .await
+            .status()
+            .is_success()
+            .then_some(())
+    })
+    .await;
+    assert!(accepted.is_some(), "never accepted after Redis came back");
+    let again = app.webhook(&update).await;
+    assert_eq!(again.status(), 200);
+    let body: serde_json::Value = again.json().await.unwrap();
+    assert_eq!(body["duplicate"], true, "{body}");
+    app.expect_message(user, "/agents").await;
+    // Nothing else arrives for the duplicates.
+    app.say(user, "/start").await;
+    app.expect_message(user, "Welcome").await;
+    assert_eq!(
+        app.count_messages(user, "/agents"),
+        2,
+        "{:#?}",
+        app.tg.messages(user)
+    );
+    app.finish().await;
+}
+
 both_backends!(
     forged_or_missing_secret_is_refused_and_nothing_processed,
     a_repeated_update_is_processed_once,

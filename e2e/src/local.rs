@@ -19,7 +19,7 @@ impl Home {
     pub fn new(cloud_url: &str) -> Result<Home> {
         let dir = tempfile::tempdir()?;
         let home = Home { dir };
-        for sub in ["config", "data", "state", "cache", "runtime"] {
+        for sub in ["config", "data", "state", "cache", "runtime", "bin"] {
             std::fs::create_dir_all(home.path().join(sub))?;
         }
         std::fs::set_permissions(
@@ -47,10 +47,35 @@ impl Home {
         Ok(p)
     }
 
+    /// Installs `source` as the command `name` in the home's `bin`, which
+    /// comes first on the daemon's PATH: how a test puts a fake `claude`
+    /// where the preset runner looks for it.
+    pub fn install_tool(&self, name: &str, source: &Path) -> Result<()> {
+        let target = self.path().join("bin").join(name);
+        std::fs::copy(source, &target)?;
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))?;
+        Ok(())
+    }
+
+    /// Appends `text` to the daemon's config file (read when it starts).
+    pub fn add_config(&self, text: &str) -> Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.path().join("config/remoteagent/config.toml"))?;
+        writeln!(f, "{text}")?;
+        Ok(())
+    }
+
     /// Environment shared by the daemon and the CLI.
     pub fn apply(&self, cmd: &mut Command) {
+        let path = format!(
+            "{}:{}",
+            self.path().join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PATH", path)
             .env("HOME", self.path())
             .env("XDG_CONFIG_HOME", self.path().join("config"))
             .env("XDG_DATA_HOME", self.path().join("data"))

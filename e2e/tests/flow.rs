@@ -31,6 +31,11 @@ struct World {
 
 impl World {
     async fn start(postgres: bool) -> World {
+        World::start_with(postgres, "").await
+    }
+
+    /// A world whose daemon reads `config` (TOML) besides the defaults.
+    async fn start_with(postgres: bool, config: &str) -> World {
         let redis = RedisServer::start().unwrap();
         let tg = FakeTelegram::start().await;
         let pg = if postgres {
@@ -47,6 +52,7 @@ impl World {
         .await
         .unwrap();
         let home = Home::new(&cloud.url).unwrap();
+        home.add_config(config).unwrap();
         let daemon = Daemon::start(&home).await.unwrap();
         World {
             daemon,
@@ -101,19 +107,18 @@ impl World {
     /// `remoteagentctl pair` a new project with `runner`, confirmed by
     /// `user` sending `/pair CODE` to the bot. Returns the project's name.
     async fn pair(&self, name: &str, runner: &str, user: i64) -> String {
+        let runner = fixture(runner);
+        self.pair_with(name, &["--command", runner.to_str().unwrap()], user)
+            .await
+    }
+
+    /// Like [`World::pair`], with `remoteagentctl pair` options of its own
+    /// (`--runner claude`).
+    async fn pair_with(&self, name: &str, options: &[&str], user: i64) -> String {
         let project = self.home.project(name).unwrap();
-        let mut ctl = self
-            .home
-            .ctl_spawn(
-                &format!("pair-{name}"),
-                &[
-                    "pair",
-                    project.to_str().unwrap(),
-                    "--command",
-                    fixture(runner).to_str().unwrap(),
-                ],
-            )
-            .unwrap();
+        let mut args = vec!["pair", project.to_str().unwrap()];
+        args.extend_from_slice(options);
+        let mut ctl = self.home.ctl_spawn(&format!("pair-{name}"), &args).unwrap();
         let code = wait_for(WAIT, || {
             let code = find_code(&ctl.output());
             async move { code }
@@ -402,4 +407,109 @@ async fn agent_goes_offline_when_the_daemon_stops_and_returns_after_sigkill_rest
         "no offline answer: {:#?}",
         w.texts(OWNER)
     );
+}
+
+/// The inline button of a message whose callback data starts with `prefix`.
+fn button(message: &remoteagent_testkit::telegram::FakeMessage, prefix: &str) -> Option<String> {
+    message
+        .reply_markup
+        .as_ref()?
+        .get("inline_keyboard")?
+        .as_array()?
+        .iter()
+        .flat_map(|row| row.as_array().cloned().unwrap_or_default())
+        .filter_map(|b| b.get("callback_data")?.as_str().map(str::to_string))
+        .find(|d| d.starts_with(prefix))
+}
+
+impl World {
+    /// Waits for a message in `chat` that shows an approval request whose
+    /// text contains `what`, with its Approve button; returns (message id,
+    /// approve data, deny data).
+    async fn wait_approval(&self, chat: i64, what: &str) -> (i64, String, String) {
+        let found = wait_for(WAIT, || {
+            let hit = self.tg.messages(chat).into_iter().find_map(|m| {
+                let approve = button(&m, "approve:")?;
+                let deny = button(&m, "deny:")?;
+                m.text
+                    .contains(what)
+                    .then_some((m.message_id, approve, deny))
+            });
+            async move { hit }
+        })
+        .await;
+        found.unwrap_or_else(|| {
+            panic!(
+                "no approval request for {what:?} with buttons; messages: {:#?}\ndaemon:\n{}",
+                self.tg.messages(chat),
+                self.daemon.proc.tail(40)
+            )
+        })
+    }
+
+    async fn press(&self, user: i64, chat: i64, message_id: i64, data: &str) {
+        let update = updates::callback(self.update_id(), user, chat, message_id, data);
+        let status = self.cloud.update(&update).await.unwrap();
+        assert_eq!(status, 200, "webhook answered {status}");
+    }
+}
+
+/// Tool approval from the phone, the whole way: Claude Code (a fake that
+/// speaks its stream-json and runs its PreToolUse hook) asks to run two
+/// commands; the request shows up with Approve / Deny buttons; a stranger's
+/// press is refused; the owner's Approve reaches the runner, which runs the
+/// command; the second request is left unanswered and denied when the
+/// configured timeout passes, and the session still finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_approval_from_the_phone() {
+    let w = World::start_with(false, "[approval]\ntimeout_secs = 4\n").await;
+    let fake_claude = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../remoteagentd/tests/fixtures/fake-claude/claude");
+    w.home.install_tool("claude", &fake_claude).unwrap();
+    w.pair_with("app", &["--runner", "claude"], OWNER).await;
+
+    w.say(OWNER, "Bash cargo test\nBash rm -rf build").await;
+    let (message, approve, deny) = w.wait_approval(OWNER, "cargo test").await;
+    assert!(approve.len() <= 64 && deny.len() <= 64, "{approve} {deny}");
+
+    // Someone else's press (a forwarded message, a guessed callback) does
+    // nothing: the runner is still waiting.
+    w.press(STRANGER, OWNER, message, &approve).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !w.texts(OWNER).iter().any(|t| t.contains("ran: cargo test")),
+        "a stranger's press ran the command: {:#?}",
+        w.texts(OWNER)
+    );
+
+    // The owner approves: the runner gets "allow" and runs it.
+    w.press(OWNER, OWNER, message, &approve).await;
+    w.wait_text(OWNER, "showing the approved command ran", |t| {
+        t.contains("ran: cargo test")
+    })
+    .await;
+    // The request's buttons are gone, so it cannot be answered twice.
+    let shown = w.tg.message(OWNER, message).unwrap();
+    assert!(button(&shown, "approve:").is_none(), "{shown:#?}");
+    assert!(shown.text.to_lowercase().contains("approved"), "{shown:#?}");
+
+    // The second request is not answered: denied after 4 s, and said so.
+    let (second, _, _) = w.wait_approval(OWNER, "rm -rf build").await;
+    let finished = w
+        .wait_text(OWNER, "with the timed-out denial and the end", |t| {
+            t.contains("denied:") && t.contains("done")
+        })
+        .await;
+    assert!(
+        finished.contains("no answer in 4 s"),
+        "the runner was not told why: {finished}"
+    );
+    assert!(!finished.contains("ran: rm -rf build"), "{finished}");
+    let resolved = wait_for(WAIT, || {
+        let m = w.tg.message(OWNER, second);
+        async move { m.filter(|m| button(m, "deny:").is_none()) }
+    })
+    .await
+    .expect("the timed-out request kept its buttons");
+    assert!(resolved.text.contains("no answer in 4 s"), "{resolved:#?}");
 }

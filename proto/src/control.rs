@@ -66,6 +66,21 @@ pub enum Request {
     Unpair {
         agent: String,
     },
+    /// A runner asks whether it may use a tool (sent by `remoteagentd
+    /// approval-hook`, which Claude Code runs before each tool use).
+    /// Answered with one [`Response::ApprovalDecision`] once the project's
+    /// policy, the user's phone or the timeout decided; that can take
+    /// minutes. Closing the connection withdraws the question.
+    Approval {
+        agent: AgentId,
+        session: SessionId,
+        /// The runner's tool name ("Bash", "Edit", …).
+        tool: String,
+        /// The tool's arguments as the runner gave them. May hold secrets
+        /// typed by the model: never logged in full.
+        #[serde(default)]
+        input: serde_json::Value,
+    },
 }
 
 fn default_lines() -> usize {
@@ -208,6 +223,12 @@ pub enum Response {
         /// is forgotten either way.
         cloud_revoked: bool,
     },
+    /// The answer to [`Request::Approval`].
+    ApprovalDecision {
+        allow: bool,
+        /// Why, in words the runner shows the model (and the user).
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -268,6 +289,42 @@ mod tests {
                 follow: false
             }
         );
+    }
+
+    #[test]
+    fn approval_round_trip() {
+        let m = ClientMessage {
+            id: 2,
+            request: Request::Approval {
+                agent: AgentId::parse("a1").unwrap(),
+                session: SessionId::parse("s1").unwrap(),
+                tool: "Bash".into(),
+                input: serde_json::json!({"command": "cargo test"}),
+            },
+        };
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"id":2,"request":{"type":"approval","agent":"a1","session":"s1","tool":"Bash","input":{"command":"cargo test"}}})
+        );
+        assert_eq!(serde_json::from_value::<ClientMessage>(v).unwrap(), m);
+        // Ids end up in lookups and logs: a bad one is refused on the way in.
+        assert!(
+            serde_json::from_str::<ClientMessage>(
+                r#"{"id":2,"request":{"type":"approval","agent":"a1","session":"../x","tool":"Bash"}}"#
+            )
+            .is_err()
+        );
+        let r = Reply::done(
+            2,
+            Response::ApprovalDecision {
+                allow: false,
+                reason: "no answer in 300 s".into(),
+            },
+        );
+        let s = serde_json::to_string(&r).unwrap();
+        assert!(s.contains(r#""type":"approval_decision""#), "{s}");
+        assert_eq!(serde_json::from_str::<Reply>(&s).unwrap(), r);
     }
 
     #[test]

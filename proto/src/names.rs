@@ -44,7 +44,8 @@ pub fn pairing_redis_user(pairing: &PairingId) -> String {
 
 /// The Redis ACL rules of an agent's user, without the password rule
 /// (`>{jwt}`), which the cloud adds. The agent may only read its own command
-/// channel, write its own output streams and presence key, and nothing else.
+/// channel, write its own output streams (and read their last entry) and
+/// presence key, and nothing else.
 pub fn agent_acl_rules(agent: &AgentId) -> Vec<String> {
     let mut rules: Vec<String> = ["on", "resetkeys", "resetchannels", "-@all"]
         .iter()
@@ -62,6 +63,9 @@ pub fn agent_acl_rules(agent: &AgentId) -> Vec<String> {
         "+client|setname",
         "+client|id",
         "+xadd",
+        // To see whether a stream already ended before finishing a session
+        // an earlier daemon process left unfinished (own streams only).
+        "+xrevrange",
         "+expire",
         "+set",
         "+del",

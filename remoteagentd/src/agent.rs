@@ -2,7 +2,11 @@
 //!
 //! Each agent holds ONE Redis connection (a RESP3 `ConnectionManager`) used
 //! both to SUBSCRIBE to its command channel and to write its output streams
-//! and presence key; it reconnects and resubscribes by itself. Every message
+//! and presence key; it reconnects and resubscribes by itself. When it stays
+//! broken (Redis refusing the login because the agent's ACL user was lost in
+//! a restart, or several heartbeats failing in a row), the task builds a new
+//! one, with backoff and jitter, and swaps it in for everything that writes
+//! for the agent (see [`crate::redis_conn`]). Every message
 //! on the channel must be an envelope signed by the cloud key pinned at
 //! pairing, addressed to this agent, unexpired and never seen before;
 //! anything else is dropped with a warning. One session runs at a time.
@@ -30,9 +34,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::approval::session::SessionApprovals;
+use crate::approval::{self, ApprovalAnswer, ApprovalAsk, ApprovalSenders, Decision};
 use crate::output::OutputWriter;
-use session::{SessionContext, run_session};
+use crate::redis_conn::{SharedConn, is_auth_error};
+use session::{SessionContext, SessionOutcome, run_session};
 
+mod orphans;
 mod session;
 
 /// Everything needed to run one paired agent.
@@ -50,6 +58,9 @@ pub struct AgentSpec {
     pub jwt: String,
     /// The cloud key pinned at pairing; every envelope is verified with it.
     pub cloud_public_key: CloudPublicKey,
+    /// The last conversation id the runner reported (Claude's session id,
+    /// Codex's thread id); a command that continues resumes it.
+    pub conversation: Option<String>,
 }
 
 impl std::fmt::Debug for AgentSpec {
@@ -62,6 +73,7 @@ impl std::fmt::Debug for AgentSpec {
             .field("redis_url", &self.redis_url)
             .field("redis_username", &self.redis_username)
             .field("jwt", &"hidden")
+            .field("conversation", &self.conversation)
             .finish_non_exhaustive()
     }
 }
@@ -75,6 +87,8 @@ pub struct AgentSettings {
     pub abort_grace: Duration,
     /// Largest prompt accepted (bytes).
     pub max_prompt_bytes: usize,
+    /// Tool approval: the policies, and how Claude's hook reaches us.
+    pub approval: approval::ApprovalSettings,
 }
 
 /// What an agent task tells the supervisor.
@@ -83,19 +97,40 @@ pub enum AgentNotice {
     /// A verified `unpaired` envelope arrived: the supervisor forgets the agent
     /// (metadata, keyring entry) and drops its handle.
     Unpaired(AgentId),
+    /// A session reported a conversation id other than the stored one: the
+    /// supervisor records it in the agent's metadata, so that the next
+    /// prompt resumes it even after a restart.
+    Conversation {
+        agent: AgentId,
+        conversation: String,
+    },
 }
 
 /// Largest message accepted on the command channel. A signed envelope with
 /// the largest allowed prompt is well below this.
 const MAX_ENVELOPE_BYTES: usize = 64 * 1024 + remoteagent_proto::events::MAX_PROMPT_BYTES * 2;
+/// Why an approval question for a session we do not run is denied.
+const NOT_RUNNING: &str = "no such session running";
 /// How long shutdown waits for a session's `done` beyond the abort grace.
 const SHUTDOWN_SLACK: Duration = Duration::from_secs(10);
+/// Consecutive failed heartbeats after which the connection is rebuilt
+/// (at once when Redis refused the login).
+const REBUILD_AFTER_FAILURES: u32 = 3;
+/// Longest wait between two reconnection attempts.
+const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(5);
+/// Longest wait for one heartbeat; a slower one counts as failed.
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for a new connection and its subscription.
+const REBUILD_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// State read by the handle without a round trip to the task.
 #[derive(Default)]
 struct Shared {
     online: AtomicBool,
     running: Mutex<Option<SessionId>>,
+    /// The last conversation id learned while the task ran (read once the
+    /// task ended, so no id is lost to a notice still in flight).
+    conversation: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -104,11 +139,19 @@ impl Shared {
             *r = id;
         }
     }
+
+    fn set_conversation(&self, id: String) {
+        if let Ok(mut c) = self.conversation.lock() {
+            *c = Some(id);
+        }
+    }
 }
 
 enum Control {
     Abort(oneshot::Sender<Option<SessionId>>),
     Shutdown(oneshot::Sender<()>),
+    /// A runner's tool-approval question for one of our sessions.
+    Approval(SessionId, ApprovalAsk),
 }
 
 /// Handle to a running agent task, owned by the supervisor.
@@ -164,14 +207,43 @@ impl AgentHandle {
         rx.await.ok().flatten()
     }
 
+    /// Asks the running session `session` whether its runner may use `tool`;
+    /// resolves once the project's policy, the phone or the timeout decided.
+    /// A session that is not running gets a DENY.
+    ///
+    /// The future holds no reference to the handle, so a question waiting
+    /// minutes for the phone never delays the agent's shutdown or unpairing
+    /// (which deny it, through the session's end).
+    pub fn ask_approval(
+        &self,
+        session: SessionId,
+        tool: String,
+        input: serde_json::Value,
+    ) -> impl std::future::Future<Output = Decision> + Send + 'static {
+        let control = self.control.clone();
+        async move {
+            let (reply, decision) = oneshot::channel();
+            let ask = ApprovalAsk { tool, input, reply };
+            if control.send(Control::Approval(session, ask)).await.is_err() {
+                return Decision::deny("the agent is stopping");
+            }
+            // The sender is dropped unanswered only when the session ended.
+            decision
+                .await
+                .unwrap_or_else(|_| Decision::deny(approval::session::SESSION_ENDED))
+        }
+    }
+
     /// Stops the task: abort the running session (its `done` is published),
-    /// delete the presence key, close the connection.
-    pub async fn shutdown(self) {
+    /// delete the presence key, close the connection. Returns the last
+    /// conversation id its sessions reported, if any did.
+    pub async fn shutdown(self) -> Option<String> {
         let (tx, rx) = oneshot::channel();
         if self.control.send(Control::Shutdown(tx)).await.is_ok() {
             let _ = rx.await;
         }
         let _ = self.task.await;
+        self.shared.conversation.lock().ok().and_then(|c| c.clone())
     }
 }
 
@@ -182,7 +254,25 @@ struct RunningSession {
     abort: CancellationToken,
     /// Cancelled to stop retrying Redis writes (shutdown with Redis gone).
     give_up: CancellationToken,
-    join: JoinHandle<()>,
+    /// Tool-approval questions and the phone's answers, to the session.
+    approvals: ApprovalSenders,
+    join: JoinHandle<SessionOutcome>,
+}
+
+/// Health of the agent's Redis connection, as its heartbeats see it.
+#[derive(Debug, Default)]
+struct Link {
+    /// Heartbeats that failed in a row.
+    failures: u32,
+    /// The last failure was Redis refusing the agent's credentials.
+    auth_refused: bool,
+}
+
+impl Link {
+    /// The connection manager will not recover by itself: build a new one.
+    fn needs_rebuild(&self) -> bool {
+        self.auth_refused || self.failures >= REBUILD_AFTER_FAILURES
+    }
 }
 
 struct Agent {
@@ -190,7 +280,9 @@ struct Agent {
     settings: Arc<AgentSettings>,
     shared: Arc<Shared>,
     notices: mpsc::Sender<AgentNotice>,
-    conn: ConnectionManager,
+    /// Shared with the sessions' output writers, which follow a rebuild.
+    conn: SharedConn,
+    link: Link,
     channel: String,
     replay: ReplayGuard,
     session: Option<RunningSession>,
@@ -216,7 +308,7 @@ async fn run_agent(
     // responsive to the supervisor.
     let mut delay = Duration::from_millis(200);
     let conn = loop {
-        match connect_and_subscribe(&spec, &channel, push_tx.clone()).await {
+        match connect_and_subscribe(RedisLogin::of(&spec), channel.clone(), push_tx.clone()).await {
             Ok(conn) => break conn,
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?delay, "cannot reach Redis; retrying");
@@ -228,6 +320,9 @@ async fn run_agent(
                         msg = control.recv() => match msg {
                             Some(Control::Abort(tx)) => { let _ = tx.send(None); }
                             Some(Control::Shutdown(tx)) => { let _ = tx.send(()); return; }
+                            Some(Control::Approval(_, ask)) => {
+                                let _ = ask.reply.send(Decision::deny(NOT_RUNNING));
+                            }
                             None => return,
                         }
                     }
@@ -244,7 +339,8 @@ async fn run_agent(
         settings,
         shared,
         notices,
-        conn,
+        conn: SharedConn::new(conn),
+        link: Link::default(),
         channel,
         replay: ReplayGuard::new(),
         session: None,
@@ -252,14 +348,19 @@ async fn run_agent(
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default(),
     };
+    // Before any command is taken: a session of this task is never an orphan.
+    orphans::sweep(&agent.spec.id, &agent.settings.log_root, agent.conn.clone());
     agent.heartbeat().await;
 
     let mut heartbeat = tokio::time::interval(Duration::from_secs(names::HEARTBEAT_SECS));
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // After a disconnection, ping soon (with backoff) so the manager
-    // reconnects and resubscribes without waiting for the next heartbeat.
+    // After a disconnection or a failed heartbeat, ping soon (with backoff)
+    // so the manager reconnects and resubscribes without waiting for the
+    // next heartbeat; when it cannot (see `Link::needs_rebuild`), build a
+    // new connection in the background instead.
     let mut reconnect_at: Option<Instant> = None;
     let mut reconnect_delay = Duration::from_millis(100);
+    let mut rebuild: Option<JoinHandle<redis::RedisResult<ConnectionManager>>> = None;
 
     loop {
         tokio::select! {
@@ -268,7 +369,9 @@ async fn run_agent(
                 if matches!(push.kind, PushKind::Disconnection) {
                     agent.shared.online.store(false, Ordering::SeqCst);
                     tracing::warn!("Redis connection lost; reconnecting");
-                    reconnect_at = Some(Instant::now() + reconnect_delay);
+                    if rebuild.is_none() {
+                        reconnect_at = Some(Instant::now() + reconnect_delay);
+                    }
                     continue;
                 }
                 if let Flow::Stop = agent.on_push(push).await {
@@ -276,16 +379,55 @@ async fn run_agent(
                 }
             }
             _ = heartbeat.tick() => {
-                agent.heartbeat().await;
+                if !agent.heartbeat().await && reconnect_at.is_none() && rebuild.is_none() {
+                    reconnect_at = Some(Instant::now() + jitter(reconnect_delay));
+                }
             }
             _ = sleep_until_opt(reconnect_at) => {
-                if agent.heartbeat().await {
-                    reconnect_at = None;
+                reconnect_at = None;
+                if agent.link.needs_rebuild() {
+                    tracing::info!(failures = agent.link.failures, auth_refused = agent.link.auth_refused, "building a new Redis connection");
+                    let login = RedisLogin::of(&agent.spec);
+                    let channel = agent.channel.clone();
+                    let push_tx = push_tx.clone();
+                    rebuild = Some(tokio::spawn(async move {
+                        tokio::time::timeout(REBUILD_TIMEOUT, connect_and_subscribe(login, channel, push_tx))
+                            .await
+                            .unwrap_or_else(|_| Err(redis::RedisError::from((redis::ErrorKind::Io, "connecting timed out"))))
+                    }));
+                } else if agent.heartbeat().await {
                     reconnect_delay = Duration::from_millis(100);
                     tracing::info!("Redis connection back");
                 } else {
-                    reconnect_delay = (reconnect_delay * 2).min(Duration::from_secs(5));
+                    reconnect_delay = (reconnect_delay * 2).min(RECONNECT_MAX_DELAY);
                     reconnect_at = Some(Instant::now() + jitter(reconnect_delay));
+                }
+            }
+            built = join_opt(&mut rebuild) => {
+                rebuild = None;
+                match built {
+                    Ok(Ok(conn)) => {
+                        agent.conn.replace(conn);
+                        agent.link = Link::default();
+                        reconnect_delay = Duration::from_millis(100);
+                        if agent.heartbeat().await {
+                            tracing::info!("Redis connection rebuilt; subscribed again");
+                        } else {
+                            reconnect_at = Some(Instant::now() + jitter(reconnect_delay));
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        if is_auth_error(&e) {
+                            agent.link.auth_refused = true;
+                        }
+                        reconnect_delay = (reconnect_delay * 2).min(RECONNECT_MAX_DELAY);
+                        tracing::warn!(error = %e, retry_in = ?reconnect_delay, "cannot build a new Redis connection; retrying");
+                        reconnect_at = Some(Instant::now() + jitter(reconnect_delay));
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "the Redis connection task failed; retrying");
+                        reconnect_at = Some(Instant::now() + jitter(reconnect_delay));
+                    }
                 }
             }
             msg = control.recv() => match msg {
@@ -294,15 +436,20 @@ async fn run_agent(
                     let _ = tx.send(id);
                 }
                 Some(Control::Shutdown(tx)) => {
+                    if let Some(r) = rebuild.take() {
+                        r.abort();
+                    }
                     agent.stop().await;
                     let _ = tx.send(());
                     return;
                 }
+                Some(Control::Approval(session, ask)) => agent.route_approval(session, ask),
                 None => break,
             },
-            _ = session_done(&mut agent.session) => {
+            outcome = session_done(&mut agent.session) => {
                 agent.session = None;
                 agent.shared.set_running(None);
+                agent.remember_conversation(outcome);
                 agent.heartbeat().await;
             }
         }
@@ -370,11 +517,7 @@ impl Agent {
                     tracing::info!(session = %abort.session_id, "abort for a session that is not running")
                 }
             },
-            CommandEvent::Approval(a) => {
-                // Tool approval from the phone is a later feature: runners
-                // are not started in a mode that asks yet.
-                tracing::info!(session = %a.session_id, request = %a.request_id, "approval answer ignored: no runner is waiting for one");
-            }
+            CommandEvent::Approval(a) => self.route_answer(a),
             CommandEvent::Unpaired(_) => {
                 tracing::info!("unpaired by the cloud");
                 let _ = self
@@ -434,6 +577,9 @@ impl Agent {
 
         let abort = CancellationToken::new();
         let give_up = CancellationToken::new();
+        let (approvals, inbox) = approval::channels();
+        let policy = self.settings.approval.policies.for_project(&self.spec.path);
+        let session_approvals = SessionApprovals::new(policy, inbox);
         let ctx = SessionContext {
             conn: self.conn.clone(),
             agent_id: self.spec.id.clone(),
@@ -441,17 +587,58 @@ impl Agent {
             runner: self.spec.runner.clone(),
             settings: self.settings.clone(),
             command: cmd,
+            conversation: self.spec.conversation.clone(),
         };
         let span = tracing::info_span!("session", session = %sid);
-        let join = tokio::spawn(run_session(ctx, abort.clone(), give_up.clone()).instrument(span));
+        let join = tokio::spawn(
+            run_session(ctx, session_approvals, abort.clone(), give_up.clone()).instrument(span),
+        );
         self.shared.set_running(Some(sid.clone()));
         self.session = Some(RunningSession {
             id: sid,
             abort,
             give_up,
+            approvals,
             join,
         });
         self.heartbeat().await;
+    }
+
+    /// Hands a tool-approval question to the running session without
+    /// waiting for its answer; any other session id is denied at once.
+    fn route_approval(&self, session: SessionId, ask: ApprovalAsk) {
+        match &self.session {
+            Some(s) if s.id == session => s.approvals.ask(ask),
+            _ => {
+                tracing::info!(session = %session, tool = %ask.tool, "approval request denied: that session is not running");
+                let _ = ask.reply.send(Decision::deny(NOT_RUNNING));
+            }
+        }
+    }
+
+    /// Passes the phone's answer (from a verified envelope) to the session
+    /// that asked; anything else is logged and ignored.
+    fn route_answer(&self, a: remoteagent_proto::events::ApprovalPayload) {
+        let span =
+            tracing::info_span!("approval", session = %a.session_id, request = %a.request_id);
+        let _entered = span.enter();
+        if !remoteagent_proto::events::valid_request_id(&a.request_id) {
+            tracing::warn!("approval answer ignored: malformed request id");
+            return;
+        }
+        match &self.session {
+            Some(s) if s.id == a.session_id => {
+                tracing::info!(allow = a.allow, "approval answer received");
+                let answer = ApprovalAnswer {
+                    request_id: a.request_id,
+                    allow: a.allow,
+                };
+                if !s.approvals.answer(answer) {
+                    tracing::warn!("approval answer dropped: the session is not taking answers");
+                }
+            }
+            _ => tracing::info!("approval answer ignored: that session is not running"),
+        }
     }
 
     /// Aborts the running session and waits for its `done`.
@@ -460,17 +647,48 @@ impl Agent {
         session.abort.cancel();
         let wait = self.settings.abort_grace + SHUTDOWN_SLACK;
         let mut join = session.join;
-        if tokio::time::timeout(wait, &mut join).await.is_err() {
-            // Redis is unreachable: stop retrying the last writes.
-            session.give_up.cancel();
-            let _ = join.await;
-        }
+        let outcome = match tokio::time::timeout(wait, &mut join).await {
+            Ok(joined) => joined.ok(),
+            Err(_) => {
+                // Redis is unreachable: stop retrying the last writes.
+                session.give_up.cancel();
+                join.await.ok()
+            }
+        };
         self.shared.set_running(None);
+        // An aborted conversation can still be continued.
+        self.remember_conversation(outcome);
         self.heartbeat().await;
         Some(session.id)
     }
 
-    /// Refreshes `presence:{id}`; true when Redis answered.
+    /// Keeps the conversation id a finished session reported, for the next
+    /// command that continues, and asks the supervisor to store it. A session
+    /// that reported none leaves the previous id in place.
+    fn remember_conversation(&mut self, outcome: Option<SessionOutcome>) {
+        let Some(id) = outcome.and_then(|o| o.conversation) else {
+            return;
+        };
+        if self.spec.conversation.as_deref() == Some(id.as_str()) {
+            return;
+        }
+        tracing::info!(conversation = %id, "the runner started a new conversation");
+        self.spec.conversation = Some(id.clone());
+        self.shared.set_conversation(id.clone());
+        // Never wait on the supervisor here: it may be waiting for this very
+        // task to stop. A notice that does not fit is not lost for good:
+        // shutdown hands the id over too.
+        let notice = AgentNotice::Conversation {
+            agent: self.spec.id.clone(),
+            conversation: id,
+        };
+        if let Err(e) = self.notices.try_send(notice) {
+            tracing::warn!(error = %e, "could not pass the conversation id to the supervisor");
+        }
+    }
+
+    /// Refreshes `presence:{id}`; true when Redis answered. Failures are
+    /// counted in `self.link`.
     async fn heartbeat(&mut self) -> bool {
         let value = serde_json::json!({
             "hostname": self.hostname,
@@ -478,22 +696,33 @@ impl Agent {
             "busy": self.session.is_some(),
         })
         .to_string();
-        let res: redis::RedisResult<()> = redis::cmd("SET")
-            .arg(names::presence_key(&self.spec.id))
+        let mut set = redis::cmd("SET");
+        set.arg(names::presence_key(&self.spec.id))
             .arg(value)
             .arg("EX")
-            .arg(names::PRESENCE_TTL_SECS)
-            .query_async(&mut self.conn)
-            .await;
+            .arg(names::PRESENCE_TTL_SECS);
+        // Bounded: a manager that is reconnecting makes callers wait, and
+        // the agent must stay responsive to its supervisor meanwhile.
+        let res = tokio::time::timeout(HEARTBEAT_TIMEOUT, set.query_async::<()>(&mut self.conn))
+            .await
+            .unwrap_or_else(|_| {
+                Err(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "heartbeat timed out",
+                )))
+            });
         match res {
             Ok(()) => {
                 // The manager resubscribes on reconnect; a working
                 // connection means the subscription is back.
                 self.shared.online.store(true, Ordering::SeqCst);
+                self.link = Link::default();
                 true
             }
             Err(e) => {
-                tracing::debug!(error = %e, "presence heartbeat failed");
+                self.link.failures += 1;
+                self.link.auth_refused = is_auth_error(&e);
+                tracing::debug!(error = %e, failures = self.link.failures, "presence heartbeat failed");
                 false
             }
         }
@@ -509,8 +738,8 @@ impl Agent {
             del.query_async::<()>(&mut self.conn),
         )
         .await;
-        let _ = tokio::time::timeout(Duration::from_secs(3), self.conn.unsubscribe(&self.channel))
-            .await;
+        let mut conn = self.conn.get();
+        let _ = tokio::time::timeout(Duration::from_secs(3), conn.unsubscribe(&self.channel)).await;
         self.shared.online.store(false, Ordering::SeqCst);
         tracing::info!("agent stopped");
     }
@@ -520,30 +749,54 @@ fn out_give_up() -> Duration {
     Duration::from_secs(10)
 }
 
+/// What it takes to log in to Redis as the agent (owned, so that a
+/// reconnection can run in a task of its own).
+struct RedisLogin {
+    url: String,
+    username: String,
+    /// The agent JWT. Never logged.
+    password: String,
+}
+
+impl RedisLogin {
+    fn of(spec: &AgentSpec) -> Self {
+        RedisLogin {
+            url: spec.redis_url.clone(),
+            username: spec.redis_username.clone(),
+            password: spec.jwt.clone(),
+        }
+    }
+}
+
+/// A new client, connection manager and subscription to `channel`.
 async fn connect_and_subscribe(
-    spec: &AgentSpec,
-    channel: &str,
+    login: RedisLogin,
+    channel: String,
     push_tx: mpsc::UnboundedSender<PushInfo>,
 ) -> redis::RedisResult<ConnectionManager> {
-    let info = spec.redis_url.as_str().into_connection_info()?;
+    let info = login.url.as_str().into_connection_info()?;
     let mut settings = info
         .redis_settings()
         .clone()
         .set_protocol(ProtocolVersion::RESP3);
-    if !spec.redis_username.is_empty() {
+    if !login.username.is_empty() {
         settings = settings
-            .set_username(&spec.redis_username)
-            .set_password(&spec.jwt);
+            .set_username(&login.username)
+            .set_password(&login.password);
     }
     let client = redis::Client::open(info.set_redis_settings(settings))?;
+    // Few quick retries inside the manager (a blip heals in well under a
+    // second); longer outages are the agent task's job, with its own
+    // backoff and a fresh manager when this one gives up for good.
     let config = ConnectionManagerConfig::new()
         .set_push_sender(push_tx)
         .set_automatic_resubscription()
         .set_connection_timeout(Some(Duration::from_secs(5)))
         .set_response_timeout(Some(Duration::from_secs(10)))
+        .set_number_of_retries(3)
         .set_max_delay(Duration::from_secs(2));
     let mut conn = ConnectionManager::new_with_config(client, config).await?;
-    conn.subscribe(channel).await?;
+    conn.subscribe(&channel).await?;
     Ok(conn)
 }
 
@@ -561,12 +814,19 @@ pub(crate) async fn sleep_until_opt(at: Option<Instant>) {
     }
 }
 
-/// Resolves when the running session's task ends; never without one.
-async fn session_done(session: &mut Option<RunningSession>) {
+/// The outcome of `task` once it ends; never without one.
+async fn join_opt<T>(task: &mut Option<JoinHandle<T>>) -> Result<T, tokio::task::JoinError> {
+    match task {
+        Some(t) => t.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves when the running session's task ends (with its outcome, unless
+/// it panicked); never without one.
+async fn session_done(session: &mut Option<RunningSession>) -> Option<SessionOutcome> {
     match session {
-        Some(s) => {
-            let _ = (&mut s.join).await;
-        }
+        Some(s) => (&mut s.join).await.ok(),
         None => std::future::pending().await,
     }
 }

@@ -5,7 +5,21 @@
 //! secret_store = "keyring"                    # or "file" (opt-in, 0600 files)
 //! abort_grace_secs = 5
 //! max_prompt_bytes = 32768
+//!
+//! [approval]                      # tool approval (Claude Code), every project
+//! policy = "ask"                  # "ask" the phone | "allow" | "deny"
+//! allow_tools = ["Read", "Glob", "Grep", "LS", "TodoWrite", "NotebookRead"]
+//! timeout_secs = 300              # unanswered requests are denied after this
+//!
+//! [[project]]                     # per project: absolute path or ~/...
+//! path = "~/code/app"
+//! approval = { policy = "deny", allow_tools = ["Read", "Bash(cargo test*)"] }
 //! ```
+//!
+//! Tools in `allow_tools` run without asking under every policy; an entry is
+//! a tool name or `Name(pattern)` with `*` on the tool's main argument (see
+//! [`crate::approval::policy`]). A project's values replace the defaults
+//! field by field.
 //!
 //! Unknown keys are an error: a typo such as `secret_stor = "file"` would
 //! otherwise silently keep the default.
@@ -14,6 +28,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::approval::policy::{
+    DEFAULT_ALLOW_TOOLS, DEFAULT_TIMEOUT_SECS, MAX_TIMEOUT_SECS, PolicyKind, ToolRule, expand_home,
+};
 
 /// The cloud used when neither the config file nor the environment name one.
 pub const DEFAULT_CLOUD_URL: &str = "http://127.0.0.1:8080";
@@ -39,6 +57,11 @@ pub struct Config {
     pub secret_store: SecretStoreKind,
     pub abort_grace_secs: u64,
     pub max_prompt_bytes: usize,
+    /// Tool approval defaults for every project.
+    pub approval: ApprovalDefaults,
+    /// Per-project settings (`[[project]]`).
+    #[serde(rename = "project")]
+    pub projects: Vec<ProjectConfig>,
 }
 
 impl Default for Config {
@@ -48,8 +71,48 @@ impl Default for Config {
             secret_store: SecretStoreKind::Keyring,
             abort_grace_secs: 5,
             max_prompt_bytes: remoteagent_proto::events::MAX_PROMPT_BYTES,
+            approval: ApprovalDefaults::default(),
+            projects: Vec::new(),
         }
     }
+}
+
+/// `[approval]`: how tool uses are approved unless a project says otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApprovalDefaults {
+    pub policy: PolicyKind,
+    pub allow_tools: Vec<String>,
+    pub timeout_secs: u64,
+}
+
+impl Default for ApprovalDefaults {
+    fn default() -> Self {
+        ApprovalDefaults {
+            policy: PolicyKind::Ask,
+            allow_tools: DEFAULT_ALLOW_TOOLS.iter().map(|t| t.to_string()).collect(),
+            timeout_secs: DEFAULT_TIMEOUT_SECS,
+        }
+    }
+}
+
+/// A project's `approval = { … }`: each field present replaces the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalOverride {
+    pub policy: Option<PolicyKind>,
+    pub allow_tools: Option<Vec<String>>,
+    pub timeout_secs: Option<u64>,
+}
+
+/// One `[[project]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectConfig {
+    /// Absolute, or `~/…` for the home directory.
+    pub path: String,
+    #[serde(default)]
+    pub approval: ApprovalOverride,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,12 +180,59 @@ impl Config {
         if config.abort_grace_secs > 3600 {
             return Err(invalid("abort_grace_secs must be at most 3600"));
         }
+        check_approval(
+            "approval",
+            Some(&config.approval.allow_tools),
+            Some(config.approval.timeout_secs),
+        )
+        .map_err(|m| invalid(&m))?;
+        let mut seen: Vec<&str> = Vec::new();
+        for project in &config.projects {
+            let path = project.path.trim();
+            if expand_home(path, Some(Path::new("/"))).is_none() {
+                return Err(invalid(&format!(
+                    "[[project]] path '{}' must be absolute or start with ~/",
+                    project.path
+                )));
+            }
+            if seen.contains(&path) {
+                return Err(invalid(&format!(
+                    "[[project]] path '{path}' is listed twice"
+                )));
+            }
+            seen.push(path);
+            check_approval(
+                &format!("the approval of project '{path}'"),
+                project.approval.allow_tools.as_ref(),
+                project.approval.timeout_secs,
+            )
+            .map_err(|m| invalid(&m))?;
+        }
         Ok(config)
     }
 
     pub fn abort_grace(&self) -> Duration {
         Duration::from_secs(self.abort_grace_secs)
     }
+}
+
+/// Checks one approval table's values; the error names `what`.
+fn check_approval(
+    what: &str,
+    allow_tools: Option<&Vec<String>>,
+    timeout_secs: Option<u64>,
+) -> Result<(), String> {
+    for entry in allow_tools.into_iter().flatten() {
+        ToolRule::parse(entry).map_err(|e| format!("{what}: allow_tools entry {e}"))?;
+    }
+    if let Some(secs) = timeout_secs
+        && !(1..=MAX_TIMEOUT_SECS).contains(&secs)
+    {
+        return Err(format!(
+            "{what}: timeout_secs must be between 1 and {MAX_TIMEOUT_SECS}"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -152,5 +262,70 @@ mod tests {
         assert!(bad.to_string().contains("c.toml"), "{bad}");
         assert!(Config::parse(p, "cloud_url = \"ftp://x\"").is_err());
         assert!(Config::parse(p, "this is not toml").is_err());
+    }
+
+    #[test]
+    fn approval_settings() {
+        let p = Path::new("c.toml");
+        let d = Config::parse(p, "").unwrap().approval;
+        assert_eq!(d.policy, PolicyKind::Ask);
+        assert_eq!(d.timeout_secs, 300);
+        assert!(d.allow_tools.contains(&"Read".to_string()));
+        let c = Config::parse(
+            p,
+            r#"
+[approval]
+policy = "deny"
+allow_tools = ["Read", "Bash(cargo test*)"]
+
+[[project]]
+path = "~/code/app"
+approval = { policy = "allow", timeout_secs = 30 }
+
+[[project]]
+path = "/srv/site"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.approval.policy, PolicyKind::Deny);
+        assert_eq!(
+            c.approval.timeout_secs, 300,
+            "unset fields keep their default"
+        );
+        assert_eq!(c.approval.allow_tools, vec!["Read", "Bash(cargo test*)"]);
+        assert_eq!(c.projects.len(), 2);
+        assert_eq!(
+            c.projects[0].approval,
+            ApprovalOverride {
+                policy: Some(PolicyKind::Allow),
+                allow_tools: None,
+                timeout_secs: Some(30),
+            }
+        );
+        assert_eq!(c.projects[1].approval, ApprovalOverride::default());
+    }
+
+    #[test]
+    fn approval_mistakes_are_clear_errors() {
+        let p = Path::new("c.toml");
+        let err = |text: &str| Config::parse(p, text).unwrap_err().to_string();
+        let e = err("[approval]\npolicy = \"maybe\"");
+        assert!(e.contains("maybe") || e.contains("variant"), "{e}");
+        let e = err("[approval]\npolicyy = \"ask\"");
+        assert!(e.contains("policyy"), "{e}");
+        let e = err("[approval]\nallow_tools = [\"Bash(cargo\"]");
+        assert!(e.contains("Bash(cargo") && e.contains("allow_tools"), "{e}");
+        let e = err("[approval]\ntimeout_secs = 0");
+        assert!(e.contains("timeout_secs"), "{e}");
+        let e = err("[[project]]\npath = \"code/app\"");
+        assert!(e.contains("code/app") && e.contains("absolute"), "{e}");
+        let e = err("[[project]]\npath = \"/a\"\n[[project]]\npath = \"/a\"");
+        assert!(e.contains("twice"), "{e}");
+        let e = err("[[project]]\npath = \"/a\"\napproval = { policy = \"ask\", colour = 1 }");
+        assert!(e.contains("colour"), "{e}");
+        let e = err("[[project]]\npath = \"/a\"\napproval = { allow_tools = [\"B sh\"] }");
+        assert!(e.contains("project '/a'") && e.contains("B sh"), "{e}");
+        let e = err("[[project]]\napproval = {}");
+        assert!(e.contains("path"), "{e}");
     }
 }

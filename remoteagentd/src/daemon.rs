@@ -5,6 +5,8 @@
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::AgentSettings;
+use crate::approval::hook::HookTarget;
+use crate::approval::{ApprovalPolicies, ApprovalSettings};
 use crate::config::Config;
 use crate::control::{BindError, ControlServer};
 use crate::paths::Paths;
@@ -38,10 +40,25 @@ pub async fn run(
         secret_store = ?config.secret_store,
         "remoteagentd starting"
     );
+    // Claude Code's approval hook runs this very executable as a client.
+    let hook = match HookTarget::current(paths.socket.clone()) {
+        Ok(target) => Some(target),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot locate our own executable: Claude Code runs without the approval hook");
+            None
+        }
+    };
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(std::path::PathBuf::from);
     let settings = AgentSettings {
         log_root: paths.log_root.clone(),
         abort_grace: config.abort_grace(),
         max_prompt_bytes: config.max_prompt_bytes,
+        approval: ApprovalSettings {
+            policies: ApprovalPolicies::from_config(&config, home.as_deref()),
+            hook,
+        },
     };
     let secrets = SecretStore::new(config.secret_store, paths.secrets_dir.clone());
     let state = StateDir::new(paths.agents_dir.clone());

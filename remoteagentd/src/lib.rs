@@ -8,7 +8,10 @@
 //!   verification, presence heartbeat, one session at a time.
 //! * [`runner`]: spawning the AI CLI and streaming its output.
 //! * [`output`]: batching output into `XADD`s on `output:{agent}:{session}`.
+//! * [`redis_conn`]: an agent's Redis connection, replaceable when it is stuck.
 //! * [`session_log`]: the local copy of every session's output.
+//! * [`approval`]: tool approval from the phone (Claude Code's hook, the
+//!   per-project policy, the requests in the session).
 //!
 //! Shell side: config, paths, state, secrets, pairing, the control socket and
 //! the supervisor that ties them together.
@@ -23,7 +26,9 @@
 //! * [`daemon`]: `run` and shutdown; [`logging`]: stderr or journald.
 
 pub mod agent;
+pub mod approval;
 pub mod output;
+pub mod redis_conn;
 pub mod runner;
 pub mod session_log;
 

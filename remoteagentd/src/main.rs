@@ -25,10 +25,43 @@ struct Args {
     /// Write the man page remoteagentd.1 into DIR and exit (for packagers).
     #[arg(long, value_name = "DIR", hide = true)]
     write_man: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Claude Code's PreToolUse hook (the daemon adds it to Claude's
+    /// settings): asks the running daemon whether a tool may be used and
+    /// prints the decision; prints a DENY on any failure.
+    #[command(name = "approval-hook", hide = true)]
+    ApprovalHook {
+        /// The daemon's control socket.
+        #[arg(long, value_name = "PATH")]
+        socket: PathBuf,
+        /// The agent id.
+        #[arg(long)]
+        agent: String,
+        /// The session id.
+        #[arg(long)]
+        session: String,
+        /// How long to wait for the decision, in seconds.
+        #[arg(long, default_value_t = 320)]
+        timeout_secs: u64,
+    },
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Command::ApprovalHook {
+        socket,
+        agent,
+        session,
+        timeout_secs,
+    }) = args.command
+    {
+        return approval_hook(socket, agent, session, timeout_secs);
+    }
     if let Some(dir) = args.write_man {
         return write_man(&dir);
     }
@@ -81,6 +114,22 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// Runs as Claude Code's hook: one line of JSON on stdout, exit 0 whatever
+/// happens (Claude reads the JSON only then), no logging on stdout.
+fn approval_hook(socket: PathBuf, agent: String, session: String, timeout_secs: u64) -> ExitCode {
+    use std::io::Write;
+    let args = remoteagentd::approval::hook::HookArgs {
+        socket,
+        agent,
+        session,
+        timeout_secs,
+    };
+    let line = remoteagentd::approval::hook::run(&args, std::io::stdin().lock());
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+    ExitCode::SUCCESS
 }
 
 fn write_man(dir: &std::path::Path) -> ExitCode {

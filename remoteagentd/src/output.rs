@@ -4,11 +4,17 @@
 //! would turn that into a flood of Redis calls. The writer gathers text into
 //! chunks of up to [`MAX_CHUNK_BYTES`] and sends every pending event in one
 //! pipeline when [`FLUSH_BYTES`] are pending or [`FLUSH_AFTER`] has passed
-//! since the first unsent byte. While a flush is under way nothing else is
-//! read from the runner, so memory stays bounded by about one batch.
+//! since the first unsent byte.
+//!
+//! A flush is handed to a sender task, so the session keeps reading the
+//! runner while the pipeline travels to Redis. At most one batch is in
+//! flight: the next flush waits for it first, so batches land in order and
+//! memory stays bounded by about two batches; a runner faster than Redis
+//! is slowed down by its full pipe, not buffered.
 //!
 //! Nothing is dropped: a failed flush keeps the batch and is retried with
-//! backoff until it succeeds or the writer's cancellation token fires.
+//! backoff until it succeeds or the writer's cancellation token fires; a
+//! retry takes the agent's current connection (see [`SharedConn`]).
 //!
 //! Nothing is written twice either: every entry gets an id chosen here,
 //! strictly increasing, and keeps it across retries. If Redis applied a
@@ -19,16 +25,23 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use redis::aio::ConnectionLike;
 use remoteagent_proto::events::{ChunkPayload, DonePayload, OutputEvent, StreamKind};
 use remoteagent_proto::names;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// Largest text of one `chunk` event.
-pub const MAX_CHUNK_BYTES: usize = 16 * 1024;
-/// Pending text that triggers a flush at once.
-pub const FLUSH_BYTES: usize = 16 * 1024;
+use crate::redis_conn::SharedConn;
+
+/// Largest text of one `chunk` event. Large enough that a fast runner
+/// costs few stream entries (the stream keeps at most
+/// `OUTPUT_STREAM_MAXLEN` of them), small enough to stay far below Redis's
+/// and the forwarder's per-entry comfort.
+pub const MAX_CHUNK_BYTES: usize = 64 * 1024;
+/// Pending text that triggers a flush at once: one Redis round trip per
+/// this many bytes when the runner is fast.
+pub const FLUSH_BYTES: usize = 256 * 1024;
 /// Longest time text waits before it is flushed.
 pub const FLUSH_AFTER: Duration = Duration::from_millis(20);
 
@@ -40,7 +53,7 @@ pub struct OutputError {
 }
 
 pub struct OutputWriter {
-    conn: ConnectionManager,
+    conn: SharedConn,
     key: String,
     /// Events ready to send, in order.
     batch: Vec<OutputEvent>,
@@ -52,10 +65,14 @@ pub struct OutputWriter {
     next_seq: u64,
     /// Gives up retrying when cancelled (daemon shutting down hard).
     give_up: CancellationToken,
-    /// Number of XADD round trips made (for tests and benchmarks).
+    /// Number of XADD round trips made (for tests and benchmarks); counts
+    /// the batch in flight once it has landed.
     pub flushes: u64,
-    /// The id of the last entry handed to Redis.
+    /// The id of the last entry handed to the sender.
     last_id: EntryId,
+    /// The batch being written, if any: its sender reports the outcome and
+    /// how many round trips it took.
+    in_flight: Option<JoinHandle<(Result<(), String>, u64)>>,
 }
 
 /// A stream entry id `ms-n`.
@@ -85,8 +102,8 @@ impl std::fmt::Display for EntryId {
 /// are now in the stream, counted from the first; an error names what
 /// failed. An entry refused because its id is not above the stream's top
 /// was written by an earlier attempt whose reply was lost.
-async fn send_entries(
-    conn: &mut ConnectionManager,
+async fn send_entries<C: ConnectionLike + Send>(
+    conn: &mut C,
     key: &str,
     entries: &[(EntryId, String)],
 ) -> Result<usize, String> {
@@ -121,10 +138,52 @@ async fn send_entries(
     Ok(written)
 }
 
+/// The sender task of one batch: encodes it, then writes it until it lands
+/// or `give_up` fires. Returns the outcome and the round trips made.
+async fn send_batch(
+    conn: SharedConn,
+    key: String,
+    events: Vec<(EntryId, OutputEvent)>,
+    give_up: CancellationToken,
+) -> (Result<(), String>, u64) {
+    let mut entries = Vec::with_capacity(events.len());
+    for (id, event) in events {
+        match serde_json::to_string(&event) {
+            Ok(json) => entries.push((id, json)),
+            Err(e) => return (Err(format!("encoding an event: {e}")), 0),
+        }
+    }
+    let mut attempts = 0;
+    let mut delay = Duration::from_millis(50);
+    loop {
+        // The current connection on every attempt: the agent may have
+        // replaced one that stopped working.
+        let mut c = conn.get();
+        attempts += 1;
+        let sent = tokio::select! {
+            r = send_entries(&mut c, &key, &entries) => r,
+            () = give_up.cancelled() => Err("given up while writing".to_string()),
+        };
+        let e = match sent {
+            Ok(_) => return (Ok(()), attempts),
+            Err(e) => e,
+        };
+        if give_up.is_cancelled() {
+            return (Err(e), attempts);
+        }
+        tracing::warn!(key = %key, error = %e, retry_in = ?delay, "writing output failed; retrying");
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = give_up.cancelled() => return (Err(e), attempts),
+        }
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
 impl OutputWriter {
-    pub fn new(conn: ConnectionManager, key: String, give_up: CancellationToken) -> Self {
+    pub fn new(conn: impl Into<SharedConn>, key: String, give_up: CancellationToken) -> Self {
         Self {
-            conn,
+            conn: conn.into(),
             key,
             batch: Vec::new(),
             text: String::new(),
@@ -134,6 +193,7 @@ impl OutputWriter {
             give_up,
             flushes: 0,
             last_id: EntryId(0, 0),
+            in_flight: None,
         }
     }
 
@@ -165,6 +225,10 @@ impl OutputWriter {
                 self.cut_chunk();
                 continue;
             }
+            if self.text.is_empty() {
+                // Room for a whole chunk at once: no regrowth while filling.
+                self.text.reserve(MAX_CHUNK_BYTES.min(rest.len().max(1024)));
+            }
             self.text.push_str(&rest[..take]);
             rest = &rest[take..];
             if self.text.len() >= MAX_CHUNK_BYTES {
@@ -180,19 +244,21 @@ impl OutputWriter {
         Ok(())
     }
 
-    /// Queues a non-text event after all text so far; flushes at once.
+    /// Queues a non-text event after all text so far and hands everything
+    /// to the sender at once (it is written in order with the rest).
     pub async fn event(&mut self, event: OutputEvent) -> Result<(), OutputError> {
         self.cut_chunk();
         self.batch.push(event);
         self.flush().await
     }
 
-    /// Ends the stream with `done` and sets its expiry.
+    /// Ends the stream with `done`, waits until everything is written, and
+    /// sets the stream's expiry.
     pub async fn finish(&mut self, mut done: DonePayload) -> Result<(), OutputError> {
         self.cut_chunk();
         done.chunks = self.next_seq;
         self.batch.push(OutputEvent::Done(done));
-        self.flush().await?;
+        self.sync().await?;
         let mut conn = self.conn.clone();
         let res: redis::RedisResult<()> = redis::cmd("EXPIRE")
             .arg(&self.key)
@@ -231,7 +297,9 @@ impl OutputWriter {
         self.next_seq += 1;
     }
 
-    /// Sends everything pending in one pipeline, retrying until it lands.
+    /// Hands everything pending to the sender as one pipeline, after the
+    /// batch already in flight (if any) has landed. Returns without waiting
+    /// for this one; [`OutputWriter::sync`] does.
     pub async fn flush(&mut self) -> Result<(), OutputError> {
         self.cut_chunk();
         self.since = None;
@@ -240,33 +308,49 @@ impl OutputWriter {
         }
         // Ids are fixed here, once, so that every retry resends the same ones.
         let now = remoteagent_proto::now_ms();
-        let mut entries = Vec::with_capacity(self.batch.len());
-        for event in &self.batch {
-            let json = serde_json::to_string(event).map_err(|e| OutputError {
-                key: self.key.clone(),
-                reason: e.to_string(),
-            })?;
+        let mut events = Vec::with_capacity(self.batch.len());
+        for event in self.batch.drain(..) {
             self.last_id = self.last_id.next(now);
-            entries.push((self.last_id, json));
+            events.push((self.last_id, event));
         }
-        self.batch.clear();
-        let mut delay = Duration::from_millis(50);
-        loop {
-            let mut conn = self.conn.clone();
-            self.flushes += 1;
-            match send_entries(&mut conn, &self.key, &entries).await {
-                Ok(_) => return Ok(()),
-                Err(e) => {
-                    tracing::warn!(key = %self.key, error = %e, retry_in = ?delay, "writing output failed; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = self.give_up.cancelled() => {
-                            return Err(OutputError { key: self.key.clone(), reason: e.to_string() });
-                        }
-                    }
-                    delay = (delay * 2).min(Duration::from_secs(2));
-                }
-            }
+        self.wait_in_flight().await?;
+        self.in_flight = Some(tokio::spawn(send_batch(
+            self.conn.clone(),
+            self.key.clone(),
+            events,
+            self.give_up.clone(),
+        )));
+        Ok(())
+    }
+
+    /// Sends everything pending and waits until all of it is in the stream.
+    pub async fn sync(&mut self) -> Result<(), OutputError> {
+        self.flush().await?;
+        self.wait_in_flight().await
+    }
+
+    async fn wait_in_flight(&mut self) -> Result<(), OutputError> {
+        let Some(task) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let (result, attempts) = match task.await {
+            Ok(r) => r,
+            Err(e) => (Err(format!("the output sender ended: {e}")), 0),
+        };
+        self.flushes += attempts;
+        result.map_err(|reason| OutputError {
+            key: self.key.clone(),
+            reason,
+        })
+    }
+}
+
+impl Drop for OutputWriter {
+    fn drop(&mut self) {
+        // A writer dropped without `finish` (its session's future was
+        // cancelled) must not leave a sender retrying in the background.
+        if let Some(task) = self.in_flight.take() {
+            task.abort();
         }
     }
 }
@@ -283,6 +367,7 @@ fn floor_char_boundary(s: &str, at: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use redis::aio::ConnectionManager;
     use remoteagent_testkit::RedisServer;
 
     #[test]
@@ -383,6 +468,91 @@ mod tests {
             .await
             .unwrap();
         assert!(ttl > 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flood_is_batched_and_arrives_whole_and_in_order() {
+        let server = RedisServer::start().unwrap();
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut conn = ConnectionManager::new(client).await.unwrap();
+        let key = "output:a:flood".to_string();
+        let mut writer = OutputWriter::new(conn.clone(), key.clone(), CancellationToken::new());
+        // 3 MB in pipe-sized pieces with lines of varying length and
+        // multi-byte characters, so chunk cuts fall anywhere.
+        let mut expected = String::new();
+        let mut piece = String::new();
+        for i in 0..40_000 {
+            piece.push_str(&format!("line {i} {}é\n", "x".repeat(i % 120)));
+            if piece.len() >= 60_000 {
+                writer.push_text(StreamKind::Stdout, &piece).await.unwrap();
+                expected.push_str(&piece);
+                piece.clear();
+            }
+        }
+        writer.push_text(StreamKind::Stdout, &piece).await.unwrap();
+        expected.push_str(&piece);
+        writer
+            .push_text(StreamKind::Stderr, "warning\n")
+            .await
+            .unwrap();
+        writer
+            .finish(DonePayload {
+                status: remoteagent_proto::events::DoneStatus::Ok,
+                exit_code: Some(0),
+                duration_ms: 1,
+                message: None,
+                chunks: 0,
+            })
+            .await
+            .unwrap();
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&key)
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        let mut next_seq = 0;
+        let mut done = None;
+        for entry in &reply.ids {
+            let json: String = entry.get(names::STREAM_FIELD).unwrap();
+            match serde_json::from_str::<OutputEvent>(&json).unwrap() {
+                OutputEvent::Chunk(c) => {
+                    assert_eq!(c.seq, next_seq, "seq out of order");
+                    assert!(c.text.len() <= MAX_CHUNK_BYTES);
+                    next_seq += 1;
+                    match c.stream {
+                        StreamKind::Stdout => stdout.push_str(&c.text),
+                        StreamKind::Stderr => stderr.push_str(&c.text),
+                    }
+                }
+                OutputEvent::Done(d) => done = Some(d),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(stdout, expected);
+        assert_eq!(stderr, "warning\n");
+        assert_eq!(done.unwrap().chunks, next_seq);
+        assert!(matches!(
+            serde_json::from_str::<OutputEvent>(
+                &reply
+                    .ids
+                    .last()
+                    .unwrap()
+                    .get::<String>(names::STREAM_FIELD)
+                    .unwrap()
+            )
+            .unwrap(),
+            OutputEvent::Done(_)
+        ));
+        // Batched: far fewer round trips than chunks.
+        assert!(
+            writer.flushes * 2 < next_seq,
+            "{} round trips for {next_seq} chunks",
+            writer.flushes
+        );
     }
 
     #[test]

@@ -329,6 +329,7 @@ async fn complete(
         redis_username: paired.redis_username.clone(),
         cloud_public_key: pinned.to_base64(),
         paired_at_ms: now_ms(),
+        conversation: None,
     };
     if let Err(e) = supervisor.state.save(&meta) {
         // Leave no orphaned secret behind.

@@ -19,7 +19,10 @@ use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
+pub mod ansi;
 pub mod claude;
+pub mod codex;
+pub mod format;
 pub mod utf8;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +34,7 @@ pub enum RunnerError {
 }
 
 /// Read size from the runner's pipes.
-const READ_BUF: usize = 8 * 1024;
+const READ_BUF: usize = 64 * 1024;
 /// Pipe reads in flight between the runner and the session; when the
 /// session is busy writing to Redis the readers stop, the pipe fills and the
 /// runner blocks. Memory stays bounded however fast the runner writes.
@@ -83,13 +86,53 @@ pub fn scrubbed_env() -> Vec<(OsString, OsString)> {
     env
 }
 
-/// Program and arguments for a prompt. `continue_conversation` asks the
-/// CLI to continue the agent's previous conversation where it can.
+/// Which conversation a prompt belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume<'a> {
+    /// A new conversation: the user sent `/new`.
+    Fresh,
+    /// The CLI's most recent conversation in the project folder: the user
+    /// wants to continue, but no conversation id has been seen yet.
+    Latest,
+    /// This conversation (an id the CLI reported in an earlier session).
+    Id(&'a str),
+}
+
+impl<'a> Resume<'a> {
+    /// The choice for a command: `continue_conversation` is the command's
+    /// `continue` flag, `stored` the agent's last conversation id.
+    pub fn choose(continue_conversation: bool, stored: Option<&'a str>) -> Self {
+        match (continue_conversation, stored) {
+            (false, _) => Resume::Fresh,
+            // The metadata file is the user's to edit: an id that would not
+            // be a single plain argument is not used.
+            (true, Some(id)) if format::valid_conversation_id(id) => Resume::Id(id),
+            (true, _) => Resume::Latest,
+        }
+    }
+}
+
+/// What one session asks of the runner.
+#[derive(Debug, Clone, Copy)]
+pub struct Invocation<'a> {
+    pub prompt: &'a str,
+    pub resume: Resume<'a>,
+}
+
+/// Program and arguments for a prompt.
+///
+/// - Claude Code: `claude -p <prompt> --output-format stream-json --verbose`,
+///   plus `--resume <id>` or `--continue`.
+/// - Codex: `codex exec --json [resume <id> | resume --last] -- <prompt>`;
+///   the `--` keeps a prompt that starts with `-` from being read as an
+///   option.
+/// - Aider, Gemini and custom commands get the prompt alone; they keep no
+///   conversation of ours.
 pub fn command_line(
     spec: &RunnerSpec,
-    prompt: &str,
-    continue_conversation: bool,
+    invocation: &Invocation<'_>,
 ) -> Result<(String, Vec<String>), RunnerError> {
+    let prompt = invocation.prompt;
     let p = prompt.to_string();
     let (program, args): (&str, Vec<String>) = match spec {
         RunnerSpec::Preset(Preset::Claude) => {
@@ -100,12 +143,23 @@ pub fn command_line(
                 "stream-json".into(),
                 "--verbose".into(),
             ];
-            if continue_conversation {
-                args.push("--continue".into());
+            match invocation.resume {
+                Resume::Fresh => {}
+                Resume::Latest => args.push("--continue".into()),
+                Resume::Id(id) => args.extend(["--resume".into(), id.to_string()]),
             }
             ("claude", args)
         }
-        RunnerSpec::Preset(Preset::Codex) => ("codex", vec!["exec".into(), p]),
+        RunnerSpec::Preset(Preset::Codex) => {
+            let mut args: Vec<String> = vec!["exec".into(), "--json".into()];
+            match invocation.resume {
+                Resume::Fresh => {}
+                Resume::Latest => args.extend(["resume".into(), "--last".into()]),
+                Resume::Id(id) => args.extend(["resume".into(), id.to_string()]),
+            }
+            args.extend(["--".into(), p]);
+            ("codex", args)
+        }
         RunnerSpec::Preset(Preset::Aider) => (
             "aider",
             vec![
@@ -246,30 +300,86 @@ async fn read_pipe(
 mod tests {
     use super::*;
 
-    #[test]
-    fn prompt_is_one_argument() {
-        let spec = RunnerSpec::Command(vec!["./r.sh".into(), "--x".into()]);
-        let (p, a) = command_line(&spec, "a b; $(rm -rf ~)", false).unwrap();
-        assert_eq!(p, "./r.sh");
-        assert_eq!(a, vec!["--x".to_string(), "a b; $(rm -rf ~)".to_string()]);
-        let spec = RunnerSpec::Command(vec!["t".into(), "{prompt}".into(), "--y".into()]);
-        let (_, a) = command_line(&spec, "hi", false).unwrap();
-        assert_eq!(a, vec!["hi".to_string(), "--y".to_string()]);
-        assert!(command_line(&RunnerSpec::Command(vec![]), "x", false).is_err());
+    fn line(spec: &RunnerSpec, prompt: &str, resume: Resume<'_>) -> (String, Vec<String>) {
+        command_line(spec, &Invocation { prompt, resume }).unwrap()
+    }
+
+    fn strings(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
     }
 
     #[test]
-    fn presets() {
-        let (p, a) = command_line(&RunnerSpec::Preset(Preset::Claude), "go", true).unwrap();
-        assert_eq!(p, "claude");
-        assert_eq!(a[..2], ["-p".to_string(), "go".to_string()]);
-        assert!(a.contains(&"--continue".to_string()));
-        let (_, a) = command_line(&RunnerSpec::Preset(Preset::Claude), "go", false).unwrap();
-        assert!(!a.contains(&"--continue".to_string()));
-        let (p, a) = command_line(&RunnerSpec::Preset(Preset::Codex), "go", false).unwrap();
+    fn prompt_is_one_argument() {
+        let spec = RunnerSpec::Command(vec!["./r.sh".into(), "--x".into()]);
+        let (p, a) = line(&spec, "a b; $(rm -rf ~)", Resume::Fresh);
+        assert_eq!(p, "./r.sh");
+        assert_eq!(a, strings(&["--x", "a b; $(rm -rf ~)"]));
+        let spec = RunnerSpec::Command(vec!["t".into(), "{prompt}".into(), "--y".into()]);
+        let (_, a) = line(&spec, "hi", Resume::Id("abc"));
+        assert_eq!(a, strings(&["hi", "--y"]));
+        let empty = Invocation {
+            prompt: "x",
+            resume: Resume::Fresh,
+        };
+        assert!(command_line(&RunnerSpec::Command(vec![]), &empty).is_err());
+    }
+
+    #[test]
+    fn claude_resumes_by_id_or_continues() {
+        let claude = RunnerSpec::Preset(Preset::Claude);
+        let base = ["-p", "go", "--output-format", "stream-json", "--verbose"];
+        let (p, a) = line(&claude, "go", Resume::Fresh);
+        assert_eq!((p.as_str(), a), ("claude", strings(&base)));
+        let (_, a) = line(&claude, "go", Resume::Latest);
+        assert_eq!(a, strings(&[&base[..], &["--continue"]].concat()));
+        let (_, a) = line(&claude, "go", Resume::Id("3f6d-1c2e"));
         assert_eq!(
-            (p.as_str(), a.as_slice()),
-            ("codex", &["exec".to_string(), "go".to_string()][..])
+            a,
+            strings(&[&base[..], &["--resume", "3f6d-1c2e"]].concat())
         );
+    }
+
+    #[test]
+    fn codex_resumes_with_its_subcommand() {
+        let codex = RunnerSpec::Preset(Preset::Codex);
+        let (p, a) = line(&codex, "go", Resume::Fresh);
+        assert_eq!(
+            (p.as_str(), a),
+            ("codex", strings(&["exec", "--json", "--", "go"]))
+        );
+        let (_, a) = line(&codex, "-v resume", Resume::Id("0199a213"));
+        assert_eq!(
+            a,
+            strings(&["exec", "--json", "resume", "0199a213", "--", "-v resume"])
+        );
+        let (_, a) = line(&codex, "go", Resume::Latest);
+        assert_eq!(
+            a,
+            strings(&["exec", "--json", "resume", "--last", "--", "go"])
+        );
+    }
+
+    #[test]
+    fn other_presets_keep_their_arguments() {
+        let (p, a) = line(&RunnerSpec::Preset(Preset::Aider), "go", Resume::Id("x"));
+        assert_eq!(
+            (p.as_str(), a),
+            (
+                "aider",
+                strings(&["--message", "go", "--yes-always", "--no-pretty"])
+            )
+        );
+        let (p, a) = line(&RunnerSpec::Preset(Preset::Gemini), "go", Resume::Latest);
+        assert_eq!((p.as_str(), a), ("gemini", strings(&["-p", "go"])));
+    }
+
+    #[test]
+    fn the_resume_choice() {
+        assert_eq!(Resume::choose(false, Some("abc")), Resume::Fresh);
+        assert_eq!(Resume::choose(false, None), Resume::Fresh);
+        assert_eq!(Resume::choose(true, Some("abc")), Resume::Id("abc"));
+        assert_eq!(Resume::choose(true, None), Resume::Latest);
+        // A hand-edited id that would become an option is not used.
+        assert_eq!(Resume::choose(true, Some("--help")), Resume::Latest);
     }
 }

@@ -54,6 +54,73 @@ pub fn list_sessions(
     Ok(out)
 }
 
+/// How a session's start record begins (the log's first line).
+const START_MARK: &str = "# session ";
+/// How a session's end record begins (the log's last line).
+const DONE_MARK: &str = "# done ";
+/// Longest message kept in the end record; the stream has it whole.
+const MAX_DONE_MESSAGE_CHARS: usize = 500;
+/// Bytes read from the end of a log to find its end record: more than the
+/// longest record (its message is capped, 4 bytes a character at most).
+const TAIL_BYTES: u64 = 8 * 1024;
+
+/// What a session's log says about how the session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogEnd {
+    /// The log ends with the session's `done` record.
+    Finished,
+    /// The session started but its `done` was never recorded: the daemon
+    /// stopped while it ran (or is running it now).
+    Unfinished,
+    /// Not a session log this daemon wrote (no start record).
+    Unknown,
+}
+
+/// Reads the start and the end of the log at `path` (not the whole file,
+/// which may hold megabytes of output).
+pub fn log_end(path: &Path) -> std::io::Result<LogEnd> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    let mut head = [0u8; START_MARK.len()];
+    if file.read_exact(&mut head).is_err() || head != START_MARK.as_bytes() {
+        return Ok(LogEnd::Unknown);
+    }
+    let len = file.metadata()?.len();
+    let from = len.saturating_sub(TAIL_BYTES);
+    file.seek(SeekFrom::Start(from))?;
+    let mut tail = Vec::new();
+    file.take(TAIL_BYTES).read_to_end(&mut tail)?;
+    let tail = String::from_utf8_lossy(&tail);
+    // The end record is the last line, written on a line of its own.
+    let body = tail.strip_suffix('\n').unwrap_or(&tail);
+    let last = match body.rfind('\n') {
+        Some(at) => &body[at + 1..],
+        None => return Ok(LogEnd::Unfinished),
+    };
+    Ok(if is_done_record(last) {
+        LogEnd::Finished
+    } else {
+        LogEnd::Unfinished
+    })
+}
+
+/// `# done <status> exit <code> in <ms> ms[: message]`, as [`SessionLog::done`]
+/// writes it (runner output that merely starts with `# done` is not one).
+fn is_done_record(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix(DONE_MARK) else {
+        return false;
+    };
+    let words: Vec<&str> = rest.splitn(6, ' ').collect();
+    matches!(
+        words.as_slice(),
+        [status, "exit", code, "in", ms, unit]
+            if !status.is_empty()
+                && (*code == "-" || code.parse::<i64>().is_ok())
+                && ms.parse::<u64>().is_ok()
+                && (*unit == "ms" || unit.starts_with("ms: "))
+    )
+}
+
 /// Writer of one session's log. Write errors are logged once and then
 /// ignored: a full disk must not stop the session itself.
 pub struct SessionLog {
@@ -99,10 +166,28 @@ impl SessionLog {
         let preview: String = prompt.chars().take(200).collect();
         let preview = preview.replace('\n', " ");
         log.line(&format!(
-            "# session {session} started {} runner {runner} prompt: {preview}\n",
+            "{START_MARK}{session} started {} runner {runner} prompt: {preview}\n",
             rfc3339_now()
         ));
         log
+    }
+
+    /// Opens an existing log to append to it (to record the end of a
+    /// session an earlier daemon process left unfinished). A log that is
+    /// gone is not created again: its agent was unpaired or it was pruned.
+    pub fn reopen(
+        root: &Path,
+        agent: &AgentId,
+        session: &SessionId,
+    ) -> std::io::Result<SessionLog> {
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(session_log_path(root, agent, session))?;
+        Ok(SessionLog {
+            file: Some(file),
+            written: 0,
+            truncated: false,
+        })
     }
 
     /// Appends runner output (up to [`MAX_LOG_BYTES`]).
@@ -119,18 +204,37 @@ impl SessionLog {
         self.line(text);
     }
 
+    /// Appends a daemon line (`# …`), such as a tool approval and its
+    /// outcome. Notes are short and kept even past the output cap: they say
+    /// what was allowed to run.
+    pub fn note(&mut self, text: &str) {
+        let one_line: String = text
+            .chars()
+            .take(500)
+            .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+            .collect();
+        self.line(&format!("\n# {one_line}\n"));
+    }
+
+    /// Appends the end record. It stays one line (the message is cut and
+    /// flattened): [`log_end`] recognises a finished session by it.
     pub fn done(&mut self, done: &DonePayload) {
         let code = done
             .exit_code
             .map(|c| c.to_string())
             .unwrap_or_else(|| "-".into());
         let mut footer = format!(
-            "\n# done {} exit {code} in {} ms",
+            "\n{DONE_MARK}{} exit {code} in {} ms",
             done.status.as_str(),
             done.duration_ms
         );
         if let Some(m) = &done.message {
-            footer.push_str(&format!(": {m}"));
+            let one_line: String = m
+                .chars()
+                .take(MAX_DONE_MESSAGE_CHARS)
+                .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+                .collect();
+            footer.push_str(&format!(": {one_line}"));
         }
         footer.push('\n');
         self.line(&footer);
@@ -160,7 +264,8 @@ fn prune(root: &Path, agent: &AgentId) {
     }
 }
 
-fn rfc3339_now() -> String {
+/// The current time in UTC, e.g. `2026-03-04T10:11:12Z`.
+pub fn rfc3339_now() -> String {
     // Seconds since the epoch in UTC, formatted without a date crate.
     let secs = remoteagent_proto::now_secs();
     let days = secs / 86_400;
@@ -200,12 +305,60 @@ mod tests {
     }
 
     #[test]
+    fn the_end_record_tells_finished_sessions_apart() {
+        let root = tempfile::tempdir().unwrap();
+        let agent = AgentId::generate();
+        let end = |s: &SessionId| log_end(&session_log_path(root.path(), &agent, s)).unwrap();
+
+        let running = SessionId::generate();
+        let mut log = SessionLog::create(root.path(), &agent, &running, "sh", "p");
+        assert_eq!(end(&running), LogEnd::Unfinished);
+        // Output that looks like an end record is still output.
+        log.output("# done ok\n# done ok exit 0 in 5 ms and more\n");
+        log.output(&"x".repeat(20_000));
+        assert_eq!(end(&running), LogEnd::Unfinished);
+        log.done(&DonePayload {
+            status: DoneStatus::Error,
+            exit_code: None,
+            duration_ms: 0,
+            message: Some(format!("two\nlines {}", "é".repeat(5000))),
+            chunks: 0,
+        });
+        assert_eq!(end(&running), LogEnd::Finished);
+
+        // Reopened, a log gets the end record appended; a log that is gone
+        // is not created again.
+        let orphan = SessionId::generate();
+        drop(SessionLog::create(root.path(), &agent, &orphan, "sh", "p"));
+        let mut log = SessionLog::reopen(root.path(), &agent, &orphan).unwrap();
+        log.done(&DonePayload {
+            status: DoneStatus::Ok,
+            exit_code: Some(0),
+            duration_ms: 1,
+            message: None,
+            chunks: 0,
+        });
+        assert_eq!(end(&orphan), LogEnd::Finished);
+        let text = std::fs::read_to_string(session_log_path(root.path(), &agent, &orphan)).unwrap();
+        assert!(
+            text.ends_with("prompt: p\n\n# done ok exit 0 in 1 ms\n"),
+            "{text}"
+        );
+        assert!(SessionLog::reopen(root.path(), &agent, &SessionId::generate()).is_err());
+
+        let other = root.path().join("other.log");
+        std::fs::write(&other, "hello\n\n# done ok exit 0 in 1 ms\n").unwrap();
+        assert_eq!(log_end(&other).unwrap(), LogEnd::Unknown);
+    }
+
+    #[test]
     fn writes_caps_and_prunes() {
         let root = tempfile::tempdir().unwrap();
         let agent = AgentId::generate();
         let s = SessionId::generate();
         let mut log = SessionLog::create(root.path(), &agent, &s, "sh", "do it\nnow");
         log.output("hello\n");
+        log.note("approval r1 asked: Bash ls\nrm -rf ~");
         log.done(&DonePayload {
             status: DoneStatus::Ok,
             exit_code: Some(0),
@@ -219,7 +372,9 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("prompt: do it now\nhello\n\n# done ok exit 0 in 5 ms\n"),
+            text.contains(
+                "prompt: do it now\nhello\n\n# approval r1 asked: Bash ls rm -rf ~\n\n# done ok exit 0 in 5 ms\n"
+            ),
             "{text}"
         );
         let mode = std::fs::metadata(session_log_path(root.path(), &agent, &s))

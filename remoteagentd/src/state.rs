@@ -33,6 +33,11 @@ pub struct AgentMeta {
     /// base64url Ed25519 key of the cloud, pinned at pairing.
     pub cloud_public_key: String,
     pub paired_at_ms: u64,
+    /// The runner's last conversation id (Claude's session id, Codex's
+    /// thread id), resumed by the next prompt that continues. Not a secret:
+    /// it only names a transcript on this machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +161,7 @@ mod tests {
             redis_username: String::new(),
             cloud_public_key: "k".into(),
             paired_at_ms: 1,
+            conversation: Some("3f6d1c2e-8a4b".into()),
         }
     }
 
@@ -178,5 +184,29 @@ mod tests {
         state.remove(&m.id).unwrap();
         state.remove(&m.id).unwrap();
         assert_eq!(state.load_all().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn the_conversation_is_kept_and_older_files_still_load() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::new(tmp.path().to_path_buf());
+        let m = meta();
+        state.save(&m).unwrap();
+        let text = std::fs::read_to_string(state.file(&m.id)).unwrap();
+        assert!(
+            text.contains(r#""conversation": "3f6d1c2e-8a4b""#),
+            "{text}"
+        );
+        // A file from before conversations were kept has no such field.
+        let older = AgentMeta {
+            conversation: None,
+            ..meta()
+        };
+        state.save(&older).unwrap();
+        let text = std::fs::read_to_string(state.file(&older.id)).unwrap();
+        assert!(!text.contains("conversation"), "{text}");
+        let all = state.load_all().unwrap();
+        assert!(all.iter().any(|r| r.as_ref().ok() == Some(&m)));
+        assert!(all.iter().any(|r| r.as_ref().ok() == Some(&older)));
     }
 }

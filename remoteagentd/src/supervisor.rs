@@ -13,6 +13,7 @@ use remoteagent_proto::{AgentId, SessionId};
 use tokio::sync::mpsc;
 
 use crate::agent::{AgentHandle, AgentNotice, AgentSettings, AgentSpec};
+use crate::approval::Decision;
 use crate::config::Config;
 use crate::control::ControlError;
 use crate::secrets::SecretStore;
@@ -132,7 +133,13 @@ impl Supervisor {
     }
 
     /// Starts an agent's task and records it.
-    pub fn start(&self, meta: AgentMeta, jwt: String) {
+    pub fn start(&self, mut meta: AgentMeta, jwt: String) {
+        // Sessions report their conversation to the running slot, so its id
+        // is the newest: restarting with metadata read earlier (a token
+        // renewal) must not roll it back.
+        if let Some(slot) = self.slots().get(&meta.id) {
+            meta.conversation = slot.meta.conversation.clone();
+        }
         let (handle, problem) = match CloudPublicKey::from_base64(&meta.cloud_public_key) {
             Ok(cloud_public_key) => {
                 let spec = AgentSpec {
@@ -144,6 +151,7 @@ impl Supervisor {
                     redis_username: meta.redis_username.clone(),
                     jwt,
                     cloud_public_key,
+                    conversation: meta.conversation.clone(),
                 };
                 tracing::info!(agent = %meta.id, name = %meta.name, path = %meta.path.display(), "starting agent");
                 let handle = AgentHandle::spawn(spec, self.settings.clone(), self.notices.clone());
@@ -307,6 +315,27 @@ impl Supervisor {
         })
     }
 
+    /// Asks agent `id`'s running session `session` whether its runner may
+    /// use `tool` (for Claude Code's approval hook). Anything but that
+    /// session running right now is a DENY. The agent's handle is not held
+    /// while the answer is awaited (see [`AgentHandle::ask_approval`]).
+    pub async fn ask_approval(
+        &self,
+        id: &AgentId,
+        session: SessionId,
+        tool: String,
+        input: serde_json::Value,
+    ) -> Decision {
+        let handle = self.slots().get(id).and_then(|s| s.handle.clone());
+        let Some(handle) = handle else {
+            tracing::info!(agent = %id, session = %session, "approval request denied: no such agent running");
+            return Decision::deny("no such agent running");
+        };
+        let decision = handle.ask_approval(session, tool, input);
+        drop(handle);
+        decision.await
+    }
+
     /// Forgets an agent locally: stops its task, deletes its secret and
     /// metadata. Returns its metadata, or `None` if it was unknown.
     pub async fn forget(&self, id: &AgentId) -> Option<AgentMeta> {
@@ -325,14 +354,46 @@ impl Supervisor {
     }
 
     /// Stops every agent's task concurrently (each publishes its running
-    /// session's `done`).
+    /// session's `done`), and stores the conversation ids they end with.
     pub async fn shutdown_all(&self) {
         let handles: Vec<Arc<AgentHandle>> = self
             .slots()
             .values_mut()
             .filter_map(|s| s.handle.take())
             .collect();
-        futures::future::join_all(handles.into_iter().map(shutdown_handle)).await;
+        let ended = futures::future::join_all(handles.into_iter().map(|h| async move {
+            let id = h.id().clone();
+            (id, shutdown_handle(h).await)
+        }))
+        .await;
+        // A session aborted by the shutdown reports its conversation as the
+        // daemon stops; the notice loop may already be gone by then.
+        for (id, conversation) in ended {
+            if let Some(conversation) = conversation {
+                self.remember_conversation(&id, conversation);
+            }
+        }
+    }
+
+    /// Records an agent's conversation id in its metadata, so the next
+    /// prompt resumes it after a restart too. An agent forgotten meanwhile
+    /// stays forgotten: the slot is checked and the file written under the
+    /// same lock that `forget` takes to remove the slot.
+    pub fn remember_conversation(&self, id: &AgentId, conversation: String) {
+        let mut slots = self.slots();
+        let Some(slot) = slots.get_mut(id) else {
+            return;
+        };
+        if slot.meta.conversation.as_deref() == Some(conversation.as_str()) {
+            return;
+        }
+        slot.meta.conversation = Some(conversation);
+        match self.state.save(&slot.meta) {
+            Ok(()) => tracing::debug!(agent = %id, "conversation id stored"),
+            Err(e) => {
+                tracing::warn!(agent = %id, error = %e, "could not store the conversation id")
+            }
+        }
     }
 
     /// Handles the agents' notices until every sender is gone.
@@ -343,14 +404,19 @@ impl Supervisor {
                     tracing::info!(agent = %id, "the cloud unpaired this agent");
                     self.forget(&id).await;
                 }
+                AgentNotice::Conversation {
+                    agent,
+                    conversation,
+                } => self.remember_conversation(&agent, conversation),
             }
         }
     }
 }
 
 /// Shuts a handle down once no request is using it any more: `stop` holds
-/// a clone only for as long as its abort takes.
-async fn shutdown_handle(mut handle: Arc<AgentHandle>) {
+/// a clone only for as long as its abort takes. Returns the conversation id
+/// the agent ended with, if its sessions reported one.
+async fn shutdown_handle(mut handle: Arc<AgentHandle>) -> Option<String> {
     loop {
         match Arc::try_unwrap(handle) {
             Ok(h) => return h.shutdown().await,
@@ -373,6 +439,7 @@ mod tests {
             log_root: root.join("logs"),
             abort_grace: Duration::from_secs(1),
             max_prompt_bytes: 1024,
+            approval: Default::default(),
         };
         let (s, _rx) = Supervisor::new(
             Config::default(),
@@ -397,6 +464,7 @@ mod tests {
             redis_username: String::new(),
             cloud_public_key: "k".into(),
             paired_at_ms: 1,
+            conversation: None,
         };
         s.slots().insert(
             meta.id.clone(),

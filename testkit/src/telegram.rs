@@ -17,7 +17,9 @@
 //! What it checks like Telegram does: the token in the path (401 otherwise),
 //! the HTML parse mode (unknown or unbalanced tags are a 400 "can't parse
 //! entities"), empty text, text longer than 4096 characters after entity
-//! parsing, and edits that change nothing ("message is not modified").
+//! parsing, and edits that change nothing ("message is not modified");
+//! for `sendDocument`, an empty file, a file over 50 MB and a caption over
+//! 1024 characters (HTML checked as for messages).
 //! Unlike Telegram, it does not trim leading and trailing whitespace from a
 //! message's text, so a test can compare output byte for byte.
 
@@ -27,13 +29,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 /// Telegram's limit on a message's text, in characters after entity parsing.
 pub const MAX_MESSAGE_CHARS: usize = 4096;
+/// Telegram's limit on a caption, in characters after entity parsing.
+pub const MAX_CAPTION_CHARS: usize = 1024;
+/// Telegram's limit on a file a bot uploads (50 MB).
+pub const MAX_UPLOAD_BYTES: usize = 50_000_000;
 
 /// The bot token the fake accepts (any other token gets 401 Unauthorized).
 const FAKE_TOKEN: &str = "7000000001:AAFakeTelegramTokenForTestsOnly_xyz";
@@ -95,13 +101,32 @@ pub struct FakeMessage {
 }
 
 /// A document sent with `sendDocument`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct FakeDocument {
     pub chat_id: i64,
     pub message_id: i64,
     pub file_name: String,
     pub size: usize,
+    /// The caption as the user sees it (HTML decoded, tags stripped).
     pub caption: Option<String>,
+    /// The caption as sent.
+    pub caption_html: Option<String>,
+    /// The uploaded file's bytes (empty when a `file_id` was sent instead).
+    pub bytes: Vec<u8>,
+}
+
+/// The bytes can be large: Debug shows their size.
+impl std::fmt::Debug for FakeDocument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeDocument")
+            .field("chat_id", &self.chat_id)
+            .field("message_id", &self.message_id)
+            .field("file_name", &self.file_name)
+            .field("size", &self.size)
+            .field("caption", &self.caption)
+            .field("bytes", &format_args!("{} bytes", self.bytes.len()))
+            .finish()
+    }
 }
 
 #[derive(Default)]
@@ -154,6 +179,9 @@ impl FakeTelegram {
         let addr = listener.local_addr().expect("fake Telegram address");
         let app = axum::Router::new()
             .fallback(handle)
+            // Uploads up to Telegram's limit plus the form's overhead, so
+            // that the fake can answer an oversized file as Telegram does.
+            .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES + 1024 * 1024))
             .with_state(inner.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -238,9 +266,19 @@ impl FakeTelegram {
             .find(|m| m.message_id == message_id)
     }
 
-    /// Documents sent with `sendDocument`.
+    /// Documents sent with `sendDocument`, oldest first.
     pub fn documents(&self) -> Vec<FakeDocument> {
         lock(&self.inner).documents.clone()
+    }
+
+    /// The documents sent to one chat, oldest first.
+    pub fn documents_in(&self, chat_id: i64) -> Vec<FakeDocument> {
+        lock(&self.inner)
+            .documents
+            .iter()
+            .filter(|d| d.chat_id == chat_id)
+            .cloned()
+            .collect()
     }
 
     /// The webhook set by `setWebhook`: `(url, secret_token)`.
@@ -320,8 +358,8 @@ async fn handle(State(inner): State<Shared>, req: Request) -> Response {
     };
     let method = method.to_string();
     let token_ok = token == FAKE_TOKEN;
-    let body = match read_params(req).await {
-        Ok(body) => body,
+    let (body, files) = match read_params(req).await {
+        Ok(params) => params,
         Err(description) => {
             let answer = Answer::bad_request(&description);
             return record(&inner, method, Value::Null, answer);
@@ -334,7 +372,7 @@ async fn handle(State(inner): State<Shared>, req: Request) -> Response {
         let mut state = lock(&inner);
         match take_failure(&mut state, &method) {
             Some(answer) => answer,
-            None => dispatch(&mut state, &method, &body),
+            None => dispatch(&mut state, &method, &body, files),
         }
     };
     record(&inner, method, body, answer)
@@ -375,9 +413,18 @@ fn take_failure(state: &mut Inner, method: &str) -> Option<Answer> {
     Some(Answer(429, body))
 }
 
+/// Files of a multipart request by field name.
+type Files = HashMap<String, Vec<u8>>;
+
 /// Reads the request's parameters (JSON, form or multipart; plus the query
-/// string) as one JSON object.
-async fn read_params(req: Request) -> Result<Value, String> {
+/// string) as one JSON object, and the files of a multipart body.
+async fn read_params(req: Request) -> Result<(Value, Files), String> {
+    let mut files = Files::new();
+    let params = read_params_into(req, &mut files).await?;
+    Ok((params, files))
+}
+
+async fn read_params_into(req: Request, files: &mut Files) -> Result<Value, String> {
     let mut params = serde_json::Map::new();
     if let Some(query) = req.uri().query() {
         for (k, v) in form_pairs(query.as_bytes()) {
@@ -406,7 +453,11 @@ async fn read_params(req: Request) -> Result<Value, String> {
                 .await
                 .map_err(|e| format!("bad multipart body: {e}"))?;
             let value = match file_name {
-                Some(file_name) => json!({"file_name": file_name, "size": data.len()}),
+                Some(file_name) => {
+                    let value = json!({"file_name": file_name, "size": data.len()});
+                    files.insert(name.clone(), data.to_vec());
+                    value
+                }
                 None => Value::String(String::from_utf8_lossy(&data).into_owned()),
             };
             params.insert(name, value);
@@ -538,8 +589,8 @@ fn message_json(chat_id: i64, m: &FakeMessage) -> Value {
     v
 }
 
-fn dispatch(state: &mut Inner, method: &str, body: &Value) -> Answer {
-    match dispatch_inner(state, method, body) {
+fn dispatch(state: &mut Inner, method: &str, body: &Value, files: Files) -> Answer {
+    match dispatch_inner(state, method, body, files) {
         Ok(answer) | Err(answer) => answer,
     }
 }
@@ -556,7 +607,12 @@ fn require_message_id(body: &Value) -> Result<i64, Answer> {
         .ok_or_else(|| Answer::bad_request("message identifier is not specified"))
 }
 
-fn dispatch_inner(state: &mut Inner, method: &str, body: &Value) -> Result<Answer, Answer> {
+fn dispatch_inner(
+    state: &mut Inner,
+    method: &str,
+    body: &Value,
+    mut files: Files,
+) -> Result<Answer, Answer> {
     match method {
         "getMe" => Ok(Answer::ok(json!({
             "id": BOT_ID,
@@ -652,10 +708,39 @@ fn dispatch_inner(state: &mut Inner, method: &str, body: &Value) -> Result<Answe
                 Some(Value::String(file_id)) => (file_id.clone(), 0),
                 _ => return Err(Answer::bad_request("there is no document in the request")),
             };
-            let caption = body
+            let bytes = files.remove("document").unwrap_or_default();
+            if matches!(body.get("document"), Some(Value::Object(_))) {
+                if bytes.is_empty() {
+                    return Err(Answer::bad_request("file must be non-empty"));
+                }
+                if bytes.len() > MAX_UPLOAD_BYTES {
+                    return Err(Answer::error(413, "Request Entity Too Large"));
+                }
+            }
+            let caption_html = body
                 .get("caption")
                 .and_then(Value::as_str)
                 .map(str::to_string);
+            let caption = match &caption_html {
+                None => None,
+                Some(raw) => {
+                    let html = body
+                        .get("parse_mode")
+                        .and_then(Value::as_str)
+                        .is_some_and(|m| m.eq_ignore_ascii_case("html"));
+                    let visible = if html {
+                        html_to_text(raw).map_err(|e| {
+                            Answer::bad_request(&format!("can't parse entities: {e}"))
+                        })?
+                    } else {
+                        raw.clone()
+                    };
+                    if visible.chars().count() > MAX_CAPTION_CHARS {
+                        return Err(Answer::bad_request("message caption is too long"));
+                    }
+                    Some(visible)
+                }
+            };
             let chat = state.chats.entry(chat_id).or_default();
             chat.next_id += 1;
             let message_id = chat.next_id;
@@ -665,6 +750,8 @@ fn dispatch_inner(state: &mut Inner, method: &str, body: &Value) -> Result<Answe
                 file_name: file_name.clone(),
                 size,
                 caption: caption.clone(),
+                caption_html,
+                bytes,
             });
             let mut result = json!({
                 "message_id": message_id,

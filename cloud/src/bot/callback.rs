@@ -7,8 +7,12 @@
 //! | `stop:{sessionId}` | abort that session |
 //! | `use:{agentId}` | make that agent current |
 //! | `approve:{sessionId}:{requestId}`, `deny:…` | answer an approval request |
+//!
+//! An answered approval request loses its buttons at once (so it cannot be
+//! answered twice) and shows "⏳ approved, telling the agent…" until the
+//! forwarder replaces that with the agent's verdict.
 
-use remoteagent_proto::events::{ApprovalPayload, CommandEvent};
+use remoteagent_proto::events::{ApprovalPayload, CommandEvent, valid_request_id};
 use remoteagent_proto::{AgentId, SessionId};
 
 use super::Ctx;
@@ -16,8 +20,10 @@ use super::update::CallbackQuery;
 use crate::commands;
 use crate::db::{agents, sessions, users};
 use crate::error::{Error, Result};
+use crate::forwarder::{self, ApprovalView};
 use crate::state::AppState;
 use crate::telegram::escape_html;
+use crate::telegram::outbox::Delivery;
 
 const NOT_YOURS: &str = "Only the account that paired this agent can do that.";
 
@@ -122,19 +128,104 @@ async fn approval(state: &AppState, user: i64, rest: &str, allow: bool) -> Resul
     if s.status != sessions::RUNNING || !agent.is_active() {
         return Ok("That prompt has already finished.".into());
     }
+    if !valid_request_id(request) {
+        return Ok("This button is malformed.".into());
+    }
     let agent_id = AgentId::parse(agent.id.as_str()).map_err(Error::internal)?;
     let session_id = SessionId::parse(s.id.as_str()).map_err(Error::internal)?;
+    // Read before publishing, so that the edit below follows the publish
+    // at once (see `show_pending`).
+    let shown = match forwarder::approval_message(&mut state.redis.clone(), &session_id, request)
+        .await
+    {
+        Ok(shown) => shown,
+        Err(e) => {
+            tracing::warn!(agent = %agent_id, session = %session_id, request, error = %e, "reading an approval message");
+            None
+        }
+    };
+    if shown.as_ref().is_some_and(|v| v.resolved_html.is_some()) {
+        return Ok("That request was already answered.".into());
+    }
     let command = CommandEvent::Approval(ApprovalPayload {
-        session_id,
-        request_id: request.chars().take(128).collect(),
+        session_id: session_id.clone(),
+        request_id: request.to_string(),
         allow,
     });
     let receivers = commands::publish(&state.redis, &state.key, &agent_id, command)
         .await
         .map_err(Error::internal)?;
-    Ok(match (receivers, allow) {
-        (0, _) => format!("{} is offline.", agent.name),
-        (_, true) => "Approved.".into(),
-        (_, false) => "Denied.".into(),
-    })
+    if receivers == 0 {
+        // The buttons stay: the user can press again once the agent is back.
+        return Ok(format!("{} is offline.", agent.name));
+    }
+    tracing::info!(agent = %agent_id, session = %session_id, request, allow, "approval answer published");
+    match shown {
+        Some(view) => show_pending(state, &session_id, request, view, allow),
+        None => {
+            tracing::debug!(session = %session_id, request, "no approval message to update");
+        }
+    }
+    Ok(if allow { "Approved." } else { "Denied." }.into())
+}
+
+/// Shows "⏳ approved, telling the agent…" without the buttons.
+///
+/// The agent's verdict arrives as an edit of the same message by the
+/// forwarder. Queued right after the publish, this edit precedes that one in
+/// this replica's outbox (which keeps a message's edits in order); should a
+/// forwarder on another replica have been faster, the verdict it stored
+/// before its edit is put back once this edit is delivered.
+fn show_pending(
+    state: &AppState,
+    session: &SessionId,
+    request: &str,
+    view: ApprovalView,
+    allow: bool,
+) {
+    let delivery = state.outbox.edit(
+        view.chat_id,
+        view.message_id,
+        view.pending_html(allow),
+        None,
+    );
+    let state = state.clone();
+    let session = session.clone();
+    let request = request.to_string();
+    tokio::spawn(async move {
+        restore_verdict(&state, &session, &request, &view, delivery).await;
+    });
+}
+
+async fn restore_verdict(
+    state: &AppState,
+    session: &SessionId,
+    request: &str,
+    view: &ApprovalView,
+    delivery: Delivery,
+) {
+    if let Err(e) = delivery.wait().await {
+        tracing::warn!(session = %session, request, error = %e, "showing a pressed approval button");
+        return;
+    }
+    match forwarder::approval_message(&mut state.redis.clone(), session, request).await {
+        Ok(Some(ApprovalView {
+            resolved_html: Some(html),
+            ..
+        })) => {
+            // Unchanged (the verdict came after this edit) is skipped.
+            if let Err(e) = state
+                .outbox
+                .edit(view.chat_id, view.message_id, html, None)
+                .wait()
+                .await
+            {
+                tracing::warn!(session = %session, request, error = %e, "restoring an approval's verdict");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(session = %session, request, error = %e, "re-reading an approval message");
+        }
+    }
 }

@@ -1,8 +1,10 @@
 //! Plain text: a prompt for the user's current agent.
 //!
-//! Order matters: the session row and the forwarder (which sends the
-//! placeholder and starts reading the output stream) come before the
-//! command is published, so no output can be missed.
+//! Order matters: the session row and the forwarder's record of the session
+//! (its task reads the output stream from the beginning) come before the
+//! command is published, so no output can be missed. The placeholder is
+//! sent by the forwarder's task meanwhile: the command does not wait for a
+//! round trip to Telegram (nor for the outbox's pacing).
 
 use remoteagent_proto::events::{CommandEvent, CommandPayload, DoneStatus, MAX_PROMPT_BYTES};
 use remoteagent_proto::{AgentId, SessionId};
@@ -29,8 +31,33 @@ pub async fn run(ctx: &Ctx<'_>, text: &str) -> Result<()> {
         .await;
         return Ok(());
     }
-    let Some(agent) = ctx.owned_current_agent().await? else {
+    // Text from strangers stops here: no user row means nothing was ever
+    // paired from this account. Remembered briefly, so that a flood of it
+    // costs no database query per message.
+    if state.unknown_users.contains(ctx.user) {
+        ctx.reply(super::NO_AGENTS).await;
         return Ok(());
+    }
+    let Some(user) = users::get(&state.db, ctx.user).await? else {
+        state.unknown_users.insert(ctx.user);
+        ctx.reply(super::NO_AGENTS).await;
+        return Ok(());
+    };
+    // The user's current agent, read directly in the usual case (it is
+    // theirs and active); anything else goes the long way, which explains
+    // the problem to the user.
+    let current = match user.current_agent.as_deref() {
+        Some(id) => agents::get(&state.db, id)
+            .await?
+            .filter(|a| a.owner == ctx.user && a.is_active()),
+        None => None,
+    };
+    let agent = match current {
+        Some(a) => a,
+        None => match ctx.owned_current_agent().await? {
+            Some(a) => a,
+            None => return Ok(()),
+        },
     };
     let agent_id = AgentId::parse(agent.id.as_str()).map_err(Error::internal)?;
     if !commands::is_online(&state.redis, &agent_id).await? {
@@ -38,34 +65,55 @@ pub async fn run(ctx: &Ctx<'_>, text: &str) -> Result<()> {
         ctx.reply(offline_text(&agent)).await;
         return Ok(());
     }
-    let user = users::get(&state.db, ctx.user).await?;
-    let fresh = user.as_ref().is_some_and(|u| u.next_new);
+    let fresh = user.next_new;
     let session_id = SessionId::generate();
-    sessions::insert(
-        &state.db,
-        session_id.as_str(),
-        &agent.id,
-        ctx.chat,
-        ctx.user,
-        text,
-    )
-    .await?;
     let start = SessionStart {
         agent_id: agent_id.clone(),
         session_id: session_id.clone(),
         chat_id: ctx.chat,
         agent_name: agent.name.clone(),
     };
-    if let Err(e) = state.forwarder.start(start).await {
-        sessions::finish(
+    // Both must be in place before the command is published; they do not
+    // depend on each other, so they go at the same time.
+    let (inserted, forwarding) = tokio::join!(
+        sessions::insert(
             &state.db,
             session_id.as_str(),
-            DoneStatus::Error.as_str(),
-            None,
-            None,
-        )
-        .await?;
-        return Err(Error::internal(format!("starting the forwarder: {e}")));
+            &agent.id,
+            ctx.chat,
+            ctx.user,
+            text,
+        ),
+        state.forwarder.begin(start),
+    );
+    match (inserted, forwarding) {
+        (Ok(()), Ok(())) => {}
+        (Ok(()), Err(e)) => {
+            sessions::finish(
+                &state.db,
+                session_id.as_str(),
+                DoneStatus::Error.as_str(),
+                None,
+                None,
+            )
+            .await?;
+            return Err(Error::internal(format!("starting the forwarder: {e}")));
+        }
+        (Err(e), forwarding) => {
+            if forwarding.is_ok() {
+                // The forwarder waits on a stream nothing will write to:
+                // end it, so that the user sees the session failed.
+                close(
+                    ctx,
+                    &agent_id,
+                    &session_id,
+                    DoneStatus::Error,
+                    "could not record the session",
+                )
+                .await;
+            }
+            return Err(e.into());
+        }
     }
     let command = CommandEvent::Command(CommandPayload {
         session_id: session_id.clone(),

@@ -1,25 +1,80 @@
-//! `processed_updates`: Telegram retries a webhook delivery it thinks failed,
-//! so each `update_id` is claimed once and only the claiming request acts.
+//! Update claims: Telegram retries a webhook delivery it thinks failed, so
+//! each `update_id` is claimed once and only the claiming request acts.
+//!
+//! Claims live in Redis (`SET … NX EX`, one round trip, shared by every
+//! replica), not in the database: a committed row per update cost a
+//! database sync per webhook call, most of the webhook's capacity. The
+//! `processed_updates` table is no longer written; [`prune`] empties what
+//! earlier versions left in it. When Redis is unreachable the claim fails
+//! and the webhook answers 5xx, so Telegram delivers the update again later
+//! instead of it being dropped or acted on twice.
 
-use super::{Db, now};
+use redis::aio::ConnectionManager;
 
-/// True if this call claimed the update (it was not seen before).
-pub async fn claim(db: &Db, update_id: i64) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "INSERT INTO processed_updates (update_id, received_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-    )
-    .bind(update_id)
-    .bind(now())
-    .execute(&db.pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
+use super::Db;
+
+/// How long a claim is remembered; Telegram stops redelivering an update
+/// long before.
+pub const CLAIM_TTL_SECS: u64 = 24 * 3600;
+
+/// The part of a bot token that names the bot: its public numeric id (the
+/// text before `:`). A token of another shape is represented by a hash, so
+/// the secret part never ends up in a Redis key.
+pub fn bot_scope(bot_token: &str) -> String {
+    match bot_token.split_once(':') {
+        Some((id, _)) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => id.to_string(),
+        _ => {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(bot_token.as_bytes());
+            format!("h{}", &hex::encode(digest)[..16])
+        }
+    }
 }
 
-/// Forgets updates older than `before`; Telegram stops retrying long before.
+/// The Redis key of the claim of `update_id` for the bot `scope`.
+pub fn claim_key(scope: &str, update_id: i64) -> String {
+    format!("ra:upd:{scope}:{update_id}")
+}
+
+/// True if this call claimed the update (it was not seen before).
+pub async fn claim(
+    redis: &ConnectionManager,
+    scope: &str,
+    update_id: i64,
+) -> Result<bool, redis::RedisError> {
+    let mut conn = redis.clone();
+    let reply: redis::Value = redis::cmd("SET")
+        .arg(claim_key(scope, update_id))
+        .arg(1)
+        .arg("NX")
+        .arg("EX")
+        .arg(CLAIM_TTL_SECS)
+        .query_async(&mut conn)
+        .await?;
+    Ok(!matches!(reply, redis::Value::Nil))
+}
+
+/// Forgets updates older than `before` (rows of earlier versions, which
+/// claimed updates in the database).
 pub async fn prune(db: &Db, before: i64) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM processed_updates WHERE received_at < $1")
         .bind(before)
         .execute(&db.pool)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_are_scoped_by_the_bots_public_id_only() {
+        assert_eq!(bot_scope("123456:AAE-secret_part"), "123456");
+        let odd = bot_scope("not-a-bot-token");
+        assert!(odd.starts_with('h') && odd.len() == 17, "{odd}");
+        assert!(!odd.contains("not-a-bot"));
+        assert_eq!(bot_scope(":secret").len(), 17);
+        assert_eq!(claim_key("123456", 42), "ra:upd:123456:42");
+    }
 }

@@ -15,7 +15,25 @@
 //!
 //! To end a session the daemon never answers (an agent that is offline), the
 //! bot may XADD a `done` event to its stream itself; the forwarder then
-//! finishes it like any other.
+//! finishes it like any other. The forwarder does the same for a session
+//! whose daemon died in its middle: once the stream has been silent and the
+//! agent's presence key missing for [`ForwarderOptions::orphan_after`], it
+//! writes `done {error}` into the stream and reads it back like any other
+//! (a restarted daemon ends such sessions too, whichever comes first).
+//!
+//! **Approvals.** An `approval_request` ends the current page and becomes a
+//! message of its own with [✅ Approve | ⛔ Deny] (`approve:{session}:{request}`
+//! / `deny:…`); output after it goes on a new page below. Its message id is
+//! kept in the session's state, so that `approval_resolved` (on whichever
+//! replica) edits it with the verdict, and the bot's button handler can find
+//! it ([`approval_message`]).
+//!
+//! **Long output.** At most [`ForwarderOptions::max_pages`] pages are shown
+//! live; past them the last page says so, and at `done` the whole stream is
+//! read back and sent as `output-{session}.txt` (cut at Telegram's 50 MB
+//! upload limit, which the caption then states). A jump in chunk `seq` (the
+//! stream was trimmed before it was read) is shown as lost output, live and
+//! in the file's caption, never skipped silently.
 
 mod page;
 mod session;
@@ -71,6 +89,16 @@ impl From<redis::RedisError> for ForwarderError {
     }
 }
 
+/// Pages of output shown live per session by default.
+pub const DEFAULT_MAX_PAGES: usize = 8;
+
+/// Telegram's upload limit for bots: 50 MB.
+pub const MAX_DOCUMENT_BYTES: u64 = 50_000_000;
+
+/// Seconds a silent session's agent may be offline before the forwarder
+/// ends the session, by default.
+pub const DEFAULT_ORPHAN_SECS: u64 = 600;
+
 /// Tuning of the forwarder; the defaults suit production.
 #[derive(Debug, Clone)]
 pub struct ForwarderOptions {
@@ -83,6 +111,17 @@ pub struct ForwarderOptions {
     pub block: Duration,
     /// Characters per page (Telegram's limit; smaller only in tests).
     pub page_chars: usize,
+    /// Pages of output shown live per session; past them the whole output is
+    /// attached as a file when the session ends (`FORWARDER_MAX_PAGES`).
+    pub max_pages: usize,
+    /// Largest output file sent (Telegram's upload limit for bots is 50 MB);
+    /// a longer output is cut there, and the caption says so.
+    pub max_document_bytes: u64,
+    /// How long a session's stream may stay silent while its agent's
+    /// presence key is missing before the forwarder ends the session itself
+    /// (`FORWARDER_ORPHAN_SECS`): a daemon that died mid-session never
+    /// writes its `done`.
+    pub orphan_after: Duration,
 }
 
 impl Default for ForwarderOptions {
@@ -92,6 +131,9 @@ impl Default for ForwarderOptions {
             resume_interval: Duration::from_secs(2),
             block: Duration::from_secs(2),
             page_chars: MAX_MESSAGE_CHARS,
+            max_pages: DEFAULT_MAX_PAGES,
+            max_document_bytes: MAX_DOCUMENT_BYTES,
+            orphan_after: Duration::from_secs(DEFAULT_ORPHAN_SECS),
         }
     }
 }
@@ -110,12 +152,39 @@ pub(crate) struct Ctx {
     cancel: CancellationToken,
     /// Sessions this forwarder is following.
     running: Mutex<HashSet<String>>,
+    /// One multiplexed connection shared by the starts of all sessions, so
+    /// that starting one costs no connection set-up. (Each session's task
+    /// reads on a connection of its own: an `XREAD BLOCK` would hold up
+    /// every other command on a shared one.)
+    shared: tokio::sync::Mutex<Option<MultiplexedConnection>>,
 }
 
 impl Ctx {
     fn running(&self) -> MutexGuard<'_, HashSet<String>> {
         // The set stays consistent even if a holder panicked.
         self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The shared connection, connected on first use.
+    async fn shared_conn(&self) -> redis::RedisResult<MultiplexedConnection> {
+        let mut shared = self.shared.lock().await;
+        if let Some(conn) = shared.as_ref() {
+            return Ok(conn.clone());
+        }
+        let conn = self.connect().await?;
+        *shared = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Forgets the shared connection after an error on it, so that the next
+    /// start connects again (a multiplexed connection does not reconnect).
+    /// True if it was forgotten.
+    async fn drop_shared_conn(&self, e: &redis::RedisError) -> bool {
+        let dead = e.is_io_error() || e.is_connection_dropped() || e.is_timeout();
+        if dead {
+            *self.shared.lock().await = None;
+        }
+        dead
     }
 
     async fn connect(&self) -> redis::RedisResult<MultiplexedConnection> {
@@ -143,6 +212,56 @@ impl Ctx {
         );
         let session = Session::new(self.clone(), state, conn);
         tokio::spawn(session.run(resumed).instrument(span));
+    }
+
+    /// Sends the placeholder of a new session, stores its message id, then
+    /// follows the session, all in one task. A placeholder Telegram refuses
+    /// is not fatal: the session then shows its first page as a new
+    /// message, as it does when a page's message is lost.
+    fn spawn_with_placeholder(self: &Arc<Self>, mut state: SavedState) {
+        let span = tracing::info_span!(
+            "forwarder",
+            agent = %state.agent_id,
+            session = %state.session_id,
+            chat = state.chat_id
+        );
+        let ctx = self.clone();
+        tokio::spawn(
+            async move {
+                let placeholder = page::placeholder(&state.agent_name);
+                let keyboard = page::stop_keyboard(&state.session_id);
+                match ctx
+                    .outbox
+                    .send(state.chat_id, placeholder, Some(keyboard))
+                    .await
+                {
+                    Ok(message) => {
+                        state.message_id = message;
+                        let saved = match ctx.shared_conn().await {
+                            Ok(mut conn) => {
+                                store::save(
+                                    &mut conn,
+                                    &state.session_id,
+                                    Some(&state),
+                                    &ctx.token,
+                                    ctx.options.lock_ttl,
+                                )
+                                .await
+                            }
+                            Err(e) => Err(e),
+                        };
+                        if let Err(e) = saved {
+                            // The task saves again after its first batch.
+                            ctx.drop_shared_conn(&e).await;
+                            tracing::warn!(error = %e, "saving the placeholder id");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "sending the placeholder failed"),
+                }
+                Session::new(ctx, state, None).run(false).await;
+            }
+            .instrument(span),
+        );
     }
 }
 
@@ -197,6 +316,7 @@ impl Forwarder {
                 options,
                 cancel: CancellationToken::new(),
                 running: Mutex::new(HashSet::new()),
+                shared: tokio::sync::Mutex::new(None),
             }),
         }
     }
@@ -210,40 +330,8 @@ impl Forwarder {
     /// from its beginning). Call before the command is published. Returns the
     /// placeholder's message id.
     pub async fn start(&self, session: SessionStart) -> Result<i64, ForwarderError> {
-        let mut conn = self.ctx.connect().await?;
-        let mut state = SavedState {
-            agent_id: session.agent_id,
-            session_id: session.session_id,
-            chat_id: session.chat_id,
-            agent_name: session.agent_name,
-            message_id: 0,
-            html: String::new(),
-            chars: 0,
-            last_id: "0-0".into(),
-            skip: 0,
-        };
+        let (mut state, mut conn) = self.register(session).await?;
         let sid = state.session_id.to_string();
-        self.ctx.running().insert(sid.clone());
-        let created = match store::create(
-            &mut conn,
-            &state,
-            &self.ctx.token,
-            self.ctx.options.lock_ttl,
-        )
-        .await
-        {
-            Ok(created) => created,
-            Err(e) => {
-                self.ctx.running().remove(&sid);
-                return Err(e.into());
-            }
-        };
-        if !created {
-            self.ctx.running().remove(&sid);
-            return Err(ForwarderError::Redis(format!(
-                "session {sid} is already being forwarded"
-            )));
-        }
         let placeholder = page::placeholder(&state.agent_name);
         let keyboard = page::stop_keyboard(&state.session_id);
         let message = match self
@@ -256,6 +344,7 @@ impl Forwarder {
             Err(e) => {
                 if let Err(re) = store::finish(&mut conn, &state.session_id, &self.ctx.token).await
                 {
+                    self.ctx.drop_shared_conn(&re).await;
                     tracing::warn!(session = %sid, error = %re, "clearing a session that could not start");
                 }
                 self.ctx.running().remove(&sid);
@@ -273,11 +362,84 @@ impl Forwarder {
         .await
         {
             // The task saves again after its first batch.
+            self.ctx.drop_shared_conn(&e).await;
             tracing::warn!(session = %sid, error = %e, "saving the placeholder id");
         }
         tracing::info!(agent = %state.agent_id, session = %sid, chat = state.chat_id, message, "forwarding a session");
-        self.ctx.spawn(state, Some(conn), false);
+        self.ctx.spawn(state, None, false);
         Ok(message)
+    }
+
+    /// Like [`Forwarder::start`], but returns as soon as the session is
+    /// registered (its stream will be read from the beginning, so nothing
+    /// the runner writes can be missed): the session's task sends the
+    /// placeholder, so the prompt's command is not held up by Telegram.
+    pub async fn begin(&self, session: SessionStart) -> Result<(), ForwarderError> {
+        let (state, _) = self.register(session).await?;
+        tracing::info!(agent = %state.agent_id, session = %state.session_id, chat = state.chat_id, "forwarding a session");
+        self.ctx.spawn_with_placeholder(state);
+        Ok(())
+    }
+
+    /// Records a new session (its state and this replica's lock) in Redis;
+    /// returns its state and the connection used.
+    async fn register(
+        &self,
+        session: SessionStart,
+    ) -> Result<(SavedState, MultiplexedConnection), ForwarderError> {
+        let state = SavedState {
+            agent_id: session.agent_id,
+            session_id: session.session_id,
+            chat_id: session.chat_id,
+            agent_name: session.agent_name,
+            message_id: 0,
+            html: String::new(),
+            chars: 0,
+            last_id: "0-0".into(),
+            skip: 0,
+            more: store::Progress::default(),
+        };
+        let sid = state.session_id.to_string();
+        self.ctx.running().insert(sid.clone());
+        let (created, conn) = match self.create_record(&state).await {
+            Ok(done) => done,
+            Err(e) => {
+                self.ctx.running().remove(&sid);
+                return Err(e.into());
+            }
+        };
+        if !created {
+            self.ctx.running().remove(&sid);
+            return Err(ForwarderError::Redis(format!(
+                "session {sid} is already being forwarded"
+            )));
+        }
+        Ok((state, conn))
+    }
+
+    /// `store::create` on the shared connection. When that connection turns
+    /// out dead (Redis restarted since the last start), the command was
+    /// never sent: it is tried once more on a new connection, so that the
+    /// first prompt after a Redis restart does not fail.
+    async fn create_record(
+        &self,
+        state: &SavedState,
+    ) -> redis::RedisResult<(bool, MultiplexedConnection)> {
+        let (token, ttl) = (&self.ctx.token, self.ctx.options.lock_ttl);
+        let mut conn = self.ctx.shared_conn().await?;
+        match store::create(&mut conn, state, token, ttl).await {
+            Ok(created) => Ok((created, conn)),
+            Err(e) if self.ctx.drop_shared_conn(&e).await => {
+                tracing::debug!(error = %e, "the shared Redis connection was dead; connecting again");
+                let mut conn = self.ctx.shared_conn().await?;
+                let created = store::create(&mut conn, state, token, ttl).await;
+                if let Err(e) = &created {
+                    self.ctx.drop_shared_conn(e).await;
+                }
+                Ok((created?, conn))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Starts the background loop that resumes sessions left unfinished by
@@ -310,6 +472,47 @@ impl Forwarder {
     pub fn shutdown(&self) {
         self.ctx.cancel.cancel();
     }
+}
+
+/// An approval request's message, as the forwarder shows it (for the bot's
+/// button handler).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalView {
+    pub chat_id: i64,
+    pub message_id: i64,
+    /// The request as shown, without a verdict.
+    pub html: String,
+    /// Set once the daemon's verdict arrived: the message with the verdict.
+    pub resolved_html: Option<String>,
+}
+
+impl ApprovalView {
+    /// The message right after a button press, until the verdict arrives.
+    pub fn pending_html(&self, allow: bool) -> String {
+        page::approval_pending_html(&self.html, allow)
+    }
+}
+
+/// The message of approval request `request_id` of a session being
+/// forwarded; `None` if there is no such session or request, or the request
+/// could not be shown.
+pub async fn approval_message<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
+    session: &SessionId,
+    request_id: &str,
+) -> redis::RedisResult<Option<ApprovalView>> {
+    let Some((chat_id, approvals)) = store::approvals(conn, session).await? else {
+        return Ok(None);
+    };
+    Ok(approvals
+        .into_iter()
+        .find(|a| a.rid == request_id && a.msg != 0)
+        .map(|a| ApprovalView {
+            chat_id,
+            message_id: a.msg,
+            html: a.html,
+            resolved_html: a.resolved,
+        }))
 }
 
 /// Claims and resumes every active session nobody holds.

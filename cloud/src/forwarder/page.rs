@@ -4,11 +4,21 @@
 use remoteagent_proto::SessionId;
 use remoteagent_proto::events::{DonePayload, DoneStatus};
 
-use crate::telegram::{InlineKeyboard, escape_html, render};
+use crate::telegram::{InlineButton, InlineKeyboard, escape_html, render};
 
 /// Longest notice, approval or status message shown, in characters; longer
 /// ones are cut so that such a line always fits on a page of its own.
 const MAX_LINE_CHARS: usize = 1000;
+
+/// Longest tool name and summary of an approval request shown, and longest
+/// reason of its verdict: together they stay far below a message's 4096
+/// characters, whatever the daemon sends.
+const MAX_TOOL_CHARS: usize = 64;
+const MAX_SUMMARY_CHARS: usize = 3000;
+const MAX_REASON_CHARS: usize = 300;
+
+/// Telegram's limit on `callback_data`, in bytes.
+const MAX_CALLBACK_DATA: usize = 64;
 
 /// The message currently being filled. Earlier pages are finished and
 /// forgotten, so a session's memory is bounded by one page.
@@ -56,10 +66,15 @@ pub(super) struct Line {
 }
 
 fn cut(text: &str) -> String {
-    if render::visible_len(text) <= MAX_LINE_CHARS {
+    cut_to(text, MAX_LINE_CHARS)
+}
+
+/// `text` cut to at most `max` characters, ending with `…` if cut.
+fn cut_to(text: &str, max: usize) -> String {
+    if render::visible_len(text) <= max {
         return text.to_string();
     }
-    let mut s: String = text.chars().take(MAX_LINE_CHARS - 1).collect();
+    let mut s: String = text.chars().take(max.saturating_sub(1)).collect();
     s.push('…');
     s
 }
@@ -83,12 +98,28 @@ impl Line {
         Line::new("", text, Some("i"))
     }
 
-    pub fn approval(tool: &str, summary: &str) -> Self {
+    /// An approval request's verdict for which no message is known (the
+    /// request was never shown, or forgotten).
+    pub fn unknown_verdict(request_id: &str, allow: bool, reason: &str) -> Self {
         Line::new(
-            "🔐 approval requested: ",
-            &format!("{tool}: {summary}"),
-            None,
+            "",
+            &format!("🔐 request {request_id}: {}", verdict_text(allow, reason)),
+            Some("i"),
         )
+    }
+
+    /// Ends the last live page once the page budget is spent.
+    pub fn overflow() -> Self {
+        Line::new(
+            "",
+            "… output continues: the whole output will be attached as a file when the session ends",
+            Some("i"),
+        )
+    }
+
+    /// Chunks that never reached the forwarder.
+    pub fn lost(chunks: u64) -> Self {
+        Line::new("", &lost_text(chunks), None)
     }
 
     pub fn status(done: &DonePayload) -> Self {
@@ -106,6 +137,147 @@ impl Line {
             DoneStatus::Rejected => format!("⚠️ rejected: {message}"),
         };
         Line::new("", &text, None)
+    }
+}
+
+/// `⚠️ 3 chunks of output were lost`.
+pub(super) fn lost_text(chunks: u64) -> String {
+    if chunks == 1 {
+        "⚠️ 1 chunk of output was lost".to_string()
+    } else {
+        format!("⚠️ {chunks} chunks of output were lost")
+    }
+}
+
+/// `✅ approved`, `⛔ denied — no answer in 300 s` (plain text). The reason is
+/// left out where it only repeats the verdict.
+fn verdict_text(allow: bool, reason: &str) -> String {
+    let reason = cut_to(reason.trim(), MAX_REASON_CHARS);
+    let (mark, word) = if allow {
+        ("✅", "approved")
+    } else {
+        ("⛔", "denied")
+    };
+    if reason.is_empty() || reason.eq_ignore_ascii_case(word) {
+        format!("{mark} {word}")
+    } else {
+        format!("{mark} {word} — {reason}")
+    }
+}
+
+/// The message asking the user to approve a tool use:
+/// `🔐 <b>Bash</b> wants to run:` / `<pre>cargo test</pre>` / the deadline.
+pub(crate) fn approval_html(tool: &str, summary: &str, timeout_secs: u64) -> String {
+    let tool = cut_to(tool.trim(), MAX_TOOL_CHARS);
+    let tool = if tool.is_empty() {
+        "A tool".into()
+    } else {
+        tool
+    };
+    let shell = ["bash", "shell", "sh", "command", "exec"].contains(&tool.to_lowercase().as_str());
+    let what = if shell {
+        "wants to run:"
+    } else {
+        "asks for approval:"
+    };
+    let mut html = format!("🔐 <b>{}</b> {what}", escape_html(&tool));
+    let summary = cut_to(summary.trim_end(), MAX_SUMMARY_CHARS);
+    if !summary.trim().is_empty() {
+        html.push_str(&format!("\n<pre>{}</pre>", escape_html(&summary)));
+    }
+    if timeout_secs > 0 {
+        html.push_str(&format!(
+            "\nNo answer in {} = denied.",
+            approx_duration(timeout_secs)
+        ));
+    } else {
+        html.push_str("\nNo answer = denied.");
+    }
+    html
+}
+
+/// An approval message with its verdict (the buttons are gone).
+pub(crate) fn approval_resolved_html(html: &str, allow: bool, reason: &str) -> String {
+    format!("{html}\n{}", escape_html(&verdict_text(allow, reason)))
+}
+
+/// An approval message right after a button press, until the agent's
+/// answer arrives.
+pub(crate) fn approval_pending_html(html: &str, allow: bool) -> String {
+    let verdict = if allow { "approved" } else { "denied" };
+    format!("{html}\n⏳ {verdict}, telling the agent…")
+}
+
+/// [✅ Approve | ⛔ Deny] for a request; `None` if its callback data would
+/// not fit Telegram's 64 bytes or could not be parsed back (an invalid id).
+pub(super) fn approval_keyboard(session: &SessionId, request_id: &str) -> Option<InlineKeyboard> {
+    if !remoteagent_proto::events::valid_request_id(request_id) {
+        return None;
+    }
+    let approve = format!("approve:{session}:{request_id}");
+    let deny = format!("deny:{session}:{request_id}");
+    if approve.len() > MAX_CALLBACK_DATA || deny.len() > MAX_CALLBACK_DATA {
+        return None;
+    }
+    Some(InlineKeyboard {
+        inline_keyboard: vec![vec![
+            InlineButton {
+                text: "✅ Approve".into(),
+                callback_data: approve,
+            },
+            InlineButton {
+                text: "⛔ Deny".into(),
+                callback_data: deny,
+            },
+        ]],
+    })
+}
+
+/// `5 min`, `90 s`, `2 h`.
+fn approx_duration(secs: u64) -> String {
+    if secs >= 3600 && secs.is_multiple_of(3600) {
+        format!("{} h", secs / 3600)
+    } else if secs >= 60 && secs.is_multiple_of(60) {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{secs} s")
+    }
+}
+
+/// The caption of the output file: the status line, then what is missing.
+pub(super) fn file_caption(status: &Line, lost: u64, cut: Option<(u64, u64)>) -> String {
+    let mut extra = String::new();
+    if lost > 0 {
+        extra.push('\n');
+        extra.push_str(&lost_text(lost));
+    }
+    if let Some((sent, total)) = cut {
+        extra.push_str(&format!(
+            "\n✂️ Only the first {} of {} are attached (Telegram's upload limit).",
+            size_text(sent),
+            size_text(total)
+        ));
+    }
+    // The status line is at most MAX_LINE_CHARS and the rest is short, so the
+    // caption stays within Telegram's 1024 characters.
+    format!("{}{}", status.html, escape_html(&extra))
+}
+
+/// `50 MB`, `73.2 MB`, `12 kB`, `900 bytes` (decimal units, as Telegram
+/// states its limits).
+fn size_text(bytes: u64) -> String {
+    if bytes < 1000 {
+        return format!("{bytes} bytes");
+    }
+    let (value, unit) = if bytes < 1_000_000 {
+        (bytes as f64 / 1000.0, "kB")
+    } else {
+        (bytes as f64 / 1_000_000.0, "MB")
+    };
+    if (value - value.round()).abs() < 0.05 {
+        format!("{} {unit}", value.round() as u64)
+    } else {
+        format!("{value:.1} {unit}")
     }
 }
 
@@ -175,6 +347,59 @@ mod tests {
         assert_eq!(n.chars, 3);
         let long = Line::notice(&"é".repeat(5000));
         assert_eq!(long.chars, MAX_LINE_CHARS);
+    }
+
+    #[test]
+    fn approvals_render_escaped_with_fitting_buttons() {
+        let html = approval_html("Bash", "cargo test <all> && rm x", 300);
+        assert_eq!(
+            html,
+            "🔐 <b>Bash</b> wants to run:\n<pre>cargo test &lt;all&gt; &amp;&amp; rm x</pre>\nNo answer in 5 min = denied."
+        );
+        let long = approval_html(&"T".repeat(500), &"é".repeat(10_000), 0);
+        assert!(render::visible_len(&long) < 3200, "{}", long.len());
+        assert!(long.ends_with("…</pre>\nNo answer = denied."));
+        assert_eq!(
+            approval_resolved_html("x", false, "no answer in 300 s"),
+            "x\n⛔ denied — no answer in 300 s"
+        );
+        assert_eq!(
+            approval_resolved_html("x", true, "approved"),
+            "x\n✅ approved"
+        );
+        assert_eq!(
+            approval_resolved_html("x", false, "<b>"),
+            "x\n⛔ denied — &lt;b&gt;"
+        );
+        assert_eq!(
+            approval_pending_html("x", true),
+            "x\n⏳ approved, telling the agent…"
+        );
+
+        let sid = SessionId::generate();
+        let k = approval_keyboard(&sid, "r-1").unwrap();
+        let row = &k.inline_keyboard[0];
+        assert_eq!(row.len(), 2);
+        assert_eq!(row[0].callback_data, format!("approve:{sid}:r-1"));
+        assert_eq!(row[1].callback_data, format!("deny:{sid}:r-1"));
+        assert!(approval_keyboard(&sid, "a:b").is_none());
+        assert!(approval_keyboard(&sid, "").is_none());
+        let long_sid = SessionId::parse("s".repeat(60)).unwrap();
+        assert!(approval_keyboard(&long_sid, "r1").is_none());
+    }
+
+    #[test]
+    fn captions_say_what_is_missing() {
+        let status = Line::status(&done(DoneStatus::Ok, Some(0), None));
+        assert_eq!(file_caption(&status, 0, None), "✅ done in 12.3 s");
+        assert_eq!(
+            file_caption(&status, 3, Some((50_000_000, 73_210_000))),
+            "✅ done in 12.3 s\n⚠️ 3 chunks of output were lost\n✂️ Only the first 50 MB of 73.2 MB are attached (Telegram's upload limit)."
+        );
+        assert_eq!(Line::lost(1).html, "⚠️ 1 chunk of output was lost");
+        assert_eq!(size_text(999), "999 bytes");
+        assert_eq!(size_text(1500), "1.5 kB");
+        assert_eq!(size_text(50_000_000), "50 MB");
     }
 
     #[test]

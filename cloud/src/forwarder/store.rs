@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use redis::Script;
 use remoteagent_proto::{AgentId, SessionId};
+use serde::{Deserialize, Serialize};
 
 /// Unfinished sessions.
 pub(super) const ACTIVE_KEY: &str = "ra:fwd:active";
@@ -48,6 +49,106 @@ pub(super) struct SavedState {
     /// Bytes of the next entry's chunk text already shown (a chunk that
     /// spanned a page turn).
     pub skip: usize,
+    /// What was added after the first version; every field has a default so
+    /// that state written by an older replica still loads.
+    pub more: Progress,
+}
+
+/// The newer part of a session's progress (all fields optional in Redis).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Progress {
+    /// Output pages finished so far (the current page is not counted).
+    pub pages: u32,
+    /// The page budget is spent: output is no longer shown live, and the
+    /// whole stream is attached as a file when the session ends.
+    pub overflow: bool,
+    /// The `seq` the next chunk should carry; a larger one means chunks were
+    /// lost (trimmed from the stream before they were read).
+    pub next_seq: u64,
+    /// Approval requests shown, oldest first (see [`MAX_APPROVALS`]).
+    pub approvals: Vec<ApprovalMessage>,
+    /// The output file of the finished session was sent: a replica that
+    /// finishes the session again must not send it twice.
+    pub file_sent: bool,
+}
+
+/// Approval messages remembered per session. Resolved ones are kept for a
+/// while so that a late button press or a replayed event finds them; pending
+/// ones are dropped only past this many (a runner asks one at a time).
+pub(super) const MAX_APPROVALS: usize = 16;
+
+/// An approval request's message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ApprovalMessage {
+    /// The daemon's request id.
+    pub rid: String,
+    /// The message showing it (0: it could not be sent).
+    pub msg: i64,
+    /// Its HTML without a verdict.
+    pub html: String,
+    /// The HTML with the verdict, once resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<String>,
+}
+
+impl Progress {
+    /// Remembers a new approval message, forgetting the oldest resolved ones
+    /// (or, failing that, the oldest) beyond [`MAX_APPROVALS`].
+    pub fn add_approval(&mut self, approval: ApprovalMessage) {
+        self.approvals.push(approval);
+        while self.approvals.len() > MAX_APPROVALS {
+            let i = self
+                .approvals
+                .iter()
+                .position(|a| a.resolved.is_some())
+                .unwrap_or(0);
+            let dropped = self.approvals.remove(i);
+            if dropped.resolved.is_none() {
+                tracing::warn!(request = %dropped.rid, "too many pending approval requests: forgetting the oldest");
+            }
+        }
+    }
+
+    pub fn approval_mut(&mut self, rid: &str) -> Option<&mut ApprovalMessage> {
+        self.approvals.iter_mut().find(|a| a.rid == rid)
+    }
+
+    fn fields(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("pages", self.pages.to_string()),
+            ("overflow", u8::from(self.overflow).to_string()),
+            ("next_seq", self.next_seq.to_string()),
+            (
+                "approvals",
+                // Serializing plain strings and numbers cannot fail.
+                serde_json::to_string(&self.approvals).unwrap_or_else(|_| "[]".into()),
+            ),
+            ("file_sent", u8::from(self.file_sent).to_string()),
+        ]
+    }
+
+    fn from_map(map: &HashMap<String, String>) -> Result<Self, String> {
+        fn num<T: std::str::FromStr + Default>(
+            map: &HashMap<String, String>,
+            k: &str,
+        ) -> Result<T, String> {
+            match map.get(k) {
+                None => Ok(T::default()),
+                Some(v) => v.parse().map_err(|_| format!("bad number in '{k}'")),
+            }
+        }
+        let approvals = match map.get("approvals") {
+            None => Vec::new(),
+            Some(v) => serde_json::from_str(v).map_err(|e| format!("bad 'approvals': {e}"))?,
+        };
+        Ok(Progress {
+            pages: num(map, "pages")?,
+            overflow: num::<u8>(map, "overflow")? != 0,
+            next_seq: num(map, "next_seq")?,
+            approvals,
+            file_sent: num::<u8>(map, "file_sent")? != 0,
+        })
+    }
 }
 
 impl SavedState {
@@ -63,6 +164,9 @@ impl SavedState {
             ("last_id", self.last_id.clone()),
             ("skip", self.skip.to_string()),
         ]
+        .into_iter()
+        .chain(self.more.fields())
+        .collect()
     }
 
     pub fn from_map(map: &HashMap<String, String>) -> Result<Self, String> {
@@ -80,6 +184,7 @@ impl SavedState {
             chars: usize::try_from(num("chars")?).map_err(|_| "bad 'chars'".to_string())?,
             last_id: get("last_id")?.clone(),
             skip: usize::try_from(num("skip")?).map_err(|_| "bad 'skip'".to_string())?,
+            more: Progress::from_map(map)?,
         })
     }
 }
@@ -251,6 +356,34 @@ pub(super) async fn release<C: redis::aio::ConnectionLike + Send>(
         .invoke_async(conn)
         .await?;
     Ok(())
+}
+
+/// The chat and the approval messages of an unfinished session (for the
+/// bot's button handler); `None` if the session is not being forwarded.
+pub(super) async fn approvals<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
+    session: &SessionId,
+) -> redis::RedisResult<Option<(i64, Vec<ApprovalMessage>)>> {
+    let (chat, approvals): (Option<i64>, Option<String>) = redis::cmd("HMGET")
+        .arg(state_key(session))
+        .arg("chat")
+        .arg("approvals")
+        .query_async(conn)
+        .await?;
+    let Some(chat) = chat else {
+        return Ok(None);
+    };
+    let approvals = match approvals {
+        None => Vec::new(),
+        Some(json) => serde_json::from_str(&json).map_err(|e| {
+            redis::RedisError::from((
+                redis::ErrorKind::Parse,
+                "unreadable approval state",
+                e.to_string(),
+            ))
+        })?,
+    };
+    Ok(Some((chat, approvals)))
 }
 
 /// Ids of the unfinished sessions.

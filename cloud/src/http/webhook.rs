@@ -1,5 +1,6 @@
 //! `POST /api/telegram`: Telegram's webhook. The secret token header is
-//! compared in constant time; each `update_id` is acted on once; the answer
+//! compared in constant time; each `update_id` is acted on once (claimed in
+//! Redis, see [`updates`]); the answer
 //! comes at once and the update is processed in its own task, because
 //! Telegram waits for the answer before sending the next update.
 
@@ -47,7 +48,10 @@ async fn receive(
             return Err(e);
         }
     };
-    if !updates::claim(&state.db, update.update_id).await? {
+    // Redis unreachable: the `?` answers 500, and Telegram delivers the
+    // update again later.
+    let scope = updates::bot_scope(&state.config.bot_token);
+    if !updates::claim(&state.redis, &scope, update.update_id).await? {
         Metrics::inc(&state.metrics.updates_duplicate);
         tracing::debug!(update = update.update_id, "duplicate update skipped");
         return Ok(Json(json!({"ok": true, "duplicate": true})));

@@ -14,6 +14,47 @@ use super::{BotUser, InlineKeyboard, TelegramError};
 /// How long to wait when Telegram says 429 without `retry_after`.
 const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
 
+/// Telegram's limit on a caption, in characters after entity parsing.
+pub const MAX_CAPTION_CHARS: usize = 1024;
+
+/// How long one upload may take: a 50 MB file on a slow link takes minutes,
+/// far beyond the 30 s that suit every other call.
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// A file to send with `sendDocument`.
+#[derive(Clone)]
+pub struct Document {
+    /// The name the user sees (`output-….txt`).
+    pub file_name: String,
+    /// HTML caption, at most [`MAX_CAPTION_CHARS`] visible characters.
+    pub caption: Option<String>,
+    pub source: DocumentSource,
+}
+
+/// Where a document's bytes come from.
+#[derive(Clone)]
+pub enum DocumentSource {
+    Bytes(Vec<u8>),
+    /// A file read (streamed) at each attempt, so a retried upload never
+    /// holds the whole file in memory.
+    File(std::path::PathBuf),
+}
+
+/// The bytes are output, possibly large: Debug shows their size only.
+impl std::fmt::Debug for Document {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let source = match &self.source {
+            DocumentSource::Bytes(b) => format!("{} bytes", b.len()),
+            DocumentSource::File(p) => p.display().to_string(),
+        };
+        f.debug_struct("Document")
+            .field("file_name", &self.file_name)
+            .field("caption", &self.caption)
+            .field("source", &source)
+            .finish()
+    }
+}
+
 /// A Bot API client: real HTTP (`{api_base}/bot{token}/{method}`) or console
 /// mode, which prints outgoing messages instead (local use, the demo).
 #[derive(Clone)]
@@ -161,6 +202,52 @@ impl Telegram {
         }
     }
 
+    /// Uploads a document (`multipart/form-data`); returns the new message's
+    /// id. A file that cannot be read is a transport error (nothing was sent).
+    pub async fn send_document(&self, chat_id: i64, doc: &Document) -> Result<i64, TelegramError> {
+        match &*self.backend {
+            Backend::Console(c) => {
+                let size = match &doc.source {
+                    DocumentSource::Bytes(b) => b.len() as u64,
+                    DocumentSource::File(p) => {
+                        tokio::fs::metadata(p).await.map(|m| m.len()).map_err(|e| {
+                            TelegramError::Transport(format!("reading the document: {e}"))
+                        })?
+                    }
+                };
+                Ok(c.document(chat_id, &doc.file_name, size, doc.caption.as_deref()))
+            }
+            Backend::Api(api) => {
+                let part = match &doc.source {
+                    DocumentSource::Bytes(b) => reqwest::multipart::Part::bytes(b.clone()),
+                    DocumentSource::File(path) => {
+                        let file = tokio::fs::File::open(path).await.map_err(|e| {
+                            TelegramError::Transport(format!("opening the document: {e}"))
+                        })?;
+                        let len = file.metadata().await.map(|m| m.len()).map_err(|e| {
+                            TelegramError::Transport(format!("reading the document: {e}"))
+                        })?;
+                        reqwest::multipart::Part::stream_with_length(file, len)
+                    }
+                };
+                let part = part
+                    .file_name(doc.file_name.clone())
+                    .mime_str("text/plain")
+                    .map_err(|e| TelegramError::Transport(api.redact(e.to_string())))?;
+                let mut form = reqwest::multipart::Form::new()
+                    .text("chat_id", chat_id.to_string())
+                    .part("document", part);
+                if let Some(caption) = &doc.caption {
+                    form = form
+                        .text("caption", caption.clone())
+                        .text("parse_mode", "HTML");
+                }
+                let msg: MessageRef = api.call_multipart("sendDocument", form).await?;
+                Ok(msg.message_id)
+            }
+        }
+    }
+
     pub async fn delete_message(&self, chat_id: i64, message_id: i64) -> Result<(), TelegramError> {
         match &*self.backend {
             Backend::Console(c) => {
@@ -237,13 +324,33 @@ impl Api {
         body: &Value,
     ) -> Result<T, TelegramError> {
         let url = format!("{}/bot{}/{}", self.api_base, self.token, method);
+        let response = self.http.post(url).json(body).send().await;
+        self.answer(method, response).await
+    }
+
+    async fn call_multipart<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        form: reqwest::multipart::Form,
+    ) -> Result<T, TelegramError> {
+        let url = format!("{}/bot{}/{}", self.api_base, self.token, method);
         let response = self
             .http
             .post(url)
-            .json(body)
+            .multipart(form)
+            .timeout(UPLOAD_TIMEOUT)
             .send()
-            .await
-            .map_err(|e| self.transport(e))?;
+            .await;
+        self.answer(method, response).await
+    }
+
+    /// Reads Telegram's answer to a call.
+    async fn answer<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        response: Result<reqwest::Response, reqwest::Error>,
+    ) -> Result<T, TelegramError> {
+        let response = response.map_err(|e| self.transport(e))?;
         let status = response.status().as_u16();
         let bytes = response.bytes().await.map_err(|e| self.transport(e))?;
         let envelope: Envelope =

@@ -61,6 +61,21 @@ impl Console {
         ));
     }
 
+    pub(super) fn document(
+        &self,
+        chat_id: i64,
+        file_name: &str,
+        size: u64,
+        caption: Option<&str>,
+    ) -> i64 {
+        let id = self.last_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let caption = caption.map(html_to_text).unwrap_or_default();
+        print(format!(
+            "[bot → chat {chat_id} #{id}] 📎 {file_name} ({size} bytes) {caption}"
+        ));
+        id
+    }
+
     pub(super) fn delete(&self, chat_id: i64, message_id: i64) {
         print(format!("[bot ✗ chat {chat_id} #{message_id}]"));
     }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::{InlineKeyboard, Telegram, TelegramError};
+use super::{Document, InlineKeyboard, Telegram, TelegramError};
 
 /// Pacing of the outbox.
 #[derive(Debug, Clone)]
@@ -78,6 +78,8 @@ struct Op {
     message: i64,
     html: String,
     keyboard: Option<InlineKeyboard>,
+    /// A send of a file (`html` unused): `sendDocument` instead of `sendMessage`.
+    document: Option<Box<Document>>,
     seq: u64,
     attempts: u32,
     waiters: Vec<Waiter>,
@@ -174,6 +176,7 @@ impl Outbox {
             message,
             html,
             keyboard,
+            document: None,
             seq: 0,
             attempts: 0,
             waiters: vec![waiter],
@@ -196,6 +199,16 @@ impl Outbox {
             keyboard,
             Waiter::Sent(tx),
         ));
+        rx.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    /// Sends a document (in line with the chat's messages, paced like them)
+    /// and returns its message id once delivered.
+    pub async fn send_document(&self, chat: i64, document: Document) -> Result<i64, TelegramError> {
+        let (tx, rx) = oneshot::channel();
+        let mut op = Self::op(Kind::Send, chat, 0, String::new(), None, Waiter::Sent(tx));
+        op.document = Some(Box::new(document));
+        self.submit(op);
         rx.await.unwrap_or_else(|_| Err(stopped()))
     }
 
@@ -413,11 +426,14 @@ impl Sender {
             let done_tx = done_tx.clone();
             tokio::spawn(async move {
                 let result = match op.kind {
-                    Kind::Send => {
-                        telegram
-                            .send_message(op.chat, &op.html, op.keyboard.as_ref())
-                            .await
-                    }
+                    Kind::Send => match &op.document {
+                        Some(doc) => telegram.send_document(op.chat, doc).await,
+                        None => {
+                            telegram
+                                .send_message(op.chat, &op.html, op.keyboard.as_ref())
+                                .await
+                        }
+                    },
                     Kind::Edit => telegram
                         .edit_message_text(op.chat, op.message, &op.html, op.keyboard.as_ref())
                         .await
@@ -438,6 +454,8 @@ impl Sender {
         match result {
             Ok(id) => {
                 match op.kind {
+                    // A document's caption is not text an edit could repeat.
+                    Kind::Send if op.document.is_some() => {}
                     Kind::Send => {
                         self.remember((op.chat, id), op.html.clone(), op.keyboard.clone())
                     }

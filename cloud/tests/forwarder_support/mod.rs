@@ -11,7 +11,8 @@ use redis::aio::MultiplexedConnection;
 use remoteagent_cloud::forwarder::{Forwarder, ForwarderOptions, SessionFinished, SessionStart};
 use remoteagent_cloud::telegram::{Outbox, OutboxConfig, Telegram};
 use remoteagent_proto::events::{
-    ChunkPayload, DonePayload, DoneStatus, NoticePayload, OutputEvent, StreamKind,
+    ApprovalRequestPayload, ApprovalResolvedPayload, ChunkPayload, DonePayload, DoneStatus,
+    NoticePayload, OutputEvent, StreamKind,
 };
 use remoteagent_proto::{AgentId, SessionId, names};
 use remoteagent_testkit::telegram::{FakeMessage, FakeTelegram};
@@ -128,12 +129,41 @@ pub fn notice(text: &str) -> OutputEvent {
     OutputEvent::Notice(NoticePayload { text: text.into() })
 }
 
+pub fn approval_request(request_id: &str, tool: &str, summary: &str) -> OutputEvent {
+    OutputEvent::ApprovalRequest(ApprovalRequestPayload {
+        request_id: request_id.into(),
+        tool: tool.into(),
+        summary: summary.into(),
+        timeout_secs: 300,
+    })
+}
+
+pub fn approval_resolved(request_id: &str, allow: bool, reason: &str) -> OutputEvent {
+    OutputEvent::ApprovalResolved(ApprovalResolvedPayload {
+        request_id: request_id.into(),
+        allow,
+        reason: reason.into(),
+    })
+}
+
+/// A chunk with an explicit `seq` (to write gaps).
+pub fn chunk(seq: u64, text: &str) -> OutputEvent {
+    OutputEvent::Chunk(ChunkPayload {
+        seq,
+        stream: StreamKind::Stdout,
+        text: text.into(),
+    })
+}
+
 pub fn options(page_chars: usize) -> ForwarderOptions {
     ForwarderOptions {
         lock_ttl: Duration::from_secs(3),
         resume_interval: Duration::from_millis(200),
         block: Duration::from_millis(500),
         page_chars,
+        // Tests that do not test the page budget never reach it.
+        max_pages: 1_000,
+        ..ForwarderOptions::default()
     }
 }
 

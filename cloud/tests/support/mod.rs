@@ -241,8 +241,14 @@ impl TestApp {
 
     /// `user` presses a button carrying `data`.
     pub async fn press(&self, user: i64, data: &str) -> String {
+        self.press_on(user, 1, data).await
+    }
+
+    /// `user` presses a button carrying `data` under the bot's message
+    /// `message_id` in their private chat; returns the callback's answer.
+    pub async fn press_on(&self, user: i64, message_id: i64, data: &str) -> String {
         let id = self.update_id();
-        let update = updates::callback(id, user, user, 1, data);
+        let update = updates::callback(id, user, user, message_id, data);
         let query_id = update["callback_query"]["id"].as_str().unwrap().to_string();
         let response = self.webhook(&update).await;
         assert_eq!(response.status(), 200);

@@ -8,20 +8,21 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use redis::aio::ConnectionManager;
 use remoteagent_proto::events::{
     CommandPayload, DonePayload, DoneStatus, OutputEvent, StartedPayload, StreamKind,
 };
-use remoteagent_proto::runner::{Preset, RunnerSpec};
+use remoteagent_proto::runner::RunnerSpec;
 use remoteagent_proto::{AgentId, names, now_ms};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{AgentSettings, sleep_until_opt};
+use crate::approval::session::SessionApprovals;
 use crate::output::{OutputError, OutputWriter};
-use crate::runner::claude::ClaudeStream;
+use crate::redis_conn::SharedConn;
+use crate::runner::format::OutputFormat;
 use crate::runner::utf8::Utf8Stream;
-use crate::runner::{Running, command_line};
+use crate::runner::{Invocation, Resume, Running, command_line};
 use crate::session_log::SessionLog;
 
 /// After the runner exits, how long its pipes may stay open (held by a
@@ -29,19 +30,30 @@ use crate::session_log::SessionLog;
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 
 pub struct SessionContext {
-    pub conn: ConnectionManager,
+    pub conn: SharedConn,
     pub agent_id: AgentId,
     pub path: PathBuf,
     pub runner: RunnerSpec,
     pub settings: Arc<AgentSettings>,
     pub command: CommandPayload,
+    /// The agent's last conversation id, resumed when the command asks to
+    /// continue.
+    pub conversation: Option<String>,
+}
+
+/// What a finished session tells its agent.
+#[derive(Debug, Default)]
+pub struct SessionOutcome {
+    /// The conversation id the runner reported, if any.
+    pub conversation: Option<String>,
 }
 
 pub async fn run_session(
     ctx: SessionContext,
+    mut approvals: SessionApprovals,
     abort: CancellationToken,
     give_up: CancellationToken,
-) {
+) -> SessionOutcome {
     let sid = ctx.command.session_id.clone();
     let key = names::output_stream(&ctx.agent_id, &sid);
     let mut out = OutputWriter::new(ctx.conn.clone(), key, give_up);
@@ -54,40 +66,60 @@ pub async fn run_session(
         &ctx.command.prompt,
     );
     let started = Instant::now();
-    let done = match pump(&ctx, &runner_name, &mut out, &mut log, &abort, started).await {
+    let mut format = OutputFormat::for_runner(&ctx.runner, &ctx.path);
+    let pumped = pump(
+        &ctx,
+        &mut out,
+        &mut log,
+        &mut format,
+        &mut approvals,
+        &abort,
+        started,
+    )
+    .await;
+    let outcome = SessionOutcome {
+        conversation: format.conversation().map(str::to_string),
+    };
+    let done = match pumped {
         Ok(done) => done,
         Err(e) => {
             // Only reachable when Redis stayed down through a shutdown: the
             // stream cannot be finished, the local log still can.
+            // The local log gets a note but not its end record: the next
+            // daemon start finds it unfinished and ends the stream then
+            // (`agent/orphans.rs`).
             tracing::error!(error = %e, "session output could not be delivered");
-            let done = DonePayload {
-                status: DoneStatus::Aborted,
-                exit_code: None,
-                duration_ms: started.elapsed().as_millis() as u64,
-                message: Some("output could not be delivered: Redis unreachable".into()),
-                chunks: out.chunks(),
-            };
-            log.done(&done);
-            return;
+            log.note("output could not be delivered: Redis unreachable; the stream is ended at the next start");
+            return outcome;
         }
     };
-    log.done(&done);
+    // The stream's `done` first, the log's end record after: a daemon killed
+    // between the two leaves a log that the next start sees as unfinished,
+    // so the stream still gets its end (never the other way round).
     let status = done.status;
-    if let Err(e) = out.finish(done).await {
-        tracing::error!(error = %e, "could not publish the session's end");
+    match out.finish(done.clone()).await {
+        Ok(()) => log.done(&done),
+        Err(e) => {
+            tracing::error!(error = %e, "could not publish the session's end");
+            log.note(
+                "the session's end could not be published; the stream is ended at the next start",
+            );
+        }
     }
     tracing::info!(
         status = status.as_str(),
         flushes = out.flushes,
         "session finished"
     );
+    outcome
 }
 
 async fn pump(
     ctx: &SessionContext,
-    runner_name: &str,
     out: &mut OutputWriter,
     log: &mut SessionLog,
+    format: &mut OutputFormat,
+    approvals: &mut SessionApprovals,
     abort: &CancellationToken,
     started: Instant,
 ) -> Result<DonePayload, OutputError> {
@@ -95,12 +127,40 @@ async fn pump(
     out.event(OutputEvent::Started(StartedPayload {
         session_id: ctx.command.session_id.clone(),
         agent_id: ctx.agent_id.clone(),
-        runner: runner_name.to_string(),
+        runner: ctx.runner.display_name(),
         started_at_ms: now_ms(),
     }))
     .await?;
 
-    let spawned = command_line(&ctx.runner, &ctx.command.prompt, ctx.command.r#continue)
+    let invocation = Invocation {
+        prompt: &ctx.command.prompt,
+        resume: Resume::choose(ctx.command.r#continue, ctx.conversation.as_deref()),
+    };
+    tracing::debug!(resume = ?invocation.resume, "runner invocation");
+    let spawned = command_line(&ctx.runner, &invocation)
+        .and_then(|(program, mut args)| {
+            // Claude Code asks before each tool use, through its hook.
+            if matches!(
+                ctx.runner,
+                RunnerSpec::Preset(remoteagent_proto::runner::Preset::Claude)
+            ) {
+                args.extend(crate::approval::claude_args(
+                    &ctx.settings.approval,
+                    &ctx.agent_id,
+                    &ctx.command.session_id,
+                    approvals.timeout_secs(),
+                )?);
+            }
+            // Codex cannot ask: the policy chooses its sandbox.
+            if matches!(
+                ctx.runner,
+                RunnerSpec::Preset(remoteagent_proto::runner::Preset::Codex)
+            ) && args.first().is_some_and(|a| a == "exec")
+            {
+                args.splice(1..1, crate::approval::codex_args(approvals.policy_kind()));
+            }
+            Ok((program, args))
+        })
         .and_then(|(program, args)| Running::spawn(&program, &args, &ctx.path));
     let (mut running, mut pipes) = match spawned {
         Ok(r) => r,
@@ -116,12 +176,10 @@ async fn pump(
         }
     };
     let pgid = Pid::from_raw(running.pid());
-    tracing::info!(pid = running.pid(), runner = runner_name, "runner started");
+    tracing::info!(pid = running.pid(), runner = %ctx.runner.display_name(), "runner started");
 
     let mut stdout = Utf8Stream::new();
     let mut stderr = Utf8Stream::new();
-    let mut claude =
-        matches!(ctx.runner, RunnerSpec::Preset(Preset::Claude)).then(ClaudeStream::new);
 
     let mut aborted = false;
     let mut kill_at: Option<Instant> = None;
@@ -134,14 +192,8 @@ async fn pump(
             data = pipes.recv(), if pipes_open => match data {
                 Some(d) => {
                     let text = match d.stream {
-                        StreamKind::Stdout => {
-                            let t = stdout.push(&d.bytes);
-                            match claude.as_mut() {
-                                Some(c) => c.push(&t),
-                                None => t,
-                            }
-                        }
-                        StreamKind::Stderr => stderr.push(&d.bytes),
+                        StreamKind::Stdout => format.stdout(&stdout.push(&d.bytes)),
+                        StreamKind::Stderr => format.stderr(&stderr.push(&d.bytes)),
                     };
                     log.output(&text);
                     out.push_text(d.stream, &text).await?;
@@ -159,6 +211,7 @@ async fn pump(
                 pipes_open = false;
             }
             _ = sleep_until_opt(out.deadline()) => out.flush().await?,
+            step = approvals.next() => approvals.handle(step, out, log).await?,
             _ = abort.cancelled(), if !aborted => {
                 aborted = true;
                 tracing::info!(grace = ?ctx.settings.abort_grace, "aborting the runner: SIGTERM to its group");
@@ -173,16 +226,18 @@ async fn pump(
         }
     }
 
-    // Tails of the decoders (an incomplete character at end of file).
-    let mut tail = stdout.finish();
-    if let Some(c) = claude.as_mut() {
-        tail = c.push(&tail) + &c.finish();
-    }
+    // Tails of the decoders (an incomplete character at end of file) and
+    // of the renderer (a last line without a newline).
+    let tail = format.stdout(&stdout.finish()) + &format.finish_stdout();
     log.output(&tail);
     out.push_text(StreamKind::Stdout, &tail).await?;
-    let err_tail = stderr.finish();
+    let err_tail = format.stderr(&stderr.finish());
+    format.finish_stderr();
     log.output(&err_tail);
     out.push_text(StreamKind::Stderr, &err_tail).await?;
+    // Requests still waiting for the phone are denied, each with its
+    // `approval_resolved`, before the `done`.
+    approvals.end(out, log).await?;
 
     let duration_ms = elapsed(started);
     let done = match exit {

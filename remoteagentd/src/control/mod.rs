@@ -4,8 +4,9 @@
 //! * [`server`]: binding (stale-socket detection, permissions), accepting,
 //!   the per-connection loop (peer uid check, line cap, Hello first).
 //! * one file per request: [`pair`], [`list`], [`status`], [`stop`],
-//!   [`logs`], [`unpair`].
+//!   [`logs`], [`unpair`], [`approval`] (Claude Code's approval hook).
 
+pub mod approval;
 mod error;
 pub mod lines;
 pub mod list;

@@ -363,6 +363,14 @@ async fn dispatch(
             .await
             .map(|()| None),
         Request::Unpair { agent } => super::unpair::handle(supervisor, &agent).await.map(Some),
+        Request::Approval {
+            agent,
+            session,
+            tool,
+            input,
+        } => super::approval::handle(supervisor, agent, session, tool, input)
+            .await
+            .map(Some),
     };
     match result {
         Ok(Some(response)) => Reply::done(id, response),

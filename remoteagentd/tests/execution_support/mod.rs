@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,6 +62,9 @@ impl Setup {
                 log_root: logs.path().to_path_buf(),
                 abort_grace: Duration::from_millis(500),
                 max_prompt_bytes: 4096,
+                // In-process agents have no daemon executable for Claude's
+                // approval hook; tests/approval.rs runs the real daemon.
+                approval: Default::default(),
             }),
             logs,
             redis,
@@ -79,6 +84,7 @@ impl Setup {
             redis_username: String::new(),
             jwt: "not-used-without-acl".into(),
             cloud_public_key: self.key.public_key(),
+            conversation: None,
         }
     }
 

@@ -1,0 +1,330 @@
+//! Tool approval from the phone (Claude Code).
+//!
+//! Claude Code is started with a `PreToolUse` hook (`--settings`, built by
+//! [`hook::runner_args`]) that runs `remoteagentd approval-hook` before every
+//! tool use. The hook asks the daemon over the control socket
+//! (`Request::Approval`); the control server hands the question to the
+//! supervisor, the agent task and the running session, whose
+//! [`session::SessionApprovals`] applies the project's [`policy`] and, when
+//! the policy says "ask", writes `approval_request` to the output stream. The
+//! phone's answer comes back as a signed `approval` envelope, verified by the
+//! agent, and travels to the session on a second channel. The decision is
+//! only ever made by the policy, a verified envelope or the timeout: nothing
+//! the hook (or the runner) sends can approve anything.
+//!
+//! ```text
+//! claude ─sh─► remoteagentd approval-hook ─socket─► control ─► supervisor ─► agent ─asks──► session ─XADD approval_request─► phone
+//! claude ◄─JSON── hook ◄─Response::ApprovalDecision── … ◄── oneshot ◄── session ◄─answers── agent ◄─signed `approval`── phone
+//! ```
+
+pub mod hook;
+pub mod policy;
+pub mod session;
+
+use rand::Rng;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+pub use policy::{ApprovalPolicies, ProjectPolicy};
+
+/// Tool approval as configured for the daemon (part of `AgentSettings`).
+#[derive(Debug, Clone, Default)]
+pub struct ApprovalSettings {
+    pub policies: ApprovalPolicies,
+    /// How Claude Code's hook reaches this daemon. `None` runs Claude
+    /// without the hook, under its own permission rules: only where there is
+    /// no daemon executable to run (the in-process tests).
+    pub hook: Option<hook::HookTarget>,
+}
+
+/// The arguments that give Claude Code its approval hook; none when the
+/// daemon has no hook target (see [`ApprovalSettings::hook`]).
+pub fn claude_args(
+    settings: &ApprovalSettings,
+    agent: &remoteagent_proto::AgentId,
+    session: &remoteagent_proto::SessionId,
+    timeout_secs: u64,
+) -> Result<Vec<String>, crate::runner::RunnerError> {
+    let Some(target) = &settings.hook else {
+        tracing::warn!("Claude Code runs without the approval hook: no daemon executable is known");
+        return Ok(Vec::new());
+    };
+    hook::runner_args(target, agent, session, timeout_secs).map_err(|reason| {
+        crate::runner::RunnerError::Spawn {
+            program: "claude".into(),
+            reason: format!("its tool-approval hook cannot be set up: {reason}"),
+        }
+    })
+}
+
+/// Codex cannot ask anyone from `codex exec`, so the project's policy picks
+/// its sandbox instead: `ask` (the default) lets it write inside the project
+/// folder only, without network; `deny` keeps it read-only; `allow` lifts the
+/// sandbox, as the user asked for. Inserted right after `exec`, before any
+/// `resume` subcommand, where Codex reads the option.
+pub fn codex_args(policy: policy::PolicyKind) -> [String; 2] {
+    let mode = match policy {
+        policy::PolicyKind::Ask => "workspace-write",
+        policy::PolicyKind::Deny => "read-only",
+        policy::PolicyKind::Allow => "danger-full-access",
+    };
+    ["--sandbox".to_string(), mode.to_string()]
+}
+
+/// What the runner is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allow: bool,
+    /// Why, in words the runner passes on to the model.
+    pub reason: String,
+}
+
+impl Decision {
+    pub fn allow(reason: impl Into<String>) -> Self {
+        Decision {
+            allow: true,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn deny(reason: impl Into<String>) -> Self {
+        Decision {
+            allow: false,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A runner's question, on its way from the control socket to the session.
+pub struct ApprovalAsk {
+    pub tool: String,
+    /// Never logged in full: it may hold secrets typed by the model.
+    pub input: Value,
+    pub reply: oneshot::Sender<Decision>,
+}
+
+impl std::fmt::Debug for ApprovalAsk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApprovalAsk")
+            .field("tool", &self.tool)
+            .field("input", &"hidden")
+            .finish_non_exhaustive()
+    }
+}
+
+/// The phone's answer, from a verified envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalAnswer {
+    pub request_id: String,
+    pub allow: bool,
+}
+
+/// Questions queued for a session beyond those it has taken in; more are
+/// denied at once rather than queued without bound.
+const ASK_QUEUE: usize = 8;
+/// Answers queued for a session.
+const ANSWER_QUEUE: usize = 16;
+
+/// The agent's ends of a running session's approval channels.
+#[derive(Debug, Clone)]
+pub struct ApprovalSenders {
+    asks: mpsc::Sender<ApprovalAsk>,
+    answers: mpsc::Sender<ApprovalAnswer>,
+}
+
+/// The session's ends.
+#[derive(Debug)]
+pub struct ApprovalInbox {
+    asks: mpsc::Receiver<ApprovalAsk>,
+    answers: mpsc::Receiver<ApprovalAnswer>,
+}
+
+pub fn channels() -> (ApprovalSenders, ApprovalInbox) {
+    let (asks, asks_rx) = mpsc::channel(ASK_QUEUE);
+    let (answers, answers_rx) = mpsc::channel(ANSWER_QUEUE);
+    (
+        ApprovalSenders { asks, answers },
+        ApprovalInbox {
+            asks: asks_rx,
+            answers: answers_rx,
+        },
+    )
+}
+
+impl ApprovalSenders {
+    /// Hands a question to the session without waiting (the agent task must
+    /// stay responsive); when it cannot take it, the question is denied here.
+    pub fn ask(&self, ask: ApprovalAsk) {
+        match self.asks.try_send(ask) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(ask)) => {
+                tracing::warn!(tool = %ask.tool, "approval request denied: too many are waiting");
+                let _ = ask
+                    .reply
+                    .send(Decision::deny("too many approval requests are waiting"));
+            }
+            Err(mpsc::error::TrySendError::Closed(ask)) => {
+                let _ = ask.reply.send(Decision::deny(session::SESSION_ENDED));
+            }
+        }
+    }
+
+    /// Hands an answer to the session; false when it could not take it.
+    pub fn answer(&self, answer: ApprovalAnswer) -> bool {
+        self.answers.try_send(answer).is_ok()
+    }
+}
+
+/// Length of generated request ids (within `events::MAX_REQUEST_ID_LEN`).
+const REQUEST_ID_LEN: usize = 10;
+
+/// A fresh random request id: 10 ASCII letters and digits.
+pub fn new_request_id() -> String {
+    rand::thread_rng()
+        .sample_iter(&rand::distributions::Alphanumeric)
+        .take(REQUEST_ID_LEN)
+        .map(char::from)
+        .collect()
+}
+
+/// Longest summary of a tool use shown on the phone, in characters.
+pub const MAX_SUMMARY_CHARS: usize = 400;
+/// Longest one-line summary (notices, log lines).
+const SHORT_SUMMARY_CHARS: usize = 120;
+
+/// What a tool use is about to do, for a human: the command, the file, the
+/// pattern or the URL; else the input as compact JSON. Up to
+/// [`MAX_SUMMARY_CHARS`]; multi-line commands keep their lines, since
+/// hiding the second line of `ls\nrm -rf ~` would mislead the person
+/// approving it.
+pub fn summary(tool: &str, input: &Value) -> String {
+    let text = match policy::main_arg(tool, input) {
+        Some(("pattern", arg)) => match input.get("path").and_then(Value::as_str) {
+            Some(path) => format!("{} in {path}", arg.trim()),
+            None => arg.trim().to_string(),
+        },
+        Some((_, arg)) => arg.trim().to_string(),
+        None => match input {
+            Value::Null => String::new(),
+            Value::Object(m) if m.is_empty() => String::new(),
+            other => {
+                let keys = ["query", "prompt", "description", "skill"];
+                keys.iter()
+                    .find_map(|k| other.get(*k).and_then(Value::as_str))
+                    .map(str::to_string)
+                    .unwrap_or_else(|| other.to_string())
+            }
+        },
+    };
+    let text = if text.is_empty() {
+        tool.to_string()
+    } else {
+        text
+    };
+    truncate_chars(&text, MAX_SUMMARY_CHARS)
+}
+
+/// `Bash cargo test`: the tool and the first line of its summary, short.
+pub fn short_summary(tool: &str, summary: &str) -> String {
+    let first = summary.lines().next().unwrap_or("");
+    let more = summary.lines().nth(1).is_some();
+    let mut line = truncate_chars(first, SHORT_SUMMARY_CHARS);
+    if more && !line.ends_with('…') {
+        line.push_str(" …");
+    }
+    if line == tool || line.is_empty() {
+        tool.to_string()
+    } else {
+        format!("{tool} {line}")
+    }
+}
+
+fn truncate_chars(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use remoteagent_proto::events::valid_request_id;
+    use serde_json::json;
+
+    #[test]
+    fn codex_sandbox_follows_the_policy() {
+        use policy::PolicyKind;
+        assert_eq!(
+            codex_args(PolicyKind::Ask),
+            ["--sandbox", "workspace-write"]
+        );
+        assert_eq!(codex_args(PolicyKind::Deny), ["--sandbox", "read-only"]);
+        assert_eq!(
+            codex_args(PolicyKind::Allow),
+            ["--sandbox", "danger-full-access"]
+        );
+    }
+
+    #[test]
+    fn request_ids_are_valid_and_differ() {
+        let ids: Vec<String> = (0..200).map(|_| new_request_id()).collect();
+        for id in &ids {
+            assert!(valid_request_id(id), "{id}");
+            assert_eq!(id.len(), REQUEST_ID_LEN);
+        }
+        let mut unique = ids.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len());
+    }
+
+    #[test]
+    fn summaries_name_what_the_tool_does() {
+        assert_eq!(
+            summary(
+                "Bash",
+                &json!({"command": "cargo test", "description": "run tests"})
+            ),
+            "cargo test"
+        );
+        assert_eq!(
+            summary(
+                "Edit",
+                &json!({"file_path": "/p/src/main.rs", "old_string": "secret"})
+            ),
+            "/p/src/main.rs"
+        );
+        assert_eq!(summary("Grep", &json!({"pattern": "TODO"})), "TODO");
+        assert_eq!(
+            summary("Grep", &json!({"pattern": "TODO", "path": "src"})),
+            "TODO in src"
+        );
+        assert_eq!(
+            summary(
+                "WebFetch",
+                &json!({"url": "https://x.example", "prompt": "p"})
+            ),
+            "https://x.example"
+        );
+        assert_eq!(summary("WebSearch", &json!({"query": "tokio"})), "tokio");
+        assert_eq!(summary("Mystery", &json!({"n": 1})), r#"{"n":1}"#);
+        assert_eq!(summary("ExitPlanMode", &json!({})), "ExitPlanMode");
+        let long = summary("Bash", &json!({ "command": "x".repeat(1000) }));
+        assert_eq!(long.chars().count(), MAX_SUMMARY_CHARS);
+        assert!(long.ends_with('…'));
+        // Every line of a command is shown.
+        assert_eq!(
+            summary("Bash", &json!({"command": "ls\nrm -rf ~"})),
+            "ls\nrm -rf ~"
+        );
+        assert_eq!(short_summary("Bash", "ls\nrm -rf ~"), "Bash ls …");
+        assert_eq!(short_summary("Bash", "rm -rf x"), "Bash rm -rf x");
+        assert_eq!(
+            short_summary("ExitPlanMode", "ExitPlanMode"),
+            "ExitPlanMode"
+        );
+    }
+}

@@ -1,0 +1,276 @@
+//! The session's side of tool approval: questions from the hook come in,
+//! the project's policy answers them or the phone is asked
+//! (`approval_request`), and every request asked ends with exactly one
+//! `approval_resolved`: the phone's answer, the timeout, or the session's end.
+//!
+//! The session's pump loop awaits [`SessionApprovals::next`] in its
+//! `select!` next to the runner's pipes and calls
+//! [`SessionApprovals::handle`] with what it got; before its `done` it calls
+//! [`SessionApprovals::end`]. Everything is written through the session's
+//! own `OutputWriter`, so stream entry ids and order stay right.
+
+use std::time::Duration;
+
+use remoteagent_proto::events::{
+    ApprovalRequestPayload, ApprovalResolvedPayload, NoticePayload, OutputEvent,
+};
+use tokio::time::Instant;
+
+use super::policy::{ProjectPolicy, Verdict};
+use super::{ApprovalAnswer, ApprovalAsk, ApprovalInbox, Decision, new_request_id, short_summary};
+use crate::output::{OutputError, OutputWriter};
+use crate::session_log::SessionLog;
+
+/// Requests waiting for the phone at once; more are denied at once.
+pub const MAX_PENDING: usize = 8;
+/// The reason given for requests still open when the session ends.
+pub const SESSION_ENDED: &str = "the session ended";
+
+/// A request the phone has not answered yet.
+struct Pending {
+    id: String,
+    /// `Bash cargo test`, for logs.
+    label: String,
+    reply: tokio::sync::oneshot::Sender<Decision>,
+    deadline: Instant,
+}
+
+/// What [`SessionApprovals::next`] found to do.
+#[derive(Debug)]
+pub enum Step {
+    Ask(ApprovalAsk),
+    Answer(ApprovalAnswer),
+    /// A pending request's deadline has passed.
+    Expired,
+}
+
+pub struct SessionApprovals {
+    policy: ProjectPolicy,
+    inbox: ApprovalInbox,
+    asks_open: bool,
+    answers_open: bool,
+    pending: Vec<Pending>,
+}
+
+impl SessionApprovals {
+    pub fn new(policy: ProjectPolicy, inbox: ApprovalInbox) -> Self {
+        SessionApprovals {
+            policy,
+            inbox,
+            asks_open: true,
+            answers_open: true,
+            pending: Vec::new(),
+        }
+    }
+
+    /// What the project's policy does with a tool no entry allows.
+    pub fn policy_kind(&self) -> super::policy::PolicyKind {
+        self.policy.policy
+    }
+
+    /// The approval timeout of this session's project, in seconds.
+    pub fn timeout_secs(&self) -> u64 {
+        self.policy.timeout_secs
+    }
+
+    /// Requests waiting for the phone.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Waits for the next thing to do. Cancel-safe: nothing is lost when
+    /// another branch of the caller's `select!` wins.
+    pub async fn next(&mut self) -> Step {
+        loop {
+            let deadline = self.pending.iter().map(|p| p.deadline).min();
+            tokio::select! {
+                ask = self.inbox.asks.recv(), if self.asks_open => match ask {
+                    Some(ask) => return Step::Ask(ask),
+                    None => self.asks_open = false,
+                },
+                answer = self.inbox.answers.recv(), if self.answers_open => match answer {
+                    Some(answer) => return Step::Answer(answer),
+                    None => self.answers_open = false,
+                },
+                _ = crate::agent::sleep_until_opt(deadline) => return Step::Expired,
+            }
+        }
+    }
+
+    pub async fn handle(
+        &mut self,
+        step: Step,
+        out: &mut OutputWriter,
+        log: &mut SessionLog,
+    ) -> Result<(), OutputError> {
+        match step {
+            Step::Ask(ask) => self.on_ask(ask, out, log).await,
+            Step::Answer(answer) => self.on_answer(answer, out, log).await,
+            Step::Expired => self.on_expired(out, log).await,
+        }
+    }
+
+    async fn on_ask(
+        &mut self,
+        ask: ApprovalAsk,
+        out: &mut OutputWriter,
+        log: &mut SessionLog,
+    ) -> Result<(), OutputError> {
+        let ApprovalAsk { tool, input, reply } = ask;
+        let summary = super::summary(&tool, &input);
+        let label = short_summary(&tool, &summary);
+        match self.policy.decide(&tool, &input) {
+            Verdict::Allow => {
+                tracing::info!(tool = %tool, summary = %label, "tool use allowed by the project's policy");
+                log.note(&format!(
+                    "approval: {label}: allowed by this project's policy"
+                ));
+                let _ = reply.send(Decision::allow(
+                    "allowed by this project's RemoteAgent policy",
+                ));
+            }
+            Verdict::Deny => {
+                tracing::info!(tool = %tool, summary = %label, "tool use denied by the project's policy");
+                let text = format!("{label}: denied by this project's policy");
+                log.note(&format!("approval: {text}"));
+                let _ = reply.send(Decision::deny(
+                    "denied by this project's RemoteAgent policy; do not retry it, ask the user instead",
+                ));
+                out.event(OutputEvent::Notice(NoticePayload { text }))
+                    .await?;
+            }
+            Verdict::Ask if self.pending.len() >= MAX_PENDING => {
+                tracing::warn!(tool = %tool, summary = %label, "approval request denied: too many are waiting");
+                let text =
+                    format!("{label}: denied, {MAX_PENDING} approval requests are already waiting");
+                log.note(&format!("approval: {text}"));
+                let _ = reply.send(Decision::deny("too many approval requests are waiting"));
+                out.event(OutputEvent::Notice(NoticePayload { text }))
+                    .await?;
+            }
+            Verdict::Ask if reply.is_closed() => {
+                // The hook gave up (or was killed) before the question got
+                // here: asking the phone would ask about nothing.
+                tracing::info!(tool = %tool, "approval request withdrawn before it was asked");
+            }
+            Verdict::Ask => {
+                let id = loop {
+                    let id = new_request_id();
+                    if !self.pending.iter().any(|p| p.id == id) {
+                        break id;
+                    }
+                };
+                let timeout_secs = self.policy.timeout_secs;
+                tracing::info!(request = %id, tool = %tool, summary = %label, timeout_secs, "asking the phone for approval");
+                log.note(&format!("approval {id} asked: {label}"));
+                out.event(OutputEvent::ApprovalRequest(ApprovalRequestPayload {
+                    request_id: id.clone(),
+                    tool,
+                    summary,
+                    timeout_secs,
+                }))
+                .await?;
+                self.pending.push(Pending {
+                    id,
+                    label,
+                    reply,
+                    deadline: Instant::now() + Duration::from_secs(timeout_secs),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_answer(
+        &mut self,
+        answer: ApprovalAnswer,
+        out: &mut OutputWriter,
+        log: &mut SessionLog,
+    ) -> Result<(), OutputError> {
+        let Some(at) = self.pending.iter().position(|p| p.id == answer.request_id) else {
+            tracing::info!(request = %answer.request_id, "approval answer ignored: no such request is waiting");
+            return Ok(());
+        };
+        let pending = self.pending.remove(at);
+        let (decision, word) = if answer.allow {
+            (
+                Decision::allow("approved by the user on their phone"),
+                "approved",
+            )
+        } else {
+            (
+                Decision::deny("denied by the user on their phone; do not retry it"),
+                "denied",
+            )
+        };
+        self.resolve(pending, decision, word, out, log).await
+    }
+
+    async fn on_expired(
+        &mut self,
+        out: &mut OutputWriter,
+        log: &mut SessionLog,
+    ) -> Result<(), OutputError> {
+        let now = Instant::now();
+        let secs = self.policy.timeout_secs;
+        while let Some(at) = self.pending.iter().position(|p| p.deadline <= now) {
+            let pending = self.pending.remove(at);
+            let reason = format!("no answer in {secs} s");
+            self.resolve(pending, Decision::deny(reason.clone()), &reason, out, log)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Denies everything still open, writing `approval_resolved` for each
+    /// request the phone was shown. Called before the session's `done`.
+    pub async fn end(
+        &mut self,
+        out: &mut OutputWriter,
+        log: &mut SessionLog,
+    ) -> Result<(), OutputError> {
+        // Questions that arrived but were never asked need no event.
+        self.inbox.asks.close();
+        while let Ok(ask) = self.inbox.asks.try_recv() {
+            let _ = ask.reply.send(Decision::deny(SESSION_ENDED));
+        }
+        self.asks_open = false;
+        for pending in std::mem::take(&mut self.pending) {
+            self.resolve(
+                pending,
+                Decision::deny(SESSION_ENDED),
+                SESSION_ENDED,
+                out,
+                log,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Tells the runner and the stream.
+    async fn resolve(
+        &mut self,
+        pending: Pending,
+        decision: Decision,
+        reason: &str,
+        out: &mut OutputWriter,
+        log: &mut SessionLog,
+    ) -> Result<(), OutputError> {
+        let allow = decision.allow;
+        let delivered = pending.reply.send(decision).is_ok();
+        tracing::info!(request = %pending.id, allow, reason, delivered, "approval request resolved");
+        log.note(&format!(
+            "approval {} {}: {} ({reason})",
+            pending.id,
+            if allow { "allowed" } else { "denied" },
+            pending.label
+        ));
+        out.event(OutputEvent::ApprovalResolved(ApprovalResolvedPayload {
+            request_id: pending.id,
+            allow,
+            reason: reason.to_string(),
+        }))
+        .await
+    }
+}

@@ -1,0 +1,258 @@
+//! What a session does with a runner's output before it is streamed: one
+//! [`OutputFormat`] per session, chosen by the runner.
+//!
+//! - Claude Code (`--output-format stream-json`) and Codex (`exec --json`)
+//!   write JSON events, one a line; they are rendered as readable text and
+//!   the conversation id they report is kept, so the next prompt can resume
+//!   that conversation.
+//! - Everything else (Aider, Gemini, custom commands) is plain text.
+//!
+//! Escape sequences are stripped from every stream first: `NO_COLOR` is a
+//! request, not a guarantee. Unknown lines and events come through as they
+//! were, so a format change degrades to raw output, never to silence.
+
+use std::path::Path;
+
+use remoteagent_proto::runner::{Preset, RunnerSpec};
+
+use super::ansi::AnsiStrip;
+use super::claude::ClaudeStream;
+use super::codex::CodexStream;
+
+/// Longest line kept while waiting for its end. A runner writing megabytes
+/// without a newline gets them passed on raw instead of held in memory.
+pub const MAX_LINE: usize = 8 * 1024 * 1024;
+
+/// Longest conversation id accepted from a runner.
+const MAX_CONVERSATION_ID: usize = 128;
+
+/// Whether `id` may be stored and passed back to a CLI as `--resume <id>`.
+/// The ids come from the runner's output, so they are checked: an id that
+/// began with `-` would be read as an option, and anything beyond a plain
+/// token has no business in argv or the metadata file.
+pub fn valid_conversation_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_CONVERSATION_ID
+        && !id.starts_with('-')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Splits a text stream into lines (without their `\n` or `\r\n`).
+#[derive(Debug, Default)]
+pub struct Lines {
+    partial: String,
+}
+
+impl Lines {
+    /// Feeds text; returns the lines it completed.
+    pub fn push(&mut self, text: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        for piece in text.split_inclusive('\n') {
+            match piece.strip_suffix('\n') {
+                Some(end) => {
+                    self.partial.push_str(end);
+                    let mut line = std::mem::take(&mut self.partial);
+                    if line.ends_with('\r') {
+                        line.pop();
+                    }
+                    lines.push(line);
+                }
+                None => {
+                    self.partial.push_str(piece);
+                    if self.partial.len() > MAX_LINE {
+                        lines.push(std::mem::take(&mut self.partial));
+                    }
+                }
+            }
+        }
+        lines
+    }
+
+    /// The last line, if the stream did not end with a newline.
+    pub fn finish(&mut self) -> Option<String> {
+        let line = std::mem::take(&mut self.partial);
+        (!line.is_empty()).then_some(line)
+    }
+}
+
+/// Turns absolute paths under the project folder into relative ones
+/// (`/home/me/web/src/main.rs` → `src/main.rs`): shorter on a phone.
+#[derive(Debug, Default, Clone)]
+pub struct PathShortener {
+    roots: Vec<String>,
+}
+
+impl PathShortener {
+    pub fn new(root: &Path) -> Self {
+        let mut s = Self::default();
+        s.add_root(root);
+        s
+    }
+
+    /// Another folder to shorten against (the CLI's own idea of its cwd,
+    /// which may differ from ours by a symlink).
+    pub fn add_root(&mut self, root: &Path) {
+        let Some(root) = root.to_str() else { return };
+        let root = root.trim_end_matches('/');
+        if root.is_empty() || self.roots.iter().any(|r| r == root) {
+            return;
+        }
+        self.roots.push(root.to_string());
+    }
+
+    pub fn shorten<'a>(&self, path: &'a str) -> &'a str {
+        for root in &self.roots {
+            if let Some(rest) = path
+                .strip_prefix(root.as_str())
+                .and_then(|r| r.strip_prefix('/'))
+                && !rest.is_empty()
+            {
+                return rest;
+            }
+        }
+        path
+    }
+}
+
+/// The first line of `text`, at most `max` characters (with `…` when cut).
+pub fn first_line(text: &str, max: usize) -> String {
+    let line = text.trim().lines().next().unwrap_or("").trim_end();
+    let mut out: String = line.chars().take(max).collect();
+    if line.chars().count() > max || text.trim().lines().nth(1).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+#[derive(Debug)]
+enum Kind {
+    Claude(ClaudeStream),
+    Codex(CodexStream),
+    Plain,
+}
+
+/// One session's output handling: escape sequences stripped, JSON events
+/// rendered, the conversation id noted.
+#[derive(Debug)]
+pub struct OutputFormat {
+    kind: Kind,
+    stdout_ansi: AnsiStrip,
+    stderr_ansi: AnsiStrip,
+}
+
+impl OutputFormat {
+    /// The format of `runner`'s output; `project` is the folder it runs in
+    /// (paths under it are shown relative).
+    pub fn for_runner(runner: &RunnerSpec, project: &Path) -> Self {
+        let kind = match runner {
+            RunnerSpec::Preset(Preset::Claude) => Kind::Claude(ClaudeStream::new(project)),
+            RunnerSpec::Preset(Preset::Codex) => Kind::Codex(CodexStream::new(project)),
+            RunnerSpec::Preset(Preset::Aider | Preset::Gemini) | RunnerSpec::Command(_) => {
+                Kind::Plain
+            }
+        };
+        OutputFormat {
+            kind,
+            stdout_ansi: AnsiStrip::new(),
+            stderr_ansi: AnsiStrip::new(),
+        }
+    }
+
+    /// Feeds decoded stdout text; returns what to show.
+    pub fn stdout(&mut self, text: &str) -> String {
+        let text = self.stdout_ansi.push(text);
+        match &mut self.kind {
+            Kind::Claude(c) => c.push(&text),
+            Kind::Codex(c) => c.push(&text),
+            Kind::Plain => text,
+        }
+    }
+
+    /// Feeds decoded stderr text (always plain: the CLIs log there).
+    pub fn stderr(&mut self, text: &str) -> String {
+        self.stderr_ansi.push(text)
+    }
+
+    /// Ends stdout: renders a last line that had no newline.
+    pub fn finish_stdout(&mut self) -> String {
+        self.stdout_ansi.finish();
+        match &mut self.kind {
+            Kind::Claude(c) => c.finish(),
+            Kind::Codex(c) => c.finish(),
+            Kind::Plain => String::new(),
+        }
+    }
+
+    pub fn finish_stderr(&mut self) {
+        self.stderr_ansi.finish();
+    }
+
+    /// The conversation id the runner reported (Claude's `session_id`,
+    /// Codex's `thread_id`), already checked with [`valid_conversation_id`].
+    pub fn conversation(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Claude(c) => c.session_id(),
+            Kind::Codex(c) => c.thread_id(),
+            Kind::Plain => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversation_ids_are_plain_tokens() {
+        assert!(valid_conversation_id(
+            "8f1c2a4e-3b5d-4c6e-9f70-1a2b3c4d5e6f"
+        ));
+        assert!(valid_conversation_id("thread_01"));
+        for bad in [
+            "",
+            "-rf",
+            "--help",
+            "a b",
+            "a/b",
+            "a\nb",
+            "ü",
+            &"x".repeat(129),
+        ] {
+            assert!(!valid_conversation_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn lines_are_split_across_pushes() {
+        let mut l = Lines::default();
+        assert_eq!(l.push("a\r\nb"), vec!["a".to_string()]);
+        assert_eq!(l.push("c\n\nd"), vec!["bc".to_string(), String::new()]);
+        assert_eq!(l.finish().as_deref(), Some("d"));
+        assert_eq!(l.finish(), None);
+    }
+
+    #[test]
+    fn paths_under_the_project_are_shortened() {
+        let mut s = PathShortener::new(Path::new("/home/me/web/"));
+        s.add_root(Path::new("/srv/web"));
+        assert_eq!(s.shorten("/home/me/web/src/main.rs"), "src/main.rs");
+        assert_eq!(s.shorten("/srv/web/Cargo.toml"), "Cargo.toml");
+        assert_eq!(s.shorten("/home/me/webapp/x"), "/home/me/webapp/x");
+        assert_eq!(s.shorten("/home/me/web"), "/home/me/web");
+        assert_eq!(s.shorten("relative/x"), "relative/x");
+    }
+
+    #[test]
+    fn plain_output_loses_its_escapes_and_nothing_else() {
+        let mut f =
+            OutputFormat::for_runner(&RunnerSpec::Command(vec!["./tool".into()]), Path::new("/p"));
+        let mut out = f.stdout("\x1b[1mbold\x1b");
+        out += &f.stdout("[0m {\"type\":\"result\"}\n");
+        out += &f.finish_stdout();
+        assert_eq!(out, "bold {\"type\":\"result\"}\n");
+        assert_eq!(f.stderr("\x1b[31mwarn\x1b[0m\n"), "warn\n");
+        assert_eq!(f.conversation(), None);
+    }
+}

@@ -219,7 +219,7 @@ impl Machine {
         let mut ctl = Proc::spawn(&format!("pair-{name}"), cmd, self.home.path())?;
         let deadline = Instant::now() + WAIT;
         let code = loop {
-            if let Some(c) = find_code(&ctl.output()) {
+            if let Some(c) = remoteagent_e2e::pairing_code(&ctl.output()) {
                 break c;
             }
             if Instant::now() > deadline {
@@ -242,21 +242,6 @@ impl Machine {
         }
         Ok(())
     }
-}
-
-/// The pairing code (`XK9-4TZ`) in what `remoteagentctl pair` printed.
-fn find_code(output: &str) -> Option<String> {
-    output
-        .split(|c: char| c.is_whitespace() || c == '`' || c == '"' || c == '\'')
-        .find(|w| {
-            let b = w.as_bytes();
-            b.len() == 7
-                && b[3] == b'-'
-                && b.iter()
-                    .enumerate()
-                    .all(|(i, c)| i == 3 || c.is_ascii_uppercase() || c.is_ascii_digit())
-        })
-        .map(str::to_string)
 }
 
 /// Writes an executable shell script `name` with `body` into `dir`.

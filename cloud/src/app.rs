@@ -106,6 +106,7 @@ impl App {
             bot_username,
             pair_limiter: RateLimiter::new(10, Duration::from_secs(60)),
             unknown_users: Default::default(),
+            lanes: Default::default(),
             shutdown: CancellationToken::new(),
         });
         Ok(App { state, finished })

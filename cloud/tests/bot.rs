@@ -486,3 +486,52 @@ async fn an_approval_is_answered_with_its_buttons(app: &TestApp) {
 }
 
 both_backends!(an_approval_is_answered_with_its_buttons);
+
+/// The webhook answers at once and handles updates in the background; a
+/// user's updates must still be handled in order, or a prompt typed right
+/// after `/use alpha` could run in the previous project.
+///
+/// The user's row is held locked by a transaction of the test while `/use
+/// alpha` and a prompt arrive, so `/use` cannot finish its write; a prompt
+/// handled beside it (not behind it) would read the old current agent, beta.
+/// Then rounds of `/use X` + prompt back to back.
+async fn a_users_updates_are_handled_in_order(app: &TestApp) {
+    let user = user_id();
+    let (_, a) = app.pair_agent(user, "alpha").await;
+    let (_, b) = app.pair_agent(user, "beta").await;
+    app.set_presence(&a.agent_id).await;
+    app.set_presence(&b.agent_id).await;
+    let mut sub_a = app.agent_subscriber(&a.agent_id).await;
+    let mut sub_b = app.agent_subscriber(&b.agent_id).await;
+
+    let mut tx = app.state.db.pool.begin().await.unwrap();
+    sqlx::query("UPDATE users SET plan = plan WHERE telegram_id = $1")
+        .bind(user)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    app.say(user, "/use alpha").await;
+    app.say(user, "while locked, for alpha").await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    tx.commit().await.unwrap();
+    let CommandEvent::Command(cmd) = next_command(app, &mut sub_a, &a.agent_id).await else {
+        panic!("expected a command for alpha");
+    };
+    assert_eq!(cmd.prompt, "while locked, for alpha");
+
+    for round in 0..6 {
+        for (name, agent, sub) in [
+            ("alpha", &a.agent_id, &mut sub_a),
+            ("beta", &b.agent_id, &mut sub_b),
+        ] {
+            app.say(user, &format!("/use {name}")).await;
+            app.say(user, &format!("round {round} for {name}")).await;
+            let CommandEvent::Command(cmd) = next_command(app, sub, agent).await else {
+                panic!("expected a command for {name}");
+            };
+            assert_eq!(cmd.prompt, format!("round {round} for {name}"));
+        }
+    }
+}
+
+both_backends!(a_users_updates_are_handled_in_order);

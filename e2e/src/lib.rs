@@ -39,6 +39,21 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The pairing code (`XK9-4TZ`) in what `remoteagentctl pair` printed.
+pub fn pairing_code(output: &str) -> Option<String> {
+    output
+        .split(|c: char| c.is_whitespace() || c == '`' || c == '"' || c == '\'')
+        .find(|w| {
+            let b = w.as_bytes();
+            b.len() == 7
+                && b[3] == b'-'
+                && b.iter()
+                    .enumerate()
+                    .all(|(i, c)| i == 3 || c.is_ascii_uppercase() || c.is_ascii_digit())
+        })
+        .map(str::to_string)
+}
+
 /// A child process whose output is kept in files.
 pub struct Proc {
     pub name: String,

@@ -120,7 +120,7 @@ impl World {
         args.extend_from_slice(options);
         let mut ctl = self.home.ctl_spawn(&format!("pair-{name}"), &args).unwrap();
         let code = wait_for(WAIT, || {
-            let code = find_code(&ctl.output());
+            let code = remoteagent_e2e::pairing_code(&ctl.output());
             async move { code }
         })
         .await
@@ -152,21 +152,6 @@ impl World {
     fn agents_json(&self) -> serde_json::Value {
         serde_json::from_str(&self.ctl_ok(&["list", "--json"])).unwrap()
     }
-}
-
-/// The pairing code (`XK9-4TZ`) in what `remoteagentctl pair` printed.
-fn find_code(output: &str) -> Option<String> {
-    output
-        .split(|c: char| c.is_whitespace() || c == '`' || c == '"' || c == '\'')
-        .find(|w| {
-            let b = w.as_bytes();
-            b.len() == 7
-                && b[3] == b'-'
-                && b.iter()
-                    .enumerate()
-                    .all(|(i, c)| i == 3 || c.is_ascii_uppercase() || c.is_ascii_digit())
-        })
-        .map(str::to_string)
 }
 
 fn expected_answer(prompt: &str) -> String {

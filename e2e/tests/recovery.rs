@@ -88,7 +88,7 @@ impl World {
             )
             .unwrap();
         let code = wait_for(WAIT, || {
-            let code = find_code(&ctl.output());
+            let code = remoteagent_e2e::pairing_code(&ctl.output());
             async move { code }
         })
         .await
@@ -131,21 +131,6 @@ impl World {
             self.logs()
         );
     }
-}
-
-/// The pairing code (`XK9-4TZ`) in what `remoteagentctl pair` printed.
-fn find_code(output: &str) -> Option<String> {
-    output
-        .split(|c: char| c.is_whitespace() || c == '`' || c == '"' || c == '\'')
-        .find(|w| {
-            let b = w.as_bytes();
-            b.len() == 7
-                && b[3] == b'-'
-                && b.iter()
-                    .enumerate()
-                    .all(|(i, c)| i == 3 || c.is_ascii_uppercase() || c.is_ascii_digit())
-        })
-        .map(str::to_string)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

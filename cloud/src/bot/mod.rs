@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod callback;
+pub mod lanes;
 pub mod new;
 pub mod pair;
 pub mod prompt;

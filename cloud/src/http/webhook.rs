@@ -1,8 +1,9 @@
 //! `POST /api/telegram`: Telegram's webhook. The secret token header is
 //! compared in constant time; each `update_id` is acted on once (claimed in
 //! Redis, see [`updates`]); the answer
-//! comes at once and the update is processed in its own task, because
-//! Telegram waits for the answer before sending the next update.
+//! comes at once and the update is processed in the background, because
+//! Telegram waits for the answer before sending the next update; each user's
+//! updates still run in the order they came ([`crate::bot::lanes`]).
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -14,7 +15,7 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use super::{body_bytes, parse_json};
-use crate::bot::{self, update::Update};
+use crate::bot::update::Update;
 use crate::db::updates;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -57,11 +58,7 @@ async fn receive(
         return Ok(Json(json!({"ok": true, "duplicate": true})));
     }
     Metrics::inc(&state.metrics.updates_received);
-    let update_id = update.update_id;
-    let task_state = state.clone();
-    tokio::spawn(async move {
-        bot::handle(task_state, update).await;
-        tracing::debug!(update = update_id, "update processed");
-    });
+    // Handled in the background, but behind the same user's earlier updates.
+    state.lanes.dispatch(&state, update);
     Ok(Json(json!({"ok": true})))
 }

@@ -401,7 +401,10 @@ async fn an_approval_is_answered_with_its_buttons(app: &TestApp) {
     .await;
     let request = wait_message(app, user, |m| m.text.contains("rm -rf target")).await;
     let (approve, deny) = (format!("approve:{sid}:req-1"), format!("deny:{sid}:req-1"));
-    assert_eq!(callback_data(&request), vec![approve.clone(), deny.clone()]);
+    assert_eq!(
+        callback_data(&request),
+        vec![approve.clone(), deny.clone(), format!("stop:{sid}")]
+    );
 
     // A stranger is refused and changes nothing.
     let stranger = user_id();
@@ -482,7 +485,7 @@ async fn an_approval_is_answered_with_its_buttons(app: &TestApp) {
         .await;
     assert_eq!(answer, "careful is offline.");
     assert_eq!(app.tg.message(user, third.message_id).unwrap(), third);
-    assert_eq!(callback_data(&third).len(), 2);
+    assert_eq!(callback_data(&third).len(), 3);
 }
 
 both_backends!(an_approval_is_answered_with_its_buttons);

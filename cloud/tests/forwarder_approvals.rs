@@ -92,6 +92,7 @@ async fn an_approval_request_gets_buttons_and_its_verdict() {
                 format!("approve:{}:r-1", ids.session)
             ),
             ("⛔ Deny".to_string(), format!("deny:{}:r-1", ids.session)),
+            ("⏹ Stop".to_string(), format!("stop:{}", ids.session)),
         ]
     );
     for (_, data) in buttons(request) {
@@ -212,7 +213,7 @@ async fn a_request_before_any_output_closes_the_placeholder() {
     assert_eq!(messages[0].message_id, placeholder);
     assert_eq!(messages[0].text, "⏳ claude is working…");
     assert_eq!(messages[0].reply_markup, None);
-    assert_eq!(buttons(&messages[1]).len(), 2);
+    assert_eq!(buttons(&messages[1]).len(), 3);
 
     xadd(&mut conn, &ids, &approval_resolved("r1", false, "denied")).await;
     write_chunks(&mut conn, &ids, "skipped make\n", 100, 0).await;

@@ -219,17 +219,23 @@ pub(super) fn approval_keyboard(session: &SessionId, request_id: &str) -> Option
     if approve.len() > MAX_CALLBACK_DATA || deny.len() > MAX_CALLBACK_DATA {
         return None;
     }
+    // The page above the request gives up its Stop button while the request
+    // waits, so the request carries one: the run can still be stopped from
+    // the newest message.
     Some(InlineKeyboard {
-        inline_keyboard: vec![vec![
-            InlineButton {
-                text: "✅ Approve".into(),
-                callback_data: approve,
-            },
-            InlineButton {
-                text: "⛔ Deny".into(),
-                callback_data: deny,
-            },
-        ]],
+        inline_keyboard: vec![
+            vec![
+                InlineButton {
+                    text: "✅ Approve".into(),
+                    callback_data: approve,
+                },
+                InlineButton {
+                    text: "⛔ Deny".into(),
+                    callback_data: deny,
+                },
+            ],
+            stop_keyboard(session).inline_keyboard.concat(),
+        ],
     })
 }
 

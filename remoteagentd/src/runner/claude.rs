@@ -281,30 +281,15 @@ fn render_result(event: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runner::format::test_support::{fixture, in_pieces};
 
     /// Feeds `input` in pieces of `size` bytes, cut anywhere (inside
     /// characters too: the pieces are re-joined at char boundaries).
     fn feed(input: &str, size: usize) -> (String, Option<String>) {
         let mut s = ClaudeStream::new(Path::new("/home/me/web"));
-        let mut out = String::new();
-        let mut start = 0;
-        while start < input.len() {
-            let mut end = (start + size).min(input.len());
-            while !input.is_char_boundary(end) {
-                end += 1;
-            }
-            out += &s.push(&input[start..end]);
-            start = end;
-        }
+        let mut out = in_pieces(input, size, |piece| s.push(piece));
         out += &s.finish();
         (out, s.session_id().map(str::to_string))
-    }
-
-    fn fixture(name: &str) -> String {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name);
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }
 
     #[test]

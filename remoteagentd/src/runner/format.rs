@@ -200,6 +200,37 @@ impl OutputFormat {
     }
 }
 
+/// Shared by the renderers' tests: recorded streams and feeding them in
+/// awkward pieces.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::path::Path;
+
+    /// Calls `push` with `input` in pieces of about `size` bytes, cut
+    /// anywhere except inside a character; returns everything it returned.
+    pub fn in_pieces(input: &str, size: usize, mut push: impl FnMut(&str) -> String) -> String {
+        let mut out = String::new();
+        let mut start = 0;
+        while start < input.len() {
+            let mut end = (start + size).min(input.len());
+            while !input.is_char_boundary(end) {
+                end += 1;
+            }
+            out += &push(&input[start..end]);
+            start = end;
+        }
+        out
+    }
+
+    /// A file of `remoteagentd/tests/fixtures`.
+    pub fn fixture(name: &str) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -54,6 +54,7 @@ pub async fn close_stream(
         duration_ms: 0,
         message: Some(message.to_string()),
         chunks: 0,
+        withheld_bytes: 0,
     });
     let json = serde_json::to_string(&event)?;
     let stream = names::output_stream(agent, session);

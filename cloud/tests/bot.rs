@@ -83,6 +83,7 @@ async fn a_prompt_becomes_a_signed_command_and_a_forwarded_session(app: &TestApp
             duration_ms: 1200,
             message: None,
             chunks: 1,
+            withheld_bytes: 0,
         }),
     )
     .await;

@@ -38,6 +38,7 @@ fn done_after(chunks: u64, duration_ms: u64) -> OutputEvent {
         duration_ms,
         message: None,
         chunks,
+        withheld_bytes: 0,
     })
 }
 

@@ -194,6 +194,7 @@ async fn a_session_of_a_vanished_daemon_ends_and_a_silent_one_does_not(backend: 
                 duration_ms: 9000,
                 message: None,
                 chunks: 1,
+                withheld_bytes: 0,
             }),
         )
         .await;

@@ -249,6 +249,16 @@ pub struct DonePayload {
     /// Number of chunks the session produced (`seq` of the last chunk + 1).
     #[serde(default)]
     pub chunks: u64,
+    /// Bytes of output kept out of the stream because the session passed
+    /// its byte budget in Redis: they are only in the daemon's local log
+    /// (`remoteagentctl logs`). Their chunks took no `seq`, so they are not
+    /// counted in `chunks` and are not "lost".
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub withheld_bytes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Outcome of a pairing, published on `pair:{pairingId}`.
@@ -402,6 +412,7 @@ mod tests {
                 duration_ms: 12,
                 message: Some("aborted by user".into()),
                 chunks: 1,
+                withheld_bytes: 0,
             }),
         ];
         for ev in events {

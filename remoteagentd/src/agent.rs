@@ -568,6 +568,7 @@ impl Agent {
                     duration_ms: 0,
                     message: Some(message),
                     chunks: 0,
+                    withheld_bytes: 0,
                 })
                 .await
             })

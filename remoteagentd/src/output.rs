@@ -437,6 +437,7 @@ mod tests {
                 duration_ms: 1,
                 message: None,
                 chunks: 0,
+                withheld_bytes: 0,
             })
             .await
             .unwrap();
@@ -502,6 +503,7 @@ mod tests {
                 duration_ms: 1,
                 message: None,
                 chunks: 0,
+                withheld_bytes: 0,
             })
             .await
             .unwrap();

@@ -323,6 +323,7 @@ mod tests {
             duration_ms: 0,
             message: Some(format!("two\nlines {}", "é".repeat(5000))),
             chunks: 0,
+            withheld_bytes: 0,
         });
         assert_eq!(end(&running), LogEnd::Finished);
 
@@ -337,6 +338,7 @@ mod tests {
             duration_ms: 1,
             message: None,
             chunks: 0,
+            withheld_bytes: 0,
         });
         assert_eq!(end(&orphan), LogEnd::Finished);
         let text = std::fs::read_to_string(session_log_path(root.path(), &agent, &orphan)).unwrap();
@@ -365,6 +367,7 @@ mod tests {
             duration_ms: 5,
             message: None,
             chunks: 1,
+            withheld_bytes: 0,
         });
         let text = std::fs::read_to_string(session_log_path(root.path(), &agent, &s)).unwrap();
         assert!(

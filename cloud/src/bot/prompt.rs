@@ -72,6 +72,7 @@ pub async fn run(ctx: &Ctx<'_>, text: &str) -> Result<()> {
         session_id: session_id.clone(),
         chat_id: ctx.chat,
         agent_name: agent.name.clone(),
+        approval_chat_id: None,
     };
     // Both must be in place before the command is published; they do not
     // depend on each other, so they go at the same time.

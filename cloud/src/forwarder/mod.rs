@@ -62,6 +62,9 @@ pub struct SessionStart {
     pub session_id: SessionId,
     pub chat_id: i64,
     pub agent_name: String,
+    /// Where approval requests go: the owner's private chat. `None`: the
+    /// session's own chat (a private chat already).
+    pub approval_chat_id: Option<i64>,
 }
 
 /// Sent when a session's `done` has been delivered, so the bot can record it.

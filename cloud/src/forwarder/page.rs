@@ -318,6 +318,7 @@ mod tests {
             duration_ms: 12_345,
             message: message.map(str::to_string),
             chunks: 0,
+            withheld_bytes: 0,
         }
     }
 

@@ -300,6 +300,7 @@ impl Session {
             message: Some(OFFLINE_MESSAGE.to_string()),
             // Nothing is known to be lost: what the daemon wrote is read.
             chunks: 0,
+            withheld_bytes: 0,
         });
         let json = match serde_json::to_string(&done) {
             Ok(json) => json,

@@ -47,6 +47,7 @@ impl Ids {
             session_id: self.session.clone(),
             chat_id: self.chat,
             agent_name: name.to_string(),
+            approval_chat_id: None,
         }
     }
 }
@@ -122,6 +123,7 @@ pub fn done(
         duration_ms,
         message: message.map(str::to_string),
         chunks: 0,
+        withheld_bytes: 0,
     })
 }
 

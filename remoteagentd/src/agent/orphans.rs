@@ -182,6 +182,7 @@ pub(crate) async fn end_stream<C: ConnectionLike + Send>(
         duration_ms: 0,
         message: Some(message.to_string()),
         chunks: 0,
+        withheld_bytes: 0,
     };
     let mut last = redis::cmd("XREVRANGE");
     last.arg(key).arg("+").arg("-").arg("COUNT").arg(1);
@@ -281,6 +282,7 @@ mod tests {
             duration_ms: 1,
             message: None,
             chunks: 0,
+            withheld_bytes: 0,
         }
     }
 

@@ -172,6 +172,7 @@ async fn pump(
                 duration_ms: elapsed(started),
                 message: Some(e.to_string()),
                 chunks: 0,
+                withheld_bytes: 0,
             });
         }
     };
@@ -247,6 +248,7 @@ async fn pump(
             duration_ms,
             message: Some("aborted".into()),
             chunks: 0,
+            withheld_bytes: 0,
         },
         Some(Ok(status)) if status.success() => DonePayload {
             status: DoneStatus::Ok,
@@ -254,6 +256,7 @@ async fn pump(
             duration_ms,
             message: None,
             chunks: 0,
+            withheld_bytes: 0,
         },
         Some(Ok(status)) => {
             use std::os::unix::process::ExitStatusExt;
@@ -264,6 +267,7 @@ async fn pump(
                 duration_ms,
                 message,
                 chunks: 0,
+                withheld_bytes: 0,
             }
         }
         Some(Err(e)) => DonePayload {
@@ -272,6 +276,7 @@ async fn pump(
             duration_ms,
             message: Some(format!("waiting for the runner failed: {e}")),
             chunks: 0,
+            withheld_bytes: 0,
         },
         None => DonePayload {
             status: DoneStatus::Error,
@@ -279,6 +284,7 @@ async fn pump(
             duration_ms,
             message: Some("the runner's end was not observed".into()),
             chunks: 0,
+            withheld_bytes: 0,
         },
     };
     drop(running);

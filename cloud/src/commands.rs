@@ -56,12 +56,24 @@ pub async fn close_stream(
         chunks: 0,
         withheld_bytes: 0,
     });
-    let json = serde_json::to_string(&event)?;
+    let OutputEvent::Done(done) = event else {
+        return Ok(());
+    };
     let stream = names::output_stream(agent, session);
     let mut conn = conn.clone();
-    redis::pipe()
-        .cmd("XADD")
-        .arg(&stream)
+    done_pipeline(&stream, &done)?
+        .query_async::<()>(&mut conn)
+        .await?;
+    Ok(())
+}
+
+/// The pipeline that appends `done` to a stream (capped like the daemon's
+/// writes, and expiring with it). Building it does no I/O.
+pub fn done_pipeline(stream: &str, done: &DonePayload) -> Result<redis::Pipeline, serde_json::Error> {
+    let json = serde_json::to_string(&OutputEvent::Done(done.clone()))?;
+    let mut pipe = redis::pipe();
+    pipe.cmd("XADD")
+        .arg(stream)
         .arg("MAXLEN")
         .arg("~")
         .arg(names::OUTPUT_STREAM_MAXLEN)
@@ -70,12 +82,10 @@ pub async fn close_stream(
         .arg(json)
         .ignore()
         .cmd("EXPIRE")
-        .arg(&stream)
+        .arg(stream)
         .arg(names::OUTPUT_STREAM_TTL_SECS)
-        .ignore()
-        .query_async::<()>(&mut conn)
-        .await?;
-    Ok(())
+        .ignore();
+    Ok(pipe)
 }
 
 /// Whether the agent's presence key exists (its daemon heartbeats).

@@ -35,7 +35,10 @@
 //! stream was trimmed before it was read) is shown as lost output, live and
 //! in the file's caption, never skipped silently.
 
+mod liveness;
+mod output_file;
 mod page;
+mod pager;
 mod session;
 mod store;
 
@@ -100,7 +103,10 @@ pub const MAX_DOCUMENT_BYTES: u64 = 50_000_000;
 
 /// Seconds a silent session's agent may be offline before the forwarder
 /// ends the session, by default.
-pub const DEFAULT_ORPHAN_SECS: u64 = 600;
+/// With the presence key's 20 s lifetime and a look every 5 s, a daemon that
+/// died is reported within about 70 s; one that only runs a long, quiet tool
+/// call keeps its presence and is never ended.
+pub const DEFAULT_ORPHAN_SECS: u64 = 45;
 
 /// Tuning of the forwarder; the defaults suit production.
 #[derive(Debug, Clone)]
@@ -216,56 +222,6 @@ impl Ctx {
         let session = Session::new(self.clone(), state, conn);
         tokio::spawn(session.run(resumed).instrument(span));
     }
-
-    /// Sends the placeholder of a new session, stores its message id, then
-    /// follows the session, all in one task. A placeholder Telegram refuses
-    /// is not fatal: the session then shows its first page as a new
-    /// message, as it does when a page's message is lost.
-    fn spawn_with_placeholder(self: &Arc<Self>, mut state: SavedState) {
-        let span = tracing::info_span!(
-            "forwarder",
-            agent = %state.agent_id,
-            session = %state.session_id,
-            chat = state.chat_id
-        );
-        let ctx = self.clone();
-        tokio::spawn(
-            async move {
-                let placeholder = page::placeholder(&state.agent_name);
-                let keyboard = page::stop_keyboard(&state.session_id);
-                match ctx
-                    .outbox
-                    .send(state.chat_id, placeholder, Some(keyboard))
-                    .await
-                {
-                    Ok(message) => {
-                        state.message_id = message;
-                        let saved = match ctx.shared_conn().await {
-                            Ok(mut conn) => {
-                                store::save(
-                                    &mut conn,
-                                    &state.session_id,
-                                    Some(&state),
-                                    &ctx.token,
-                                    ctx.options.lock_ttl,
-                                )
-                                .await
-                            }
-                            Err(e) => Err(e),
-                        };
-                        if let Err(e) = saved {
-                            // The task saves again after its first batch.
-                            ctx.drop_shared_conn(&e).await;
-                            tracing::warn!(error = %e, "saving the placeholder id");
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "sending the placeholder failed"),
-                }
-                Session::new(ctx, state, None).run(false).await;
-            }
-            .instrument(span),
-        );
-    }
 }
 
 #[derive(Clone)]
@@ -329,58 +285,15 @@ impl Forwarder {
         &self.ctx.outbox
     }
 
-    /// Sends the placeholder and starts forwarding the session's stream (read
-    /// from its beginning). Call before the command is published. Returns the
-    /// placeholder's message id.
-    pub async fn start(&self, session: SessionStart) -> Result<i64, ForwarderError> {
-        let (mut state, mut conn) = self.register(session).await?;
-        let sid = state.session_id.to_string();
-        let placeholder = page::placeholder(&state.agent_name);
-        let keyboard = page::stop_keyboard(&state.session_id);
-        let message = match self
-            .ctx
-            .outbox
-            .send(state.chat_id, placeholder, Some(keyboard))
-            .await
-        {
-            Ok(id) => id,
-            Err(e) => {
-                if let Err(re) = store::finish(&mut conn, &state.session_id, &self.ctx.token).await
-                {
-                    self.ctx.drop_shared_conn(&re).await;
-                    tracing::warn!(session = %sid, error = %re, "clearing a session that could not start");
-                }
-                self.ctx.running().remove(&sid);
-                return Err(e.into());
-            }
-        };
-        state.message_id = message;
-        if let Err(e) = store::save(
-            &mut conn,
-            &state.session_id,
-            Some(&state),
-            &self.ctx.token,
-            self.ctx.options.lock_ttl,
-        )
-        .await
-        {
-            // The task saves again after its first batch.
-            self.ctx.drop_shared_conn(&e).await;
-            tracing::warn!(session = %sid, error = %e, "saving the placeholder id");
-        }
-        tracing::info!(agent = %state.agent_id, session = %sid, chat = state.chat_id, message, "forwarding a session");
-        self.ctx.spawn(state, None, false);
-        Ok(message)
-    }
-
-    /// Like [`Forwarder::start`], but returns as soon as the session is
+    /// Starts forwarding a session: returns as soon as the session is
     /// registered (its stream will be read from the beginning, so nothing
-    /// the runner writes can be missed): the session's task sends the
-    /// placeholder, so the prompt's command is not held up by Telegram.
+    /// the runner writes can be missed). Call before the command is
+    /// published. The session's task sends the placeholder, so the
+    /// prompt's command is not held up by Telegram.
     pub async fn begin(&self, session: SessionStart) -> Result<(), ForwarderError> {
-        let (state, _) = self.register(session).await?;
+        let (state, conn) = self.register(session).await?;
         tracing::info!(agent = %state.agent_id, session = %state.session_id, chat = state.chat_id, "forwarding a session");
-        self.ctx.spawn_with_placeholder(state);
+        self.ctx.spawn(state, Some(conn), false);
         Ok(())
     }
 
@@ -400,7 +313,10 @@ impl Forwarder {
             chars: 0,
             last_id: "0-0".into(),
             skip: 0,
-            more: store::Progress::default(),
+            more: store::Progress {
+                approval_chat: session.approval_chat_id.unwrap_or(0),
+                ..store::Progress::default()
+            },
         };
         let sid = state.session_id.to_string();
         self.ctx.running().insert(sid.clone());

@@ -69,14 +69,43 @@ fn cut(text: &str) -> String {
     cut_to(text, MAX_LINE_CHARS)
 }
 
-/// `text` cut to at most `max` characters, ending with `…` if cut.
+/// `text` cut to at most `max` units (see [`render::visible_len`]), ending
+/// with `…` if cut.
 fn cut_to(text: &str, max: usize) -> String {
     if render::visible_len(text) <= max {
         return text.to_string();
     }
-    let mut s: String = text.chars().take(max.saturating_sub(1)).collect();
+    let mut s = String::new();
+    let mut units = 0;
+    for ch in text.chars() {
+        if units + ch.len_utf16() + 1 > max {
+            break;
+        }
+        units += ch.len_utf16();
+        s.push(ch);
+    }
     s.push('…');
     s
+}
+
+/// Whether `html` shows anything: Telegram refuses a text that is empty
+/// once leading and trailing whitespace is trimmed.
+pub(super) fn is_visible(html: &str) -> bool {
+    !render::html_to_text(html).trim().is_empty()
+}
+
+/// Checks a page against Telegram's rules on a message's text before it is
+/// sent: visible, and at most `limit` units after entity parsing.
+pub(super) fn check_fits(html: &str, limit: usize) -> Result<(), String> {
+    let text = render::html_to_text(html);
+    if text.trim().is_empty() {
+        return Err("empty page".into());
+    }
+    let len = render::visible_len(&text);
+    if len > limit {
+        return Err(format!("{len} units on a page of {limit}"));
+    }
+    Ok(())
 }
 
 impl Line {
@@ -120,6 +149,43 @@ impl Line {
     /// Chunks that never reached the forwarder.
     pub fn lost(chunks: u64) -> Self {
         Line::new("", &lost_text(chunks), None)
+    }
+
+    /// Output kept out of the stream past the session's byte budget.
+    pub fn withheld(bytes: u64, agent_name: &str) -> Self {
+        Line::new(
+            "",
+            &format!(
+                "⚠️ {} more output is not shown here (past this session's limit in Redis): it is all in the log on the computer: remoteagentctl logs {}",
+                size_text(bytes),
+                cut_to(agent_name, 64)
+            ),
+            None,
+        )
+    }
+
+    /// This line, cut to at most `max` units (a page smaller than a line).
+    pub fn fit(self, max: usize) -> Line {
+        if self.chars <= max {
+            return self;
+        }
+        let text = cut_to(&render::html_to_text(&self.html), max);
+        Line {
+            chars: render::visible_len(&text),
+            html: escape_html(&text),
+        }
+    }
+
+    /// Lines one under the other.
+    pub fn join(lines: &[Line]) -> Line {
+        Line {
+            html: lines
+                .iter()
+                .map(|l| l.html.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            chars: lines.iter().map(|l| l.chars).sum::<usize>() + lines.len().saturating_sub(1),
+        }
     }
 
     pub fn status(done: &DonePayload) -> Self {
@@ -250,28 +316,38 @@ fn approx_duration(secs: u64) -> String {
     }
 }
 
-/// The caption of the output file: the status line, then what is missing.
-pub(super) fn file_caption(status: &Line, lost: u64, cut: Option<(u64, u64)>) -> String {
+/// Telegram's limit on a caption, in units after entity parsing.
+const MAX_CAPTION_CHARS: usize = 1024;
+
+/// The caption of the output file: what is missing, then the status
+/// line(s) `status_html`, last as everywhere. Kept within Telegram's 1,024
+/// units: a status too long for that is cut (it is also in the session's
+/// row and log).
+pub(super) fn file_caption(status_html: &str, lost: u64, cut: Option<(u64, u64)>) -> String {
     let mut extra = String::new();
     if lost > 0 {
-        extra.push('\n');
         extra.push_str(&lost_text(lost));
+        extra.push('\n');
     }
     if let Some((sent, total)) = cut {
         extra.push_str(&format!(
-            "\n✂️ Only the first {} of {} are attached (Telegram's upload limit).",
+            "✂️ Only the first {} of {} are attached (Telegram's upload limit).\n",
             size_text(sent),
             size_text(total)
         ));
     }
-    // The status line is at most MAX_LINE_CHARS and the rest is short, so the
-    // caption stays within Telegram's 1024 characters.
-    format!("{}{}", status.html, escape_html(&extra))
+    let caption = format!("{}{status_html}", escape_html(&extra));
+    if render::visible_len(&render::html_to_text(&caption)) <= MAX_CAPTION_CHARS {
+        return caption;
+    }
+    let room = MAX_CAPTION_CHARS.saturating_sub(render::visible_len(&extra));
+    let status = cut_to(&render::html_to_text(status_html), room);
+    format!("{}{}", escape_html(&extra), escape_html(&status))
 }
 
 /// `50 MB`, `73.2 MB`, `12 kB`, `900 bytes` (decimal units, as Telegram
 /// states its limits).
-fn size_text(bytes: u64) -> String {
+pub(super) fn size_text(bytes: u64) -> String {
     if bytes < 1000 {
         return format!("{bytes} bytes");
     }
@@ -398,15 +474,34 @@ mod tests {
     #[test]
     fn captions_say_what_is_missing() {
         let status = Line::status(&done(DoneStatus::Ok, Some(0), None));
-        assert_eq!(file_caption(&status, 0, None), "✅ done in 12.3 s");
+        assert_eq!(file_caption(&status.html, 0, None), "✅ done in 12.3 s");
         assert_eq!(
-            file_caption(&status, 3, Some((50_000_000, 73_210_000))),
-            "✅ done in 12.3 s\n⚠️ 3 chunks of output were lost\n✂️ Only the first 50 MB of 73.2 MB are attached (Telegram's upload limit)."
+            file_caption(&status.html, 3, Some((50_000_000, 73_210_000))),
+            "⚠️ 3 chunks of output were lost\n✂️ Only the first 50 MB of 73.2 MB are attached (Telegram's upload limit).\n✅ done in 12.3 s"
         );
         assert_eq!(Line::lost(1).html, "⚠️ 1 chunk of output was lost");
         assert_eq!(size_text(999), "999 bytes");
         assert_eq!(size_text(1500), "1.5 kB");
         assert_eq!(size_text(50_000_000), "50 MB");
+        let long = Line::status(&done(DoneStatus::Error, None, Some(&"🚀".repeat(2000))));
+        let caption = file_caption(&long.html, 3, Some((50_000_000, 73_210_000)));
+        let shown = render::html_to_text(&caption);
+        assert!(render::visible_len(&shown) <= MAX_CAPTION_CHARS);
+        assert!(shown.starts_with("⚠️ 3 chunks"), "{shown}");
+        assert!(shown.contains("(Telegram's upload limit).\n❌ error: 🚀"), "{shown}");
+    }
+
+    #[test]
+    fn lines_count_utf16_units_and_pages_are_checked() {
+        assert_eq!(Line::notice("🚀").chars, 2);
+        let long = Line::notice(&"🚀".repeat(3000));
+        assert!(long.chars <= MAX_LINE_CHARS, "{}", long.chars);
+        assert!(!is_visible("\n"));
+        assert!(!is_visible("<i> </i>"));
+        assert!(is_visible("&lt;"));
+        assert!(check_fits(&"🚀".repeat(2048), 4096).is_ok());
+        assert!(check_fits(&"🚀".repeat(2049), 4096).is_err());
+        assert!(check_fits(" \n ", 4096).is_err());
     }
 
     #[test]

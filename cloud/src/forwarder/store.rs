@@ -32,6 +32,11 @@ pub(super) fn lock_key(session: &SessionId) -> String {
     format!("ra:fwd:lock:{session}")
 }
 
+/// Set when a session was finished, for as long as its stream lives.
+pub(super) fn done_key(session: &SessionId) -> String {
+    format!("ra:fwd:done:{session}")
+}
+
 /// A session's progress as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct SavedState {
@@ -70,6 +75,12 @@ pub(super) struct Progress {
     /// The output file of the finished session was sent: a replica that
     /// finishes the session again must not send it twice.
     pub file_sent: bool,
+    /// Telegram refused some output (or could not be reached for it): live
+    /// output ended there (with `overflow`), and the user was told.
+    pub refused: bool,
+    /// The owner's private chat, where approval requests go when the
+    /// session runs in a group (0: the session's own chat).
+    pub approval_chat: i64,
 }
 
 /// Approval messages remembered per session. Resolved ones are kept for a
@@ -124,6 +135,8 @@ impl Progress {
                 serde_json::to_string(&self.approvals).unwrap_or_else(|_| "[]".into()),
             ),
             ("file_sent", u8::from(self.file_sent).to_string()),
+            ("refused", u8::from(self.refused).to_string()),
+            ("approval_chat", self.approval_chat.to_string()),
         ]
     }
 
@@ -147,6 +160,8 @@ impl Progress {
             next_seq: num(map, "next_seq")?,
             approvals,
             file_sent: num::<u8>(map, "file_sent")? != 0,
+            refused: num::<u8>(map, "refused")? != 0,
+            approval_chat: num(map, "approval_chat")?,
         })
     }
 }
@@ -203,22 +218,21 @@ return 1
 });
 
 /// Refreshes the lock (taking it again if it expired while nobody else took
-/// it) and, with fields, stores them. Returns 0 if the session is finished or
-/// owned by someone else.
+/// it) and, with fields, stores them. Returns 0 if the session is finished
+/// (its tombstone exists) or owned by someone else; 2 if the state is gone
+/// while nobody else holds the session (Redis lost its data): the caller
+/// stores its whole state again, with 1 as the answer.
 static SAVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-if redis.call('exists', KEYS[2]) == 0 then return 0 end
+if redis.call('exists', KEYS[3]) == 1 then return 0 end
 local owner = redis.call('get', KEYS[1])
-if owner == ARGV[1] then
-  redis.call('pexpire', KEYS[1], ARGV[2])
-elseif owner then
-  return 0
-else
-  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
-end
-if #ARGV > 3 then redis.call('hset', KEYS[2], unpack(ARGV, 4)) end
+if owner and owner ~= ARGV[1] then return 0 end
+if redis.call('exists', KEYS[2]) == 0 and #ARGV <= 4 then return 2 end
+redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if #ARGV > 4 then redis.call('hset', KEYS[2], unpack(ARGV, 5)) end
 redis.call('expire', KEYS[2], ARGV[3])
+redis.call('sadd', KEYS[4], ARGV[4])
 return 1
 ",
     )
@@ -237,13 +251,17 @@ return redis.call('hgetall', KEYS[2])
     )
 });
 
+/// Forgets a finished session and leaves its tombstone, so that a replica
+/// that lost the session meanwhile cannot bring it back with a save.
 static FINISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+local owner = redis.call('get', KEYS[1])
+if owner and owner ~= ARGV[1] then return 0 end
 redis.call('del', KEYS[2])
 redis.call('srem', KEYS[3], ARGV[2])
 redis.call('del', KEYS[1])
+redis.call('set', KEYS[4], '1', 'EX', ARGV[3])
 return 1
 ",
     )
@@ -285,28 +303,47 @@ pub(super) async fn create<C: redis::aio::ConnectionLike + Send>(
     Ok(created == 1)
 }
 
-/// Stores progress (or, with `state = None`, only refreshes the lock).
-/// False means this replica no longer owns the session.
+/// What a save found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Saved {
+    Yes,
+    /// This replica no longer owns the session (or it is finished).
+    Lost,
+    /// The state was gone (Redis lost its data) and only the lock was to be
+    /// refreshed: save the whole state.
+    Missing,
+}
+
+/// Stores progress (or, with `state = None`, only refreshes the lock). A
+/// state that vanished while this replica owned the session (Redis lost its
+/// data) is stored again: a missing key is not a takeover.
 pub(super) async fn save<C: redis::aio::ConnectionLike + Send>(
     conn: &mut C,
     session: &SessionId,
     state: Option<&SavedState>,
     token: &str,
     ttl: Duration,
-) -> redis::RedisResult<bool> {
+) -> redis::RedisResult<Saved> {
     let mut inv = SAVE.prepare_invoke();
     inv.key(lock_key(session))
         .key(state_key(session))
+        .key(done_key(session))
+        .key(ACTIVE_KEY)
         .arg(token)
         .arg(ms(ttl))
-        .arg(STATE_TTL_SECS);
+        .arg(STATE_TTL_SECS)
+        .arg(session.as_str());
     if let Some(state) = state {
         for (k, v) in state.fields() {
             inv.arg(k).arg(v);
         }
     }
     let saved: i64 = inv.invoke_async(conn).await?;
-    Ok(saved == 1)
+    Ok(match saved {
+        1 => Saved::Yes,
+        2 => Saved::Missing,
+        _ => Saved::Lost,
+    })
 }
 
 /// Takes over an unlocked session; its stored state if this replica got it.
@@ -337,8 +374,10 @@ pub(super) async fn finish<C: redis::aio::ConnectionLike + Send>(
         .key(lock_key(session))
         .key(state_key(session))
         .key(ACTIVE_KEY)
+        .key(done_key(session))
         .arg(token)
         .arg(session.as_str())
+        .arg(remoteagent_proto::names::OUTPUT_STREAM_TTL_SECS)
         .invoke_async(conn)
         .await?;
     Ok(done == 1)

@@ -106,6 +106,15 @@ impl Delivery {
     pub async fn wait(self) -> Result<(), TelegramError> {
         self.0.await.unwrap_or_else(|_| Err(stopped()))
     }
+
+    /// The result if the operation is settled by now, without waiting.
+    pub fn try_result(&mut self) -> Option<Result<(), TelegramError>> {
+        match self.0.try_recv() {
+            Ok(result) => Some(result),
+            Err(oneshot::error::TryRecvError::Empty) => None,
+            Err(oneshot::error::TryRecvError::Closed) => Some(Err(stopped())),
+        }
+    }
 }
 
 fn stopped() -> TelegramError {

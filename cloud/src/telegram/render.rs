@@ -36,22 +36,32 @@ pub fn html_to_text(html: &str) -> String {
     html_escape::decode_html_entities(&stripped).into_owned()
 }
 
-/// Number of characters Telegram counts for plain `text`.
+/// Length of plain `text` as Telegram counts it against its limits: UTF-16
+/// code units of the visible text (an emoji outside the BMP counts 2).
 pub fn visible_len(text: &str) -> usize {
-    text.chars().count()
+    text.encode_utf16().count()
 }
 
 /// How many bytes of `text` to put on a page that has room for `room` more
-/// characters. Returns `text.len()` when everything fits. Otherwise it cuts
-/// after the last line break inside the window, provided that keeps the page
-/// at least half full (`page_chars` is what the page already holds, `limit`
-/// its capacity), and else at exactly `room` characters. The cut is always on
-/// a character boundary, and because escaping happens after cutting it can
-/// never fall inside an entity.
+/// units (see [`visible_len`]). Returns `text.len()` when everything fits.
+/// Otherwise it cuts after the last line break inside the window, provided
+/// that keeps the page at least half full (`page_chars` is what the page
+/// already holds, `limit` its capacity), and else at exactly `room` units
+/// (or one less, never splitting a character). Because escaping happens
+/// after cutting, a cut can never fall inside an entity.
 pub fn fit_prefix(text: &str, room: usize, page_chars: usize, limit: usize) -> usize {
-    let cut = match text.char_indices().nth(room) {
-        None => return text.len(),
-        Some((byte, _)) => byte,
+    let mut units = 0;
+    let mut cut = None;
+    for (i, ch) in text.char_indices() {
+        let w = ch.len_utf16();
+        if units + w > room {
+            cut = Some(i);
+            break;
+        }
+        units += w;
+    }
+    let Some(cut) = cut else {
+        return text.len();
     };
     let window = &text[..cut];
     if let Some(nl) = window.rfind('\n') {
@@ -71,7 +81,11 @@ pub fn split_pages(text: &str, limit: usize) -> Vec<&str> {
     let mut pages = Vec::new();
     let mut rest = text;
     while !rest.is_empty() {
-        let take = fit_prefix(rest, limit, 0, limit);
+        let take = match fit_prefix(rest, limit, 0, limit) {
+            // A page of one unit cannot hold a 2-unit character: take it.
+            0 => rest.chars().next().map_or(rest.len(), char::len_utf8),
+            n => n,
+        };
         pages.push(&rest[..take]);
         rest = &rest[take..];
     }

@@ -1,0 +1,520 @@
+//! Property tests of the pager against a strict model of Telegram: random
+//! outputs (any lengths, newlines at page edges, multi-byte and HTML
+//! characters), random page sizes and budgets, lost chunks, deleted
+//! messages, unreachable Telegram, and takeovers by another replica at any
+//! saved point (also in the middle of a chunk). Each run asserts that every
+//! operation obeys Telegram's rules, that every character of the output is
+//! shown or attached exactly once, that the status comes last and that no
+//! button outlives the session.
+
+use std::collections::BTreeMap;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use remoteagent_proto::events::{ChunkPayload, DoneStatus, NoticePayload, StreamKind};
+use remoteagent_proto::{AgentId, SessionId};
+use remoteagent_testkit::telegram as fake;
+
+use super::*;
+use crate::forwarder::store::Progress;
+
+const CHAT: i64 = 42;
+
+/// One message as the user sees it.
+#[derive(Debug, Clone)]
+struct Msg {
+    /// Visible text, trimmed as Telegram stores it.
+    text: String,
+    keyboard: bool,
+    document: Option<Vec<u8>>,
+}
+
+/// Telegram as strict as the real one, for the pager alone.
+#[derive(Default)]
+struct Sim {
+    messages: BTreeMap<i64, Msg>,
+    /// Messages the user deleted, as they were.
+    deleted: BTreeMap<i64, Msg>,
+    next_id: i64,
+    /// Refusals of content: each is a bug of the pager.
+    refusals: Vec<String>,
+    /// Faults to inject, drawn per call.
+    rng: Option<StdRng>,
+    delete_rate: f64,
+    transport_rate: f64,
+    /// The last state stored, and whether to "crash" right after a save.
+    stored: Option<SavedState>,
+    crash_rate: f64,
+    crashed: bool,
+    /// Entries of the stream, for the output file.
+    output: String,
+    lost_chunks: u64,
+    failed: Option<TelegramError>,
+}
+
+/// Telegram's checks of a message text in HTML parse mode: the visible text
+/// (trimmed) or the exact refusal.
+fn check_text(html: &str, limit: usize) -> Result<String, String> {
+    let text = fake::html_to_text(html)
+        .map_err(|e| format!("Bad Request: can't parse entities: {e}"))?;
+    let text = text.trim().to_string();
+    if text.is_empty() {
+        return Err("Bad Request: message text is empty".into());
+    }
+    if text.encode_utf16().count() > limit {
+        return Err("Bad Request: message is too long".into());
+    }
+    Ok(text)
+}
+
+fn check_keyboard(keyboard: &Option<InlineKeyboard>) -> Result<(), String> {
+    for row in keyboard.iter().flat_map(|k| k.inline_keyboard.iter()) {
+        for b in row {
+            if b.callback_data.is_empty() || b.callback_data.len() > 64 {
+                return Err("Bad Request: BUTTON_DATA_INVALID".into());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn refused(description: String) -> TelegramError {
+    TelegramError::Api {
+        code: 400,
+        description,
+    }
+}
+
+impl Sim {
+    fn fault(&mut self, rate: f64) -> bool {
+        match self.rng.as_mut() {
+            Some(rng) if rate > 0.0 => rng.gen_bool(rate),
+            _ => false,
+        }
+    }
+
+    /// A random message of the chat the user deletes now.
+    fn maybe_delete(&mut self) {
+        if self.fault(self.delete_rate) && !self.messages.is_empty() {
+            let ids: Vec<i64> = self.messages.keys().copied().collect();
+            let i = self
+                .rng
+                .as_mut()
+                .map_or(0, |r| r.gen_range(0..ids.len()));
+            if let Some(m) = self.messages.remove(&ids[i]) {
+                self.deleted.insert(ids[i], m);
+            }
+        }
+    }
+}
+
+impl Io for &mut Sim {
+    async fn send(
+        &mut self,
+        chat: i64,
+        html: String,
+        keyboard: Option<InlineKeyboard>,
+    ) -> Result<i64, TelegramError> {
+        assert_eq!(chat, CHAT);
+        if self.fault(self.transport_rate) {
+            return Err(TelegramError::Transport("connection reset".into()));
+        }
+        let text = check_text(&html, 4096).map_err(|e| {
+            self.refusals.push(format!("sendMessage {html:?}: {e}"));
+            refused(e)
+        })?;
+        check_keyboard(&keyboard).map_err(|e| {
+            self.refusals.push(e.clone());
+            refused(e)
+        })?;
+        self.maybe_delete();
+        self.next_id += 1;
+        self.messages.insert(
+            self.next_id,
+            Msg {
+                text,
+                keyboard: keyboard.is_some(),
+                document: None,
+            },
+        );
+        Ok(self.next_id)
+    }
+
+    async fn edit(
+        &mut self,
+        _chat: i64,
+        message: i64,
+        html: String,
+        keyboard: Option<InlineKeyboard>,
+    ) -> Result<(), TelegramError> {
+        if self.fault(self.transport_rate) {
+            return Err(TelegramError::Transport("connection reset".into()));
+        }
+        let text = check_text(&html, 4096).map_err(|e| {
+            self.refusals.push(format!("editMessageText {html:?}: {e}"));
+            refused(e)
+        })?;
+        check_keyboard(&keyboard).map_err(|e| {
+            self.refusals.push(e.clone());
+            refused(e)
+        })?;
+        let Some(m) = self.messages.get_mut(&message) else {
+            return Err(refused("Bad Request: message to edit not found".into()));
+        };
+        if m.document.is_some() {
+            return Err(refused(
+                "Bad Request: there is no text in the message to edit".into(),
+            ));
+        }
+        // "message is not modified" counts as done (the client says so).
+        m.text = text;
+        m.keyboard = keyboard.is_some();
+        self.maybe_delete();
+        Ok(())
+    }
+
+    fn edit_soon(&mut self, chat: i64, message: i64, html: String, keyboard: InlineKeyboard) {
+        // Applied at once; a failure is reported on the next look, as the
+        // outbox does.
+        let result = futures::executor::block_on(Io::edit(self, chat, message, html, Some(keyboard)));
+        if let Err(e) = result {
+            self.failed = Some(e);
+        }
+    }
+
+    fn failed_edit(&mut self) -> Option<TelegramError> {
+        self.failed.take()
+    }
+
+    async fn send_document(
+        &mut self,
+        _chat: i64,
+        document: Document,
+    ) -> Result<i64, TelegramError> {
+        if let Some(caption) = &document.caption {
+            let text = fake::html_to_text(caption).map_err(|e| {
+                self.refusals.push(format!("caption: {e}"));
+                refused(e)
+            })?;
+            if text.trim().encode_utf16().count() > 1024 {
+                self.refusals.push(format!("caption too long: {text:?}"));
+                return Err(refused("Bad Request: message caption is too long".into()));
+            }
+        }
+        let bytes = match &document.source {
+            DocumentSource::Bytes(b) => b.clone(),
+            DocumentSource::File(p) => std::fs::read(p).unwrap_or_default(),
+        };
+        if bytes.is_empty() {
+            self.refusals.push("empty document".into());
+            return Err(refused("Bad Request: file must be non-empty".into()));
+        }
+        self.next_id += 1;
+        let caption = document
+            .caption
+            .as_deref()
+            .map(|c| fake::html_to_text(c).unwrap_or_default())
+            .unwrap_or_default();
+        self.messages.insert(
+            self.next_id,
+            Msg {
+                text: caption.trim().to_string(),
+                keyboard: false,
+                document: Some(bytes),
+            },
+        );
+        Ok(self.next_id)
+    }
+
+    async fn output_file(
+        &mut self,
+        _done: &DonePayload,
+        _entry_id: &str,
+    ) -> Result<OutputFile, String> {
+        Ok(OutputFile {
+            source: DocumentSource::Bytes(self.output.clone().into_bytes()),
+            written: self.output.len() as u64,
+            total: self.output.len() as u64,
+            lost: self.lost_chunks,
+            _guard: None,
+        })
+    }
+
+    async fn save(&mut self, state: Option<&SavedState>) -> Result<(), Stop> {
+        if let Some(state) = state {
+            self.stored = Some(state.clone());
+            if self.fault(self.crash_rate) {
+                // The replica dies right after this save.
+                self.crashed = true;
+                return Err(Stop::Cancelled);
+            }
+        }
+        Ok(())
+    }
+
+    async fn pause(&mut self, _d: Duration) -> Result<(), Stop> {
+        Ok(())
+    }
+}
+
+fn state() -> SavedState {
+    SavedState {
+        agent_id: AgentId::parse("a1").unwrap(),
+        session_id: SessionId::parse("s1").unwrap(),
+        chat_id: CHAT,
+        agent_name: "hello".into(),
+        message_id: 0,
+        html: String::new(),
+        chars: 0,
+        last_id: "0-0".into(),
+        skip: 0,
+        more: Progress::default(),
+    }
+}
+
+/// Random output text: short and long lines, runs of newlines and spaces,
+/// multi-byte characters (2-unit emoji included) and HTML specials. No line
+/// starts with the marks of the pager's own lines.
+fn random_text(rng: &mut StdRng, max: usize) -> String {
+    let pieces = ["a", "b", "line ", "é", "中", "🚀", "<", ">", "&", "&amp;", " ", "\n", "\n\n", "\t"];
+    let len = rng.gen_range(0..=max);
+    let mut s = String::new();
+    while s.len() < len {
+        if rng.gen_bool(0.02) {
+            s.push_str(&"x".repeat(rng.gen_range(1..3000)));
+        } else {
+            s.push_str(pieces[rng.gen_range(0..pieces.len())]);
+        }
+    }
+    s
+}
+
+/// Marks that start the pager's own lines (never output, see `random_text`).
+const MARKS: &[&str] = &["⚠️", "✅", "❌", "⏹", "⏳", "…", "🔐"];
+
+fn non_ws(s: &str) -> String {
+    s.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+struct Run {
+    seed: u64,
+    page_chars: usize,
+    max_pages: usize,
+}
+
+async fn run(r: Run) {
+    let mut rng = StdRng::seed_from_u64(r.seed);
+    // The stream: chunks, sometimes a notice, sometimes a lost run of seqs.
+    let mut events: Vec<(String, OutputEvent)> = Vec::new();
+    let mut output = String::new();
+    let mut seq = 0u64;
+    let mut lost = 0u64;
+    let n = rng.gen_range(0..40);
+    for i in 0..n {
+        let id = format!("{}-0", i + 1);
+        if rng.gen_bool(0.05) {
+            events.push((id, OutputEvent::Notice(NoticePayload { text: "⚠️ a notice".into() })));
+            continue;
+        }
+        if rng.gen_bool(0.05) {
+            let gap = rng.gen_range(1..4);
+            seq += gap;
+            lost += gap;
+        }
+        let text = random_text(&mut rng, 3000);
+        output.push_str(&text);
+        events.push((id, OutputEvent::Chunk(ChunkPayload { seq, stream: StreamKind::Stdout, text })));
+        seq += 1;
+    }
+    let done = DonePayload {
+        status: DoneStatus::Ok,
+        exit_code: Some(0),
+        duration_ms: 1234,
+        message: None,
+        chunks: seq,
+        withheld_bytes: 0,
+    };
+    events.push((format!("{}-0", n + 1), OutputEvent::Done(done)));
+
+    let mut sim = Sim {
+        rng: Some(StdRng::seed_from_u64(r.seed ^ 0x5eed)),
+        delete_rate: if r.seed % 3 == 0 { 0.05 } else { 0.0 },
+        transport_rate: if r.seed % 5 == 0 { 0.1 } else { 0.0 },
+        crash_rate: if r.seed % 2 == 0 { 0.15 } else { 0.0 },
+        output: output.clone(),
+        lost_chunks: lost,
+        ..Sim::default()
+    };
+    let ctx = format!("seed {} page {} pages {}", r.seed, r.page_chars, r.max_pages);
+
+    // Follow the stream; after a crash, a new pager resumes from the last
+    // stored state, from the entry after its `last_id` (or the entry
+    // `skip` bytes into which it stopped).
+    let mut saved = state();
+    let mut first = true;
+    let mut resumes = 0;
+    'outer: loop {
+        let mut pager = Pager::new(&mut sim, saved.clone(), r.page_chars, r.max_pages);
+        if first {
+            pager.placeholder().await;
+            first = false;
+        } else {
+            pager.resumed();
+        }
+        let start = events
+            .iter()
+            .position(|(id, _)| id_after(id, &pager.saved.last_id))
+            .unwrap_or(events.len());
+        for (id, event) in events[start..].iter().cloned() {
+            match pager.apply(&id, event).await {
+                Ok(Some(_)) => break 'outer,
+                Ok(None) => {}
+                Err(Stop::Cancelled) => {
+                    drop(pager);
+                    assert!(sim.crashed, "{ctx}: cancelled without a crash");
+                    sim.crashed = false;
+                    saved = sim.stored.clone().expect("a stored state");
+                    resumes += 1;
+                    assert!(resumes < 10_000, "{ctx}: no progress");
+                    continue 'outer;
+                }
+                Err(Stop::Lost) => panic!("{ctx}: lost"),
+            }
+            if pager.flush().await.is_err() {
+                drop(pager);
+                sim.crashed = false;
+                saved = sim.stored.clone().expect("a stored state");
+                resumes += 1;
+                continue 'outer;
+            }
+        }
+        panic!("{ctx}: the stream ended without done");
+    }
+
+    assert!(sim.refusals.is_empty(), "{ctx}: Telegram refused {:?}", sim.refusals);
+    let messages: Vec<(i64, Msg)> = sim.messages.clone().into_iter().collect();
+    assert!(!messages.is_empty(), "{ctx}: nothing shown");
+    for (id, m) in &messages {
+        assert!(!m.keyboard, "{ctx}: message {id} keeps a button after the end: {:?}", m.text);
+    }
+    // The status is the last line of the last message.
+    let (_, last) = messages.last().unwrap();
+    let last_line = last.text.lines().last().unwrap_or_default();
+    assert!(last_line.starts_with("✅ done in"), "{ctx}: last line {last_line:?} of {:?}", last.text);
+
+    let document = messages.iter().find_map(|(_, m)| m.document.clone());
+    let deleted_some = sim.delete_rate > 0.0 || sim.transport_rate > 0.0;
+    // Live pages: their output lines (the pager's own lines removed).
+    let mut shown = String::new();
+    // What the user saw, deleted messages included (they saw them).
+    let mut seen: BTreeMap<i64, Msg> = sim.deleted.clone();
+    seen.extend(messages.iter().cloned());
+    for m in seen.values() {
+        if m.document.is_some() {
+            continue;
+        }
+        // Runs of output lines between the pager's own lines.
+        let mut fragments = vec![String::new()];
+        for line in m.text.split('\n') {
+            if MARKS.iter().any(|mark| line.starts_with(mark)) {
+                fragments.push(String::new());
+            } else if let Some(f) = fragments.last_mut() {
+                f.push_str(line);
+                f.push('\n');
+            }
+        }
+        if !deleted_some {
+            for f in &fragments {
+                assert!(
+                    output.contains(f.trim()),
+                    "{ctx}: a page is not a piece of the output: {f:?}"
+                );
+            }
+        }
+        let body = fragments.concat();
+        shown.push_str(&body);
+    }
+    let shown = non_ws(&shown);
+    let all = non_ws(&output);
+    match &document {
+        Some(bytes) => {
+            assert_eq!(bytes, output.as_bytes(), "{ctx}: the file is not the output");
+            // What was shown live is the start of the output, once.
+            if !deleted_some {
+                assert!(all.starts_with(&shown), "{ctx}: live pages are not the output's start");
+            }
+        }
+        None => {
+            if !deleted_some {
+                assert_eq!(shown, all, "{ctx}: live output differs (resumes: {resumes})");
+            } else {
+                // A deleted page is shown again below: nothing is missing.
+                let mut rest = all.as_str();
+                for ch in shown.chars() {
+                    if rest.starts_with(ch) {
+                        rest = &rest[ch.len_utf8()..];
+                    }
+                }
+                assert!(rest.is_empty() || shown.len() >= all.len(), "{ctx}: output missing");
+            }
+        }
+    }
+    if lost > 0 {
+        let said = messages.iter().any(|(_, m)| m.text.contains("of output w"));
+        assert!(said, "{ctx}: {lost} lost chunks not announced");
+    }
+}
+
+/// Whether stream id `id` comes after `last` (ids `N-0` here).
+fn id_after(id: &str, last: &str) -> bool {
+    let n = |s: &str| s.split('-').next().and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    n(id) > n(last)
+}
+
+#[tokio::test]
+async fn any_output_is_shown_or_attached_exactly_once_within_telegrams_rules() {
+    for seed in 0..400u64 {
+        let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(7919));
+        let page_chars = *[64usize, 100, 257, 1000, 4096]
+            .get(rng.gen_range(0..5))
+            .unwrap();
+        let max_pages = rng.gen_range(1..12);
+        run(Run {
+            seed,
+            page_chars,
+            max_pages,
+        })
+        .await;
+    }
+}
+
+/// The reported case: a page ends just before a line's `\n`, so the next
+/// page would open with only that `\n`, which Telegram refuses as empty.
+#[tokio::test]
+async fn a_page_that_would_open_with_a_lone_newline_is_not_sent_blank() {
+    let mut sim = Sim::default();
+    let mut pager = Pager::new(&mut sim, state(), 100, 8);
+    pager.placeholder().await;
+    let chunk = |seq, text: &str| {
+        OutputEvent::Chunk(ChunkPayload { seq, stream: StreamKind::Stdout, text: text.into() })
+    };
+    // 100 units exactly, then the line's newline alone in the next batch.
+    pager.apply("1-0", chunk(0, &"x".repeat(100))).await.unwrap();
+    pager.flush().await.unwrap();
+    pager.apply("2-0", chunk(1, "\n")).await.unwrap();
+    pager.flush().await.unwrap();
+    pager.apply("3-0", chunk(2, "next\n")).await.unwrap();
+    let done = DonePayload {
+        status: DoneStatus::Ok,
+        exit_code: Some(0),
+        duration_ms: 5,
+        message: None,
+        chunks: 3,
+        withheld_bytes: 0,
+    };
+    pager.apply("4-0", OutputEvent::Done(done)).await.unwrap();
+    drop(pager);
+    assert!(sim.refusals.is_empty(), "{:?}", sim.refusals);
+    let texts: Vec<String> = sim.messages.values().map(|m| m.text.clone()).collect();
+    assert_eq!(texts, vec!["x".repeat(100), "next\n✅ done in 0.0 s".to_string()]);
+}

@@ -69,7 +69,10 @@ pub async fn close_stream(
 
 /// The pipeline that appends `done` to a stream (capped like the daemon's
 /// writes, and expiring with it). Building it does no I/O.
-pub fn done_pipeline(stream: &str, done: &DonePayload) -> Result<redis::Pipeline, serde_json::Error> {
+pub fn done_pipeline(
+    stream: &str,
+    done: &DonePayload,
+) -> Result<redis::Pipeline, serde_json::Error> {
     let json = serde_json::to_string(&OutputEvent::Done(done.clone()))?;
     let mut pipe = redis::pipe();
     pipe.cmd("XADD")

@@ -54,7 +54,7 @@ async fn an_approval_request_gets_buttons_and_its_verdict() {
     let mut conn = connect(&url()).await;
     let ids = Ids::new();
     let (fwd, mut rx) = forwarder(&tg, &url(), "r1", FAST, options(MAX_MESSAGE_CHARS));
-    let placeholder = fwd.start(ids.start("claude")).await.unwrap();
+    let placeholder = start(&fwd, &tg, ids.start("claude")).await;
 
     write_chunks(&mut conn, &ids, "building…\n", 100, 0).await;
     xadd(
@@ -203,7 +203,7 @@ async fn a_request_before_any_output_closes_the_placeholder() {
     let mut conn = connect(&url()).await;
     let ids = Ids::new();
     let (fwd, mut rx) = forwarder(&tg, &url(), "r1", FAST, options(MAX_MESSAGE_CHARS));
-    let placeholder = fwd.start(ids.start("claude")).await.unwrap();
+    let placeholder = start(&fwd, &tg, ids.start("claude")).await;
     xadd(&mut conn, &ids, &approval_request("r1", "Bash", "make")).await;
     wait_messages(&tg, ids.chat, |m| m.len() == 2).await;
     // Nothing is sent below the request while it waits for an answer.
@@ -245,7 +245,7 @@ async fn a_resumed_forwarder_edits_the_request_shown_by_another() {
     );
     let stop_a = CancellationToken::new();
     a.spawn_resumer(stop_a.clone());
-    a.start(ids.start("claude")).await.unwrap();
+    start(&a, &tg, ids.start("claude")).await;
     write_chunks(&mut conn, &ids, "before\n", 100, 0).await;
     xadd(&mut conn, &ids, &approval_request("q7", "Bash", "git push")).await;
     wait_messages(&tg, ids.chat, |m| {

@@ -78,14 +78,18 @@ async fn output_past_the_page_budget_arrives_whole_as_a_file() {
     xadd(&mut conn, &ids, &done_after(n, 1_234)).await;
 
     let (fwd, mut rx) = forwarder(&tg, &url(), "r1", FAST, budget(3));
-    let placeholder = fwd.start(ids.start("claude")).await.unwrap();
+    let placeholder = start(&fwd, &tg, ids.start("claude")).await;
     let fin = finished(&mut rx).await;
     assert_eq!(fin.status, DoneStatus::Ok);
 
     let messages = tg.messages(ids.chat);
     assert_eq!(messages.len(), 3, "{messages:#?}");
     assert_eq!(messages[0].message_id, placeholder);
-    assert!(messages.iter().all(|m| m.text.chars().count() <= PAGE));
+    assert!(
+        messages
+            .iter()
+            .all(|m| m.text.encode_utf16().count() <= PAGE)
+    );
     assert!(messages.iter().all(|m| m.reply_markup.is_none()));
     let live = live_output(&messages);
     assert!(
@@ -116,7 +120,7 @@ async fn the_file_is_sent_once_across_a_takeover() {
     let (a, _rx_a) = forwarder(&tg, &server.url(), "replica-a", FAST, budget(2));
     let stop_a = CancellationToken::new();
     a.spawn_resumer(stop_a.clone());
-    a.start(ids.start("codex")).await.unwrap();
+    start(&a, &tg, ids.start("codex")).await;
     let part1: String = (0..40).map(|i| format!("a{i:02} <é中> & 🚀\n")).collect();
     let n = write_chunks(&mut conn, &ids, &part1, 13, 0).await;
     let announced = tg
@@ -166,7 +170,7 @@ async fn an_output_over_the_upload_limit_is_cut_on_a_character() {
         ..budget(1)
     };
     let (fwd, mut rx) = forwarder(&tg, &url(), "r1", FAST, options);
-    fwd.start(ids.start("gemini")).await.unwrap();
+    start(&fwd, &tg, ids.start("gemini")).await;
     finished(&mut rx).await;
 
     let messages = tg.messages(ids.chat);
@@ -180,7 +184,7 @@ async fn an_output_over_the_upload_limit_is_cut_on_a_character() {
     assert_eq!(
         docs[0].caption.as_deref(),
         Some(
-            "✅ done in 0.5 s\n✂️ Only the first 1 kB of 3 kB are attached (Telegram's upload limit)."
+            "✂️ Only the first 1 kB of 3 kB are attached (Telegram's upload limit).\n✅ done in 0.5 s"
         )
     );
 }
@@ -199,7 +203,7 @@ async fn lost_chunks_are_reported_live() {
     }
     trim(&mut conn, &trimmed, 4).await;
     xadd(&mut conn, &trimmed, &done_after(12, 100)).await;
-    fwd.start(trimmed.start("a")).await.unwrap();
+    start(&fwd, &tg, trimmed.start("a")).await;
     finished(&mut rx).await;
     let messages = tg.messages(trimmed.chat);
     assert_eq!(messages.len(), 1);
@@ -214,7 +218,7 @@ async fn lost_chunks_are_reported_live() {
     xadd(&mut conn, &hole, &chunk(1, "b")).await;
     xadd(&mut conn, &hole, &chunk(3, "d\n")).await;
     xadd(&mut conn, &hole, &done_after(4, 100)).await;
-    fwd.start(hole.start("a")).await.unwrap();
+    start(&fwd, &tg, hole.start("a")).await;
     finished(&mut rx).await;
     assert_eq!(
         tg.messages(hole.chat)[0].text,
@@ -239,7 +243,7 @@ async fn lost_chunks_are_reported_in_the_file_caption() {
     xadd(&mut conn, &ids, &done_after(40, 100)).await;
 
     let (fwd, mut rx) = forwarder(&tg, &url(), "r1", FAST, budget(1));
-    fwd.start(ids.start("a")).await.unwrap();
+    start(&fwd, &tg, ids.start("a")).await;
     finished(&mut rx).await;
 
     let messages = tg.messages(ids.chat);
@@ -256,6 +260,6 @@ async fn lost_chunks_are_reported_in_the_file_caption() {
     assert_eq!(docs[0].bytes, kept.as_bytes());
     assert_eq!(
         docs[0].caption.as_deref(),
-        Some("✅ done in 0.1 s\n⚠️ 10 chunks of output were lost")
+        Some("⚠️ 10 chunks of output were lost\n✅ done in 0.1 s")
     );
 }

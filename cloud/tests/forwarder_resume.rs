@@ -33,7 +33,7 @@ async fn a_stopped_replica_hands_its_session_to_another() {
     let (a, mut rx_a) = forwarder(&tg, &server.url(), "replica-a", FAST, options(PAGE));
     let shutdown_a = CancellationToken::new();
     a.spawn_resumer(shutdown_a.clone());
-    a.start(ids.start("claude")).await.unwrap();
+    start(&a, &tg, ids.start("claude")).await;
 
     // 330 characters: the first page is full and the second begun.
     let part1: String = (0..30).map(|i| format!("a{i:02}<&>é中\n")).collect();
@@ -69,7 +69,11 @@ async fn a_stopped_replica_hands_its_session_to_another() {
     // Exactly the pages the text needs: nothing was sent twice.
     let sends = tg.calls_of("sendMessage").len();
     assert_eq!(sends, messages.len());
-    assert!(messages.iter().all(|m| m.text.chars().count() <= PAGE));
+    assert!(
+        messages
+            .iter()
+            .all(|m| m.text.encode_utf16().count() <= PAGE)
+    );
     assert!(messages.iter().all(|m| m.reply_markup.is_none()));
     shutdown_b.cancel();
 }
@@ -139,7 +143,7 @@ async fn forwarding_rides_out_a_redis_restart() {
     let ids = Ids::new();
     let (fwd, mut rx) = forwarder(&tg, &server.url(), "r1", FAST, options(PAGE));
     fwd.spawn_resumer(CancellationToken::new());
-    fwd.start(ids.start("a")).await.unwrap();
+    start(&fwd, &tg, ids.start("a")).await;
 
     let part1: String = (0..20).map(|i| format!("line {i}\n")).collect();
     let n = {
@@ -167,5 +171,70 @@ async fn forwarding_rides_out_a_redis_restart() {
         tg.calls_of("sendMessage").len(),
         tg.messages(ids.chat).len()
     );
+    fwd.shutdown();
+}
+
+/// Redis loses everything mid-session (a restart without persistence, here
+/// a FLUSHALL): the forwarder's state, its lock and the stream. The replica
+/// that owned the session stores its state again (a missing key is not a
+/// takeover), announces the chunks that never reached it, and shows the
+/// status, with no Stop button left behind.
+#[tokio::test]
+async fn a_redis_that_lost_everything_strands_nothing() {
+    let server = RedisServer::start().unwrap();
+    let tg = FakeTelegram::start().await;
+    let ids = Ids::new();
+    let (fwd, mut rx) = forwarder(&tg, &server.url(), "r1", FAST, options(PAGE));
+    fwd.spawn_resumer(CancellationToken::new());
+    start(&fwd, &tg, ids.start("a")).await;
+
+    let part1: String = (0..20).map(|i| format!("line {i}\n")).collect();
+    let mut conn = connect(&server.url()).await;
+    let n = write_chunks(&mut conn, &ids, &part1, 5, 0).await;
+    assert!(
+        tg.wait_for(|_| shown(&tg, ids.chat) == part1, TIMEOUT)
+            .await
+    );
+
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
+    // The forwarder notices the missing state on its next lock refresh.
+    let state_key = format!("ra:fwd:{}", ids.session);
+    let restored = tokio::time::timeout(TIMEOUT, async {
+        loop {
+            let exists: bool = conn.exists(&state_key).await.unwrap();
+            if exists {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        restored.is_ok(),
+        "the forwarder did not store its state again"
+    );
+
+    // Three chunks were lost with the stream; the daemon goes on.
+    let part2: String = (20..30).map(|i| format!("line {i}\n")).collect();
+    let m = write_chunks(&mut conn, &ids, &part2, 5, n + 3).await;
+    let mut end = done(DoneStatus::Ok, Some(0), 1, None);
+    if let remoteagent_proto::events::OutputEvent::Done(d) = &mut end {
+        d.chunks = n + 3 + m;
+    }
+    xadd(&mut conn, &ids, &end).await;
+    let fin = finished(&mut rx).await;
+    assert_eq!(fin.status, DoneStatus::Ok);
+
+    let messages = tg.messages(ids.chat);
+    let all: String = messages.iter().map(|m| m.text.as_str()).collect();
+    assert!(all.contains("⚠️ 3 chunks of output were lost"), "{all}");
+    assert!(all.contains(&part2), "{all}");
+    let (_, status) = body_and_status(&messages);
+    assert_eq!(status, "✅ done in 0.0 s");
+    assert!(
+        messages.iter().all(|m| m.reply_markup.is_none()),
+        "a Stop button outlived its session: {messages:?}"
+    );
+    assert!(tg.calls().iter().all(|c| c.ok()), "{:?}", tg.calls());
     fwd.shutdown();
 }

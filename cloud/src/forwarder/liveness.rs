@@ -113,7 +113,10 @@ mod tests {
                 break done;
             }
         };
-        assert!(waited >= grace && waited <= grace + CHECK_EVERY_MAX, "{waited:?}");
+        assert!(
+            waited >= grace && waited <= grace + CHECK_EVERY_MAX,
+            "{waited:?}"
+        );
         assert_eq!(done.status, DoneStatus::Error);
         live.ended();
         assert!(!live.due());

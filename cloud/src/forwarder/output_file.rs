@@ -100,17 +100,15 @@ async fn read_range(
             *conn = ctx.connect().await.ok();
         }
         let reply = match conn.as_mut() {
-            Some(c) => {
-                redis::cmd("XRANGE")
-                    .arg(stream)
-                    .arg(start)
-                    .arg(end)
-                    .arg("COUNT")
-                    .arg(FILE_BATCH)
-                    .query_async::<StreamRangeReply>(c)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
+            Some(c) => redis::cmd("XRANGE")
+                .arg(stream)
+                .arg(start)
+                .arg(end)
+                .arg("COUNT")
+                .arg(FILE_BATCH)
+                .query_async::<StreamRangeReply>(c)
+                .await
+                .map_err(|e| e.to_string()),
             None => Err("no Redis connection".to_string()),
         };
         match reply {

@@ -488,7 +488,10 @@ mod tests {
         let shown = render::html_to_text(&caption);
         assert!(render::visible_len(&shown) <= MAX_CAPTION_CHARS);
         assert!(shown.starts_with("⚠️ 3 chunks"), "{shown}");
-        assert!(shown.contains("(Telegram's upload limit).\n❌ error: 🚀"), "{shown}");
+        assert!(
+            shown.contains("(Telegram's upload limit).\n❌ error: 🚀"),
+            "{shown}"
+        );
     }
 
     #[test]

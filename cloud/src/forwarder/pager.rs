@@ -77,11 +77,13 @@ pub(super) trait Io {
     fn edit_soon(&mut self, chat: i64, message: i64, html: String, keyboard: InlineKeyboard);
     /// The error of the last queued edit, once it failed.
     fn failed_edit(&mut self) -> Option<TelegramError>;
-    async fn send_document(&mut self, chat: i64, document: Document)
-    -> Result<i64, TelegramError>;
+    async fn send_document(&mut self, chat: i64, document: Document) -> Result<i64, TelegramError>;
     /// The whole output of the stream up to the `done` entry `entry_id`.
-    async fn output_file(&mut self, done: &DonePayload, entry_id: &str)
-    -> Result<OutputFile, String>;
+    async fn output_file(
+        &mut self,
+        done: &DonePayload,
+        entry_id: &str,
+    ) -> Result<OutputFile, String>;
     /// Stores the progress (`None`: only keeps the session's lock).
     async fn save(&mut self, state: Option<&SavedState>) -> Result<(), Stop>;
     /// Waits before another attempt (cancellable).
@@ -160,7 +162,10 @@ impl<I: Io> Pager<I> {
     pub async fn placeholder(&mut self) {
         if self.page.message == 0 && self.page.is_empty() {
             let html = page::placeholder(&self.saved.agent_name);
-            if let Some(id) = self.send_now(self.chat(), html, Some(self.keyboard.clone())).await {
+            if let Some(id) = self
+                .send_now(self.chat(), html, Some(self.keyboard.clone()))
+                .await
+            {
                 self.page.message = id;
             }
         }
@@ -190,8 +195,10 @@ impl<I: Io> Pager<I> {
 
     /// An entry that could not be read: skipped, and the user told.
     pub async fn malformed(&mut self, entry_id: &str) -> Result<(), Stop> {
-        self.append_line(Line::notice("⚠️ an output entry could not be read and was skipped"))
-            .await?;
+        self.append_line(Line::notice(
+            "⚠️ an output entry could not be read and was skipped",
+        ))
+        .await?;
         self.saved.last_id = entry_id.to_string();
         self.saved.skip = 0;
         Ok(())
@@ -212,8 +219,9 @@ impl<I: Io> Pager<I> {
                     } else {
                         page::placeholder(&self.saved.agent_name)
                     };
-                    if let Some(id) =
-                        self.send_now(self.chat(), html, Some(self.keyboard.clone())).await
+                    if let Some(id) = self
+                        .send_now(self.chat(), html, Some(self.keyboard.clone()))
+                        .await
                     {
                         self.page.message = id;
                     }
@@ -252,7 +260,8 @@ impl<I: Io> Pager<I> {
     /// keeps room for the line that says the output goes on in a file.
     fn limit(&self) -> usize {
         if !self.saved.more.overflow && self.on_last_page() {
-            self.page_chars.saturating_sub(self.overflow_line().chars + 1)
+            self.page_chars
+                .saturating_sub(self.overflow_line().chars + 1)
         } else {
             self.page_chars
         }
@@ -484,7 +493,10 @@ impl<I: Io> Pager<I> {
             };
         }
         let msg = self.page.message;
-        match self.edit_now(chat, msg, html.clone(), keyboard.clone()).await {
+        match self
+            .edit_now(chat, msg, html.clone(), keyboard.clone())
+            .await
+        {
             Shown::Yes => Ok(()),
             Shown::No if self.muted => Ok(()),
             Shown::No => self.output_not_shown("Telegram did not accept it").await,
@@ -657,7 +669,10 @@ impl<I: Io> Pager<I> {
         if chat == self.chat() {
             self.break_page().await?;
         }
-        let msg = self.send_now(chat, html.clone(), keyboard).await.unwrap_or(0);
+        let msg = self
+            .send_now(chat, html.clone(), keyboard)
+            .await
+            .unwrap_or(0);
         if msg == 0 && !self.muted {
             // The runner waits for an answer nobody can give: say so where
             // the output goes; the request is denied when it times out.
@@ -757,11 +772,12 @@ impl<I: Io> Pager<I> {
         lines.extend(withheld);
         lines.push(status);
         let end = Line::join(&lines).fit(self.page_chars);
-        let lead = usize::from(!self.page.ends_with_newline());
-        if !self.page.is_empty() && lead + end.chars > self.page.room(self.page_chars) {
+        // The status goes under the output after a line break of its own,
+        // so that the output's last line break is kept as it was.
+        if !self.page.is_empty() && 1 + end.chars > self.page.room(self.page_chars) {
             self.next_page(self.saved.skip).await?;
         }
-        if !self.page.is_empty() && !self.page.ends_with_newline() {
+        if !self.page.is_empty() {
             self.page.push_text("\n");
         }
         self.page.push_html(&end.html, end.chars);
@@ -843,7 +859,8 @@ impl<I: Io> Pager<I> {
                 let html = format!(
                     "<i>⚠️ The whole output could not be read back to attach it.</i>\n{status_html}"
                 );
-                self.send_tries(self.chat(), html, None, FINAL_ATTEMPTS).await;
+                self.send_tries(self.chat(), html, None, FINAL_ATTEMPTS)
+                    .await;
                 return self.file_done().await;
             }
         };
@@ -852,7 +869,8 @@ impl<I: Io> Pager<I> {
         if file.written == 0 {
             // Telegram refuses empty files; nothing of the output is left.
             let html = format!("<i>⚠️ No output is left to attach.</i>\n{caption}");
-            self.send_tries(self.chat(), html, None, FINAL_ATTEMPTS).await;
+            self.send_tries(self.chat(), html, None, FINAL_ATTEMPTS)
+                .await;
         } else {
             let document = Document {
                 file_name: format!("output-{}.txt", self.saved.session_id),
@@ -864,7 +882,8 @@ impl<I: Io> Pager<I> {
                 if !self.muted {
                     let html =
                         format!("<i>⚠️ Telegram did not accept the output file.</i>\n{caption}");
-                    self.send_tries(self.chat(), html, None, FINAL_ATTEMPTS).await;
+                    self.send_tries(self.chat(), html, None, FINAL_ATTEMPTS)
+                        .await;
                 }
             } else {
                 tracing::info!(agent = %self.saved.agent_id, session = %self.saved.session_id, bytes = file.written, total = file.total, lost = file.lost, "output file sent");
@@ -917,7 +936,6 @@ pub(super) const MIN_PAGE_CHARS: usize = 64;
 fn is_blocked(e: &TelegramError) -> bool {
     matches!(e, TelegramError::Api { code: 403, .. })
 }
-
 
 #[cfg(test)]
 mod tests;

@@ -75,7 +75,11 @@ impl Io for LiveIo {
     ) -> Result<(), TelegramError> {
         // Waiting for this edit covers the queued one of the same message.
         self.last_delivery = None;
-        self.ctx.outbox.edit(chat, message, html, keyboard).wait().await
+        self.ctx
+            .outbox
+            .edit(chat, message, html, keyboard)
+            .wait()
+            .await
     }
 
     fn edit_soon(&mut self, chat: i64, message: i64, html: String, keyboard: InlineKeyboard) {
@@ -93,11 +97,7 @@ impl Io for LiveIo {
         }
     }
 
-    async fn send_document(
-        &mut self,
-        chat: i64,
-        document: Document,
-    ) -> Result<i64, TelegramError> {
+    async fn send_document(&mut self, chat: i64, document: Document) -> Result<i64, TelegramError> {
         self.ctx.outbox.send_document(chat, document).await
     }
 
@@ -234,12 +234,7 @@ impl Session {
             last_save: Instant::now(),
             last_state: None,
         };
-        let pager = Pager::new(
-            io,
-            saved,
-            ctx.options.page_chars,
-            ctx.options.max_pages,
-        );
+        let pager = Pager::new(io, saved, ctx.options.page_chars, ctx.options.max_pages);
         Session {
             liveness: Liveness::new(ctx.options.orphan_after),
             ctx,

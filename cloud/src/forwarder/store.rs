@@ -397,21 +397,27 @@ pub(super) async fn release<C: redis::aio::ConnectionLike + Send>(
     Ok(())
 }
 
-/// The chat and the approval messages of an unfinished session (for the
+/// The chat of the approval messages and the messages of an unfinished
+/// session (for the
 /// bot's button handler); `None` if the session is not being forwarded.
 pub(super) async fn approvals<C: redis::aio::ConnectionLike + Send>(
     conn: &mut C,
     session: &SessionId,
 ) -> redis::RedisResult<Option<(i64, Vec<ApprovalMessage>)>> {
-    let (chat, approvals): (Option<i64>, Option<String>) = redis::cmd("HMGET")
-        .arg(state_key(session))
-        .arg("chat")
-        .arg("approvals")
-        .query_async(conn)
-        .await?;
+    let (chat, approval_chat, approvals): (Option<i64>, Option<i64>, Option<String>) =
+        redis::cmd("HMGET")
+            .arg(state_key(session))
+            .arg("chat")
+            .arg("approval_chat")
+            .arg("approvals")
+            .query_async(conn)
+            .await?;
     let Some(chat) = chat else {
         return Ok(None);
     };
+    // Approval requests of a session in a group go to the owner's private
+    // chat.
+    let chat = approval_chat.filter(|c| *c != 0).unwrap_or(chat);
     let approvals = match approvals {
         None => Vec::new(),
         Some(json) => serde_json::from_str(&json).map_err(|e| {

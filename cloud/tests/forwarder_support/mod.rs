@@ -52,6 +52,45 @@ impl Ids {
     }
 }
 
+/// Starts forwarding a session the way the bot does ([`Forwarder::begin`])
+/// and waits for its placeholder; returns the placeholder's message id.
+pub async fn start(fwd: &Forwarder, tg: &FakeTelegram, session: SessionStart) -> i64 {
+    let chat = session.chat_id;
+    let before = tg
+        .messages(chat)
+        .iter()
+        .map(|m| m.message_id)
+        .max()
+        .unwrap_or(0);
+    fwd.begin(session).await.unwrap();
+    let mut id = 0;
+    let seen = tg
+        .wait_for(
+            |calls| {
+                calls.iter().any(|c| {
+                    c.method == "sendMessage"
+                        && c.chat_id() == Some(chat)
+                        && c.text().is_some_and(|t| t.contains("is working"))
+                        && c.ok()
+                })
+            },
+            TIMEOUT,
+        )
+        .await;
+    assert!(seen, "no placeholder");
+    for c in tg.calls_of("sendMessage") {
+        if c.chat_id() == Some(chat) && c.text().is_some_and(|t| t.contains("is working")) {
+            let mid = c.response["result"]["message_id"].as_i64().unwrap_or(0);
+            if mid > before {
+                id = mid;
+                break;
+            }
+        }
+    }
+    assert!(id > 0, "no placeholder id");
+    id
+}
+
 pub async fn connect(url: &str) -> MultiplexedConnection {
     redis::Client::open(url)
         .unwrap()

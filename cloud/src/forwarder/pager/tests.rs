@@ -55,8 +55,8 @@ struct Sim {
 /// Telegram's checks of a message text in HTML parse mode: the visible text
 /// (trimmed) or the exact refusal.
 fn check_text(html: &str, limit: usize) -> Result<String, String> {
-    let text = fake::html_to_text(html)
-        .map_err(|e| format!("Bad Request: can't parse entities: {e}"))?;
+    let text =
+        fake::html_to_text(html).map_err(|e| format!("Bad Request: can't parse entities: {e}"))?;
     let text = text.trim().to_string();
     if text.is_empty() {
         return Err("Bad Request: message text is empty".into());
@@ -97,10 +97,7 @@ impl Sim {
     fn maybe_delete(&mut self) {
         if self.fault(self.delete_rate) && !self.messages.is_empty() {
             let ids: Vec<i64> = self.messages.keys().copied().collect();
-            let i = self
-                .rng
-                .as_mut()
-                .map_or(0, |r| r.gen_range(0..ids.len()));
+            let i = self.rng.as_mut().map_or(0, |r| r.gen_range(0..ids.len()));
             if let Some(m) = self.messages.remove(&ids[i]) {
                 self.deleted.insert(ids[i], m);
             }
@@ -176,7 +173,8 @@ impl Io for &mut Sim {
     fn edit_soon(&mut self, chat: i64, message: i64, html: String, keyboard: InlineKeyboard) {
         // Applied at once; a failure is reported on the next look, as the
         // outbox does.
-        let result = futures::executor::block_on(Io::edit(self, chat, message, html, Some(keyboard)));
+        let result =
+            futures::executor::block_on(Io::edit(self, chat, message, html, Some(keyboard)));
         if let Err(e) = result {
             self.failed = Some(e);
         }
@@ -276,7 +274,9 @@ fn state() -> SavedState {
 /// multi-byte characters (2-unit emoji included) and HTML specials. No line
 /// starts with the marks of the pager's own lines.
 fn random_text(rng: &mut StdRng, max: usize) -> String {
-    let pieces = ["a", "b", "line ", "é", "中", "🚀", "<", ">", "&", "&amp;", " ", "\n", "\n\n", "\t"];
+    let pieces = [
+        "a", "b", "line ", "é", "中", "🚀", "<", ">", "&", "&amp;", " ", "\n", "\n\n", "\t",
+    ];
     let len = rng.gen_range(0..=max);
     let mut s = String::new();
     while s.len() < len {
@@ -313,7 +313,12 @@ async fn run(r: Run) {
     for i in 0..n {
         let id = format!("{}-0", i + 1);
         if rng.gen_bool(0.05) {
-            events.push((id, OutputEvent::Notice(NoticePayload { text: "⚠️ a notice".into() })));
+            events.push((
+                id,
+                OutputEvent::Notice(NoticePayload {
+                    text: "⚠️ a notice".into(),
+                }),
+            ));
             continue;
         }
         if rng.gen_bool(0.05) {
@@ -323,7 +328,14 @@ async fn run(r: Run) {
         }
         let text = random_text(&mut rng, 3000);
         output.push_str(&text);
-        events.push((id, OutputEvent::Chunk(ChunkPayload { seq, stream: StreamKind::Stdout, text })));
+        events.push((
+            id,
+            OutputEvent::Chunk(ChunkPayload {
+                seq,
+                stream: StreamKind::Stdout,
+                text,
+            }),
+        ));
         seq += 1;
     }
     let done = DonePayload {
@@ -345,7 +357,10 @@ async fn run(r: Run) {
         lost_chunks: lost,
         ..Sim::default()
     };
-    let ctx = format!("seed {} page {} pages {}", r.seed, r.page_chars, r.max_pages);
+    let ctx = format!(
+        "seed {} page {} pages {}",
+        r.seed, r.page_chars, r.max_pages
+    );
 
     // Follow the stream; after a crash, a new pager resumes from the last
     // stored state, from the entry after its `last_id` (or the entry
@@ -391,16 +406,28 @@ async fn run(r: Run) {
         panic!("{ctx}: the stream ended without done");
     }
 
-    assert!(sim.refusals.is_empty(), "{ctx}: Telegram refused {:?}", sim.refusals);
+    assert!(
+        sim.refusals.is_empty(),
+        "{ctx}: Telegram refused {:?}",
+        sim.refusals
+    );
     let messages: Vec<(i64, Msg)> = sim.messages.clone().into_iter().collect();
     assert!(!messages.is_empty(), "{ctx}: nothing shown");
     for (id, m) in &messages {
-        assert!(!m.keyboard, "{ctx}: message {id} keeps a button after the end: {:?}", m.text);
+        assert!(
+            !m.keyboard,
+            "{ctx}: message {id} keeps a button after the end: {:?}",
+            m.text
+        );
     }
     // The status is the last line of the last message.
     let (_, last) = messages.last().unwrap();
     let last_line = last.text.lines().last().unwrap_or_default();
-    assert!(last_line.starts_with("✅ done in"), "{ctx}: last line {last_line:?} of {:?}", last.text);
+    assert!(
+        last_line.starts_with("✅ done in"),
+        "{ctx}: last line {last_line:?} of {:?}",
+        last.text
+    );
 
     let document = messages.iter().find_map(|(_, m)| m.document.clone());
     let deleted_some = sim.delete_rate > 0.0 || sim.transport_rate > 0.0;
@@ -438,15 +465,25 @@ async fn run(r: Run) {
     let all = non_ws(&output);
     match &document {
         Some(bytes) => {
-            assert_eq!(bytes, output.as_bytes(), "{ctx}: the file is not the output");
+            assert_eq!(
+                bytes,
+                output.as_bytes(),
+                "{ctx}: the file is not the output"
+            );
             // What was shown live is the start of the output, once.
             if !deleted_some {
-                assert!(all.starts_with(&shown), "{ctx}: live pages are not the output's start");
+                assert!(
+                    all.starts_with(&shown),
+                    "{ctx}: live pages are not the output's start"
+                );
             }
         }
         None => {
             if !deleted_some {
-                assert_eq!(shown, all, "{ctx}: live output differs (resumes: {resumes})");
+                assert_eq!(
+                    shown, all,
+                    "{ctx}: live output differs (resumes: {resumes})"
+                );
             } else {
                 // A deleted page is shown again below: nothing is missing.
                 let mut rest = all.as_str();
@@ -455,7 +492,10 @@ async fn run(r: Run) {
                         rest = &rest[ch.len_utf8()..];
                     }
                 }
-                assert!(rest.is_empty() || shown.len() >= all.len(), "{ctx}: output missing");
+                assert!(
+                    rest.is_empty() || shown.len() >= all.len(),
+                    "{ctx}: output missing"
+                );
             }
         }
     }
@@ -467,7 +507,12 @@ async fn run(r: Run) {
 
 /// Whether stream id `id` comes after `last` (ids `N-0` here).
 fn id_after(id: &str, last: &str) -> bool {
-    let n = |s: &str| s.split('-').next().and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    let n = |s: &str| {
+        s.split('-')
+            .next()
+            .and_then(|x| x.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     n(id) > n(last)
 }
 
@@ -496,10 +541,17 @@ async fn a_page_that_would_open_with_a_lone_newline_is_not_sent_blank() {
     let mut pager = Pager::new(&mut sim, state(), 100, 8);
     pager.placeholder().await;
     let chunk = |seq, text: &str| {
-        OutputEvent::Chunk(ChunkPayload { seq, stream: StreamKind::Stdout, text: text.into() })
+        OutputEvent::Chunk(ChunkPayload {
+            seq,
+            stream: StreamKind::Stdout,
+            text: text.into(),
+        })
     };
     // 100 units exactly, then the line's newline alone in the next batch.
-    pager.apply("1-0", chunk(0, &"x".repeat(100))).await.unwrap();
+    pager
+        .apply("1-0", chunk(0, &"x".repeat(100)))
+        .await
+        .unwrap();
     pager.flush().await.unwrap();
     pager.apply("2-0", chunk(1, "\n")).await.unwrap();
     pager.flush().await.unwrap();
@@ -516,5 +568,8 @@ async fn a_page_that_would_open_with_a_lone_newline_is_not_sent_blank() {
     drop(pager);
     assert!(sim.refusals.is_empty(), "{:?}", sim.refusals);
     let texts: Vec<String> = sim.messages.values().map(|m| m.text.clone()).collect();
-    assert_eq!(texts, vec!["x".repeat(100), "next\n✅ done in 0.0 s".to_string()]);
+    assert_eq!(
+        texts,
+        vec!["x".repeat(100), "next\n✅ done in 0.0 s".to_string()]
+    );
 }

@@ -350,9 +350,9 @@ async fn run(r: Run) {
 
     let mut sim = Sim {
         rng: Some(StdRng::seed_from_u64(r.seed ^ 0x5eed)),
-        delete_rate: if r.seed % 3 == 0 { 0.05 } else { 0.0 },
-        transport_rate: if r.seed % 5 == 0 { 0.1 } else { 0.0 },
-        crash_rate: if r.seed % 2 == 0 { 0.15 } else { 0.0 },
+        delete_rate: if r.seed.is_multiple_of(3) { 0.05 } else { 0.0 },
+        transport_rate: if r.seed.is_multiple_of(5) { 0.1 } else { 0.0 },
+        crash_rate: if r.seed.is_multiple_of(2) { 0.15 } else { 0.0 },
         output: output.clone(),
         lost_chunks: lost,
         ..Sim::default()

@@ -47,3 +47,18 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// A connection to the Redis at `url` for a test's own checks and writes,
+/// with timeouts that hold on a busy machine (redis-rs's defaults, 1 s to
+/// connect and 0.5 s per reply, fail tests while `stress-ng` runs beside
+/// the suite).
+pub async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(std::time::Duration::from_secs(15)))
+        .set_response_timeout(Some(std::time::Duration::from_secs(15)));
+    redis::Client::open(url)
+        .expect("a valid Redis URL")
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .expect("connecting to the test Redis")
+}

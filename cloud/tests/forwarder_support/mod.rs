@@ -92,11 +92,7 @@ pub async fn start(fwd: &Forwarder, tg: &FakeTelegram, session: SessionStart) ->
 }
 
 pub async fn connect(url: &str) -> MultiplexedConnection {
-    redis::Client::open(url)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
+    remoteagent_testkit::redis_conn(url).await
 }
 
 /// Appends one event the way the daemon does (`XADD … MAXLEN ~ … * event <json>`);

@@ -16,6 +16,11 @@
 
 pub mod ansi;
 
+/// Longest agent (project) name kept, in characters.
+pub const MAX_NAME_CHARS: usize = 40;
+/// Longest hostname kept, in characters.
+pub const MAX_HOSTNAME_CHARS: usize = 255;
+
 /// Whether `c` is an invisible formatting character (Unicode category Cf)
 /// or a line/paragraph separator (Zl, Zp), which can hide or reorder text.
 ///
@@ -48,11 +53,12 @@ pub fn is_format_char(c: char) -> bool {
     )
 }
 
-/// Cleans a name or hostname for storing and showing: control and format
-/// characters removed, whitespace runs made one space, trimmed, at most
-/// `max_chars` characters. May return an empty string; callers pick their
-/// fallback.
+/// Cleans a name or hostname for storing and showing: escape sequences
+/// removed whole, control and format characters removed, whitespace runs
+/// made one space, trimmed, at most `max_chars` characters. May return an
+/// empty string; callers pick their fallback.
 pub fn clean_name(name: &str, max_chars: usize) -> String {
+    let name = ansi::strip(name);
     let mut out = String::with_capacity(name.len().min(max_chars * 4));
     let mut pending_space = false;
     let mut count = 0;
@@ -132,6 +138,7 @@ mod tests {
             "abcde"
         );
         assert_eq!(clean_name("a \t\n b", 40), "a b");
+        assert_eq!(clean_name("web\x1b[2J\x1b]0;t\x07", 40), "web");
         assert_eq!(clean_name("\u{202E}\u{200B}", 40), "");
         assert_eq!(clean_name(&"x".repeat(100), 40).chars().count(), 40);
         assert_eq!(clean_name(&"é".repeat(100), 40).chars().count(), 40);

@@ -36,9 +36,15 @@ struct Setup {
 }
 
 async fn setup(name: &str) -> Setup {
+    setup_with(name, |_| {}).await
+}
+
+/// [`setup`], with `prepare` run on the home before the daemon starts.
+async fn setup_with(name: &str, prepare: impl FnOnce(&Home)) -> Setup {
     let redis = RedisServer::start().unwrap();
     let cloud = FakeCloud::start(redis.url()).await;
     let home = Arc::new(Home::with_file_store(&cloud.url));
+    prepare(&home);
     let h = home.clone();
     let daemon = blocking(move || h.start_daemon()).await;
     let project = home.project("web");
@@ -173,6 +179,10 @@ impl Setup {
         self.wait_online().await;
     }
 
+    fn seen_file(&self) -> PathBuf {
+        envelopes_dir(&self.home).join(format!("{}.seen", self.agent))
+    }
+
     /// Waits until the daemon's log has a line containing `needle`, or the
     /// runner ran more than `runs` times (a replay that got through), and
     /// says which.
@@ -190,6 +200,10 @@ impl Setup {
         .await;
         seen.unwrap_or(Refusal::Neither)
     }
+}
+
+fn envelopes_dir(home: &Home) -> PathBuf {
+    home.path().join("state/remoteagent/envelopes")
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -243,8 +257,7 @@ async fn replay_after_restart(crash: bool) {
     assert_eq!(s.runs(), 2);
 
     // The record of seen envelopes is private.
-    let dir = s.home.path().join("state/remoteagent/envelopes");
-    let file = dir.join(format!("{}.seen", s.agent));
+    let file = s.seen_file();
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(&file)
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
@@ -261,6 +274,85 @@ async fn a_captured_command_does_not_run_again_after_a_daemon_restart() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_captured_command_does_not_run_again_after_a_daemon_crash() {
     replay_after_restart(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_with_a_stream_does_not_run_again_even_without_its_log_and_record() {
+    let mut s = setup("web").await;
+    let session = SessionId::generate();
+    let captured = s.envelope(&session, "deploy");
+    s.publish(&captured).await;
+    assert_eq!(s.wait_done(&session).await, DoneStatus::Ok);
+    let events = s.events(&session).await.len();
+
+    // Whoever deletes the daemon's record and the session's log still
+    // cannot run it twice: its stream in Redis says it ran.
+    let mut old = std::mem::replace(
+        &mut s.daemon,
+        Daemon {
+            child: None,
+            log: Default::default(),
+        },
+    );
+    blocking(move || old.kill()).await;
+    std::fs::remove_file(s.seen_file()).unwrap();
+    let log = s
+        .home
+        .log_root()
+        .join(s.agent.as_str())
+        .join(format!("{session}.log"));
+    std::fs::remove_file(&log).unwrap();
+    let h = s.home.clone();
+    s.daemon = blocking(move || h.start_daemon()).await;
+    s.wait_online().await;
+
+    s.publish(&captured).await;
+    let outcome = s.refused_or_ran("already ran", 1).await;
+    assert_eq!(
+        outcome,
+        Refusal::Refused,
+        "runs: {}\n{}",
+        s.runs(),
+        s.daemon.log_text()
+    );
+    assert_eq!(s.runs(), 1);
+    // Its stream is left as it was (no second `done`).
+    assert_eq!(s.events(&session).await.len(), events);
+    assert!(!log.exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_command_that_cannot_be_recorded_is_refused_and_the_owner_told() {
+    // The record's directory cannot be created: a file is in its way.
+    let s = setup_with("web", |home| {
+        let dir = envelopes_dir(home);
+        std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+        std::fs::write(&dir, "").unwrap();
+    })
+    .await;
+    let session = SessionId::generate();
+    let env = s.envelope(&session, "deploy");
+    s.publish(&env).await;
+    assert_eq!(s.wait_done(&session).await, DoneStatus::Rejected);
+    assert_eq!(s.runs(), 0);
+    let notice = s.events(&session).await.into_iter().find_map(|e| match e {
+        OutputEvent::Notice(n) => Some(n.text),
+        _ => None,
+    });
+    assert!(
+        notice
+            .as_deref()
+            .is_some_and(|n| n.contains("cannot record")),
+        "{notice:?}"
+    );
+
+    // Once the way is clear, commands run again.
+    std::fs::remove_file(envelopes_dir(&s.home)).unwrap();
+    let session = SessionId::generate();
+    let env = s.envelope(&session, "deploy");
+    s.publish(&env).await;
+    assert_eq!(s.wait_done(&session).await, DoneStatus::Ok);
+    assert_eq!(s.runs(), 1);
 }
 
 /// The bytes a terminal would act on, or that reorder what it shows.

@@ -41,6 +41,11 @@ async fn setup(name: &str) -> Setup {
 
 /// [`setup`], with `prepare` run on the home before the daemon starts.
 async fn setup_with(name: &str, prepare: impl FnOnce(&Home)) -> Setup {
+    setup_full(name, 30 * 24 * 3600, prepare).await
+}
+
+/// [`setup_with`], paired with a token valid for `ttl_secs`.
+async fn setup_full(name: &str, ttl_secs: u64, prepare: impl FnOnce(&Home)) -> Setup {
     let redis = RedisServer::start().unwrap();
     let cloud = FakeCloud::start(redis.url()).await;
     let home = Arc::new(Home::with_file_store(&cloud.url));
@@ -51,7 +56,15 @@ async fn setup_with(name: &str, prepare: impl FnOnce(&Home)) -> Setup {
     let run = project.join("run.sh");
     std::fs::write(&run, MARKER_SCRIPT).unwrap();
     let command = format!("/bin/sh {}", run.display());
-    let (agent, _) = pair_project(&home, &cloud, &project, name, &["--command", &command]).await;
+    let (agent, _) = pair_project_with_ttl(
+        &home,
+        &cloud,
+        &project,
+        name,
+        &["--command", &command],
+        ttl_secs,
+    )
+    .await;
     let s = Setup {
         home,
         cloud,
@@ -274,6 +287,56 @@ async fn a_captured_command_does_not_run_again_after_a_daemon_restart() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_captured_command_does_not_run_again_after_a_daemon_crash() {
     replay_after_restart(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_captured_command_does_not_run_again_after_a_token_renewal() {
+    // A token with a day left: the next daemon start renews it, which
+    // restarts the agent's task once more.
+    let mut s = setup_full("web", 24 * 3600, |_| {}).await;
+    let session = SessionId::generate();
+    let captured = s.envelope(&session, "deploy");
+    s.publish(&captured).await;
+    assert_eq!(s.wait_done(&session).await, DoneStatus::Ok);
+
+    s.restart_daemon(false).await;
+    // Renewed, the task that started before the renewal stopped, and the
+    // new one is the channel's only subscriber.
+    let channel = names::agent_channel(&s.agent);
+    let renewed = wait_for(PATIENCE, || async {
+        let log = s.daemon.log_text();
+        if s.cloud.state.refreshes.lock().unwrap().is_empty()
+            || !log.contains("agent token renewed")
+            || !log.contains("agent stopped")
+        {
+            return None;
+        }
+        let mut conn = s.conn().await;
+        let (_, subscribers): (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&channel)
+            .query_async(&mut conn)
+            .await
+            .ok()?;
+        (subscribers == 1).then_some(())
+    })
+    .await;
+    assert!(
+        renewed.is_some(),
+        "no renewal and agent restart:\n{}",
+        s.daemon.log_text()
+    );
+
+    s.publish(&captured).await;
+    let outcome = s.refused_or_ran("replayed", 1).await;
+    assert_eq!(
+        outcome,
+        Refusal::Refused,
+        "runs: {}\n{}",
+        s.runs(),
+        s.daemon.log_text()
+    );
+    assert_eq!(s.runs(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -517,9 +517,11 @@ impl Agent {
                 }
                 _ => tracing::warn!(reason = %e, jti = %claims.jti, "dropped a command envelope"),
             }
-            // The owner learns why their prompt did not run; a replay is
-            // not answered (its session already has its stream).
+            // The owner learns why their prompt did not run. A replay is
+            // not answered, nor is a session that already ran (its stream
+            // has its `done`).
             if let (SeenError::Unrecordable(_), CommandEvent::Command(cmd)) = (&e, &claims.command)
+                && matches!(self.session_ran_before(&cmd.session_id).await, Ok(false))
             {
                 self.refuse(
                     &cmd.session_id,

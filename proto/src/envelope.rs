@@ -147,7 +147,7 @@ impl ReplayGuard {
     /// Records `claims.jti`; fails if it was already recorded.
     pub fn check(&mut self, claims: &EnvelopeClaims, now: u64) -> Result<(), EnvelopeError> {
         if self.seen.len() >= Self::MAX_ENTRIES / 2 {
-            self.seen.retain(|_, exp| *exp + CLOCK_LEEWAY_SECS >= now);
+            self.prune(now);
         }
         if self.seen.len() >= Self::MAX_ENTRIES {
             // Refuse rather than forget: forgetting would reopen replays.
@@ -158,6 +158,33 @@ impl ReplayGuard {
         }
         self.seen.insert(claims.jti.clone(), claims.exp);
         Ok(())
+    }
+
+    /// Whether `jti` was recorded (and not yet forgotten).
+    pub fn contains(&self, jti: &str) -> bool {
+        self.seen.contains_key(jti)
+    }
+
+    /// Records an id seen earlier, as read back from a daemon's record of
+    /// seen envelopes (the guard itself keeps no files: proto does no I/O).
+    pub fn remember(&mut self, jti: String, exp: u64) {
+        self.seen.insert(jti, exp);
+    }
+
+    /// Forgets the ids whose envelopes can no longer pass the expiry check.
+    pub fn prune(&mut self, now: u64) {
+        self.seen.retain(|_, exp| *exp + CLOCK_LEEWAY_SECS >= now);
+    }
+
+    /// Every remembered `(jti, exp)`, to write them down.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.seen.iter().map(|(j, e)| (j.as_str(), *e))
+    }
+
+    /// Whether the guard would remember `exp` at `now` (an expired
+    /// envelope's id need not be kept).
+    pub fn still_valid(exp: u64, now: u64) -> bool {
+        exp + CLOCK_LEEWAY_SECS >= now
     }
 
     pub fn len(&self) -> usize {

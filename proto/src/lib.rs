@@ -11,9 +11,11 @@
 //! * [`api`]: the cloud's HTTP request and response bodies.
 //! * [`control`]: the daemon's control-socket protocol (remoteagentctl ⇄ remoteagentd).
 //! * [`runner`]: which AI CLI a project runs.
+//! * [`text`]: cleaning remote text (names, prompts) before it is stored or
+//!   shown.
 //!
-//! No I/O happens here; signing and verifying are pure computations so both
-//! sides share one implementation.
+//! No I/O happens here; signing, verifying and text cleaning are pure
+//! computations so every side shares one implementation.
 
 pub mod api;
 pub mod control;
@@ -23,6 +25,7 @@ pub mod ids;
 pub mod keys;
 pub mod names;
 pub mod runner;
+pub mod text;
 pub mod token;
 
 pub use ids::{AgentId, IdError, PairingId, SessionId};

@@ -224,7 +224,11 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) => {
-            eprintln!("remoteagentctl: {e}");
+            // Errors can carry the cloud's or the daemon's words.
+            eprintln!(
+                "remoteagentctl: {}",
+                remoteagent_proto::text::for_terminal(&e.to_string())
+            );
             e.exit_code()
         }
     }

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind};
-use remoteagent_proto::envelope::{self, ReplayGuard};
+use remoteagent_proto::envelope;
 use remoteagent_proto::events::{
     CommandEvent, CommandPayload, DonePayload, DoneStatus, NoticePayload, OutputEvent,
 };
@@ -38,6 +38,8 @@ use crate::approval::session::SessionApprovals;
 use crate::approval::{self, ApprovalAnswer, ApprovalAsk, ApprovalSenders, Decision};
 use crate::output::OutputWriter;
 use crate::redis_conn::{SharedConn, is_auth_error};
+use crate::seen_envelopes::{AgentRecord, SeenEnvelopes, SeenError};
+use crate::session_log::session_log_path;
 use session::{SessionContext, SessionOutcome, run_session};
 
 mod orphans;
@@ -89,6 +91,8 @@ pub struct AgentSettings {
     pub max_prompt_bytes: usize,
     /// Tool approval: the policies, and how Claude's hook reaches us.
     pub approval: approval::ApprovalSettings,
+    /// The envelopes already acted on, per agent, kept on disk.
+    pub seen: Arc<SeenEnvelopes>,
 }
 
 /// What an agent task tells the supervisor.
@@ -120,6 +124,8 @@ const REBUILD_AFTER_FAILURES: u32 = 3;
 const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(5);
 /// Longest wait for one heartbeat; a slower one counts as failed.
 const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for the check that a new session has no stream yet.
+const STREAM_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest wait for a new connection and its subscription.
 const REBUILD_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -284,7 +290,9 @@ struct Agent {
     conn: SharedConn,
     link: Link,
     channel: String,
-    replay: ReplayGuard,
+    /// The envelopes this agent already acted on (on disk, shared with
+    /// any other task of this agent).
+    seen: Arc<Mutex<AgentRecord>>,
     session: Option<RunningSession>,
     hostname: String,
 }
@@ -334,6 +342,8 @@ async fn run_agent(
     shared.online.store(true, Ordering::SeqCst);
     tracing::info!("subscribed to its command channel");
 
+    // Loaded now, before the first envelope can be taken.
+    let seen = settings.seen.for_agent(&spec.id);
     let mut agent = Agent {
         spec,
         settings,
@@ -342,11 +352,9 @@ async fn run_agent(
         conn: SharedConn::new(conn),
         link: Link::default(),
         channel,
-        replay: ReplayGuard::new(),
+        seen,
         session: None,
-        hostname: hostname::get()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        hostname: crate::pairing::clean_hostname(),
     };
     // Before any command is taken: a session of this task is never an orphan.
     orphans::sweep(&agent.spec.id, &agent.settings.log_root, agent.conn.clone());
@@ -502,8 +510,25 @@ impl Agent {
                 return Flow::Continue;
             }
         };
-        if let Err(e) = self.replay.check(&claims, now_secs()) {
-            tracing::warn!(reason = %e, jti = %claims.jti, "dropped a command envelope");
+        if let Err(e) = self.record_seen(&claims).await {
+            match &e {
+                SeenError::Unrecordable(_) => {
+                    tracing::error!(reason = %e, jti = %claims.jti, "refused a command envelope")
+                }
+                _ => tracing::warn!(reason = %e, jti = %claims.jti, "dropped a command envelope"),
+            }
+            // The owner learns why their prompt did not run. A replay is
+            // not answered, nor is a session that already ran (its stream
+            // has its `done`).
+            if let (SeenError::Unrecordable(_), CommandEvent::Command(cmd)) = (&e, &claims.command)
+                && matches!(self.session_ran_before(&cmd.session_id).await, Ok(false))
+            {
+                self.refuse(
+                    &cmd.session_id,
+                    "the daemon cannot record the command as received (is its disk full?); nothing ran".into(),
+                )
+                .await;
+            }
             return Flow::Continue;
         }
         match claims.command {
@@ -533,8 +558,64 @@ impl Agent {
         Flow::Continue
     }
 
+    /// Writes the envelope's id down before it is acted on; `Err`: do not
+    /// act on it (seen before, or it cannot be recorded).
+    async fn record_seen(&self, claims: &envelope::EnvelopeClaims) -> Result<(), SeenError> {
+        let seen = self.seen.clone();
+        let claims = claims.clone();
+        // File writes and an fsync: off the async workers.
+        tokio::task::spawn_blocking(move || {
+            let mut record = match seen.lock() {
+                Ok(r) => r,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            record.record(&claims, now_secs())
+        })
+        .await
+        .unwrap_or_else(|e| Err(SeenError::Unrecordable(e.to_string())))
+    }
+
+    /// Whether `sid` ran before: it has a local log, or its output stream
+    /// exists. `Err` when Redis cannot tell.
+    async fn session_ran_before(&mut self, sid: &SessionId) -> Result<bool, String> {
+        let log = session_log_path(&self.settings.log_root, &self.spec.id, sid);
+        if std::fs::symlink_metadata(&log).is_ok() {
+            return Ok(true);
+        }
+        let mut exists = redis::cmd("EXISTS");
+        exists.arg(names::output_stream(&self.spec.id, sid));
+        match tokio::time::timeout(
+            STREAM_CHECK_TIMEOUT,
+            exists.query_async::<i64>(&mut self.conn),
+        )
+        .await
+        {
+            Ok(Ok(n)) => Ok(n > 0),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("timed out".into()),
+        }
+    }
+
     async fn start_session(&mut self, cmd: CommandPayload) {
         let sid = cmd.session_id.clone();
+        // A session runs at most once: a second command naming it (a
+        // replay that got past the envelope record, say after the record
+        // file was deleted) is dropped, and its stream left alone.
+        match self.session_ran_before(&sid).await {
+            Ok(false) => {}
+            Ok(true) => {
+                tracing::warn!(session = %sid, "refused a command: that session already ran (it has a log or a stream); nothing runs");
+                return;
+            }
+            // The stream check is the last of three guards: the envelope
+            // record (which fails closed) already refuses every envelope
+            // still valid, and the log check needs no Redis. Refusing here
+            // would refuse every prompt that arrives while a rebuilt
+            // connection is being swapped in, which this loop itself does.
+            Err(e) => {
+                tracing::warn!(session = %sid, error = %e, "cannot check the session's stream in Redis; relying on the envelope record and the local log")
+            }
+        }
         // The prompt's own faults first: they stay faults when the agent is idle.
         let refusal = if cmd.prompt.len() > self.settings.max_prompt_bytes {
             Some(format!(
@@ -553,26 +634,7 @@ impl Agent {
             None
         };
         if let Some(message) = refusal {
-            tracing::info!(session = %sid, reason = %message, "command refused");
-            let key = names::output_stream(&self.spec.id, &sid);
-            let mut out = OutputWriter::new(self.conn.clone(), key, CancellationToken::new());
-            let give_up = out_give_up();
-            let _ = tokio::time::timeout(give_up, async {
-                out.event(OutputEvent::Notice(NoticePayload {
-                    text: message.clone(),
-                }))
-                .await?;
-                out.finish(DonePayload {
-                    status: DoneStatus::Rejected,
-                    exit_code: None,
-                    duration_ms: 0,
-                    message: Some(message),
-                    chunks: 0,
-                    withheld_bytes: 0,
-                })
-                .await
-            })
-            .await;
+            self.refuse(&sid, message).await;
             return;
         }
 
@@ -603,6 +665,33 @@ impl Agent {
             join,
         });
         self.heartbeat().await;
+    }
+
+    /// Tells the owner that session `sid` will not run: a notice and
+    /// `done {rejected}` on its stream.
+    async fn refuse(&self, sid: &SessionId, message: String) {
+        tracing::info!(session = %sid, reason = %message, "command refused");
+        let key = names::output_stream(&self.spec.id, sid);
+        let mut out = OutputWriter::new(self.conn.clone(), key, CancellationToken::new());
+        let written = tokio::time::timeout(out_give_up(), async {
+            out.event(OutputEvent::Notice(NoticePayload {
+                text: message.clone(),
+            }))
+            .await?;
+            out.finish(DonePayload {
+                status: DoneStatus::Rejected,
+                exit_code: None,
+                duration_ms: 0,
+                message: Some(message),
+                chunks: 0,
+                withheld_bytes: 0,
+            })
+            .await
+        })
+        .await;
+        if !matches!(written, Ok(Ok(_))) {
+            tracing::warn!(session = %sid, "could not tell the owner that the command was refused");
+        }
     }
 
     /// Hands a tool-approval question to the running session without

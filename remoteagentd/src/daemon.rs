@@ -2,6 +2,8 @@
 //! the paired agents, serve requests, and on SIGTERM/SIGINT stop accepting,
 //! shut every agent down concurrently, remove the socket.
 
+use std::sync::Arc;
+
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::AgentSettings;
@@ -11,6 +13,7 @@ use crate::config::Config;
 use crate::control::{BindError, ControlServer};
 use crate::paths::Paths;
 use crate::secrets::SecretStore;
+use crate::seen_envelopes::SeenEnvelopes;
 use crate::state::{StateDir, StateError};
 use crate::supervisor::Supervisor;
 
@@ -59,6 +62,7 @@ pub async fn run(
             policies: ApprovalPolicies::from_config(&config, home.as_deref()),
             hook,
         },
+        seen: Arc::new(SeenEnvelopes::new(paths.envelopes_dir.clone())),
     };
     let secrets = SecretStore::new(config.secret_store, paths.secrets_dir.clone());
     let state = StateDir::new(paths.agents_dir.clone());

@@ -39,6 +39,7 @@ pub mod logging;
 pub mod pairing;
 pub mod paths;
 pub mod secrets;
+pub mod seen_envelopes;
 pub mod state;
 pub mod supervisor;
 pub mod token_refresh;

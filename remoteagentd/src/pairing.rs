@@ -22,7 +22,7 @@ use remoteagent_proto::control::{AgentInfo, ErrorCode, Response};
 use remoteagent_proto::events::{PairEvent, PairedPayload};
 use remoteagent_proto::keys::CloudPublicKey;
 use remoteagent_proto::runner::RunnerSpec;
-use remoteagent_proto::{names, now_ms, token};
+use remoteagent_proto::{names, now_ms, text, token};
 
 use crate::control::ControlError;
 use crate::secrets::SecretError;
@@ -62,6 +62,31 @@ fn project_folder(path: &Path) -> Result<PathBuf, ControlError> {
     Ok(canonical)
 }
 
+/// An agent name as it is stored and shown: no escape sequences, control,
+/// bidi or invisible format characters (a name must look like what it is),
+/// at most [`text::MAX_NAME_CHARS`]; `fallback` when nothing is left.
+pub fn clean_agent_name(name: &str, fallback: &str) -> String {
+    let cleaned = text::clean_name(name, text::MAX_NAME_CHARS);
+    if cleaned.is_empty() {
+        text::clean_name(fallback, text::MAX_NAME_CHARS)
+    } else {
+        cleaned
+    }
+}
+
+/// This machine's hostname, cleaned like a name (the cloud shows it).
+pub fn clean_hostname() -> String {
+    let raw = hostname::get()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let cleaned = text::clean_name(&raw, text::MAX_HOSTNAME_CHARS);
+    if cleaned.is_empty() {
+        "unknown".into()
+    } else {
+        cleaned
+    }
+}
+
 fn default_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -75,9 +100,7 @@ async fn request_code(supervisor: &Supervisor, name: &str) -> Result<PairRespons
     let url = format!("{cloud}/api/pair");
     let body = PairRequest {
         project_name: name.to_string(),
-        hostname: hostname::get()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| "unknown".into()),
+        hostname: clean_hostname(),
     };
     let response = supervisor
         .http
@@ -152,9 +175,9 @@ where
     let name = params
         .name
         .clone()
-        .map(|n| n.trim().to_string())
+        .map(|n| text::clean_name(&n, text::MAX_NAME_CHARS))
         .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| default_name(&path));
+        .unwrap_or_else(|| clean_agent_name(&default_name(&path), "project"));
     let runner = params.runner.clone().unwrap_or_default();
     if let RunnerSpec::Command(argv) = &runner
         && argv.first().is_none_or(|p| p.is_empty())
@@ -321,7 +344,8 @@ async fn complete(
         })?;
     let meta = AgentMeta {
         id: paired.agent_id.clone(),
-        name: paired.name.clone(),
+        // The cloud cleans it too; this daemon does not rely on that.
+        name: clean_agent_name(&paired.name, &default_name(&path)),
         path,
         runner,
         cloud_url,

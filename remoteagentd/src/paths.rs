@@ -54,6 +54,9 @@ pub struct Paths {
     pub secrets_dir: PathBuf,
     /// `$XDG_STATE_HOME/remoteagent/logs/`: `{agentId}/{sessionId}.log`.
     pub log_root: PathBuf,
+    /// `$XDG_STATE_HOME/remoteagent/envelopes/`: `{agentId}.seen`, the
+    /// command envelopes already acted on (see `seen_envelopes`).
+    pub envelopes_dir: PathBuf,
     /// `$XDG_RUNTIME_DIR/remoteagent/remoteagentd.sock`.
     pub socket: PathBuf,
 }
@@ -111,6 +114,7 @@ impl Paths {
             agents_dir: data.join("agents"),
             secrets_dir: data.join("secrets"),
             log_root: state.join("logs"),
+            envelopes_dir: state.join("envelopes"),
             socket: default_socket_path(),
         })
     }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use remoteagent_proto::events::DonePayload;
-use remoteagent_proto::{AgentId, SessionId};
+use remoteagent_proto::{AgentId, SessionId, text};
 
 /// Largest output kept in one session's log; the Redis stream is complete.
 pub const MAX_LOG_BYTES: u64 = 8 * 1024 * 1024;
@@ -121,6 +121,19 @@ fn is_done_record(line: &str) -> bool {
     )
 }
 
+/// The log's first line: `# session <id> started <time> runner <runner>
+/// prompt: <preview>`. The prompt is remote input and `cat` shows this
+/// line, so it is cleaned for a terminal (no escape sequences, controls or
+/// bidi/format characters) and kept on one line.
+fn start_record(session: &SessionId, runner: &str, prompt: &str) -> String {
+    let preview: String = text::for_terminal_line(prompt).chars().take(200).collect();
+    let runner = text::for_terminal_line(runner);
+    format!(
+        "{START_MARK}{session} started {} runner {runner} prompt: {preview}\n",
+        rfc3339_now()
+    )
+}
+
 /// Writer of one session's log. Write errors are logged once and then
 /// ignored: a full disk must not stop the session itself.
 pub struct SessionLog {
@@ -163,12 +176,7 @@ impl SessionLog {
             written: 0,
             truncated: false,
         };
-        let preview: String = prompt.chars().take(200).collect();
-        let preview = preview.replace('\n', " ");
-        log.line(&format!(
-            "{START_MARK}{session} started {} runner {runner} prompt: {preview}\n",
-            rfc3339_now()
-        ));
+        log.line(&start_record(session, runner, prompt));
         log
     }
 

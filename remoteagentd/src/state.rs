@@ -128,10 +128,16 @@ impl StateDir {
 
     fn load_file(path: &Path) -> Result<AgentMeta, StateError> {
         let bytes = std::fs::read(path).map_err(io_err(path, "reading"))?;
-        serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt {
-            path: path.to_path_buf(),
-            source,
-        })
+        let mut meta: AgentMeta =
+            serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        // Metadata written before names were cleaned of bidi and invisible
+        // characters is cleaned as it is read, so `list` and name lookups
+        // see the clean name.
+        meta.name = crate::pairing::clean_agent_name(&meta.name, meta.id.as_str());
+        Ok(meta)
     }
 
     /// Removes an agent's metadata; a missing file is not an error.

@@ -349,6 +349,9 @@ impl Supervisor {
         if let Err(e) = self.state.remove(id) {
             tracing::warn!(agent = %id, error = %e, "could not delete the agent's metadata");
         }
+        // Its envelopes can no longer verify (nobody pins its key): the
+        // record of seen ones has nothing left to guard.
+        self.settings.seen.forget(id);
         tracing::info!(agent = %id, name = %slot.meta.name, "agent forgotten");
         Some(slot.meta)
     }
@@ -440,6 +443,9 @@ mod tests {
             abort_grace: Duration::from_secs(1),
             max_prompt_bytes: 1024,
             approval: Default::default(),
+            seen: Arc::new(crate::seen_envelopes::SeenEnvelopes::new(
+                root.join("envelopes"),
+            )),
         };
         let (s, _rx) = Supervisor::new(
             Config::default(),

@@ -16,6 +16,7 @@ fn paths(root: &std::path::Path) -> Paths {
         agents_dir: root.join("data/remoteagent/agents"),
         secrets_dir: root.join("data/remoteagent/secrets"),
         log_root: root.join("state/remoteagent/logs"),
+        envelopes_dir: root.join("state/remoteagent/envelopes"),
         socket: root.join("run/remoteagent/remoteagentd.sock"),
     }
 }

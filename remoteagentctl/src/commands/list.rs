@@ -3,7 +3,7 @@
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use remoteagent_proto::control::{Request, Response};
 
-use super::{print_json, short_id};
+use super::{print_json, short_id, shown};
 use crate::client::Client;
 use crate::error::CliError;
 
@@ -25,12 +25,12 @@ pub async fn run(client: &mut Client, json: bool) -> Result<(), CliError> {
         .set_header(vec!["NAME", "ID", "PATH", "RUNNER", "ONLINE", "RUNNING"]);
     for a in &agents {
         table.add_row(vec![
-            a.name.clone(),
+            shown(&a.name),
             short_id(a.id.as_str()).to_string(),
-            a.path.display().to_string(),
+            shown(&a.path.display().to_string()),
             a.runner.display_name(),
             match (&a.problem, a.online) {
-                (Some(problem), _) => format!("no: {problem}"),
+                (Some(problem), _) => format!("no: {}", shown(problem)),
                 (None, true) => "yes".into(),
                 (None, false) => "no".into(),
             },

@@ -3,7 +3,7 @@
 
 use remoteagent_proto::control::{Request, Response};
 
-use super::{print_json, print_line};
+use super::{print_json, print_line, shown};
 use crate::client::Client;
 use crate::error::CliError;
 
@@ -29,7 +29,8 @@ pub async fn run(client: &mut Client, args: LogsArgs) -> Result<(), CliError> {
             let reply = client.next().await?;
             let last = reply.is_last();
             match reply.data {
-                Some(Response::LogLine { line, .. }) if !args.json => print_line(&line)?,
+                // The log holds remote text (the prompt, runner output).
+                Some(Response::LogLine { line, .. }) if !args.json => print_line(&shown(&line))?,
                 Some(data) => print_json(&data)?,
                 None => {}
             }

@@ -16,6 +16,13 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
     print_line(&text)
 }
 
+/// Remote text (names, prompts, messages from the cloud or a runner) made
+/// safe for a terminal: no escape sequences (titles, screen clearing, OSC 52
+/// clipboard writes), no control or bidi/format characters, one line.
+pub fn shown(text: &str) -> String {
+    remoteagent_proto::text::for_terminal_line(text)
+}
+
 /// Prints one line to stdout. A reader that went away (`logs -f | head`)
 /// ends the program quietly instead of with a panic.
 pub fn print_line(text: &str) -> Result<(), CliError> {

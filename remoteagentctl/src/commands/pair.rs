@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use remoteagent_proto::control::{Request, Response};
 use remoteagent_proto::runner::{Preset, RunnerSpec};
 
-use super::print_json;
+use super::{print_json, shown};
 use crate::client::Client;
 use crate::error::CliError;
 
@@ -85,8 +85,10 @@ pub async fn run(client: &mut Client, args: PairArgs) -> Result<(), CliError> {
                     bot_username,
                 } => {
                     if !args.json {
+                        // All four come from the cloud.
+                        let (code, connect_url) = (shown(&code), shown(&connect_url));
                         let bot = bot_username
-                            .map(|b| format!("@{}", b.trim_start_matches('@')))
+                            .map(|b| format!("@{}", shown(b.trim_start_matches('@'))))
                             .unwrap_or_else(|| "the RemoteAgent bot".into());
                         println!("Pairing code: {code}");
                         println!("Send `/pair {code}` to {bot} in Telegram,");
@@ -113,9 +115,9 @@ pub async fn run(client: &mut Client, args: PairArgs) -> Result<(), CliError> {
                         }
                         println!(
                             "Paired '{}' ({}) for {} with runner {}.",
-                            agent.name,
+                            shown(&agent.name),
                             agent.id,
-                            agent.path.display(),
+                            shown(&agent.path.display().to_string()),
                             agent.runner.display_name()
                         );
                         println!("Send it a message in Telegram to start a session.");

@@ -3,7 +3,7 @@
 
 use remoteagent_proto::control::{Request, Response};
 
-use super::print_json;
+use super::{print_json, shown};
 use crate::client::Client;
 use crate::error::CliError;
 
@@ -18,7 +18,7 @@ pub async fn run(client: &mut Client, agent: String, json: bool) -> Result<(), C
             name,
             cloud_revoked,
         } => {
-            println!("Unpaired '{name}' ({agent_id}).");
+            println!("Unpaired '{}' ({agent_id}).", shown(&name));
             if !cloud_revoked {
                 eprintln!(
                     "warning: the cloud could not be told; remove the agent in Telegram too (/agents)."

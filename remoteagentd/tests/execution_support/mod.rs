@@ -20,6 +20,7 @@ use remoteagent_proto::runner::RunnerSpec;
 use remoteagent_proto::{AgentId, SessionId, names};
 use remoteagent_testkit::{RedisServer, wait_for};
 use remoteagentd::agent::{AgentHandle, AgentNotice, AgentSettings, AgentSpec};
+use remoteagentd::seen_envelopes::SeenEnvelopes;
 use tokio::sync::mpsc;
 
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -65,6 +66,7 @@ impl Setup {
                 // In-process agents have no daemon executable for Claude's
                 // approval hook; tests/approval.rs runs the real daemon.
                 approval: Default::default(),
+                seen: Arc::new(SeenEnvelopes::new(logs.path().join("envelopes"))),
             }),
             logs,
             redis,

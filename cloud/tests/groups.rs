@@ -206,3 +206,44 @@ async fn the_config_flag_opts_every_group_in() {
     );
     app.finish().await;
 }
+
+/// An approval request of a session started in a group is shown to the
+/// owner in their private chat, never in the group. The prompt path sets
+/// `SessionStart::approval_chat_id`; the forwarder honouring it is the
+/// forwarder rewrite's part (issue 12), hence ignored until it lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the forwarder to send approvals to SessionStart::approval_chat_id"]
+async fn a_group_sessions_approvals_go_to_the_owners_private_chat() {
+    use remoteagent_proto::events::{ApprovalRequestPayload, OutputEvent};
+    let app = TestApp::start(support::Backend::Sqlite).await;
+    let owner = user_id();
+    let (_, paired) = app.pair_agent(owner, "proj").await;
+    let agent = paired.agent_id;
+    app.set_presence(&agent).await;
+    let mut sub = app.agent_subscriber(&agent).await;
+    let group = group_id();
+    in_group(&app, owner, group, "/allowgroup").await;
+    app.expect_message(group, "opted in").await;
+    in_group(&app, owner, group, &format!("@{BOT_USERNAME} deploy")).await;
+    let cmd = next_prompt(&app, &mut sub, &agent).await;
+    let event = OutputEvent::ApprovalRequest(ApprovalRequestPayload {
+        request_id: "req-1".into(),
+        tool: "Bash".into(),
+        summary: "make deploy".into(),
+        timeout_secs: 300,
+    });
+    let mut conn = app.redis.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("XADD")
+        .arg(remoteagent_proto::names::output_stream(
+            &agent,
+            &cmd.session_id,
+        ))
+        .arg("*")
+        .arg(remoteagent_proto::names::STREAM_FIELD)
+        .arg(serde_json::to_string(&event).unwrap())
+        .query_async::<String>(&mut conn)
+        .await
+        .unwrap();
+    app.expect_message(owner, "make deploy").await;
+    assert_eq!(app.count_messages(group, "make deploy"), 0);
+}

@@ -14,7 +14,7 @@ use crate::forwarder::{Forwarder, ForwarderOptions, SessionFinished};
 use crate::keys::{self, KeyFileError};
 use crate::metrics::Metrics;
 use crate::redis_acl::Acl;
-use crate::state::{AppState, Inner, RateLimiter};
+use crate::state::{AppState, Inner};
 use crate::telegram::{Outbox, OutboxConfig, Telegram};
 use crate::{cron, http};
 
@@ -22,6 +22,8 @@ use crate::{cron, http};
 pub enum StartError {
     #[error(transparent)]
     Key(#[from] KeyFileError),
+    #[error(transparent)]
+    DataDir(#[from] crate::data_dir::DataDirError),
     #[error("database {url}: {source}")]
     Db { url: String, source: sqlx::Error },
     #[error("redis {url}: {source}")]
@@ -48,6 +50,7 @@ pub fn telegram_client(config: &Config) -> Telegram {
 
 impl App {
     pub async fn build(config: Config) -> Result<App, StartError> {
+        crate::data_dir::prepare(&config)?;
         let key = keys::load_or_generate(config.signing_key.as_deref(), &config.data_dir)?;
         let safe_db_url = crate::config::redact_url(&config.database_url);
         let db = Db::connect(&config.database_url)
@@ -104,7 +107,6 @@ impl App {
             telegram,
             metrics: Metrics::default(),
             bot_username,
-            pair_limiter: RateLimiter::new(10, Duration::from_secs(60)),
             unknown_users: Default::default(),
             lanes: Default::default(),
             shutdown: CancellationToken::new(),

@@ -51,6 +51,15 @@ pub struct Config {
     /// (no presence key) before the forwarder ends it with an error
     /// (`FORWARDER_ORPHAN_SECS`, ≥ 1).
     pub forwarder_orphan_secs: u64,
+    /// Reverse proxies whose `X-Forwarded-For` is believed
+    /// (`TRUSTED_PROXIES`, comma-separated CIDRs or addresses; none by
+    /// default: the TCP peer is the client).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// When set, `/metrics` requires `Authorization: Bearer <token>`.
+    pub metrics_token: Option<String>,
+    /// Every group chat counts as opted in for its members' agents
+    /// (`ALLOW_GROUP_PROMPTS`; default false: `/allowgroup` per group).
+    pub allow_group_prompts: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -72,6 +81,12 @@ impl std::fmt::Debug for Config {
             .field("replica_id", &self.replica_id)
             .field("forwarder_max_pages", &self.forwarder_max_pages)
             .field("forwarder_orphan_secs", &self.forwarder_orphan_secs)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "hidden"),
+            )
+            .field("allow_group_prompts", &self.allow_group_prompts)
             .finish()
     }
 }
@@ -274,8 +289,31 @@ impl Config {
             replica_id,
             forwarder_max_pages,
             forwarder_orphan_secs,
+            trusted_proxies: trusted_proxies(src)?,
+            metrics_token: src.get("METRICS_TOKEN"),
+            allow_group_prompts: src.flag("ALLOW_GROUP_PROMPTS", false)?,
         })
     }
+}
+
+/// `TRUSTED_PROXIES`: comma-separated CIDRs (`10.0.0.0/8`) or single
+/// addresses (`127.0.0.1`, taken as /32 or /128).
+fn trusted_proxies(src: &Source) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    let Some(list) = src.get("TRUSTED_PROXIES") else {
+        return Ok(Vec::new());
+    };
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| ConfigError::Invalid {
+                    key: "TRUSTED_PROXIES",
+                    message: format!("{item:?} is not a CIDR (10.0.0.0/8) or an address"),
+                })
+        })
+        .collect()
 }
 
 /// Telegram accepts 1–256 characters of `A-Z a-z 0-9 _ -` as a webhook
@@ -404,13 +442,28 @@ mod tests {
     }
 
     #[test]
+    fn trusted_proxies_parse() {
+        assert!(Config::from_pairs(BASE).unwrap().trusted_proxies.is_empty());
+        let mut pairs = BASE.to_vec();
+        pairs.push(("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1 ,::1,fd00::/8"));
+        let c = Config::from_pairs(pairs).unwrap();
+        let shown: Vec<String> = c.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(shown, ["10.0.0.0/8", "127.0.0.1/32", "::1/128", "fd00::/8"]);
+        let mut bad = BASE.to_vec();
+        bad.push(("TRUSTED_PROXIES", "10.0.0.0/8,proxy.internal"));
+        let err = Config::from_pairs(bad).unwrap_err().to_string();
+        assert!(err.starts_with("TRUSTED_PROXIES is invalid"), "{err}");
+    }
+
+    #[test]
     fn debug_hides_secrets() {
         let mut pairs = BASE.to_vec();
         pairs.push(("DATABASE_URL", "postgres://u:pw123@db/x"));
         pairs.push(("REMOTEAGENT_SIGNING_KEY", "seedseed"));
+        pairs.push(("METRICS_TOKEN", "metr1cs"));
         let c = Config::from_pairs(pairs).unwrap();
         let dbg = format!("{c:?}");
-        for secret in ["123:abc", "s3cret-hook", "pw123", "seedseed"] {
+        for secret in ["123:abc", "s3cret-hook", "pw123", "seedseed", "metr1cs"] {
             assert!(!dbg.contains(secret), "{dbg}");
         }
     }

@@ -4,7 +4,7 @@
 //! file means every agent must pair again.
 
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use remoteagent_proto::keys::CloudSigningKey;
@@ -51,7 +51,10 @@ pub fn load_or_generate(
 }
 
 fn generate(data_dir: &Path, path: &Path) -> Result<CloudSigningKey, KeyFileError> {
-    std::fs::create_dir_all(data_dir)
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
         .map_err(|e| KeyFileError::Io(data_dir.to_path_buf(), "creating the data directory", e))?;
     let key = CloudSigningKey::generate();
     // `create_new` makes a concurrent first start fail instead of silently

@@ -10,9 +10,11 @@
 
 pub mod app;
 pub mod bot;
+pub mod client_ip;
 pub mod commands;
 pub mod config;
 pub mod cron;
+pub mod data_dir;
 pub mod db;
 pub mod error;
 pub mod forwarder;
@@ -22,9 +24,11 @@ pub mod login_widget;
 pub mod metrics;
 pub mod pairing;
 pub mod plans;
+pub mod rate_limit;
 pub mod redis_acl;
 pub mod state;
 pub mod telegram;
+pub mod text;
 pub mod unpair;
 
 pub use app::App;

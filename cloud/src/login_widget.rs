@@ -26,6 +26,10 @@ pub enum WidgetError {
     BadSignature,
     #[error("the Telegram login is too old; log in again")]
     Stale,
+    #[error(
+        "the Telegram login is dated in the future: check this device's clock, then log in again"
+    )]
+    FromTheFuture,
 }
 
 fn field_text(key: &str, value: &Value) -> Result<Option<String>, WidgetError> {
@@ -87,7 +91,10 @@ pub fn verify(
         _ => None,
     }
     .ok_or(WidgetError::MissingDate)?;
-    if now_secs - auth_date > MAX_AGE_SECS || auth_date - now_secs > FUTURE_LEEWAY_SECS {
+    if auth_date - now_secs > FUTURE_LEEWAY_SECS {
+        return Err(WidgetError::FromTheFuture);
+    }
+    if now_secs - auth_date > MAX_AGE_SECS {
         return Err(WidgetError::Stale);
     }
     Ok(())
@@ -142,6 +149,11 @@ mod tests {
             verify(&f, "tok", now + MAX_AGE_SECS + 61),
             Err(WidgetError::Stale)
         );
+        assert_eq!(
+            verify(&f, "tok", now - 60 - FUTURE_LEEWAY_SECS - 1),
+            Err(WidgetError::FromTheFuture)
+        );
+        assert_eq!(verify(&f, "tok", now - 60 - FUTURE_LEEWAY_SECS), Ok(()));
         let mut nohash = f.clone();
         nohash.remove("hash");
         assert_eq!(verify(&nohash, "tok", now), Err(WidgetError::MissingHash));

@@ -37,7 +37,12 @@ const CONFIG_HELP: &str = "Configuration (environment, or the same keys in the -
   FREE_PLAN_AGENTS           agents allowed after the trial [1]
   TRIAL_DAYS                 trial length [14]
   FORWARDER_MAX_PAGES        pages of output shown live per session; then a file [8]
-  FORWARDER_ORPHAN_SECS      end a silent session whose agent is offline this long [600]";
+  FORWARDER_ORPHAN_SECS      end a silent session whose agent is offline this long [600]
+  TRUSTED_PROXIES            comma-separated CIDRs of reverse proxies whose X-Forwarded-For
+                             is believed (the rightmost address not in the list is the
+                             client, e.g. for the /api/pair rate limit) [none: the TCP peer]
+  METRICS_TOKEN              if set, GET /metrics requires `Authorization: Bearer <token>`
+  ALLOW_GROUP_PROMPTS        group chats count as opted in without /allowgroup [false]";
 
 #[derive(Subcommand)]
 enum Command {
@@ -50,6 +55,9 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // Before any file is created and before SQLite opens: the data dir and
+    // the database are for this user only.
+    remoteagent_cloud::data_dir::restrict_umask();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

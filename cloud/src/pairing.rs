@@ -17,6 +17,7 @@ use crate::db::{self, agents, pairing as codes, users};
 use crate::metrics::Metrics;
 use crate::plans;
 use crate::state::AppState;
+use crate::text;
 
 /// Letters and digits nobody confuses: no 0/O, 1/I/L.
 pub const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
@@ -65,21 +66,20 @@ pub fn token_hash(jwt: &str) -> String {
     hex::encode(Sha256::digest(jwt.as_bytes()))
 }
 
-/// Cleans a suggested agent name: printable, trimmed, at most 40 characters.
+/// Cleans a suggested agent name: visible characters only (see
+/// [`crate::text`]), trimmed, at most 40 characters; never empty.
 pub fn clean_name(name: &str) -> String {
-    let cleaned: String = name
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect::<String>()
-        .trim()
-        .chars()
-        .take(40)
-        .collect();
+    let cleaned = text::clean_name(name, text::MAX_NAME_CHARS);
     if cleaned.is_empty() {
         "project".into()
     } else {
         cleaned
     }
+}
+
+/// Cleans a daemon's hostname the same way (it is shown next to the name).
+pub fn clean_hostname(hostname: &str) -> String {
+    text::clean_name(hostname, text::MAX_HOSTNAME_CHARS)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,12 +105,7 @@ impl From<RequestError> for crate::error::Error {
 /// Hands out a code and the pairing attempt's Redis credentials.
 pub async fn request(state: &AppState, req: &PairRequest) -> Result<PairResponse, RequestError> {
     let project = clean_name(&req.project_name);
-    let hostname: String = req
-        .hostname
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(255)
-        .collect();
+    let hostname = clean_hostname(&req.hostname);
     if req.project_name.len() > 1024 || req.hostname.len() > 1024 {
         return Err(RequestError::Invalid(
             "projectName or hostname is too long".into(),
@@ -325,12 +320,13 @@ async fn create_agent(
     let (jwt, _claims) = token::issue(&state.key, &agent_id, user, token::AGENT_TOKEN_TTL_SECS)
         .map_err(|e| ConfirmError::Internal(e.to_string()))?;
     let hash = token_hash(&jwt);
+    // Cleaned again: a code issued by an older build may hold anything.
     let name = agents::insert(
         &state.db,
         agent_id.as_str(),
         user,
-        &row.project_name,
-        &row.hostname,
+        &clean_name(&row.project_name),
+        &clean_hostname(&row.hostname),
         &hash,
     )
     .await?;
@@ -388,7 +384,7 @@ async fn create_agent(
     Ok(Paired {
         agent_id,
         name,
-        hostname: row.hostname.clone(),
+        hostname: clean_hostname(&row.hostname),
     })
 }
 
@@ -460,5 +456,9 @@ mod tests {
         assert_eq!(clean_name("  my\u{7}proj "), "myproj");
         assert_eq!(clean_name(""), "project");
         assert_eq!(clean_name(&"x".repeat(100)).len(), 40);
+        assert_eq!(clean_name("\u{202E}\u{200B}"), "project");
+        assert_eq!(clean_name("evil\u{202E}txt.exe"), "eviltxt.exe");
+        assert_eq!(clean_hostname("dev\u{2067}box\u{2069}"), "devbox");
+        assert_eq!(clean_hostname(&"h".repeat(300)).len(), 64);
     }
 }

@@ -2,7 +2,6 @@
 //! key, the Telegram client and outbox, the forwarder and the counters.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,7 +34,6 @@ pub struct Inner {
     pub metrics: Metrics,
     /// The bot's @username, when `getMe` answered at start-up.
     pub bot_username: Option<String>,
-    pub pair_limiter: RateLimiter,
     /// Telegram users recently found to have no row (never paired).
     pub unknown_users: UnknownUsers,
     /// Per-user queues that keep each user's updates in order.
@@ -63,48 +61,6 @@ impl std::fmt::Debug for AppState {
             .field("config", &self.config)
             .field("bot_username", &self.bot_username)
             .finish_non_exhaustive()
-    }
-}
-
-/// A sliding-window limit per client address: at most `max` events in
-/// `window`. Kept in memory: it is a brake on abuse of one replica, not an
-/// accounting system.
-#[derive(Debug)]
-pub struct RateLimiter {
-    max: usize,
-    window: Duration,
-    seen: Mutex<HashMap<IpAddr, Vec<Instant>>>,
-}
-
-impl RateLimiter {
-    pub fn new(max: usize, window: Duration) -> Self {
-        RateLimiter {
-            max,
-            window,
-            seen: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Records an event for `ip`; false if the limit is already reached.
-    pub fn allow(&self, ip: IpAddr) -> bool {
-        let now = Instant::now();
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        // Forget idle addresses so the map cannot grow without bound.
-        if seen.len() > 10_000 {
-            let window = self.window;
-            seen.retain(|_, times| {
-                times
-                    .last()
-                    .is_some_and(|t| now.duration_since(*t) < window)
-            });
-        }
-        let times = seen.entry(ip).or_default();
-        times.retain(|t| now.duration_since(*t) < self.window);
-        if times.len() >= self.max {
-            return false;
-        }
-        times.push(now);
-        true
     }
 }
 
@@ -155,17 +111,6 @@ impl UnknownUsers {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn limiter_counts_per_address() {
-        let limiter = RateLimiter::new(2, Duration::from_secs(60));
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
-        let b: IpAddr = "10.0.0.2".parse().unwrap();
-        assert!(limiter.allow(a));
-        assert!(limiter.allow(a));
-        assert!(!limiter.allow(a));
-        assert!(limiter.allow(b));
-    }
 
     #[test]
     fn unknown_users_are_remembered_briefly() {

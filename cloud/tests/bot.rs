@@ -317,16 +317,31 @@ async fn approval_buttons_publish_the_owners_answer(app: &TestApp) {
     let CommandEvent::Command(cmd) = next_command(app, &mut sub, &agent).await else {
         panic!("expected a command");
     };
+    xadd(
+        app,
+        &agent,
+        &cmd.session_id,
+        &approval_request("req-1", "rm -rf build"),
+    )
+    .await;
+    wait_message(app, user, |m| m.text.contains("rm -rf build")).await;
     let stranger = user_id();
     let answer = app
         .press(stranger, &format!("approve:{}:req-1", cmd.session_id))
         .await;
     assert!(answer.contains("Only the account"), "{answer}");
+    // A well-formed request id the agent never asked about is not
+    // "Approved.": nothing is published and the owner is told so.
+    let answer = app
+        .press(user, &format!("approve:{}:req-404", cmd.session_id))
+        .await;
+    assert_eq!(answer, "That request is unknown or was already answered.");
     let answer = app
         .press(user, &format!("deny:{}:req-1", cmd.session_id))
         .await;
     assert_eq!(answer, "Denied.");
-    // The stranger's press published nothing: the first event is the denial.
+    // The stranger's and the unknown request's presses published nothing:
+    // the first event is the denial.
     match next_command(app, &mut sub, &agent).await {
         CommandEvent::Approval(a) => {
             assert_eq!(a.session_id, cmd.session_id);
@@ -340,6 +355,41 @@ async fn approval_buttons_publish_the_owners_answer(app: &TestApp) {
 }
 
 both_backends!(approval_buttons_publish_the_owners_answer);
+
+/// Buttons of a session the cloud has no record of (another deployment's,
+/// a wiped database, or forged) say the session ended, to the owner and to
+/// anyone else alike, rather than refusing the owner as a stranger.
+async fn buttons_of_a_vanished_session_say_it_ended(app: &TestApp) {
+    let user = user_id();
+    let (_, paired) = app.pair_agent(user, "gone").await;
+    app.set_presence(&paired.agent_id).await;
+    let mut sub = app.agent_subscriber(&paired.agent_id).await;
+    let vanished = SessionId::generate();
+    for data in [
+        format!("stop:{vanished}"),
+        format!("approve:{vanished}:req-1"),
+        format!("deny:{vanished}:req-1"),
+    ] {
+        assert_eq!(
+            app.press(user, &data).await,
+            "This session has ended.",
+            "{data}"
+        );
+        assert_eq!(
+            app.press(user_id(), &data).await,
+            "This session has ended.",
+            "{data}"
+        );
+    }
+    // Nothing was published: the next envelope is the next prompt.
+    app.say(user, "still here?").await;
+    let CommandEvent::Command(cmd) = next_command(app, &mut sub, &paired.agent_id).await else {
+        panic!("expected a command");
+    };
+    assert_eq!(cmd.prompt, "still here?");
+}
+
+both_backends!(buttons_of_a_vanished_session_say_it_ended);
 
 fn approval_request(request_id: &str, summary: &str) -> OutputEvent {
     OutputEvent::ApprovalRequest(ApprovalRequestPayload {
@@ -457,7 +507,7 @@ async fn an_approval_is_answered_with_its_buttons(app: &TestApp) {
     // A late second press (a client that still shows the buttons) is not
     // published: the next envelope is the answer to the next request.
     let answer = app.press_on(user, id, &deny).await;
-    assert_eq!(answer, "That request was already answered.");
+    assert_eq!(answer, "That request is unknown or was already answered.");
     xadd(app, &agent, &sid, &approval_request("req-2", "git push")).await;
     let second = wait_message(app, user, |m| m.text.contains("git push")).await;
     let answer = app

@@ -95,6 +95,53 @@ async fn health_and_metrics(app: &TestApp) {
 
 both_backends!(trial_reminders_are_sent_once, health_and_metrics);
 
+/// With `METRICS_TOKEN`, `/metrics` answers only the right bearer token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_require_a_token() {
+    let app = TestApp::start_with(
+        support::Backend::Sqlite,
+        &[("METRICS_TOKEN", "s3cr3t-metrics")],
+    )
+    .await;
+    let get = |auth: Option<&'static str>| {
+        let mut request = app.http.get(app.url("/metrics"));
+        if let Some(auth) = auth {
+            request = request.header("Authorization", auth);
+        }
+        request.send()
+    };
+    for auth in [
+        None,
+        Some("Bearer wrong"),
+        Some("Bearer s3cr3t-metric"),
+        Some("s3cr3t-metrics"),
+    ] {
+        let response = get(auth).await.unwrap();
+        assert_eq!(response.status(), 401, "{auth:?}");
+        assert!(!response.text().await.unwrap().contains("remoteagent_"));
+    }
+    let response = get(Some("Bearer s3cr3t-metrics")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("remoteagent_updates_received_total")
+    );
+    // Health stays open: load balancers probe it without a token.
+    assert_eq!(
+        app.http
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    app.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_reports_a_dead_redis() {
     let mut redis = RedisServer::start().unwrap();

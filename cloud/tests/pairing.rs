@@ -265,6 +265,16 @@ async fn the_connect_page_checks_the_widget_signature(app: &TestApp) {
         "{}",
         err.error.message
     );
+    // Dated an hour in the future: the device's clock is wrong, and the
+    // answer says so instead of "too old".
+    let future = widget_login(app, user, -3600);
+    let response = confirm(app, &pair.code, &future).await;
+    assert_eq!(response.status(), 401);
+    let err: ErrorBody = response.json().await.unwrap();
+    assert_eq!(
+        err.error.message,
+        "the Telegram login is dated in the future: check this device's clock, then log in again"
+    );
 
     // Valid: paired, lower-case code accepted.
     let valid = widget_login(app, user, 10);
@@ -409,3 +419,94 @@ async fn concurrent_pairings_never_exceed_the_plan(app: &TestApp) {
 }
 
 both_backends!(concurrent_pairings_never_exceed_the_plan);
+
+/// Bidi overrides and zero-width characters never reach a stored name or
+/// hostname, and both are capped.
+async fn names_lose_invisible_characters(app: &TestApp) {
+    let response = app
+        .http
+        .post(app.url("/api/pair"))
+        .json(&json!({
+            "projectName": "inv\u{202E}gnp.exe\u{200B}\u{2066}",
+            "hostname": format!("dev\u{200D}box\u{FEFF}{}", "h".repeat(200)),
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let pair: remoteagent_proto::api::PairResponse = response.json().await.unwrap();
+    let row = remoteagent_cloud::db::pairing::get(&app.state.db, &pair.code)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.project_name, "invgnp.exe");
+    assert_eq!(row.hostname, format!("devbox{}", "h".repeat(58)));
+    let user = user_id();
+    let mut sub = app.pair_subscriber(&pair).await;
+    app.say(user, &format!("/pair {}", pair.code)).await;
+    match next_pair_event(&mut sub).await {
+        PairEvent::Paired(p) => assert_eq!(p.name, "invgnp.exe"),
+        other => panic!("expected paired, got {other:?}"),
+    }
+    let agent = &agents::list_active(&app.state.db, user).await.unwrap()[0];
+    assert_eq!(agent.name, "invgnp.exe");
+    assert_eq!(agent.hostname.chars().count(), 64);
+}
+
+both_backends!(names_lose_invisible_characters);
+
+async fn pair_status(app: &TestApp, forwarded_for: Option<&str>) -> u16 {
+    let mut request = app
+        .http
+        .post(app.url("/api/pair"))
+        .json(&json!({"projectName": "p", "hostname": "h"}));
+    if let Some(xff) = forwarded_for {
+        request = request.header("X-Forwarded-For", xff);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+/// Two replicas on one Redis share the `/api/pair` limit; behind a trusted
+/// proxy it is per client (the rightmost untrusted `X-Forwarded-For` hop),
+/// and a client cannot escape it by forging the header's left part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pairing_limit_is_shared_and_per_client_behind_a_proxy() {
+    let redis = remoteagent_testkit::RedisServer::start().unwrap();
+    let url = redis.url();
+    let extra = [
+        ("REDIS_URL", url.as_str()),
+        ("TRUSTED_PROXIES", "127.0.0.1/32"),
+    ];
+    let a = TestApp::start_with(support::Backend::Sqlite, &extra).await;
+    let b = TestApp::start_with(support::Backend::Sqlite, &extra).await;
+    // Ten from one client, alternating replicas; the eleventh is refused by
+    // either, whatever it puts left of the proxy's entry.
+    for i in 0..10 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(
+            pair_status(app, Some("203.0.113.7")).await,
+            200,
+            "request {i}"
+        );
+    }
+    assert_eq!(pair_status(&a, Some("203.0.113.7")).await, 429);
+    assert_eq!(
+        pair_status(&b, Some("198.51.100.1, 203.0.113.7")).await,
+        429
+    );
+    // Another client behind the same proxy is not affected.
+    assert_eq!(pair_status(&a, Some("203.0.113.8")).await, 200);
+    assert_eq!(pair_status(&b, Some("2001:db8::1")).await, 200);
+    a.finish().await;
+    b.finish().await;
+
+    // Without TRUSTED_PROXIES the header is ignored: every request counts
+    // for the peer, 127.0.0.1.
+    let plain = TestApp::start_with(support::Backend::Sqlite, &[]).await;
+    for i in 0..10 {
+        let xff = format!("203.0.113.{i}");
+        assert_eq!(pair_status(&plain, Some(&xff)).await, 200, "request {i}");
+    }
+    assert_eq!(pair_status(&plain, Some("203.0.113.99")).await, 429);
+    plain.finish().await;
+}

@@ -49,7 +49,52 @@ impl Cloud {
         bot_token: &str,
         database_url: Option<&str>,
     ) -> Result<Cloud> {
-        let dir = tempfile::tempdir()?;
+        Self::start_configured(
+            binary,
+            rust_log,
+            redis_url,
+            telegram_api,
+            bot_token,
+            database_url,
+            tempfile::tempdir()?,
+            &[],
+        )
+        .await
+    }
+
+    /// Like [`Cloud::start`], in `dir` (its data dir is `dir/data`, which
+    /// the caller may have prepared) with `extra` environment variables.
+    pub async fn start_with(
+        redis_url: &str,
+        telegram_api: &str,
+        bot_token: &str,
+        dir: tempfile::TempDir,
+        extra: &[(&str, &str)],
+    ) -> Result<Cloud> {
+        Self::start_configured(
+            &bin("remoteagent-cloud"),
+            "info,remoteagent_cloud=debug",
+            redis_url,
+            telegram_api,
+            bot_token,
+            None,
+            dir,
+            extra,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn start_configured(
+        binary: &Path,
+        rust_log: &str,
+        redis_url: &str,
+        telegram_api: &str,
+        bot_token: &str,
+        database_url: Option<&str>,
+        dir: tempfile::TempDir,
+        extra: &[(&str, &str)],
+    ) -> Result<Cloud> {
         let port = remoteagent_testkit::free_port();
         let url = format!("http://127.0.0.1:{port}");
         let mut cmd = Command::new(binary);
@@ -67,6 +112,9 @@ impl Cloud {
             .env("TELEGRAM_API_BASE", telegram_api);
         if let Some(db) = database_url {
             cmd.env("DATABASE_URL", db);
+        }
+        for (key, value) in extra {
+            cmd.env(key, value);
         }
         let proc = Proc::spawn("remoteagent-cloud", cmd, dir.path())?;
         let cloud = Cloud {

@@ -944,6 +944,52 @@ pub mod updates {
         json!({"update_id": update_id, "message": message})
     }
 
+    /// A text message from `user_id` in the supergroup `chat_id` (a
+    /// negative id, as Telegram gives groups); commands and `@mentions`
+    /// carry their entities.
+    pub fn group_text(update_id: i64, user_id: i64, chat_id: i64, text: &str) -> Value {
+        let mut message = json!({
+            "message_id": update_id,
+            "from": user(user_id),
+            "chat": {"id": chat_id, "type": "supergroup", "title": "Test group"},
+            "date": now(),
+            "text": text,
+        });
+        let mut entities = Vec::new();
+        let mut offset = 0;
+        for word in text.split(' ') {
+            let length = word.encode_utf16().count();
+            let kind = if word.starts_with('/') && offset == 0 {
+                Some("bot_command")
+            } else if word.starts_with('@') && length > 1 {
+                Some("mention")
+            } else {
+                None
+            };
+            if let Some(kind) = kind {
+                entities.push(json!({"offset": offset, "length": length, "type": kind}));
+            }
+            offset += length + 1;
+        }
+        if !entities.is_empty() {
+            message["entities"] = Value::Array(entities);
+        }
+        json!({"update_id": update_id, "message": message})
+    }
+
+    /// `update` (a message) made a reply to the bot's message `message_id`.
+    pub fn replying_to_bot(mut update: Value, message_id: i64) -> Value {
+        let chat = update["message"]["chat"].clone();
+        update["message"]["reply_to_message"] = json!({
+            "message_id": message_id,
+            "from": {"id": super::BOT_ID, "is_bot": true, "first_name": "RemoteAgent", "username": super::BOT_USERNAME},
+            "chat": chat,
+            "date": now(),
+            "text": "…",
+        });
+        update
+    }
+
     /// A press on an inline button with `data` under the bot's message
     /// `message_id` in private chat `chat_id`.
     pub fn callback(

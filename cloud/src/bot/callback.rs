@@ -26,6 +26,19 @@ use crate::telegram::escape_html;
 use crate::telegram::outbox::Delivery;
 
 const NOT_YOURS: &str = "Only the account that paired this agent can do that.";
+/// The session behind a button is gone (or never existed): said to anyone,
+/// owner or not, since a session id gives nothing away.
+pub const SESSION_ENDED: &str = "This session has ended.";
+/// An approval button whose request the forwarder never showed or whose
+/// answer is already recorded.
+pub const UNKNOWN_REQUEST: &str = "That request is unknown or was already answered.";
+
+/// What a button's session id leads to.
+enum Lookup {
+    Owned(Box<(sessions::Session, agents::Agent)>),
+    NotYours,
+    Ended,
+}
 
 pub async fn handle(state: &AppState, query: CallbackQuery) {
     let data = query.data.clone().unwrap_or_default();
@@ -51,8 +64,11 @@ async fn dispatch(state: &AppState, query: &CallbackQuery, data: &str) -> Result
         return stop(state, user, session).await;
     }
     if let Some(agent) = data.strip_prefix("use:") {
-        let chat = query.message.as_ref().map_or(user, |m| m.chat.id);
-        return use_agent(state, user, chat, agent).await;
+        let (chat, private) = query
+            .message
+            .as_ref()
+            .map_or((user, true), |m| (m.chat.id, m.chat.is_private()));
+        return use_agent(state, user, chat, private, agent).await;
     }
     if let Some(rest) = data.strip_prefix("approve:") {
         return approval(state, user, rest, true).await;
@@ -63,27 +79,25 @@ async fn dispatch(state: &AppState, query: &CallbackQuery, data: &str) -> Result
     Ok("This button is no longer supported.".into())
 }
 
-/// The session and its agent, if `user` owns the agent.
-async fn owned_session(
-    state: &AppState,
-    user: i64,
-    session: &str,
-) -> Result<Option<(sessions::Session, agents::Agent)>> {
+/// The session and its agent, if both exist and `user` owns the agent.
+async fn owned_session(state: &AppState, user: i64, session: &str) -> Result<Lookup> {
     let Some(s) = sessions::get(&state.db, session).await? else {
-        return Ok(None);
+        return Ok(Lookup::Ended);
     };
     let Some(agent) = agents::get(&state.db, &s.agent_id).await? else {
-        return Ok(None);
+        return Ok(Lookup::Ended);
     };
     if agent.owner != user {
-        return Ok(None);
+        return Ok(Lookup::NotYours);
     }
-    Ok(Some((s, agent)))
+    Ok(Lookup::Owned(Box::new((s, agent))))
 }
 
 async fn stop(state: &AppState, user: i64, session: &str) -> Result<String> {
-    let Some((s, agent)) = owned_session(state, user, session).await? else {
-        return Ok(NOT_YOURS.into());
+    let (s, agent) = match owned_session(state, user, session).await? {
+        Lookup::Owned(found) => *found,
+        Lookup::NotYours => return Ok(NOT_YOURS.into()),
+        Lookup::Ended => return Ok(SESSION_ENDED.into()),
     };
     if s.status != sessions::RUNNING {
         return Ok("That prompt has already finished.".into());
@@ -98,7 +112,13 @@ async fn stop(state: &AppState, user: i64, session: &str) -> Result<String> {
     })
 }
 
-async fn use_agent(state: &AppState, user: i64, chat: i64, agent: &str) -> Result<String> {
+async fn use_agent(
+    state: &AppState,
+    user: i64,
+    chat: i64,
+    private: bool,
+    agent: &str,
+) -> Result<String> {
     let Some(agent) = agents::get(&state.db, agent).await? else {
         return Ok("That agent no longer exists.".into());
     };
@@ -109,7 +129,12 @@ async fn use_agent(state: &AppState, user: i64, chat: i64, agent: &str) -> Resul
         return Ok("That agent was unpaired.".into());
     }
     users::set_current_agent(&state.db, user, Some(&agent.id)).await?;
-    let ctx = Ctx { state, chat, user };
+    let ctx = Ctx {
+        state,
+        chat,
+        user,
+        private,
+    };
     ctx.reply(format!(
         "Now talking to <b>{}</b>.",
         escape_html(&agent.name)
@@ -122,8 +147,10 @@ async fn approval(state: &AppState, user: i64, rest: &str, allow: bool) -> Resul
     let Some((session, request)) = rest.split_once(':') else {
         return Ok("This button is malformed.".into());
     };
-    let Some((s, agent)) = owned_session(state, user, session).await? else {
-        return Ok(NOT_YOURS.into());
+    let (s, agent) = match owned_session(state, user, session).await? {
+        Lookup::Owned(found) => *found,
+        Lookup::NotYours => return Ok(NOT_YOURS.into()),
+        Lookup::Ended => return Ok(SESSION_ENDED.into()),
     };
     if s.status != sessions::RUNNING || !agent.is_active() {
         return Ok("That prompt has already finished.".into());
@@ -134,18 +161,18 @@ async fn approval(state: &AppState, user: i64, rest: &str, allow: bool) -> Resul
     let agent_id = AgentId::parse(agent.id.as_str()).map_err(Error::internal)?;
     let session_id = SessionId::parse(s.id.as_str()).map_err(Error::internal)?;
     // Read before publishing, so that the edit below follows the publish
-    // at once (see `show_pending`).
-    let shown = match forwarder::approval_message(&mut state.redis.clone(), &session_id, request)
+    // at once (see `show_pending`). A request the forwarder never showed
+    // has no button anyone could have pressed: forged or long gone, it is
+    // not passed on, and nobody is told "Approved." for nothing.
+    let shown = forwarder::approval_message(&mut state.redis.clone(), &session_id, request)
         .await
-    {
-        Ok(shown) => shown,
-        Err(e) => {
-            tracing::warn!(agent = %agent_id, session = %session_id, request, error = %e, "reading an approval message");
-            None
-        }
+        .map_err(Error::internal)?;
+    let Some(shown) = shown else {
+        tracing::info!(agent = %agent_id, session = %session_id, request, "approval answer for an unknown request");
+        return Ok(UNKNOWN_REQUEST.into());
     };
-    if shown.as_ref().is_some_and(|v| v.resolved_html.is_some()) {
-        return Ok("That request was already answered.".into());
+    if shown.resolved_html.is_some() {
+        return Ok(UNKNOWN_REQUEST.into());
     }
     let command = CommandEvent::Approval(ApprovalPayload {
         session_id: session_id.clone(),
@@ -160,12 +187,7 @@ async fn approval(state: &AppState, user: i64, rest: &str, allow: bool) -> Resul
         return Ok(format!("{} is offline.", agent.name));
     }
     tracing::info!(agent = %agent_id, session = %session_id, request, allow, "approval answer published");
-    match shown {
-        Some(view) => show_pending(state, &session_id, request, view, allow),
-        None => {
-            tracing::debug!(session = %session_id, request, "no approval message to update");
-        }
-    }
+    show_pending(state, &session_id, request, shown, allow);
     Ok(if allow { "Approved." } else { "Denied." }.into())
 }
 

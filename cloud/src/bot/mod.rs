@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod callback;
+pub mod group;
 pub mod lanes;
 pub mod new;
 pub mod pair;
@@ -25,6 +26,8 @@ pub struct Ctx<'a> {
     pub state: &'a AppState,
     pub chat: i64,
     pub user: i64,
+    /// A one-to-one chat with the bot; false in groups (see [`group`]).
+    pub private: bool,
 }
 
 impl Ctx<'_> {
@@ -87,7 +90,7 @@ pub async fn handle(state: AppState, update: Update) {
 }
 
 async fn handle_message(state: &AppState, message: Message) {
-    let Some(from) = message.from else {
+    let Some(from) = message.from.as_ref() else {
         return;
     };
     if from.is_bot {
@@ -97,19 +100,29 @@ async fn handle_message(state: &AppState, message: Message) {
         state,
         chat: message.chat.id,
         user: from.id,
+        private: message.chat.is_private(),
     };
-    let Some(text) = message.text else {
-        if message.chat.kind == "private" {
+    let Some(text) = message.text.as_deref() else {
+        if ctx.private {
             ctx.reply("I only understand text messages.").await;
         }
         return;
     };
-    let command = parse_command(&text);
+    let command = parse_command(text);
     // In a group, `/status@other_bot` is meant for another bot.
     if let Some(cmd) = &command
         && let (Some(target), Some(me)) = (cmd.target, state.bot_username.as_deref())
         && !target.eq_ignore_ascii_case(me)
     {
+        return;
+    }
+    if !ctx.private {
+        let result = group::handle(&ctx, &message, text, command).await;
+        if let Err(e) = result {
+            tracing::error!(chat = ctx.chat, user = ctx.user, error = %e, "handling a group message");
+            // Said once per group and day at most, like the opt-in hint.
+            group::apologize_once(&ctx).await;
+        }
         return;
     }
     let result = match command {
@@ -123,13 +136,17 @@ async fn handle_message(state: &AppState, message: Message) {
             "stop" => stop::run(&ctx).await,
             "status" => status::run(&ctx).await,
             "unpair" => unpair::run(&ctx, cmd.args).await,
+            "allowgroup" | "disallowgroup" => {
+                ctx.reply(group::ONLY_IN_GROUPS).await;
+                Ok(())
+            }
             _ => {
                 ctx.reply("Unknown command. /help lists what I understand.")
                     .await;
                 Ok(())
             }
         },
-        None => prompt::run(&ctx, &text).await,
+        None => prompt::run(&ctx, text).await,
     };
     if let Err(e) = result {
         tracing::error!(chat = ctx.chat, user = ctx.user, error = %e, "handling a message");

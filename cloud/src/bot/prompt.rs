@@ -17,10 +17,11 @@ use crate::forwarder::SessionStart;
 use crate::metrics::Metrics;
 use crate::telegram::escape_html;
 
-pub async fn run(ctx: &Ctx<'_>, text: &str) -> Result<()> {
-    let state = ctx.state;
+/// Whether `text` can be a prompt; if not, the user has been told why
+/// (or it was blank).
+async fn acceptable(ctx: &Ctx<'_>, text: &str) -> bool {
     if text.trim().is_empty() {
-        return Ok(());
+        return false;
     }
     if text.len() > MAX_PROMPT_BYTES {
         ctx.reply(format!(
@@ -29,6 +30,15 @@ pub async fn run(ctx: &Ctx<'_>, text: &str) -> Result<()> {
             MAX_PROMPT_BYTES / 1024
         ))
         .await;
+        return false;
+    }
+    true
+}
+
+/// A prompt in the user's private chat, for their current agent.
+pub async fn run(ctx: &Ctx<'_>, text: &str) -> Result<()> {
+    let state = ctx.state;
+    if !acceptable(ctx, text).await {
         return Ok(());
     }
     // Text from strangers stops here: no user row means nothing was ever
@@ -59,6 +69,28 @@ pub async fn run(ctx: &Ctx<'_>, text: &str) -> Result<()> {
             None => return Ok(()),
         },
     };
+    publish(ctx, &user, agent, text).await
+}
+
+/// A prompt for `agent` (already checked to be the user's and active), from
+/// a group the owner opted in for it.
+pub async fn run_for_agent(ctx: &Ctx<'_>, agent: agents::Agent, text: &str) -> Result<()> {
+    if !acceptable(ctx, text).await {
+        return Ok(());
+    }
+    let Some(user) = users::get(&ctx.state.db, ctx.user).await? else {
+        return Err(Error::internal("an agent's owner has no user row"));
+    };
+    publish(ctx, &user, agent, text).await
+}
+
+async fn publish(
+    ctx: &Ctx<'_>,
+    user: &users::User,
+    agent: agents::Agent,
+    text: &str,
+) -> Result<()> {
+    let state = ctx.state;
     let agent_id = AgentId::parse(agent.id.as_str()).map_err(Error::internal)?;
     if !commands::is_online(&state.redis, &agent_id).await? {
         Metrics::inc(&state.metrics.offline_answers);
@@ -72,7 +104,9 @@ pub async fn run(ctx: &Ctx<'_>, text: &str) -> Result<()> {
         session_id: session_id.clone(),
         chat_id: ctx.chat,
         agent_name: agent.name.clone(),
-        approval_chat_id: None,
+        // Outside a private chat, approval requests go to the owner alone:
+        // a group must not see (let alone answer) what the agent asks.
+        approval_chat_id: (!ctx.private).then_some(ctx.user),
     };
     // Both must be in place before the command is published; they do not
     // depend on each other, so they go at the same time.

@@ -14,7 +14,10 @@ Any text message is a prompt for your current agent.\n\
 /new — the next prompt starts a fresh conversation\n\
 /stop — abort the running prompt\n\
 /status — current agent, running prompt, plan\n\
-/unpair NAME — revoke an agent";
+/unpair NAME — revoke an agent\n\n\
+<b>Groups</b>\n\
+Prompts come from this private chat. To use an agent in a group, send /allowgroup there \
+(/disallowgroup undoes it); then your messages there that mention me or reply to me are prompts.";
 
 /// `/start`, or `/start CODE` from a `t.me/bot?start=CODE` deep link, which
 /// pairs at once.

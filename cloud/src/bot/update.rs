@@ -20,6 +20,22 @@ pub struct Message {
     pub chat: Chat,
     #[serde(default)]
     pub text: Option<String>,
+    /// The message this one replies to (only its author is read).
+    #[serde(default)]
+    pub reply_to_message: Option<Box<RepliedTo>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RepliedTo {
+    #[serde(default)]
+    pub from: Option<User>,
+}
+
+impl Chat {
+    /// A one-to-one chat with the bot (not a group, supergroup or channel).
+    pub fn is_private(&self) -> bool {
+        self.kind == "private"
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -29,6 +45,8 @@ pub struct User {
     pub is_bot: bool,
     #[serde(default)]
     pub first_name: String,
+    #[serde(default)]
+    pub username: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -3,10 +3,11 @@
 //! queries for both. Ids are TEXT, times BIGINT epoch milliseconds, flags
 //! BIGINT 0/1, placeholders `$n` (see CRATES.md on `Any`).
 //!
-//! * [`users`], [`agents`], [`sessions`], [`pairing`], [`updates`]: one
+//! * [`users`], [`agents`], [`sessions`], [`pairing`], [`updates`], [`groups`]: one
 //!   module per table, plain functions over [`Db`].
 
 pub mod agents;
+pub mod groups;
 pub mod pairing;
 pub mod sessions;
 pub mod updates;
@@ -40,15 +41,27 @@ struct Migration {
     sql: &'static str,
 }
 
-const SQLITE_MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("../../migrations/sqlite/0001_init.sql"),
-}];
+const SQLITE_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../../migrations/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../../migrations/sqlite/0002_group_chats.sql"),
+    },
+];
 
-const POSTGRES_MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("../../migrations/postgres/0001_init.sql"),
-}];
+const POSTGRES_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../../migrations/postgres/0002_group_chats.sql"),
+    },
+];
 
 impl Db {
     /// Connects, prepares SQLite (WAL, foreign keys) and runs the migrations.
@@ -102,6 +115,12 @@ impl Db {
                 .await?;
         }
         let db = Db { pool, backend };
+        if let Some(path) = crate::data_dir::sqlite_path(url) {
+            // Whatever umask this process has, the files now on disk (the
+            // database, its WAL and shared memory) are for this user only.
+            crate::data_dir::secure_sqlite_files(&path)
+                .map_err(|e| sqlx::Error::Configuration(e.to_string().into()))?;
+        }
         db.migrate().await?;
         Ok(db)
     }
@@ -163,11 +182,8 @@ fn create_sqlite_parent(url: &str) -> Result<(), sqlx::Error> {
     if let Some(parent) = std::path::Path::new(path).parent()
         && !parent.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(parent).map_err(|e| {
-            sqlx::Error::Configuration(
-                format!("creating the database directory {}: {e}", parent.display()).into(),
-            )
-        })?;
+        crate::data_dir::create_private_dir(parent)
+            .map_err(|e| sqlx::Error::Configuration(e.to_string().into()))?;
     }
     Ok(())
 }

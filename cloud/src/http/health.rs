@@ -1,14 +1,15 @@
 //! `GET /healthz` (database and Redis reachable) and `GET /metrics`.
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
+use subtle::ConstantTimeEq;
 
 use crate::db::sessions;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -47,7 +48,23 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse> {
+/// The counters (see `Metrics::render`). With `METRICS_TOKEN` set, only a
+/// request with `Authorization: Bearer <token>` gets them (compared in
+/// constant time); anything else is 401.
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse> {
+    if let Some(expected) = &state.config.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .unwrap_or_default();
+        if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+            return Err(Error::Unauthorized(
+                "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>".into(),
+            ));
+        }
+    }
     let by_status = sessions::count_by_status(&state.db).await?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -6,13 +6,16 @@ use std::net::SocketAddr;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::{Json, Router};
 use remoteagent_proto::api::{PairConfirmResponse, PairRequest, PairResponse, TelegramLogin};
 use serde_json::{Map, Value};
 
 use super::{body_bytes, parse_json};
+use crate::client_ip::{client_ip, limit_key};
 use crate::error::{Error, Result};
+use crate::rate_limit::RedisLimit;
 use crate::state::AppState;
 use crate::telegram::escape_html;
 use crate::{login_widget, pairing};
@@ -26,10 +29,18 @@ pub fn router() -> Router<AppState> {
 async fn request(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<PairResponse>> {
     let req: PairRequest = parse_json(&body_bytes(body)?)?;
-    if !state.pair_limiter.allow(peer.ip()) {
+    // Counted in Redis, so that replicas share the limit; per client behind
+    // the trusted proxies (see `client_ip`).
+    let client = client_ip(peer.ip(), &headers, &state.config.trusted_proxies);
+    if !RedisLimit::PAIR
+        .allow(&state.redis, &limit_key(client))
+        .await?
+    {
+        tracing::info!(client = %client, "pairing requests rate-limited");
         return Err(Error::RateLimited(
             "too many pairing requests from this address; wait a minute".into(),
         ));

@@ -28,7 +28,6 @@ pub mod rate_limit;
 pub mod redis_acl;
 pub mod state;
 pub mod telegram;
-pub mod text;
 pub mod unpair;
 
 pub use app::App;

@@ -17,7 +17,7 @@ use crate::db::{self, agents, pairing as codes, users};
 use crate::metrics::Metrics;
 use crate::plans;
 use crate::state::AppState;
-use crate::text;
+use remoteagent_proto::text;
 
 /// Letters and digits nobody confuses: no 0/O, 1/I/L.
 pub const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
@@ -67,7 +67,7 @@ pub fn token_hash(jwt: &str) -> String {
 }
 
 /// Cleans a suggested agent name: visible characters only (see
-/// [`crate::text`]), trimmed, at most 40 characters; never empty.
+/// [`remoteagent_proto::text`]), trimmed, at most 40 characters; never empty.
 pub fn clean_name(name: &str) -> String {
     let cleaned = text::clean_name(name, text::MAX_NAME_CHARS);
     if cleaned.is_empty() {
@@ -79,7 +79,8 @@ pub fn clean_name(name: &str) -> String {
 
 /// Cleans a daemon's hostname the same way (it is shown next to the name).
 pub fn clean_hostname(hostname: &str) -> String {
-    text::clean_name(hostname, text::MAX_HOSTNAME_CHARS)
+    // Shown next to the name: a DNS label is at most 63 characters.
+    text::clean_name(hostname, 64)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -208,11 +208,9 @@ async fn the_config_flag_opts_every_group_in() {
 }
 
 /// An approval request of a session started in a group is shown to the
-/// owner in their private chat, never in the group. The prompt path sets
-/// `SessionStart::approval_chat_id`; the forwarder honouring it is the
-/// forwarder rewrite's part (issue 12), hence ignored until it lands.
+/// owner in their private chat, never in the group (the prompt path sets
+/// `SessionStart::approval_chat_id`, the forwarder sends there).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the forwarder to send approvals to SessionStart::approval_chat_id"]
 async fn a_group_sessions_approvals_go_to_the_owners_private_chat() {
     use remoteagent_proto::events::{ApprovalRequestPayload, OutputEvent};
     let app = TestApp::start(support::Backend::Sqlite).await;

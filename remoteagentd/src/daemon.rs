@@ -59,6 +59,8 @@ pub async fn run(
             policies: ApprovalPolicies::from_config(&config, home.as_deref()),
             hook,
         },
+        stream_budget: config.output.stream_budget_bytes(),
+        log_limits: config.logs.limits(),
     };
     let secrets = SecretStore::new(config.secret_store, paths.secrets_dir.clone());
     let state = StateDir::new(paths.agents_dir.clone());

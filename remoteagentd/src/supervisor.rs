@@ -440,6 +440,8 @@ mod tests {
             abort_grace: Duration::from_secs(1),
             max_prompt_bytes: 1024,
             approval: Default::default(),
+            stream_budget: crate::output::DEFAULT_STREAM_BUDGET,
+            log_limits: Default::default(),
         };
         let (s, _rx) = Supervisor::new(
             Config::default(),

@@ -65,6 +65,8 @@ impl Setup {
                 // In-process agents have no daemon executable for Claude's
                 // approval hook; tests/approval.rs runs the real daemon.
                 approval: Default::default(),
+                stream_budget: remoteagentd::output::DEFAULT_STREAM_BUDGET,
+                log_limits: Default::default(),
             }),
             logs,
             redis,

@@ -649,6 +649,33 @@ mod tests {
     }
 
     #[test]
+    fn the_budget_cuts_on_a_character_and_counts_the_rest() {
+        let mut budget = Budget {
+            limit: 4,
+            used: 0,
+            withheld: 0,
+            where_to_find: "remoteagentctl logs proj".into(),
+            notice_queued: false,
+        };
+        assert_eq!(budget.take("ab"), "ab");
+        // "é" is two bytes: one byte of room left after "c" cannot hold it.
+        assert_eq!(budget.take("cé🦀"), "c");
+        assert_eq!((budget.used, budget.withheld), (3, 6));
+        assert_eq!(budget.take("de"), "d");
+        assert_eq!(budget.take("f"), "");
+        assert_eq!((budget.used, budget.withheld), (4, 8));
+        assert!(budget.notice().ends_with(
+            "4 bytes is not sent to Telegram; the whole output is in this computer's log: remoteagentctl logs proj"
+        ));
+        budget.limit = 64 * 1024 * 1024;
+        assert!(
+            budget
+                .notice()
+                .starts_with("⚠️ Output past 64 MB is not sent")
+        );
+    }
+
+    #[test]
     fn boundaries() {
         let s = "a🦀b";
         assert_eq!(floor_char_boundary(s, 3), 1);

@@ -13,6 +13,7 @@ use std::process::{ExitStatus, Stdio};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use remoteagent_proto::SessionId;
 use remoteagent_proto::events::StreamKind;
 use remoteagent_proto::runner::{Preset, RunnerSpec};
 use tokio::io::AsyncReadExt;
@@ -208,16 +209,19 @@ pub struct Running {
 impl Running {
     /// Spawns `program args` in `cwd`; its output arrives on the returned
     /// receiver, which closes when both pipes reached end of file.
+    /// The session's id is in the runner's environment ([`process::SESSION_ENV`]).
     pub fn spawn(
         program: &str,
         args: &[String],
         cwd: &Path,
+        session: &SessionId,
     ) -> Result<(Running, mpsc::Receiver<PipeData>), RunnerError> {
         let mut cmd = Command::new(program);
         cmd.args(args)
             .current_dir(cwd)
             .env_clear()
             .envs(scrubbed_env())
+            .env(process::SESSION_ENV, session.as_str())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -241,6 +241,9 @@ async fn prompt_is_one_argument_and_the_environment_is_scrubbed() {
         );
     }
     assert!(env.contains("NO_COLOR=1"), "{env}");
+    // The session's id (not a secret): what tells the runner's leftovers
+    // apart after a daemon crash (`runner::process`).
+    assert!(env.contains(&format!("RA_SESSION_ID={sid}\n")), "{env}");
     agent.shutdown().await;
 }
 

@@ -67,7 +67,7 @@ pub(super) async fn end_leftover_runners(
     for session in orphans {
         let path = session_log::session_log_path(log_root, agent, session);
         match session_log::runner_record(&path) {
-            Ok(Some(record)) => records.push(record),
+            Ok(Some(record)) => records.push((session.clone(), record)),
             // The runner never started (or this log is older than records).
             Ok(None) => {}
             Err(e) => {

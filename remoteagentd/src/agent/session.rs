@@ -170,7 +170,9 @@ async fn pump(
             }
             Ok((program, args))
         })
-        .and_then(|(program, args)| Running::spawn(&program, &args, &ctx.path));
+        .and_then(|(program, args)| {
+            Running::spawn(&program, &args, &ctx.path, &ctx.command.session_id)
+        });
     let (mut running, mut pipes) = match spawned {
         Ok(r) => r,
         Err(e) => {

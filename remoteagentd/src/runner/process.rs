@@ -7,7 +7,9 @@
 //! id) goes into the session log, and a daemon that finds the session
 //! unfinished at its next start ends that group ([`end_leftover_groups`]),
 //! but only when it is certainly still the same one ([`judge`]): a pid is
-//! recycled, a start time within one boot is not.
+//! recycled, a start time within one boot is not; and a group whose leader
+//! is gone is ended only if its processes carry the session's id in their
+//! environment ([`SESSION_ENV`]).
 //!
 //! Linux only: elsewhere there is no `/proc` to tell a recycled pid from
 //! the runner, so nothing is killed and the daemon says so.
@@ -16,7 +18,13 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use remoteagent_proto::SessionId;
 use tokio::time::Instant;
+
+/// The variable that carries the session id into the runner's environment
+/// (and, inherited, into its children's): what tells a group whose leader
+/// is gone from a stranger's. Not a secret.
+pub const SESSION_ENV: &str = "RA_SESSION_ID";
 
 /// What the session log records about a runner when it starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,6 +165,16 @@ pub fn group_members(pgid: i32) -> Vec<i32> {
         .collect()
 }
 
+/// Whether the process `pid` has `SESSION_ENV=session` in its environment
+/// (as it was at exec; readable for our own user's processes).
+pub fn carries_session(pid: i32, session: &SessionId) -> bool {
+    let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let mark = format!("{SESSION_ENV}={session}");
+    environ.split(|b| *b == 0).any(|v| v == mark.as_bytes())
+}
+
 /// What to do with a recorded runner group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -168,22 +186,36 @@ pub enum Verdict {
     Spare(&'static str),
 }
 
-/// Decides about `record`, from what `/proc` says now: `leader` is the
-/// stat of the process whose pid is the recorded one (if any), `members`
-/// how many live processes are in the recorded group, `boot` this boot's
-/// id, `us` the daemon's own pid.
+/// What `/proc` says now about a recorded group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observed<'a> {
+    /// This boot's id.
+    pub boot: Option<&'a str>,
+    /// The stat of the process whose pid is the recorded one, if any.
+    pub leader: Option<&'a ProcStat>,
+    /// Live processes in the recorded group.
+    pub members: usize,
+    /// Those of them carrying the session's id ([`carries_session`]).
+    pub marked: usize,
+    /// The daemon's own pid.
+    pub us: i32,
+}
+
+/// Decides about `record` from what is [`Observed`].
 ///
-/// Linux never hands out a pid that is still some group's id, so while
-/// any member of the group lives, the number cannot belong to a stranger's
-/// group; once the group was empty, it may have been recycled, and only
-/// the leader's start time tells ours from the new one.
-pub fn judge(
-    record: &RunnerRecord,
-    boot: Option<&str>,
-    leader: Option<&ProcStat>,
-    members: usize,
-    us: i32,
-) -> Verdict {
+/// A leader with the recorded start time is the runner itself (alive or
+/// not yet reaped): its group is ours. Without the leader, the group's id
+/// may have been recycled by a stranger since our group ended (a new
+/// process with that pid that made a group and exited): only members
+/// that carry the session's id show it is ours.
+pub fn judge(record: &RunnerRecord, now: &Observed<'_>) -> Verdict {
+    let Observed {
+        boot,
+        leader,
+        members,
+        marked,
+        us,
+    } = *now;
     let (Some(start), Some(recorded_boot), Some(boot)) =
         (record.start_ticks, record.boot_id.as_deref(), boot)
     else {
@@ -202,38 +234,51 @@ pub fn judge(
             Verdict::Spare("its pid now belongs to another process")
         }
         Some(l) if l.ppid == us => Verdict::Spare("it is a runner of this daemon"),
-        // The leader itself (alive, or dead and not reaped yet) or a group
-        // without its leader.
-        _ if members > 0 => Verdict::End,
+        Some(_) if members > 0 => Verdict::End,
+        None if marked > 0 => Verdict::End,
+        None if members > 0 => {
+            Verdict::Spare("its leader is gone and its processes do not carry the session's id")
+        }
         _ => Verdict::Gone,
     }
 }
 
 /// [`judge`] against the running system.
-fn judge_now(record: &RunnerRecord) -> Verdict {
+fn judge_now(session: &SessionId, record: &RunnerRecord) -> Verdict {
     if !cfg!(target_os = "linux") {
         return Verdict::Spare("leftover runners are only recognised on Linux");
     }
     let leader = read_stat(record.pgid);
+    let boot = boot_id();
+    let members = group_members(record.pgid);
     judge(
         record,
-        boot_id().as_deref(),
-        leader.as_ref(),
-        group_members(record.pgid).len(),
-        std::process::id() as i32,
+        &Observed {
+            boot: boot.as_deref(),
+            leader: leader.as_ref(),
+            members: members.len(),
+            marked: members
+                .iter()
+                .filter(|pid| carries_session(**pid, session))
+                .count(),
+            us: std::process::id() as i32,
+        },
     )
 }
 
 /// How often an ending group is checked.
 const POLL: Duration = Duration::from_millis(50);
 
-/// Ends the process groups of `records` that are still there and ours:
-/// SIGTERM, then SIGKILL to what is left after `grace`. Returns the groups
-/// signalled. Every decision is logged.
-pub async fn end_leftover_groups(records: &[RunnerRecord], grace: Duration) -> Vec<i32> {
+/// Ends the process groups of `records` (of the sessions named) that are
+/// still there and ours: SIGTERM, then SIGKILL to what is left after
+/// `grace`. Returns the groups signalled. Every decision is logged.
+pub async fn end_leftover_groups(
+    records: &[(SessionId, RunnerRecord)],
+    grace: Duration,
+) -> Vec<i32> {
     let mut ending = Vec::new();
-    for record in records {
-        match judge_now(record) {
+    for (session, record) in records {
+        match judge_now(session, record) {
             Verdict::End => {
                 tracing::warn!(
                     pgid = record.pgid,
@@ -337,36 +382,51 @@ mod tests {
         }
     }
 
+    /// What `judge` sees: this boot, our pid 99, and every member marked.
+    fn seen(leader: Option<&ProcStat>, members: usize) -> Observed<'_> {
+        Observed {
+            boot: Some(BOOT),
+            leader,
+            members,
+            marked: members,
+            us: 99,
+        }
+    }
+
     #[test]
     fn only_the_recorded_process_or_its_leaderless_group_is_ended() {
         let r = record(1000);
         let us = 99;
         // The runner itself, still there.
-        assert_eq!(
-            judge(&r, Some(BOOT), Some(&stat(1000, 'S')), 2, us),
-            Verdict::End
-        );
+        assert_eq!(judge(&r, &seen(Some(&stat(1000, 'S')), 2)), Verdict::End);
         // An unrelated process that got the same pid: another start time.
         assert!(matches!(
-            judge(&r, Some(BOOT), Some(&stat(2000, 'S')), 1, us),
+            judge(&r, &seen(Some(&stat(2000, 'S')), 1)),
             Verdict::Spare(_)
         ));
-        // The runner died (PDEATHSIG); its children live on in its group,
-        // whose id no new process can have meanwhile.
-        assert_eq!(judge(&r, Some(BOOT), None, 1, us), Verdict::End);
-        assert_eq!(
-            judge(&r, Some(BOOT), Some(&stat(1000, 'Z')), 1, us),
-            Verdict::End
-        );
+        // The runner died (PDEATHSIG); its children live on in its group
+        // and carry the session's id.
+        assert_eq!(judge(&r, &seen(None, 1)), Verdict::End);
+        // A group without its leader whose processes do not carry it: the
+        // id may have been recycled by a stranger's group.
+        let unmarked = Observed {
+            marked: 0,
+            ..seen(None, 3)
+        };
+        assert!(matches!(judge(&r, &unmarked), Verdict::Spare(_)));
+        assert_eq!(judge(&r, &seen(Some(&stat(1000, 'Z')), 1)), Verdict::End);
         // Nothing left.
-        assert_eq!(judge(&r, Some(BOOT), None, 0, us), Verdict::Gone);
-        assert_eq!(
-            judge(&r, Some(BOOT), Some(&stat(1000, 'Z')), 0, us),
-            Verdict::Gone
-        );
+        assert_eq!(judge(&r, &seen(None, 0)), Verdict::Gone);
+        assert_eq!(judge(&r, &seen(Some(&stat(1000, 'Z')), 0)), Verdict::Gone);
         // Another boot: start times are not comparable, the runner is gone.
         assert_eq!(
-            judge(&r, Some("other"), Some(&stat(1000, 'S')), 1, us),
+            judge(
+                &r,
+                &Observed {
+                    boot: Some("other"),
+                    ..seen(Some(&stat(1000, 'S')), 1)
+                }
+            ),
             Verdict::Gone
         );
         // Unknown start time, or our own child: never.
@@ -374,18 +434,21 @@ mod tests {
             start_ticks: None,
             ..r.clone()
         };
-        assert!(matches!(
-            judge(&blind, Some(BOOT), None, 1, us),
-            Verdict::Spare(_)
-        ));
+        assert!(matches!(judge(&blind, &seen(None, 1)), Verdict::Spare(_)));
         let mut ours = stat(1000, 'S');
         ours.ppid = us;
         assert!(matches!(
-            judge(&r, Some(BOOT), Some(&ours), 1, us),
+            judge(&r, &seen(Some(&ours), 1)),
             Verdict::Spare(_)
         ));
         assert!(matches!(
-            judge(&record(1000), Some(BOOT), None, 1, 4242),
+            judge(
+                &record(1000),
+                &Observed {
+                    us: 4242,
+                    ..seen(None, 1)
+                }
+            ),
             Verdict::Spare(_)
         ));
     }
@@ -398,16 +461,19 @@ mod tests {
     /// Real processes, not children of this test (as a previous daemon's
     /// runner is not a child of the next daemon): `sh` leads a group,
     /// starts `sleep` in it, and exits. A record naming the sleep's pid
-    /// with another start time (a recycled pid) spares it; the record of
-    /// the sh's group, now without its leader, ends the sleep.
+    /// with another start time (a recycled pid) spares it; so does the
+    /// record of the sh's group, now without its leader, for another
+    /// session; for the session whose id the sleep carries, it ends it.
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn a_recycled_pid_is_not_killed_a_leftover_group_is() {
         use std::io::{BufRead, BufReader};
         use std::os::unix::process::CommandExt;
         use std::process::{Command, Stdio};
+        let session = SessionId::generate();
         let mut sh = Command::new("sh")
             .args(["-c", "sleep 1000 & echo $!; read x"])
+            .env(SESSION_ENV, session.as_str())
             .process_group(0)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -430,9 +496,17 @@ mod tests {
             boot_id: boot_id(),
         };
         assert!(
-            end_leftover_groups(&[stranger], Duration::from_millis(100))
+            end_leftover_groups(&[(session.clone(), stranger)], Duration::from_millis(100))
                 .await
                 .is_empty()
+        );
+        assert!(
+            end_leftover_groups(
+                &[(SessionId::generate(), group.clone())],
+                Duration::from_millis(100)
+            )
+            .await
+            .is_empty()
         );
         assert!(
             !gone(sleep),
@@ -440,7 +514,7 @@ mod tests {
         );
 
         assert_eq!(
-            end_leftover_groups(std::slice::from_ref(&group), Duration::from_secs(5)).await,
+            end_leftover_groups(&[(session, group.clone())], Duration::from_secs(5)).await,
             vec![group.pgid]
         );
         let deadline = std::time::Instant::now() + Duration::from_secs(30);

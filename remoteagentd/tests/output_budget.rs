@@ -11,6 +11,7 @@ use std::sync::Arc;
 use execution_support::*;
 use remoteagent_proto::SessionId;
 use remoteagent_proto::events::{DoneStatus, OutputEvent};
+use remoteagent_testkit::wait_for;
 use remoteagentd::agent::AgentSettings;
 
 const BUDGET: u64 = 1024 * 1024;
@@ -70,8 +71,13 @@ async fn output_past_the_budget_stays_in_the_local_log_and_is_counted() {
     );
 
     // The local log: start record, runner record, the whole output, end
-    // record.
-    let log = std::fs::read_to_string(s.log_path(&sid)).unwrap();
+    // record (written just after the stream's `done`: waited for).
+    let log = wait_for(WAIT, || async {
+        let log = std::fs::read_to_string(s.log_path(&sid)).unwrap_or_default();
+        log.contains("\n# done ").then_some(log)
+    })
+    .await
+    .expect("the log's end record");
     let mut parts = log.splitn(3, '\n');
     assert!(parts.next().unwrap().starts_with("# session "));
     assert!(parts.next().unwrap().starts_with("# runner pid "));

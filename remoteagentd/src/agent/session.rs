@@ -60,9 +60,14 @@ pub async fn run_session(
     let sid = ctx.command.session_id.clone();
     let key = names::output_stream(&ctx.agent_id, &sid);
     let mut out = OutputWriter::new(ctx.conn.clone(), key, give_up);
+    let log_file = session_log::session_log_path(&ctx.settings.log_root, &ctx.agent_id, &sid);
     out.set_budget(
         ctx.settings.stream_budget,
-        format!("remoteagentctl logs {} --session {sid}", ctx.agent_name),
+        format!(
+            "remoteagentctl logs {} --session {sid} (the file {})",
+            ctx.agent_name,
+            home_relative(&log_file, std::env::var_os("HOME").as_deref())
+        ),
     );
     let runner_name = ctx.runner.display_name();
     let mut log = SessionLog::create(
@@ -325,4 +330,41 @@ fn prune_logs_in_background(ctx: &SessionContext) {
     let current = ctx.command.session_id.clone();
     let limits = ctx.settings.log_limits;
     tokio::task::spawn_blocking(move || session_log::prune(&root, &agent, &current, &limits));
+}
+
+/// `path` with the `home` folder written `~`: the notice naming it is
+/// shown in the chat, which need not learn the user's login name.
+fn home_relative(path: &std::path::Path, home: Option<&std::ffi::OsStr>) -> String {
+    let rest = home
+        .filter(|h| !h.is_empty())
+        .and_then(|h| path.strip_prefix(h).ok());
+    match rest {
+        Some(rest) => format!("~/{}", rest.display()),
+        None => path.display().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+    use std::path::Path;
+
+    #[test]
+    fn the_log_file_is_named_from_the_home_folder() {
+        let file = Path::new("/home/ann/.local/state/remoteagent/logs/a/s.log");
+        assert_eq!(
+            home_relative(file, Some(OsStr::new("/home/ann"))),
+            "~/.local/state/remoteagent/logs/a/s.log"
+        );
+        assert_eq!(
+            home_relative(file, Some(OsStr::new("/home/an"))),
+            file.display().to_string()
+        );
+        assert_eq!(home_relative(file, None), file.display().to_string());
+        assert_eq!(
+            home_relative(file, Some(OsStr::new(""))),
+            file.display().to_string()
+        );
+    }
 }

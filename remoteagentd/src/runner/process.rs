@@ -281,6 +281,7 @@ pub async fn end_leftover_groups(
         match judge_now(session, record) {
             Verdict::End => {
                 tracing::warn!(
+                    session = %session,
                     pgid = record.pgid,
                     "a runner of the previous daemon is still running: SIGTERM to its process group"
                 );
@@ -288,10 +289,11 @@ pub async fn end_leftover_groups(
                 ending.push(record.pgid);
             }
             Verdict::Gone => {
-                tracing::debug!(pgid = record.pgid, "the previous daemon's runner is gone")
+                tracing::debug!(session = %session, pgid = record.pgid, "the previous daemon's runner is gone")
             }
             Verdict::Spare(why) => {
                 tracing::info!(
+                    session = %session,
                     pgid = record.pgid,
                     reason = why,
                     "not ending the process group recorded for an unfinished session"

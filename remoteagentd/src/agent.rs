@@ -93,6 +93,10 @@ pub struct AgentSettings {
     pub approval: approval::ApprovalSettings,
     /// The envelopes already acted on, per agent, kept on disk.
     pub seen: Arc<SeenEnvelopes>,
+    /// Bytes of output per session written to its stream (`[output]`).
+    pub stream_budget: u64,
+    /// What the local session logs may hold (`[logs]`).
+    pub log_limits: crate::session_log::LogLimits,
 }
 
 /// What an agent task tells the supervisor.
@@ -312,6 +316,18 @@ async fn run_agent(
     let (push_tx, mut push_rx) = mpsc::unbounded_channel::<PushInfo>();
     let channel = names::agent_channel(&spec.id);
 
+    // Before any command is taken: a session of this task is never an
+    // orphan. What an earlier daemon's runners left running ends first,
+    // without waiting for Redis: it is local.
+    let orphaned = orphans::find_now(&spec.id, &settings.log_root);
+    orphans::end_leftover_runners(
+        &spec.id,
+        &settings.log_root,
+        &orphaned,
+        settings.abort_grace,
+    )
+    .await;
+
     // Connect and subscribe, retrying with backoff, while staying
     // responsive to the supervisor.
     let mut delay = Duration::from_millis(200);
@@ -356,8 +372,13 @@ async fn run_agent(
         session: None,
         hostname: crate::pairing::clean_hostname(),
     };
-    // Before any command is taken: a session of this task is never an orphan.
-    orphans::sweep(&agent.spec.id, &agent.settings.log_root, agent.conn.clone());
+    // Their streams get their `done` now that Redis can be reached.
+    orphans::sweep(
+        orphaned,
+        &agent.spec.id,
+        &agent.settings.log_root,
+        agent.conn.clone(),
+    );
     agent.heartbeat().await;
 
     let mut heartbeat = tokio::time::interval(Duration::from_secs(names::HEARTBEAT_SECS));
@@ -646,6 +667,7 @@ impl Agent {
         let ctx = SessionContext {
             conn: self.conn.clone(),
             agent_id: self.spec.id.clone(),
+            agent_name: self.spec.name.clone(),
             path: self.spec.path.clone(),
             runner: self.spec.runner.clone(),
             settings: self.settings.clone(),

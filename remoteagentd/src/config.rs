@@ -11,6 +11,14 @@
 //! allow_tools = ["Read", "Glob", "Grep", "LS", "TodoWrite", "NotebookRead"]
 //! timeout_secs = 300              # unanswered requests are denied after this
 //!
+//! [output]
+//! stream_budget_mb = 64           # output per session sent to the cloud; the
+//!                                 # rest stays in the local log only
+//!
+//! [logs]                          # the local session logs
+//! max_log_mb = 1024               # output kept per session
+//! max_total_mb = 2048             # all logs; the oldest go at session start
+//!
 //! [[project]]                     # per project: absolute path or ~/...
 //! path = "~/code/app"
 //! approval = { policy = "deny", allow_tools = ["Read", "Bash(cargo test*)"] }
@@ -59,6 +67,10 @@ pub struct Config {
     pub max_prompt_bytes: usize,
     /// Tool approval defaults for every project.
     pub approval: ApprovalDefaults,
+    /// `[output]`: what goes to the cloud.
+    pub output: OutputConfig,
+    /// `[logs]`: the local session logs.
+    pub logs: LogsConfig,
     /// Per-project settings (`[[project]]`).
     #[serde(rename = "project")]
     pub projects: Vec<ProjectConfig>,
@@ -72,7 +84,63 @@ impl Default for Config {
             abort_grace_secs: 5,
             max_prompt_bytes: remoteagent_proto::events::MAX_PROMPT_BYTES,
             approval: ApprovalDefaults::default(),
+            output: OutputConfig::default(),
+            logs: LogsConfig::default(),
             projects: Vec::new(),
+        }
+    }
+}
+
+const MB: u64 = 1024 * 1024;
+
+/// `[output]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Bytes of output per session written to the Redis stream (hence sent
+    /// to Telegram), in MiB; past it the stream says where the rest is.
+    pub stream_budget_mb: u64,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig {
+            stream_budget_mb: crate::output::DEFAULT_STREAM_BUDGET / MB,
+        }
+    }
+}
+
+impl OutputConfig {
+    pub fn stream_budget_bytes(&self) -> u64 {
+        self.stream_budget_mb.saturating_mul(MB)
+    }
+}
+
+/// `[logs]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogsConfig {
+    /// Output kept in one session's log, in MiB.
+    pub max_log_mb: u64,
+    /// All session logs together, in MiB.
+    pub max_total_mb: u64,
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        LogsConfig {
+            max_log_mb: crate::session_log::DEFAULT_MAX_LOG_BYTES / MB,
+            max_total_mb: crate::session_log::DEFAULT_MAX_TOTAL_BYTES / MB,
+        }
+    }
+}
+
+impl LogsConfig {
+    pub fn limits(&self) -> crate::session_log::LogLimits {
+        crate::session_log::LogLimits {
+            max_log_bytes: self.max_log_mb.saturating_mul(MB),
+            max_total_bytes: self.max_total_mb.saturating_mul(MB),
+            keep_per_agent: crate::session_log::KEEP_PER_AGENT,
         }
     }
 }
@@ -177,6 +245,14 @@ impl Config {
         if config.max_prompt_bytes == 0 {
             return Err(invalid("max_prompt_bytes must be positive"));
         }
+        if config.output.stream_budget_mb == 0 {
+            return Err(invalid("[output] stream_budget_mb must be positive"));
+        }
+        if config.logs.max_log_mb == 0 || config.logs.max_total_mb == 0 {
+            return Err(invalid(
+                "[logs] max_log_mb and max_total_mb must be positive",
+            ));
+        }
         if config.abort_grace_secs > 3600 {
             return Err(invalid("abort_grace_secs must be at most 3600"));
         }
@@ -251,6 +327,19 @@ mod tests {
         assert_eq!(c.secret_store, SecretStoreKind::File);
         assert_eq!(c.abort_grace(), Duration::from_secs(2));
         assert_eq!(c.cloud_url, "https://x.example");
+        assert_eq!(c.output.stream_budget_bytes(), 64 * 1024 * 1024);
+        assert_eq!(c.logs.limits(), crate::session_log::LogLimits::default());
+        let c = Config::parse(
+            p,
+            "[output]\nstream_budget_mb = 1\n[logs]\nmax_log_mb = 10\nmax_total_mb = 20\n",
+        )
+        .unwrap();
+        assert_eq!(c.output.stream_budget_bytes(), 1024 * 1024);
+        assert_eq!(c.logs.limits().max_log_bytes, 10 * 1024 * 1024);
+        assert_eq!(c.logs.limits().max_total_bytes, 20 * 1024 * 1024);
+        assert!(Config::parse(p, "[output]\nstream_budget_mb = 0").is_err());
+        assert!(Config::parse(p, "[logs]\nmax_log_mb = 0").is_err());
+        assert!(Config::parse(p, "[logs]\nmax_totl_mb = 5").is_err());
     }
 
     #[test]

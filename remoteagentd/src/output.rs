@@ -22,11 +22,20 @@
 //! reply), the retry's `XADD`s are refused as "equal or smaller than the
 //! top item", which this writer reads as "already written", so readers
 //! never see a `seq` twice.
+//!
+//! A session writes at most its byte budget of chunk text into the stream
+//! ([`OutputWriter::set_budget`], `[output] stream_budget_mb`): one runaway
+//! session must not fill Redis (streams live a day) nor the cloud. Past it,
+//! one `notice` says where the whole output is (the local log keeps it),
+//! later text takes no `seq` (it is not lost, so no reader may report a
+//! gap) and is only counted, into `done.withheld_bytes`.
 
 use std::time::Duration;
 
 use redis::aio::ConnectionLike;
-use remoteagent_proto::events::{ChunkPayload, DonePayload, OutputEvent, StreamKind};
+use remoteagent_proto::events::{
+    ChunkPayload, DonePayload, NoticePayload, OutputEvent, StreamKind,
+};
 use remoteagent_proto::names;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -44,6 +53,8 @@ pub const MAX_CHUNK_BYTES: usize = 64 * 1024;
 pub const FLUSH_BYTES: usize = 256 * 1024;
 /// Longest time text waits before it is flushed.
 pub const FLUSH_AFTER: Duration = Duration::from_millis(20);
+/// Chunk text a session writes into its stream unless configured.
+pub const DEFAULT_STREAM_BUDGET: u64 = 64 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 #[error("output for {key} could not be written: {reason}")]
@@ -73,6 +84,48 @@ pub struct OutputWriter {
     /// The batch being written, if any: its sender reports the outcome and
     /// how many round trips it took.
     in_flight: Option<JoinHandle<(Result<(), String>, u64)>>,
+    budget: Budget,
+}
+
+/// The byte budget of the stream's chunks.
+struct Budget {
+    limit: u64,
+    /// Chunk text taken for the stream so far.
+    used: u64,
+    /// Text kept out of the stream once `limit` was reached.
+    withheld: u64,
+    /// Where the notice tells the user to look for the rest.
+    where_to_find: String,
+    notice_queued: bool,
+}
+
+impl Budget {
+    /// The part of `text` that still fits (cut on a character boundary);
+    /// the rest is counted as withheld.
+    fn take<'t>(&mut self, text: &'t str) -> &'t str {
+        let room = self.limit.saturating_sub(self.used);
+        let fits = if (text.len() as u64) <= room {
+            text.len()
+        } else {
+            floor_char_boundary(text, room as usize)
+        };
+        self.used += fits as u64;
+        self.withheld += (text.len() - fits) as u64;
+        &text[..fits]
+    }
+
+    fn notice(&self) -> String {
+        const MB: u64 = 1024 * 1024;
+        let size = if self.limit.is_multiple_of(MB) {
+            format!("{} MB", self.limit / MB)
+        } else {
+            format!("{} bytes", self.limit)
+        };
+        format!(
+            "⚠️ Output past {size} is not sent to Telegram; the whole output is in this computer's log: {}",
+            self.where_to_find
+        )
+    }
 }
 
 /// A stream entry id `ms-n`.
@@ -194,7 +247,26 @@ impl OutputWriter {
             flushes: 0,
             last_id: EntryId(0, 0),
             in_flight: None,
+            budget: Budget {
+                limit: DEFAULT_STREAM_BUDGET,
+                used: 0,
+                withheld: 0,
+                where_to_find: "remoteagentctl logs".into(),
+                notice_queued: false,
+            },
         }
+    }
+
+    /// Sets the most chunk text written to the stream, and how the notice
+    /// written when it is reached tells where the rest is (a command).
+    pub fn set_budget(&mut self, limit: u64, where_to_find: String) {
+        self.budget.limit = limit;
+        self.budget.where_to_find = where_to_find;
+    }
+
+    /// Bytes of text kept out of the stream by the budget so far.
+    pub fn withheld_bytes(&self) -> u64 {
+        self.budget.withheld
     }
 
     /// Chunks emitted so far (the `seq` of the next one).
@@ -212,6 +284,28 @@ impl OutputWriter {
         if text.is_empty() {
             return Ok(());
         }
+        let kept = self.budget.take(text);
+        if !kept.is_empty() {
+            self.queue_text(kind, kept);
+        }
+        if self.budget.withheld > 0 && !self.budget.notice_queued {
+            // Right after the last chunk that fits, and sent at once.
+            self.budget.notice_queued = true;
+            tracing::warn!(key = %self.key, limit = self.budget.limit, "the session's output reached its stream budget; the rest stays in the local log");
+            self.cut_chunk();
+            self.batch.push(OutputEvent::Notice(NoticePayload {
+                text: self.budget.notice(),
+            }));
+            return self.flush().await;
+        }
+        if self.pending_bytes() >= FLUSH_BYTES {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Adds text (within the budget) to the pending chunks.
+    fn queue_text(&mut self, kind: StreamKind, text: &str) {
         if kind != self.text_kind {
             self.cut_chunk();
             self.text_kind = kind;
@@ -238,10 +332,6 @@ impl OutputWriter {
         if self.since.is_none() {
             self.since = Some(Instant::now());
         }
-        if self.pending_bytes() >= FLUSH_BYTES {
-            self.flush().await?;
-        }
-        Ok(())
     }
 
     /// Queues a non-text event after all text so far and hands everything
@@ -257,6 +347,7 @@ impl OutputWriter {
     pub async fn finish(&mut self, mut done: DonePayload) -> Result<(), OutputError> {
         self.cut_chunk();
         done.chunks = self.next_seq;
+        done.withheld_bytes = self.budget.withheld;
         self.batch.push(OutputEvent::Done(done));
         self.sync().await?;
         let mut conn = self.conn.clone();
@@ -554,6 +645,33 @@ mod tests {
             writer.flushes * 2 < next_seq,
             "{} round trips for {next_seq} chunks",
             writer.flushes
+        );
+    }
+
+    #[test]
+    fn the_budget_cuts_on_a_character_and_counts_the_rest() {
+        let mut budget = Budget {
+            limit: 4,
+            used: 0,
+            withheld: 0,
+            where_to_find: "remoteagentctl logs proj".into(),
+            notice_queued: false,
+        };
+        assert_eq!(budget.take("ab"), "ab");
+        // "é" is two bytes: one byte of room left after "c" cannot hold it.
+        assert_eq!(budget.take("cé🦀"), "c");
+        assert_eq!((budget.used, budget.withheld), (3, 6));
+        assert_eq!(budget.take("de"), "d");
+        assert_eq!(budget.take("f"), "");
+        assert_eq!((budget.used, budget.withheld), (4, 8));
+        assert!(budget.notice().ends_with(
+            "4 bytes is not sent to Telegram; the whole output is in this computer's log: remoteagentctl logs proj"
+        ));
+        budget.limit = 64 * 1024 * 1024;
+        assert!(
+            budget
+                .notice()
+                .starts_with("⚠️ Output past 64 MB is not sent")
         );
     }
 

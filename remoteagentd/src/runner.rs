@@ -13,6 +13,7 @@ use std::process::{ExitStatus, Stdio};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use remoteagent_proto::SessionId;
 use remoteagent_proto::events::StreamKind;
 use remoteagent_proto::runner::{Preset, RunnerSpec};
 use tokio::io::AsyncReadExt;
@@ -23,6 +24,7 @@ pub mod ansi;
 pub mod claude;
 pub mod codex;
 pub mod format;
+pub mod process;
 pub mod utf8;
 
 #[derive(Debug, thiserror::Error)]
@@ -207,21 +209,33 @@ pub struct Running {
 impl Running {
     /// Spawns `program args` in `cwd`; its output arrives on the returned
     /// receiver, which closes when both pipes reached end of file.
+    /// The session's id is in the runner's environment ([`process::SESSION_ENV`]).
     pub fn spawn(
         program: &str,
         args: &[String],
         cwd: &Path,
+        session: &SessionId,
     ) -> Result<(Running, mpsc::Receiver<PipeData>), RunnerError> {
         let mut cmd = Command::new(program);
         cmd.args(args)
             .current_dir(cwd)
             .env_clear()
             .envs(scrubbed_env())
+            .env(process::SESSION_ENV, session.as_str())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
+        die_with_parent(&mut cmd);
+        // PR_SET_PDEATHSIG fires when the *thread* that forked the child
+        // exits, not only the process. This runs on the session's task,
+        // polled by a tokio worker thread (or the current-thread runtime's
+        // own thread), and those live as long as the runtime, hence as the
+        // daemon; the daemon never uses `block_in_place`, which would turn
+        // a worker into a blocking-pool thread that ends after being idle.
+        // Never move this spawn into `spawn_blocking`: those threads exit
+        // after 10 s idle and would kill the runner with them.
         let mut child = cmd.spawn().map_err(|e| RunnerError::Spawn {
             program: program.to_string(),
             reason: if e.kind() == std::io::ErrorKind::NotFound {
@@ -273,6 +287,37 @@ impl Drop for Running {
         let _ = killpg(self.pgid, Signal::SIGKILL);
     }
 }
+
+/// Linux: the runner gets SIGKILL when the daemon dies, however it dies
+/// (`kill -9` included), instead of running on as an orphan beside the
+/// next daemon's runners. What the runner starts itself does not inherit
+/// this (the kernel clears it on fork); the next daemon ends those
+/// through the session log's record (see [`process`]).
+#[cfg(target_os = "linux")]
+fn die_with_parent(cmd: &mut Command) {
+    let parent = nix::unistd::getpid();
+    // SAFETY: the closure runs in the forked child before exec, where only
+    // async-signal-safe calls are allowed: it makes two system calls
+    // (prctl, getppid) and builds errors from raw errno values, without
+    // allocating or taking locks.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+                .map_err(|e| std::io::Error::from_raw_os_error(e as i32))?;
+            // The daemon may have died between fork and prctl, in which
+            // case the signal never comes: we were already reparented.
+            if nix::unistd::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Elsewhere there is no parent-death signal; the next daemon's start-up
+/// sweep is all there is.
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_cmd: &mut Command) {}
 
 async fn read_pipe(
     mut pipe: impl tokio::io::AsyncRead + Unpin,

@@ -2,21 +2,54 @@
 //!
 //! `remoteagentctl logs` reads these, so a user can see what ran on their
 //! machine even when the cloud is unreachable. Files are private to the user
-//! (dirs 0700, files 0600), capped in size, and only the newest
-//! [`KEEP_PER_AGENT`] are kept per agent.
+//! (dirs 0700, files 0600). A log keeps the whole output, also what the
+//! stream's byte budget kept from the cloud, up to [`LogLimits::max_log_bytes`]
+//! (saying so in the log and the stream when that is reached); only the
+//! newest [`LogLimits::keep_per_agent`] are kept per agent, and the oldest go
+//! while all logs together are over [`LogLimits::max_total_bytes`]
+//! ([`prune`], when a session starts).
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use remoteagent_proto::events::DonePayload;
 use remoteagent_proto::{AgentId, SessionId, text};
 
-/// Largest output kept in one session's log; the Redis stream is complete.
-pub const MAX_LOG_BYTES: u64 = 8 * 1024 * 1024;
+use crate::runner::process::RunnerRecord;
+
+/// Largest output kept in one session's log, unless configured.
+pub const DEFAULT_MAX_LOG_BYTES: u64 = 1024 * 1024 * 1024;
+/// Largest size of all session logs together, unless configured.
+pub const DEFAULT_MAX_TOTAL_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 /// Session logs kept per agent.
 pub const KEEP_PER_AGENT: usize = 100;
+/// Unfinished logs younger than this are never pruned: they are sessions
+/// running now, or orphans the next start still has to end (the orphan
+/// sweep's window).
+const UNFINISHED_KEPT: Duration = Duration::from_secs(2 * 24 * 3600);
+
+/// How much the local logs may hold (`[logs]` in the config file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLimits {
+    /// Output kept per session log; past it, the log says it stops.
+    pub max_log_bytes: u64,
+    /// All logs together; the oldest are deleted at session start to stay
+    /// under it.
+    pub max_total_bytes: u64,
+    pub keep_per_agent: usize,
+}
+
+impl Default for LogLimits {
+    fn default() -> Self {
+        LogLimits {
+            max_log_bytes: DEFAULT_MAX_LOG_BYTES,
+            max_total_bytes: DEFAULT_MAX_TOTAL_BYTES,
+            keep_per_agent: KEEP_PER_AGENT,
+        }
+    }
+}
 
 pub fn session_log_path(root: &Path, agent: &AgentId, session: &SessionId) -> PathBuf {
     root.join(agent.as_str())
@@ -140,10 +173,14 @@ pub struct SessionLog {
     file: Option<std::fs::File>,
     written: u64,
     truncated: bool,
+    /// Output kept at most ([`SessionLog::limit`]).
+    cap: u64,
+    /// What the user must be told about this log (see [`SessionLog::take_alert`]).
+    alert: Option<String>,
 }
 
 impl SessionLog {
-    /// Creates the log (and prunes the agent's oldest logs).
+    /// Creates the log. Old logs are pruned separately ([`prune`]).
     pub fn create(
         root: &Path,
         agent: &AgentId,
@@ -151,7 +188,6 @@ impl SessionLog {
         runner: &str,
         prompt: &str,
     ) -> SessionLog {
-        prune(root, agent);
         let dir = root.join(agent.as_str());
         let opened = std::fs::DirBuilder::new()
             .recursive(true)
@@ -171,11 +207,7 @@ impl SessionLog {
                 None
             }
         };
-        let mut log = SessionLog {
-            file,
-            written: 0,
-            truncated: false,
-        };
+        let mut log = SessionLog::writing_to(file);
         log.line(&start_record(session, runner, prompt));
         log
     }
@@ -191,25 +223,70 @@ impl SessionLog {
         let file = std::fs::OpenOptions::new()
             .append(true)
             .open(session_log_path(root, agent, session))?;
-        Ok(SessionLog {
-            file: Some(file),
-            written: 0,
-            truncated: false,
-        })
+        Ok(SessionLog::writing_to(Some(file)))
     }
 
-    /// Appends runner output (up to [`MAX_LOG_BYTES`]).
+    fn writing_to(file: Option<std::fs::File>) -> SessionLog {
+        SessionLog {
+            file,
+            written: 0,
+            truncated: false,
+            cap: DEFAULT_MAX_LOG_BYTES,
+            alert: None,
+        }
+    }
+
+    /// Sets the most output this log keeps.
+    pub fn limit(&mut self, max_bytes: u64) {
+        self.cap = max_bytes;
+    }
+
+    /// Records the runner's process (the log's second line, right after the
+    /// start record): a daemon that finds this session unfinished ends that
+    /// process group if it still runs ([`runner_record`]).
+    pub fn runner_started(&mut self, record: &RunnerRecord) {
+        self.line(&format!("{}\n", record.to_line()));
+    }
+
+    /// Appends runner output, up to the cap; reaching it is written in the
+    /// log and raised as an alert.
     pub fn output(&mut self, text: &str) {
         if self.truncated {
             return;
         }
-        if self.written + text.len() as u64 > MAX_LOG_BYTES {
+        if self.written + text.len() as u64 > self.cap {
+            let room = (self.cap - self.written.min(self.cap)) as usize;
+            let mut cut = room.min(text.len());
+            while cut > 0 && !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            self.written += cut as u64;
+            self.line(&text[..cut]);
             self.truncated = true;
-            self.line("\n# … output truncated in the local log (the stream is complete)\n");
+            let mb = self.cap / (1024 * 1024);
+            self.line(&format!(
+                "\n# … the local log stops here: it reached its cap of {mb} MB ([logs] max_log_mb); the output after this is not kept\n"
+            ));
+            self.raise(format!(
+                "⚠️ This session's local log reached its cap of {mb} MB ([logs] max_log_mb in the daemon's config): output past it is not kept on the computer"
+            ));
             return;
         }
         self.written += text.len() as u64;
         self.line(text);
+    }
+
+    /// A message for the user about this log (its cap reached, a write
+    /// failed), once; the session sends it into the stream as a notice, so
+    /// that a log that stops keeping output never does so silently.
+    pub fn take_alert(&mut self) -> Option<String> {
+        self.alert.take()
+    }
+
+    fn raise(&mut self, alert: String) {
+        if self.alert.is_none() {
+            self.alert = Some(alert);
+        }
     }
 
     /// Appends a daemon line (`# …`), such as a tool approval and its
@@ -254,21 +331,109 @@ impl SessionLog {
         {
             tracing::warn!(error = %e, "session log write failed; the local log stops here");
             self.file = None;
+            self.raise(format!(
+                "⚠️ This session's local log could not be written ({e}): output from here is not kept on the computer"
+            ));
         }
     }
 }
 
-/// Deletes all but the newest `KEEP_PER_AGENT - 1` logs, making room for one.
-fn prune(root: &Path, agent: &AgentId) {
-    let Ok(sessions) = list_sessions(root, agent) else {
-        return;
+/// The runner recorded in the log at `path` by [`SessionLog::runner_started`],
+/// if any. Only the second line counts: runner output comes after it, so a
+/// runner cannot forge a record (which would name a process to kill).
+pub fn runner_record(path: &Path) -> std::io::Result<Option<RunnerRecord>> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(path)?
+        .take(HEAD_BYTES)
+        .read_to_end(&mut head)?;
+    let head = String::from_utf8_lossy(&head);
+    let mut lines = head.split('\n');
+    let starts = lines.next().is_some_and(|l| l.starts_with(START_MARK));
+    // A second line without its newline may be cut short: not a record.
+    let second = lines.next().filter(|_| lines.next().is_some());
+    Ok(match second {
+        Some(line) if starts => RunnerRecord::parse_line(line),
+        _ => None,
+    })
+}
+
+/// Bytes read from the start of a log to find its runner record: more than
+/// the start record (its prompt preview is 200 characters).
+const HEAD_BYTES: u64 = 16 * 1024;
+
+/// Deletes old logs, never `current` (the session starting now): the
+/// agent's logs beyond the newest `keep_per_agent`, then, while all agents'
+/// logs together exceed `max_total_bytes`, the oldest of them. Unfinished
+/// logs of the last two days are kept (running sessions, and orphans the
+/// next start ends). Blocking I/O: run it off the session's task.
+pub fn prune(root: &Path, agent: &AgentId, current: &SessionId, limits: &LogLimits) {
+    let remove = |agent: &AgentId, id: &SessionId| {
+        let path = session_log_path(root, agent, id);
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::info!(agent = %agent, session = %id, "old session log deleted"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(agent = %agent, session = %id, error = %e, "cannot delete an old session log")
+            }
+        }
     };
-    if sessions.len() < KEEP_PER_AGENT {
-        return;
+    if let Ok(sessions) = list_sessions(root, agent)
+        && sessions.len() > limits.keep_per_agent
+    {
+        let excess = sessions.len() - limits.keep_per_agent;
+        for (id, _) in sessions.iter().filter(|(id, _)| id != current).take(excess) {
+            remove(agent, id);
+        }
     }
-    let excess = sessions.len() + 1 - KEEP_PER_AGENT;
-    for (id, _) in sessions.iter().take(excess) {
-        let _ = std::fs::remove_file(session_log_path(root, agent, id));
+
+    // Every agent's logs, oldest first.
+    let mut all: Vec<(SystemTime, AgentId, SessionId, u64)> = Vec::new();
+    let agents = match std::fs::read_dir(root) {
+        Ok(entries) => entries,
+        Err(_) => return,
+    };
+    for entry in agents.flatten() {
+        let Some(a) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| AgentId::parse(n).ok())
+        else {
+            continue;
+        };
+        for (id, modified) in list_sessions(root, &a).unwrap_or_default() {
+            let size = std::fs::metadata(session_log_path(root, &a, &id)).map_or(0, |m| m.len());
+            all.push((modified, a.clone(), id, size));
+        }
+    }
+    all.sort_by_key(|x| x.0);
+    let mut total: u64 = all.iter().map(|x| x.3).sum();
+    let recent = SystemTime::now()
+        .checked_sub(UNFINISHED_KEPT)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    for (modified, a, id, size) in &all {
+        if total <= limits.max_total_bytes {
+            break;
+        }
+        if a == agent && id == current {
+            continue;
+        }
+        let unfinished = matches!(
+            log_end(&session_log_path(root, a, id)),
+            Ok(LogEnd::Unfinished)
+        );
+        if unfinished && *modified >= recent {
+            continue;
+        }
+        remove(a, id);
+        total = total.saturating_sub(*size);
+    }
+    if total > limits.max_total_bytes {
+        tracing::warn!(
+            total,
+            limit = limits.max_total_bytes,
+            "the session logs stay over their total size: what is left is running or unfinished"
+        );
     }
 }
 
@@ -362,7 +527,7 @@ mod tests {
     }
 
     #[test]
-    fn writes_caps_and_prunes() {
+    fn writes_output_notes_and_the_end() {
         let root = tempfile::tempdir().unwrap();
         let agent = AgentId::generate();
         let s = SessionId::generate();
@@ -396,23 +561,149 @@ mod tests {
             0o600
         );
 
+        let mut log = SessionLog::reopen(root.path(), &agent, &s).unwrap();
+        assert_eq!(log.take_alert(), None);
+        log.output("more");
+        assert_eq!(log.take_alert(), None);
+    }
+
+    #[test]
+    fn a_log_keeps_everything_up_to_its_cap_and_says_when_it_stops() {
+        let root = tempfile::tempdir().unwrap();
+        let agent = AgentId::generate();
         let big = SessionId::generate();
         let mut log = SessionLog::create(root.path(), &agent, &big, "sh", "p");
-        let block = "x".repeat(1024 * 1024);
-        for _ in 0..9 {
+        log.limit(3 * 1024 * 1024);
+        // Past the old 8 MiB cap with the default, and whole.
+        let block = "é".repeat(512 * 1024 + 1);
+        log.output("a");
+        for _ in 0..2 {
             log.output(&block);
+            assert_eq!(log.take_alert(), None);
         }
-        let len = std::fs::metadata(session_log_path(root.path(), &agent, &big))
-            .unwrap()
-            .len();
-        assert!(len <= MAX_LOG_BYTES + 4096, "{len}");
-
-        for _ in 0..KEEP_PER_AGENT + 5 {
-            SessionLog::create(root.path(), &agent, &SessionId::generate(), "sh", "p");
-        }
-        assert_eq!(
-            list_sessions(root.path(), &agent).unwrap().len(),
-            KEEP_PER_AGENT
+        // The third block passes 3 MiB: cut on a character boundary.
+        log.output(&block);
+        let alert = log.take_alert().unwrap();
+        assert!(
+            alert.contains("3 MB") && alert.contains("max_log_mb"),
+            "{alert}"
         );
+        log.output("never kept");
+        assert_eq!(log.take_alert(), None, "said once");
+        let text = std::fs::read_to_string(session_log_path(root.path(), &agent, &big)).unwrap();
+        let body = text.split_once('\n').unwrap().1;
+        let (kept, note) = body.split_once("\n# … the local log stops here").unwrap();
+        assert_eq!(kept.len(), 3 * 1024 * 1024 - 1);
+        assert!(kept.strip_prefix('a').unwrap().chars().all(|c| c == 'é'));
+        assert!(
+            note.contains("3 MB") && !note.contains("never kept"),
+            "{note}"
+        );
+
+        let mut whole = SessionLog::create(root.path(), &agent, &SessionId::generate(), "sh", "p");
+        for _ in 0..10 {
+            whole.output(&"x".repeat(1024 * 1024));
+        }
+        assert_eq!(whole.take_alert(), None);
+    }
+
+    #[test]
+    fn the_runner_record_is_the_second_line_only() {
+        let root = tempfile::tempdir().unwrap();
+        let agent = AgentId::generate();
+        let record = RunnerRecord {
+            pgid: 4242,
+            start_ticks: Some(99),
+            boot_id: Some("ab-cd".into()),
+        };
+        let s = SessionId::generate();
+        let mut log = SessionLog::create(root.path(), &agent, &s, "sh", "two\nlines");
+        log.runner_started(&record);
+        log.output(&format!(
+            "{}\n",
+            RunnerRecord {
+                pgid: 7,
+                ..record.clone()
+            }
+            .to_line()
+        ));
+        let path = session_log_path(root.path(), &agent, &s);
+        assert_eq!(runner_record(&path).unwrap(), Some(record.clone()));
+        // Output that looks like a record, in a log without one, is output.
+        let forged = SessionId::generate();
+        let mut log = SessionLog::create(root.path(), &agent, &forged, "sh", "p");
+        log.output(&format!("x\n{}\n", record.to_line()));
+        log.output(&format!("{}\n", record.to_line()));
+        let path = session_log_path(root.path(), &agent, &forged);
+        assert_eq!(runner_record(&path).unwrap(), None);
+        assert!(runner_record(&root.path().join("missing.log")).is_err());
+    }
+
+    #[test]
+    fn pruning_keeps_count_and_total_size_but_not_the_current_or_running() {
+        let root = tempfile::tempdir().unwrap();
+        let agent = AgentId::generate();
+        let path = |a: &AgentId, s: &SessionId| session_log_path(root.path(), a, s);
+        let finished = |a: &AgentId, bytes: usize, age_secs: u64| {
+            let s = SessionId::generate();
+            let mut log = SessionLog::create(root.path(), a, &s, "sh", "p");
+            log.output(&"x".repeat(bytes));
+            log.done(&DonePayload {
+                status: DoneStatus::Ok,
+                exit_code: Some(0),
+                duration_ms: 5,
+                message: None,
+                chunks: 1,
+                withheld_bytes: 0,
+            });
+            std::fs::File::options()
+                .append(true)
+                .open(path(a, &s))
+                .unwrap()
+                .set_modified(SystemTime::now() - Duration::from_secs(age_secs))
+                .unwrap();
+            s
+        };
+        let limits = LogLimits {
+            max_log_bytes: 1 << 20,
+            max_total_bytes: 250_000,
+            keep_per_agent: 5,
+        };
+        // By count: the newest five stay.
+        let many: Vec<SessionId> = (0..8).map(|i| finished(&agent, 10, 1000 - i)).collect();
+        let current = many[0].clone();
+        prune(root.path(), &agent, &current, &limits);
+        let left: Vec<SessionId> = list_sessions(root.path(), &agent)
+            .unwrap()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        assert_eq!(left.len(), 5);
+        assert!(left.contains(&current), "the current log is never deleted");
+        for s in &many[4..] {
+            assert!(left.contains(s));
+        }
+
+        // By total size, over all agents, oldest first; a running session's
+        // log (unfinished, recent) stays even when oldest.
+        let other = AgentId::generate();
+        let running = SessionId::generate();
+        let mut log = SessionLog::create(root.path(), &other, &running, "sh", "p");
+        log.output(&"r".repeat(100_000));
+        std::fs::File::options()
+            .append(true)
+            .open(path(&other, &running))
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(5000))
+            .unwrap();
+        let old = finished(&other, 100_000, 4000);
+        let mid = finished(&agent, 100_000, 3000);
+        let new = finished(&other, 100_000, 10);
+        prune(root.path(), &agent, &current, &limits);
+        assert!(path(&other, &running).exists());
+        assert!(!path(&other, &old).exists());
+        assert!(!path(&agent, &mid).exists());
+        assert!(path(&other, &new).exists());
+        assert!(path(&agent, &current).exists());
     }
 }

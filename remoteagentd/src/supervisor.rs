@@ -446,6 +446,8 @@ mod tests {
             seen: Arc::new(crate::seen_envelopes::SeenEnvelopes::new(
                 root.join("envelopes"),
             )),
+            stream_budget: crate::output::DEFAULT_STREAM_BUDGET,
+            log_limits: Default::default(),
         };
         let (s, _rx) = Supervisor::new(
             Config::default(),

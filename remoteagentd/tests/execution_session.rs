@@ -57,8 +57,14 @@ async fn a_signed_command_streams_the_runner_output_in_order() {
             .count()
     );
 
-    // The local log holds the same output between its header and footer.
-    let log = std::fs::read_to_string(s.log_path(&sid)).unwrap();
+    // The local log holds the same output between its header and footer
+    // (the footer is written just after the stream's `done`: waited for).
+    let log = wait_for(WAIT, || async {
+        let log = std::fs::read_to_string(s.log_path(&sid)).unwrap_or_default();
+        log.contains("\n# done ").then_some(log)
+    })
+    .await
+    .expect("the log's end record");
     assert!(
         log.starts_with(&format!("# session {sid} started")),
         "{log}"
@@ -241,6 +247,9 @@ async fn prompt_is_one_argument_and_the_environment_is_scrubbed() {
         );
     }
     assert!(env.contains("NO_COLOR=1"), "{env}");
+    // The session's id (not a secret): what tells the runner's leftovers
+    // apart after a daemon crash (`runner::process`).
+    assert!(env.contains(&format!("RA_SESSION_ID={sid}\n")), "{env}");
     agent.shutdown().await;
 }
 

@@ -38,9 +38,17 @@ async fn start_session(s: &Setup, d: &DaemonHome) -> SessionId {
     session
 }
 
-/// The session's local log, after checking it holds one end record.
-fn log_with_one_end(s: &Setup, d: &DaemonHome, session: &SessionId) -> String {
-    let log = d.session_log(s, session);
+/// The session's local log, after checking it holds one end record. The
+/// daemon writes it just after the stream's `done`: waited for.
+async fn log_with_one_end(s: &Setup, d: &DaemonHome, session: &SessionId) -> String {
+    let ended = wait_for(WAIT, || async {
+        let log = d.session_log(s, session);
+        log.contains("\n# done ").then_some(log)
+    })
+    .await;
+    let Some(log) = ended else {
+        panic!("no end record:\n{}", d.session_log(s, session))
+    };
     assert_eq!(log.matches("\n# done ").count(), 1, "{log}");
     log
 }
@@ -74,7 +82,7 @@ async fn a_session_the_daemon_died_in_ends_once_with_an_error() {
     );
     assert_eq!(dones(&events), 1, "{events:?}");
     assert_eq!(events[..events.len() - 1], before[..]);
-    let log = log_with_one_end(&s, &d, &first);
+    let log = log_with_one_end(&s, &d, &first).await;
     assert!(
         log.ends_with(&format!("\n# done error exit - in 0 ms: {message}\n")),
         "{log}"
@@ -90,10 +98,10 @@ async fn a_session_the_daemon_died_in_ends_once_with_an_error() {
     let events = s.wait_done(&second).await;
     assert_eq!(done_of(&events).status, DoneStatus::Error);
     assert_eq!(dones(&events), 1, "{events:?}");
-    log_with_one_end(&s, &d, &second);
+    log_with_one_end(&s, &d, &second).await;
     let first_events = s.events(&first).await;
     assert_eq!(dones(&first_events), 1, "{first_events:?}");
-    assert_eq!(log_with_one_end(&s, &d, &first), log);
+    assert_eq!(log_with_one_end(&s, &d, &first).await, log);
 
     // The agent still works: a new session runs (and a clean stop ends
     // it as aborted, as before).

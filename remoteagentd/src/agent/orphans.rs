@@ -10,6 +10,13 @@
 //! record was lost), and then the end record in its local log, so that it
 //! is finished exactly once however often the daemon restarts.
 //!
+//! The runner of such a session may still run: on Linux it dies with the
+//! daemon (PDEATHSIG), but what it started lives on in its process group,
+//! and elsewhere the runner itself does. Before the agent even connects,
+//! [`end_leftover_runners`] ends the process group recorded in each
+//! orphan's log, if it is certainly still that runner's (see
+//! [`crate::runner::process`]), so no new session runs beside it.
+//!
 //! Only logs last written before this process's first sweep are looked at:
 //! a session this process runs (say, of an agent restarted for a token
 //! renewal while its old task still ends a session) is never taken for an
@@ -41,11 +48,40 @@ const ATTEMPTS: u32 = 3;
 /// started earlier: every agent sweeps before it takes its first command.
 static FIRST_SWEEP: OnceLock<SystemTime> = OnceLock::new();
 
-/// Finds the agent's orphaned sessions now (before the agent can start a
-/// session of its own) and finishes them in the background.
-pub(super) fn sweep(agent: &AgentId, log_root: &Path, conn: SharedConn) {
+/// The agent's orphaned sessions, found now (before the agent can start a
+/// session of its own).
+pub(super) fn find_now(agent: &AgentId, log_root: &Path) -> Vec<SessionId> {
     let before = *FIRST_SWEEP.get_or_init(SystemTime::now);
-    let orphans = find(log_root, agent, before, SystemTime::now());
+    find(log_root, agent, before, SystemTime::now())
+}
+
+/// Ends what is left of the orphans' runners (SIGTERM, SIGKILL after
+/// `grace`), and waits for that.
+pub(super) async fn end_leftover_runners(
+    agent: &AgentId,
+    log_root: &Path,
+    orphans: &[SessionId],
+    grace: Duration,
+) {
+    let mut records = Vec::new();
+    for session in orphans {
+        let path = session_log::session_log_path(log_root, agent, session);
+        match session_log::runner_record(&path) {
+            Ok(Some(record)) => records.push((session.clone(), record)),
+            // The runner never started (or this log is older than records).
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(session = %session, error = %e, "cannot read the runner record of an unfinished session")
+            }
+        }
+    }
+    if !records.is_empty() {
+        crate::runner::process::end_leftover_groups(&records, grace).await;
+    }
+}
+
+/// Finishes the `orphans` ([`find_now`]) in the background.
+pub(super) fn sweep(orphans: Vec<SessionId>, agent: &AgentId, log_root: &Path, conn: SharedConn) {
     if orphans.is_empty() {
         return;
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use remoteagent_proto::events::{
-    CommandPayload, DonePayload, DoneStatus, OutputEvent, StartedPayload, StreamKind,
+    CommandPayload, DonePayload, DoneStatus, NoticePayload, OutputEvent, StartedPayload, StreamKind,
 };
 use remoteagent_proto::runner::RunnerSpec;
 use remoteagent_proto::{AgentId, names, now_ms};
@@ -21,9 +21,10 @@ use crate::approval::session::SessionApprovals;
 use crate::output::{OutputError, OutputWriter};
 use crate::redis_conn::SharedConn;
 use crate::runner::format::OutputFormat;
+use crate::runner::process::RunnerRecord;
 use crate::runner::utf8::Utf8Stream;
 use crate::runner::{Invocation, Resume, Running, command_line};
-use crate::session_log::SessionLog;
+use crate::session_log::{self, SessionLog};
 
 /// After the runner exits, how long its pipes may stay open (held by a
 /// process it left behind) before the rest of its group is killed.
@@ -32,6 +33,8 @@ const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 pub struct SessionContext {
     pub conn: SharedConn,
     pub agent_id: AgentId,
+    /// The agent's name, as the user types it in `remoteagentctl`.
+    pub agent_name: String,
     pub path: PathBuf,
     pub runner: RunnerSpec,
     pub settings: Arc<AgentSettings>,
@@ -57,6 +60,15 @@ pub async fn run_session(
     let sid = ctx.command.session_id.clone();
     let key = names::output_stream(&ctx.agent_id, &sid);
     let mut out = OutputWriter::new(ctx.conn.clone(), key, give_up);
+    let log_file = session_log::session_log_path(&ctx.settings.log_root, &ctx.agent_id, &sid);
+    out.set_budget(
+        ctx.settings.stream_budget,
+        format!(
+            "remoteagentctl logs {} --session {sid} (the file {})",
+            ctx.agent_name,
+            home_relative(&log_file, std::env::var_os("HOME").as_deref())
+        ),
+    );
     let runner_name = ctx.runner.display_name();
     let mut log = SessionLog::create(
         &ctx.settings.log_root,
@@ -65,6 +77,7 @@ pub async fn run_session(
         &runner_name,
         &ctx.command.prompt,
     );
+    log.limit(ctx.settings.log_limits.max_log_bytes);
     let started = Instant::now();
     let mut format = OutputFormat::for_runner(&ctx.runner, &ctx.path);
     let pumped = pump(
@@ -131,6 +144,7 @@ async fn pump(
         started_at_ms: now_ms(),
     }))
     .await?;
+    prune_logs_in_background(ctx);
 
     let invocation = Invocation {
         prompt: &ctx.command.prompt,
@@ -161,7 +175,9 @@ async fn pump(
             }
             Ok((program, args))
         })
-        .and_then(|(program, args)| Running::spawn(&program, &args, &ctx.path));
+        .and_then(|(program, args)| {
+            Running::spawn(&program, &args, &ctx.path, &ctx.command.session_id)
+        });
     let (mut running, mut pipes) = match spawned {
         Ok(r) => r,
         Err(e) => {
@@ -178,6 +194,8 @@ async fn pump(
     };
     let pgid = Pid::from_raw(running.pid());
     tracing::info!(pid = running.pid(), runner = %ctx.runner.display_name(), "runner started");
+    // Read at once, while the runner is certainly alive and the pid its own.
+    log.runner_started(&RunnerRecord::of(running.pid()));
 
     let mut stdout = Utf8Stream::new();
     let mut stderr = Utf8Stream::new();
@@ -197,6 +215,7 @@ async fn pump(
                         StreamKind::Stderr => format.stderr(&stderr.push(&d.bytes)),
                     };
                     log.output(&text);
+                    relay_log_alert(log, out).await?;
                     out.push_text(d.stream, &text).await?;
                 }
                 None => pipes_open = false,
@@ -231,14 +250,17 @@ async fn pump(
     // of the renderer (a last line without a newline).
     let tail = format.stdout(&stdout.finish()) + &format.finish_stdout();
     log.output(&tail);
+    relay_log_alert(log, out).await?;
     out.push_text(StreamKind::Stdout, &tail).await?;
     let err_tail = format.stderr(&stderr.finish());
     format.finish_stderr();
     log.output(&err_tail);
+    relay_log_alert(log, out).await?;
     out.push_text(StreamKind::Stderr, &err_tail).await?;
     // Requests still waiting for the phone are denied, each with its
     // `approval_resolved`, before the `done`.
     approvals.end(out, log).await?;
+    relay_log_alert(log, out).await?;
 
     let duration_ms = elapsed(started);
     let done = match exit {
@@ -289,4 +311,60 @@ async fn pump(
     };
     drop(running);
     Ok(done)
+}
+
+/// Tells the user, in the stream, when the local log stopped keeping
+/// output (its cap, a write error): it must never stop silently.
+async fn relay_log_alert(log: &mut SessionLog, out: &mut OutputWriter) -> Result<(), OutputError> {
+    match log.take_alert() {
+        Some(text) => out.event(OutputEvent::Notice(NoticePayload { text })).await,
+        None => Ok(()),
+    }
+}
+
+/// Deletes old session logs ([`session_log::prune`]) on a blocking thread,
+/// so that the session's start does not wait for the disk.
+fn prune_logs_in_background(ctx: &SessionContext) {
+    let root = ctx.settings.log_root.clone();
+    let agent = ctx.agent_id.clone();
+    let current = ctx.command.session_id.clone();
+    let limits = ctx.settings.log_limits;
+    tokio::task::spawn_blocking(move || session_log::prune(&root, &agent, &current, &limits));
+}
+
+/// `path` with the `home` folder written `~`: the notice naming it is
+/// shown in the chat, which need not learn the user's login name.
+fn home_relative(path: &std::path::Path, home: Option<&std::ffi::OsStr>) -> String {
+    let rest = home
+        .filter(|h| !h.is_empty())
+        .and_then(|h| path.strip_prefix(h).ok());
+    match rest {
+        Some(rest) => format!("~/{}", rest.display()),
+        None => path.display().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+    use std::path::Path;
+
+    #[test]
+    fn the_log_file_is_named_from_the_home_folder() {
+        let file = Path::new("/home/ann/.local/state/remoteagent/logs/a/s.log");
+        assert_eq!(
+            home_relative(file, Some(OsStr::new("/home/ann"))),
+            "~/.local/state/remoteagent/logs/a/s.log"
+        );
+        assert_eq!(
+            home_relative(file, Some(OsStr::new("/home/an"))),
+            file.display().to_string()
+        );
+        assert_eq!(home_relative(file, None), file.display().to_string());
+        assert_eq!(
+            home_relative(file, Some(OsStr::new(""))),
+            file.display().to_string()
+        );
+    }
 }

@@ -67,6 +67,8 @@ impl Setup {
                 // approval hook; tests/approval.rs runs the real daemon.
                 approval: Default::default(),
                 seen: Arc::new(SeenEnvelopes::new(logs.path().join("envelopes"))),
+                stream_budget: remoteagentd::output::DEFAULT_STREAM_BUDGET,
+                log_limits: Default::default(),
             }),
             logs,
             redis,

@@ -852,12 +852,13 @@ async fn a_cloud_killed_mid_run_resumes_and_shows_every_line_once() {
             .into_iter()
             .map(|m| (m.message_id, m.text))
             .collect();
+    let crashed = Instant::now();
     w.cloud.crash_and_restart().await.unwrap();
-    let restarted = Instant::now();
     v.figure(
         "cloud healthy again after",
-        format!("{:?}", restarted.elapsed()),
+        format!("{:?}", crashed.elapsed()),
     );
+    let restarted = Instant::now();
     let took = w.wait_end(&mut v, END, t0).await;
     v.figure("restart → status", format!("{:?}", restarted.elapsed()));
     v.figure("prompt → status", format!("{took:?}"));

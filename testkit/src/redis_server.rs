@@ -109,3 +109,31 @@ impl Drop for RedisServer {
         self.stop();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set_then_restart(server: &mut RedisServer) -> Option<String> {
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut conn = client.get_connection().unwrap();
+        let _: () = redis::cmd("SET")
+            .arg("k")
+            .arg("v")
+            .query(&mut conn)
+            .unwrap();
+        server.restart().unwrap();
+        let mut conn = client.get_connection().unwrap();
+        redis::cmd("GET").arg("k").query(&mut conn).unwrap()
+    }
+
+    #[test]
+    fn a_restart_keeps_data_only_with_aof() {
+        let mut aof = RedisServer::start().unwrap();
+        assert!(aof.is_persistent());
+        assert_eq!(set_then_restart(&mut aof).as_deref(), Some("v"));
+        let mut ephemeral = RedisServer::start_ephemeral().unwrap();
+        assert!(!ephemeral.is_persistent());
+        assert_eq!(set_then_restart(&mut ephemeral), None);
+    }
+}

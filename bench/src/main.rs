@@ -1,8 +1,9 @@
-//! `remoteagent-bench`: latency, throughput, scale and the cloud, each figure
-//! beside a baseline measured in the same run, printed as one table.
+//! `remoteagent-bench`: latency, throughput, scale, the cloud and the
+//! bounds of a flood, each figure beside a baseline measured in the same
+//! run, printed as one table.
 //!
 //! ```text
-//! remoteagent-bench [--quick] [--only latency,throughput,scale,cloud] [--out FILE]
+//! remoteagent-bench [--quick] [--only latency,throughput,scale,cloud,bounds] [--out FILE]
 //! ```
 //!
 //! It starts the release binaries that sit next to it (or in
@@ -11,6 +12,7 @@
 //! `postgres://postgres@127.0.0.1:5432/test`) and the fake Telegram Bot API.
 //! All traffic stays on 127.0.0.1. Figures only: nothing here asserts speed.
 
+mod bounds;
 mod cloud_load;
 mod latency;
 mod report;
@@ -31,7 +33,7 @@ struct Args {
     out: Option<String>,
 }
 
-const SECTIONS: [&str; 4] = ["latency", "throughput", "scale", "cloud"];
+const SECTIONS: [&str; 5] = ["latency", "throughput", "scale", "cloud", "bounds"];
 
 fn parse_args() -> Result<Args> {
     let mut args = Args {
@@ -122,6 +124,10 @@ async fn run(args: Args) -> Result<()> {
             duration: Duration::from_secs(if q { 2 } else { 10 }),
         };
         collect("cloud", cloud_load::run(&cfg).await, &mut rows, &mut failed);
+    }
+    if wants("bounds") {
+        let bytes = if q { 20_000_000 } else { 200_000_000 };
+        collect("bounds", bounds::run(bytes).await, &mut rows, &mut failed);
     }
     let table = report::table(&rows);
     println!("{table}");

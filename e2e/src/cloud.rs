@@ -1,6 +1,6 @@
 //! The real `remoteagent-cloud` binary in a temporary data dir.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -16,6 +16,47 @@ pub struct Cloud {
     pub url: String,
     pub dir: tempfile::TempDir,
     http: reqwest::Client,
+    /// How it was started, to start it again in the same place.
+    launch: Launch,
+}
+
+#[derive(Clone)]
+struct Launch {
+    binary: PathBuf,
+    rust_log: String,
+    port: u16,
+    redis_url: String,
+    telegram_api: String,
+    bot_token: String,
+    database_url: Option<String>,
+    /// More environment variables (a test's settings).
+    extra: Vec<(String, String)>,
+}
+
+impl Launch {
+    fn command(&self, dir: &Path) -> Command {
+        let url = format!("http://127.0.0.1:{}", self.port);
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", dir)
+            .env("RUST_LOG", &self.rust_log)
+            .env("REMOTEAGENT_BIND", format!("127.0.0.1:{}", self.port))
+            .env("PUBLIC_URL", &url)
+            .env("REMOTEAGENT_DATA_DIR", dir.join("data"))
+            .env("REDIS_URL", &self.redis_url)
+            .env("TELEGRAM_BOT_TOKEN", &self.bot_token)
+            .env("TELEGRAM_WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .env("TELEGRAM_API_BASE", &self.telegram_api);
+        if let Some(db) = &self.database_url {
+            cmd.env("DATABASE_URL", db);
+        }
+        for (key, value) in &self.extra {
+            cmd.env(key, value);
+        }
+        cmd
+    }
 }
 
 impl Cloud {
@@ -49,17 +90,17 @@ impl Cloud {
         bot_token: &str,
         database_url: Option<&str>,
     ) -> Result<Cloud> {
-        Self::start_configured(
-            binary,
-            rust_log,
-            redis_url,
-            telegram_api,
-            bot_token,
-            database_url,
-            tempfile::tempdir()?,
-            &[],
-        )
-        .await
+        let launch = Launch {
+            binary: binary.to_path_buf(),
+            rust_log: rust_log.to_string(),
+            port: remoteagent_testkit::free_port(),
+            redis_url: redis_url.to_string(),
+            telegram_api: telegram_api.to_string(),
+            bot_token: bot_token.to_string(),
+            database_url: database_url.map(str::to_string),
+            extra: Vec::new(),
+        };
+        Self::launch(launch, tempfile::tempdir()?).await
     }
 
     /// Like [`Cloud::start`], in `dir` (its data dir is `dir/data`, which
@@ -71,60 +112,48 @@ impl Cloud {
         dir: tempfile::TempDir,
         extra: &[(&str, &str)],
     ) -> Result<Cloud> {
-        Self::start_configured(
-            &bin("remoteagent-cloud"),
-            "info,remoteagent_cloud=debug",
-            redis_url,
-            telegram_api,
-            bot_token,
-            None,
-            dir,
-            extra,
-        )
-        .await
+        let launch = Launch {
+            binary: bin("remoteagent-cloud"),
+            rust_log: "info,remoteagent_cloud=debug".to_string(),
+            port: remoteagent_testkit::free_port(),
+            redis_url: redis_url.to_string(),
+            telegram_api: telegram_api.to_string(),
+            bot_token: bot_token.to_string(),
+            database_url: None,
+            extra: extra
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        Self::launch(launch, dir).await
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn start_configured(
-        binary: &Path,
-        rust_log: &str,
-        redis_url: &str,
-        telegram_api: &str,
-        bot_token: &str,
-        database_url: Option<&str>,
-        dir: tempfile::TempDir,
-        extra: &[(&str, &str)],
-    ) -> Result<Cloud> {
-        let port = remoteagent_testkit::free_port();
-        let url = format!("http://127.0.0.1:{port}");
-        let mut cmd = Command::new(binary);
-        cmd.arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", dir.path())
-            .env("RUST_LOG", rust_log)
-            .env("REMOTEAGENT_BIND", format!("127.0.0.1:{port}"))
-            .env("PUBLIC_URL", &url)
-            .env("REMOTEAGENT_DATA_DIR", dir.path().join("data"))
-            .env("REDIS_URL", redis_url)
-            .env("TELEGRAM_BOT_TOKEN", bot_token)
-            .env("TELEGRAM_WEBHOOK_SECRET", WEBHOOK_SECRET)
-            .env("TELEGRAM_API_BASE", telegram_api);
-        if let Some(db) = database_url {
-            cmd.env("DATABASE_URL", db);
-        }
-        for (key, value) in extra {
-            cmd.env(key, value);
-        }
-        let proc = Proc::spawn("remoteagent-cloud", cmd, dir.path())?;
+    async fn launch(launch: Launch, dir: tempfile::TempDir) -> Result<Cloud> {
+        let url = format!("http://127.0.0.1:{}", launch.port);
+        let proc = Proc::spawn("remoteagent-cloud", launch.command(dir.path()), dir.path())?;
         let cloud = Cloud {
             proc,
             url,
             dir,
             http: reqwest::Client::new(),
+            launch,
         };
         cloud.wait_healthy().await?;
         Ok(cloud)
+    }
+
+    /// SIGKILL (a crash: no clean-up, its session locks left to expire),
+    /// then the same binary again on the same port, data dir and database,
+    /// as a supervisor restarting it would. Its log continues in the same
+    /// file.
+    pub async fn crash_and_restart(&mut self) -> Result<()> {
+        self.proc.kill();
+        self.proc = Proc::spawn(
+            "remoteagent-cloud",
+            self.launch.command(self.dir.path()),
+            self.dir.path(),
+        )?;
+        self.wait_healthy().await
     }
 
     async fn wait_healthy(&self) -> Result<()> {

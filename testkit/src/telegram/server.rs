@@ -50,7 +50,15 @@ pub(super) async fn handle(State(inner): State<Shared>, req: Request) -> Respons
         };
         let (status, response) = match outcome {
             Ok(result) => (200, json!({"ok": true, "result": result})),
-            Err(refusal) => (refusal.code, refusal.to_json()),
+            Err(refusal) => {
+                // Shown with a failing test's output: which rule refused what.
+                eprintln!(
+                    "fake Telegram refused {method} {}: {}",
+                    body_summary(&body),
+                    refusal
+                );
+                (refusal.code, refusal.to_json())
+            }
         };
         // Logged in the same critical section as the store changed.
         state.calls.push(Call {
@@ -64,6 +72,17 @@ pub(super) async fn handle(State(inner): State<Shared>, req: Request) -> Respons
     };
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, axum::Json(response)).into_response()
+}
+
+/// The call's chat, message and a short start of its text, for the log.
+fn body_summary(body: &Value) -> String {
+    let text = string_param(body, "text").or_else(|| string_param(body, "caption"));
+    let text: String = text.unwrap_or_default().chars().take(60).collect();
+    format!(
+        "(chat {}, message {}, text {text:?})",
+        body.get("chat_id").unwrap_or(&Value::Null),
+        body.get("message_id").unwrap_or(&Value::Null)
+    )
 }
 
 fn take_failure(state: &mut Inner, method: &str) -> Option<Refusal> {

@@ -209,6 +209,9 @@ async fn every_rule_of_the_table_is_enforced_with_telegrams_answer() {
         let logged = tg.calls_of(method);
         let last = logged.last().expect("the call is logged");
         assert_eq!(last.status, row.code, "{context}");
+        let refused = tg.refused_calls();
+        assert_eq!(refused.len(), 1, "{context}: {refused:#?}");
+        assert_eq!(refused[0].description(), Some(answer.description()));
         if method == "sendMessage" {
             assert!(tg.messages(CHAT).is_empty(), "{context}: stored anyway");
         }
@@ -239,6 +242,7 @@ async fn what_is_just_within_the_limits_is_accepted() {
     let doc = send_document(&tg, b"x".to_vec(), Some(" \n")).await;
     assert_eq!(doc.status, 200);
     assert_eq!(tg.documents_in(CHAT)[1].caption, None);
+    assert!(tg.refused_calls().is_empty(), "{:#?}", tg.refused_calls());
 }
 
 #[tokio::test]

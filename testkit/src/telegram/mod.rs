@@ -251,6 +251,17 @@ impl FakeTelegram {
             .collect()
     }
 
+    /// The calls the fake refused (any answer but 200), in order: a test
+    /// can assert that nothing was refused, or that each refusal was told.
+    pub fn refused_calls(&self) -> Vec<Call> {
+        lock(&self.inner)
+            .calls
+            .iter()
+            .filter(|c| !c.ok())
+            .cloned()
+            .collect()
+    }
+
     /// Waits until `pred` holds for the recorded calls; false on timeout.
     pub async fn wait_for(&self, pred: impl Fn(&[Call]) -> bool, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;

@@ -283,6 +283,26 @@ async fn agents_use_and_status(app: &TestApp) {
     app.expect_message(user, "Now talking to beta").await;
     app.say(user, "/use gamma").await;
     app.expect_message(user, "no agent named gamma").await;
+    // A name as long as a Telegram message: the reply must still fit in one.
+    let long = "x".repeat(4090);
+    app.say(user, &format!("/use {long}")).await;
+    app.say(user, &format!("/unpair {long}")).await;
+    let shown = format!("no agent named {}…", "x".repeat(40));
+    assert!(
+        app.tg
+            .wait_for_messages(
+                user,
+                |m| m.iter().filter(|m| m.text.contains(&shown)).count() == 2,
+                TIMEOUT
+            )
+            .await,
+        "{:#?}",
+        app.tg
+            .calls_of("sendMessage")
+            .iter()
+            .filter(|c| !c.ok())
+            .collect::<Vec<_>>()
+    );
     app.say(user, "/frobnicate").await;
     app.expect_message(user, "Unknown command").await;
     let _ = b;

@@ -56,13 +56,22 @@ pub async fn use_by_name(ctx: &Ctx<'_>, name: &str) -> Result<()> {
             ))
             .await;
         }
-        None => {
-            ctx.reply(format!(
-                "You have no agent named <b>{}</b>. /agents lists them.",
-                escape_html(name)
-            ))
-            .await;
-        }
+        None => ctx.reply(no_agent_named(name)).await,
     }
     Ok(())
+}
+
+/// "You have no agent named …", with the name as typed cut to the length
+/// an agent name can have: echoed whole, a name of 4,000 characters would
+/// make a reply longer than Telegram's 4,096 and the user would get nothing.
+pub fn no_agent_named(name: &str) -> String {
+    const SHOWN: usize = 40;
+    let mut shown: String = name.chars().take(SHOWN).collect();
+    if name.chars().count() > SHOWN {
+        shown.push('…');
+    }
+    format!(
+        "You have no agent named <b>{}</b>. /agents lists them.",
+        escape_html(&shown)
+    )
 }

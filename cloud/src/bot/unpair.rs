@@ -3,7 +3,6 @@
 use super::Ctx;
 use crate::db::agents;
 use crate::error::Result;
-use crate::telegram::escape_html;
 use crate::unpair;
 
 pub async fn run(ctx: &Ctx<'_>, name: &str) -> Result<()> {
@@ -13,11 +12,7 @@ pub async fn run(ctx: &Ctx<'_>, name: &str) -> Result<()> {
         return Ok(());
     }
     let Some(agent) = agents::find_active_by_name(&ctx.state.db, ctx.user, name).await? else {
-        ctx.reply(format!(
-            "You have no agent named <b>{}</b>. /agents lists them.",
-            escape_html(name)
-        ))
-        .await;
+        ctx.reply(super::agents::no_agent_named(name)).await;
         return Ok(());
     };
     // `unpair` tells the owner (this user) itself.

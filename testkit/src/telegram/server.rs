@@ -1,0 +1,363 @@
+//! The HTTP side of the fake: each request is checked with the pure rules
+//! of [`super::rules`], applied to the store and logged, all under one lock.
+//!
+//! Why one lock: a test that sees a message (`messages`) must also see the
+//! call that made it (`calls_of`). Applying a call under one lock and
+//! logging it under another let a test read the message and then a call
+//! log without it (issue 11, item 7).
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::params::{Files, read_params};
+use super::rules::{
+    BLOCKABLE_METHODS, Refusal, RuleId, check_caption, check_edit, check_message_text,
+    check_upload, parse_reply_markup,
+};
+use super::{
+    BOT_ID, BOT_USERNAME, Call, FAKE_TOKEN, FakeDocument, FakeMessage, Inner, Shared, as_i64, lock,
+    now_secs,
+};
+
+pub(super) async fn handle(State(inner): State<Shared>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let Some((token, method)) = path
+        .strip_prefix("/bot")
+        .and_then(|rest| rest.split_once('/'))
+    else {
+        return (StatusCode::NOT_FOUND, "Not Found").into_response();
+    };
+    let method = method.to_string();
+    let token_ok = token == FAKE_TOKEN;
+    // The body is read before the lock is taken: it may be 50 MB.
+    let params = read_params(req).await;
+    let (status, response) = {
+        let mut state = lock(&inner);
+        let (body, outcome) = match params {
+            Err(refusal) => (Value::Null, Err(refusal)),
+            Ok((body, files)) => {
+                let outcome = if !token_ok {
+                    Err(Refusal::of(RuleId::Unauthorized))
+                } else if let Some(refusal) = take_failure(&mut state, &method) {
+                    Err(refusal)
+                } else {
+                    dispatch(&mut state, &method, &body, files)
+                };
+                (body, outcome)
+            }
+        };
+        let (status, response) = match outcome {
+            Ok(result) => (200, json!({"ok": true, "result": result})),
+            Err(refusal) => {
+                // Shown with a failing test's output: which rule refused what.
+                eprintln!(
+                    "fake Telegram refused {method} {}: {}",
+                    body_summary(&body),
+                    refusal
+                );
+                (refusal.code, refusal.to_json())
+            }
+        };
+        // Logged in the same critical section as the store changed.
+        state.calls.push(Call {
+            method,
+            body,
+            at: tokio::time::Instant::now(),
+            status,
+            response: response.clone(),
+        });
+        (status, response)
+    };
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(response)).into_response()
+}
+
+/// The call's chat, message and a short start of its text, for the log.
+fn body_summary(body: &Value) -> String {
+    let text = string_param(body, "text").or_else(|| string_param(body, "caption"));
+    let text: String = text.unwrap_or_default().chars().take(60).collect();
+    format!(
+        "(chat {}, message {}, text {text:?})",
+        body.get("chat_id").unwrap_or(&Value::Null),
+        body.get("message_id").unwrap_or(&Value::Null)
+    )
+}
+
+fn take_failure(state: &mut Inner, method: &str) -> Option<Refusal> {
+    let queue = state.failures.get_mut(method)?;
+    let failure = queue.front_mut()?;
+    let retry_after = failure.retry_after;
+    failure.remaining = failure.remaining.saturating_sub(1);
+    if failure.remaining == 0 {
+        queue.pop_front();
+    }
+    Some(Refusal::too_many_requests(retry_after))
+}
+
+fn require_chat(body: &Value) -> Result<i64, Refusal> {
+    body.get("chat_id")
+        .and_then(as_i64)
+        .ok_or_else(|| Refusal::of(RuleId::ChatMissing))
+}
+
+fn require_message_id(body: &Value) -> Result<i64, Refusal> {
+    body.get("message_id")
+        .and_then(as_i64)
+        .ok_or_else(|| Refusal::of(RuleId::MessageIdMissing))
+}
+
+/// A string parameter (numbers are read as their text, as the Bot API does).
+fn string_param(body: &Value, name: &str) -> Option<String> {
+    match body.get(name)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn parse_mode(body: &Value) -> Option<&str> {
+    body.get("parse_mode").and_then(Value::as_str)
+}
+
+fn refuse_if_blocked(state: &Inner, method: &str, chat_id: i64) -> Result<(), Refusal> {
+    if BLOCKABLE_METHODS.contains(&method) && state.blocked.contains(&chat_id) {
+        return Err(Refusal::of(RuleId::BotBlocked));
+    }
+    Ok(())
+}
+
+fn message_mut(
+    state: &mut Inner,
+    chat_id: i64,
+    message_id: i64,
+) -> Result<&mut FakeMessage, Refusal> {
+    state
+        .chats
+        .get_mut(&chat_id)
+        .and_then(|c| c.messages.iter_mut().find(|m| m.message_id == message_id))
+        .ok_or_else(|| Refusal::of(RuleId::EditTargetNotFound))
+}
+
+fn bot_json() -> Value {
+    json!({"id": BOT_ID, "is_bot": true, "first_name": "RemoteAgent", "username": BOT_USERNAME})
+}
+
+fn chat_json(chat_id: i64) -> Value {
+    if chat_id < 0 {
+        json!({"id": chat_id, "type": "supergroup", "title": "Test group"})
+    } else {
+        json!({"id": chat_id, "type": "private", "first_name": "Test"})
+    }
+}
+
+fn message_json(chat_id: i64, m: &FakeMessage) -> Value {
+    let mut v = json!({
+        "message_id": m.message_id,
+        "from": bot_json(),
+        "chat": chat_json(chat_id),
+        "date": now_secs(),
+        "text": m.text,
+    });
+    if !m.entities.is_empty() {
+        v["entities"] = m.entities.iter().map(|e| e.to_json()).collect();
+    }
+    if m.edits > 0 {
+        v["edit_date"] = json!(now_secs());
+    }
+    if let Some(markup) = &m.reply_markup {
+        v["reply_markup"] = markup.clone();
+    }
+    v
+}
+
+/// Answers one call. The order of the checks is the Bot API server's: the
+/// text, then `reply_markup`, then the chat and the message, then the block,
+/// then "not modified".
+fn dispatch(state: &mut Inner, method: &str, body: &Value, files: Files) -> Result<Value, Refusal> {
+    match method {
+        "getMe" => Ok(json!({
+            "id": BOT_ID,
+            "is_bot": true,
+            "first_name": "RemoteAgent",
+            "username": BOT_USERNAME,
+            "can_join_groups": true,
+            "can_read_all_group_messages": false,
+            "supports_inline_queries": false,
+        })),
+        "sendMessage" => {
+            let html = string_param(body, "text").unwrap_or_default();
+            let rendered = check_message_text(&html, parse_mode(body))?;
+            let reply_markup = parse_reply_markup(body.get("reply_markup"))?;
+            let chat_id = require_chat(body)?;
+            refuse_if_blocked(state, method, chat_id)?;
+            let chat = state.chats.entry(chat_id).or_default();
+            chat.next_id += 1;
+            let message = FakeMessage {
+                message_id: chat.next_id,
+                text: rendered.text,
+                entities: rendered.entities,
+                html,
+                reply_markup,
+                edits: 0,
+            };
+            let result = message_json(chat_id, &message);
+            chat.messages.push(message);
+            Ok(result)
+        }
+        "editMessageText" => {
+            let html = string_param(body, "text").unwrap_or_default();
+            let rendered = check_message_text(&html, parse_mode(body))?;
+            let reply_markup = parse_reply_markup(body.get("reply_markup"))?;
+            let chat_id = require_chat(body)?;
+            let message_id = require_message_id(body)?;
+            message_mut(state, chat_id, message_id)?;
+            refuse_if_blocked(state, method, chat_id)?;
+            let message = message_mut(state, chat_id, message_id)?;
+            check_edit(
+                (&message.rendered(), message.reply_markup.as_ref()),
+                (&rendered, reply_markup.as_ref()),
+            )?;
+            message.text = rendered.text;
+            message.entities = rendered.entities;
+            message.html = html;
+            message.reply_markup = reply_markup;
+            message.edits += 1;
+            Ok(message_json(chat_id, message))
+        }
+        "editMessageReplyMarkup" => {
+            let reply_markup = parse_reply_markup(body.get("reply_markup"))?;
+            let chat_id = require_chat(body)?;
+            let message_id = require_message_id(body)?;
+            message_mut(state, chat_id, message_id)?;
+            refuse_if_blocked(state, method, chat_id)?;
+            let message = message_mut(state, chat_id, message_id)?;
+            let rendered = message.rendered();
+            check_edit(
+                (&rendered, message.reply_markup.as_ref()),
+                (&rendered, reply_markup.as_ref()),
+            )?;
+            message.reply_markup = reply_markup;
+            message.edits += 1;
+            Ok(message_json(chat_id, message))
+        }
+        "deleteMessage" => {
+            let chat_id = require_chat(body)?;
+            let message_id = require_message_id(body)?;
+            let not_found = || Refusal::of(RuleId::DeleteTargetNotFound);
+            let chat = state.chats.get_mut(&chat_id).ok_or_else(not_found)?;
+            let before = chat.messages.len();
+            chat.messages.retain(|m| m.message_id != message_id);
+            if chat.messages.len() == before {
+                return Err(not_found());
+            }
+            Ok(json!(true))
+        }
+        "sendDocument" => send_document(state, method, body, files),
+        "sendChatAction" => {
+            let chat_id = require_chat(body)?;
+            refuse_if_blocked(state, method, chat_id)?;
+            Ok(json!(true))
+        }
+        "answerCallbackQuery" => {
+            if body
+                .get("callback_query_id")
+                .is_none_or(|v| v.as_str().is_some_and(str::is_empty))
+            {
+                return Err(Refusal::of(RuleId::CallbackQueryInvalid));
+            }
+            Ok(json!(true))
+        }
+        "setWebhook" => {
+            let url = string_param(body, "url").unwrap_or_default();
+            let secret = string_param(body, "secret_token");
+            state.webhook = if url.is_empty() {
+                None
+            } else {
+                Some((url, secret))
+            };
+            Ok(json!(true))
+        }
+        "deleteWebhook" => {
+            state.webhook = None;
+            Ok(json!(true))
+        }
+        _ => Ok(json!(true)),
+    }
+}
+
+fn send_document(
+    state: &mut Inner,
+    method: &str,
+    body: &Value,
+    mut files: Files,
+) -> Result<Value, Refusal> {
+    let (file_name, size, uploaded) = match body.get("document") {
+        Some(Value::Object(doc)) => (
+            doc.get("file_name")
+                .and_then(Value::as_str)
+                .unwrap_or("document")
+                .to_string(),
+            doc.get("size").and_then(Value::as_u64).unwrap_or(0) as usize,
+            true,
+        ),
+        Some(Value::String(file_id)) if !file_id.is_empty() => (file_id.clone(), 0, false),
+        _ => return Err(Refusal::of(RuleId::DocumentMissing)),
+    };
+    let bytes = files.remove("document").unwrap_or_default();
+    if uploaded && bytes.len() > super::MAX_UPLOAD_BYTES {
+        // Refused by the HTTP front before anything else is looked at.
+        return Err(Refusal::of(RuleId::FileTooLarge));
+    }
+    let caption_html = string_param(body, "caption");
+    let caption = match &caption_html {
+        Some(raw) => check_caption(raw, parse_mode(body))?,
+        None => None,
+    };
+    let reply_markup = parse_reply_markup(body.get("reply_markup"))?;
+    let chat_id = require_chat(body)?;
+    if uploaded {
+        check_upload(bytes.len())?;
+    }
+    refuse_if_blocked(state, method, chat_id)?;
+    let chat = state.chats.entry(chat_id).or_default();
+    chat.next_id += 1;
+    let message_id = chat.next_id;
+    let (caption, caption_entities) = match caption {
+        Some(r) => (Some(r.text), r.entities),
+        None => (None, Vec::new()),
+    };
+    let mut result = json!({
+        "message_id": message_id,
+        "from": bot_json(),
+        "chat": chat_json(chat_id),
+        "date": now_secs(),
+        "document": {
+            "file_name": file_name,
+            "file_size": size,
+            "file_id": format!("doc{message_id}"),
+            "file_unique_id": format!("u{message_id}"),
+        },
+    });
+    if let Some(caption) = &caption {
+        result["caption"] = json!(caption);
+    }
+    if !caption_entities.is_empty() {
+        result["caption_entities"] = caption_entities.iter().map(|e| e.to_json()).collect();
+    }
+    if let Some(markup) = &reply_markup {
+        result["reply_markup"] = markup.clone();
+    }
+    state.documents.push(FakeDocument {
+        chat_id,
+        message_id,
+        file_name,
+        size,
+        caption,
+        caption_entities,
+        caption_html,
+        bytes,
+    });
+    Ok(result)
+}

@@ -1,0 +1,107 @@
+//! Builders of webhook updates shaped like Telegram's.
+
+use serde_json::{Value, json};
+
+fn user(user_id: i64) -> Value {
+    json!({
+        "id": user_id,
+        "is_bot": false,
+        "first_name": "Test",
+        "username": format!("user{user_id}"),
+        "language_code": "en",
+    })
+}
+
+fn private_chat(chat_id: i64) -> Value {
+    json!({"id": chat_id, "type": "private", "first_name": "Test", "username": format!("user{chat_id}")})
+}
+
+fn now() -> i64 {
+    super::now_secs()
+}
+
+/// A text message from `user_id` in private chat `chat_id`; a text that
+/// starts with `/` carries a `bot_command` entity, as Telegram sends it.
+pub fn text(update_id: i64, user_id: i64, chat_id: i64, text: &str) -> Value {
+    let mut message = json!({
+        "message_id": update_id,
+        "from": user(user_id),
+        "chat": private_chat(chat_id),
+        "date": now(),
+        "text": text,
+    });
+    if text.starts_with('/') {
+        // Entity offsets and lengths are in UTF-16 code units.
+        let command: String = text.chars().take_while(|c| !c.is_whitespace()).collect();
+        let length = command.encode_utf16().count();
+        message["entities"] = json!([{"offset": 0, "length": length, "type": "bot_command"}]);
+    }
+    json!({"update_id": update_id, "message": message})
+}
+
+/// A text message from `user_id` in the supergroup `chat_id` (a
+/// negative id, as Telegram gives groups); commands and `@mentions`
+/// carry their entities.
+pub fn group_text(update_id: i64, user_id: i64, chat_id: i64, text: &str) -> Value {
+    let mut message = json!({
+        "message_id": update_id,
+        "from": user(user_id),
+        "chat": {"id": chat_id, "type": "supergroup", "title": "Test group"},
+        "date": now(),
+        "text": text,
+    });
+    let mut entities = Vec::new();
+    let mut offset = 0;
+    for word in text.split(' ') {
+        let length = word.encode_utf16().count();
+        let kind = if word.starts_with('/') && offset == 0 {
+            Some("bot_command")
+        } else if word.starts_with('@') && length > 1 {
+            Some("mention")
+        } else {
+            None
+        };
+        if let Some(kind) = kind {
+            entities.push(json!({"offset": offset, "length": length, "type": kind}));
+        }
+        offset += length + 1;
+    }
+    if !entities.is_empty() {
+        message["entities"] = Value::Array(entities);
+    }
+    json!({"update_id": update_id, "message": message})
+}
+
+/// `update` (a message) made a reply to the bot's message `message_id`.
+pub fn replying_to_bot(mut update: Value, message_id: i64) -> Value {
+    let chat = update["message"]["chat"].clone();
+    update["message"]["reply_to_message"] = json!({
+        "message_id": message_id,
+        "from": {"id": super::BOT_ID, "is_bot": true, "first_name": "RemoteAgent", "username": super::BOT_USERNAME},
+        "chat": chat,
+        "date": now(),
+        "text": "…",
+    });
+    update
+}
+
+/// A press on an inline button with `data` under the bot's message
+/// `message_id` in private chat `chat_id`.
+pub fn callback(update_id: i64, user_id: i64, chat_id: i64, message_id: i64, data: &str) -> Value {
+    json!({
+        "update_id": update_id,
+        "callback_query": {
+            "id": format!("{}{}", user_id, update_id),
+            "from": user(user_id),
+            "message": {
+                "message_id": message_id,
+                "from": {"id": super::BOT_ID, "is_bot": true, "first_name": "RemoteAgent", "username": super::BOT_USERNAME},
+                "chat": private_chat(chat_id),
+                "date": now(),
+                "text": "…",
+            },
+            "chat_instance": format!("{}", chat_id.wrapping_mul(7919)),
+            "data": data,
+        }
+    })
+}

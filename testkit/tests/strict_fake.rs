@@ -1,0 +1,415 @@
+//! The fake Telegram refuses what Telegram refuses: one request per row of
+//! the rules table, sent over real HTTP, answered with the row's code and
+//! exact description. Plus what it accepts at the limits, how it stores
+//! texts, the blocked user, and the call log's ordering under load.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use remoteagent_testkit::telegram::rules::{RuleId, rule};
+use remoteagent_testkit::telegram::{FakeTelegram, RULES};
+use serde_json::{Value, json};
+
+const CHAT: i64 = 42;
+
+/// One HTTP answer of the fake.
+struct Answer {
+    status: u16,
+    body: Value,
+}
+
+impl Answer {
+    fn description(&self) -> &str {
+        self.body["description"].as_str().unwrap_or("")
+    }
+}
+
+async fn post(tg: &FakeTelegram, token: &str, method: &str, body: Value) -> Answer {
+    let url = format!("{}/bot{token}/{method}", tg.api_base());
+    let res = reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .expect("the fake answers");
+    let status = res.status().as_u16();
+    let body = res.json().await.expect("a JSON answer");
+    Answer { status, body }
+}
+
+async fn call(tg: &FakeTelegram, method: &str, body: Value) -> Answer {
+    post(tg, &tg.token(), method, body).await
+}
+
+async fn send_document(tg: &FakeTelegram, bytes: Vec<u8>, caption: Option<&str>) -> Answer {
+    let url = format!("{}/bot{}/sendDocument", tg.api_base(), tg.token());
+    let mut form = reqwest::multipart::Form::new()
+        .text("chat_id", CHAT.to_string())
+        .text("parse_mode", "HTML")
+        .part(
+            "document",
+            reqwest::multipart::Part::bytes(bytes).file_name("out.txt"),
+        );
+    if let Some(caption) = caption {
+        form = form.text("caption", caption.to_string());
+    }
+    let res = reqwest::Client::new()
+        .post(url)
+        .multipart(form)
+        .send()
+        .await
+        .expect("the fake answers");
+    let status = res.status().as_u16();
+    let body = res.json().await.expect("a JSON answer");
+    Answer { status, body }
+}
+
+fn send(text: &str) -> Value {
+    json!({"chat_id": CHAT, "text": text, "parse_mode": "HTML"})
+}
+
+fn with_button(button: Value) -> Value {
+    json!({"chat_id": CHAT, "text": "pick", "reply_markup": {"inline_keyboard": [[button]]}})
+}
+
+/// Sends the request that breaks `id` (after any setup it needs) and gives
+/// the method it called and the answer.
+async fn break_rule(tg: &FakeTelegram, id: RuleId) -> (&'static str, Answer) {
+    use RuleId::*;
+    let sm = "sendMessage";
+    match id {
+        TextMissing => (sm, call(tg, sm, send("")).await),
+        RawTextTooLong => (sm, call(tg, sm, send(&"a".repeat(32_769))).await),
+        UnsupportedParseMode => {
+            let body = json!({"chat_id": CHAT, "text": "a", "parse_mode": "Shouting"});
+            (sm, call(tg, sm, body).await)
+        }
+        CantParseEntities => (sm, call(tg, sm, send("a < b")).await),
+        TextEmptyAfterTrim => (sm, call(tg, sm, send("\n")).await),
+        // 2049 rockets: 2049 chars, 4098 UTF-16 code units.
+        MessageTooLong => (sm, call(tg, sm, send(&"🚀".repeat(2049))).await),
+        CaptionTooLong => (
+            "sendDocument",
+            send_document(tg, b"x".to_vec(), Some(&"🚀".repeat(513))).await,
+        ),
+        MarkupNotJson => {
+            let body =
+                json!({"chat_id": CHAT, "text": "a", "reply_markup": "{\"inline_keyboard\""});
+            (sm, call(tg, sm, body).await)
+        }
+        MarkupNotObject => {
+            let body = json!({"chat_id": CHAT, "text": "a", "reply_markup": []});
+            (sm, call(tg, sm, body).await)
+        }
+        InlineKeyboardNotArrays => {
+            let body =
+                json!({"chat_id": CHAT, "text": "a", "reply_markup": {"inline_keyboard": [1]}});
+            (sm, call(tg, sm, body).await)
+        }
+        ButtonNotObject => (sm, call(tg, sm, with_button(json!("Stop"))).await),
+        ButtonWithoutText => (
+            sm,
+            call(tg, sm, with_button(json!({"callback_data": "stop:1"}))).await,
+        ),
+        ButtonWithoutAction => (
+            sm,
+            call(
+                tg,
+                sm,
+                with_button(json!({"text": "Stop", "callback_data": ""})),
+            )
+            .await,
+        ),
+        ButtonDataInvalid => {
+            let data = "x".repeat(65);
+            let button = json!({"text": "Stop", "callback_data": data});
+            (sm, call(tg, sm, with_button(button)).await)
+        }
+        ChatMissing => (sm, call(tg, sm, json!({"text": "a"})).await),
+        MessageIdMissing => {
+            let body = json!({"chat_id": CHAT, "text": "a"});
+            ("editMessageText", call(tg, "editMessageText", body).await)
+        }
+        EditTargetNotFound => {
+            let body = json!({"chat_id": CHAT, "message_id": 999, "text": "a"});
+            ("editMessageText", call(tg, "editMessageText", body).await)
+        }
+        NotModified => {
+            let sent = call(tg, sm, send("<b>a</b>")).await;
+            assert_eq!(sent.status, 200);
+            let id = sent.body["result"]["message_id"].clone();
+            // Other HTML, same bold "a" once parsed and trimmed.
+            let body = json!({"chat_id": CHAT, "message_id": id, "text": "<strong>a</strong>\n", "parse_mode": "HTML"});
+            ("editMessageText", call(tg, "editMessageText", body).await)
+        }
+        DeleteTargetNotFound => {
+            let body = json!({"chat_id": CHAT, "message_id": 999});
+            ("deleteMessage", call(tg, "deleteMessage", body).await)
+        }
+        BotBlocked => {
+            tg.block_chat(CHAT);
+            (sm, call(tg, sm, send("hello")).await)
+        }
+        TooManyRequests => {
+            tg.fail_next(sm, 1, 7);
+            (sm, call(tg, sm, send("hello")).await)
+        }
+        DocumentMissing => (
+            "sendDocument",
+            call(tg, "sendDocument", json!({"chat_id": CHAT})).await,
+        ),
+        FileEmpty => ("sendDocument", send_document(tg, Vec::new(), None).await),
+        FileTooLarge => (
+            "sendDocument",
+            send_document(tg, vec![b'x'; 50_000_001], None).await,
+        ),
+        CallbackQueryInvalid => (
+            "answerCallbackQuery",
+            call(tg, "answerCallbackQuery", json!({})).await,
+        ),
+        Unauthorized => (sm, post(tg, "123:wrong", sm, send("hello")).await),
+    }
+}
+
+/// The description a row's request must get, where it is not the row's
+/// text alone.
+fn expected_description(id: RuleId) -> String {
+    match id {
+        RuleId::CantParseEntities => format!(
+            "{}Unsupported start tag \"\" at byte offset 2",
+            rule(id).description
+        ),
+        RuleId::TooManyRequests => format!("{}7", rule(id).description),
+        _ => rule(id).description.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn every_rule_of_the_table_is_enforced_with_telegrams_answer() {
+    for row in RULES {
+        let tg = FakeTelegram::start().await;
+        let (method, answer) = break_rule(&tg, row.id).await;
+        let context = format!("rule {:?} ({method})", row.id);
+        assert!(
+            row.methods.contains(&method) || row.methods == ["*"],
+            "{context}: the row does not list {method}"
+        );
+        assert_eq!(answer.status, row.code, "{context}: {}", answer.body);
+        assert_eq!(answer.body["ok"], json!(false), "{context}");
+        assert_eq!(answer.body["error_code"], json!(row.code), "{context}");
+        assert_eq!(
+            answer.description(),
+            expected_description(row.id),
+            "{context}"
+        );
+        if row.id == RuleId::TooManyRequests {
+            assert_eq!(answer.body["parameters"]["retry_after"], json!(7));
+        }
+        // The refusal is in the call log, and nothing was stored.
+        let logged = tg.calls_of(method);
+        let last = logged.last().expect("the call is logged");
+        assert_eq!(last.status, row.code, "{context}");
+        let refused = tg.refused_calls();
+        assert_eq!(refused.len(), 1, "{context}: {refused:#?}");
+        assert_eq!(refused[0].description(), Some(answer.description()));
+        if method == "sendMessage" {
+            assert!(tg.messages(CHAT).is_empty(), "{context}: stored anyway");
+        }
+        if method == "sendDocument" {
+            assert!(tg.documents().is_empty(), "{context}: stored anyway");
+        }
+    }
+}
+
+#[tokio::test]
+async fn what_is_just_within_the_limits_is_accepted() {
+    let tg = FakeTelegram::start().await;
+    // 4096 UTF-16 code units, after parsing and trimming.
+    let text = format!("\n<b>{}</b>\n\n", "🚀".repeat(2048));
+    assert_eq!(call(&tg, "sendMessage", send(&text)).await.status, 200);
+    let escaped = "&lt;".repeat(4096);
+    assert_eq!(call(&tg, "sendMessage", send(&escaped)).await.status, 200);
+    let button = json!({"text": "Stop", "callback_data": "é".repeat(32)});
+    assert_eq!(
+        call(&tg, "sendMessage", with_button(button)).await.status,
+        200
+    );
+    let caption = "🚀".repeat(512);
+    let doc = send_document(&tg, b"x".to_vec(), Some(&caption)).await;
+    assert_eq!(doc.status, 200, "{}", doc.body);
+    assert_eq!(tg.documents_in(CHAT)[0].caption.as_deref(), Some(&*caption));
+    // A whitespace caption is no caption.
+    let doc = send_document(&tg, b"x".to_vec(), Some(" \n")).await;
+    assert_eq!(doc.status, 200);
+    assert_eq!(tg.documents_in(CHAT)[1].caption, None);
+    assert!(tg.refused_calls().is_empty(), "{:#?}", tg.refused_calls());
+}
+
+#[tokio::test]
+async fn messages_are_stored_as_telegram_shows_them() {
+    let tg = FakeTelegram::start().await;
+    let raw = "\n\n  <b>hi</b> &amp; bye\t\r\n";
+    let answer = call(&tg, "sendMessage", send(raw)).await;
+    assert_eq!(answer.status, 200);
+    let m = &tg.messages(CHAT)[0];
+    assert_eq!(m.text, "hi & bye");
+    assert_eq!(m.html, raw);
+    assert_eq!(m.entities.len(), 1);
+    assert_eq!(
+        (
+            m.entities[0].kind,
+            m.entities[0].offset,
+            m.entities[0].length
+        ),
+        ("bold", 0, 2)
+    );
+    assert_eq!(answer.body["result"]["text"], json!("hi & bye"));
+    assert_eq!(
+        answer.body["result"]["entities"],
+        json!([{"type": "bold", "offset": 0, "length": 2}])
+    );
+}
+
+#[tokio::test]
+async fn an_edit_is_modified_when_what_is_shown_changes() {
+    let tg = FakeTelegram::start().await;
+    let kb = json!({"inline_keyboard": [[{"text": "Stop", "callback_data": "stop:1"}]]});
+    let body =
+        json!({"chat_id": CHAT, "text": "<b>a</b>", "parse_mode": "HTML", "reply_markup": kb});
+    let id = call(&tg, "sendMessage", body).await.body["result"]["message_id"].clone();
+    let edit = |text: &str, markup: Option<&Value>| {
+        let mut body =
+            json!({"chat_id": CHAT, "message_id": id, "text": text, "parse_mode": "HTML"});
+        if let Some(m) = markup {
+            body["reply_markup"] = m.clone();
+        }
+        body
+    };
+    let not_modified = rule(RuleId::NotModified).description;
+    // Same text, keyboard dropped: modified.
+    let a = call(&tg, "editMessageText", edit("<b>a</b>", None)).await;
+    assert_eq!(a.status, 200);
+    // Italic instead of bold: modified.
+    let a = call(&tg, "editMessageText", edit("<i>a</i>", None)).await;
+    assert_eq!(a.status, 200);
+    // Same italic "a", written otherwise: not modified.
+    let a = call(&tg, "editMessageText", edit("<em>a</em>\n\n", None)).await;
+    assert_eq!((a.status, a.description()), (400, not_modified));
+    // The keyboard back with editMessageReplyMarkup, then again: refused.
+    let markup = json!({"chat_id": CHAT, "message_id": id, "reply_markup": kb});
+    assert_eq!(
+        call(&tg, "editMessageReplyMarkup", markup.clone())
+            .await
+            .status,
+        200
+    );
+    let a = call(&tg, "editMessageReplyMarkup", markup).await;
+    assert_eq!((a.status, a.description()), (400, not_modified));
+    assert_eq!(tg.message(CHAT, 1).unwrap().edits, 3);
+}
+
+#[tokio::test]
+async fn a_blocked_user_gets_nothing_until_unblocked() {
+    let tg = FakeTelegram::start().await;
+    assert_eq!(call(&tg, "sendMessage", send("before")).await.status, 200);
+    tg.block_chat(CHAT);
+    let forbidden = rule(RuleId::BotBlocked).description;
+    let edit = json!({"chat_id": CHAT, "message_id": 1, "text": "edited"});
+    let markup = json!({"chat_id": CHAT, "message_id": 1, "reply_markup": {"inline_keyboard": [[{"text": "x", "callback_data": "x"}]]}});
+    for (method, body) in [
+        ("sendMessage", send("hello")),
+        ("editMessageText", edit.clone()),
+        ("editMessageReplyMarkup", markup),
+    ] {
+        let a = call(&tg, method, body).await;
+        assert_eq!((a.status, a.description()), (403, forbidden), "{method}");
+    }
+    let a = send_document(&tg, b"x".to_vec(), None).await;
+    assert_eq!((a.status, a.description()), (403, forbidden));
+    // Another chat is not affected.
+    let other = json!({"chat_id": CHAT + 1, "text": "hi"});
+    assert_eq!(call(&tg, "sendMessage", other).await.status, 200);
+    assert_eq!(tg.messages(CHAT).len(), 1);
+    assert_eq!(tg.messages(CHAT)[0].text, "before");
+
+    tg.unblock_chat(CHAT);
+    assert_eq!(call(&tg, "editMessageText", edit).await.status, 200);
+    assert_eq!(tg.messages(CHAT)[0].text, "edited");
+}
+
+/// Issue 11 item 7: a test saw a message and then a call log without the
+/// `sendMessage` that made it. Senders and watchers run at once; whenever a
+/// watcher sees n messages in a chat, the log must hold n accepted calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn whoever_sees_a_message_sees_its_call() {
+    const CHATS: i64 = 4;
+    const PER_CHAT: usize = 60;
+    let tg = Arc::new(FakeTelegram::start().await);
+    let senders: Vec<_> = (0..CHATS)
+        .map(|chat| {
+            let tg = tg.clone();
+            tokio::spawn(async move {
+                for i in 0..PER_CHAT {
+                    let body = json!({"chat_id": chat, "text": format!("m{i}")});
+                    assert_eq!(call(&tg, "sendMessage", body).await.status, 200);
+                }
+            })
+        })
+        .collect();
+    let watchers: Vec<_> = (0..CHATS)
+        .map(|chat| {
+            let tg = tg.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut checks = 0u64;
+                loop {
+                    let seen = tg.messages(chat).len();
+                    let logged = tg
+                        .calls_of("sendMessage")
+                        .iter()
+                        .filter(|c| c.ok() && c.chat_id() == Some(chat))
+                        .count();
+                    assert!(
+                        logged >= seen,
+                        "chat {chat}: {seen} messages seen, {logged} calls logged"
+                    );
+                    checks += 1;
+                    if seen == PER_CHAT {
+                        return checks;
+                    }
+                }
+            })
+        })
+        .collect();
+    for s in senders {
+        tokio::time::timeout(Duration::from_secs(120), s)
+            .await
+            .expect("senders finish")
+            .expect("sender ok");
+    }
+    for w in watchers {
+        let checks = tokio::time::timeout(Duration::from_secs(120), w)
+            .await
+            .expect("watchers finish")
+            .expect("watcher ok");
+        assert!(checks > 0);
+    }
+    // And the way tests read it: once a message is seen, its call is there.
+    for i in 0..20 {
+        let tg2 = tg.clone();
+        let sender = tokio::spawn(async move {
+            let body = json!({"chat_id": 99, "text": format!("w{i}")});
+            call(&tg2, "sendMessage", body).await.status
+        });
+        assert!(
+            tg.wait_for_messages(99, |m| m.len() > i, Duration::from_secs(30))
+                .await
+        );
+        let logged = tg
+            .calls_of("sendMessage")
+            .iter()
+            .filter(|c| c.chat_id() == Some(99))
+            .count();
+        assert_eq!(logged, i + 1);
+        assert_eq!(sender.await.unwrap(), 200);
+    }
+}

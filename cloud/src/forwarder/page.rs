@@ -88,17 +88,19 @@ fn cut_to(text: &str, max: usize) -> String {
     s
 }
 
-/// Whether `html` shows anything: Telegram refuses a text that is empty
-/// once leading and trailing whitespace is trimmed.
+/// Whether `html` shows anything: Telegram turns control characters into
+/// spaces and refuses a text that is empty once whitespace is trimmed.
 pub(super) fn is_visible(html: &str) -> bool {
-    !render::html_to_text(html).trim().is_empty()
+    render::html_to_text(html)
+        .chars()
+        .any(|c| !c.is_whitespace() && !c.is_control())
 }
 
 /// Checks a page against Telegram's rules on a message's text before it is
 /// sent: visible, and at most `limit` units after entity parsing.
 pub(super) fn check_fits(html: &str, limit: usize) -> Result<(), String> {
     let text = render::html_to_text(html);
-    if text.trim().is_empty() {
+    if !is_visible(html) {
         return Err("empty page".into());
     }
     let len = render::visible_len(&text);

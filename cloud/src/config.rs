@@ -366,7 +366,7 @@ mod tests {
         assert_eq!(c.trial_days, 14);
         assert_eq!(c.database_url, "sqlite:///tmp/ra-test/cloud.db?mode=rwc");
         assert_eq!(c.forwarder_max_pages, 8);
-        assert_eq!(c.forwarder_orphan_secs, 600);
+        assert_eq!(c.forwarder_orphan_secs, 45);
     }
 
     #[test]

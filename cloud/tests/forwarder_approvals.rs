@@ -64,16 +64,13 @@ async fn an_approval_request_gets_buttons_and_its_verdict() {
     )
     .await;
     write_chunks(&mut conn, &ids, "tests pass\n", 100, 1).await;
-    wait_messages(&tg, ids.chat, |m| {
-        m.len() == 3 && m[2].text == "tests pass\n"
-    })
-    .await;
+    wait_messages(&tg, ids.chat, |m| m.len() == 3 && m[2].text == "tests pass").await;
 
     // The page before the request is finished (no button), the request is
     // a new message below it, and later output a new page below that.
     let messages = tg.messages(ids.chat);
     assert_eq!(messages[0].message_id, placeholder);
-    assert_eq!(messages[0].text, "building…\n");
+    assert_eq!(messages[0].text, "building…");
     assert_eq!(messages[0].reply_markup, None);
     let request = &messages[1];
     assert_eq!(
@@ -275,7 +272,7 @@ async fn a_resumed_forwarder_edits_the_request_shown_by_another() {
     let messages = tg.messages(ids.chat);
     let texts: Vec<&str> = messages.iter().map(|m| m.text.as_str()).collect();
     assert_eq!(texts.len(), 3, "{texts:#?}");
-    assert_eq!(texts[0], "before\n");
+    assert_eq!(texts[0], "before");
     assert_eq!(messages[1].message_id, request.message_id);
     assert_eq!(texts[1], format!("{}\n✅ approved", request.text));
     assert_eq!(messages[1].reply_markup, None);

@@ -237,6 +237,19 @@ pub async fn finished(rx: &mut mpsc::UnboundedReceiver<SessionFinished>) -> Sess
         .expect("the forwarder dropped its channel")
 }
 
+/// What can be compared across pages: Telegram trims each message, so the
+/// whitespace at a page's edges is not shown. The characters other than
+/// whitespace, in order (the pager's property tests check the rest).
+pub fn visible(s: &str) -> String {
+    s.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// Asserts that the pages' `body` shows `text`, character for character.
+#[track_caller]
+pub fn assert_shows(body: &str, text: &str) {
+    assert_eq!(visible(body), visible(text), "body: {body:?}");
+}
+
 /// Splits what the chat shows into the output and the status line: the
 /// status ends the last message, after a newline, or is that message alone.
 pub fn body_and_status(messages: &[FakeMessage]) -> (String, String) {

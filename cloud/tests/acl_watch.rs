@@ -11,7 +11,11 @@ use remoteagent_testkit::RedisServer;
 use support::{Backend, TestApp, client_as, user_id};
 
 async fn acl_users(app: &TestApp) -> Vec<String> {
-    let mut conn = app.redis.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = app
+        .redis
+        .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
+        .await
+        .unwrap();
     redis::cmd("ACL")
         .arg("USERS")
         .query_async(&mut conn)
@@ -61,7 +65,7 @@ async fn lost_users_of_active_agents_come_back_and_revoked_ones_stay_gone() {
 
     // The restored user takes the agent's token, with the same rights.
     let mut conn = client_as(&app.redis_url, &kept.redis_username, &kept.jwt)
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
         .await
         .unwrap();
     let denied: redis::RedisResult<redis::Value> = redis::cmd("PUBLISH")
@@ -73,7 +77,7 @@ async fn lost_users_of_active_agents_come_back_and_revoked_ones_stay_gone() {
     // Nobody can log in as the sentinel.
     assert!(
         client_as(&app.redis_url, SENTINEL_USER, "")
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
             .await
             .is_err()
     );

@@ -106,7 +106,7 @@ async fn unpairing_from_the_bot_revokes_redis_access(app: &TestApp) {
     .await;
     assert!(ended.is_ok(), "the agent's connection stayed open");
     let err = agent_client(app, &paired, &paired.jwt)
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
         .await
         .unwrap_err();
     assert!(
@@ -140,7 +140,7 @@ async fn token_refresh_rotates_the_credential(app: &TestApp) {
     assert_eq!(refresh(app, id, &paired.jwt).await.status(), 401);
     assert!(
         agent_client(app, &paired, &paired.jwt)
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
             .await
             .is_err()
     );
@@ -199,7 +199,7 @@ async fn agent_users_come_back_after_redis_forgets_them() {
     redis.restart().unwrap();
     assert!(
         agent_client(&app, &paired, &paired.jwt)
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
             .await
             .is_err()
     );

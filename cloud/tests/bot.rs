@@ -23,7 +23,11 @@ async fn next_command(app: &TestApp, sub: &mut PubSub, agent: &AgentId) -> Comma
 }
 
 async fn xadd(app: &TestApp, agent: &AgentId, session: &SessionId, event: &OutputEvent) {
-    let mut conn = app.redis.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = app
+        .redis
+        .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
+        .await
+        .unwrap();
     let stream = names::output_stream(agent, session);
     redis::cmd("XADD")
         .arg(&stream)

@@ -67,7 +67,11 @@ impl Running {
     }
 
     async fn write(&self, app: &TestApp, event: &OutputEvent) {
-        let mut conn = app.redis.get_multiplexed_async_connection().await.unwrap();
+        let mut conn = app
+            .redis
+            .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
+            .await
+            .unwrap();
         redis::cmd("XADD")
             .arg(self.stream())
             .arg("*")
@@ -79,7 +83,11 @@ impl Running {
     }
 
     async fn events(&self, app: &TestApp) -> Vec<OutputEvent> {
-        let mut conn = app.redis.get_multiplexed_async_connection().await.unwrap();
+        let mut conn = app
+            .redis
+            .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
+            .await
+            .unwrap();
         let reply: StreamRangeReply = redis::cmd("XRANGE")
             .arg(self.stream())
             .arg("-")
@@ -126,7 +134,11 @@ impl Running {
     /// more is written to the stream.
     async fn kill_daemon(&mut self, app: &TestApp) {
         drop(self.sub.take());
-        let mut conn = app.redis.get_multiplexed_async_connection().await.unwrap();
+        let mut conn = app
+            .redis
+            .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
+            .await
+            .unwrap();
         redis::cmd("DEL")
             .arg(names::presence_key(&self.agent))
             .query_async::<i64>(&mut conn)

@@ -230,7 +230,11 @@ async fn a_group_sessions_approvals_go_to_the_owners_private_chat() {
         summary: "make deploy".into(),
         timeout_secs: 300,
     });
-    let mut conn = app.redis.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = app
+        .redis
+        .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
+        .await
+        .unwrap();
     redis::cmd("XADD")
         .arg(remoteagent_proto::names::output_stream(
             &agent,

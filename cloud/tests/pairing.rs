@@ -41,7 +41,10 @@ async fn pairing_through_the_bot_gives_a_confined_agent(app: &TestApp) {
         .await
         .unwrap_err();
     assert!(err.to_string().to_lowercase().contains("noperm"), "{err}");
-    let mut conn = agent.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = agent
+        .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
+        .await
+        .unwrap();
     let err = redis::cmd("GET")
         .arg("some-other-key")
         .query_async::<Option<String>>(&mut conn)
@@ -53,7 +56,7 @@ async fn pairing_through_the_bot_gives_a_confined_agent(app: &TestApp) {
     let pairing_user = client_as(&pair.redis.url, &pair.redis.username, &pair.redis.password);
     assert!(
         pairing_user
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
             .await
             .is_err()
     );
@@ -87,7 +90,10 @@ async fn the_pairing_user_may_only_listen_on_its_channel(app: &TestApp) {
     let mut pubsub = client.get_async_pubsub().await.unwrap();
     let err = pubsub.subscribe("pair:someone-else").await.unwrap_err();
     assert!(err.to_string().to_lowercase().contains("noperm"), "{err}");
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
+        .await
+        .unwrap();
     assert!(
         redis::cmd("PUBLISH")
             .arg(names::pair_channel(&pair.pairing_id))
@@ -122,7 +128,11 @@ async fn expired_and_used_codes_are_refused(app: &TestApp) {
     app.expect_message(intruder, "Unknown code").await;
     // The expired pairing's daemon got nothing: the next event on its
     // channel is the one this test publishes.
-    let mut conn = app.redis.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = app
+        .redis
+        .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
+        .await
+        .unwrap();
     redis::cmd("PUBLISH")
         .arg(names::pair_channel(&pair.pairing_id))
         .arg(r#"{"event":"marker"}"#)
@@ -334,7 +344,12 @@ async fn pairing_requests_are_validated_and_rate_limited(app: &TestApp) {
 async fn expired_pairing_users_are_swept(app: &TestApp) {
     let pair = app.pair_request("late").await;
     let client = client_as(&pair.redis.url, &pair.redis.username, &pair.redis.password);
-    assert!(client.get_multiplexed_async_connection().await.is_ok());
+    assert!(
+        client
+            .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
+            .await
+            .is_ok()
+    );
     sqlx::query("UPDATE pairing_codes SET expires_at = $1 WHERE code = $2")
         .bind(remoteagent_cloud::db::now() - 1)
         .bind(pair.code.clone())
@@ -344,7 +359,12 @@ async fn expired_pairing_users_are_swept(app: &TestApp) {
     remoteagent_cloud::cron::housekeeping(&app.state)
         .await
         .unwrap();
-    assert!(client.get_multiplexed_async_connection().await.is_err());
+    assert!(
+        client
+            .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
+            .await
+            .is_err()
+    );
 }
 
 async fn a_start_deep_link_pairs(app: &TestApp) {
@@ -379,7 +399,11 @@ async fn without_redis_acl_agents_use_the_default_user() {
     let (_, paired) = app.pair_agent(user, "plain").await;
     assert_eq!(paired.redis_username, "");
     // No ACL user was created for it.
-    let mut conn = app.redis.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = app
+        .redis
+        .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
+        .await
+        .unwrap();
     let acl_user: Option<Vec<redis::Value>> = redis::cmd("ACL")
         .arg("GETUSER")
         .arg(names::agent_redis_user(&paired.agent_id))

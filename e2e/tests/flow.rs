@@ -292,7 +292,10 @@ async fn unpair_from_telegram_revokes_redis_access() {
         &remoteagent_proto::AgentId::parse(id.clone()).unwrap(),
     );
     let admin = redis::Client::open(w.redis.url()).unwrap();
-    let mut admin = admin.get_multiplexed_async_connection().await.unwrap();
+    let mut admin = admin
+        .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
+        .await
+        .unwrap();
     let users: Vec<String> = redis::cmd("ACL")
         .arg("USERS")
         .query_async(&mut admin)

@@ -153,7 +153,10 @@ async fn a_paired_agent_comes_back_after_redis_loses_its_acl_user() {
         let admin = admin.clone();
         let acl_user = acl_user.clone();
         async move {
-            let mut conn = admin.get_multiplexed_async_connection().await.ok()?;
+            let mut conn = admin
+                .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
+                .await
+                .ok()?;
             let users: Vec<String> = redis::cmd("ACL")
                 .arg("USERS")
                 .query_async(&mut conn)

@@ -480,7 +480,10 @@ impl Drop for GroupGuard {
 /// `used_memory` from `INFO memory`, in bytes.
 async fn redis_used_memory(url: &str) -> Option<u64> {
     let client = redis::Client::open(url).ok()?;
-    let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
+        .await
+        .ok()?;
     let info: String = redis::cmd("INFO")
         .arg("memory")
         .query_async(&mut conn)
@@ -672,7 +675,10 @@ async fn a_200mb_flood_stays_within_the_byte_budget() {
 /// Bytes of `chunk` text in the session's output stream, read in batches.
 async fn stream_text_bytes(w: &World) -> u64 {
     let client = redis::Client::open(w.redis.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
+        .await
+        .unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("output:*")
         .query_async(&mut conn)

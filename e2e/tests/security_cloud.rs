@@ -416,7 +416,7 @@ async fn an_unknown_approval_request_is_not_approved() {
     w.wait_text(OWNER, "Paired").await;
     let mut conn = redis::Client::open(w.redis.url())
         .unwrap()
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
         .await
         .unwrap();
     redis::cmd("SET")

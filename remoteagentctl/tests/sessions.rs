@@ -61,7 +61,7 @@ impl Setup {
     async fn conn(&self) -> redis::aio::MultiplexedConnection {
         redis::Client::open(self.redis.url())
             .unwrap()
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
             .await
             .unwrap()
     }

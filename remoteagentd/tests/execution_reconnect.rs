@@ -81,7 +81,7 @@ async fn the_agent_logs_in_again_once_its_lost_acl_user_is_restored() {
     s.redis.restart().unwrap();
     s.admin = redis::Client::open(s.redis.url())
         .unwrap()
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
         .await
         .unwrap();
     let users: Vec<String> = redis::cmd("ACL")

@@ -26,7 +26,7 @@ async fn redis_restarted_mid_session_loses_no_output() {
     // The admin connection was dropped too: make a fresh one.
     s.admin = redis::Client::open(s.redis.url())
         .unwrap()
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
         .await
         .unwrap();
 
@@ -91,7 +91,10 @@ async fn the_agent_works_within_its_acl_user_and_no_further() {
         .set_username(&user)
         .set_password(&jwt);
     let client = redis::Client::open(info.set_redis_settings(settings)).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
+        .await
+        .unwrap();
     let denied: redis::RedisResult<redis::Value> = redis::cmd("XRANGE")
         .arg(names::output_stream(&other, &sid))
         .arg("-")
@@ -128,7 +131,7 @@ async fn an_agent_started_while_redis_is_down_comes_online_later() {
     assert!(online.is_some(), "the agent never came online");
     s.admin = redis::Client::open(s.redis.url())
         .unwrap()
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
         .await
         .unwrap();
     let sid = SessionId::generate();

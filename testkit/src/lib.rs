@@ -53,12 +53,16 @@ where
 /// connect and 0.5 s per reply, fail tests while `stress-ng` runs beside
 /// the suite).
 pub async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(std::time::Duration::from_secs(15)))
-        .set_response_timeout(Some(std::time::Duration::from_secs(15)));
     redis::Client::open(url)
         .expect("a valid Redis URL")
-        .get_multiplexed_async_connection_with_config(&config)
+        .get_multiplexed_async_connection_with_config(&conn_config())
         .await
         .expect("connecting to the test Redis")
+}
+
+/// The timeouts of [`redis_conn`], for a test that opens its own client.
+pub fn conn_config() -> redis::AsyncConnectionConfig {
+    redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(std::time::Duration::from_secs(15)))
+        .set_response_timeout(Some(std::time::Duration::from_secs(15)))
 }

@@ -180,7 +180,11 @@ impl TestApp {
     /// the shared Redis does not collect them run after run.
     async fn remove_acl_users(&self) {
         use sqlx::Row;
-        let Ok(mut conn) = self.redis.get_multiplexed_async_connection().await else {
+        let Ok(mut conn) = self
+            .redis
+            .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
+            .await
+        else {
             return;
         };
         let mut users = Vec::new();
@@ -338,7 +342,11 @@ impl TestApp {
 
     /// Marks the agent online, as its daemon's heartbeat would.
     pub async fn set_presence(&self, agent: &AgentId) {
-        let mut conn = self.redis.get_multiplexed_async_connection().await.unwrap();
+        let mut conn = self
+            .redis
+            .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
+            .await
+            .unwrap();
         redis::cmd("SET")
             .arg(names::presence_key(agent))
             .arg("1")

@@ -435,7 +435,10 @@ impl FakeCloud {
     /// Publishes on the last pairing's channel; returns the receiver count.
     pub async fn publish_pair(&self, payload: &str) -> i64 {
         let client = redis::Client::open(self.state.redis_url.as_str()).unwrap();
-        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let mut conn = client
+            .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
+            .await
+            .unwrap();
         let channel = names::pair_channel(&self.last_pairing());
         redis::cmd("PUBLISH")
             .arg(channel)

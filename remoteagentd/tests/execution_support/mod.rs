@@ -50,7 +50,7 @@ impl Setup {
         let redis = RedisServer::start().unwrap();
         let admin = redis::Client::open(redis.url())
             .unwrap()
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
             .await
             .unwrap();
         let (notices_tx, notices) = mpsc::channel(8);

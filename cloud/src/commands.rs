@@ -3,9 +3,9 @@
 
 use redis::aio::ConnectionManager;
 use remoteagent_proto::envelope;
-use remoteagent_proto::events::{CommandEvent, DonePayload, DoneStatus, OutputEvent};
+use remoteagent_proto::events::{CommandEvent, DonePayload, DoneStatus};
 use remoteagent_proto::keys::CloudSigningKey;
-use remoteagent_proto::{AgentId, SessionId, names};
+use remoteagent_proto::{AgentId, SessionId, names, stream};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -48,16 +48,13 @@ pub async fn close_stream(
     status: DoneStatus,
     message: &str,
 ) -> Result<(), PublishError> {
-    let event = OutputEvent::Done(DonePayload {
+    let done = DonePayload {
         status,
         exit_code: None,
         duration_ms: 0,
         message: Some(message.to_string()),
         chunks: 0,
         withheld_bytes: 0,
-    });
-    let OutputEvent::Done(done) = event else {
-        return Ok(());
     };
     let stream = names::output_stream(agent, session);
     let mut conn = conn.clone();
@@ -68,26 +65,13 @@ pub async fn close_stream(
 }
 
 /// The pipeline that appends `done` to a stream (capped like the daemon's
-/// writes, and expiring with it). Building it does no I/O.
-pub fn done_pipeline(
-    stream: &str,
-    done: &DonePayload,
-) -> Result<redis::Pipeline, serde_json::Error> {
-    let json = serde_json::to_string(&OutputEvent::Done(done.clone()))?;
+/// writes, and expiring with it; the shape is [`stream::done_commands`]).
+/// Building it does no I/O.
+pub fn done_pipeline(key: &str, done: &DonePayload) -> Result<redis::Pipeline, serde_json::Error> {
     let mut pipe = redis::pipe();
-    pipe.cmd("XADD")
-        .arg(stream)
-        .arg("MAXLEN")
-        .arg("~")
-        .arg(names::OUTPUT_STREAM_MAXLEN)
-        .arg("*")
-        .arg(names::STREAM_FIELD)
-        .arg(json)
-        .ignore()
-        .cmd("EXPIRE")
-        .arg(stream)
-        .arg(names::OUTPUT_STREAM_TTL_SECS)
-        .ignore();
+    for cmd in stream::done_commands(key, done)? {
+        pipe.cmd(&cmd[0]).arg(&cmd[1..]).ignore();
+    }
     Ok(pipe)
 }
 

@@ -10,6 +10,8 @@
 //!   its Redis password).
 //! * [`api`]: the cloud's HTTP request and response bodies.
 //! * [`control`]: the daemon's control-socket protocol (remoteagentctl ⇄ remoteagentd).
+//! * [`stream`]: an output stream's entry (encode/parse) and the commands
+//!   that end a stream with `done`, as data each side turns into a pipeline.
 //! * [`runner`]: which AI CLI a project runs.
 //! * [`text`]: cleaning remote text (names, prompts) before it is stored or
 //!   shown.
@@ -25,6 +27,7 @@ pub mod ids;
 pub mod keys;
 pub mod names;
 pub mod runner;
+pub mod stream;
 pub mod text;
 pub mod token;
 

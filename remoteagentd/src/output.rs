@@ -36,7 +36,7 @@ use redis::aio::ConnectionLike;
 use remoteagent_proto::events::{
     ChunkPayload, DonePayload, NoticePayload, OutputEvent, StreamKind,
 };
-use remoteagent_proto::names;
+use remoteagent_proto::{names, stream};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -107,7 +107,7 @@ impl Budget {
         let fits = if (text.len() as u64) <= room {
             text.len()
         } else {
-            floor_char_boundary(text, room as usize)
+            text.floor_char_boundary(room as usize)
         };
         self.used += fits as u64;
         self.withheld += (text.len() - fits) as u64;
@@ -151,26 +151,19 @@ impl std::fmt::Display for EntryId {
     }
 }
 
-/// Writes `entries` (id, JSON) in one pipeline. Returns how many of them
+/// Writes `entries` (each a capped `XADD` with its id, built by
+/// [`stream::xadd`]) in one pipeline. Returns how many of them
 /// are now in the stream, counted from the first; an error names what
 /// failed. An entry refused because its id is not above the stream's top
 /// was written by an earlier attempt whose reply was lost.
 async fn send_entries<C: ConnectionLike + Send>(
     conn: &mut C,
-    key: &str,
-    entries: &[(EntryId, String)],
+    entries: &[stream::Command],
 ) -> Result<usize, String> {
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
-    for (id, json) in entries {
-        pipe.cmd("XADD")
-            .arg(key)
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(names::OUTPUT_STREAM_MAXLEN)
-            .arg(id.to_string())
-            .arg(names::STREAM_FIELD)
-            .arg(json);
+    for cmd in entries {
+        pipe.cmd(&cmd[0]).arg(&cmd[1..]);
     }
     let results: Vec<redis::RedisResult<redis::Value>> =
         pipe.query_async(conn).await.map_err(|e| e.to_string())?;
@@ -201,8 +194,8 @@ async fn send_batch(
 ) -> (Result<(), String>, u64) {
     let mut entries = Vec::with_capacity(events.len());
     for (id, event) in events {
-        match serde_json::to_string(&event) {
-            Ok(json) => entries.push((id, json)),
+        match stream::encode(&event) {
+            Ok(json) => entries.push(stream::xadd(&key, &id.to_string(), json)),
             Err(e) => return (Err(format!("encoding an event: {e}")), 0),
         }
     }
@@ -214,7 +207,7 @@ async fn send_batch(
         let mut c = conn.get();
         attempts += 1;
         let sent = tokio::select! {
-            r = send_entries(&mut c, &key, &entries) => r,
+            r = send_entries(&mut c, &entries) => r,
             () = give_up.cancelled() => Err("given up while writing".to_string()),
         };
         let e = match sent {
@@ -313,7 +306,7 @@ impl OutputWriter {
         let mut rest = text;
         while !rest.is_empty() {
             let room = MAX_CHUNK_BYTES - self.text.len();
-            let take = floor_char_boundary(rest, room.min(rest.len()));
+            let take = rest.floor_char_boundary(room.min(rest.len()));
             // A single character wider than the room left: cut first.
             if take == 0 {
                 self.cut_chunk();
@@ -446,15 +439,6 @@ impl Drop for OutputWriter {
     }
 }
 
-/// The largest index ≤ `at` that is a char boundary of `s`.
-fn floor_char_boundary(s: &str, at: usize) -> usize {
-    let mut i = at.min(s.len());
-    while i > 0 && !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -480,18 +464,20 @@ mod tests {
         let client = redis::Client::open(server.url()).unwrap();
         let mut conn = ConnectionManager::new(client).await.unwrap();
         let key = "output:a:s";
-        let entries: Vec<(EntryId, String)> = (0..3)
-            .map(|i| (EntryId(1000, i), format!("{{\"n\":{i}}}")))
+        let entry =
+            |key: &str, id: EntryId, json: &str| stream::xadd(key, &id.to_string(), json.into());
+        let entries: Vec<stream::Command> = (0..3)
+            .map(|i| entry(key, EntryId(1000, i), &format!("{{\"n\":{i}}}")))
             .collect();
-        assert_eq!(send_entries(&mut conn, key, &entries).await.unwrap(), 3);
+        assert_eq!(send_entries(&mut conn, &entries).await.unwrap(), 3);
         // The same batch again, as after a reply that never arrived.
-        assert_eq!(send_entries(&mut conn, key, &entries).await.unwrap(), 3);
+        assert_eq!(send_entries(&mut conn, &entries).await.unwrap(), 3);
         assert_eq!(xlen(&mut conn, key).await, 3);
         // A retry whose first part was written and whose rest was not.
         let mut more = entries[2..].to_vec();
-        more.push((EntryId(1000, 3), "{}".into()));
-        more.push((EntryId(1001, 0), "{}".into()));
-        assert_eq!(send_entries(&mut conn, key, &more).await.unwrap(), 3);
+        more.push(entry(key, EntryId(1000, 3), "{}"));
+        more.push(entry(key, EntryId(1001, 0), "{}"));
+        assert_eq!(send_entries(&mut conn, &more).await.unwrap(), 3);
         assert_eq!(xlen(&mut conn, key).await, 5);
         // A real failure is reported, not taken for success.
         let () = redis::cmd("SET")
@@ -501,7 +487,7 @@ mod tests {
             .await
             .unwrap();
         assert!(
-            send_entries(&mut conn, "not-a-stream", &entries)
+            send_entries(&mut conn, &[entry("not-a-stream", EntryId(1000, 0), "{}")])
                 .await
                 .is_err()
         );
@@ -673,13 +659,5 @@ mod tests {
                 .notice()
                 .starts_with("⚠️ Output past 64 MB is not sent")
         );
-    }
-
-    #[test]
-    fn boundaries() {
-        let s = "a🦀b";
-        assert_eq!(floor_char_boundary(s, 3), 1);
-        assert_eq!(floor_char_boundary(s, 5), 5);
-        assert_eq!(floor_char_boundary(s, 99), 6);
     }
 }

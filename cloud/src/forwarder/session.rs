@@ -8,7 +8,7 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
 use remoteagent_proto::events::{DonePayload, OutputEvent};
-use remoteagent_proto::names;
+use remoteagent_proto::{names, stream};
 use tokio::time::Instant;
 
 use super::liveness::Liveness;
@@ -448,12 +448,11 @@ impl Session {
     }
 }
 
-/// The event of a stream entry.
-pub(super) fn parse_entry(entry: &StreamId) -> Result<OutputEvent, String> {
-    entry
+/// The event of a stream entry (see [`stream::parse`]).
+pub(super) fn parse_entry(entry: &StreamId) -> Result<OutputEvent, stream::EntryError> {
+    let value = entry
         .map
-        .get(names::STREAM_FIELD)
-        .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
-        .ok_or_else(|| format!("no '{}' field", names::STREAM_FIELD))
-        .and_then(|raw| serde_json::from_str::<OutputEvent>(&raw).map_err(|e| e.to_string()))
+        .get(stream::FIELD)
+        .and_then(|v| redis::from_redis_value_ref::<String>(v).ok());
+    stream::parse(value.as_deref())
 }

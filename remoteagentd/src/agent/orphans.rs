@@ -29,7 +29,7 @@ use std::time::{Duration, SystemTime};
 use redis::aio::ConnectionLike;
 use redis::streams::StreamRangeReply;
 use remoteagent_proto::events::{DonePayload, DoneStatus, OutputEvent};
-use remoteagent_proto::{AgentId, SessionId, names};
+use remoteagent_proto::{AgentId, SessionId, names, stream};
 use tracing::Instrument;
 
 use crate::redis_conn::SharedConn;
@@ -227,9 +227,8 @@ pub(crate) async fn end_stream<C: ConnectionLike + Send>(
             let Some(entry) = reply.ids.first() else {
                 return Ok(Finished::NoStream(done));
             };
-            let event = entry
-                .get::<String>(names::STREAM_FIELD)
-                .and_then(|json| serde_json::from_str::<OutputEvent>(&json).ok());
+            // An entry that holds no event tells nothing: a `done` is due.
+            let event = stream::parse(entry.get::<String>(stream::FIELD).as_deref()).ok();
             match event {
                 Some(OutputEvent::Done(theirs)) => return Ok(Finished::AlreadyEnded(theirs)),
                 // The forwarder compares `chunks` with what it read to
@@ -254,7 +253,7 @@ pub(crate) async fn end_stream<C: ConnectionLike + Send>(
         }
         Err(e) => return Err(e),
     }
-    let json = serde_json::to_string(&OutputEvent::Done(done.clone())).map_err(|e| {
+    let commands = stream::done_commands(key, &done).map_err(|e| {
         redis::RedisError::from((
             redis::ErrorKind::Client,
             "encoding the done event",
@@ -262,19 +261,9 @@ pub(crate) async fn end_stream<C: ConnectionLike + Send>(
         ))
     })?;
     let mut pipe = redis::pipe();
-    pipe.cmd("XADD")
-        .arg(key)
-        .arg("MAXLEN")
-        .arg("~")
-        .arg(names::OUTPUT_STREAM_MAXLEN)
-        .arg("*")
-        .arg(names::STREAM_FIELD)
-        .arg(json)
-        .ignore()
-        .cmd("EXPIRE")
-        .arg(key)
-        .arg(names::OUTPUT_STREAM_TTL_SECS)
-        .ignore();
+    for cmd in commands {
+        pipe.cmd(&cmd[0]).arg(&cmd[1..]).ignore();
+    }
     timed(pipe.query_async::<()>(conn)).await?;
     Ok(Finished::Ended(done))
 }

@@ -256,10 +256,7 @@ impl SessionLog {
         }
         if self.written + text.len() as u64 > self.cap {
             let room = (self.cap - self.written.min(self.cap)) as usize;
-            let mut cut = room.min(text.len());
-            while cut > 0 && !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
+            let cut = text.floor_char_boundary(room);
             self.written += cut as u64;
             self.line(&text[..cut]);
             self.truncated = true;

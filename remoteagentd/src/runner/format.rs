@@ -212,10 +212,7 @@ pub(crate) mod test_support {
         let mut out = String::new();
         let mut start = 0;
         while start < input.len() {
-            let mut end = (start + size).min(input.len());
-            while !input.is_char_boundary(end) {
-                end += 1;
-            }
+            let end = input.ceil_char_boundary(start + size);
             out += &push(&input[start..end]);
             start = end;
         }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use remoteagent_proto::AgentId;
 
-use crate::db::{self, pairing as codes, updates, users};
+use crate::db::{self, pairing as codes, users};
 use crate::state::AppState;
 
 /// Reminders go to users whose trial ends within this window.
@@ -51,8 +51,8 @@ pub async fn send_trial_reminders(state: &AppState) -> Result<usize, CronError> 
     Ok(sent)
 }
 
-/// Deletes leftovers: Redis users of pairing codes that expired unused, dedup
-/// rows Telegram will never retry, old wrong-attempt records.
+/// Deletes leftovers: Redis users of pairing codes that expired unused, old
+/// wrong-attempt records.
 pub async fn housekeeping(state: &AppState) -> Result<(), CronError> {
     let now = db::now();
     let day = 24 * 3600 * 1000;
@@ -60,7 +60,6 @@ pub async fn housekeeping(state: &AppState) -> Result<(), CronError> {
         tracing::warn!(error = %e, "removing Redis users of expired pairing codes");
     }
     restore_redis_users(state).await?;
-    updates::prune(&state.db, now - 7 * day).await?;
     codes::prune(&state.db, now - day).await?;
     Ok(())
 }

@@ -5,7 +5,8 @@
 //! * [`http`]: the routes; [`bot`]: what the bot does with an update.
 //! * [`pairing`], [`unpair`], [`commands`], [`redis_acl`]: the operations
 //!   shared by the bot and the HTTP API.
-//! * [`db`]: the tables (SQLite or PostgreSQL through sqlx `Any`).
+//! * [`db`]: the tables (SQLite or PostgreSQL through sqlx `Any`);
+//!   [`updates`]: webhook update claims (in Redis).
 //! * [`forwarder`], [`telegram`]: output to Telegram.
 
 pub mod app;
@@ -29,6 +30,7 @@ pub mod redis_acl;
 pub mod state;
 pub mod telegram;
 pub mod unpair;
+pub mod updates;
 
 pub use app::App;
 pub use config::Config;

@@ -3,14 +3,13 @@
 //! queries for both. Ids are TEXT, times BIGINT epoch milliseconds, flags
 //! BIGINT 0/1, placeholders `$n` (see CRATES.md on `Any`).
 //!
-//! * [`users`], [`agents`], [`sessions`], [`pairing`], [`updates`], [`groups`]: one
+//! * [`users`], [`agents`], [`sessions`], [`pairing`], [`groups`]: one
 //!   module per table, plain functions over [`Db`].
 
 pub mod agents;
 pub mod groups;
 pub mod pairing;
 pub mod sessions;
-pub mod updates;
 pub mod users;
 
 use std::time::Duration;
@@ -50,6 +49,10 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
         version: 2,
         sql: include_str!("../../migrations/sqlite/0002_group_chats.sql"),
     },
+    Migration {
+        version: 3,
+        sql: include_str!("../../migrations/sqlite/0003_drop_processed_updates.sql"),
+    },
 ];
 
 const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -60,6 +63,10 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         sql: include_str!("../../migrations/postgres/0002_group_chats.sql"),
+    },
+    Migration {
+        version: 3,
+        sql: include_str!("../../migrations/postgres/0003_drop_processed_updates.sql"),
     },
 ];
 
@@ -196,4 +203,42 @@ pub fn now() -> i64 {
 /// Reads an optional BIGINT column.
 pub(crate) fn opt_i64(row: &AnyRow, column: &str) -> Result<Option<i64>, sqlx::Error> {
     row.try_get::<Option<i64>, _>(column)
+}
+
+#[cfg(test)]
+mod migration_tests {
+    use super::*;
+
+    /// The `NNNN_name.sql` files of one dialect's migration dir, sorted.
+    fn files(dialect: &str) -> Vec<String> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(dialect);
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The two dialects must describe the same schema history: a migration
+    /// written for one and forgotten for the other (or numbered
+    /// differently) fails here instead of on a deployment.
+    #[test]
+    fn the_two_dialects_have_the_same_migrations() {
+        let sqlite = files("sqlite");
+        assert_eq!(sqlite, files("postgres"));
+        let versions: Vec<i64> = sqlite
+            .iter()
+            .map(|name| {
+                assert!(name.ends_with(".sql"), "{name}");
+                name.split('_').next().unwrap().parse().unwrap()
+            })
+            .collect();
+        let listed = |ms: &[Migration]| ms.iter().map(|m| m.version).collect::<Vec<_>>();
+        assert_eq!(listed(SQLITE_MIGRATIONS), versions);
+        assert_eq!(listed(POSTGRES_MIGRATIONS), versions);
+        assert_eq!(versions, (1..=versions.len() as i64).collect::<Vec<_>>());
+    }
 }

@@ -16,10 +16,10 @@ use subtle::ConstantTimeEq;
 
 use super::{body_bytes, parse_json};
 use crate::bot::update::Update;
-use crate::db::updates;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::state::AppState;
+use crate::updates;
 
 pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
 

@@ -3,15 +3,13 @@
 //!
 //! Claims live in Redis (`SET … NX EX`, one round trip, shared by every
 //! replica), not in the database: a committed row per update cost a
-//! database sync per webhook call, most of the webhook's capacity. The
-//! `processed_updates` table is no longer written; [`prune`] empties what
-//! earlier versions left in it. When Redis is unreachable the claim fails
+//! database sync per webhook call, most of the webhook's capacity (the
+//! `processed_updates` table of earlier versions is dropped by migration
+//! 0003). When Redis is unreachable the claim fails
 //! and the webhook answers 5xx, so Telegram delivers the update again later
 //! instead of it being dropped or acted on twice.
 
 use redis::aio::ConnectionManager;
-
-use super::Db;
 
 /// How long a claim is remembered; Telegram stops redelivering an update
 /// long before.
@@ -52,16 +50,6 @@ pub async fn claim(
         .query_async(&mut conn)
         .await?;
     Ok(!matches!(reply, redis::Value::Nil))
-}
-
-/// Forgets updates older than `before` (rows of earlier versions, which
-/// claimed updates in the database).
-pub async fn prune(db: &Db, before: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM processed_updates WHERE received_at < $1")
-        .bind(before)
-        .execute(&db.pool)
-        .await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! [`MAX_LINE_BYTES`] so neither end buffers without bound.
 
 use bytes::BytesMut;
-use remoteagent_proto::control::{PROTOCOL_VERSION, Request};
+use remoteagent_proto::control::{HelloRequest, PROTOCOL_VERSION, Request};
 use serde::Serialize;
 use tokio_util::codec::{Decoder, Encoder, LinesCodec, LinesCodecError};
 
@@ -73,10 +73,10 @@ pub fn encode_line<T: Serialize>(message: &T) -> serde_json::Result<Vec<u8>> {
 
 /// The first request on every connection.
 pub fn hello() -> Request {
-    Request::Hello {
+    Request::Hello(HelloRequest {
         protocol: PROTOCOL_VERSION,
         client_version: env!("CARGO_PKG_VERSION").into(),
-    }
+    })
 }
 
 #[cfg(test)]

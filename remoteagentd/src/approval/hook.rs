@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use remoteagent_control::codec::encode_line;
 use remoteagent_control::{BlockingClient, BlockingError};
-use remoteagent_proto::control::{ClientMessage, MAX_LINE_BYTES, Request, Response};
+use remoteagent_proto::control::{
+    ApprovalRequest, ClientMessage, MAX_LINE_BYTES, Request, Response,
+};
 use remoteagent_proto::{AgentId, SessionId};
 use serde_json::{Value, json};
 
@@ -206,24 +208,24 @@ fn parse_input(stdin: impl Read) -> Result<(String, Value), String> {
 
 /// The request line; a tool input too large for one control-socket line is
 /// cut down to the fields the policy and the summary use.
-fn request_line(id: u64, request: Request) -> Result<Vec<u8>, String> {
-    let encode = |request: Request| {
-        encode_line(&ClientMessage { id, request })
-            .map_err(|e| format!("encoding the request: {e}"))
+fn request_line(id: u64, request: ApprovalRequest) -> Result<Vec<u8>, String> {
+    let encode = |request: ApprovalRequest| {
+        encode_line(&ClientMessage {
+            id,
+            request: Request::Approval(request),
+        })
+        .map_err(|e| format!("encoding the request: {e}"))
     };
     let line = encode(request.clone())?;
     if line.len() <= MAX_LINE_BYTES {
         return Ok(line);
     }
-    let Request::Approval {
+    let ApprovalRequest {
         agent,
         session,
         tool,
         input,
-    } = request
-    else {
-        return Err("the request is too large".into());
-    };
+    } = request;
     let mut reduced = serde_json::Map::new();
     if let Value::Object(fields) = &input {
         for (k, v) in fields {
@@ -233,7 +235,7 @@ fn request_line(id: u64, request: Request) -> Result<Vec<u8>, String> {
             }
         }
     }
-    let line = encode(Request::Approval {
+    let line = encode(ApprovalRequest {
         agent,
         session,
         tool,
@@ -256,7 +258,7 @@ fn ask(args: &HookArgs, stdin: impl Read) -> Result<Decision, String> {
 
     let line = request_line(
         APPROVAL_ID,
-        Request::Approval {
+        ApprovalRequest {
             agent,
             session,
             tool,
@@ -473,7 +475,7 @@ mod tests {
 
     #[test]
     fn huge_inputs_are_cut_to_fit_a_line() {
-        let request = Request::Approval {
+        let request = ApprovalRequest {
             agent: AgentId::parse("a").unwrap(),
             session: SessionId::parse("s").unwrap(),
             tool: "Write".into(),
@@ -482,7 +484,7 @@ mod tests {
         let line = request_line(2, request).unwrap();
         assert!(line.len() <= MAX_LINE_BYTES);
         let m: ClientMessage = serde_json::from_slice(&line).unwrap();
-        let Request::Approval { input, .. } = m.request else {
+        let Request::Approval(ApprovalRequest { input, .. }) = m.request else {
             panic!()
         };
         assert_eq!(input["file_path"], "/p/big.txt");

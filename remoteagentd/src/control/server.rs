@@ -12,7 +12,8 @@ use interprocess::os::unix::local_socket::ListenerOptionsExt;
 use remoteagent_control::Client;
 use remoteagent_control::codec::{self, Line};
 use remoteagent_proto::control::{
-    ClientMessage, ErrorCode, MAX_LINE_BYTES, PROTOCOL_VERSION, Reply, Request, Response,
+    AgentRequest, ClientMessage, ErrorCode, HelloRequest, MAX_LINE_BYTES, PROTOCOL_VERSION, Reply,
+    Request, Response,
 };
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite, LinesCodecError};
@@ -243,12 +244,12 @@ async fn connection(stream: Stream, supervisor: Arc<Supervisor>, shutdown: Cance
         };
         if !greeted {
             match message.request {
-                Request::Hello { protocol, .. } if protocol == PROTOCOL_VERSION => {
+                Request::Hello(h) if h.protocol == PROTOCOL_VERSION => {
                     greeted = true;
                     let _ = tx.send(Reply::done(message.id, hello())).await;
                     continue;
                 }
-                Request::Hello { protocol, .. } => {
+                Request::Hello(HelloRequest { protocol, .. }) => {
                     let _ = tx
                         .send(Reply::error(
                             message.id,
@@ -331,36 +332,26 @@ async fn dispatch(
     sink: &ReplySink,
 ) -> Reply {
     let result: Result<Option<Response>, ControlError> = match request {
-        Request::Hello { protocol, .. } if protocol == PROTOCOL_VERSION => Ok(Some(hello())),
-        Request::Hello { .. } => Err(ControlError::new(
+        Request::Hello(h) if h.protocol == PROTOCOL_VERSION => Ok(Some(hello())),
+        Request::Hello(_) => Err(ControlError::new(
             ErrorCode::ProtocolMismatch,
             "protocol mismatch in a repeated hello",
         )),
-        Request::Pair { path, name, runner } => {
-            super::pair::handle(supervisor, id, path, name, runner, sink)
-                .await
-                .map(Some)
-        }
-        Request::List => Ok(Some(super::list::handle(supervisor))),
-        Request::Status => Ok(Some(super::status::handle(supervisor))),
-        Request::Stop { agent } => super::stop::handle(supervisor, &agent).await.map(Some),
-        Request::Logs {
-            agent,
-            session,
-            lines,
-            follow,
-        } => super::logs::handle(supervisor, id, agent, session, lines, follow, sink)
-            .await
-            .map(|()| None),
-        Request::Unpair { agent } => super::unpair::handle(supervisor, &agent).await.map(Some),
-        Request::Approval {
-            agent,
-            session,
-            tool,
-            input,
-        } => super::approval::handle(supervisor, agent, session, tool, input)
+        Request::Pair(request) => super::pair::handle(supervisor, id, request, sink)
             .await
             .map(Some),
+        Request::List => Ok(Some(super::list::handle(supervisor))),
+        Request::Status => Ok(Some(super::status::handle(supervisor))),
+        Request::Stop(AgentRequest { agent }) => {
+            super::stop::handle(supervisor, &agent).await.map(Some)
+        }
+        Request::Logs(request) => super::logs::handle(supervisor, id, request, sink)
+            .await
+            .map(|()| None),
+        Request::Unpair(AgentRequest { agent }) => {
+            super::unpair::handle(supervisor, &agent).await.map(Some)
+        }
+        Request::Approval(request) => super::approval::handle(supervisor, request).await.map(Some),
     };
     match result {
         Ok(Some(response)) => Reply::done(id, response),

@@ -29,58 +29,75 @@ pub struct ClientMessage {
     pub request: Request,
 }
 
+/// One request. A variant with fields carries one struct, so handlers take
+/// the request whole; the JSON is the same as with inline fields
+/// (`{"type": "logs", "agent": …}`), since the tag is internal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Request {
-    Hello {
-        protocol: u32,
-        client_version: String,
-    },
+    Hello(HelloRequest),
     /// Pair a project folder. Streams [`Response::PairCode`], then ends with
     /// [`Response::Paired`] or an error. Closing the connection cancels.
-    Pair {
-        path: PathBuf,
-        #[serde(default)]
-        name: Option<String>,
-        #[serde(default)]
-        runner: Option<RunnerSpec>,
-    },
+    Pair(PairRequest),
     List,
     Status,
     /// Abort the agent's running session.
-    Stop {
-        agent: String,
-    },
+    Stop(AgentRequest),
     /// Session logs. Without `follow` ends after the last `lines` lines; with
     /// it keeps streaming new lines until the client disconnects.
-    Logs {
-        #[serde(default)]
-        agent: Option<String>,
-        #[serde(default)]
-        session: Option<String>,
-        #[serde(default = "default_lines")]
-        lines: usize,
-        #[serde(default)]
-        follow: bool,
-    },
-    Unpair {
-        agent: String,
-    },
+    Logs(LogsRequest),
+    Unpair(AgentRequest),
     /// A runner asks whether it may use a tool (sent by `remoteagentd
     /// approval-hook`, which Claude Code runs before each tool use).
     /// Answered with one [`Response::ApprovalDecision`] once the project's
     /// policy, the user's phone or the timeout decided; that can take
     /// minutes. Closing the connection withdraws the question.
-    Approval {
-        agent: AgentId,
-        session: SessionId,
-        /// The runner's tool name ("Bash", "Edit", …).
-        tool: String,
-        /// The tool's arguments as the runner gave them. May hold secrets
-        /// typed by the model: never logged in full.
-        #[serde(default)]
-        input: serde_json::Value,
-    },
+    Approval(ApprovalRequest),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelloRequest {
+    pub protocol: u32,
+    pub client_version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairRequest {
+    pub path: PathBuf,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub runner: Option<RunnerSpec>,
+}
+
+/// A request about one agent (`stop`, `unpair`), named by id or name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRequest {
+    pub agent: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogsRequest {
+    #[serde(default)]
+    pub agent: Option<String>,
+    #[serde(default)]
+    pub session: Option<String>,
+    #[serde(default = "default_lines")]
+    pub lines: usize,
+    #[serde(default)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRequest {
+    pub agent: AgentId,
+    pub session: SessionId,
+    /// The runner's tool name ("Bash", "Edit", …).
+    pub tool: String,
+    /// The tool's arguments as the runner gave them. May hold secrets
+    /// typed by the model: never logged in full.
+    #[serde(default)]
+    pub input: serde_json::Value,
 }
 
 fn default_lines() -> usize {
@@ -271,9 +288,9 @@ mod tests {
     fn request_shapes() {
         let m = ClientMessage {
             id: 7,
-            request: Request::Stop {
+            request: Request::Stop(AgentRequest {
                 agent: "web".into(),
-            },
+            }),
         };
         let s = serde_json::to_string(&m).unwrap();
         assert_eq!(s, r#"{"id":7,"request":{"type":"stop","agent":"web"}}"#);
@@ -282,12 +299,42 @@ mod tests {
             serde_json::from_str(r#"{"id":1,"request":{"type":"logs","extra":1}}"#).unwrap();
         assert_eq!(
             logs.request,
-            Request::Logs {
+            Request::Logs(LogsRequest {
                 agent: None,
                 session: None,
                 lines: 50,
                 follow: false
-            }
+            })
+        );
+    }
+
+    /// Today's JSON of every request (written by hand, as the clients of
+    /// the previous release send it) decodes and encodes back byte for byte.
+    #[test]
+    fn the_wire_format_is_unchanged() {
+        for line in [
+            r#"{"id":1,"request":{"type":"hello","protocol":1,"client_version":"0.1.0"}}"#,
+            r#"{"id":2,"request":{"type":"pair","path":"/p","name":"web","runner":null}}"#,
+            r#"{"id":3,"request":{"type":"list"}}"#,
+            r#"{"id":4,"request":{"type":"status"}}"#,
+            r#"{"id":5,"request":{"type":"stop","agent":"web"}}"#,
+            r#"{"id":6,"request":{"type":"logs","agent":"web","session":null,"lines":20,"follow":true}}"#,
+            r#"{"id":7,"request":{"type":"unpair","agent":"web"}}"#,
+            r#"{"id":8,"request":{"type":"approval","agent":"a1","session":"s1","tool":"Bash","input":{"command":"ls"}}}"#,
+        ] {
+            let m: ClientMessage = serde_json::from_str(line).unwrap();
+            assert_eq!(serde_json::to_string(&m).unwrap(), line);
+        }
+        // Defaults still apply to missing fields.
+        let m: ClientMessage =
+            serde_json::from_str(r#"{"id":2,"request":{"type":"pair","path":"/p"}}"#).unwrap();
+        assert_eq!(
+            m.request,
+            Request::Pair(PairRequest {
+                path: "/p".into(),
+                name: None,
+                runner: None
+            })
         );
     }
 
@@ -295,12 +342,12 @@ mod tests {
     fn approval_round_trip() {
         let m = ClientMessage {
             id: 2,
-            request: Request::Approval {
+            request: Request::Approval(ApprovalRequest {
                 agent: AgentId::parse("a1").unwrap(),
                 session: SessionId::parse("s1").unwrap(),
                 tool: "Bash".into(),
                 input: serde_json::json!({"command": "cargo test"}),
-            },
+            }),
         };
         let v = serde_json::to_value(&m).unwrap();
         assert_eq!(

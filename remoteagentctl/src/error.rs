@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use remoteagent_control::ClientError;
 use remoteagent_proto::control::{ErrorCode, ErrorInfo};
 
 /// Exit codes (also listed in `--help`).
@@ -49,6 +50,16 @@ impl From<ErrorInfo> for CliError {
             _ => exit::ERROR,
         };
         CliError::new(exit, info.message)
+    }
+}
+
+impl From<ClientError> for CliError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Daemon(info) => info.into(),
+            e @ ClientError::NotRunning { .. } => CliError::new(exit::NOT_RUNNING, e.to_string()),
+            e => CliError::error(e.to_string()),
+        }
     }
 }
 

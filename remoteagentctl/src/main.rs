@@ -14,7 +14,6 @@ mod client;
 mod commands;
 mod error;
 mod service;
-mod socket;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

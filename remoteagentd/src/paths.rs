@@ -8,10 +8,8 @@
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// The name of the folder the daemon uses inside each base directory.
-const APP_DIR: &str = "remoteagent";
-/// The control socket's file name.
-pub const SOCKET_FILE: &str = "remoteagentd.sock";
+// The folder name and the socket path are shared with remoteagentctl.
+use remoteagent_control::socket::{APP_DIR, default_socket_path};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PathsError {
@@ -123,20 +121,6 @@ impl Paths {
     pub fn socket_dir(&self) -> &Path {
         self.socket.parent().unwrap_or_else(|| Path::new("/"))
     }
-}
-
-/// `$XDG_RUNTIME_DIR/remoteagent/remoteagentd.sock`, or, without a runtime
-/// dir, a per-uid folder under the temp dir (checked by
-/// [`ensure_private_dir`] before use, since anyone can create folders there).
-pub fn default_socket_path() -> PathBuf {
-    let base = match env_dir("XDG_RUNTIME_DIR") {
-        Some(dir) => dir.join(APP_DIR),
-        None => {
-            let uid = nix::unistd::geteuid().as_raw();
-            std::env::temp_dir().join(format!("{APP_DIR}-{uid}"))
-        }
-    };
-    base.join(SOCKET_FILE)
 }
 
 /// Creates `dir` (and its parents) and makes sure it is ours and 0700.

@@ -70,6 +70,32 @@ pub fn fit_prefix(text: &str, room: usize, page_chars: usize, limit: usize) -> u
             return nl + 1;
         }
     }
+    seam(text, cut)
+}
+
+/// Longest step back [`seam`] takes to find a cut between two visible
+/// characters.
+const SEAM_BACKOFF: usize = 32;
+
+/// A cut at or just before `cut` that falls between two characters that are
+/// not whitespace. Telegram trims each message, so whitespace on either
+/// side of a cut between two messages would vanish ("the | quick" shows as
+/// "the" and "quick"); a cut inside a word loses nothing. Falls back to
+/// `cut` when no such point is near.
+fn seam(text: &str, cut: usize) -> usize {
+    let mut at = cut;
+    for _ in 0..SEAM_BACKOFF {
+        let before = text[..at].chars().next_back();
+        let after = text[at..].chars().next();
+        match (before, after) {
+            (Some(b), Some(a)) if !b.is_whitespace() && !a.is_whitespace() => return at,
+            (Some(b), _) => at -= b.len_utf8(),
+            (None, _) => break,
+        }
+        if at == 0 {
+            break;
+        }
+    }
     cut
 }
 
@@ -117,6 +143,20 @@ mod tests {
             assert_eq!(html_to_text(&escape_html(s)), s);
             assert_eq!(html_to_text(&format!("<b>{}</b>", escape_html(s))), s);
         }
+    }
+
+    #[test]
+    fn a_cut_inside_a_line_keeps_whitespace_off_the_seam() {
+        // No line break in reach: the cut falls inside a word, so that
+        // Telegram's trimming of each message loses no space.
+        let text = "L0000455 the quick <brown> fox";
+        let cut = fit_prefix(text, 13, 0, 4096);
+        assert_eq!(&text[..cut], "L0000455 th");
+        assert!(!text[..cut].ends_with(' ') && !text[cut..].starts_with(' '));
+        // All whitespace: nothing visible to lose, cut where it fits.
+        assert_eq!(fit_prefix("          ", 4, 0, 4096), 4);
+        // A line break in reach still wins.
+        assert_eq!(fit_prefix("ab\ncd ef gh", 8, 4096, 4096), 3);
     }
 
     #[test]

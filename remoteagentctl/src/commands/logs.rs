@@ -1,7 +1,7 @@
 //! `remoteagentctl logs [AGENT] [--session ID] [-n N] [-f]`: a session's
 //! local log; with `-f`, new lines as they are written, until Ctrl-C.
 
-use remoteagent_proto::control::{Request, Response};
+use remoteagent_proto::control::{LogsRequest, Request, Response};
 
 use super::{print_json, print_line, shown};
 use crate::client::Client;
@@ -17,12 +17,12 @@ pub struct LogsArgs {
 
 pub async fn run(client: &mut Client, args: LogsArgs) -> Result<(), CliError> {
     client
-        .send(Request::Logs {
+        .send(Request::Logs(LogsRequest {
             agent: args.agent,
             session: args.session,
             lines: args.lines,
             follow: args.follow,
-        })
+        }))
         .await?;
     let stream = async {
         loop {

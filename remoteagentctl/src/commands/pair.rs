@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use remoteagent_proto::control::{Request, Response};
+use remoteagent_proto::control::{PairRequest, Request, Response};
 use remoteagent_proto::runner::{Preset, RunnerSpec};
 
 use super::{print_json, shown};
@@ -56,11 +56,11 @@ pub async fn run(client: &mut Client, args: PairArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::error(format!("cannot pair {}: {e}", args.path.display())))?;
     let runner = runner(&args)?;
     client
-        .send(Request::Pair {
+        .send(Request::Pair(PairRequest {
             path,
             name: args.name.clone(),
             runner,
-        })
+        }))
         .await?;
     let mut spinner: Option<ProgressBar> = None;
     let wait = async {

@@ -1,13 +1,13 @@
 //! `remoteagentctl stop AGENT`: abort the agent's running session.
 
-use remoteagent_proto::control::{Request, Response};
+use remoteagent_proto::control::{AgentRequest, Request, Response};
 
 use super::print_json;
 use crate::client::Client;
 use crate::error::CliError;
 
 pub async fn run(client: &mut Client, agent: String, json: bool) -> Result<(), CliError> {
-    let response = client.call(Request::Stop { agent }).await?;
+    let response = client.call(Request::Stop(AgentRequest { agent })).await?;
     if json {
         return print_json(&response);
     }

@@ -1,14 +1,14 @@
 //! `remoteagentctl unpair AGENT`: revoke in the cloud (best effort) and
 //! forget locally.
 
-use remoteagent_proto::control::{Request, Response};
+use remoteagent_proto::control::{AgentRequest, Request, Response};
 
 use super::{print_json, shown};
 use crate::client::Client;
 use crate::error::CliError;
 
 pub async fn run(client: &mut Client, agent: String, json: bool) -> Result<(), CliError> {
-    let response = client.call(Request::Unpair { agent }).await?;
+    let response = client.call(Request::Unpair(AgentRequest { agent })).await?;
     if json {
         return print_json(&response);
     }

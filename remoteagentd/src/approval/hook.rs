@@ -13,13 +13,14 @@
 //! No secret takes part: the socket path is not one, and the daemon checks
 //! that the peer is our own user.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use remoteagent_control::codec::encode_line;
+use remoteagent_control::{BlockingClient, BlockingError};
 use remoteagent_proto::control::{
-    ClientMessage, MAX_LINE_BYTES, PROTOCOL_VERSION, Reply, Request, Response,
+    ApprovalRequest, ClientMessage, MAX_LINE_BYTES, Request, Response,
 };
 use remoteagent_proto::{AgentId, SessionId};
 use serde_json::{Value, json};
@@ -207,26 +208,24 @@ fn parse_input(stdin: impl Read) -> Result<(String, Value), String> {
 
 /// The request line; a tool input too large for one control-socket line is
 /// cut down to the fields the policy and the summary use.
-fn request_line(id: u64, request: Request) -> Result<Vec<u8>, String> {
-    let encode = |request: Request| {
-        let mut line = serde_json::to_vec(&ClientMessage { id, request })
-            .map_err(|e| format!("encoding the request: {e}"))?;
-        line.push(b'\n');
-        Ok::<_, String>(line)
+fn request_line(id: u64, request: ApprovalRequest) -> Result<Vec<u8>, String> {
+    let encode = |request: ApprovalRequest| {
+        encode_line(&ClientMessage {
+            id,
+            request: Request::Approval(request),
+        })
+        .map_err(|e| format!("encoding the request: {e}"))
     };
     let line = encode(request.clone())?;
     if line.len() <= MAX_LINE_BYTES {
         return Ok(line);
     }
-    let Request::Approval {
+    let ApprovalRequest {
         agent,
         session,
         tool,
         input,
-    } = request
-    else {
-        return Err("the request is too large".into());
-    };
+    } = request;
     let mut reduced = serde_json::Map::new();
     if let Value::Object(fields) = &input {
         for (k, v) in fields {
@@ -236,7 +235,7 @@ fn request_line(id: u64, request: Request) -> Result<Vec<u8>, String> {
             }
         }
     }
-    let line = encode(Request::Approval {
+    let line = encode(ApprovalRequest {
         agent,
         session,
         tool,
@@ -248,99 +247,48 @@ fn request_line(id: u64, request: Request) -> Result<Vec<u8>, String> {
     Ok(line)
 }
 
+/// The approval request's id (the client's `hello` has the one before).
+const APPROVAL_ID: u64 = remoteagent_control::blocking::HELLO_ID + 1;
+
 fn ask(args: &HookArgs, stdin: impl Read) -> Result<Decision, String> {
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs.max(1));
     let (tool, input) = parse_input(stdin)?;
     let agent = AgentId::parse(&args.agent).map_err(|e| format!("bad --agent: {e}"))?;
     let session = SessionId::parse(&args.session).map_err(|e| format!("bad --session: {e}"))?;
 
-    // Only talk to a socket of our own: in the temp-dir fallback another
-    // user could have put one there to answer "allow".
-    if let Ok(meta) = std::fs::symlink_metadata(&args.socket) {
-        use std::os::unix::fs::MetadataExt;
-        let ours = nix::unistd::geteuid().as_raw();
-        if meta.uid() != ours {
-            return Err(format!(
-                "{} belongs to uid {}, not to us (uid {ours})",
-                args.socket.display(),
-                meta.uid()
-            ));
-        }
-    }
-    let stream = UnixStream::connect(&args.socket).map_err(|e| {
-        format!(
-            "remoteagentd is not reachable at {}: {e}",
-            args.socket.display()
-        )
-    })?;
-    let io = |e: std::io::Error| format!("talking to remoteagentd: {e}");
-    stream
-        .set_write_timeout(Some(Duration::from_secs(10)))
-        .map_err(io)?;
-    let mut writer = stream.try_clone().map_err(io)?;
-    let mut out = request_line(
-        1,
-        Request::Hello {
-            protocol: PROTOCOL_VERSION,
-            client_version: env!("CARGO_PKG_VERSION").into(),
-        },
-    )?;
-    out.extend(request_line(
-        2,
-        Request::Approval {
+    let line = request_line(
+        APPROVAL_ID,
+        ApprovalRequest {
             agent,
             session,
             tool,
             input,
         },
-    )?);
-    writer.write_all(&out).map_err(io)?;
-
-    let mut reader = BufReader::new(stream);
-    let mut line = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(format!(
-                "no decision from remoteagentd within {} s",
-                args.timeout_secs
-            ));
+    )?;
+    // The owner check (another user's socket could answer "allow") and the
+    // hello are the client's.
+    let timed_out = || {
+        format!(
+            "no decision from remoteagentd within {} s",
+            args.timeout_secs
+        )
+    };
+    let failed = |e: BlockingError| match e {
+        BlockingError::TimedOut => timed_out(),
+        BlockingError::Closed => "remoteagentd closed the connection without a decision".into(),
+        e => e.to_string(),
+    };
+    let mut client = BlockingClient::connect(&args.socket).map_err(failed)?;
+    client.send_line(&line).map_err(failed)?;
+    let reply = client.next_before(deadline).map_err(failed)?;
+    if let Some(error) = reply.error {
+        return Err(error.message);
+    }
+    match (reply.id, reply.data) {
+        (APPROVAL_ID, Some(Response::ApprovalDecision { allow, reason })) => {
+            Ok(Decision { allow, reason })
         }
-        reader.get_ref().set_read_timeout(Some(left)).map_err(io)?;
-        line.clear();
-        let read = (&mut reader)
-            .take(MAX_LINE_BYTES as u64)
-            .read_until(b'\n', &mut line);
-        match read {
-            Ok(0) => return Err("remoteagentd closed the connection without a decision".into()),
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(format!(
-                    "no decision from remoteagentd within {} s",
-                    args.timeout_secs
-                ));
-            }
-            Err(e) => return Err(io(e)),
-        }
-        let reply: Reply = serde_json::from_slice(&line)
-            .map_err(|e| format!("remoteagentd sent something unreadable: {e}"))?;
-        if let Some(error) = reply.error {
-            return Err(error.message);
-        }
-        match (reply.id, reply.data) {
-            (1, Some(Response::Hello { .. })) => {}
-            (2, Some(Response::ApprovalDecision { allow, reason })) => {
-                return Ok(Decision { allow, reason });
-            }
-            (_, other) => {
-                return Err(format!("remoteagentd answered unexpectedly: {other:?}"));
-            }
-        }
+        (_, other) => Err(format!("remoteagentd answered unexpectedly: {other:?}")),
     }
 }
 
@@ -527,7 +475,7 @@ mod tests {
 
     #[test]
     fn huge_inputs_are_cut_to_fit_a_line() {
-        let request = Request::Approval {
+        let request = ApprovalRequest {
             agent: AgentId::parse("a").unwrap(),
             session: SessionId::parse("s").unwrap(),
             tool: "Write".into(),
@@ -536,7 +484,7 @@ mod tests {
         let line = request_line(2, request).unwrap();
         assert!(line.len() <= MAX_LINE_BYTES);
         let m: ClientMessage = serde_json::from_slice(&line).unwrap();
-        let Request::Approval { input, .. } = m.request else {
+        let Request::Approval(ApprovalRequest { input, .. }) = m.request else {
             panic!()
         };
         assert_eq!(input["file_path"], "/p/big.txt");

@@ -4,9 +4,7 @@
 //! hangs up cancels the wait (the server drops this future), and the
 //! session then resolves the request without anyone to tell.
 
-use remoteagent_proto::control::{ErrorCode, Response};
-use remoteagent_proto::{AgentId, SessionId};
-use serde_json::Value;
+use remoteagent_proto::control::{ApprovalRequest, ErrorCode, Response};
 use tracing::Instrument;
 
 use super::ControlError;
@@ -17,11 +15,14 @@ const MAX_TOOL_CHARS: usize = 128;
 
 pub async fn handle(
     supervisor: &Supervisor,
-    agent: AgentId,
-    session: SessionId,
-    tool: String,
-    input: Value,
+    request: ApprovalRequest,
 ) -> Result<Response, ControlError> {
+    let ApprovalRequest {
+        agent,
+        session,
+        tool,
+        input,
+    } = request;
     if tool.trim().is_empty()
         || tool.chars().count() > MAX_TOOL_CHARS
         || tool.chars().any(char::is_control)

@@ -8,7 +8,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use remoteagent_proto::control::{ErrorCode, Reply, Response};
+use remoteagent_proto::control::{ErrorCode, LogsRequest, Reply, Response};
 use remoteagent_proto::{AgentId, SessionId};
 
 use super::{ControlError, ReplySink};
@@ -91,12 +91,15 @@ fn tail(path: &Path, n: usize) -> std::io::Result<(Vec<String>, u64)> {
 pub async fn handle(
     supervisor: &Supervisor,
     id: u64,
-    agent: Option<String>,
-    session: Option<String>,
-    lines: usize,
-    follow: bool,
+    request: LogsRequest,
     sink: &ReplySink,
 ) -> Result<(), ControlError> {
+    let LogsRequest {
+        agent,
+        session,
+        lines,
+        follow,
+    } = request;
     let (agent_id, session_id, path) = choose(supervisor, agent.as_deref(), session.as_deref())?;
     let (last, mut offset) = tail(&path, lines.min(MAX_LINES))
         .map_err(|e| ControlError::internal(format!("reading {}: {e}", path.display())))?;

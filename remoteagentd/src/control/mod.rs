@@ -2,13 +2,13 @@
 //! in `remoteagent_proto::control`.
 //!
 //! * [`server`]: binding (stale-socket detection, permissions), accepting,
-//!   the per-connection loop (peer uid check, line cap, Hello first).
+//!   the per-connection loop (peer uid check, Hello first) on the shared
+//!   NDJSON codec of `remoteagent_control::codec` (line cap included).
 //! * one file per request: [`pair`], [`list`], [`status`], [`stop`],
 //!   [`logs`], [`unpair`], [`approval`] (Claude Code's approval hook).
 
 pub mod approval;
 mod error;
-pub mod lines;
 pub mod list;
 pub mod logs;
 pub mod pair;

@@ -1,10 +1,8 @@
 //! `Request::Pair`: streams the pairing code, ends with `Paired` or an error.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use remoteagent_proto::control::{Reply, Response};
-use remoteagent_proto::runner::RunnerSpec;
+use remoteagent_proto::control::{PairRequest, Reply, Response};
 
 use super::{ControlError, ReplySink};
 use crate::pairing::{PairParams, pair};
@@ -13,11 +11,10 @@ use crate::supervisor::Supervisor;
 pub async fn handle(
     supervisor: &Arc<Supervisor>,
     id: u64,
-    path: PathBuf,
-    name: Option<String>,
-    runner: Option<RunnerSpec>,
+    request: PairRequest,
     sink: &ReplySink,
 ) -> Result<Response, ControlError> {
+    let PairRequest { path, name, runner } = request;
     let params = PairParams { path, name, runner };
     let progress = |code: Response| {
         // The channel is bounded but nearly empty here; `try_send` keeps the

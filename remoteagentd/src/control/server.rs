@@ -5,18 +5,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::{SinkExt, StreamExt};
 use interprocess::local_socket::tokio::{Listener, Stream, prelude::*};
 use interprocess::local_socket::{GenericFilePath, ListenerOptions};
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
+use remoteagent_control::Client;
+use remoteagent_control::codec::{self, Line};
 use remoteagent_proto::control::{
-    ClientMessage, ErrorCode, MAX_LINE_BYTES, PROTOCOL_VERSION, Reply, Request, Response,
+    AgentRequest, ClientMessage, ErrorCode, HelloRequest, MAX_LINE_BYTES, PROTOCOL_VERSION, Reply,
+    Request, Response,
 };
-use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, FramedWrite, LinesCodecError};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::lines::{Line, read_line};
 use super::{ControlError, ReplySink};
 use crate::paths::{PathsError, ensure_private_dir};
 use crate::supervisor::Supervisor;
@@ -46,38 +49,10 @@ pub struct ControlServer {
 /// message. Any failure just leaves the pid unknown.
 async fn running_pid(path: &Path) -> String {
     let ask = async {
-        let name = path.to_fs_name::<GenericFilePath>().ok()?;
-        let stream = Stream::connect(name).await.ok()?;
-        let (r, mut w) = tokio::io::split(stream);
-        let mut reader = BufReader::new(r);
-        for (id, request) in [
-            (
-                1,
-                Request::Hello {
-                    protocol: PROTOCOL_VERSION,
-                    client_version: env!("CARGO_PKG_VERSION").into(),
-                },
-            ),
-            (2, Request::Status),
-        ] {
-            let mut line = serde_json::to_vec(&ClientMessage { id, request }).ok()?;
-            line.push(b'\n');
-            w.write_all(&line).await.ok()?;
-        }
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            if read_line(&mut reader, &mut buf, MAX_LINE_BYTES)
-                .await
-                .ok()?
-                != Line::Complete
-            {
-                return None;
-            }
-            let reply: Reply = serde_json::from_slice(&buf).ok()?;
-            if let Some(Response::Status(s)) = reply.data {
-                return Some(s.pid.to_string());
-            }
+        let mut client = Client::connect(path).await.ok()?;
+        match client.call(Request::Status).await.ok()? {
+            Response::Status(s) => Some(s.pid.to_string()),
+            _ => None,
         }
     };
     tokio::time::timeout(Duration::from_secs(3), ask)
@@ -175,11 +150,22 @@ impl ControlServer {
 
 /// The id of a message that is valid JSON but not a valid request, so the
 /// error reply can name it.
-fn salvage_id(line: &[u8]) -> u64 {
-    serde_json::from_slice::<serde_json::Value>(line)
+fn salvage_id(line: &str) -> u64 {
+    serde_json::from_str::<serde_json::Value>(line)
         .ok()
         .and_then(|v| v.get("id").and_then(|id| id.as_u64()))
         .unwrap_or(0)
+}
+
+/// What to tell a client whose line the codec refused; `None` for an I/O
+/// error (the client is gone).
+fn refusal(e: &LinesCodecError) -> Option<String> {
+    match e {
+        LinesCodecError::MaxLineLengthExceeded => Some(format!(
+            "a line is limited to {MAX_LINE_BYTES} bytes; closing the connection"
+        )),
+        LinesCodecError::Io(_) => None,
+    }
 }
 
 async fn connection(stream: Stream, supervisor: Arc<Supervisor>, shutdown: CancellationToken) {
@@ -197,55 +183,58 @@ async fn connection(stream: Stream, supervisor: Arc<Supervisor>, shutdown: Cance
             return;
         }
     }
-    let (r, mut w) = tokio::io::split(stream);
-    let mut reader = BufReader::new(r);
+    let (r, w) = tokio::io::split(stream);
+    let mut reader = FramedRead::new(r, codec::lines());
     let (tx, mut rx) = mpsc::channel::<Reply>(64);
     let writer = tokio::spawn(async move {
+        let mut w = FramedWrite::new(w, codec::lines());
         while let Some(reply) = rx.recv().await {
-            let Ok(mut line) = serde_json::to_vec(&reply) else {
+            let Ok(line) = serde_json::to_string(&reply) else {
                 continue;
             };
-            line.push(b'\n');
-            if w.write_all(&line).await.is_err() {
+            if w.send(line).await.is_err() {
                 break;
             }
         }
-        let _ = w.shutdown().await;
+        let _ = SinkExt::<String>::close(&mut w).await;
     });
 
     let mut greeted = false;
-    let mut buf = Vec::new();
     loop {
-        buf.clear();
         let line = tokio::select! {
             _ = shutdown.cancelled() => break,
-            line = read_line(&mut reader, &mut buf, MAX_LINE_BYTES) => line,
+            line = reader.next() => line,
         };
-        match line {
-            Ok(Line::Complete) => {}
-            Ok(Line::Eof) | Err(_) => break,
-            Ok(Line::TooLong) => {
+        let line = match line {
+            Some(Ok(Line::Text(line))) => line,
+            Some(Ok(Line::NotUtf8)) => {
                 let _ = tx
                     .send(Reply::error(
                         0,
                         ErrorCode::BadRequest,
-                        format!(
-                            "a line is limited to {MAX_LINE_BYTES} bytes; closing the connection"
-                        ),
+                        "not a valid request: the line is not UTF-8",
                     ))
                     .await;
+                continue;
+            }
+            None => break,
+            Some(Err(e)) => {
+                // The codec cannot resync after an error: say why, then close.
+                if let Some(why) = refusal(&e) {
+                    let _ = tx.send(Reply::error(0, ErrorCode::BadRequest, why)).await;
+                }
                 break;
             }
-        }
-        if buf.iter().all(u8::is_ascii_whitespace) {
+        };
+        if line.trim().is_empty() {
             continue;
         }
-        let message: ClientMessage = match serde_json::from_slice(&buf) {
+        let message: ClientMessage = match serde_json::from_str(&line) {
             Ok(m) => m,
             Err(e) => {
                 let _ = tx
                     .send(Reply::error(
-                        salvage_id(&buf),
+                        salvage_id(&line),
                         ErrorCode::BadRequest,
                         format!("not a valid request: {e}"),
                     ))
@@ -255,12 +244,12 @@ async fn connection(stream: Stream, supervisor: Arc<Supervisor>, shutdown: Cance
         };
         if !greeted {
             match message.request {
-                Request::Hello { protocol, .. } if protocol == PROTOCOL_VERSION => {
+                Request::Hello(h) if h.protocol == PROTOCOL_VERSION => {
                     greeted = true;
                     let _ = tx.send(Reply::done(message.id, hello())).await;
                     continue;
                 }
-                Request::Hello { protocol, .. } => {
+                Request::Hello(HelloRequest { protocol, .. }) => {
                     let _ = tx
                         .send(Reply::error(
                             message.id,
@@ -288,7 +277,6 @@ async fn connection(stream: Stream, supervisor: Arc<Supervisor>, shutdown: Cance
         let id = message.id;
         let handler = dispatch(&supervisor, id, message.request, &tx);
         tokio::pin!(handler);
-        let mut extra = Vec::new();
         let reply = loop {
             tokio::select! {
                 reply = &mut handler => break Some(reply),
@@ -299,14 +287,17 @@ async fn connection(stream: Stream, supervisor: Arc<Supervisor>, shutdown: Cance
                 // Reading on while a request runs is how a client hanging up
                 // (Ctrl-C on `pair` or `logs -f`) is noticed and the request
                 // cancelled.
-                line = read_line(&mut reader, &mut extra, MAX_LINE_BYTES) => match line {
-                    Ok(Line::Complete) => {
+                line = reader.next() => match line {
+                    Some(Ok(extra)) => {
+                        let id = match &extra {
+                            Line::Text(extra) => salvage_id(extra),
+                            Line::NotUtf8 => 0,
+                        };
                         let _ = tx.send(Reply::error(
-                            salvage_id(&extra),
+                            id,
                             ErrorCode::BadRequest,
                             "one request at a time per connection; this one was ignored",
                         )).await;
-                        extra.clear();
                     }
                     _ => break None,
                 },
@@ -341,36 +332,26 @@ async fn dispatch(
     sink: &ReplySink,
 ) -> Reply {
     let result: Result<Option<Response>, ControlError> = match request {
-        Request::Hello { protocol, .. } if protocol == PROTOCOL_VERSION => Ok(Some(hello())),
-        Request::Hello { .. } => Err(ControlError::new(
+        Request::Hello(h) if h.protocol == PROTOCOL_VERSION => Ok(Some(hello())),
+        Request::Hello(_) => Err(ControlError::new(
             ErrorCode::ProtocolMismatch,
             "protocol mismatch in a repeated hello",
         )),
-        Request::Pair { path, name, runner } => {
-            super::pair::handle(supervisor, id, path, name, runner, sink)
-                .await
-                .map(Some)
-        }
-        Request::List => Ok(Some(super::list::handle(supervisor))),
-        Request::Status => Ok(Some(super::status::handle(supervisor))),
-        Request::Stop { agent } => super::stop::handle(supervisor, &agent).await.map(Some),
-        Request::Logs {
-            agent,
-            session,
-            lines,
-            follow,
-        } => super::logs::handle(supervisor, id, agent, session, lines, follow, sink)
-            .await
-            .map(|()| None),
-        Request::Unpair { agent } => super::unpair::handle(supervisor, &agent).await.map(Some),
-        Request::Approval {
-            agent,
-            session,
-            tool,
-            input,
-        } => super::approval::handle(supervisor, agent, session, tool, input)
+        Request::Pair(request) => super::pair::handle(supervisor, id, request, sink)
             .await
             .map(Some),
+        Request::List => Ok(Some(super::list::handle(supervisor))),
+        Request::Status => Ok(Some(super::status::handle(supervisor))),
+        Request::Stop(AgentRequest { agent }) => {
+            super::stop::handle(supervisor, &agent).await.map(Some)
+        }
+        Request::Logs(request) => super::logs::handle(supervisor, id, request, sink)
+            .await
+            .map(|()| None),
+        Request::Unpair(AgentRequest { agent }) => {
+            super::unpair::handle(supervisor, &agent).await.map(Some)
+        }
+        Request::Approval(request) => super::approval::handle(supervisor, request).await.map(Some),
     };
     match result {
         Ok(Some(response)) => Reply::done(id, response),

@@ -136,6 +136,30 @@ impl World {
         self.say(&format!("/pair {code}")).await;
         let exit = ctl.wait(WAIT).await.unwrap();
         assert_eq!(exit, Some(0), "pair failed:\n{}", ctl.output());
+        // A prompt is only sent once the cloud can see the agent (its
+        // presence key, written by the daemon's first heartbeat): on a busy
+        // machine that can come a second after `pair` returns.
+        let presence = format!("presence:{}", self.agent_id());
+        let admin = remoteagent_testkit::redis_conn(&self.redis.url()).await;
+        let online = wait_for(WAIT, || {
+            let presence = presence.clone();
+            // A multiplexed connection is a cheap handle: one per poll.
+            let mut admin = admin.clone();
+            async move {
+                let n: i64 = redis::cmd("EXISTS")
+                    .arg(&presence)
+                    .query_async(&mut admin)
+                    .await
+                    .ok()?;
+                (n > 0).then_some(())
+            }
+        })
+        .await;
+        assert!(
+            online.is_some(),
+            "the agent never came online:\n{}",
+            self.logs()
+        );
     }
 
     fn agent_id(&self) -> String {

@@ -13,6 +13,8 @@
 //! * [`stream`]: an output stream's entry (encode/parse) and the commands
 //!   that end a stream with `done`, as data each side turns into a pipeline.
 //! * [`runner`]: which AI CLI a project runs.
+//! * [`backoff`]: the one retry policy (how long until the next attempt,
+//!   and whether there is one), shared by the daemon and the cloud.
 //! * [`text`]: cleaning remote text (names, prompts) before it is stored or
 //!   shown.
 //!
@@ -20,6 +22,7 @@
 //! computations so every side shares one implementation.
 
 pub mod api;
+pub mod backoff;
 pub mod control;
 pub mod envelope;
 pub mod events;

@@ -15,7 +15,6 @@
 //! wait on each other.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,7 +27,7 @@ use remoteagent_proto::events::{
 use remoteagent_proto::keys::CloudPublicKey;
 use remoteagent_proto::runner::RunnerSpec;
 use remoteagent_proto::{AgentId, SessionId, names, now_secs};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -136,7 +135,9 @@ const REBUILD_TIMEOUT: Duration = Duration::from_secs(15);
 /// State read by the handle without a round trip to the task.
 #[derive(Default)]
 struct Shared {
-    online: AtomicBool,
+    /// Presence written and the connection working; a watch so the
+    /// pairing flow can wait for the first `true` without polling.
+    online: watch::Sender<bool>,
     running: Mutex<Option<SessionId>>,
     /// The last conversation id learned while the task ran (read once the
     /// task ended, so no id is lost to a notice still in flight).
@@ -200,9 +201,14 @@ impl AgentHandle {
         &self.id
     }
 
-    /// Subscribed to its channel right now.
+    /// Online right now: subscribed, and its presence key written.
     pub fn online(&self) -> bool {
-        self.shared.online.load(Ordering::SeqCst)
+        *self.shared.online.borrow()
+    }
+
+    /// Watches `online`, for a caller that waits for it to change.
+    pub fn online_watch(&self) -> watch::Receiver<bool> {
+        self.shared.online.subscribe()
     }
 
     pub fn running_session(&self) -> Option<SessionId> {
@@ -355,7 +361,10 @@ async fn run_agent(
             }
         }
     };
-    shared.online.store(true, Ordering::SeqCst);
+    // Not online yet: the cloud answers "offline" until `presence:{id}`
+    // exists, so `online` turns true only once the first heartbeat has
+    // written it (see `heartbeat`). Saying online at subscription let a
+    // prompt sent right after pairing be refused under load.
     tracing::info!("subscribed to its command channel");
 
     // Loaded now, before the first envelope can be taken.
@@ -396,7 +405,7 @@ async fn run_agent(
             push = push_rx.recv() => {
                 let Some(push) = push else { break };
                 if matches!(push.kind, PushKind::Disconnection) {
-                    agent.shared.online.store(false, Ordering::SeqCst);
+                    agent.shared.online.send_replace(false);
                     tracing::warn!("Redis connection lost; reconnecting");
                     if rebuild.is_none() {
                         reconnect_at = Some(Instant::now() + reconnect_delay);
@@ -490,7 +499,9 @@ impl Agent {
     async fn on_push(&mut self, push: PushInfo) -> Flow {
         match push.kind {
             PushKind::Subscribe => {
-                self.shared.online.store(true, Ordering::SeqCst);
+                // Subscribed again after a reconnect. Presence may have
+                // expired during the outage: write it before saying online.
+                self.heartbeat().await;
                 Flow::Continue
             }
             PushKind::Message => {
@@ -825,9 +836,11 @@ impl Agent {
             });
         match res {
             Ok(()) => {
-                // The manager resubscribes on reconnect; a working
-                // connection means the subscription is back.
-                self.shared.online.store(true, Ordering::SeqCst);
+                // The one place `online` turns true: the presence key the
+                // cloud checks exists now. The manager resubscribes on
+                // reconnect, so a working connection means the subscription
+                // is back too.
+                self.shared.online.send_replace(true);
                 self.link = Link::default();
                 true
             }
@@ -852,7 +865,7 @@ impl Agent {
         .await;
         let mut conn = self.conn.get();
         let _ = tokio::time::timeout(Duration::from_secs(3), conn.unsubscribe(&self.channel)).await;
-        self.shared.online.store(false, Ordering::SeqCst);
+        self.shared.online.send_replace(false);
         tracing::info!("agent stopped");
     }
 }

@@ -281,6 +281,21 @@ impl Supervisor {
         self.slots().get(id).map(Self::info)
     }
 
+    /// Waits up to `limit` for a just-paired agent to be online, so that
+    /// `pair` returns once a prompt sent from Telegram would be taken.
+    /// Never holds the slots lock across the wait.
+    pub async fn wait_online(&self, id: &AgentId, limit: Duration) -> Option<AgentInfo> {
+        let online = self
+            .slots()
+            .get(id)
+            .and_then(|s| s.handle.as_ref())
+            .map(|h| h.online_watch());
+        if let Some(mut rx) = online {
+            let _ = tokio::time::timeout(limit, rx.wait_for(|online| *online)).await;
+        }
+        self.agent_info(id)
+    }
+
     pub fn meta(&self, id: &AgentId) -> Option<AgentMeta> {
         self.slots().get(id).map(|s| s.meta.clone())
     }

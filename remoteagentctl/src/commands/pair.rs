@@ -120,7 +120,14 @@ pub async fn run(client: &mut Client, args: PairArgs) -> Result<(), CliError> {
                             shown(&agent.path.display().to_string()),
                             agent.runner.display_name()
                         );
-                        println!("Send it a message in Telegram to start a session.");
+                        if agent.online {
+                            println!("Send it a message in Telegram to start a session.");
+                        } else {
+                            println!(
+                                "It is not online yet: the daemon has not reached Redis. \
+                                 `remoteagentctl list` shows when it is; until then the bot answers that it is offline."
+                            );
+                        }
                     }
                     return Ok(());
                 }

@@ -17,7 +17,7 @@ use remoteagent_testkit::RedisServer;
 struct Setup {
     home: Arc<Home>,
     cloud: FakeCloud,
-    _redis: RedisServer,
+    redis: RedisServer,
     daemon: Daemon,
 }
 
@@ -30,7 +30,7 @@ async fn setup() -> Setup {
     Setup {
         home,
         cloud,
-        _redis: redis,
+        redis,
         daemon,
     }
 }
@@ -99,6 +99,20 @@ async fn pair_list_and_metadata() {
     let agents: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(agents[0]["id"], agent.as_str());
     assert_eq!(agents[0]["name"], "proj");
+    // `pair` answers once the agent is online (its presence key written),
+    // so a prompt sent right after it is taken, not answered "offline".
+    assert_eq!(agents[0]["online"], true, "online as soon as pair returns");
+    assert!(rest.contains("Send it a message in Telegram"), "{rest}");
+    let mut redis = remoteagent_testkit::redis_conn(&s.redis.url()).await;
+    let presence: bool = redis::cmd("EXISTS")
+        .arg(remoteagent_proto::names::presence_key(&agent))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(
+        presence,
+        "online means the presence key the cloud checks exists"
+    );
     let canonical = std::fs::canonicalize(s.home.path().join("proj")).unwrap();
     assert_eq!(agents[0]["path"], canonical.to_string_lossy().as_ref());
 
@@ -485,7 +499,7 @@ async fn redis_dying_while_waiting_is_reported() {
     let mut s = setup().await;
     let project = s.home.project("web");
     let (child, lines, _) = start_pair(&s.home, &["pair", project.to_str().unwrap()]).await;
-    s._redis.stop();
+    s.redis.stop();
     let (_, out) = end(child, lines).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("Redis"), "{}", stderr(&out));

@@ -1,4 +1,4 @@
-//! Signed command envelopes (DESIGN.md, "Command envelopes are signed").
+//! Signed command envelopes (ARCHITECTURE.md, Contracts: "Envelopes").
 //!
 //! A message on `agent:{agentId}` is a compact JWT signed with the cloud's
 //! Ed25519 key. Its claims are `aud = agentId`, `iat`, `exp` (at most

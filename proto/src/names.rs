@@ -1,4 +1,4 @@
-//! Redis channel and key names (see DESIGN.md, "Redis contract"). Built only
+//! Redis channel and key names (ARCHITECTURE.md, Contracts: "Redis keys and channels"). Built only
 //! here so the cloud, the daemon and the ACL rules can never disagree.
 
 use crate::{AgentId, PairingId, SessionId};

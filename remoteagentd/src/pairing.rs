@@ -1,4 +1,4 @@
-//! Pairing a project folder (DESIGN.md, "Pairing"), for
+//! Pairing a project folder (ARCHITECTURE.md, Contracts: "Pairing"), for
 //! `Request::Pair {path, name, runner}`:
 //!
 //! 1. canonicalize the folder and make sure it is not paired already;

@@ -1,4 +1,4 @@
-//! Where the daemon keeps its files (see DESIGN.md, "Local layout").
+//! Where the daemon keeps its files (ARCHITECTURE.md, Contracts: "Local layout").
 //!
 //! Every location honours `HOME` and the `XDG_*` variables, on every
 //! platform, so a test (or a user) can move the whole daemon into another

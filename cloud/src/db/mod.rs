@@ -1,7 +1,9 @@
 //! The database: sqlx `Any` over SQLite (the embedded default, a file in the
 //! data dir) or PostgreSQL (`DATABASE_URL=postgres://…`), with the same
 //! queries for both. Ids are TEXT, times BIGINT epoch milliseconds, flags
-//! BIGINT 0/1, placeholders `$n` (see CRATES.md on `Any`).
+//! BIGINT 0/1, placeholders `$n`: `Any` decodes only integers, floats,
+//! strings and bytes reliably across both (a PostgreSQL `TIMESTAMPTZ` or
+//! UUID column fails), and `?` placeholders break on PostgreSQL.
 //!
 //! * [`users`], [`agents`], [`sessions`], [`pairing`], [`groups`]: one
 //!   module per table, plain functions over [`Db`].

@@ -1,5 +1,5 @@
 //! The outbox: one sender per bot between everything that talks to a chat
-//! and the Bot API (after takopi's, see STYLE.md).
+//! and the Bot API (modelled on the outbox of takopi, a Telegram bridge for coding agents).
 //!
 //! * Operations wait in a queue keyed by message: a newer edit of a message
 //!   replaces the queued payload but keeps its place in line.

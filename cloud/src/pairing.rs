@@ -142,10 +142,10 @@ pub async fn request(state: &AppState, req: &PairRequest) -> Result<PairResponse
     Metrics::inc(&state.metrics.pairings_requested);
     tracing::info!(pairing = %pairing_id, project = %project, "pairing code issued");
     Ok(PairResponse {
+        connect_url: format!("{}/connect?code={code}", state.config.public_url),
         code,
         pairing_id,
         expires_at_ms: expires as u64,
-        connect_url: format!("{}/connect", state.config.public_url),
         bot_username: state.bot_username.clone(),
         redis: RedisCredentials {
             url: state.config.public_redis_url.clone(),

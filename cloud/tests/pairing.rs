@@ -84,7 +84,12 @@ async fn pairing_through_the_bot_gives_a_confined_agent(app: &TestApp) {
 async fn the_pairing_user_may_only_listen_on_its_channel(app: &TestApp) {
     let pair = app.pair_request("p").await;
     assert_eq!(pair.code.len(), 7);
-    assert!(pair.connect_url.ends_with("/connect"));
+    assert!(
+        pair.connect_url
+            .ends_with(&format!("/connect?code={}", pair.code)),
+        "{}",
+        pair.connect_url
+    );
     assert!(pair.expires_at_ms > remoteagent_proto::now_ms());
     let client = client_as(&pair.redis.url, &pair.redis.username, &pair.redis.password);
     let mut pubsub = client.get_async_pubsub().await.unwrap();
@@ -241,6 +246,30 @@ async fn the_connect_page_checks_the_widget_signature(app: &TestApp) {
     let html = page.text().await.unwrap();
     assert!(
         html.contains("data-telegram-login=\"remoteagent_test_bot\""),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"value="""#),
+        "no code, an empty field: {html}"
+    );
+    // The link `pair` prints fills the code in; anything else is dropped.
+    let filled = app
+        .http
+        .get(app.url("/connect?code=xk9-4tz"))
+        .send()
+        .await
+        .unwrap();
+    assert!(filled.text().await.unwrap().contains(r#"value="XK9-4TZ""#));
+    let hostile = app
+        .http
+        .get(app.url("/connect?code=%22%3E%3Cscript%3Ealert(1)%3C/script%3E"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hostile.status(), 200);
+    let html = hostile.text().await.unwrap();
+    assert!(
+        !html.contains("alert(1)") && html.contains(r#"value="""#),
         "{html}"
     );
 

@@ -216,6 +216,10 @@ pub enum Response {
         expires_at_ms: u64,
         #[serde(default)]
         bot_username: Option<String>,
+        /// Problems the user should fix before the first prompt (e.g. the
+        /// runner is not on the daemon's PATH); pairing goes on regardless.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        warnings: Vec<String>,
     },
     Paired {
         agent: AgentInfo,
@@ -390,6 +394,7 @@ mod tests {
                 connect_url: "u".into(),
                 expires_at_ms: 9,
                 bot_username: None,
+                warnings: vec![],
             },
         );
         assert!(!more.is_last());

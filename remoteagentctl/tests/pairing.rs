@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -295,6 +295,8 @@ async fn ctrl_c_cancels_the_pairing() {
     let (_, out) = end(child, lines).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("cancelled"), "{}", stderr(&out));
+    // The user's choice, not a failure.
+    assert!(!stderr(&out).contains("failed"), "{}", stderr(&out));
     // The daemon stops listening for this pairing.
     let (_, _, event) = s.cloud.paired_event("web");
     let gone = remoteagent_testkit::wait_for(PATIENCE, || async {
@@ -335,6 +337,42 @@ async fn a_custom_command_runner_is_stored_as_argv() {
         meta["runner"],
         serde_json::json!({"command": ["./my-agent", "--flag", "two words"]})
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_runner_the_daemon_cannot_start_is_warned_about_with_the_code() {
+    let s = setup().await;
+    for (name, executable) in [("missing", false), ("present", true)] {
+        let project = s.home.project(name);
+        if executable {
+            let runner = project.join("my-agent");
+            std::fs::write(&runner, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&runner, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
+        let (child, lines, shown) = start_pair(
+            &s.home,
+            &[
+                "pair",
+                project.to_str().unwrap(),
+                "--command",
+                "./my-agent --fast",
+            ],
+        )
+        .await;
+        let (_, _, event) = s.cloud.paired_event(name);
+        assert_eq!(s.cloud.publish_pair(&event).await, 1);
+        let (rest, out) = end(child, lines).await;
+        assert!(out.status.success(), "{rest}\n{}", stderr(&out));
+        // The deep link that pairs in one tap (the bot's `/start CODE`).
+        let all = format!("{shown}{rest}");
+        assert!(
+            all.contains("Open https://t.me/RemoteAgentTestBot?start=XK9-4TZ"),
+            "{all}"
+        );
+        let warned =
+            stderr(&out).contains("warning: the runner ./my-agent is not an executable file");
+        assert_eq!(warned, !executable, "{name}: {}", stderr(&out));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -19,7 +19,8 @@
 //! * [`config`]: the optional `config.toml`.
 //! * [`state`]: paired agents' metadata files (never the JWT).
 //! * [`secrets`]: agent JWTs in the OS keyring (or the opt-in file store).
-//! * [`pairing`]: the pairing flow with the cloud.
+//! * [`pairing`]: the pairing flow with the cloud; [`runner_check`]: is the
+//!   runner's program where the daemon will look for it.
 //! * [`supervisor`]: owns the agents and their handles.
 //! * [`token_refresh`]: renews agent JWTs before they expire.
 //! * [`control`]: the control socket and one handler per request.
@@ -38,6 +39,7 @@ pub mod daemon;
 pub mod logging;
 pub mod pairing;
 pub mod paths;
+pub mod runner_check;
 pub mod secrets;
 pub mod seen_envelopes;
 pub mod state;

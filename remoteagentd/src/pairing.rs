@@ -201,11 +201,16 @@ where
         .map_err(|e| refused(format!("the cloud sent an invalid public key: {e}")))?;
     let mut pubsub = subscribe(&pair).await?;
     tracing::info!(pairing = %pair.pairing_id, path = %path.display(), "waiting for the pairing code to be entered");
+    let warnings =
+        crate::runner_check::missing_program(&runner, &path, std::env::var_os("PATH").as_deref())
+            .into_iter()
+            .collect();
     progress(Response::PairCode {
         code: pair.code.clone(),
         connect_url: pair.connect_url.clone(),
         expires_at_ms: pair.expires_at_ms,
         bot_username: pair.bot_username.clone(),
+        warnings,
     });
 
     let remaining = Duration::from_millis(pair.expires_at_ms.saturating_sub(now_ms()));

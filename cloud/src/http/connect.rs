@@ -1,9 +1,11 @@
 //! `GET /connect`: pairing in a browser. The page shows the Telegram Login
 //! Widget and a code field; its script posts the widget's user object and
 //! the code to `/api/pair/confirm`, where the signature is checked.
+//! `remoteagentctl pair` prints `/connect?code=CODE`, so the field comes
+//! filled in; a `code` that is not a well-formed pairing code is ignored.
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
@@ -14,7 +16,15 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/connect", get(page))
 }
 
-async fn page(State(state): State<AppState>) -> impl IntoResponse {
+#[derive(Debug, serde::Deserialize)]
+struct ConnectQuery {
+    code: Option<String>,
+}
+
+async fn page(
+    State(state): State<AppState>,
+    Query(query): Query<ConnectQuery>,
+) -> impl IntoResponse {
     let widget = match &state.bot_username {
         Some(bot) => format!(
             r#"<script async src="https://telegram.org/js/telegram-widget.js?22" data-telegram-login="{}" data-size="large" data-request-access="write" data-onauth="onTelegramAuth(user)"></script>"#,
@@ -22,7 +32,16 @@ async fn page(State(state): State<AppState>) -> impl IntoResponse {
         ),
         None => "<p>The Telegram login is unavailable right now. Send <code>/pair CODE</code> to the bot instead.</p>".to_string(),
     };
-    let html = PAGE.replace("{{WIDGET}}", &widget);
+    // Only a well-formed code (letters, digits and one dash) reaches the
+    // page, so nothing a link carries can be injected into it.
+    let code = query
+        .code
+        .as_deref()
+        .and_then(crate::pairing::normalize)
+        .unwrap_or_default();
+    let html = PAGE
+        .replace("{{WIDGET}}", &widget)
+        .replace("{{CODE}}", &code);
     (
         [
             (header::CACHE_CONTROL, "no-store"),
@@ -51,7 +70,7 @@ button { font-size: 1.1rem; }
 {{WIDGET}}
 <p>2. Enter the code shown by <code>remoteagentctl pair</code>:</p>
 <form id="form">
-<input id="code" maxlength="8" autocomplete="off" placeholder="XK9-4TZ" required>
+<input id="code" maxlength="8" autocomplete="off" placeholder="XK9-4TZ" value="{{CODE}}" required>
 <button type="submit">Connect</button>
 </form>
 <p id="result"></p>

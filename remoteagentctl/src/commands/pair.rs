@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use remoteagent_proto::control::{PairRequest, Request, Response};
 use remoteagent_proto::runner::{Preset, RunnerSpec};
 
@@ -83,29 +83,16 @@ pub async fn run(client: &mut Client, args: PairArgs) -> Result<(), CliError> {
                     connect_url,
                     expires_at_ms,
                     bot_username,
+                    warnings,
                 } => {
+                    for warning in &warnings {
+                        eprintln!("warning: {}", shown(warning));
+                    }
                     if !args.json {
-                        // All four come from the cloud.
-                        let (code, connect_url) = (shown(&code), shown(&connect_url));
-                        let bot = bot_username
-                            .map(|b| format!("@{}", shown(b.trim_start_matches('@'))))
-                            .unwrap_or_else(|| "the RemoteAgent bot".into());
-                        println!("Pairing code: {code}");
-                        println!("Send `/pair {code}` to {bot} in Telegram,");
-                        println!("or open {connect_url}");
-                        println!(
-                            "The code expires in {} minute(s).",
-                            minutes_left(expires_at_ms)
-                        );
+                        show_code(&code, &connect_url, expires_at_ms, bot_username.as_deref());
                     }
                     if std::io::stderr().is_terminal() {
-                        let bar = ProgressBar::new_spinner()
-                            .with_message("waiting for the code to be entered (Ctrl-C to cancel)");
-                        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg}") {
-                            bar.set_style(style);
-                        }
-                        bar.enable_steady_tick(Duration::from_millis(120));
-                        spinner = Some(bar);
+                        spinner = Some(countdown(expires_at_ms));
                     }
                 }
                 Response::Paired { agent } => {
@@ -136,11 +123,112 @@ pub async fn run(client: &mut Client, args: PairArgs) -> Result<(), CliError> {
         }
     };
     let result = tokio::select! {
-        result = wait => result,
-        _ = tokio::signal::ctrl_c() => Err(CliError::error("pairing cancelled")),
+        result = wait => result.map_err(|e| CliError::new(e.exit, format!("pairing failed: {}", e.message))),
+        // Not a failure: the user chose to stop. The daemon notices the
+        // closed connection and gives the pairing up.
+        _ = tokio::signal::ctrl_c() => Err(CliError::error("cancelled: nothing was paired")),
     };
     if let Some(bar) = spinner.take() {
         bar.finish_and_clear();
     }
-    result.map_err(|e| CliError::new(e.exit, format!("pairing failed: {}", e.message)))
+    result
+}
+
+/// The code, the deep link that pairs in one tap (the bot's `/start CODE`
+/// pairs), a QR code of it when a person is looking, and the web page.
+fn show_code(code: &str, connect_url: &str, expires_at_ms: u64, bot: Option<&str>) {
+    // All of these come from the cloud: shown, never trusted as text.
+    let code = shown(code);
+    let bot = bot.map(|b| shown(b.trim_start_matches('@')));
+    println!("Pairing code: {code}");
+    match &bot {
+        Some(bot) => match deep_link(bot, &code) {
+            Some(link) => {
+                println!(
+                    "Open {link} on your phone, or send `/pair {code}` to @{bot} in Telegram,"
+                );
+                if std::io::stdout().is_terminal()
+                    && let Some(qr) = qr_code(&link)
+                {
+                    println!("{qr}");
+                }
+            }
+            None => println!("Send `/pair {code}` to @{bot} in Telegram,"),
+        },
+        None => println!("Send `/pair {code}` to the RemoteAgent bot in Telegram,"),
+    }
+    println!("or open {}", shown(connect_url));
+    println!(
+        "The code expires in {} minute(s).",
+        minutes_left(expires_at_ms)
+    );
+}
+
+/// `https://t.me/BOT?start=CODE`, when both are what Telegram accepts in a
+/// deep link (a start parameter is `[A-Za-z0-9_-]{1,64}`).
+fn deep_link(bot: &str, code: &str) -> Option<String> {
+    let ok = |s: &str, max: usize| {
+        !s.is_empty()
+            && s.len() <= max
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    (ok(bot, 64) && ok(code, 64)).then(|| format!("https://t.me/{bot}?start={code}"))
+}
+
+/// The link as a QR code of half-height blocks, light on dark as phones
+/// read best from a terminal.
+fn qr_code(link: &str) -> Option<String> {
+    use qrcode::render::unicode::Dense1x2;
+    let code = qrcode::QrCode::new(link.as_bytes()).ok()?;
+    Some(
+        code.render::<Dense1x2>()
+            .dark_color(Dense1x2::Light)
+            .light_color(Dense1x2::Dark)
+            .build(),
+    )
+}
+
+/// A spinner with a live countdown to the code's expiry.
+fn countdown(expires_at_ms: u64) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    let left = move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+        let ms = expires_at_ms.saturating_sub(remoteagent_proto::now_ms());
+        let secs = ms.div_ceil(1000);
+        let _ = if secs == 0 {
+            write!(w, "the code has expired")
+        } else {
+            write!(w, "expires in {}:{:02}", secs / 60, secs % 60)
+        };
+    };
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} waiting for the code to be entered, {left} (Ctrl-C to cancel)",
+    ) {
+        bar.set_style(style.with_key("left", left));
+    }
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deep_link_only_for_what_telegram_accepts() {
+        assert_eq!(
+            deep_link("RemoteAgentBot", "XK9-4TZ").as_deref(),
+            Some("https://t.me/RemoteAgentBot?start=XK9-4TZ")
+        );
+        assert_eq!(deep_link("bot", "a b"), None);
+        assert_eq!(deep_link("bot/evil", "XK9-4TZ"), None);
+        assert_eq!(deep_link("", "XK9-4TZ"), None);
+    }
+
+    #[test]
+    fn the_qr_code_is_blocks_of_text() {
+        let qr = qr_code("https://t.me/RemoteAgentBot?start=XK9-4TZ").unwrap();
+        assert!(qr.lines().count() > 10, "{qr}");
+        assert!(qr.chars().all(|c| " █▀▄\n".contains(c)), "{qr}");
+    }
 }

@@ -59,6 +59,8 @@ async fn health_and_metrics(app: &TestApp) {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["database"], "ok");
     assert_eq!(body["redis"], "ok");
+    assert_eq!(body["service"], "remoteagent-cloud");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
     let user = user_id();
     app.pair_agent(user, "counted").await;
     let response = app.http.get(app.url("/metrics")).send().await.unwrap();

@@ -57,6 +57,8 @@ pub enum ClientError {
 pub struct Client {
     framed: Framed<Stream, Ndjson>,
     next_id: u64,
+    /// What the daemon said it is in its `hello`.
+    daemon_version: String,
 }
 
 impl Client {
@@ -90,11 +92,20 @@ impl Client {
         let mut client = Client {
             framed: Framed::new(stream, codec::lines()),
             next_id: 1,
+            daemon_version: String::new(),
         };
         match client.call(codec::hello()).await? {
-            Response::Hello { .. } => Ok(client),
+            Response::Hello { daemon_version, .. } => {
+                client.daemon_version = daemon_version;
+                Ok(client)
+            }
             other => Err(ClientError::BadHello(Box::new(other))),
         }
+    }
+
+    /// The daemon's version, from its `hello`.
+    pub fn daemon_version(&self) -> &str {
+        &self.daemon_version
     }
 
     /// Sends a request and returns its id.

@@ -53,6 +53,10 @@ pub enum Request {
     /// policy, the user's phone or the timeout decided; that can take
     /// minutes. Closing the connection withdraws the question.
     Approval(ApprovalRequest),
+    /// `remoteagentctl doctor`: the checks only the daemon can make (its
+    /// config file, its secret store, each agent's Redis login and runner).
+    /// Answered with one [`Response::Doctor`].
+    Doctor,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,6 +248,10 @@ pub enum Response {
         /// is forgotten either way.
         cloud_revoked: bool,
     },
+    /// The answer to [`Request::Doctor`].
+    Doctor {
+        checks: Vec<Check>,
+    },
     /// The answer to [`Request::Approval`].
     ApprovalDecision {
         allow: bool,
@@ -268,6 +276,66 @@ pub struct AgentInfo {
     /// keyring); `None` when it is fine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+}
+
+/// One line of `remoteagentctl doctor`: what was checked, how it went, and
+/// for a problem the command or edit that fixes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// What was checked, e.g. "config file" or "redis login of hello".
+    pub name: String,
+    pub status: CheckStatus,
+    /// What was found, in words.
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Ok,
+    /// Works, but something the user may want to change.
+    Warn,
+    /// Broken: `doctor` exits non-zero.
+    Fail,
+}
+
+impl Check {
+    pub fn ok(name: impl Into<String>, detail: impl Into<String>) -> Check {
+        Check {
+            name: name.into(),
+            status: CheckStatus::Ok,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    pub fn warn(
+        name: impl Into<String>,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Check {
+        Check {
+            name: name.into(),
+            status: CheckStatus::Warn,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    pub fn fail(
+        name: impl Into<String>,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Check {
+        Check {
+            name: name.into(),
+            status: CheckStatus::Fail,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -86,6 +86,10 @@ enum Command {
         /// Agent name or id prefix.
         agent: String,
     },
+    /// Check every part (daemon, config, secret store, cloud, Redis logins,
+    /// runners, login service), one line each, with the fix for a problem.
+    /// Exits 1 when a check failed.
+    Doctor,
     /// Run remoteagentd as a login service (systemd user unit / LaunchAgent).
     Service {
         #[arg(value_enum)]
@@ -151,6 +155,9 @@ fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> Result<(), CliError> {
     let socket = client::socket_path(cli.socket);
+    if let Command::Doctor = cli.command {
+        return commands::doctor::run(&socket, cli.json).await;
+    }
     let mut client = Client::connect(&socket).await?;
     let json = cli.json;
     match cli.command {
@@ -194,7 +201,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             .await
         }
         Command::Unpair { agent } => commands::unpair::run(&mut client, agent, json).await,
-        Command::Service { .. } | Command::Completions { .. } | Command::Man { .. } => Ok(()),
+        Command::Service { .. }
+        | Command::Completions { .. }
+        | Command::Man { .. }
+        | Command::Doctor => Ok(()),
     }
 }
 

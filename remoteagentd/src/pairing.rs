@@ -296,7 +296,7 @@ where
 }
 
 /// An id no agent has, used to check that the secret store answers.
-fn probe_id() -> remoteagent_proto::AgentId {
+pub(crate) fn probe_id() -> remoteagent_proto::AgentId {
     remoteagent_proto::AgentId::parse("remoteagent-probe")
         .unwrap_or_else(|_| remoteagent_proto::AgentId::generate())
 }

@@ -296,6 +296,17 @@ impl Supervisor {
         self.agent_info(id)
     }
 
+    /// Every agent's metadata with the reason it is not running, if any.
+    pub fn metas(&self) -> Vec<(AgentMeta, Option<String>)> {
+        let mut all: Vec<_> = self
+            .slots()
+            .values()
+            .map(|s| (s.meta.clone(), s.problem.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        all
+    }
+
     pub fn meta(&self, id: &AgentId) -> Option<AgentMeta> {
         self.slots().get(id).map(|s| s.meta.clone())
     }

@@ -43,7 +43,15 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     (
         status,
         Json(
-            json!({"status": if healthy { "ok" } else { "unavailable" }, "database": db, "redis": redis}),
+            // `service` and `version` let `remoteagentctl doctor` tell a
+            // RemoteAgent cloud from whatever else answers on that URL.
+            json!({
+                "service": "remoteagent-cloud",
+                "version": env!("CARGO_PKG_VERSION"),
+                "status": if healthy { "ok" } else { "unavailable" },
+                "database": db,
+                "redis": redis,
+            }),
         ),
     )
 }

@@ -5,9 +5,11 @@
 //!   the per-connection loop (peer uid check, Hello first) on the shared
 //!   NDJSON codec of `remoteagent_control::codec` (line cap included).
 //! * one file per request: [`pair`], [`list`], [`status`], [`stop`],
-//!   [`logs`], [`unpair`], [`approval`] (Claude Code's approval hook).
+//!   [`logs`], [`unpair`], [`approval`] (Claude Code's approval hook),
+//!   [`doctor`] (the daemon's half of `remoteagentctl doctor`).
 
 pub mod approval;
+pub mod doctor;
 mod error;
 pub mod list;
 pub mod logs;

@@ -352,6 +352,7 @@ async fn dispatch(
             super::unpair::handle(supervisor, &agent).await.map(Some)
         }
         Request::Approval(request) => super::approval::handle(supervisor, request).await.map(Some),
+        Request::Doctor => Ok(Some(super::doctor::handle(supervisor).await)),
     };
     match result {
         Ok(Some(response)) => Reply::done(id, response),

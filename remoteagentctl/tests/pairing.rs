@@ -200,7 +200,40 @@ async fn an_unreachable_cloud_is_reported() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("cannot reach the cloud"), "{err}");
+    assert!(err.contains("RemoteAgent needs a cloud"), "{err}");
     drop(redis);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cloud_url_that_is_no_cloud_or_silent_is_said_in_seconds() {
+    let _redis = RedisServer::start().unwrap();
+    // Another web server: answers, but not as a RemoteAgent cloud.
+    let other = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other_url = format!("http://{}", other.local_addr().unwrap());
+    tokio::spawn(async move {
+        let app = axum::Router::new()
+            .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "<h1>nginx</h1>") });
+        let _ = axum::serve(other, app).await;
+    });
+    // A port that takes the connection and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+
+    for (url, expected) in [
+        (other_url, "is not a RemoteAgent cloud"),
+        (silent_url, "did not answer within 10 s"),
+    ] {
+        let home = Arc::new(Home::with_file_store(&url));
+        let h = home.clone();
+        let _daemon = blocking(move || h.start_daemon()).await;
+        let project = home.project("web");
+        let h = home.clone();
+        let out = blocking(move || h.ctl(&["pair", project.to_str().unwrap()])).await;
+        assert_eq!(out.status.code(), Some(1));
+        let err = stderr(&out);
+        assert!(err.contains(expected), "{url}: {err}");
+    }
+    drop(silent);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -95,6 +95,9 @@ fn default_name(path: &Path) -> String {
 }
 
 /// Asks the cloud for a pairing code.
+/// Longest wait for the cloud's answer to `POST /api/pair`.
+const PAIR_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn request_code(supervisor: &Supervisor, name: &str) -> Result<PairResponse, ControlError> {
     let cloud = &supervisor.config.cloud_url;
     let url = format!("{cloud}/api/pair");
@@ -102,24 +105,46 @@ async fn request_code(supervisor: &Supervisor, name: &str) -> Result<PairRespons
         project_name: name.to_string(),
         hostname: clean_hostname(),
     };
+    // A user waits at the terminal: say within seconds what is wrong, not
+    // after the client's general 30 s.
     let response = supervisor
         .http
         .post(&url)
         .json(&body)
+        .timeout(PAIR_REQUEST_TIMEOUT)
         .send()
         .await
-        .map_err(|e| unreachable(format!("cannot reach the cloud at {cloud}: {e}")))?;
+        .map_err(|e| {
+            if e.is_timeout() {
+                unreachable(format!(
+                    "the cloud at {cloud} did not answer within {} s; check that it runs and that cloud_url is right",
+                    PAIR_REQUEST_TIMEOUT.as_secs()
+                ))
+            } else {
+                unreachable(format!(
+                    "cannot reach the cloud at {cloud} ({e}). RemoteAgent needs a cloud (the Telegram bot's service) \
+                     running first: start your own `remoteagent-cloud` (see the README), or set cloud_url in the \
+                     daemon config (or REMOTEAGENT_CLOUD_URL) to the one you use"
+                ))
+            }
+        })?;
     let status = response.status();
     if status.is_success() {
         return response.json::<PairResponse>().await.map_err(|e| {
             unreachable(format!(
-                "the cloud at {cloud} sent an answer this daemon does not understand: {e}"
+                "the server at {cloud} is not a RemoteAgent cloud, or not this version: its answer to /api/pair is unreadable ({e})"
             ))
         });
     }
     let message = match response.json::<ErrorBody>().await {
         Ok(body) => body.error.message,
-        Err(_) => status.to_string(),
+        // Not our error body: whatever answers there is not a RemoteAgent
+        // cloud (a wrong port, another web server).
+        Err(_) => {
+            return Err(unreachable(format!(
+                "the server at {cloud} is not a RemoteAgent cloud (it answered /api/pair with {status}); check cloud_url"
+            )));
+        }
     };
     if status.is_client_error() {
         Err(refused(format!("the cloud refused to pair: {message}")))

@@ -66,7 +66,8 @@ impl Supervisor {
     ) -> Result<(Arc<Self>, mpsc::Receiver<AgentNotice>), reqwest::Error> {
         let (notices, rx) = mpsc::channel(64);
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
+            // A cloud that cannot be reached is said within 5 s.
+            .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
             .user_agent(concat!("remoteagentd/", env!("CARGO_PKG_VERSION")))
             .build()?;

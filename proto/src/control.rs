@@ -235,6 +235,12 @@ pub enum Response {
     Stopped {
         agent_id: AgentId,
         session_id: SessionId,
+        /// The agent's name, for messages people read.
+        #[serde(default)]
+        agent_name: String,
+        /// When the stopped session started, when the daemon knows.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        started_at_ms: Option<u64>,
     },
     LogLine {
         agent_id: AgentId,

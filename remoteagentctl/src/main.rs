@@ -58,8 +58,13 @@ enum Command {
         #[arg(long, value_name = "'ARGV...'")]
         command: Option<String>,
     },
-    /// List the paired agents.
-    List,
+    /// List the paired agents: a table on a terminal, tab-separated lines
+    /// otherwise (for scripts), or JSON with --json.
+    List {
+        /// Leave out the header line.
+        #[arg(long)]
+        no_headers: bool,
+    },
     /// Show the daemon's status.
     Status,
     /// Abort an agent's running session.
@@ -179,7 +184,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             )
             .await
         }
-        Command::List => commands::list::run(&mut client, json).await,
+        Command::List { no_headers } => commands::list::run(&mut client, json, no_headers).await,
         Command::Status => commands::status::run(&mut client, json).await,
         Command::Stop { agent } => commands::stop::run(&mut client, agent, json).await,
         Command::Logs {
@@ -230,8 +235,17 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::ERROR);
         }
     };
+    let json = cli.json;
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::from(exit::OK),
+        Err(e) if json => {
+            // A script asked for JSON: the error is JSON too, on stderr.
+            eprintln!(
+                "{}",
+                serde_json::json!({"error": {"message": e.message, "exit": e.exit}})
+            );
+            e.exit_code()
+        }
         Err(e) => {
             // Errors can carry the cloud's or the daemon's words.
             eprintln!(

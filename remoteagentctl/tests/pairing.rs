@@ -94,6 +94,28 @@ async fn pair_list_and_metadata() {
         text.contains("proj") && text.contains(&agent.as_str()[..8]),
         "{text}"
     );
+    // Not a terminal: tab-separated lines for scripts, a header first.
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(
+        lines[0],
+        ["NAME", "ID", "PATH", "RUNNER", "ONLINE", "RUNNING"],
+        "{text}"
+    );
+    assert_eq!(lines[1][0], "proj", "{text}");
+    assert_eq!(lines[1][1], &agent.as_str()[..8], "{text}");
+    assert_eq!(lines[1][4], "yes", "{text}");
+    let bare = stdout(&s.home.ctl(&["list", "--no-headers"]));
+    assert_eq!(bare.lines().count(), 1, "{bare}");
+    assert!(bare.starts_with("proj\t"), "{bare}");
+    // With --json, an error is JSON too.
+    let missing = s.home.ctl(&["--json", "stop", "nobody"]);
+    assert_eq!(missing.status.code(), Some(4));
+    let err: serde_json::Value = serde_json::from_str(stderr(&missing).trim()).unwrap();
+    assert_eq!(err["error"]["exit"], 4);
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("nobody"),
+        "{err}"
+    );
 
     let json = s.home.ctl(&["--json", "list"]);
     let agents: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();

@@ -226,7 +226,12 @@ async fn stop_aborts_a_long_session() {
         stderr(&out),
         s.daemon.log_text()
     );
-    assert!(stdout(&out).contains(session.as_str()), "{}", stdout(&out));
+    let said = stdout(&out);
+    assert!(said.contains("Stopped web's session ("), "{said}");
+    assert!(
+        said.contains(&format!("logs --session {session}")),
+        "{said}"
+    );
     let (events, status) = s.wait_done(&session).await;
     assert_eq!(status, DoneStatus::Aborted);
     assert!(!output_text(&events).contains("never"));

@@ -240,14 +240,30 @@ fn daemonize_detaches_and_writes_a_pidfile() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+    // It returns once the daemon serves, and says where it is.
+    let said = stdout(&out);
+    assert!(said.starts_with("remoteagentd started: pid "), "{said}");
+    assert!(said.contains("remoteagentd.log"), "{said}");
     let pid = poll(PATIENCE, || {
         let text = std::fs::read_to_string(&pidfile).ok()?;
         text.trim().parse::<i32>().ok()
     })
     .expect("no pidfile");
-    let answered = poll(PATIENCE, || {
-        home.ctl(&["status"]).status.success().then_some(())
-    });
+    assert!(said.contains(&format!("pid {pid},")), "{said} vs {pid}");
+    let answered = home.ctl(&["status"]).status.success().then_some(());
+    // A second one fails, and says why, instead of exiting 0.
+    let again = home
+        .daemon_command()
+        .args(["--daemonize", "--pidfile"])
+        .arg(home.path().join("second.pid"))
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1), "{}", stdout(&again));
+    assert!(
+        stderr(&again).contains("already running"),
+        "{}",
+        stderr(&again)
+    );
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGTERM,

@@ -33,6 +33,18 @@ pub async fn run(
     config: Config,
     shutdown: CancellationToken,
 ) -> Result<(), DaemonError> {
+    run_with_ready(paths, config, shutdown, || {}).await
+}
+
+/// [`run`], calling `ready` once the socket is bound and the agents are
+/// loaded: `--daemonize` tells the waiting parent then, so it can exit 0
+/// only when the daemon really started.
+pub async fn run_with_ready(
+    paths: Paths,
+    config: Config,
+    shutdown: CancellationToken,
+    ready: impl FnOnce(),
+) -> Result<(), DaemonError> {
     // The socket comes first: a second daemon must fail here, before it
     // starts duplicate agent tasks.
     let server = ControlServer::bind(&paths.socket).await?;
@@ -88,6 +100,7 @@ pub async fn run(
     if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
         tracing::warn!(error = %e, "could not notify the service manager");
     }
+    ready();
     server.serve(supervisor.clone(), shutdown).await;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("shutting down: stopping every agent");

@@ -81,13 +81,27 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // With --daemonize, the parent waits on this pipe for the daemon's
+    // word: "ok PID" once it serves, or why it could not start.
+    let mut started: Option<std::io::PipeWriter> = None;
     if args.daemonize {
         // Forking must happen before the tokio runtime starts its threads.
-        if let Err(e) = daemonize(&paths, args.pidfile) {
-            eprintln!("remoteagentd: could not daemonize: {e}");
-            return ExitCode::FAILURE;
+        match daemonize(&paths, args.pidfile) {
+            Ok(Fork::Parent { waiting, log_file }) => return wait_for_start(waiting, &log_file),
+            Ok(Fork::Child(writer)) => started = Some(writer),
+            Err(e) => {
+                eprintln!("remoteagentd: could not daemonize: {e:#}");
+                return ExitCode::FAILURE;
+            }
         }
     }
+    let started = std::sync::Arc::new(std::sync::Mutex::new(started));
+    let tell = |word: &str| {
+        use std::io::Write;
+        if let Some(mut pipe) = started.lock().ok().and_then(|mut s| s.take()) {
+            let _ = writeln!(pipe, "{word}");
+        }
+    };
     remoteagentd::logging::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -96,6 +110,7 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("remoteagentd: cannot start the async runtime: {e}");
+            tell(&format!("error cannot start the async runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -103,13 +118,17 @@ fn main() -> ExitCode {
         let shutdown = CancellationToken::new();
         if let Err(e) = remoteagentd::daemon::cancel_on_signals(shutdown.clone()) {
             eprintln!("remoteagentd: cannot install signal handlers: {e}");
+            tell(&format!("error cannot install signal handlers: {e}"));
             return ExitCode::FAILURE;
         }
-        match remoteagentd::daemon::run(paths, config, shutdown).await {
+        let ready = || tell(&format!("ok {}", std::process::id()));
+        match remoteagentd::daemon::run_with_ready(paths, config, shutdown, ready).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                // One clear line on stderr (which journald also captures).
+                // One clear line on stderr (which journald also captures),
+                // and to the parent still waiting after --daemonize.
                 eprintln!("remoteagentd: {e}");
+                tell(&format!("error {e}"));
                 ExitCode::FAILURE
             }
         }
@@ -152,7 +171,58 @@ fn write_man(dir: &std::path::Path) -> ExitCode {
     }
 }
 
-fn daemonize(paths: &Paths, pidfile: Option<PathBuf>) -> anyhow::Result<()> {
+/// Which side of the fork we are on.
+enum Fork {
+    /// The process the user started: waits for the daemon's word.
+    Parent {
+        waiting: std::io::PipeReader,
+        log_file: PathBuf,
+    },
+    /// The daemon, detached: says "ok" or why not on this pipe.
+    Child(std::io::PipeWriter),
+}
+
+/// Longest wait of `--daemonize` for the daemon to say it started (loading
+/// agents may wait on a keyring).
+const START_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The parent's end: exit 0 with the pid and log only once the daemon
+/// serves; otherwise non-zero with its reason.
+fn wait_for_start(waiting: std::io::PipeReader, log_file: &std::path::Path) -> ExitCode {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(waiting).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let log = log_file.display();
+    match rx.recv_timeout(START_WAIT) {
+        Ok(line) => match line.trim().split_once(' ') {
+            Some(("ok", pid)) => {
+                println!("remoteagentd started: pid {pid}, log {log}");
+                ExitCode::SUCCESS
+            }
+            Some(("error", why)) => {
+                eprintln!("remoteagentd: {why}");
+                ExitCode::FAILURE
+            }
+            _ => {
+                eprintln!("remoteagentd: it exited while starting; its log: {log}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(_) => {
+            eprintln!(
+                "remoteagentd: not started after {} s (waiting for a keyring?); its log: {log}",
+                START_WAIT.as_secs()
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn daemonize(paths: &Paths, pidfile: Option<PathBuf>) -> anyhow::Result<Fork> {
     use anyhow::Context;
     let log_dir = paths
         .log_root
@@ -170,12 +240,28 @@ fn daemonize(paths: &Paths, pidfile: Option<PathBuf>) -> anyhow::Result<()> {
     if let Some(dir) = pidfile.parent() {
         remoteagentd::paths::ensure_private_dir(dir)?;
     }
-    daemonize::Daemonize::new()
+    let (reader, writer) = std::io::pipe().context("creating the start-up pipe")?;
+    let outcome = daemonize::Daemonize::new()
         .pid_file(pidfile)
         .working_directory("/")
         .umask(0o077)
         .stderr(stderr)
-        .start()
-        .context("forking")?;
-    Ok(())
+        .execute();
+    match outcome {
+        daemonize::Outcome::Parent(result) => {
+            result.context("forking")?;
+            // Only the daemon may hold the writing end, so its exit is
+            // seen as the end of the pipe.
+            drop(writer);
+            Ok(Fork::Parent {
+                waiting: reader,
+                log_file,
+            })
+        }
+        daemonize::Outcome::Child(result) => {
+            result.context("detaching")?;
+            drop(reader);
+            Ok(Fork::Child(writer))
+        }
+    }
 }

@@ -3,12 +3,13 @@
 //! queries for both. Ids are TEXT, times BIGINT epoch milliseconds, flags
 //! BIGINT 0/1, placeholders `$n` (see CRATES.md on `Any`).
 //!
-//! * [`users`], [`agents`], [`sessions`], [`pairing`], [`groups`]: one
-//!   module per table, plain functions over [`Db`].
+//! * [`users`], [`agents`], [`sessions`], [`pairing`], [`groups`],
+//!   [`poll_offsets`]: one module per table, plain functions over [`Db`].
 
 pub mod agents;
 pub mod groups;
 pub mod pairing;
+pub mod poll_offsets;
 pub mod sessions;
 pub mod users;
 
@@ -53,6 +54,10 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
         version: 3,
         sql: include_str!("../../migrations/sqlite/0003_drop_processed_updates.sql"),
     },
+    Migration {
+        version: 4,
+        sql: include_str!("../../migrations/sqlite/0004_telegram_poll_offsets.sql"),
+    },
 ];
 
 const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -67,6 +72,10 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 3,
         sql: include_str!("../../migrations/postgres/0003_drop_processed_updates.sql"),
+    },
+    Migration {
+        version: 4,
+        sql: include_str!("../../migrations/postgres/0004_telegram_poll_offsets.sql"),
     },
 ];
 

@@ -5,12 +5,12 @@
 //! variable counts as unset.
 //!
 //! Every setting is named once, in [`SETTINGS`] (name, default, help), and
-//! read through clap's `env` support ([`settings`]), so `--help`, the
-//! defaults and the names can never disagree; [`file`] reads the TOML file.
-//! Checking is done here, all at once: every
-//! missing setting and every invalid value is reported in one error, a key
-//! the file should not have is refused, and a bad value from the file says
-//! where it is (line and column). Secrets are [`SecretString`]s, so no
+//! read through clap's `env` support (`settings.rs`), so `--help`, the
+//! defaults and the names can never disagree; `file.rs` reads the TOML
+//! file. Checking is done here, all at once: every missing setting and
+//! every invalid value is reported in one error, a key the file should not
+//! have is refused, and a bad value from the file says where it is (line
+//! and column). Secrets are [`SecretString`]s, so no
 //! `Debug` of the configuration can print them.
 
 mod file;

@@ -39,6 +39,19 @@ fn every_missing_setting_is_named_in_one_line() {
         "{stderr}"
     );
     assert!(stderr.contains("TRIAL_DAYS is invalid"), "{stderr}");
+    // A variable that is not text is named too.
+    let mut cmd = binary();
+    cmd.env("REMOTEAGENT_DATA_DIR", dir.path())
+        .env(
+            "TRIAL_DAYS",
+            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"\xff"),
+        )
+        .arg("serve");
+    let stderr = fails(cmd);
+    assert!(
+        stderr.contains("TRIAL_DAYS is invalid: not valid UTF-8"),
+        "{stderr}"
+    );
     // Poll mode (no PUBLIC_URL) needs the token only.
     let mut cmd = binary();
     cmd.env("REMOTEAGENT_DATA_DIR", dir.path()).arg("serve");

@@ -204,12 +204,22 @@ impl Values {
         let mut argv: Vec<String> = Vec::new();
         let mut from_file = HashMap::new();
         let mut command = settings_command();
+        let mut not_text = Vec::new();
         for s in SETTINGS {
             let given = match env {
-                Env::Process => std::env::var_os(s.name).is_some_and(|v| {
-                    // Non-UTF-8 counts as given: clap refuses it by name.
-                    v.to_str().is_none_or(|v| !is_blank(v))
-                }),
+                Env::Process => match std::env::var_os(s.name) {
+                    None => false,
+                    Some(v) => match v.to_str() {
+                        Some(v) => !is_blank(v),
+                        None => {
+                            not_text.push(ConfigError::Invalid {
+                                key: s.name,
+                                message: "not valid UTF-8".into(),
+                            });
+                            false
+                        }
+                    },
+                },
                 Env::Pairs(_) => false,
             };
             if !given {
@@ -234,6 +244,11 @@ impl Values {
                 // In-process only: these never reach the process's argv.
                 argv.push(format!("--{}={v}", s.name));
             }
+        }
+        match not_text.len() {
+            0 => {}
+            1 => return Err(not_text.remove(0)),
+            _ => return Err(ConfigError::Several(not_text)),
         }
         let matches = command.try_get_matches_from(argv).map_err(|e| {
             let text = e.to_string();

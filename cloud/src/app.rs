@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, ExposeSecret, TelegramMode};
 use crate::db::{Db, sessions};
 use crate::forwarder::{Forwarder, ForwarderOptions, SessionFinished};
 use crate::keys::{self, KeyFileError};
@@ -44,26 +44,29 @@ pub fn telegram_client(config: &Config) -> Telegram {
     if config.telegram_api_base == "console" {
         Telegram::console()
     } else {
-        Telegram::api(&config.telegram_api_base, &config.bot_token)
+        Telegram::api(&config.telegram_api_base, config.bot_token())
     }
 }
 
 impl App {
     pub async fn build(config: Config) -> Result<App, StartError> {
         crate::data_dir::prepare(&config)?;
-        let key = keys::load_or_generate(config.signing_key.as_deref(), &config.data_dir)?;
-        let safe_db_url = crate::config::redact_url(&config.database_url);
-        let db = Db::connect(&config.database_url)
+        let key = keys::load_or_generate(
+            config.signing_key.as_ref().map(|k| k.expose_secret()),
+            &config.data_dir,
+        )?;
+        let safe_db_url = crate::config::redact_url(config.database_url.expose_secret());
+        let db = Db::connect(config.database_url.expose_secret())
             .await
             .map_err(|source| StartError::Db {
                 url: safe_db_url,
                 source,
             })?;
         let redis_err = |source| StartError::Redis {
-            url: crate::config::redact_url(&config.redis_url),
+            url: crate::config::redact_url(config.redis_url.expose_secret()),
             source,
         };
-        let client = redis::Client::open(config.redis_url.as_str()).map_err(redis_err)?;
+        let client = redis::Client::open(config.redis_url.expose_secret()).map_err(redis_err)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_response_timeout(Some(Duration::from_secs(5)));
@@ -122,9 +125,17 @@ impl App {
         state.forwarder.spawn_resumer(state.shutdown.child_token());
         let cron = cron::spawn(state.clone());
         let acl_watch = crate::redis_acl::spawn_user_watch(state.clone());
+        let poller = match state.config.telegram_mode {
+            TelegramMode::Poll => Some(crate::poll::spawn(state.clone())),
+            TelegramMode::Webhook => None,
+        };
         let shutdown = state.shutdown.clone();
         let app = http::router(state.clone());
-        tracing::info!(addr = %listener.local_addr()?, "serving");
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            telegram = state.config.telegram_mode.as_str(),
+            "serving"
+        );
         let served = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -135,6 +146,9 @@ impl App {
         state.forwarder.shutdown();
         let _ = cron.await;
         let _ = acl_watch.await;
+        if let Some(poller) = poller {
+            let _ = poller.await;
+        }
         recorder.abort();
         tracing::info!("stopped");
         served

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use nix::sys::stat::{Mode, umask};
 
-use crate::config::Config;
+use crate::config::{Config, ExposeSecret};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataDirError {
@@ -34,7 +34,7 @@ pub fn restrict_umask() {
 pub fn prepare(config: &Config) -> Result<(), DataDirError> {
     create_private_dir(&config.data_dir)?;
     tighten(&config.data_dir, 0o700)?;
-    if let Some(db) = sqlite_path(&config.database_url) {
+    if let Some(db) = sqlite_path(config.database_url.expose_secret()) {
         if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty()) {
             create_private_dir(parent)?;
         }

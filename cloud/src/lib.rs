@@ -2,11 +2,13 @@
 //! `/connect` page, the output forwarder, plans and trial reminders.
 //!
 //! * [`app`]: building the state from [`config`] and serving it.
-//! * [`http`]: the routes; [`bot`]: what the bot does with an update.
+//! * [`http`]: the routes (the webhook among them); [`poll`]: `getUpdates`
+//!   long polling instead of the webhook; [`bot`]: what the bot does with
+//!   an update.
 //! * [`pairing`], [`unpair`], [`commands`], [`redis_acl`]: the operations
 //!   shared by the bot and the HTTP API.
 //! * [`db`]: the tables (SQLite or PostgreSQL through sqlx `Any`);
-//!   [`updates`]: webhook update claims (in Redis).
+//!   [`updates`]: update claims (in Redis) and the one path into the bot.
 //! * [`forwarder`], [`telegram`]: output to Telegram.
 
 pub mod app;
@@ -25,6 +27,7 @@ pub mod login_widget;
 pub mod metrics;
 pub mod pairing;
 pub mod plans;
+pub mod poll;
 pub mod rate_limit;
 pub mod redis_acl;
 pub mod state;

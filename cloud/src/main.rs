@@ -1,9 +1,11 @@
-//! `remoteagent-cloud [--config FILE] [serve | cron | set-webhook]`.
+//! `remoteagent-cloud [--config FILE] [serve | cron | set-webhook | delete-webhook]`.
+//! The settings and their help come from [`remoteagent_cloud::config::SETTINGS`].
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use remoteagent_cloud::config::{ExposeSecret, settings_help};
 use remoteagent_cloud::{App, Config, app, cron};
 use tracing_subscriber::EnvFilter;
 
@@ -11,54 +13,37 @@ use tracing_subscriber::EnvFilter;
 #[command(
     name = "remoteagent-cloud",
     version,
-    about = "RemoteAgent cloud: Telegram bot, pairing API, output forwarder",
-    after_help = CONFIG_HELP
+    about = "RemoteAgent cloud: Telegram bot, pairing API, output forwarder"
 )]
 struct Cli {
     /// A TOML file with the same keys as the environment variables.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "REMOTEAGENT_CONFIG")]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
-const CONFIG_HELP: &str = "Configuration (environment, or the same keys in the --config TOML file):
-  PUBLIC_URL                 where users and daemons reach this server (required)
-  TELEGRAM_BOT_TOKEN         the bot's token (required)
-  TELEGRAM_WEBHOOK_SECRET    secret token Telegram sends with each update (required)
-  TELEGRAM_API_BASE          https://api.telegram.org, or `console` to print messages
-  REMOTEAGENT_BIND           listen address [127.0.0.1:8080]
-  REMOTEAGENT_DATA_DIR       data directory [XDG data dir/remoteagent-cloud]
-  DATABASE_URL               sqlite:… or postgres://… [SQLite file in the data dir]
-  REDIS_URL                  [redis://127.0.0.1:6379]
-  PUBLIC_REDIS_URL           the Redis URL daemons are told [REDIS_URL without credentials]
-  REDIS_ACL                  per-agent Redis users; false for servers without ACL [true]
-  REMOTEAGENT_SIGNING_KEY    base64url Ed25519 seed [read or generated in the data dir]
-  FREE_PLAN_AGENTS           agents allowed after the trial [1]
-  TRIAL_DAYS                 trial length [14]
-  FORWARDER_MAX_PAGES        pages of output shown live per session; then a file [8]
-  FORWARDER_ORPHAN_SECS      end a silent session whose agent is offline this long [600]
-  TRUSTED_PROXIES            comma-separated CIDRs of reverse proxies whose X-Forwarded-For
-                             is believed (the rightmost address not in the list is the
-                             client, e.g. for the /api/pair rate limit) [none: the TCP peer]
-  METRICS_TOKEN              if set, GET /metrics requires `Authorization: Bearer <token>`
-  ALLOW_GROUP_PROMPTS        group chats count as opted in without /allowgroup [false]";
-
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the webhook, the API and the forwarder (the default).
+    /// Serve the webhook or poll Telegram, the API and the forwarder (the default).
     Serve,
     /// Send due trial reminders once and exit.
     Cron,
-    /// Register {PUBLIC_URL}/api/telegram as the bot's webhook.
+    /// Register {PUBLIC_URL}/api/telegram as the bot's webhook (webhook mode).
     SetWebhook,
+    /// Remove the bot's webhook, so that poll mode can fetch updates.
+    DeleteWebhook,
 }
 
 fn main() -> std::process::ExitCode {
     // Before any file is created and before SQLite opens: the data dir and
     // the database are for this user only.
     remoteagent_cloud::data_dir::restrict_umask();
-    let cli = Cli::parse();
+    let matches = Cli::command().after_help(settings_help()).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -93,13 +78,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::SetWebhook => {
+            let (Some(public_url), Some(secret)) = (&config.public_url, &config.webhook_secret)
+            else {
+                anyhow::bail!(
+                    "set-webhook is for webhook mode: set PUBLIC_URL and TELEGRAM_WEBHOOK_SECRET \
+                     (TELEGRAM_MODE is {})",
+                    config.telegram_mode.as_str()
+                );
+            };
             let telegram = app::telegram_client(&config);
-            let url = format!("{}/api/telegram", config.public_url);
+            let url = format!("{public_url}/api/telegram");
             telegram
-                .set_webhook(&url, &config.webhook_secret)
+                .set_webhook(&url, secret.expose_secret())
                 .await
                 .context("setWebhook")?;
             println!("webhook set to {url}");
+            Ok(())
+        }
+        Command::DeleteWebhook => {
+            app::telegram_client(&config)
+                .delete_webhook()
+                .await
+                .context("deleteWebhook")?;
+            println!("webhook deleted: the bot's updates can now be polled (TELEGRAM_MODE=poll)");
             Ok(())
         }
     }

@@ -142,7 +142,7 @@ pub async fn request(state: &AppState, req: &PairRequest) -> Result<PairResponse
     Metrics::inc(&state.metrics.pairings_requested);
     tracing::info!(pairing = %pairing_id, project = %project, "pairing code issued");
     Ok(PairResponse {
-        connect_url: format!("{}/connect?code={code}", state.config.public_url),
+        connect_url: connect_url(state, &code),
         code,
         pairing_id,
         expires_at_ms: expires as u64,
@@ -154,6 +154,19 @@ pub async fn request(state: &AppState, req: &PairRequest) -> Result<PairResponse
         },
         cloud_public_key: state.key.public_key().to_base64(),
     })
+}
+
+/// Where to finish pairing in a browser: the `/connect` page when the cloud
+/// has a public URL; otherwise (poll mode) the bot's deep link, whose
+/// `/start CODE` pairs; empty when the bot's name is unknown too (`getMe`
+/// failed at start-up), leaving `/pair CODE`.
+fn connect_url(state: &AppState, code: &str) -> String {
+    match (&state.config.public_url, &state.bot_username) {
+        // The page fills the code in from the link.
+        (Some(url), _) => format!("{url}/connect?code={code}"),
+        (None, Some(bot)) => format!("https://t.me/{}?start={code}", bot.trim_start_matches('@')),
+        (None, None) => String::new(),
+    }
 }
 
 /// A completed pairing.

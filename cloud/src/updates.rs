@@ -1,5 +1,7 @@
-//! Update claims: Telegram retries a webhook delivery it thinks failed, so
-//! each `update_id` is claimed once and only the claiming request acts.
+//! Update claims: Telegram retries a webhook delivery it thinks failed, and
+//! a restarted poller may fetch an update again, so each `update_id` is
+//! claimed once and only the claimer acts ([`take`], the one path of both
+//! the webhook and the poller).
 //!
 //! Claims live in Redis (`SET … NX EX`, one round trip, shared by every
 //! replica), not in the database: a committed row per update cost a
@@ -10,6 +12,10 @@
 //! instead of it being dropped or acted on twice.
 
 use redis::aio::ConnectionManager;
+
+use crate::bot::update::Update;
+use crate::metrics::Metrics;
+use crate::state::AppState;
 
 /// How long a claim is remembered; Telegram stops redelivering an update
 /// long before.
@@ -50,6 +56,32 @@ pub async fn claim(
         .query_async(&mut conn)
         .await?;
     Ok(!matches!(reply, redis::Value::Nil))
+}
+
+/// What became of an update handed to [`take`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// New: queued behind its user's earlier updates.
+    Queued,
+    /// Already taken before (a redelivery): skipped.
+    Duplicate,
+}
+
+/// Claims `update` and, when it is new, queues it in its user's lane
+/// ([`crate::bot::lanes`]): what the webhook and the poller both do with an
+/// update. An error means Redis did not answer and nothing was queued: the
+/// caller has the update delivered again (webhook: 500; poller: the offset
+/// stays before it).
+pub async fn take(state: &AppState, update: Update) -> Result<Taken, redis::RedisError> {
+    let scope = bot_scope(state.config.bot_token());
+    if !claim(&state.redis, &scope, update.update_id).await? {
+        Metrics::inc(&state.metrics.updates_duplicate);
+        tracing::debug!(update = update.update_id, "duplicate update skipped");
+        return Ok(Taken::Duplicate);
+    }
+    Metrics::inc(&state.metrics.updates_received);
+    state.lanes.dispatch(state, update);
+    Ok(Taken::Queued)
 }
 
 #[cfg(test)]

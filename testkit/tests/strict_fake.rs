@@ -167,6 +167,25 @@ async fn break_rule(tg: &FakeTelegram, id: RuleId) -> (&'static str, Answer) {
             "answerCallbackQuery",
             call(tg, "answerCallbackQuery", json!({})).await,
         ),
+        WebhookActive => {
+            let set = call(tg, "setWebhook", json!({"url": "https://ra.example/hook"})).await;
+            assert_eq!(set.status, 200);
+            ("getUpdates", call(tg, "getUpdates", json!({})).await)
+        }
+        TerminatedByOtherPoll => {
+            // The first poll waits; a second one ends it.
+            let first = call(tg, "getUpdates", json!({"timeout": 30}));
+            let second = async {
+                assert!(
+                    tg.wait_for(|_| tg.waiting_polls() == 1, Duration::from_secs(30))
+                        .await
+                );
+                call(tg, "getUpdates", json!({"timeout": 0})).await
+            };
+            let (first, second) = tokio::join!(first, second);
+            assert_eq!(second.status, 200, "{}", second.body);
+            ("getUpdates", first)
+        }
         Unauthorized => (sm, post(tg, "123:wrong", sm, send("hello")).await),
     }
 }

@@ -5,12 +5,13 @@
 //! strings and bytes reliably across both (a PostgreSQL `TIMESTAMPTZ` or
 //! UUID column fails), and `?` placeholders break on PostgreSQL.
 //!
-//! * [`users`], [`agents`], [`sessions`], [`pairing`], [`groups`]: one
-//!   module per table, plain functions over [`Db`].
+//! * [`users`], [`agents`], [`sessions`], [`pairing`], [`groups`],
+//!   [`poll_offsets`]: one module per table, plain functions over [`Db`].
 
 pub mod agents;
 pub mod groups;
 pub mod pairing;
+pub mod poll_offsets;
 pub mod sessions;
 pub mod users;
 
@@ -55,6 +56,10 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
         version: 3,
         sql: include_str!("../../migrations/sqlite/0003_drop_processed_updates.sql"),
     },
+    Migration {
+        version: 4,
+        sql: include_str!("../../migrations/sqlite/0004_telegram_poll_offsets.sql"),
+    },
 ];
 
 const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -69,6 +74,10 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
     Migration {
         version: 3,
         sql: include_str!("../../migrations/postgres/0003_drop_processed_updates.sql"),
+    },
+    Migration {
+        version: 4,
+        sql: include_str!("../../migrations/postgres/0004_telegram_poll_offsets.sql"),
     },
 ];
 

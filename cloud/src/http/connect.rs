@@ -3,10 +3,14 @@
 //! the code to `/api/pair/confirm`, where the signature is checked.
 //! `remoteagentctl pair` prints `/connect?code=CODE`, so the field comes
 //! filled in; a `code` that is not a well-formed pairing code is ignored.
+//!
+//! The login widget works only on the domain registered for the bot, so the
+//! page needs a public URL: without one (poll mode's default) it answers 404
+//! with the two ways that work, `/pair CODE` and the bot's deep link.
 
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 
@@ -24,7 +28,10 @@ struct ConnectQuery {
 async fn page(
     State(state): State<AppState>,
     Query(query): Query<ConnectQuery>,
-) -> impl IntoResponse {
+) -> axum::response::Response {
+    if state.config.public_url.is_none() {
+        return no_public_url(&state);
+    }
     let widget = match &state.bot_username {
         Some(bot) => format!(
             r#"<script async src="https://telegram.org/js/telegram-widget.js?22" data-telegram-login="{}" data-size="large" data-request-access="write" data-onauth="onTelegramAuth(user)"></script>"#,
@@ -49,6 +56,32 @@ async fn page(
         ],
         Html(html),
     )
+        .into_response()
+}
+
+/// The answer without a public URL: why there is no page, and what to do.
+fn no_public_url(state: &AppState) -> axum::response::Response {
+    let bot = match &state.bot_username {
+        Some(bot) => {
+            let bot = html_escape::encode_text(bot.trim_start_matches('@')).to_string();
+            format!(
+                "<a href=\"https://t.me/{bot}\">@{bot}</a> (or open <code>https://t.me/{bot}?start=CODE</code>)"
+            )
+        }
+        None => "the bot".to_string(),
+    };
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>RemoteAgent — connect</title></head>\
+<body><h1>No pairing page here</h1><p>This cloud has no public URL (PUBLIC_URL is not set: it polls Telegram), \
+so the Telegram login cannot work here. Send <code>/pair CODE</code> with the code \
+<code>remoteagentctl pair</code> printed to {bot}.</p></body></html>"
+    );
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CACHE_CONTROL, "no-store")],
+        Html(html),
+    )
+        .into_response()
 }
 
 const PAGE: &str = r#"<!doctype html>

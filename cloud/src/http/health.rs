@@ -8,6 +8,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
+use crate::config::ExposeSecret;
 use crate::db::sessions;
 use crate::error::{Error, Result};
 use crate::state::AppState;
@@ -67,7 +68,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<im
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .unwrap_or_default();
-        if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        if !bool::from(given.as_bytes().ct_eq(expected.expose_secret().as_bytes())) {
             return Err(Error::Unauthorized(
                 "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>".into(),
             ));

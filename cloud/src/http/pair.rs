@@ -63,7 +63,7 @@ async fn confirm(
     let raw: RawConfirm = parse_json(&body_bytes(body)?)?;
     login_widget::verify(
         &raw.telegram,
-        &state.config.bot_token,
+        state.config.bot_token(),
         remoteagent_proto::now_secs() as i64,
     )
     .map_err(|e| Error::Unauthorized(e.to_string()))?;

@@ -1,6 +1,6 @@
 //! `POST /api/telegram`: Telegram's webhook. The secret token header is
 //! compared in constant time; each `update_id` is acted on once (claimed in
-//! Redis, see [`updates`]); the answer
+//! Redis, see [`updates::take`], the path polled updates take too); the answer
 //! comes at once and the update is processed in the background, because
 //! Telegram waits for the answer before sending the next update; each user's
 //! updates still run in the order they came ([`crate::bot::lanes`]).
@@ -16,6 +16,7 @@ use subtle::ConstantTimeEq;
 
 use super::{body_bytes, parse_json};
 use crate::bot::update::Update;
+use crate::config::ExposeSecret;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::state::AppState;
@@ -32,12 +33,19 @@ async fn receive(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>> {
+    // Poll mode keeps no webhook secret: nothing may post updates here.
+    let Some(expected) = state.config.webhook_secret.as_ref() else {
+        Metrics::inc(&state.metrics.updates_rejected);
+        return Err(Error::NotFound(
+            "this cloud polls Telegram for updates (TELEGRAM_MODE=poll); it takes no webhook"
+                .into(),
+        ));
+    };
     let given = headers
         .get(SECRET_HEADER)
         .map(|v| v.as_bytes())
         .unwrap_or_default();
-    let expected = state.config.webhook_secret.as_bytes();
-    if !bool::from(given.ct_eq(expected)) {
+    if !bool::from(given.ct_eq(expected.expose_secret().as_bytes())) {
         Metrics::inc(&state.metrics.updates_rejected);
         tracing::warn!("webhook call with a missing or wrong secret token");
         return Err(Error::Unauthorized("wrong or missing secret token".into()));
@@ -50,15 +58,10 @@ async fn receive(
         }
     };
     // Redis unreachable: the `?` answers 500, and Telegram delivers the
-    // update again later.
-    let scope = updates::bot_scope(&state.config.bot_token);
-    if !updates::claim(&state.redis, &scope, update.update_id).await? {
-        Metrics::inc(&state.metrics.updates_duplicate);
-        tracing::debug!(update = update.update_id, "duplicate update skipped");
-        return Ok(Json(json!({"ok": true, "duplicate": true})));
+    // update again later. Handled in the background, but behind the same
+    // user's earlier updates.
+    match updates::take(&state, update).await? {
+        updates::Taken::Duplicate => Ok(Json(json!({"ok": true, "duplicate": true}))),
+        updates::Taken::Queued => Ok(Json(json!({"ok": true}))),
     }
-    Metrics::inc(&state.metrics.updates_received);
-    // Handled in the background, but behind the same user's earlier updates.
-    state.lanes.dispatch(&state, update);
-    Ok(Json(json!({"ok": true})))
 }

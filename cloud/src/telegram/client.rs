@@ -21,6 +21,14 @@ pub const MAX_CAPTION_CHARS: usize = 1024;
 /// far beyond the 30 s that suit every other call.
 const UPLOAD_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
+/// The kinds of update the bot reads, for `setWebhook` and `getUpdates`
+/// alike.
+pub const ALLOWED_UPDATES: &[&str] = &["message", "callback_query"];
+
+/// How much longer than its `timeout` a `getUpdates` long poll may take
+/// before the request is given up as lost.
+const LONG_POLL_MARGIN: Duration = Duration::from_secs(15);
+
 /// A file to send with `sendDocument`.
 #[derive(Clone)]
 pub struct Document {
@@ -290,9 +298,49 @@ impl Telegram {
                 let body = json!({
                     "url": url,
                     "secret_token": secret_token,
-                    "allowed_updates": ["message", "callback_query"],
+                    "allowed_updates": ALLOWED_UPDATES,
                 });
                 api.call::<Value>("setWebhook", &body).await.map(|_| ())
+            }
+        }
+    }
+
+    /// Removes the webhook, so that `getUpdates` works; pending updates are
+    /// kept for the poller.
+    pub async fn delete_webhook(&self) -> Result<(), TelegramError> {
+        match &*self.backend {
+            Backend::Console(_) => Ok(()),
+            Backend::Api(api) => {
+                let body = json!({"drop_pending_updates": false});
+                api.call::<Value>("deleteWebhook", &body).await.map(|_| ())
+            }
+        }
+    }
+
+    /// `getUpdates`: the updates from `offset` on (every unconfirmed one
+    /// when `None`; the call confirms those before it), waiting up to
+    /// `timeout` for one to arrive. Updates come as JSON for the caller to
+    /// read one by one, so one it cannot read does not hide the others.
+    pub async fn get_updates(
+        &self,
+        offset: Option<i64>,
+        timeout: Duration,
+    ) -> Result<Vec<Value>, TelegramError> {
+        match &*self.backend {
+            Backend::Console(_) => Err(TelegramError::Api {
+                code: 400,
+                description: "console mode has no updates to poll".into(),
+            }),
+            Backend::Api(api) => {
+                let mut body = json!({
+                    "timeout": timeout.as_secs(),
+                    "allowed_updates": ALLOWED_UPDATES,
+                });
+                if let Some(offset) = offset {
+                    body["offset"] = json!(offset);
+                }
+                api.call_within("getUpdates", &body, timeout + LONG_POLL_MARGIN)
+                    .await
             }
         }
     }
@@ -325,6 +373,18 @@ impl Api {
     ) -> Result<T, TelegramError> {
         let url = format!("{}/bot{}/{}", self.api_base, self.token, method);
         let response = self.http.post(url).json(body).send().await;
+        self.answer(method, response).await
+    }
+
+    /// [`Api::call`] with its own time limit (long polls).
+    async fn call_within<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        body: &Value,
+        limit: Duration,
+    ) -> Result<T, TelegramError> {
+        let url = format!("{}/bot{}/{}", self.api_base, self.token, method);
+        let response = self.http.post(url).json(body).timeout(limit).send().await;
         self.answer(method, response).await
     }
 

@@ -157,7 +157,11 @@ fn show_code(code: &str, connect_url: &str, expires_at_ms: u64, bot: Option<&str
         },
         None => println!("Send `/pair {code}` to the RemoteAgent bot in Telegram,"),
     }
-    println!("or open {}", shown(connect_url));
+    // Without a public URL (a cloud in poll mode) there is no web page,
+    // or the cloud's link is the deep link already shown.
+    if !connect_url.is_empty() && !connect_url.contains("t.me/") {
+        println!("or open {}", shown(connect_url));
+    }
     println!(
         "The code expires in {} minute(s).",
         minutes_left(expires_at_ms)

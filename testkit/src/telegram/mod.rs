@@ -26,10 +26,13 @@
 //! * [`updates`]: webhook updates shaped like Telegram's.
 //! * `html`, `formatted`: the HTML parse mode and Telegram's text cleanup.
 //! * `server`: the HTTP side: one lock for the store and the call log.
+//! * `polling`: `getUpdates` (offset, limit, long poll, 409s) over the
+//!   updates a test pushes with [`FakeTelegram::push_update`].
 
 mod formatted;
 mod html;
 mod params;
+mod polling;
 pub mod rules;
 mod server;
 pub mod updates;
@@ -184,6 +187,17 @@ struct Inner {
     webhook: Option<(String, Option<String>)>,
     /// Chats whose user blocked the bot.
     blocked: HashSet<i64>,
+    /// Incoming updates not yet confirmed by a `getUpdates` offset.
+    updates: VecDeque<Value>,
+    /// The `update_id` of the last update pushed.
+    last_update_id: i64,
+    /// Bumped by each `getUpdates`: a waiting poll that sees another
+    /// number was overtaken.
+    poll_generation: u64,
+    /// `getUpdates` calls waiting now.
+    waiting_polls: usize,
+    /// Wakes waiting polls (an update pushed, another poll begun).
+    wake: Arc<tokio::sync::Notify>,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -329,6 +343,40 @@ impl FakeTelegram {
             .collect()
     }
 
+    /// Telegram receives `update` for the bot (a user wrote, pressed a
+    /// button): it waits for `getUpdates`, numbered after the last one
+    /// pushed (its own `update_id` is replaced). Returns the `update_id`.
+    pub fn push_update(&self, mut update: Value) -> i64 {
+        let mut state = lock(&self.inner);
+        if state.last_update_id == 0 {
+            // Ids differ from run to run, as the claims a cloud keeps in a
+            // shared Redis outlive a test.
+            state.last_update_id = first_update_id();
+        }
+        state.last_update_id += 1;
+        let id = state.last_update_id;
+        update["update_id"] = Value::from(id);
+        state.updates.push_back(update);
+        state.wake.notify_waiters();
+        id
+    }
+
+    /// The updates pushed and not yet confirmed by a `getUpdates` offset.
+    pub fn pending_updates(&self) -> Vec<Value> {
+        lock(&self.inner).updates.iter().cloned().collect()
+    }
+
+    /// How many `getUpdates` calls are waiting (long polling) now.
+    pub fn waiting_polls(&self) -> usize {
+        lock(&self.inner).waiting_polls
+    }
+
+    /// Sets a webhook as `setWebhook` would (then `getUpdates` is refused
+    /// with 409 until `deleteWebhook`).
+    pub fn set_webhook(&self, url: &str) {
+        lock(&self.inner).webhook = Some((url.to_string(), None));
+    }
+
     /// The webhook set by `setWebhook`: `(url, secret_token)`.
     pub fn webhook(&self) -> Option<(String, Option<String>)> {
         lock(&self.inner).webhook.clone()
@@ -379,6 +427,16 @@ fn as_i64(v: &Value) -> Option<i64> {
         Value::String(s) => s.parse().ok(),
         _ => None,
     }
+}
+
+/// Where a fake's update ids start: a number below 2^30 (so that a run's
+/// ids stay below 2^31, like Telegram's) that differs from fake to fake.
+fn first_update_id() -> i64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    (nanos % (1 << 30)) as i64
 }
 
 fn now_secs() -> i64 {

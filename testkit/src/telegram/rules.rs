@@ -34,6 +34,8 @@
 //! | empty file | sendDocument | 400 | Bad Request: file must be non-empty |
 //! | file over 50 MB | sendDocument | 413 | Request Entity Too Large |
 //! | unknown `callback_query_id` | answerCallbackQuery | 400 | Bad Request: query is too old and response timeout expired or query ID is invalid |
+//! | `getUpdates` while a webhook is set | getUpdates | 409 | Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first |
+//! | a waiting `getUpdates` overtaken by another | getUpdates | 409 | Conflict: terminated by other getUpdates request; make sure that only one bot instance is running |
 //! | wrong token | all | 401 | Unauthorized |
 //!
 //! A request breaking several rules gets the first that applies, in the
@@ -85,6 +87,8 @@ pub enum RuleId {
     FileEmpty,
     FileTooLarge,
     CallbackQueryInvalid,
+    WebhookActive,
+    TerminatedByOtherPoll,
     Unauthorized,
 }
 
@@ -298,6 +302,20 @@ pub const RULES: &[Rule] = &[
         methods: &["answerCallbackQuery"],
         code: 400,
         description: "Bad Request: query is too old and response timeout expired or query ID is invalid",
+    },
+    Rule {
+        id: RuleId::WebhookActive,
+        documentation: "getUpdates: This method will not work if an outgoing webhook is set up",
+        methods: &["getUpdates"],
+        code: 409,
+        description: "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
+    },
+    Rule {
+        id: RuleId::TerminatedByOtherPoll,
+        documentation: "Bot API server: a new getUpdates ends the one still waiting (only one bot instance may poll)",
+        methods: &["getUpdates"],
+        code: 409,
+        description: "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
     },
     Rule {
         id: RuleId::Unauthorized,
@@ -626,6 +644,8 @@ mod tests {
             FileEmpty,
             FileTooLarge,
             CallbackQueryInvalid,
+            WebhookActive,
+            TerminatedByOtherPoll,
             Unauthorized,
         ];
         assert_eq!(all.len(), RULES.len());

@@ -33,45 +33,61 @@ pub(super) async fn handle(State(inner): State<Shared>, req: Request) -> Respons
     let token_ok = token == FAKE_TOKEN;
     // The body is read before the lock is taken: it may be 50 MB.
     let params = read_params(req).await;
-    let (status, response) = {
-        let mut state = lock(&inner);
-        let (body, outcome) = match params {
-            Err(refusal) => (Value::Null, Err(refusal)),
-            Ok((body, files)) => {
-                let outcome = if !token_ok {
-                    Err(Refusal::of(RuleId::Unauthorized))
-                } else if let Some(refusal) = take_failure(&mut state, &method) {
-                    Err(refusal)
-                } else {
-                    dispatch(&mut state, &method, &body, files)
-                };
-                (body, outcome)
-            }
-        };
-        let (status, response) = match outcome {
-            Ok(result) => (200, json!({"ok": true, "result": result})),
-            Err(refusal) => {
-                // Shown with a failing test's output: which rule refused what.
-                eprintln!(
-                    "fake Telegram refused {method} {}: {}",
-                    body_summary(&body),
-                    refusal
-                );
-                (refusal.code, refusal.to_json())
-            }
-        };
-        // Logged in the same critical section as the store changed.
-        state.calls.push(Call {
-            method,
-            body,
-            at: tokio::time::Instant::now(),
-            status,
-            response: response.clone(),
-        });
-        (status, response)
+    let (status, response) = match params {
+        // A long poll waits, so it cannot hold the lock throughout.
+        Ok((body, _)) if token_ok && method == "getUpdates" => {
+            super::polling::get_updates(&inner, body).await
+        }
+        params => {
+            let mut state = lock(&inner);
+            let (body, outcome) = match params {
+                Err(refusal) => (Value::Null, Err(refusal)),
+                Ok((body, files)) => {
+                    let outcome = if !token_ok {
+                        Err(Refusal::of(RuleId::Unauthorized))
+                    } else if let Some(refusal) = take_failure(&mut state, &method) {
+                        Err(refusal)
+                    } else {
+                        dispatch(&mut state, &method, &body, files)
+                    };
+                    (body, outcome)
+                }
+            };
+            finish(&mut state, &method, body, outcome)
+        }
     };
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, axum::Json(response)).into_response()
+}
+
+/// Turns a call's outcome into its answer and logs the call, in the same
+/// critical section as the store changed.
+pub(super) fn finish(
+    state: &mut Inner,
+    method: &str,
+    body: Value,
+    outcome: Result<Value, Refusal>,
+) -> (u16, Value) {
+    let (status, response) = match outcome {
+        Ok(result) => (200, json!({"ok": true, "result": result})),
+        Err(refusal) => {
+            // Shown with a failing test's output: which rule refused what.
+            eprintln!(
+                "fake Telegram refused {method} {}: {}",
+                body_summary(&body),
+                refusal
+            );
+            (refusal.code, refusal.to_json())
+        }
+    };
+    state.calls.push(Call {
+        method: method.to_string(),
+        body,
+        at: tokio::time::Instant::now(),
+        status,
+        response: response.clone(),
+    });
+    (status, response)
 }
 
 /// The call's chat, message and a short start of its text, for the log.
@@ -85,7 +101,7 @@ fn body_summary(body: &Value) -> String {
     )
 }
 
-fn take_failure(state: &mut Inner, method: &str) -> Option<Refusal> {
+pub(super) fn take_failure(state: &mut Inner, method: &str) -> Option<Refusal> {
     let queue = state.failures.get_mut(method)?;
     let failure = queue.front_mut()?;
     let retry_after = failure.retry_after;
@@ -115,6 +131,11 @@ fn string_param(body: &Value, name: &str) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
+}
+
+/// A boolean parameter (`true`, or the text `"true"` of a form body).
+fn is_true(v: &Value) -> bool {
+    v.as_bool() == Some(true) || v.as_str() == Some("true")
 }
 
 fn parse_mode(body: &Value) -> Option<&str> {
@@ -281,6 +302,9 @@ fn dispatch(state: &mut Inner, method: &str, body: &Value, files: Files) -> Resu
         }
         "deleteWebhook" => {
             state.webhook = None;
+            if body.get("drop_pending_updates").is_some_and(is_true) {
+                state.updates.clear();
+            }
             Ok(json!(true))
         }
         _ => Ok(json!(true)),

@@ -1,0 +1,766 @@
+//! Configuration: environment variables, optionally backed by a TOML file
+//! (`--config` / `REMOTEAGENT_CONFIG`) that may set the same keys, either
+//! spelled like the variable (`REDIS_URL = "…"`) or in lower case
+//! (`redis_url = "…"`). The environment wins over the file; an empty
+//! variable counts as unset.
+//!
+//! Every setting is named once, in [`SETTINGS`] (name, default, help), and
+//! read through clap's `env` support (`settings.rs`), so `--help`, the
+//! defaults and the names can never disagree; `file.rs` reads the TOML
+//! file. Checking is done here, all at once: every missing setting and
+//! every invalid value is reported in one error, a key the file should not
+//! have is refused, and a bad value from the file says where it is (line
+//! and column). Secrets are [`SecretString`]s, so no
+//! `Debug` of the configuration can print them.
+
+mod file;
+mod settings;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub use secrecy::{ExposeSecret, SecretString};
+pub use settings::{DefaultValue, SETTINGS, Setting, settings_help};
+
+use file::{File, read_file};
+use settings::{Env, Values};
+
+/// How Telegram's updates reach this cloud.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TelegramMode {
+    /// Telegram posts each update to `{PUBLIC_URL}/api/telegram`.
+    Webhook,
+    /// The cloud long-polls `getUpdates`: no public URL needed.
+    Poll,
+}
+
+impl TelegramMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TelegramMode::Webhook => "webhook",
+            TelegramMode::Poll => "poll",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}", missing_text(.0))]
+    Missing(Vec<&'static str>),
+    #[error("{key} is invalid: {message}")]
+    Invalid { key: &'static str, message: String },
+    #[error("reading the config file {0}: {1}")]
+    File(PathBuf, String),
+    #[error(
+        "config file {path}: unknown key `{key}` at line {line}, column {column} (the keys are the settings `remoteagent-cloud --help` lists)"
+    )]
+    UnknownKey {
+        path: PathBuf,
+        key: String,
+        line: usize,
+        column: usize,
+    },
+    #[error("no data directory: set REMOTEAGENT_DATA_DIR")]
+    NoDataDir,
+    /// Several of the above, all reported at once.
+    #[error("{}", join(.0))]
+    Several(Vec<ConfigError>),
+}
+
+fn missing_text(keys: &[&'static str]) -> String {
+    match keys {
+        [one] => format!("{one} is not set (set it in the environment or the config file)"),
+        many => format!(
+            "{} are not set (set them in the environment or the config file)",
+            many.join(", ")
+        ),
+    }
+}
+
+fn join(errors: &[ConfigError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Everything the cloud needs to start. Secrets are [`SecretString`]s, so
+/// the derived `Debug` shows none of them.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    /// Where users and daemons reach this cloud, without a trailing slash.
+    /// `None` only in poll mode: then there is no `/connect` page.
+    pub public_url: Option<String>,
+    pub telegram_mode: TelegramMode,
+    /// May hold a password (`postgres://user:password@…`).
+    pub database_url: SecretString,
+    pub data_dir: PathBuf,
+    /// May hold the Redis admin password.
+    pub redis_url: SecretString,
+    /// The Redis URL daemons are told to use (without credentials).
+    pub public_redis_url: String,
+    /// False for Redis servers without ACL commands: agents then use the
+    /// default user and no per-agent confinement exists.
+    pub redis_acl: bool,
+    pub bot_token: SecretString,
+    /// The webhook's secret token; `None` in poll mode, where the webhook
+    /// route takes nothing.
+    pub webhook_secret: Option<SecretString>,
+    /// `https://api.telegram.org`, a fake's URL in tests, or `console`.
+    pub telegram_api_base: String,
+    /// Seconds one `getUpdates` long poll waits (poll mode).
+    pub poll_timeout_secs: u64,
+    /// Seconds the poll lease lasts without renewal (poll mode).
+    pub poll_lease_secs: u64,
+    /// base64url seed of the signing key; `None` reads or generates
+    /// `{data_dir}/signing.key`.
+    pub signing_key: Option<SecretString>,
+    pub free_plan_agents: u32,
+    pub trial_days: u32,
+    /// Names this process in forwarder locks and the poll lease.
+    pub replica_id: String,
+    /// Pages of output shown live per session; past them the whole output
+    /// is attached as a file at the end (`FORWARDER_MAX_PAGES`, ≥ 1).
+    pub forwarder_max_pages: usize,
+    /// Seconds a session's stream may stay silent while its agent is offline
+    /// (no presence key) before the forwarder ends it with an error
+    /// (`FORWARDER_ORPHAN_SECS`, ≥ 1).
+    pub forwarder_orphan_secs: u64,
+    /// Reverse proxies whose `X-Forwarded-For` is believed
+    /// (`TRUSTED_PROXIES`, comma-separated CIDRs or addresses; none by
+    /// default: the TCP peer is the client).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// When set, `/metrics` requires `Authorization: Bearer <token>`.
+    pub metrics_token: Option<SecretString>,
+    /// Every group chat counts as opted in for its members' agents
+    /// (`ALLOW_GROUP_PROMPTS`; default false: `/allowgroup` per group).
+    pub allow_group_prompts: bool,
+}
+
+impl Config {
+    /// The bot token, for the Bot API client and the login widget check.
+    pub fn bot_token(&self) -> &str {
+        self.bot_token.expose_secret()
+    }
+}
+
+/// Drops a password from `scheme://user:password@host/…` for display.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((auth, host)) if auth.contains(':') => {
+            let user = auth.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:hidden@{host}")
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Drops `user:password@` from a URL.
+pub fn strip_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://{host}{path}"),
+        None => url.to_string(),
+    }
+}
+
+/// Collects every problem, so one start-up reports them all.
+#[derive(Default)]
+struct Problems {
+    missing: Vec<&'static str>,
+    errors: Vec<ConfigError>,
+}
+
+impl Problems {
+    fn required(&mut self, values: &Values, key: &'static str) -> Option<String> {
+        let v = values.get(key);
+        if v.is_none() {
+            self.missing.push(key);
+        }
+        v
+    }
+
+    fn check<T>(&mut self, result: Result<T, ConfigError>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.errors.push(e);
+                None
+            }
+        }
+    }
+
+    fn into_result(mut self) -> Result<(), ConfigError> {
+        if !self.missing.is_empty() {
+            self.errors.insert(0, ConfigError::Missing(self.missing));
+        }
+        match self.errors.len() {
+            0 => Ok(()),
+            1 => Err(self.errors.remove(0)),
+            _ => Err(ConfigError::Several(self.errors)),
+        }
+    }
+}
+
+fn parsed<T: std::str::FromStr>(values: &Values, key: &'static str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    let raw = values.get(key).unwrap_or_default();
+    raw.parse()
+        .map_err(|e: T::Err| values.invalid(key, e.to_string()))
+}
+
+fn at_least<T: PartialOrd + Copy + std::fmt::Display + std::str::FromStr>(
+    values: &Values,
+    key: &'static str,
+    min: T,
+    max: Option<T>,
+) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    let v: T = parsed(values, key)?;
+    if v < min {
+        return Err(values.invalid(key, format!("must be at least {min}")));
+    }
+    if let Some(max) = max
+        && v > max
+    {
+        return Err(values.invalid(key, format!("must be at most {max}")));
+    }
+    Ok(v)
+}
+
+fn flag(values: &Values, key: &'static str) -> Result<bool, ConfigError> {
+    match values.get(key).map(|v| v.to_ascii_lowercase()) {
+        Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => Ok(true),
+        Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => Ok(false),
+        Some(v) => Err(values.invalid(key, format!("expected true or false, got {v:?}"))),
+        // Every flag has a default; unreachable, and false is the safe side.
+        None => Ok(false),
+    }
+}
+
+impl Config {
+    /// Reads the process environment and, if given, the config file.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let file_path = file.map(Path::to_path_buf).or_else(|| {
+            std::env::var_os("REMOTEAGENT_CONFIG")
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+        });
+        let file = match file_path {
+            Some(p) => read_file(&p)?,
+            None => File::default(),
+        };
+        Self::from_values(&Values::resolve(&Env::Process, file)?)
+    }
+
+    /// Builds a config from explicit key/value pairs (tests, embedding);
+    /// the process environment is not read.
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, ConfigError> {
+        let env = pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::from_values(&Values::resolve(&Env::Pairs(env), File::default())?)
+    }
+
+    fn from_values(v: &Values) -> Result<Self, ConfigError> {
+        let mut p = Problems::default();
+        let bot_token = p.required(v, "TELEGRAM_BOT_TOKEN");
+        let telegram_api_base = v
+            .get("TELEGRAM_API_BASE")
+            .unwrap_or_else(|| "https://api.telegram.org".into());
+        let console = telegram_api_base == "console";
+        let public_url = v
+            .get("PUBLIC_URL")
+            .map(|u| u.trim_end_matches('/').to_string());
+        if let Some(url) = &public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            p.errors
+                .push(v.invalid("PUBLIC_URL", "must start with http:// or https://"));
+        }
+        let telegram_mode = p.check(telegram_mode(v, public_url.is_some(), console));
+        let webhook = telegram_mode == Some(TelegramMode::Webhook);
+        if webhook && public_url.is_none() {
+            p.missing.push("PUBLIC_URL");
+        }
+        let webhook_secret = if webhook {
+            p.required(v, "TELEGRAM_WEBHOOK_SECRET")
+                .and_then(|s| p.check(webhook_secret(v, s, console)))
+        } else {
+            None
+        };
+        let bind = p.check(parsed::<SocketAddr>(v, "REMOTEAGENT_BIND"));
+        let data_dir = p.check(match v.get("REMOTEAGENT_DATA_DIR") {
+            Some(d) => Ok(PathBuf::from(d)),
+            None => directories::ProjectDirs::from("", "", "remoteagent-cloud")
+                .map(|d| d.data_dir().to_path_buf())
+                .ok_or(ConfigError::NoDataDir),
+        });
+        let database_url = match (v.get("DATABASE_URL"), &data_dir) {
+            (Some(u), _) => u,
+            (None, Some(dir)) => format!("sqlite://{}?mode=rwc", dir.join("cloud.db").display()),
+            (None, None) => String::new(),
+        };
+        let redis_url = v
+            .get("REDIS_URL")
+            .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+        // Daemons must never learn the cloud's own Redis password: when the
+        // public URL is derived from REDIS_URL, its credentials are dropped.
+        let public_redis_url = v
+            .get("PUBLIC_REDIS_URL")
+            .unwrap_or_else(|| strip_credentials(&redis_url));
+        let replica_id = v.get("REMOTEAGENT_REPLICA_ID").unwrap_or_else(|| {
+            let host = hostname_or_unknown();
+            format!("{host}-{}", std::process::id())
+        });
+        let poll_timeout_secs = p.check(at_least(v, "TELEGRAM_POLL_TIMEOUT_SECS", 1u64, Some(50)));
+        let poll_lease_secs = p.check(at_least(v, "TELEGRAM_POLL_LEASE_SECS", 3u64, Some(3600)));
+        let forwarder_max_pages = p.check(at_least(v, "FORWARDER_MAX_PAGES", 1usize, None));
+        let forwarder_orphan_secs = p.check(at_least(v, "FORWARDER_ORPHAN_SECS", 1u64, None));
+        let redis_acl = p.check(flag(v, "REDIS_ACL"));
+        let allow_group_prompts = p.check(flag(v, "ALLOW_GROUP_PROMPTS"));
+        let free_plan_agents = p.check(parsed(v, "FREE_PLAN_AGENTS"));
+        let trial_days = p.check(parsed(v, "TRIAL_DAYS"));
+        let trusted_proxies = p.check(trusted_proxies(v));
+        p.into_result()?;
+        // Every `None` here was recorded as a problem above.
+        let (
+            Some(bot_token),
+            Some(telegram_mode),
+            Some(bind),
+            Some(data_dir),
+            Some(poll_timeout_secs),
+            Some(poll_lease_secs),
+            Some(forwarder_max_pages),
+            Some(forwarder_orphan_secs),
+            Some(redis_acl),
+            Some(allow_group_prompts),
+            Some(free_plan_agents),
+            Some(trial_days),
+            Some(trusted_proxies),
+        ) = (
+            bot_token,
+            telegram_mode,
+            bind,
+            data_dir,
+            poll_timeout_secs,
+            poll_lease_secs,
+            forwarder_max_pages,
+            forwarder_orphan_secs,
+            redis_acl,
+            allow_group_prompts,
+            free_plan_agents,
+            trial_days,
+            trusted_proxies,
+        )
+        else {
+            return Err(ConfigError::Invalid {
+                key: "configuration",
+                message: "a value was refused without a reason (a bug: please report it)".into(),
+            });
+        };
+        Ok(Config {
+            bind,
+            public_url,
+            telegram_mode,
+            database_url: database_url.into(),
+            data_dir,
+            redis_url: redis_url.into(),
+            public_redis_url,
+            redis_acl,
+            bot_token: bot_token.into(),
+            webhook_secret: webhook_secret.map(SecretString::from),
+            telegram_api_base,
+            poll_timeout_secs,
+            poll_lease_secs,
+            signing_key: v.get("REMOTEAGENT_SIGNING_KEY").map(SecretString::from),
+            free_plan_agents,
+            trial_days,
+            replica_id,
+            forwarder_max_pages,
+            forwarder_orphan_secs,
+            trusted_proxies,
+            metrics_token: v.get("METRICS_TOKEN").map(SecretString::from),
+            allow_group_prompts,
+        })
+    }
+}
+
+/// `TELEGRAM_MODE`, or the default: poll without a public URL. Console
+/// mode only prints, so it has nothing to poll: its updates are posted to
+/// the webhook route by hand (the demo).
+fn telegram_mode(
+    values: &Values,
+    has_public_url: bool,
+    console: bool,
+) -> Result<TelegramMode, ConfigError> {
+    let mode = match values.get("TELEGRAM_MODE").map(|m| m.to_ascii_lowercase()) {
+        None if has_public_url || console => TelegramMode::Webhook,
+        None => TelegramMode::Poll,
+        Some(m) if m == "webhook" => TelegramMode::Webhook,
+        Some(m) if m == "poll" => TelegramMode::Poll,
+        Some(m) => {
+            return Err(values.invalid(
+                "TELEGRAM_MODE",
+                format!("expected webhook or poll, got {m:?}"),
+            ));
+        }
+    };
+    if mode == TelegramMode::Poll && console {
+        return Err(values.invalid(
+            "TELEGRAM_MODE",
+            "console mode (TELEGRAM_API_BASE=console) has no updates to poll: use webhook",
+        ));
+    }
+    Ok(mode)
+}
+
+/// `TRUSTED_PROXIES`: comma-separated CIDRs (`10.0.0.0/8`) or single
+/// addresses (`127.0.0.1`, taken as /32 or /128).
+fn trusted_proxies(values: &Values) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    let Some(list) = values.get("TRUSTED_PROXIES") else {
+        return Ok(Vec::new());
+    };
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    values.invalid(
+                        "TRUSTED_PROXIES",
+                        format!("{item:?} is not a CIDR (10.0.0.0/8) or an address"),
+                    )
+                })
+        })
+        .collect()
+}
+
+/// Telegram accepts 1–256 characters of `A-Z a-z 0-9 _ -` as a webhook
+/// secret; anything else would only fail later, at `setWebhook`. Console
+/// mode never registers a webhook, so any value does there.
+fn webhook_secret(values: &Values, secret: String, console: bool) -> Result<String, ConfigError> {
+    let valid = console
+        || secret.len() <= 256
+            && secret
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !valid {
+        return Err(values.invalid(
+            "TELEGRAM_WEBHOOK_SECRET",
+            "use 1 to 256 characters of A-Z, a-z, 0-9, _ and -",
+        ));
+    }
+    Ok(secret)
+}
+
+fn hostname_or_unknown() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "cloud".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: [(&str, &str); 4] = [
+        ("PUBLIC_URL", "https://ra.example/"),
+        ("TELEGRAM_BOT_TOKEN", "123:abc"),
+        ("TELEGRAM_WEBHOOK_SECRET", "s3cret-hook"),
+        ("REMOTEAGENT_DATA_DIR", "/tmp/ra-test"),
+    ];
+
+    #[test]
+    fn defaults_apply() {
+        let c = Config::from_pairs(BASE).unwrap();
+        assert_eq!(c.public_url.as_deref(), Some("https://ra.example"));
+        assert_eq!(c.telegram_mode, TelegramMode::Webhook);
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.redis_url.expose_secret(), "redis://127.0.0.1:6379");
+        assert_eq!(c.public_redis_url, c.redis_url.expose_secret());
+        assert!(c.redis_acl);
+        assert_eq!(c.free_plan_agents, 1);
+        assert_eq!(c.trial_days, 14);
+        assert_eq!(
+            c.database_url.expose_secret(),
+            "sqlite:///tmp/ra-test/cloud.db?mode=rwc"
+        );
+        assert_eq!(c.forwarder_max_pages, 8);
+        assert_eq!(c.forwarder_orphan_secs, 45);
+        assert_eq!(c.poll_timeout_secs, 25);
+        assert_eq!(c.poll_lease_secs, 15);
+        assert!(!c.allow_group_prompts);
+        assert!(c.metrics_token.is_none() && c.signing_key.is_none());
+    }
+
+    /// The table's literal defaults are the ones the code relies on.
+    #[test]
+    fn without_a_public_url_the_cloud_polls() {
+        let c = Config::from_pairs([
+            ("TELEGRAM_BOT_TOKEN", "123:abc"),
+            ("REMOTEAGENT_DATA_DIR", "/tmp/ra-test"),
+        ])
+        .unwrap();
+        assert_eq!(c.telegram_mode, TelegramMode::Poll);
+        assert!(c.public_url.is_none());
+        assert!(c.webhook_secret.is_none());
+        // A webhook secret given anyway is not kept: nothing may post updates.
+        let mut pairs = BASE.to_vec();
+        pairs.push(("TELEGRAM_MODE", "POLL"));
+        let c = Config::from_pairs(pairs).unwrap();
+        assert_eq!(c.telegram_mode, TelegramMode::Poll);
+        assert_eq!(c.public_url.as_deref(), Some("https://ra.example"));
+        assert!(c.webhook_secret.is_none());
+        // Console mode prints; it has nothing to poll.
+        let mut console = BASE.to_vec();
+        console.push(("TELEGRAM_API_BASE", "console"));
+        assert_eq!(
+            Config::from_pairs(console.clone()).unwrap().telegram_mode,
+            TelegramMode::Webhook
+        );
+        console.push(("TELEGRAM_MODE", "poll"));
+        let err = Config::from_pairs(console).unwrap_err().to_string();
+        assert!(err.starts_with("TELEGRAM_MODE is invalid"), "{err}");
+        let mut bad = BASE.to_vec();
+        bad.push(("TELEGRAM_MODE", "push"));
+        let err = Config::from_pairs(bad).unwrap_err().to_string();
+        assert!(err.contains("expected webhook or poll"), "{err}");
+    }
+
+    #[test]
+    fn every_missing_setting_is_reported_at_once() {
+        let err = Config::from_pairs([
+            ("TELEGRAM_MODE", "webhook"),
+            ("REMOTEAGENT_DATA_DIR", "/tmp/ra-test"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "TELEGRAM_BOT_TOKEN, PUBLIC_URL, TELEGRAM_WEBHOOK_SECRET are not set \
+             (set them in the environment or the config file)"
+        );
+        // Missing and invalid together: both said, in one line.
+        let err = Config::from_pairs([
+            ("TELEGRAM_MODE", "webhook"),
+            ("REMOTEAGENT_DATA_DIR", "/tmp/ra-test"),
+            ("TRIAL_DAYS", "soon"),
+            ("REDIS_ACL", "maybe"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("TELEGRAM_BOT_TOKEN, PUBLIC_URL"), "{err}");
+        assert!(err.contains("; REDIS_ACL is invalid"), "{err}");
+        assert!(err.contains("; TRIAL_DAYS is invalid"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+
+    #[test]
+    fn the_orphan_grace_is_configurable_and_positive() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("FORWARDER_ORPHAN_SECS", "30"));
+        assert_eq!(Config::from_pairs(pairs).unwrap().forwarder_orphan_secs, 30);
+        for bad in ["0", "-5", "soon"] {
+            let mut pairs = BASE.to_vec();
+            pairs.push(("FORWARDER_ORPHAN_SECS", bad));
+            let err = Config::from_pairs(pairs).unwrap_err().to_string();
+            assert!(err.starts_with("FORWARDER_ORPHAN_SECS is invalid"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_page_budget_is_configurable_and_positive() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("FORWARDER_MAX_PAGES", "3"));
+        assert_eq!(Config::from_pairs(pairs).unwrap().forwarder_max_pages, 3);
+        for bad in ["0", "-1", "many"] {
+            let mut pairs = BASE.to_vec();
+            pairs.push(("FORWARDER_MAX_PAGES", bad));
+            let err = Config::from_pairs(pairs).unwrap_err().to_string();
+            assert!(err.starts_with("FORWARDER_MAX_PAGES is invalid"), "{err}");
+        }
+    }
+
+    #[test]
+    fn poll_timings_are_bounded() {
+        for (key, bad) in [
+            ("TELEGRAM_POLL_TIMEOUT_SECS", "0"),
+            ("TELEGRAM_POLL_TIMEOUT_SECS", "51"),
+            ("TELEGRAM_POLL_LEASE_SECS", "2"),
+        ] {
+            let mut pairs = BASE.to_vec();
+            pairs.push((key, bad));
+            let err = Config::from_pairs(pairs).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("{key} is invalid")), "{err}");
+        }
+    }
+
+    #[test]
+    fn missing_and_invalid_values_are_named() {
+        let err = Config::from_pairs(
+            BASE.iter()
+                .copied()
+                .filter(|(k, _)| *k != "TELEGRAM_BOT_TOKEN"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "TELEGRAM_BOT_TOKEN is not set (set it in the environment or the config file)"
+        );
+        let mut secret = BASE.to_vec();
+        secret.retain(|(k, _)| *k != "TELEGRAM_WEBHOOK_SECRET");
+        secret.push(("TELEGRAM_WEBHOOK_SECRET", "has spaces!"));
+        let mut console = secret.clone();
+        console.push(("TELEGRAM_API_BASE", "console"));
+        assert!(Config::from_pairs(console).is_ok());
+        assert!(
+            Config::from_pairs(secret)
+                .unwrap_err()
+                .to_string()
+                .starts_with("TELEGRAM_WEBHOOK_SECRET is invalid")
+        );
+        let mut bad = BASE.to_vec();
+        bad.push(("REDIS_ACL", "maybe"));
+        assert!(
+            Config::from_pairs(bad)
+                .unwrap_err()
+                .to_string()
+                .starts_with("REDIS_ACL is invalid")
+        );
+    }
+
+    #[test]
+    fn the_public_redis_url_never_carries_the_cloud_password() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("REDIS_URL", "redis://admin:hunter2@redis.internal:6379/0"));
+        let c = Config::from_pairs(pairs.clone()).unwrap();
+        assert_eq!(c.public_redis_url, "redis://redis.internal:6379/0");
+        pairs.push(("PUBLIC_REDIS_URL", "rediss://redis.example:6380"));
+        let c = Config::from_pairs(pairs).unwrap();
+        assert_eq!(c.public_redis_url, "rediss://redis.example:6380");
+        assert_eq!(strip_credentials("redis://h:1"), "redis://h:1");
+    }
+
+    #[test]
+    fn trusted_proxies_parse() {
+        assert!(Config::from_pairs(BASE).unwrap().trusted_proxies.is_empty());
+        let mut pairs = BASE.to_vec();
+        pairs.push(("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1 ,::1,fd00::/8"));
+        let c = Config::from_pairs(pairs).unwrap();
+        let shown: Vec<String> = c.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(shown, ["10.0.0.0/8", "127.0.0.1/32", "::1/128", "fd00::/8"]);
+        let mut bad = BASE.to_vec();
+        bad.push(("TRUSTED_PROXIES", "10.0.0.0/8,proxy.internal"));
+        let err = Config::from_pairs(bad).unwrap_err().to_string();
+        assert!(err.starts_with("TRUSTED_PROXIES is invalid"), "{err}");
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("DATABASE_URL", "postgres://u:pw123@db/x"));
+        pairs.push(("REDIS_URL", "redis://admin:hunter2@r:6379"));
+        pairs.push(("REMOTEAGENT_SIGNING_KEY", "seedseed"));
+        pairs.push(("METRICS_TOKEN", "metr1cs"));
+        let c = Config::from_pairs(pairs).unwrap();
+        let dbg = format!("{c:?}");
+        for secret in [
+            "123:abc",
+            "s3cret-hook",
+            "pw123",
+            "hunter2",
+            "seedseed",
+            "metr1cs",
+        ] {
+            assert!(!dbg.contains(secret), "{dbg}");
+        }
+        assert!(dbg.contains("https://ra.example"), "{dbg}");
+    }
+
+    fn load_file(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, text).unwrap();
+        let file = read_file(&path)?;
+        let env = BASE
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_values(&Values::resolve(&Env::Pairs(env), file)?)
+    }
+
+    #[test]
+    fn file_keys_in_either_case() {
+        let c =
+            load_file("redis_url = \"redis://r:1\"\nTRIAL_DAYS = 3\nredis_acl = false\n").unwrap();
+        assert_eq!(c.redis_url.expose_secret(), "redis://r:1");
+        assert_eq!(c.trial_days, 3);
+        assert!(!c.redis_acl);
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_file() {
+        // BASE (the environment here) sets PUBLIC_URL; the file's is ignored.
+        let c = load_file("public_url = \"https://file.example\"\n").unwrap();
+        assert_eq!(c.public_url.as_deref(), Some("https://ra.example"));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused_by_name() {
+        let err = load_file("trial_days = 3\nredis_ulr = \"redis://r:1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown key `redis_ulr` at line 2, column 1"),
+            "{err}"
+        );
+        let err = load_file("[server]\nbind = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown key `server` at line 1"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_file_value_says_where_it_is() {
+        let err = load_file("trial_days = 3\n  forwarder_max_pages = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("FORWARDER_MAX_PAGES is invalid: must be at least 1 (config file "),
+            "{err}"
+        );
+        assert!(err.ends_with("line 2, column 25)"), "{err}");
+        let err = load_file("trial_days = [1, 2]\n").unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "trial_days at line 1, column 14: expected a string, number or boolean, got array"
+            ),
+            "{err}"
+        );
+        let err = load_file("trial_days = = 3\n").unwrap_err().to_string();
+        assert!(err.contains("not valid TOML at line 1, column"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}

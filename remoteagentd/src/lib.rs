@@ -24,6 +24,7 @@
 //! * [`token_refresh`]: renews agent JWTs before they expire.
 //! * [`control`]: the control socket and one handler per request.
 //! * [`daemon`]: `run` and shutdown; [`logging`]: stderr or journald.
+//! * [`util`]: leaf helpers (waiting on optional deadlines).
 
 pub mod agent;
 pub mod approval;
@@ -43,3 +44,4 @@ pub mod seen_envelopes;
 pub mod state;
 pub mod supervisor;
 pub mod token_refresh;
+pub mod util;

@@ -16,7 +16,7 @@ use remoteagent_proto::{AgentId, names, now_ms};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{AgentSettings, sleep_until_opt};
+use super::spec::AgentSettings;
 use crate::approval::session::SessionApprovals;
 use crate::output::{OutputError, OutputWriter};
 use crate::redis_conn::SharedConn;
@@ -25,6 +25,7 @@ use crate::runner::process::RunnerRecord;
 use crate::runner::utf8::Utf8Stream;
 use crate::runner::{Invocation, Resume, Running, command_line};
 use crate::session_log::{self, SessionLog};
+use crate::util::time::sleep_until_opt;
 
 /// After the runner exits, how long its pipes may stay open (held by a
 /// process it left behind) before the rest of its group is killed.

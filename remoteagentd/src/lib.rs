@@ -24,12 +24,14 @@
 //! * [`token_refresh`]: renews agent JWTs before they expire.
 //! * [`control`]: the control socket and one handler per request.
 //! * [`daemon`]: `run` and shutdown; [`logging`]: stderr or journald.
-//! * [`util`]: leaf helpers (waiting on optional deadlines).
+//! * [`util`]: leaf helpers (waiting on optional deadlines, cleaned names);
+//!   [`request_error`]: the error a control request ends with.
 
 pub mod agent;
 pub mod approval;
 pub mod output;
 pub mod redis_conn;
+pub mod request_error;
 pub mod runner;
 pub mod session_log;
 

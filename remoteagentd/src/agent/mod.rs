@@ -236,7 +236,7 @@ async fn run_agent(
     )
     .await;
 
-    let setup = LinkSetup::new(&spec, online, crate::pairing::clean_hostname());
+    let setup = LinkSetup::new(&spec, online, crate::util::names::clean_hostname());
     let Some(conn) = connect(&setup, &mut control).await else {
         return;
     };

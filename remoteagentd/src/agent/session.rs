@@ -147,38 +147,26 @@ async fn pump(
     .await?;
     prune_logs_in_background(ctx);
 
-    let invocation = Invocation {
-        prompt: &ctx.command.prompt,
-        resume: Resume::choose(ctx.command.r#continue, ctx.conversation.as_deref()),
-    };
-    tracing::debug!(resume = ?invocation.resume, "runner invocation");
-    let spawned = command_line(&ctx.runner, &invocation)
-        .and_then(|(program, mut args)| {
-            // Claude Code asks before each tool use, through its hook.
-            if matches!(
-                ctx.runner,
-                RunnerSpec::Preset(remoteagent_proto::runner::Preset::Claude)
-            ) {
-                args.extend(crate::approval::claude_args(
-                    &ctx.settings.approval,
-                    &ctx.agent_id,
-                    &ctx.command.session_id,
-                    approvals.timeout_secs(),
-                )?);
-            }
-            // Codex cannot ask: the policy chooses its sandbox.
-            if matches!(
-                ctx.runner,
-                RunnerSpec::Preset(remoteagent_proto::runner::Preset::Codex)
-            ) && args.first().is_some_and(|a| a == "exec")
-            {
-                args.splice(1..1, crate::approval::codex_args(approvals.policy_kind()));
-            }
-            Ok((program, args))
-        })
-        .and_then(|(program, args)| {
-            Running::spawn(&program, &args, &ctx.path, &ctx.command.session_id)
-        });
+    let spawned = crate::approval::runner_mode(
+        &ctx.settings.approval,
+        &ctx.runner,
+        &ctx.agent_id,
+        &ctx.command.session_id,
+        approvals.policy_kind(),
+        approvals.timeout_secs(),
+    )
+    .and_then(|approval| {
+        let invocation = Invocation {
+            prompt: &ctx.command.prompt,
+            resume: Resume::choose(ctx.command.r#continue, ctx.conversation.as_deref()),
+            approval,
+        };
+        tracing::debug!(resume = ?invocation.resume, "runner invocation");
+        command_line(&ctx.runner, &invocation)
+    })
+    .and_then(|(program, args)| {
+        Running::spawn(&program, &args, &ctx.path, &ctx.command.session_id)
+    });
     let (mut running, mut pipes) = match spawned {
         Ok(r) => r,
         Err(e) => {

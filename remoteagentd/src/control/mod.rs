@@ -8,7 +8,6 @@
 //!   [`logs`], [`unpair`], [`approval`] (Claude Code's approval hook).
 
 pub mod approval;
-mod error;
 pub mod list;
 pub mod logs;
 pub mod pair;
@@ -17,7 +16,7 @@ pub mod status;
 pub mod stop;
 pub mod unpair;
 
-pub use error::ControlError;
+pub use crate::request_error::ControlError;
 pub use server::{BindError, ControlServer};
 
 use remoteagent_proto::control::Reply;

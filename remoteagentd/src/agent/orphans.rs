@@ -107,7 +107,7 @@ pub(super) fn sweep(
         async move {
             let message = format!(
                 "the daemon stopped before this session finished (restarted at {})",
-                session_log::rfc3339_now()
+                crate::util::time::rfc3339_now()
             );
             let mut conn = conn;
             for session in orphans {

@@ -5,7 +5,8 @@
 //! prompt as exactly one argv element (never through a shell) and a scrubbed
 //! environment: only an allowlist of variables reaches it, so nothing of the
 //! daemon's own secrets (agent JWTs, D-Bus addresses to the keyring) can leak
-//! into a process that runs whatever the model decides.
+//! into a process that runs whatever the model decides. Its command line
+//! is rendered in [`invocation`].
 
 use std::ffi::OsString;
 use std::path::Path;

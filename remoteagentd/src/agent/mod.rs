@@ -129,7 +129,10 @@ impl AgentHandle {
 
     /// Watches `online`, for a caller that waits for it to change.
     pub fn online_watch(&self) -> watch::Receiver<bool> {
-        self.shared.online.clone()
+        // Like a new subscription: the current value counts as seen.
+        let mut online = self.shared.online.clone();
+        online.mark_unchanged();
+        online
     }
 
     pub fn running_session(&self) -> Option<SessionId> {

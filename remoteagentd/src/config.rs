@@ -37,9 +37,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::approval::policy::{
-    DEFAULT_ALLOW_TOOLS, DEFAULT_TIMEOUT_SECS, MAX_TIMEOUT_SECS, PolicyKind, ToolRule, expand_home,
-};
+pub use crate::approval::schema::{ApprovalDefaults, ApprovalOverride};
+
+use crate::approval::ApprovalPolicies;
+use crate::approval::policy::{check_table, expand_home};
 
 /// The cloud used when neither the config file nor the environment name one.
 pub const DEFAULT_CLOUD_URL: &str = "http://127.0.0.1:8080";
@@ -145,34 +146,6 @@ impl LogsConfig {
     }
 }
 
-/// `[approval]`: how tool uses are approved unless a project says otherwise.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ApprovalDefaults {
-    pub policy: PolicyKind,
-    pub allow_tools: Vec<String>,
-    pub timeout_secs: u64,
-}
-
-impl Default for ApprovalDefaults {
-    fn default() -> Self {
-        ApprovalDefaults {
-            policy: PolicyKind::Ask,
-            allow_tools: DEFAULT_ALLOW_TOOLS.iter().map(|t| t.to_string()).collect(),
-            timeout_secs: DEFAULT_TIMEOUT_SECS,
-        }
-    }
-}
-
-/// A project's `approval = { … }`: each field present replaces the default.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApprovalOverride {
-    pub policy: Option<PolicyKind>,
-    pub allow_tools: Option<Vec<String>>,
-    pub timeout_secs: Option<u64>,
-}
-
 /// One `[[project]]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -256,7 +229,7 @@ impl Config {
         if config.abort_grace_secs > 3600 {
             return Err(invalid("abort_grace_secs must be at most 3600"));
         }
-        check_approval(
+        check_table(
             "approval",
             Some(&config.approval.allow_tools),
             Some(config.approval.timeout_secs),
@@ -277,7 +250,7 @@ impl Config {
                 )));
             }
             seen.push(path);
-            check_approval(
+            check_table(
                 &format!("the approval of project '{path}'"),
                 project.approval.allow_tools.as_ref(),
                 project.approval.timeout_secs,
@@ -290,30 +263,19 @@ impl Config {
     pub fn abort_grace(&self) -> Duration {
         Duration::from_secs(self.abort_grace_secs)
     }
-}
 
-/// Checks one approval table's values; the error names `what`.
-fn check_approval(
-    what: &str,
-    allow_tools: Option<&Vec<String>>,
-    timeout_secs: Option<u64>,
-) -> Result<(), String> {
-    for entry in allow_tools.into_iter().flatten() {
-        ToolRule::parse(entry).map_err(|e| format!("{what}: allow_tools entry {e}"))?;
+    /// The approval policies of every project; `~/` in project paths is
+    /// expanded with `home`.
+    pub fn approval_policies(&self, home: Option<&Path>) -> ApprovalPolicies {
+        let projects = self.projects.iter().map(|p| (p.path.as_str(), &p.approval));
+        ApprovalPolicies::new(&self.approval, projects, home)
     }
-    if let Some(secs) = timeout_secs
-        && !(1..=MAX_TIMEOUT_SECS).contains(&secs)
-    {
-        return Err(format!(
-            "{what}: timeout_secs must be between 1 and {MAX_TIMEOUT_SECS}"
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::approval::schema::PolicyKind;
 
     #[test]
     fn defaults_and_values() {

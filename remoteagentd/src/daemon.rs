@@ -7,8 +7,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::AgentSettings;
+use crate::approval::ApprovalSettings;
 use crate::approval::hook::HookTarget;
-use crate::approval::{ApprovalPolicies, ApprovalSettings};
 use crate::config::Config;
 use crate::control::{BindError, ControlServer};
 use crate::paths::Paths;
@@ -71,7 +71,7 @@ pub async fn run_with_ready(
         abort_grace: config.abort_grace(),
         max_prompt_bytes: config.max_prompt_bytes,
         approval: ApprovalSettings {
-            policies: ApprovalPolicies::from_config(&config, home.as_deref()),
+            policies: config.approval_policies(home.as_deref()),
             hook,
         },
         seen: Arc::new(SeenEnvelopes::new(paths.envelopes_dir.clone())),

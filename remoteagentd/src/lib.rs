@@ -25,11 +25,14 @@
 //! * [`token_refresh`]: renews agent JWTs before they expire.
 //! * [`control`]: the control socket and one handler per request.
 //! * [`daemon`]: `run` and shutdown; [`logging`]: stderr or journald.
+//! * [`util`]: leaf helpers (waiting on optional deadlines, cleaned names);
+//!   [`request_error`]: the error a control request ends with.
 
 pub mod agent;
 pub mod approval;
 pub mod output;
 pub mod redis_conn;
+pub mod request_error;
 pub mod runner;
 pub mod session_log;
 
@@ -45,3 +48,4 @@ pub mod seen_envelopes;
 pub mod state;
 pub mod supervisor;
 pub mod token_refresh;
+pub mod util;

@@ -33,6 +33,7 @@
 use std::time::Duration;
 
 use redis::aio::ConnectionLike;
+use remoteagent_proto::backoff::Backoff;
 use remoteagent_proto::events::{
     ChunkPayload, DonePayload, NoticePayload, OutputEvent, StreamKind,
 };
@@ -42,6 +43,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::redis_conn::SharedConn;
+use crate::util::time::sleep_unless_cancelled;
 
 /// Largest text of one `chunk` event. Large enough that a fast runner
 /// costs few stream entries (the stream keeps at most
@@ -53,6 +55,10 @@ pub const MAX_CHUNK_BYTES: usize = 64 * 1024;
 pub const FLUSH_BYTES: usize = 256 * 1024;
 /// Longest time text waits before it is flushed.
 pub const FLUSH_AFTER: Duration = Duration::from_millis(20);
+/// Waits between attempts of a batch that failed (no attempt limit: the
+/// writer's cancellation token ends the retries).
+const WRITE_RETRY: Backoff =
+    Backoff::new(Duration::from_millis(50), Duration::from_secs(2)).without_jitter();
 /// Chunk text a session writes into its stream unless configured.
 pub const DEFAULT_STREAM_BUDGET: u64 = 64 * 1024 * 1024;
 
@@ -200,7 +206,7 @@ async fn send_batch(
         }
     }
     let mut attempts = 0;
-    let mut delay = Duration::from_millis(50);
+    let mut backoff = WRITE_RETRY;
     loop {
         // The current connection on every attempt: the agent may have
         // replaced one that stopped working.
@@ -217,12 +223,14 @@ async fn send_batch(
         if give_up.is_cancelled() {
             return (Err(e), attempts);
         }
+        // Retries until it lands or `give_up` fires: there is no last attempt.
+        let Some(delay) = backoff.next_delay() else {
+            return (Err(e), attempts);
+        };
         tracing::warn!(key = %key, error = %e, retry_in = ?delay, "writing output failed; retrying");
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = give_up.cancelled() => return (Err(e), attempts),
+        if !sleep_unless_cancelled(delay, &give_up).await {
+            return (Err(e), attempts);
         }
-        delay = (delay * 2).min(Duration::from_secs(2));
     }
 }
 

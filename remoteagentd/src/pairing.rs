@@ -24,10 +24,11 @@ use remoteagent_proto::keys::CloudPublicKey;
 use remoteagent_proto::runner::RunnerSpec;
 use remoteagent_proto::{names, now_ms, text, token};
 
-use crate::control::ControlError;
+use crate::request_error::ControlError;
 use crate::secrets::SecretError;
 use crate::state::AgentMeta;
 use crate::supervisor::Supervisor;
+use crate::util::names::{clean_agent_name, clean_hostname};
 
 /// What the client asked for.
 #[derive(Debug, Clone)]
@@ -60,31 +61,6 @@ fn project_folder(path: &Path) -> Result<PathBuf, ControlError> {
         ));
     }
     Ok(canonical)
-}
-
-/// An agent name as it is stored and shown: no escape sequences, control,
-/// bidi or invisible format characters (a name must look like what it is),
-/// at most [`text::MAX_NAME_CHARS`]; `fallback` when nothing is left.
-pub fn clean_agent_name(name: &str, fallback: &str) -> String {
-    let cleaned = text::clean_name(name, text::MAX_NAME_CHARS);
-    if cleaned.is_empty() {
-        text::clean_name(fallback, text::MAX_NAME_CHARS)
-    } else {
-        cleaned
-    }
-}
-
-/// This machine's hostname, cleaned like a name (the cloud shows it).
-pub fn clean_hostname() -> String {
-    let raw = hostname::get()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let cleaned = text::clean_name(&raw, text::MAX_HOSTNAME_CHARS);
-    if cleaned.is_empty() {
-        "unknown".into()
-    } else {
-        cleaned
-    }
 }
 
 fn default_name(path: &Path) -> String {

@@ -136,7 +136,7 @@ impl StateDir {
         // Metadata written before names were cleaned of bidi and invisible
         // characters is cleaned as it is read, so `list` and name lookups
         // see the clean name.
-        meta.name = crate::pairing::clean_agent_name(&meta.name, meta.id.as_str());
+        meta.name = crate::util::names::clean_agent_name(&meta.name, meta.id.as_str());
         Ok(meta)
     }
 

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use crate::agent::{AgentHandle, AgentNotice, AgentSettings, AgentSpec};
 use crate::approval::Decision;
 use crate::config::Config;
-use crate::control::ControlError;
+use crate::request_error::ControlError;
 use crate::secrets::SecretStore;
 use crate::state::{AgentMeta, StateDir};
 

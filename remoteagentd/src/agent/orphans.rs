@@ -28,21 +28,26 @@ use std::time::{Duration, SystemTime};
 
 use redis::aio::ConnectionLike;
 use redis::streams::StreamRangeReply;
+use remoteagent_proto::backoff::Backoff;
 use remoteagent_proto::events::{DonePayload, DoneStatus, OutputEvent};
 use remoteagent_proto::{AgentId, SessionId, names, stream};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::redis_conn::SharedConn;
 use crate::session_log::{self, LogEnd, SessionLog};
+use crate::util::time::sleep_unless_cancelled;
 
 /// How far back orphans are looked for: the forwarder's saved state lives
 /// two days, after which nobody follows the stream any more.
 pub(crate) const WINDOW: Duration = Duration::from_secs(2 * 24 * 3600);
 /// Longest wait for one Redis call; the sweep never holds anything up.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-/// Attempts per orphan while Redis fails; a session still unfinished is
-/// tried again at the next start.
-const ATTEMPTS: u32 = 3;
+/// Attempts per orphan while Redis fails (1 s, then 2 s apart); a session
+/// still unfinished is tried again at the next start.
+const RETRY: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(2))
+    .attempts(3)
+    .without_jitter();
 
 /// When the first sweep of this process ran. No session of this process
 /// started earlier: every agent sweeps before it takes its first command.
@@ -80,8 +85,15 @@ pub(super) async fn end_leftover_runners(
     }
 }
 
-/// Finishes the `orphans` ([`find_now`]) in the background.
-pub(super) fn sweep(orphans: Vec<SessionId>, agent: &AgentId, log_root: &Path, conn: SharedConn) {
+/// Finishes the `orphans` ([`find_now`]) in the background;
+/// `stop` (the agent stopping) ends the waits between attempts.
+pub(super) fn sweep(
+    orphans: Vec<SessionId>,
+    agent: &AgentId,
+    log_root: &Path,
+    conn: SharedConn,
+    stop: CancellationToken,
+) {
     if orphans.is_empty() {
         return;
     }
@@ -95,12 +107,12 @@ pub(super) fn sweep(orphans: Vec<SessionId>, agent: &AgentId, log_root: &Path, c
         async move {
             let message = format!(
                 "the daemon stopped before this session finished (restarted at {})",
-                session_log::rfc3339_now()
+                crate::util::time::rfc3339_now()
             );
             let mut conn = conn;
             for session in orphans {
                 let span = tracing::info_span!("orphan", session = %session);
-                finish_with_retries(&mut conn, &log_root, &agent, &session, &message)
+                finish_with_retries(&mut conn, &log_root, &agent, &session, &message, &stop)
                     .instrument(span)
                     .await;
             }
@@ -162,28 +174,35 @@ impl Finished {
     }
 }
 
+/// Ends one orphan, retrying with [`RETRY`] while Redis fails; never
+/// waits after the last attempt, nor once `stop` fired.
 async fn finish_with_retries(
     conn: &mut SharedConn,
     log_root: &Path,
     agent: &AgentId,
     session: &SessionId,
     message: &str,
+    stop: &CancellationToken,
 ) {
-    let mut delay = Duration::from_secs(1);
-    for attempt in 1..=ATTEMPTS {
-        match finish(conn, log_root, agent, session, message).await {
+    let mut backoff = RETRY;
+    loop {
+        let e = match finish(conn, log_root, agent, session, message).await {
             Ok(finished) => {
                 tracing::info!(outcome = ?finished, "unfinished session ended");
                 return;
             }
-            Err(e) if attempt < ATTEMPTS => {
-                tracing::warn!(error = %e, attempt, "ending an unfinished session; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "could not end an unfinished session; trying again at the next start");
-            }
+            Err(e) => e,
+        };
+        let Some(delay) = backoff.next_delay() else {
+            tracing::warn!(error = %e, "could not end an unfinished session; trying again at the next start");
+            return;
+        };
+        tracing::warn!(error = %e, attempt = backoff.failures(), "ending an unfinished session; retrying");
+        if !sleep_unless_cancelled(delay, stop).await {
+            tracing::info!(
+                "the agent is stopping; the unfinished session is ended at the next start"
+            );
+            return;
         }
     }
 }

@@ -16,7 +16,7 @@ use remoteagent_proto::{AgentId, names, now_ms};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{AgentSettings, sleep_until_opt};
+use super::spec::AgentSettings;
 use crate::approval::session::SessionApprovals;
 use crate::output::{OutputError, OutputWriter};
 use crate::redis_conn::SharedConn;
@@ -25,6 +25,7 @@ use crate::runner::process::RunnerRecord;
 use crate::runner::utf8::Utf8Stream;
 use crate::runner::{Invocation, Resume, Running, command_line};
 use crate::session_log::{self, SessionLog};
+use crate::util::time::sleep_until_opt;
 
 /// After the runner exits, how long its pipes may stay open (held by a
 /// process it left behind) before the rest of its group is killed.
@@ -146,38 +147,26 @@ async fn pump(
     .await?;
     prune_logs_in_background(ctx);
 
-    let invocation = Invocation {
-        prompt: &ctx.command.prompt,
-        resume: Resume::choose(ctx.command.r#continue, ctx.conversation.as_deref()),
-    };
-    tracing::debug!(resume = ?invocation.resume, "runner invocation");
-    let spawned = command_line(&ctx.runner, &invocation)
-        .and_then(|(program, mut args)| {
-            // Claude Code asks before each tool use, through its hook.
-            if matches!(
-                ctx.runner,
-                RunnerSpec::Preset(remoteagent_proto::runner::Preset::Claude)
-            ) {
-                args.extend(crate::approval::claude_args(
-                    &ctx.settings.approval,
-                    &ctx.agent_id,
-                    &ctx.command.session_id,
-                    approvals.timeout_secs(),
-                )?);
-            }
-            // Codex cannot ask: the policy chooses its sandbox.
-            if matches!(
-                ctx.runner,
-                RunnerSpec::Preset(remoteagent_proto::runner::Preset::Codex)
-            ) && args.first().is_some_and(|a| a == "exec")
-            {
-                args.splice(1..1, crate::approval::codex_args(approvals.policy_kind()));
-            }
-            Ok((program, args))
-        })
-        .and_then(|(program, args)| {
-            Running::spawn(&program, &args, &ctx.path, &ctx.command.session_id)
-        });
+    let spawned = crate::approval::runner_mode(
+        &ctx.settings.approval,
+        &ctx.runner,
+        &ctx.agent_id,
+        &ctx.command.session_id,
+        approvals.policy_kind(),
+        approvals.timeout_secs(),
+    )
+    .and_then(|approval| {
+        let invocation = Invocation {
+            prompt: &ctx.command.prompt,
+            resume: Resume::choose(ctx.command.r#continue, ctx.conversation.as_deref()),
+            approval,
+        };
+        tracing::debug!(resume = ?invocation.resume, "runner invocation");
+        command_line(&ctx.runner, &invocation)
+    })
+    .and_then(|(program, args)| {
+        Running::spawn(&program, &args, &ctx.path, &ctx.command.session_id)
+    });
     let (mut running, mut pipes) = match spawned {
         Ok(r) => r,
         Err(e) => {

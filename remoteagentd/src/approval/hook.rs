@@ -1,5 +1,5 @@
 //! The `PreToolUse` hook: how Claude Code is told to run it
-//! ([`runner_args`]), and the hook itself ([`run`]), which is
+//! ([`settings_json`], for `--settings`), and the hook itself ([`run`]), which is
 //! `remoteagentd approval-hook --socket … --agent … --session …`.
 //!
 //! Claude Code runs the hook's command through a shell before every tool use,
@@ -128,19 +128,6 @@ pub fn settings_json(
         }
     })
     .to_string())
-}
-
-/// The arguments appended to Claude Code's command line.
-pub fn runner_args(
-    target: &HookTarget,
-    agent: &AgentId,
-    session: &SessionId,
-    approval_timeout_secs: u64,
-) -> Result<Vec<String>, String> {
-    Ok(vec![
-        "--settings".to_string(),
-        settings_json(target, agent, session, approval_timeout_secs)?,
-    ])
 }
 
 /// The hook's command-line arguments.
@@ -367,9 +354,6 @@ mod tests {
                 "320",
             ]
         );
-        let args = runner_args(&t, &agent, &session, 300).unwrap();
-        assert_eq!(args[0], "--settings");
-        assert_eq!(args[1], json);
     }
 
     #[test]

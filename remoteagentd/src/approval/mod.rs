@@ -1,7 +1,7 @@
 //! Tool approval from the phone (Claude Code).
 //!
 //! Claude Code is started with a `PreToolUse` hook (`--settings`, built by
-//! [`hook::runner_args`]) that runs `remoteagentd approval-hook` before every
+//! [`hook::settings_json`], chosen by [`runner_mode`]) that runs `remoteagentd approval-hook` before every
 //! tool use. The hook asks the daemon over the control socket
 //! (`Request::Approval`); the control server hands the question to the
 //! supervisor, the agent task and the running session, whose
@@ -19,11 +19,15 @@
 
 pub mod hook;
 pub mod policy;
+pub mod schema;
 pub mod session;
 
 use rand::Rng;
+use remoteagent_proto::runner::{Preset, RunnerSpec};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
+
+use crate::runner::{ApprovalMode, RunnerError, Sandbox};
 
 pub use policy::{ApprovalPolicies, ProjectPolicy};
 
@@ -37,38 +41,54 @@ pub struct ApprovalSettings {
     pub hook: Option<hook::HookTarget>,
 }
 
-/// The arguments that give Claude Code its approval hook; none when the
-/// daemon has no hook target (see [`ApprovalSettings::hook`]).
-pub fn claude_args(
+/// How `runner` is told about tool approval in one session (rendered into
+/// its command line by [`crate::runner::command_line`]):
+/// - Claude Code asks before each tool use through its `PreToolUse` hook,
+///   unless the daemon has no hook target (see [`ApprovalSettings::hook`]);
+/// - Codex cannot ask anyone from `codex exec`, so the project's policy
+///   picks its sandbox instead: `ask` (the default) lets it write inside
+///   the project folder only, without network; `deny` keeps it read-only;
+///   `allow` lifts the sandbox, as the user asked for;
+/// - the other runners are told nothing.
+pub fn runner_mode(
     settings: &ApprovalSettings,
+    runner: &RunnerSpec,
     agent: &remoteagent_proto::AgentId,
     session: &remoteagent_proto::SessionId,
+    policy: policy::PolicyKind,
     timeout_secs: u64,
-) -> Result<Vec<String>, crate::runner::RunnerError> {
-    let Some(target) = &settings.hook else {
-        tracing::warn!("Claude Code runs without the approval hook: no daemon executable is known");
-        return Ok(Vec::new());
-    };
-    hook::runner_args(target, agent, session, timeout_secs).map_err(|reason| {
-        crate::runner::RunnerError::Spawn {
-            program: "claude".into(),
-            reason: format!("its tool-approval hook cannot be set up: {reason}"),
+) -> Result<ApprovalMode, RunnerError> {
+    match runner {
+        RunnerSpec::Preset(Preset::Claude) => {
+            let Some(target) = &settings.hook else {
+                tracing::warn!(
+                    "Claude Code runs without the approval hook: no daemon executable is known"
+                );
+                return Ok(ApprovalMode::RunnerDefault);
+            };
+            let settings =
+                hook::settings_json(target, agent, session, timeout_secs).map_err(|reason| {
+                    RunnerError::Spawn {
+                        program: "claude".into(),
+                        reason: format!("its tool-approval hook cannot be set up: {reason}"),
+                    }
+                })?;
+            Ok(ApprovalMode::Hook { settings })
         }
-    })
+        RunnerSpec::Preset(Preset::Codex) => Ok(ApprovalMode::Sandbox(sandbox(policy))),
+        RunnerSpec::Preset(Preset::Aider | Preset::Gemini) | RunnerSpec::Command(_) => {
+            Ok(ApprovalMode::RunnerDefault)
+        }
+    }
 }
 
-/// Codex cannot ask anyone from `codex exec`, so the project's policy picks
-/// its sandbox instead: `ask` (the default) lets it write inside the project
-/// folder only, without network; `deny` keeps it read-only; `allow` lifts the
-/// sandbox, as the user asked for. Inserted right after `exec`, before any
-/// `resume` subcommand, where Codex reads the option.
-pub fn codex_args(policy: policy::PolicyKind) -> [String; 2] {
-    let mode = match policy {
-        policy::PolicyKind::Ask => "workspace-write",
-        policy::PolicyKind::Deny => "read-only",
-        policy::PolicyKind::Allow => "danger-full-access",
-    };
-    ["--sandbox".to_string(), mode.to_string()]
+/// The sandbox a runner that cannot ask gets under `policy`.
+fn sandbox(policy: policy::PolicyKind) -> Sandbox {
+    match policy {
+        policy::PolicyKind::Ask => Sandbox::WorkspaceWrite,
+        policy::PolicyKind::Deny => Sandbox::ReadOnly,
+        policy::PolicyKind::Allow => Sandbox::FullAccess,
+    }
 }
 
 /// What the runner is told.
@@ -257,15 +277,56 @@ mod tests {
     #[test]
     fn codex_sandbox_follows_the_policy() {
         use policy::PolicyKind;
+        let settings = ApprovalSettings::default();
+        let agent = remoteagent_proto::AgentId::parse("a").unwrap();
+        let session = remoteagent_proto::SessionId::parse("s").unwrap();
+        let mode = |runner: &RunnerSpec, policy| {
+            runner_mode(&settings, runner, &agent, &session, policy, 300).unwrap()
+        };
+        let codex = RunnerSpec::Preset(Preset::Codex);
         assert_eq!(
-            codex_args(PolicyKind::Ask),
-            ["--sandbox", "workspace-write"]
+            mode(&codex, PolicyKind::Ask),
+            ApprovalMode::Sandbox(Sandbox::WorkspaceWrite)
         );
-        assert_eq!(codex_args(PolicyKind::Deny), ["--sandbox", "read-only"]);
         assert_eq!(
-            codex_args(PolicyKind::Allow),
-            ["--sandbox", "danger-full-access"]
+            mode(&codex, PolicyKind::Deny),
+            ApprovalMode::Sandbox(Sandbox::ReadOnly)
         );
+        assert_eq!(
+            mode(&codex, PolicyKind::Allow),
+            ApprovalMode::Sandbox(Sandbox::FullAccess)
+        );
+        // Without a hook target (in-process tests), Claude keeps its own rules.
+        let claude = RunnerSpec::Preset(Preset::Claude);
+        assert_eq!(mode(&claude, PolicyKind::Deny), ApprovalMode::RunnerDefault);
+        let custom = RunnerSpec::Command(vec!["./r.sh".into()]);
+        assert_eq!(mode(&custom, PolicyKind::Deny), ApprovalMode::RunnerDefault);
+    }
+
+    #[test]
+    fn claude_gets_the_hook_when_the_daemon_is_known() {
+        let settings = ApprovalSettings {
+            policies: ApprovalPolicies::default(),
+            hook: Some(hook::HookTarget {
+                program: "/usr/bin/remoteagentd".into(),
+                socket: "/run/ra.sock".into(),
+            }),
+        };
+        let agent = remoteagent_proto::AgentId::parse("a").unwrap();
+        let session = remoteagent_proto::SessionId::parse("s").unwrap();
+        let claude = RunnerSpec::Preset(Preset::Claude);
+        let mode = runner_mode(
+            &settings,
+            &claude,
+            &agent,
+            &session,
+            policy::PolicyKind::Ask,
+            300,
+        )
+        .unwrap();
+        let expected =
+            hook::settings_json(settings.hook.as_ref().unwrap(), &agent, &session, 300).unwrap();
+        assert_eq!(mode, ApprovalMode::Hook { settings: expected });
     }
 
     #[test]

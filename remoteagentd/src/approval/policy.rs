@@ -14,31 +14,12 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::{ApprovalDefaults, ApprovalOverride, Config};
-
-/// What happens to a tool use no `allow_tools` entry matches.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PolicyKind {
-    /// Ask the phone.
-    #[default]
-    Ask,
-    /// Allow at once.
-    Allow,
-    /// Deny at once (and tell the user).
-    Deny,
-}
-
-/// The tools listed by default as harmless: they only read.
-pub const DEFAULT_ALLOW_TOOLS: &[&str] =
-    &["Read", "Glob", "Grep", "LS", "TodoWrite", "NotebookRead"];
-/// Seconds the phone has to answer by default.
-pub const DEFAULT_TIMEOUT_SECS: u64 = 300;
-/// Longest approval timeout accepted in the config file (a day).
-pub const MAX_TIMEOUT_SECS: u64 = 24 * 3600;
+pub use super::schema::{
+    ApprovalDefaults, ApprovalOverride, DEFAULT_ALLOW_TOOLS, DEFAULT_TIMEOUT_SECS,
+    MAX_TIMEOUT_SECS, PolicyKind,
+};
 
 /// The keys whose value is a tool's main argument, in order of preference.
 const MAIN_ARGS: &[&str] = &[
@@ -215,7 +196,7 @@ pub struct ApprovalPolicies {
 }
 
 fn parse_rules(entries: &[String]) -> Vec<ToolRule> {
-    // Config::parse has refused bad entries already.
+    // The config file's check (`check_table`) has refused bad entries.
     entries
         .iter()
         .filter_map(|e| ToolRule::parse(e).ok())
@@ -223,29 +204,38 @@ fn parse_rules(entries: &[String]) -> Vec<ToolRule> {
 }
 
 impl ApprovalPolicies {
-    /// From a checked config; `~/` in project paths is expanded with `home`.
-    pub fn from_config(config: &Config, home: Option<&Path>) -> ApprovalPolicies {
+    /// From checked settings: the `[approval]` defaults and each project's
+    /// (path as written, overrides); `~/` in project paths is expanded
+    /// with `home`.
+    pub fn new<'a>(
+        defaults: &ApprovalDefaults,
+        projects: impl IntoIterator<Item = (&'a str, &'a ApprovalOverride)>,
+        home: Option<&Path>,
+    ) -> ApprovalPolicies {
         let ApprovalDefaults {
             policy,
             allow_tools,
             timeout_secs,
-        } = &config.approval;
+        } = defaults;
         let defaults = ProjectPolicy {
             policy: *policy,
             allow_tools: parse_rules(allow_tools),
             timeout_secs: *timeout_secs,
         };
-        let mut projects = Vec::new();
-        for project in &config.projects {
-            match expand_home(&project.path, home) {
-                Some(path) => projects.push((path, project.approval.clone())),
+        let mut resolved = Vec::new();
+        for (path, overrides) in projects {
+            match expand_home(path, home) {
+                Some(path) => resolved.push((path, overrides.clone())),
                 None => tracing::warn!(
-                    path = %project.path,
+                    path = %path,
                     "a [[project]] path starts with ~/ but the home directory is unknown; its approval settings are not used"
                 ),
             }
         }
-        ApprovalPolicies { defaults, projects }
+        ApprovalPolicies {
+            defaults,
+            projects: resolved,
+        }
     }
 
     /// The policy of the project in `path` (compared canonicalized): the
@@ -267,6 +257,26 @@ impl ApprovalPolicies {
         }
         policy
     }
+}
+
+/// Checks one approval table's values (as [`ApprovalDefaults`] or
+/// [`ApprovalOverride`] hold them); the error names `what`.
+pub fn check_table(
+    what: &str,
+    allow_tools: Option<&Vec<String>>,
+    timeout_secs: Option<u64>,
+) -> Result<(), String> {
+    for entry in allow_tools.into_iter().flatten() {
+        ToolRule::parse(entry).map_err(|e| format!("{what}: allow_tools entry {e}"))?;
+    }
+    if let Some(secs) = timeout_secs
+        && !(1..=MAX_TIMEOUT_SECS).contains(&secs)
+    {
+        return Err(format!(
+            "{what}: timeout_secs must be between 1 and {MAX_TIMEOUT_SECS}"
+        ));
+    }
+    Ok(())
 }
 
 /// `~/x` → `{home}/x`; absolute paths as they are; anything else `None`.
@@ -410,18 +420,17 @@ mod tests {
         std::fs::create_dir_all(&app).unwrap();
         let other = home.path().join("other");
         std::fs::create_dir_all(&other).unwrap();
-        let config = Config::parse(
-            Path::new("c.toml"),
-            r#"
-[approval]
-timeout_secs = 60
-[[project]]
-path = "~/code/app"
-approval = { policy = "deny", allow_tools = ["Read", "Bash(cargo test*)"] }
-"#,
-        )
-        .unwrap();
-        let all = ApprovalPolicies::from_config(&config, Some(home.path()));
+        let defaults = ApprovalDefaults {
+            timeout_secs: 60,
+            ..ApprovalDefaults::default()
+        };
+        let app_overrides = ApprovalOverride {
+            policy: Some(PolicyKind::Deny),
+            allow_tools: Some(vec!["Read".into(), "Bash(cargo test*)".into()]),
+            timeout_secs: None,
+        };
+        let projects = [("~/code/app", &app_overrides)];
+        let all = ApprovalPolicies::new(&defaults, projects, Some(home.path()));
         let p = all.for_project(&app);
         assert_eq!(p.policy, PolicyKind::Deny);
         assert_eq!(p.timeout_secs, 60, "not overridden: the default");
@@ -435,7 +444,7 @@ approval = { policy = "deny", allow_tools = ["Read", "Bash(cargo test*)"] }
         assert_eq!(d.timeout_secs, 60);
         assert_eq!(d.allow_tools.len(), DEFAULT_ALLOW_TOOLS.len());
         // Without a home, `~/` entries cannot apply.
-        let homeless = ApprovalPolicies::from_config(&config, None);
+        let homeless = ApprovalPolicies::new(&defaults, projects, None);
         assert_eq!(homeless.for_project(&app).policy, PolicyKind::Ask);
     }
 

@@ -92,7 +92,7 @@ impl SessionApprovals {
                     Some(answer) => return Step::Answer(answer),
                     None => self.answers_open = false,
                 },
-                _ = crate::agent::sleep_until_opt(deadline) => return Step::Expired,
+                _ = crate::util::time::sleep_until_opt(deadline) => return Step::Expired,
             }
         }
     }

@@ -10,7 +10,6 @@
 
 pub mod approval;
 pub mod doctor;
-mod error;
 pub mod list;
 pub mod logs;
 pub mod pair;
@@ -19,7 +18,7 @@ pub mod status;
 pub mod stop;
 pub mod unpair;
 
-pub use error::ControlError;
+pub use crate::request_error::ControlError;
 pub use server::{BindError, ControlServer};
 
 use remoteagent_proto::control::Reply;

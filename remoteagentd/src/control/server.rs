@@ -11,6 +11,7 @@ use interprocess::local_socket::{GenericFilePath, ListenerOptions};
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
 use remoteagent_control::Client;
 use remoteagent_control::codec::{self, Line};
+use remoteagent_proto::backoff::Backoff;
 use remoteagent_proto::control::{
     AgentRequest, ClientMessage, ErrorCode, HelloRequest, MAX_LINE_BYTES, PROTOCOL_VERSION, Reply,
     Request, Response,
@@ -23,6 +24,12 @@ use tokio_util::task::TaskTracker;
 use super::{ControlError, ReplySink};
 use crate::paths::{PathsError, ensure_private_dir};
 use crate::supervisor::Supervisor;
+use crate::util::time::sleep_unless_cancelled;
+
+/// The pause after a failed `accept` (out of file descriptors, say).
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(100);
+/// Waits between failed `accept`s: a steady pause, so the loop never spins.
+const ACCEPT_RETRY: Backoff = Backoff::new(ACCEPT_RETRY_DELAY, ACCEPT_RETRY_DELAY).without_jitter();
 
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
@@ -118,17 +125,24 @@ impl ControlServer {
     /// open connections to end (they are told to by the same token).
     pub async fn serve(&self, supervisor: Arc<Supervisor>, shutdown: CancellationToken) {
         let tracker = TaskTracker::new();
+        let mut backoff = ACCEPT_RETRY;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 accepted = self.listener.accept() => match accepted {
                     Ok(stream) => {
+                        backoff.reset();
                         tracker.spawn(connection(stream, supervisor.clone(), shutdown.clone()));
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "accepting a control connection failed");
                         // Out of file descriptors and similar: do not spin.
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        // The backoff has no last attempt: the socket is
+                        // served until shutdown.
+                        let delay = backoff.next_delay().unwrap_or(ACCEPT_RETRY_DELAY);
+                        if !sleep_unless_cancelled(delay, &shutdown).await {
+                            break;
+                        }
                     }
                 },
             }

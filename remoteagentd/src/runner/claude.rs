@@ -15,7 +15,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::format::{Lines, PathShortener, first_line, valid_conversation_id};
+use super::text::{Lines, PathShortener, first_line, valid_conversation_id};
 
 /// Longest detail shown after a tool's name.
 const DETAIL_CHARS: usize = 120;
@@ -281,7 +281,7 @@ fn render_result(event: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::format::test_support::{fixture, in_pieces};
+    use crate::runner::text::test_support::{fixture, in_pieces};
 
     /// Feeds `input` in pieces of `size` bytes, cut anywhere (inside
     /// characters too: the pieces are re-joined at char boundaries).

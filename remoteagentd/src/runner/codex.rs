@@ -17,7 +17,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::format::{Lines, PathShortener, first_line, valid_conversation_id};
+use super::text::{Lines, PathShortener, first_line, valid_conversation_id};
 
 /// Longest command shown.
 const COMMAND_CHARS: usize = 160;
@@ -280,7 +280,7 @@ fn render_usage(usage: Option<&Value>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::format::test_support::{fixture, in_pieces};
+    use crate::runner::text::test_support::{fixture, in_pieces};
 
     fn feed(input: &str, size: usize) -> (String, Option<String>) {
         let mut s = CodexStream::new(Path::new("/home/me/web"));

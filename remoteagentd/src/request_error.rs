@@ -1,5 +1,7 @@
 //! The error a control request ends with: a code the CLI maps to an exit
-//! status, and a message for the user.
+//! status, and a message for the user. A leaf of its own, because the
+//! supervisor and the pairing flow answer requests with it too, and the
+//! control socket (which re-exports it) uses both of them.
 
 use remoteagent_proto::control::{ErrorCode, Reply};
 

@@ -5,7 +5,8 @@
 //! prompt as exactly one argv element (never through a shell) and a scrubbed
 //! environment: only an allowlist of variables reaches it, so nothing of the
 //! daemon's own secrets (agent JWTs, D-Bus addresses to the keyring) can leak
-//! into a process that runs whatever the model decides.
+//! into a process that runs whatever the model decides. Its command line
+//! is rendered in [`invocation`].
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -15,7 +16,6 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use remoteagent_proto::SessionId;
 use remoteagent_proto::events::StreamKind;
-use remoteagent_proto::runner::{Preset, RunnerSpec};
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
@@ -23,17 +23,15 @@ use tokio::sync::mpsc;
 pub mod ansi;
 pub mod claude;
 pub mod codex;
+pub mod error;
 pub mod format;
+pub mod invocation;
 pub mod process;
+pub mod text;
 pub mod utf8;
 
-#[derive(Debug, thiserror::Error)]
-pub enum RunnerError {
-    #[error("the runner's command is empty")]
-    EmptyCommand,
-    #[error("could not start '{program}': {reason}")]
-    Spawn { program: String, reason: String },
-}
+pub use error::RunnerError;
+pub use invocation::{ApprovalMode, Invocation, Resume, Sandbox, command_line};
 
 /// Read size from the runner's pipes.
 const READ_BUF: usize = 64 * 1024;
@@ -86,111 +84,6 @@ pub fn scrubbed_env() -> Vec<(OsString, OsString)> {
     env.push(("NO_COLOR".into(), "1".into()));
     env.push(("TERM".into(), "dumb".into()));
     env
-}
-
-/// Which conversation a prompt belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resume<'a> {
-    /// A new conversation: the user sent `/new`.
-    Fresh,
-    /// The CLI's most recent conversation in the project folder: the user
-    /// wants to continue, but no conversation id has been seen yet.
-    Latest,
-    /// This conversation (an id the CLI reported in an earlier session).
-    Id(&'a str),
-}
-
-impl<'a> Resume<'a> {
-    /// The choice for a command: `continue_conversation` is the command's
-    /// `continue` flag, `stored` the agent's last conversation id.
-    pub fn choose(continue_conversation: bool, stored: Option<&'a str>) -> Self {
-        match (continue_conversation, stored) {
-            (false, _) => Resume::Fresh,
-            // The metadata file is the user's to edit: an id that would not
-            // be a single plain argument is not used.
-            (true, Some(id)) if format::valid_conversation_id(id) => Resume::Id(id),
-            (true, _) => Resume::Latest,
-        }
-    }
-}
-
-/// What one session asks of the runner.
-#[derive(Debug, Clone, Copy)]
-pub struct Invocation<'a> {
-    pub prompt: &'a str,
-    pub resume: Resume<'a>,
-}
-
-/// Program and arguments for a prompt.
-///
-/// - Claude Code: `claude -p <prompt> --output-format stream-json --verbose`,
-///   plus `--resume <id>` or `--continue`.
-/// - Codex: `codex exec --json [resume <id> | resume --last] -- <prompt>`;
-///   the `--` keeps a prompt that starts with `-` from being read as an
-///   option.
-/// - Aider, Gemini and custom commands get the prompt alone; they keep no
-///   conversation of ours.
-pub fn command_line(
-    spec: &RunnerSpec,
-    invocation: &Invocation<'_>,
-) -> Result<(String, Vec<String>), RunnerError> {
-    let prompt = invocation.prompt;
-    let p = prompt.to_string();
-    let (program, args): (&str, Vec<String>) = match spec {
-        RunnerSpec::Preset(Preset::Claude) => {
-            let mut args = vec![
-                "-p".into(),
-                p,
-                "--output-format".into(),
-                "stream-json".into(),
-                "--verbose".into(),
-            ];
-            match invocation.resume {
-                Resume::Fresh => {}
-                Resume::Latest => args.push("--continue".into()),
-                Resume::Id(id) => args.extend(["--resume".into(), id.to_string()]),
-            }
-            ("claude", args)
-        }
-        RunnerSpec::Preset(Preset::Codex) => {
-            let mut args: Vec<String> = vec!["exec".into(), "--json".into()];
-            match invocation.resume {
-                Resume::Fresh => {}
-                Resume::Latest => args.extend(["resume".into(), "--last".into()]),
-                Resume::Id(id) => args.extend(["resume".into(), id.to_string()]),
-            }
-            args.extend(["--".into(), p]);
-            ("codex", args)
-        }
-        RunnerSpec::Preset(Preset::Aider) => (
-            "aider",
-            vec![
-                "--message".into(),
-                p,
-                "--yes-always".into(),
-                "--no-pretty".into(),
-            ],
-        ),
-        RunnerSpec::Preset(Preset::Gemini) => ("gemini", vec!["-p".into(), p]),
-        RunnerSpec::Command(argv) => {
-            let (program, rest) = argv.split_first().ok_or(RunnerError::EmptyCommand)?;
-            let mut args: Vec<String> = Vec::with_capacity(rest.len() + 1);
-            let mut placed = false;
-            for a in rest {
-                if a == "{prompt}" {
-                    args.push(prompt.to_string());
-                    placed = true;
-                } else {
-                    args.push(a.clone());
-                }
-            }
-            if !placed {
-                args.push(prompt.to_string());
-            }
-            return Ok((program.clone(), args));
-        }
-    };
-    Ok((program.to_string(), args))
 }
 
 /// What the pipe readers hand the session.
@@ -338,93 +231,5 @@ async fn read_pipe(
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn line(spec: &RunnerSpec, prompt: &str, resume: Resume<'_>) -> (String, Vec<String>) {
-        command_line(spec, &Invocation { prompt, resume }).unwrap()
-    }
-
-    fn strings(a: &[&str]) -> Vec<String> {
-        a.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn prompt_is_one_argument() {
-        let spec = RunnerSpec::Command(vec!["./r.sh".into(), "--x".into()]);
-        let (p, a) = line(&spec, "a b; $(rm -rf ~)", Resume::Fresh);
-        assert_eq!(p, "./r.sh");
-        assert_eq!(a, strings(&["--x", "a b; $(rm -rf ~)"]));
-        let spec = RunnerSpec::Command(vec!["t".into(), "{prompt}".into(), "--y".into()]);
-        let (_, a) = line(&spec, "hi", Resume::Id("abc"));
-        assert_eq!(a, strings(&["hi", "--y"]));
-        let empty = Invocation {
-            prompt: "x",
-            resume: Resume::Fresh,
-        };
-        assert!(command_line(&RunnerSpec::Command(vec![]), &empty).is_err());
-    }
-
-    #[test]
-    fn claude_resumes_by_id_or_continues() {
-        let claude = RunnerSpec::Preset(Preset::Claude);
-        let base = ["-p", "go", "--output-format", "stream-json", "--verbose"];
-        let (p, a) = line(&claude, "go", Resume::Fresh);
-        assert_eq!((p.as_str(), a), ("claude", strings(&base)));
-        let (_, a) = line(&claude, "go", Resume::Latest);
-        assert_eq!(a, strings(&[&base[..], &["--continue"]].concat()));
-        let (_, a) = line(&claude, "go", Resume::Id("3f6d-1c2e"));
-        assert_eq!(
-            a,
-            strings(&[&base[..], &["--resume", "3f6d-1c2e"]].concat())
-        );
-    }
-
-    #[test]
-    fn codex_resumes_with_its_subcommand() {
-        let codex = RunnerSpec::Preset(Preset::Codex);
-        let (p, a) = line(&codex, "go", Resume::Fresh);
-        assert_eq!(
-            (p.as_str(), a),
-            ("codex", strings(&["exec", "--json", "--", "go"]))
-        );
-        let (_, a) = line(&codex, "-v resume", Resume::Id("0199a213"));
-        assert_eq!(
-            a,
-            strings(&["exec", "--json", "resume", "0199a213", "--", "-v resume"])
-        );
-        let (_, a) = line(&codex, "go", Resume::Latest);
-        assert_eq!(
-            a,
-            strings(&["exec", "--json", "resume", "--last", "--", "go"])
-        );
-    }
-
-    #[test]
-    fn other_presets_keep_their_arguments() {
-        let (p, a) = line(&RunnerSpec::Preset(Preset::Aider), "go", Resume::Id("x"));
-        assert_eq!(
-            (p.as_str(), a),
-            (
-                "aider",
-                strings(&["--message", "go", "--yes-always", "--no-pretty"])
-            )
-        );
-        let (p, a) = line(&RunnerSpec::Preset(Preset::Gemini), "go", Resume::Latest);
-        assert_eq!((p.as_str(), a), ("gemini", strings(&["-p", "go"])));
-    }
-
-    #[test]
-    fn the_resume_choice() {
-        assert_eq!(Resume::choose(false, Some("abc")), Resume::Fresh);
-        assert_eq!(Resume::choose(false, None), Resume::Fresh);
-        assert_eq!(Resume::choose(true, Some("abc")), Resume::Id("abc"));
-        assert_eq!(Resume::choose(true, None), Resume::Latest);
-        // A hand-edited id that would become an option is not used.
-        assert_eq!(Resume::choose(true, Some("--help")), Resume::Latest);
     }
 }

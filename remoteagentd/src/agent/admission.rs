@@ -1,0 +1,139 @@
+//! Whether a command may run, and telling the owner when it may not.
+//!
+//! A session runs at most once. Three guards stand in the way of a replay:
+//! the envelope record on disk (an id is written down and synced before it
+//! is acted on, and an envelope that cannot be recorded is refused), the
+//! session's local log, and its output stream in Redis. Then the prompt's
+//! own faults and a busy agent refuse a command with `done {rejected}`.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use remoteagent_proto::envelope::EnvelopeClaims;
+use remoteagent_proto::events::{DonePayload, DoneStatus, NoticePayload, OutputEvent};
+use remoteagent_proto::{AgentId, SessionId, names, now_secs};
+use tokio_util::sync::CancellationToken;
+
+use crate::output::OutputWriter;
+use crate::redis_conn::SharedConn;
+use crate::seen_envelopes::{AgentRecord, SeenError};
+use crate::session_log::session_log_path;
+
+/// Longest wait for the check that a new session has no stream yet.
+const STREAM_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest wait for a refusal to reach the stream.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Writes the envelope's id down before it is acted on; `Err`: do not act
+/// on it (seen before, or it cannot be recorded).
+pub(super) async fn record_seen(
+    seen: &Arc<Mutex<AgentRecord>>,
+    claims: &EnvelopeClaims,
+) -> Result<(), SeenError> {
+    let seen = seen.clone();
+    let claims = claims.clone();
+    // File writes and an fsync: off the async workers.
+    tokio::task::spawn_blocking(move || {
+        let mut record = match seen.lock() {
+            Ok(r) => r,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        record.record(&claims, now_secs())
+    })
+    .await
+    .unwrap_or_else(|e| Err(SeenError::Unrecordable(e.to_string())))
+}
+
+/// Whether `sid` ran before: it has a local log, or its output stream
+/// exists. `Err` when Redis cannot tell.
+pub(super) async fn ran_before(
+    mut conn: SharedConn,
+    log_root: &Path,
+    agent: &AgentId,
+    sid: &SessionId,
+) -> Result<bool, String> {
+    let log = session_log_path(log_root, agent, sid);
+    if std::fs::symlink_metadata(&log).is_ok() {
+        return Ok(true);
+    }
+    let mut exists = redis::cmd("EXISTS");
+    exists.arg(names::output_stream(agent, sid));
+    match tokio::time::timeout(STREAM_CHECK_TIMEOUT, exists.query_async::<i64>(&mut conn)).await {
+        Ok(Ok(n)) => Ok(n > 0),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("timed out".into()),
+    }
+}
+
+/// Why a prompt is refused, if it is: its own faults first (they stay
+/// faults when the agent is idle), then the session `busy` with.
+pub(super) fn prompt_refusal(
+    prompt: &str,
+    max_prompt_bytes: usize,
+    agent_name: &str,
+    busy: Option<&SessionId>,
+) -> Option<String> {
+    if prompt.len() > max_prompt_bytes {
+        Some(format!(
+            "the prompt is {} bytes; the limit is {}",
+            prompt.len(),
+            max_prompt_bytes
+        ))
+    } else if prompt.trim().is_empty() {
+        Some("the prompt is empty".to_string())
+    } else {
+        busy.map(|busy| {
+            format!(
+                "{agent_name} is busy with another session ({busy}); /stop it or wait for it to finish"
+            )
+        })
+    }
+}
+
+/// Tells the owner that session `sid` will not run: a notice and
+/// `done {rejected}` on its stream.
+pub(super) async fn refuse(conn: SharedConn, agent: &AgentId, sid: &SessionId, message: String) {
+    tracing::info!(session = %sid, reason = %message, "command refused");
+    let key = names::output_stream(agent, sid);
+    let mut out = OutputWriter::new(conn, key, CancellationToken::new());
+    let written = tokio::time::timeout(REFUSAL_TIMEOUT, async {
+        out.event(OutputEvent::Notice(NoticePayload {
+            text: message.clone(),
+        }))
+        .await?;
+        out.finish(DonePayload {
+            status: DoneStatus::Rejected,
+            exit_code: None,
+            duration_ms: 0,
+            message: Some(message),
+            chunks: 0,
+            withheld_bytes: 0,
+        })
+        .await
+    })
+    .await;
+    if !matches!(written, Ok(Ok(_))) {
+        tracing::warn!(session = %sid, "could not tell the owner that the command was refused");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prompt_is_refused_for_its_own_faults_before_a_busy_agent() {
+        let busy = SessionId::generate();
+        assert_eq!(prompt_refusal("go", 10, "app", None), None);
+        let too_long = prompt_refusal("0123456789x", 10, "app", Some(&busy)).unwrap();
+        assert_eq!(too_long, "the prompt is 11 bytes; the limit is 10");
+        let empty = prompt_refusal(" \n", 10, "app", Some(&busy)).unwrap();
+        assert_eq!(empty, "the prompt is empty");
+        let taken = prompt_refusal("go", 10, "app", Some(&busy)).unwrap();
+        assert!(
+            taken.starts_with("app is busy with another session ("),
+            "{taken}"
+        );
+    }
+}

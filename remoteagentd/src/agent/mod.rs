@@ -1,0 +1,583 @@
+//! The per-agent task: one per paired project folder, an actor.
+//!
+//! It waits on three things in one `select!`: its Redis [`link`] (command
+//! messages, heartbeats, reconnection), the supervisor's control messages
+//! through [`AgentHandle`], and the session it runs. Every message on the
+//! command channel must be an envelope signed by the cloud key pinned at
+//! pairing, addressed to this agent, unexpired and never seen before;
+//! anything else is dropped with a warning ([`admission`] holds the guards).
+//! One session runs at a time ([`session`]); agents never wait on each
+//! other.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use remoteagent_proto::envelope;
+use remoteagent_proto::events::{CommandEvent, CommandPayload};
+use remoteagent_proto::{AgentId, SessionId};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::approval::session::SessionApprovals;
+use crate::approval::{self, ApprovalAnswer, ApprovalAsk, ApprovalSenders, Decision};
+use crate::seen_envelopes::{AgentRecord, SeenError};
+use link::{Link, LinkEvent, LinkSetup};
+use session::{SessionContext, SessionOutcome, run_session};
+
+mod admission;
+mod link;
+mod orphans;
+mod session;
+mod spec;
+
+pub use spec::{AgentNotice, AgentSettings, AgentSpec};
+
+/// Why an approval question for a session we do not run is denied.
+const NOT_RUNNING: &str = "no such session running";
+/// How long shutdown waits for a session's `done` beyond the abort grace.
+const SHUTDOWN_SLACK: Duration = Duration::from_secs(10);
+
+/// State read by the handle without a round trip to the task.
+struct Shared {
+    /// Presence written and the connection working; a watch so the
+    /// pairing flow can wait for the first `true` without polling. Only
+    /// the link writes it.
+    online: watch::Receiver<bool>,
+    running: Mutex<Option<SessionId>>,
+    /// The last conversation id learned while the task ran (read once the
+    /// task ended, so no id is lost to a notice still in flight).
+    conversation: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn set_running(&self, id: Option<SessionId>) {
+        if let Ok(mut r) = self.running.lock() {
+            *r = id;
+        }
+    }
+
+    fn set_conversation(&self, id: String) {
+        if let Ok(mut c) = self.conversation.lock() {
+            *c = Some(id);
+        }
+    }
+}
+
+enum Control {
+    Abort(oneshot::Sender<Option<SessionId>>),
+    Shutdown(oneshot::Sender<()>),
+    /// A runner's tool-approval question for one of our sessions.
+    Approval(SessionId, ApprovalAsk),
+}
+
+/// Handle to a running agent task, owned by the supervisor.
+pub struct AgentHandle {
+    id: AgentId,
+    shared: Arc<Shared>,
+    control: mpsc::Sender<Control>,
+    task: JoinHandle<()>,
+}
+
+impl AgentHandle {
+    /// Starts the agent's task: connect to Redis as the agent's ACL user,
+    /// subscribe to `agent:{id}`, heartbeat `presence:{id}`, run sessions.
+    /// Returns at once; connection problems are retried in the background.
+    pub fn spawn(
+        spec: AgentSpec,
+        settings: Arc<AgentSettings>,
+        notices: mpsc::Sender<AgentNotice>,
+    ) -> AgentHandle {
+        let id = spec.id.clone();
+        let (online_tx, online_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            online: online_rx,
+            running: Mutex::new(None),
+            conversation: Mutex::new(None),
+        });
+        let (control, control_rx) = mpsc::channel(8);
+        let span = tracing::info_span!("agent", agent = %spec.id, name = %spec.name);
+        let task = tokio::spawn(
+            run_agent(
+                spec,
+                settings,
+                notices,
+                shared.clone(),
+                online_tx,
+                control_rx,
+            )
+            .instrument(span),
+        );
+        AgentHandle {
+            id,
+            shared,
+            control,
+            task,
+        }
+    }
+
+    pub fn id(&self) -> &AgentId {
+        &self.id
+    }
+
+    /// Online right now: subscribed, and its presence key written.
+    pub fn online(&self) -> bool {
+        *self.shared.online.borrow()
+    }
+
+    /// Watches `online`, for a caller that waits for it to change.
+    pub fn online_watch(&self) -> watch::Receiver<bool> {
+        // Like a new subscription: the current value counts as seen.
+        let mut online = self.shared.online.clone();
+        online.mark_unchanged();
+        online
+    }
+
+    pub fn running_session(&self) -> Option<SessionId> {
+        self.shared.running.lock().ok().and_then(|r| r.clone())
+    }
+
+    /// Aborts the running session (as `remoteagentctl stop` asks); `None`
+    /// when nothing was running. Returns once `done {aborted}` is published.
+    pub async fn abort_running(&self) -> Option<SessionId> {
+        let (tx, rx) = oneshot::channel();
+        self.control.send(Control::Abort(tx)).await.ok()?;
+        rx.await.ok().flatten()
+    }
+
+    /// Asks the running session `session` whether its runner may use `tool`;
+    /// resolves once the project's policy, the phone or the timeout decided.
+    /// A session that is not running gets a DENY.
+    ///
+    /// The future holds no reference to the handle, so a question waiting
+    /// minutes for the phone never delays the agent's shutdown or unpairing
+    /// (which deny it, through the session's end).
+    pub fn ask_approval(
+        &self,
+        session: SessionId,
+        tool: String,
+        input: serde_json::Value,
+    ) -> impl std::future::Future<Output = Decision> + Send + 'static {
+        let control = self.control.clone();
+        async move {
+            let (reply, decision) = oneshot::channel();
+            let ask = ApprovalAsk { tool, input, reply };
+            if control.send(Control::Approval(session, ask)).await.is_err() {
+                return Decision::deny("the agent is stopping");
+            }
+            // The sender is dropped unanswered only when the session ended.
+            decision
+                .await
+                .unwrap_or_else(|_| Decision::deny(approval::session::SESSION_ENDED))
+        }
+    }
+
+    /// Stops the task: abort the running session (its `done` is published),
+    /// delete the presence key, close the connection. Returns the last
+    /// conversation id its sessions reported, if any did.
+    pub async fn shutdown(self) -> Option<String> {
+        let (tx, rx) = oneshot::channel();
+        if self.control.send(Control::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+        let _ = self.task.await;
+        self.shared.conversation.lock().ok().and_then(|c| c.clone())
+    }
+}
+
+/// A session in progress.
+struct RunningSession {
+    id: SessionId,
+    /// Cancelled to abort the runner (SIGTERM, then SIGKILL after the grace).
+    abort: CancellationToken,
+    /// Cancelled to stop retrying Redis writes (shutdown with Redis gone).
+    give_up: CancellationToken,
+    /// Tool-approval questions and the phone's answers, to the session.
+    approvals: ApprovalSenders,
+    join: JoinHandle<SessionOutcome>,
+}
+
+struct Agent {
+    spec: AgentSpec,
+    settings: Arc<AgentSettings>,
+    shared: Arc<Shared>,
+    notices: mpsc::Sender<AgentNotice>,
+    link: Link,
+    /// The envelopes this agent already acted on (on disk, shared with
+    /// any other task of this agent).
+    seen: Arc<Mutex<AgentRecord>>,
+    session: Option<RunningSession>,
+    /// Cancelled when the agent stops: background work (the orphan sweep)
+    /// stops waiting to retry.
+    stopping: CancellationToken,
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+async fn run_agent(
+    spec: AgentSpec,
+    settings: Arc<AgentSettings>,
+    notices: mpsc::Sender<AgentNotice>,
+    shared: Arc<Shared>,
+    online: watch::Sender<bool>,
+    mut control: mpsc::Receiver<Control>,
+) {
+    // Before any command is taken: a session of this task is never an
+    // orphan. What an earlier daemon's runners left running ends first,
+    // without waiting for Redis: it is local.
+    let orphaned = orphans::find_now(&spec.id, &settings.log_root);
+    orphans::end_leftover_runners(
+        &spec.id,
+        &settings.log_root,
+        &orphaned,
+        settings.abort_grace,
+    )
+    .await;
+
+    let setup = LinkSetup::new(&spec, online, crate::util::names::clean_hostname());
+    let Some(conn) = connect(&setup, &mut control).await else {
+        return;
+    };
+    // Not online yet: that waits for the first heartbeat (see `link`).
+    tracing::info!("subscribed to its command channel");
+
+    let mut agent = Agent {
+        // Loaded now, before the first envelope can be taken.
+        seen: settings.seen.for_agent(&spec.id),
+        spec,
+        settings,
+        shared,
+        notices,
+        link: setup.into_link(conn),
+        session: None,
+        stopping: CancellationToken::new(),
+    };
+    // Their streams get their `done` now that Redis can be reached.
+    orphans::sweep(
+        orphaned,
+        &agent.spec.id,
+        &agent.settings.log_root,
+        agent.link.conn(),
+        agent.stopping.clone(),
+    );
+    agent.heartbeat().await;
+    agent.run(control).await;
+}
+
+/// Connects and subscribes, retrying with backoff while staying responsive
+/// to the supervisor; `None` when told to stop first.
+async fn connect(
+    setup: &LinkSetup,
+    control: &mut mpsc::Receiver<Control>,
+) -> Option<ConnectionManager> {
+    let mut backoff = link::CONNECT_BACKOFF;
+    loop {
+        let e = match setup.connect().await {
+            Ok(conn) => return Some(conn),
+            Err(e) => e,
+        };
+        let Some(delay) = backoff.next_delay() else {
+            // Not reached: the connect backoff has no attempt limit.
+            tracing::error!(error = %e, "cannot reach Redis; giving up");
+            return None;
+        };
+        tracing::warn!(error = %e, retry_in = ?delay, "cannot reach Redis; retrying");
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => break,
+                msg = control.recv() => match msg {
+                    Some(Control::Abort(tx)) => { let _ = tx.send(None); }
+                    Some(Control::Shutdown(tx)) => { let _ = tx.send(()); return None; }
+                    Some(Control::Approval(_, ask)) => {
+                        let _ = ask.reply.send(Decision::deny(NOT_RUNNING));
+                    }
+                    None => return None,
+                }
+            }
+        }
+    }
+}
+
+impl Agent {
+    /// The actor's loop, until the supervisor or the cloud stops it.
+    async fn run(&mut self, mut control: mpsc::Receiver<Control>) {
+        loop {
+            tokio::select! {
+                wake = self.link.wake() => {
+                    match self.link.handle(wake, self.session.is_some()).await {
+                        Some(LinkEvent::Message(token)) => {
+                            if let Flow::Stop = self.on_envelope(&token).await {
+                                break;
+                            }
+                        }
+                        Some(LinkEvent::Closed) => break,
+                        None => {}
+                    }
+                }
+                msg = control.recv() => match msg {
+                    Some(Control::Abort(tx)) => {
+                        let id = self.abort_and_wait().await;
+                        let _ = tx.send(id);
+                    }
+                    Some(Control::Shutdown(tx)) => {
+                        self.stop().await;
+                        let _ = tx.send(());
+                        return;
+                    }
+                    Some(Control::Approval(session, ask)) => self.route_approval(session, ask),
+                    None => break,
+                },
+                outcome = session_done(&mut self.session) => {
+                    self.session = None;
+                    self.shared.set_running(None);
+                    self.remember_conversation(outcome);
+                    self.heartbeat().await;
+                }
+            }
+        }
+        self.stop().await;
+    }
+
+    async fn on_envelope(&mut self, token: &str) -> Flow {
+        let claims = match envelope::verify(&self.spec.cloud_public_key, &self.spec.id, token) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(reason = %e, "dropped a command envelope");
+                return Flow::Continue;
+            }
+        };
+        if let Err(e) = admission::record_seen(&self.seen, &claims).await {
+            match &e {
+                SeenError::Unrecordable(_) => {
+                    tracing::error!(reason = %e, jti = %claims.jti, "refused a command envelope")
+                }
+                _ => tracing::warn!(reason = %e, jti = %claims.jti, "dropped a command envelope"),
+            }
+            // The owner learns why their prompt did not run. A replay is
+            // not answered, nor is a session that already ran (its stream
+            // has its `done`).
+            if let (SeenError::Unrecordable(_), CommandEvent::Command(cmd)) = (&e, &claims.command)
+                && matches!(self.ran_before(&cmd.session_id).await, Ok(false))
+            {
+                admission::refuse(
+                    self.link.conn(),
+                    &self.spec.id,
+                    &cmd.session_id,
+                    "the daemon cannot record the command as received (is its disk full?); nothing ran".into(),
+                )
+                .await;
+            }
+            return Flow::Continue;
+        }
+        match claims.command {
+            CommandEvent::Command(cmd) => self.start_session(cmd).await,
+            CommandEvent::Abort(abort) => match &self.session {
+                Some(s) if s.id == abort.session_id => {
+                    tracing::info!(session = %s.id, "abort requested");
+                    s.abort.cancel();
+                }
+                _ => {
+                    tracing::info!(session = %abort.session_id, "abort for a session that is not running")
+                }
+            },
+            CommandEvent::Approval(a) => self.route_answer(a),
+            CommandEvent::Unpaired(_) => {
+                tracing::info!("unpaired by the cloud");
+                let _ = self
+                    .notices
+                    .send(AgentNotice::Unpaired(self.spec.id.clone()))
+                    .await;
+                return Flow::Stop;
+            }
+            CommandEvent::Unknown => {
+                tracing::info!("skipped a command of a kind this daemon does not know")
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Whether `sid` ran before (see [`admission::ran_before`]).
+    async fn ran_before(&self, sid: &SessionId) -> Result<bool, String> {
+        admission::ran_before(
+            self.link.conn(),
+            &self.settings.log_root,
+            &self.spec.id,
+            sid,
+        )
+        .await
+    }
+
+    async fn start_session(&mut self, cmd: CommandPayload) {
+        let sid = cmd.session_id.clone();
+        // A session runs at most once: a second command naming it (a
+        // replay that got past the envelope record, say after the record
+        // file was deleted) is dropped, and its stream left alone.
+        match self.ran_before(&sid).await {
+            Ok(false) => {}
+            Ok(true) => {
+                tracing::warn!(session = %sid, "refused a command: that session already ran (it has a log or a stream); nothing runs");
+                return;
+            }
+            // The stream check is the last of three guards: the envelope
+            // record (which fails closed) already refuses every envelope
+            // still valid, and the log check needs no Redis. Refusing here
+            // would refuse every prompt that arrives while a rebuilt
+            // connection is being swapped in, which the link itself does.
+            Err(e) => {
+                tracing::warn!(session = %sid, error = %e, "cannot check the session's stream in Redis; relying on the envelope record and the local log")
+            }
+        }
+        let busy = self.session.as_ref().map(|s| &s.id);
+        let refusal = admission::prompt_refusal(
+            &cmd.prompt,
+            self.settings.max_prompt_bytes,
+            &self.spec.name,
+            busy,
+        );
+        if let Some(message) = refusal {
+            admission::refuse(self.link.conn(), &self.spec.id, &sid, message).await;
+            return;
+        }
+
+        let abort = CancellationToken::new();
+        let give_up = CancellationToken::new();
+        let (approvals, inbox) = approval::channels();
+        let policy = self.settings.approval.policies.for_project(&self.spec.path);
+        let session_approvals = SessionApprovals::new(policy, inbox);
+        let ctx = SessionContext {
+            conn: self.link.conn(),
+            agent_id: self.spec.id.clone(),
+            agent_name: self.spec.name.clone(),
+            path: self.spec.path.clone(),
+            runner: self.spec.runner.clone(),
+            settings: self.settings.clone(),
+            command: cmd,
+            conversation: self.spec.conversation.clone(),
+        };
+        let span = tracing::info_span!("session", session = %sid);
+        let join = tokio::spawn(
+            run_session(ctx, session_approvals, abort.clone(), give_up.clone()).instrument(span),
+        );
+        self.shared.set_running(Some(sid.clone()));
+        self.session = Some(RunningSession {
+            id: sid,
+            abort,
+            give_up,
+            approvals,
+            join,
+        });
+        self.heartbeat().await;
+    }
+
+    /// Hands a tool-approval question to the running session without
+    /// waiting for its answer; any other session id is denied at once.
+    fn route_approval(&self, session: SessionId, ask: ApprovalAsk) {
+        match &self.session {
+            Some(s) if s.id == session => s.approvals.ask(ask),
+            _ => {
+                tracing::info!(session = %session, tool = %ask.tool, "approval request denied: that session is not running");
+                let _ = ask.reply.send(Decision::deny(NOT_RUNNING));
+            }
+        }
+    }
+
+    /// Passes the phone's answer (from a verified envelope) to the session
+    /// that asked; anything else is logged and ignored.
+    fn route_answer(&self, a: remoteagent_proto::events::ApprovalPayload) {
+        let span =
+            tracing::info_span!("approval", session = %a.session_id, request = %a.request_id);
+        let _entered = span.enter();
+        if !remoteagent_proto::events::valid_request_id(&a.request_id) {
+            tracing::warn!("approval answer ignored: malformed request id");
+            return;
+        }
+        match &self.session {
+            Some(s) if s.id == a.session_id => {
+                tracing::info!(allow = a.allow, "approval answer received");
+                let answer = ApprovalAnswer {
+                    request_id: a.request_id,
+                    allow: a.allow,
+                };
+                if !s.approvals.answer(answer) {
+                    tracing::warn!("approval answer dropped: the session is not taking answers");
+                }
+            }
+            _ => tracing::info!("approval answer ignored: that session is not running"),
+        }
+    }
+
+    /// Aborts the running session and waits for its `done`.
+    async fn abort_and_wait(&mut self) -> Option<SessionId> {
+        let session = self.session.take()?;
+        session.abort.cancel();
+        let wait = self.settings.abort_grace + SHUTDOWN_SLACK;
+        let mut join = session.join;
+        let outcome = match tokio::time::timeout(wait, &mut join).await {
+            Ok(joined) => joined.ok(),
+            Err(_) => {
+                // Redis is unreachable: stop retrying the last writes.
+                session.give_up.cancel();
+                join.await.ok()
+            }
+        };
+        self.shared.set_running(None);
+        // An aborted conversation can still be continued.
+        self.remember_conversation(outcome);
+        self.heartbeat().await;
+        Some(session.id)
+    }
+
+    /// Keeps the conversation id a finished session reported, for the next
+    /// command that continues, and asks the supervisor to store it. A session
+    /// that reported none leaves the previous id in place.
+    fn remember_conversation(&mut self, outcome: Option<SessionOutcome>) {
+        let Some(id) = outcome.and_then(|o| o.conversation) else {
+            return;
+        };
+        if self.spec.conversation.as_deref() == Some(id.as_str()) {
+            return;
+        }
+        tracing::info!(conversation = %id, "the runner started a new conversation");
+        self.spec.conversation = Some(id.clone());
+        self.shared.set_conversation(id.clone());
+        // Never wait on the supervisor here: it may be waiting for this very
+        // task to stop. A notice that does not fit is not lost for good:
+        // shutdown hands the id over too.
+        let notice = AgentNotice::Conversation {
+            agent: self.spec.id.clone(),
+            conversation: id,
+        };
+        if let Err(e) = self.notices.try_send(notice) {
+            tracing::warn!(error = %e, "could not pass the conversation id to the supervisor");
+        }
+    }
+
+    /// Refreshes presence, saying whether a session runs.
+    async fn heartbeat(&mut self) -> bool {
+        self.link.heartbeat(self.session.is_some()).await
+    }
+
+    /// Shutdown: abort the session (publishing its `done`), remove presence.
+    async fn stop(&mut self) {
+        self.stopping.cancel();
+        self.abort_and_wait().await;
+        self.link.close().await;
+        tracing::info!("agent stopped");
+    }
+}
+
+/// Resolves when the running session's task ends (with its outcome, unless
+/// it panicked); never without one.
+async fn session_done(session: &mut Option<RunningSession>) -> Option<SessionOutcome> {
+    match session {
+        Some(s) => (&mut s.join).await.ok(),
+        None => std::future::pending().await,
+    }
+}

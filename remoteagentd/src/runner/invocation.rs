@@ -1,0 +1,372 @@
+//! The runner's command line: every argument a session gives the AI CLI is
+//! rendered here, from one [`Invocation`] (the prompt, which conversation
+//! to resume, how tool uses are approved), so the argv of each runner kind
+//! can be read, and tested, in one place.
+//!
+//! The prompt is always exactly one argument, never parsed by a shell.
+
+use remoteagent_proto::runner::{Preset, RunnerSpec};
+
+use super::error::RunnerError;
+use super::text::valid_conversation_id;
+
+/// Which conversation a prompt belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume<'a> {
+    /// A new conversation: the user sent `/new`.
+    Fresh,
+    /// The CLI's most recent conversation in the project folder: the user
+    /// wants to continue, but no conversation id has been seen yet.
+    Latest,
+    /// This conversation (an id the CLI reported in an earlier session).
+    Id(&'a str),
+}
+
+impl<'a> Resume<'a> {
+    /// The choice for a command: `continue_conversation` is the command's
+    /// `continue` flag, `stored` the agent's last conversation id.
+    pub fn choose(continue_conversation: bool, stored: Option<&'a str>) -> Self {
+        match (continue_conversation, stored) {
+            (false, _) => Resume::Fresh,
+            // The metadata file is the user's to edit: an id that would not
+            // be a single plain argument is not used.
+            (true, Some(id)) if valid_conversation_id(id) => Resume::Id(id),
+            (true, _) => Resume::Latest,
+        }
+    }
+}
+
+/// What a runner that cannot ask may do on its own (Codex's `--sandbox`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sandbox {
+    /// Read only.
+    ReadOnly,
+    /// Write inside the project folder only, no network.
+    WorkspaceWrite,
+    /// No sandbox at all.
+    FullAccess,
+}
+
+impl Sandbox {
+    /// Codex's name for it.
+    pub fn codex_name(self) -> &'static str {
+        match self {
+            Sandbox::ReadOnly => "read-only",
+            Sandbox::WorkspaceWrite => "workspace-write",
+            Sandbox::FullAccess => "danger-full-access",
+        }
+    }
+}
+
+/// How the runner's tool uses are approved, as far as its command line
+/// goes ([`crate::approval::runner_mode`] chooses it from the project's
+/// policy). A mode a runner kind has no option for adds nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalMode {
+    /// Nothing on the command line: the runner's own rules.
+    RunnerDefault,
+    /// Claude Code asks before every tool use through the `PreToolUse` hook
+    /// these settings (JSON, for `--settings`) install.
+    Hook { settings: String },
+    /// A runner that cannot ask (Codex) runs in this sandbox.
+    Sandbox(Sandbox),
+}
+
+/// What one session asks of the runner.
+#[derive(Debug, Clone)]
+pub struct Invocation<'a> {
+    pub prompt: &'a str,
+    pub resume: Resume<'a>,
+    pub approval: ApprovalMode,
+}
+
+/// Program and arguments for an invocation.
+///
+/// - Claude Code: `claude -p <prompt> --output-format stream-json --verbose`,
+///   plus `--resume <id>` or `--continue`, plus `--settings <hook JSON>`.
+/// - Codex: `codex exec [--sandbox <mode>] --json [resume <id> | resume
+///   --last] -- <prompt>`; the sandbox option comes right after `exec`,
+///   before any `resume` subcommand, where Codex reads it; the `--` keeps a
+///   prompt that starts with `-` from being read as an option.
+/// - Aider, Gemini and custom commands get the prompt alone; they keep no
+///   conversation of ours and take no approval options.
+pub fn command_line(
+    spec: &RunnerSpec,
+    invocation: &Invocation<'_>,
+) -> Result<(String, Vec<String>), RunnerError> {
+    let prompt = invocation.prompt.to_string();
+    let (program, args): (&str, Vec<String>) = match spec {
+        RunnerSpec::Preset(Preset::Claude) => {
+            let mut args = vec![
+                "-p".into(),
+                prompt,
+                "--output-format".into(),
+                "stream-json".into(),
+                "--verbose".into(),
+            ];
+            match invocation.resume {
+                Resume::Fresh => {}
+                Resume::Latest => args.push("--continue".into()),
+                Resume::Id(id) => args.extend(["--resume".into(), id.to_string()]),
+            }
+            if let ApprovalMode::Hook { settings } = &invocation.approval {
+                args.extend(["--settings".into(), settings.clone()]);
+            }
+            ("claude", args)
+        }
+        RunnerSpec::Preset(Preset::Codex) => {
+            let mut args: Vec<String> = vec!["exec".into()];
+            if let ApprovalMode::Sandbox(sandbox) = invocation.approval {
+                args.extend(["--sandbox".into(), sandbox.codex_name().into()]);
+            }
+            args.push("--json".into());
+            match invocation.resume {
+                Resume::Fresh => {}
+                Resume::Latest => args.extend(["resume".into(), "--last".into()]),
+                Resume::Id(id) => args.extend(["resume".into(), id.to_string()]),
+            }
+            args.extend(["--".into(), prompt]);
+            ("codex", args)
+        }
+        RunnerSpec::Preset(Preset::Aider) => (
+            "aider",
+            vec![
+                "--message".into(),
+                prompt,
+                "--yes-always".into(),
+                "--no-pretty".into(),
+            ],
+        ),
+        RunnerSpec::Preset(Preset::Gemini) => ("gemini", vec!["-p".into(), prompt]),
+        RunnerSpec::Command(argv) => {
+            let (program, rest) = argv.split_first().ok_or(RunnerError::EmptyCommand)?;
+            let mut args: Vec<String> = Vec::with_capacity(rest.len() + 1);
+            let mut placed = false;
+            for a in rest {
+                if a == "{prompt}" {
+                    args.push(prompt.clone());
+                    placed = true;
+                } else {
+                    args.push(a.clone());
+                }
+            }
+            if !placed {
+                args.push(prompt);
+            }
+            return Ok((program.clone(), args));
+        }
+    };
+    Ok((program.to_string(), args))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOOK: &str = r#"{"hooks":{}}"#;
+
+    fn hook() -> ApprovalMode {
+        ApprovalMode::Hook {
+            settings: HOOK.into(),
+        }
+    }
+
+    fn line(
+        spec: &RunnerSpec,
+        prompt: &str,
+        resume: Resume<'_>,
+        approval: ApprovalMode,
+    ) -> (String, Vec<String>) {
+        let invocation = Invocation {
+            prompt,
+            resume,
+            approval,
+        };
+        command_line(spec, &invocation).unwrap()
+    }
+
+    fn plain(spec: &RunnerSpec, prompt: &str, resume: Resume<'_>) -> (String, Vec<String>) {
+        line(spec, prompt, resume, ApprovalMode::RunnerDefault)
+    }
+
+    fn strings(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn prompt_is_one_argument() {
+        let spec = RunnerSpec::Command(vec!["./r.sh".into(), "--x".into()]);
+        let (p, a) = plain(&spec, "a b; $(rm -rf ~)", Resume::Fresh);
+        assert_eq!(p, "./r.sh");
+        assert_eq!(a, strings(&["--x", "a b; $(rm -rf ~)"]));
+        let spec = RunnerSpec::Command(vec!["t".into(), "{prompt}".into(), "--y".into()]);
+        let (_, a) = plain(&spec, "hi", Resume::Id("abc"));
+        assert_eq!(a, strings(&["hi", "--y"]));
+        let empty = Invocation {
+            prompt: "x",
+            resume: Resume::Fresh,
+            approval: ApprovalMode::RunnerDefault,
+        };
+        assert!(command_line(&RunnerSpec::Command(vec![]), &empty).is_err());
+    }
+
+    #[test]
+    fn custom_commands_take_no_resume_nor_approval_options() {
+        let spec = RunnerSpec::Command(vec!["t".into(), "{prompt}".into(), "--y".into()]);
+        for approval in [
+            ApprovalMode::RunnerDefault,
+            hook(),
+            ApprovalMode::Sandbox(Sandbox::ReadOnly),
+        ] {
+            for resume in [Resume::Fresh, Resume::Latest, Resume::Id("abc")] {
+                let (p, a) = line(&spec, "go", resume, approval.clone());
+                assert_eq!((p.as_str(), a), ("t", strings(&["go", "--y"])));
+            }
+        }
+    }
+
+    #[test]
+    fn claude_resumes_by_id_or_continues() {
+        let claude = RunnerSpec::Preset(Preset::Claude);
+        let base = ["-p", "go", "--output-format", "stream-json", "--verbose"];
+        let (p, a) = plain(&claude, "go", Resume::Fresh);
+        assert_eq!((p.as_str(), a), ("claude", strings(&base)));
+        let (_, a) = plain(&claude, "go", Resume::Latest);
+        assert_eq!(a, strings(&[&base[..], &["--continue"]].concat()));
+        let (_, a) = plain(&claude, "go", Resume::Id("3f6d-1c2e"));
+        assert_eq!(
+            a,
+            strings(&[&base[..], &["--resume", "3f6d-1c2e"]].concat())
+        );
+    }
+
+    #[test]
+    fn claude_gets_its_hook_settings_last() {
+        let claude = RunnerSpec::Preset(Preset::Claude);
+        let (_, a) = line(&claude, "go", Resume::Id("3f6d"), hook());
+        assert_eq!(
+            a,
+            strings(&[
+                "-p",
+                "go",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--resume",
+                "3f6d",
+                "--settings",
+                HOOK
+            ])
+        );
+        let (_, a) = line(&claude, "go", Resume::Fresh, hook());
+        assert_eq!(a[5..], strings(&["--settings", HOOK]));
+        // A sandbox means nothing to Claude Code.
+        let (_, a) = line(
+            &claude,
+            "go",
+            Resume::Fresh,
+            ApprovalMode::Sandbox(Sandbox::ReadOnly),
+        );
+        assert_eq!(a, plain(&claude, "go", Resume::Fresh).1);
+    }
+
+    #[test]
+    fn codex_resumes_with_its_subcommand() {
+        let codex = RunnerSpec::Preset(Preset::Codex);
+        let (p, a) = plain(&codex, "go", Resume::Fresh);
+        assert_eq!(
+            (p.as_str(), a),
+            ("codex", strings(&["exec", "--json", "--", "go"]))
+        );
+        let (_, a) = plain(&codex, "-v resume", Resume::Id("0199a213"));
+        assert_eq!(
+            a,
+            strings(&["exec", "--json", "resume", "0199a213", "--", "-v resume"])
+        );
+        let (_, a) = plain(&codex, "go", Resume::Latest);
+        assert_eq!(
+            a,
+            strings(&["exec", "--json", "resume", "--last", "--", "go"])
+        );
+    }
+
+    #[test]
+    fn codex_gets_its_sandbox_right_after_exec() {
+        let codex = RunnerSpec::Preset(Preset::Codex);
+        let sandboxed =
+            |sandbox, resume| line(&codex, "go", resume, ApprovalMode::Sandbox(sandbox)).1;
+        assert_eq!(
+            sandboxed(Sandbox::WorkspaceWrite, Resume::Fresh),
+            strings(&["exec", "--sandbox", "workspace-write", "--json", "--", "go"])
+        );
+        assert_eq!(
+            sandboxed(Sandbox::ReadOnly, Resume::Id("0199a213")),
+            strings(&[
+                "exec",
+                "--sandbox",
+                "read-only",
+                "--json",
+                "resume",
+                "0199a213",
+                "--",
+                "go"
+            ])
+        );
+        assert_eq!(
+            sandboxed(Sandbox::FullAccess, Resume::Latest),
+            strings(&[
+                "exec",
+                "--sandbox",
+                "danger-full-access",
+                "--json",
+                "resume",
+                "--last",
+                "--",
+                "go"
+            ])
+        );
+        // A hook means nothing to Codex.
+        let (_, a) = line(&codex, "go", Resume::Fresh, hook());
+        assert_eq!(a, strings(&["exec", "--json", "--", "go"]));
+    }
+
+    #[test]
+    fn other_presets_keep_their_arguments() {
+        for approval in [
+            ApprovalMode::RunnerDefault,
+            hook(),
+            ApprovalMode::Sandbox(Sandbox::FullAccess),
+        ] {
+            let (p, a) = line(
+                &RunnerSpec::Preset(Preset::Aider),
+                "go",
+                Resume::Id("x"),
+                approval.clone(),
+            );
+            assert_eq!(
+                (p.as_str(), a),
+                (
+                    "aider",
+                    strings(&["--message", "go", "--yes-always", "--no-pretty"])
+                )
+            );
+            let (p, a) = line(
+                &RunnerSpec::Preset(Preset::Gemini),
+                "go",
+                Resume::Latest,
+                approval,
+            );
+            assert_eq!((p.as_str(), a), ("gemini", strings(&["-p", "go"])));
+        }
+    }
+
+    #[test]
+    fn the_resume_choice() {
+        assert_eq!(Resume::choose(false, Some("abc")), Resume::Fresh);
+        assert_eq!(Resume::choose(false, None), Resume::Fresh);
+        assert_eq!(Resume::choose(true, Some("abc")), Resume::Id("abc"));
+        assert_eq!(Resume::choose(true, None), Resume::Latest);
+        // A hand-edited id that would become an option is not used.
+        assert_eq!(Resume::choose(true, Some("--help")), Resume::Latest);
+    }
+}

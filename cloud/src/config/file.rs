@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::ConfigError;
-use super::settings::SETTINGS;
 
 /// A value from the config file and where it is.
 #[derive(Debug, Clone)]
@@ -32,7 +31,13 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-pub(super) fn read_file(path: &Path) -> Result<File, ConfigError> {
+/// Reads the file at `path`. `known` names the setting a key stands for
+/// (its canonical name), or `None` for a key that is no setting: the file
+/// knows TOML and positions, the settings table knows names.
+pub(super) fn read_file(
+    path: &Path,
+    known: impl Fn(&str) -> Option<&'static str>,
+) -> Result<File, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::File(path.to_path_buf(), e.to_string()))?;
     let file_error = |message: String| ConfigError::File(path.to_path_buf(), message);
@@ -53,7 +58,7 @@ pub(super) fn read_file(path: &Path) -> Result<File, ConfigError> {
     for (key, value) in spans.get_ref() {
         let name = key.get_ref().to_string();
         let (line, column) = line_column(&text, key.span().start);
-        let Some(setting) = SETTINGS.iter().find(|s| s.name.eq_ignore_ascii_case(&name)) else {
+        let Some(setting) = known(&name) else {
             errors.push(ConfigError::UnknownKey {
                 path: path.to_path_buf(),
                 key: name,
@@ -76,7 +81,7 @@ pub(super) fn read_file(path: &Path) -> Result<File, ConfigError> {
             }
         };
         values.insert(
-            setting.name,
+            setting,
             FileValue {
                 value: text_value,
                 line: vline,

@@ -262,7 +262,7 @@ impl Config {
                 .map(PathBuf::from)
         });
         let file = match file_path {
-            Some(p) => read_file(&p)?,
+            Some(p) => read_file(&p, settings::canonical_name)?,
             None => File::default(),
         };
         Self::from_values(&Values::resolve(&Env::Process, file)?)
@@ -703,7 +703,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, text).unwrap();
-        let file = read_file(&path)?;
+        let file = read_file(&path, settings::canonical_name)?;
         let env = BASE
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

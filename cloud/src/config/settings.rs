@@ -164,6 +164,14 @@ pub const SETTINGS: &[Setting] = &[
 ];
 
 /// The settings as `--help` lists them.
+/// The canonical name of the setting `key` spells (in either case), if any.
+pub(super) fn canonical_name(key: &str) -> Option<&'static str> {
+    SETTINGS
+        .iter()
+        .find(|s| s.name.eq_ignore_ascii_case(key))
+        .map(|s| s.name)
+}
+
 pub fn settings_help() -> String {
     let mut out =
         String::from("Configuration (environment, or the same keys in the --config TOML file):\n");

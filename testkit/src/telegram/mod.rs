@@ -29,6 +29,7 @@
 //! * `polling`: `getUpdates` (offset, limit, long poll, 409s) over the
 //!   updates a test pushes with [`FakeTelegram::push_update`].
 
+mod answer;
 mod formatted;
 mod html;
 mod params;

@@ -147,3 +147,12 @@ mod tests {
         );
     }
 }
+
+/// A string parameter (numbers are read as their text, as the Bot API does).
+pub(super) fn string_param(body: &Value, name: &str) -> Option<String> {
+    match body.get(name)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}

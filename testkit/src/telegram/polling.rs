@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::answer::{finish, take_failure};
 use super::rules::{Refusal, RuleId};
-use super::server::{finish, take_failure};
 use super::{Inner, Shared, as_i64, lock};
 
 const METHOD: &str = "getUpdates";

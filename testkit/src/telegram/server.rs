@@ -11,13 +11,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::params::{Files, read_params};
+use super::answer::{finish, take_failure};
+use super::params::{Files, read_params, string_param};
 use super::rules::{
     BLOCKABLE_METHODS, Refusal, RuleId, check_caption, check_edit, check_message_text,
     check_upload, parse_reply_markup,
 };
 use super::{
-    BOT_ID, BOT_USERNAME, Call, FAKE_TOKEN, FakeDocument, FakeMessage, Inner, Shared, as_i64, lock,
+    BOT_ID, BOT_USERNAME, FAKE_TOKEN, FakeDocument, FakeMessage, Inner, Shared, as_i64, lock,
     now_secs,
 };
 
@@ -60,58 +61,6 @@ pub(super) async fn handle(State(inner): State<Shared>, req: Request) -> Respons
     (status, axum::Json(response)).into_response()
 }
 
-/// Turns a call's outcome into its answer and logs the call, in the same
-/// critical section as the store changed.
-pub(super) fn finish(
-    state: &mut Inner,
-    method: &str,
-    body: Value,
-    outcome: Result<Value, Refusal>,
-) -> (u16, Value) {
-    let (status, response) = match outcome {
-        Ok(result) => (200, json!({"ok": true, "result": result})),
-        Err(refusal) => {
-            // Shown with a failing test's output: which rule refused what.
-            eprintln!(
-                "fake Telegram refused {method} {}: {}",
-                body_summary(&body),
-                refusal
-            );
-            (refusal.code, refusal.to_json())
-        }
-    };
-    state.calls.push(Call {
-        method: method.to_string(),
-        body,
-        at: tokio::time::Instant::now(),
-        status,
-        response: response.clone(),
-    });
-    (status, response)
-}
-
-/// The call's chat, message and a short start of its text, for the log.
-fn body_summary(body: &Value) -> String {
-    let text = string_param(body, "text").or_else(|| string_param(body, "caption"));
-    let text: String = text.unwrap_or_default().chars().take(60).collect();
-    format!(
-        "(chat {}, message {}, text {text:?})",
-        body.get("chat_id").unwrap_or(&Value::Null),
-        body.get("message_id").unwrap_or(&Value::Null)
-    )
-}
-
-pub(super) fn take_failure(state: &mut Inner, method: &str) -> Option<Refusal> {
-    let queue = state.failures.get_mut(method)?;
-    let failure = queue.front_mut()?;
-    let retry_after = failure.retry_after;
-    failure.remaining = failure.remaining.saturating_sub(1);
-    if failure.remaining == 0 {
-        queue.pop_front();
-    }
-    Some(Refusal::too_many_requests(retry_after))
-}
-
 fn require_chat(body: &Value) -> Result<i64, Refusal> {
     body.get("chat_id")
         .and_then(as_i64)
@@ -122,15 +71,6 @@ fn require_message_id(body: &Value) -> Result<i64, Refusal> {
     body.get("message_id")
         .and_then(as_i64)
         .ok_or_else(|| Refusal::of(RuleId::MessageIdMissing))
-}
-
-/// A string parameter (numbers are read as their text, as the Bot API does).
-fn string_param(body: &Value, name: &str) -> Option<String> {
-    match body.get(name)? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
 }
 
 /// A boolean parameter (`true`, or the text `"true"` of a form body).

@@ -121,7 +121,11 @@ impl App {
         let recorder = tokio::spawn(record_finished(state.clone(), finished));
         state.forwarder.spawn_resumer(state.shutdown.child_token());
         let cron = cron::spawn(state.clone());
-        let acl_watch = crate::redis_acl::spawn_user_watch(state.clone());
+        let acl_watch = crate::redis_acl::spawn_user_watch(
+            state.acl.clone(),
+            state.db.clone(),
+            state.shutdown.clone(),
+        );
         let shutdown = state.shutdown.clone();
         let app = http::router(state.clone());
         tracing::info!(addr = %listener.local_addr()?, "serving");

@@ -15,9 +15,9 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use redis::{Cmd, FromRedisValue, RedisResult};
 use remoteagent_proto::{AgentId, PairingId, names};
+use tokio_util::sync::CancellationToken;
 
 use crate::db::{self, Db};
-use crate::state::AppState;
 
 /// How often the cloud checks that Redis still knows every active agent's
 /// user: a single `ACL USERS` round trip, so that daemons are let in again
@@ -252,12 +252,16 @@ pub async fn restore_lost_users(acl: &Acl, db: &Db) -> Result<usize, WatchError>
     Ok(restored.len())
 }
 
-/// Checks every [`USER_CHECK_EVERY`] until shutdown.
-pub fn spawn_user_watch(state: AppState) -> tokio::task::JoinHandle<()> {
+/// Checks every [`USER_CHECK_EVERY`] until `shutdown`.
+pub fn spawn_user_watch(
+    acl: Acl,
+    db: Db,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut failing = false;
         loop {
-            match restore_lost_users(&state.acl, &state.db).await {
+            match restore_lost_users(&acl, &db).await {
                 Ok(n) => {
                     if n > 0 {
                         tracing::warn!(
@@ -279,7 +283,7 @@ pub fn spawn_user_watch(state: AppState) -> tokio::task::JoinHandle<()> {
                 Err(e) => tracing::debug!(error = %e, "checking agent Redis users"),
             }
             tokio::select! {
-                () = state.shutdown.cancelled() => break,
+                () = shutdown.cancelled() => break,
                 () = tokio::time::sleep(USER_CHECK_EVERY) => {}
             }
         }

@@ -3,7 +3,7 @@
 //! Redis, see [`updates`]); the answer
 //! comes at once and the update is processed in the background, because
 //! Telegram waits for the answer before sending the next update; each user's
-//! updates still run in the order they came ([`crate::bot::lanes`]).
+//! updates still run in the order they came ([`crate::lanes`]).
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -59,6 +59,6 @@ async fn receive(
     }
     Metrics::inc(&state.metrics.updates_received);
     // Handled in the background, but behind the same user's earlier updates.
-    state.lanes.dispatch(&state, update);
+    crate::bot::dispatch(&state, update);
     Ok(Json(json!({"ok": true})))
 }

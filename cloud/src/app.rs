@@ -150,7 +150,7 @@ async fn record_finished(state: AppState, mut finished: mpsc::UnboundedReceiver<
     while let Some(f) = finished.recv().await {
         let result = sessions::finish(
             &state.db,
-            f.session_id.as_str(),
+            &f.session_id,
             f.status.as_str(),
             f.exit_code.map(i64::from),
             Some(f.duration_ms as i64),

@@ -228,14 +228,14 @@ pub async fn restore_lost_users(acl: &Acl, db: &Db) -> Result<usize, WatchError>
     let agents: Vec<(AgentId, String)> = db::agents::active_token_hashes(db)
         .await?
         .into_iter()
-        .filter_map(|(id, hash)| AgentId::parse(id).ok().map(|id| (id, hash)))
+        .map(|a| (a.id, a.token_hash))
         .collect();
     let restored = acl.create_missing(&agents, &existing).await?;
     // An unpairing that revoked an agent after the read above deleted its
     // user before it was created again here: delete it once more
     // (unpairing revokes in the database before it deletes the user).
     for id in &restored {
-        let still_active = db::agents::get(db, id.as_str())
+        let still_active = db::agents::get(db, id)
             .await?
             .is_some_and(|a| a.is_active());
         if !still_active {

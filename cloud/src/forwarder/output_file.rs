@@ -13,8 +13,8 @@ use remoteagent_proto::events::{DonePayload, OutputEvent};
 use tokio::io::AsyncWriteExt;
 
 use super::Ctx;
-use super::pager::OutputFile;
 use super::entry::parse_entry;
+use super::pager::OutputFile;
 use crate::telegram::DocumentSource;
 
 /// Entries read at once: chunks are up to 64 KiB, so a batch stays within a

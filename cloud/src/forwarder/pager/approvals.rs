@@ -57,7 +57,10 @@ impl<I: Io> Pager<I> {
     }
 
     /// An approval's verdict: its message shows it, and loses its buttons.
-    pub(super) async fn resolve_approval(&mut self, r: &ApprovalResolvedPayload) -> Result<(), Stop> {
+    pub(super) async fn resolve_approval(
+        &mut self,
+        r: &ApprovalResolvedPayload,
+    ) -> Result<(), Stop> {
         let Some(entry) = self.saved.more.approval_mut(&r.request_id) else {
             tracing::warn!(agent = %self.saved.agent_id, session = %self.saved.session_id, request = %r.request_id, "verdict for an approval request never shown");
             let line = Line::unknown_verdict(&r.request_id, r.allow, &r.reason);

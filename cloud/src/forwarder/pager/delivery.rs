@@ -40,7 +40,10 @@ impl<I: Io> Pager<I> {
     /// Shows the current page as it is now, with `keyboard`, and waits until
     /// Telegram has it. A page that cannot be shown is repaired: sent anew
     /// when its message is gone, else said and attached at the end.
-    pub(super) async fn deliver_page(&mut self, keyboard: Option<InlineKeyboard>) -> Result<(), Stop> {
+    pub(super) async fn deliver_page(
+        &mut self,
+        keyboard: Option<InlineKeyboard>,
+    ) -> Result<(), Stop> {
         if self.muted {
             return Ok(());
         }

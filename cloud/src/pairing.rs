@@ -11,6 +11,7 @@ use rand::Rng;
 use remoteagent_proto::api::{PairRequest, PairResponse, RedisCredentials};
 use remoteagent_proto::events::{PairEvent, PairFailedPayload, PairedPayload};
 use remoteagent_proto::{AgentId, PairingId, names, token};
+use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
 use crate::db::{self, agents, pairing as codes, users};
@@ -150,7 +151,8 @@ pub async fn request(state: &AppState, req: &PairRequest) -> Result<PairResponse
         redis: RedisCredentials {
             url: state.config.public_redis_url.clone(),
             username,
-            password,
+            // Handed to the daemon over HTTPS, its only copy.
+            password: password.expose_secret().to_owned(),
         },
         cloud_public_key: state.key.public_key().to_base64(),
     })

@@ -15,6 +15,7 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use redis::{Cmd, FromRedisValue, RedisResult};
 use remoteagent_proto::{AgentId, PairingId, names};
+use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 
 use crate::db::{self, Db};
@@ -100,16 +101,16 @@ impl Acl {
     pub async fn create_pairing_user(
         &self,
         pairing: &PairingId,
-    ) -> redis::RedisResult<(String, String)> {
+    ) -> redis::RedisResult<(String, SecretString)> {
         if !self.enabled {
-            return Ok((String::new(), String::new()));
+            return Ok((String::new(), SecretString::from(String::new())));
         }
         let name = names::pairing_redis_user(pairing);
         let password = random_secret();
         self.set_user(
             &name,
             names::pairing_acl_rules(pairing),
-            format!(">{password}"),
+            format!(">{}", password.expose_secret()),
         )
         .await?;
         Ok((name, password))
@@ -193,11 +194,11 @@ impl Acl {
 }
 
 /// 32 random bytes as hex: a password nobody types.
-pub fn random_secret() -> String {
+pub fn random_secret() -> SecretString {
     use rand::RngCore;
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    hex::encode(bytes)
+    SecretString::from(hex::encode(bytes))
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -90,3 +90,78 @@ async fn drain(lanes: Map, key: i64, mut rx: mpsc::UnboundedReceiver<Job>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Lets every task that can run, run (the clock is paused: nothing
+    /// waits on real time).
+    async fn settle() {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_keys_jobs_run_in_order_even_when_the_first_is_slow() {
+        let lanes = Lanes::default();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        for (i, wait) in [(1, 300), (2, 0), (3, 100)] {
+            let log = log.clone();
+            lanes.run(7, async move {
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+                log.lock().unwrap().push(i);
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(*log.lock().unwrap(), [1, 2, 3]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn other_keys_do_not_wait_for_a_stuck_lane() {
+        let lanes = Lanes::default();
+        let (_never_tx, never) = tokio::sync::oneshot::channel::<()>();
+        lanes.run(1, async move {
+            let _ = never.await;
+        });
+        let (done_tx, done) = tokio::sync::oneshot::channel();
+        lanes.run(2, async move {
+            let _ = done_tx.send(());
+        });
+        settle().await;
+        assert!(done.await.is_ok());
+        assert_eq!(lanes.active(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_lane_ends_after_idle_and_not_before() {
+        let lanes = Lanes::default();
+        lanes.run(3, async {});
+        settle().await;
+        tokio::time::advance(IDLE - Duration::from_millis(1)).await;
+        settle().await;
+        assert_eq!(lanes.active(), 1, "ended before it was idle for IDLE");
+        // A job queued now goes to the same lane and restarts its wait.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        lanes.run(3, async move {
+            let _ = tx.send(());
+        });
+        assert!(rx.await.is_ok());
+        tokio::time::advance(IDLE - Duration::from_millis(1)).await;
+        settle().await;
+        assert_eq!(lanes.active(), 1);
+        tokio::time::advance(Duration::from_millis(2)).await;
+        settle().await;
+        assert_eq!(lanes.active(), 0, "an idle lane's task ends");
+        // And a later job starts a new one.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        lanes.run(3, async move {
+            let _ = tx.send(());
+        });
+        assert!(rx.await.is_ok());
+        assert_eq!(lanes.active(), 1);
+    }
+}

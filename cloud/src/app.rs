@@ -124,7 +124,11 @@ impl App {
         let recorder = tokio::spawn(record_finished(state.clone(), finished));
         state.forwarder.spawn_resumer(state.shutdown.child_token());
         let cron = cron::spawn(state.clone());
-        let acl_watch = crate::redis_acl::spawn_user_watch(state.clone());
+        let acl_watch = crate::redis_acl::spawn_user_watch(
+            state.acl.clone(),
+            state.db.clone(),
+            state.shutdown.clone(),
+        );
         let poller = match state.config.telegram_mode {
             TelegramMode::Poll => Some(crate::poll::spawn(state.clone())),
             TelegramMode::Webhook => None,
@@ -160,7 +164,7 @@ async fn record_finished(state: AppState, mut finished: mpsc::UnboundedReceiver<
     while let Some(f) = finished.recv().await {
         let result = sessions::finish(
             &state.db,
-            f.session_id.as_str(),
+            &f.session_id,
             f.status.as_str(),
             f.exit_code.map(i64::from),
             Some(f.duration_ms as i64),

@@ -92,7 +92,7 @@ pub async fn restore_redis_users(state: &AppState) -> Result<usize, CronError> {
     let agents: Vec<(AgentId, String)> = db::agents::active_token_hashes(&state.db)
         .await?
         .into_iter()
-        .filter_map(|(id, hash)| AgentId::parse(id).ok().map(|id| (id, hash)))
+        .map(|a| (a.id, a.token_hash))
         .collect();
     match state.acl.restore_agent_users(&agents).await {
         Ok(0) => Ok(0),

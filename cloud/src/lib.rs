@@ -23,6 +23,7 @@ pub mod error;
 pub mod forwarder;
 pub mod http;
 pub mod keys;
+pub mod lanes;
 pub mod login_widget;
 pub mod metrics;
 pub mod pairing;

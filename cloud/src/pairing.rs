@@ -11,6 +11,7 @@ use rand::Rng;
 use remoteagent_proto::api::{PairRequest, PairResponse, RedisCredentials};
 use remoteagent_proto::events::{PairEvent, PairFailedPayload, PairedPayload};
 use remoteagent_proto::{AgentId, PairingId, names, token};
+use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
 use crate::db::{self, agents, pairing as codes, users};
@@ -120,7 +121,7 @@ pub async fn request(state: &AppState, req: &PairRequest) -> Result<PairResponse
         let candidate = generate_code();
         let row = codes::PairingCode {
             code: candidate.clone(),
-            pairing_id: pairing_id.to_string(),
+            pairing_id: pairing_id.clone(),
             project_name: project.clone(),
             hostname: hostname.clone(),
             created_at: created,
@@ -150,7 +151,8 @@ pub async fn request(state: &AppState, req: &PairRequest) -> Result<PairResponse
         redis: RedisCredentials {
             url: state.config.public_redis_url.clone(),
             username,
-            password,
+            // Handed to the daemon over HTTPS, its only copy.
+            password: password.expose_secret().to_owned(),
         },
         cloud_public_key: state.key.public_key().to_base64(),
     })
@@ -292,8 +294,7 @@ async fn confirm_inner(
             ConfirmError::Expired
         });
     }
-    let pairing = PairingId::parse(row.pairing_id.as_str())
-        .map_err(|e| ConfirmError::Internal(format!("stored pairing id: {e}")))?;
+    let pairing = row.pairing_id.clone();
     let result = create_agent(state, user, &row, &pairing).await;
     if let Err(e) = &result {
         let reason = match e {
@@ -337,7 +338,7 @@ async fn create_agent(
     // Cleaned again: a code issued by an older build may hold anything.
     let name = agents::insert(
         &state.db,
-        agent_id.as_str(),
+        &agent_id,
         user,
         &clean_name(&row.project_name),
         &clean_hostname(&row.hostname),
@@ -350,26 +351,26 @@ async fn create_agent(
     if let Some(limit) = limit
         && agents::count_active(&state.db, user).await? > limit
     {
-        agents::revoke(&state.db, agent_id.as_str()).await?;
+        agents::revoke(&state.db, &agent_id).await?;
         return Err(ConfirmError::PlanLimit(limit));
     }
     let redis_username = match state.acl.create_agent_user(&agent_id, &hash).await {
         Ok(u) => u,
         Err(e) => {
-            agents::revoke(&state.db, agent_id.as_str()).await?;
+            agents::revoke(&state.db, &agent_id).await?;
             return Err(e.into());
         }
     };
     // Make it current before the daemon hears of it, so the user's first
     // prompt after `remoteagentctl pair` reports success goes to it.
-    users::set_current_agent(&state.db, user, Some(agent_id.as_str())).await?;
+    users::set_current_agent(&state.db, user, Some(&agent_id)).await?;
     let undo = |state: &AppState| {
         let previous = owner.current_agent.clone();
         let agent_id = agent_id.clone();
         let state = state.clone();
         async move {
             undo_agent(&state, &agent_id).await;
-            if let Err(e) = users::set_current_agent(&state.db, user, previous.as_deref()).await {
+            if let Err(e) = users::set_current_agent(&state.db, user, previous.as_ref()).await {
                 tracing::warn!(user, error = %e, "restoring the current agent");
             }
         }
@@ -394,7 +395,7 @@ async fn create_agent(
         undo(state).await;
         return Err(ConfirmError::NotListening);
     }
-    codes::set_agent(&state.db, &row.code, agent_id.as_str()).await?;
+    codes::set_agent(&state.db, &row.code, &agent_id).await?;
     Ok(Paired {
         agent_id,
         name,
@@ -406,7 +407,7 @@ async fn undo_agent(state: &AppState, agent: &AgentId) {
     if let Err(e) = state.acl.delete_agent_user(agent).await {
         tracing::warn!(agent = %agent, error = %e, "deleting the Redis user of an unfinished pairing");
     }
-    if let Err(e) = agents::revoke(&state.db, agent.as_str()).await {
+    if let Err(e) = agents::revoke(&state.db, agent).await {
         tracing::warn!(agent = %agent, error = %e, "revoking an unfinished pairing's agent");
     }
 }
@@ -430,11 +431,9 @@ async fn publish_pair_event(
 pub async fn sweep_expired(state: &AppState, since: i64) -> Result<usize, ConfirmError> {
     let ids = codes::expired_unused_since(&state.db, since).await?;
     let mut n = 0;
-    for id in ids {
-        if let Ok(pairing) = PairingId::parse(id) {
-            state.acl.delete_pairing_user(&pairing).await?;
-            n += 1;
-        }
+    for pairing in ids {
+        state.acl.delete_pairing_user(&pairing).await?;
+        n += 1;
     }
     Ok(n)
 }

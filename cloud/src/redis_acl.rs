@@ -15,9 +15,10 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use redis::{Cmd, FromRedisValue, RedisResult};
 use remoteagent_proto::{AgentId, PairingId, names};
+use secrecy::{ExposeSecret, SecretString};
+use tokio_util::sync::CancellationToken;
 
 use crate::db::{self, Db};
-use crate::state::AppState;
 
 /// How often the cloud checks that Redis still knows every active agent's
 /// user: a single `ACL USERS` round trip, so that daemons are let in again
@@ -100,16 +101,16 @@ impl Acl {
     pub async fn create_pairing_user(
         &self,
         pairing: &PairingId,
-    ) -> redis::RedisResult<(String, String)> {
+    ) -> redis::RedisResult<(String, SecretString)> {
         if !self.enabled {
-            return Ok((String::new(), String::new()));
+            return Ok((String::new(), SecretString::from(String::new())));
         }
         let name = names::pairing_redis_user(pairing);
         let password = random_secret();
         self.set_user(
             &name,
             names::pairing_acl_rules(pairing),
-            format!(">{password}"),
+            format!(">{}", password.expose_secret()),
         )
         .await?;
         Ok((name, password))
@@ -193,11 +194,11 @@ impl Acl {
 }
 
 /// 32 random bytes as hex: a password nobody types.
-pub fn random_secret() -> String {
+pub fn random_secret() -> SecretString {
     use rand::RngCore;
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    hex::encode(bytes)
+    SecretString::from(hex::encode(bytes))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -228,14 +229,14 @@ pub async fn restore_lost_users(acl: &Acl, db: &Db) -> Result<usize, WatchError>
     let agents: Vec<(AgentId, String)> = db::agents::active_token_hashes(db)
         .await?
         .into_iter()
-        .filter_map(|(id, hash)| AgentId::parse(id).ok().map(|id| (id, hash)))
+        .map(|a| (a.id, a.token_hash))
         .collect();
     let restored = acl.create_missing(&agents, &existing).await?;
     // An unpairing that revoked an agent after the read above deleted its
     // user before it was created again here: delete it once more
     // (unpairing revokes in the database before it deletes the user).
     for id in &restored {
-        let still_active = db::agents::get(db, id.as_str())
+        let still_active = db::agents::get(db, id)
             .await?
             .is_some_and(|a| a.is_active());
         if !still_active {
@@ -252,12 +253,16 @@ pub async fn restore_lost_users(acl: &Acl, db: &Db) -> Result<usize, WatchError>
     Ok(restored.len())
 }
 
-/// Checks every [`USER_CHECK_EVERY`] until shutdown.
-pub fn spawn_user_watch(state: AppState) -> tokio::task::JoinHandle<()> {
+/// Checks every [`USER_CHECK_EVERY`] until `shutdown`.
+pub fn spawn_user_watch(
+    acl: Acl,
+    db: Db,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut failing = false;
         loop {
-            match restore_lost_users(&state.acl, &state.db).await {
+            match restore_lost_users(&acl, &db).await {
                 Ok(n) => {
                     if n > 0 {
                         tracing::warn!(
@@ -279,7 +284,7 @@ pub fn spawn_user_watch(state: AppState) -> tokio::task::JoinHandle<()> {
                 Err(e) => tracing::debug!(error = %e, "checking agent Redis users"),
             }
             tokio::select! {
-                () = state.shutdown.cancelled() => break,
+                () = shutdown.cancelled() => break,
                 () = tokio::time::sleep(USER_CHECK_EVERY) => {}
             }
         }

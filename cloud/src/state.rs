@@ -37,7 +37,7 @@ pub struct Inner {
     /// Telegram users recently found to have no row (never paired).
     pub unknown_users: UnknownUsers,
     /// Per-user queues that keep each user's updates in order.
-    pub lanes: crate::bot::lanes::Lanes,
+    pub lanes: crate::lanes::Lanes,
     /// Cancelled on shutdown; background tasks stop with it.
     pub shutdown: CancellationToken,
 }

@@ -4,7 +4,6 @@
 //! owner.
 
 use remoteagent_proto::events::{CommandEvent, DoneStatus, UnpairedPayload};
-use remoteagent_proto::{AgentId, SessionId};
 
 use crate::commands;
 use crate::db::{agents, sessions, users};
@@ -17,8 +16,6 @@ pub enum UnpairError {
     Db(#[from] sqlx::Error),
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
-    #[error("stored agent id: {0}")]
-    Id(#[from] remoteagent_proto::IdError),
 }
 
 impl From<UnpairError> for crate::error::Error {
@@ -29,7 +26,7 @@ impl From<UnpairError> for crate::error::Error {
 
 /// Revokes `agent`. Returns false if it was not active (already revoked).
 pub async fn unpair(state: &AppState, agent: &agents::Agent) -> Result<bool, UnpairError> {
-    let id = AgentId::parse(agent.id.as_str())?;
+    let id = agent.id.clone();
     // Revoke first: from here on its JWT no longer authenticates to the API,
     // whatever happens to the Redis calls below.
     if !agents::revoke(&state.db, &agent.id).await? {
@@ -53,25 +50,21 @@ pub async fn unpair(state: &AppState, agent: &agents::Agent) -> Result<bool, Unp
     // session's `done`: close it here so its message does not stay "working"
     // (the forwarder stops at the first `done`, so a second one is harmless).
     if let Some(running) = sessions::running_for_agent(&state.db, &agent.id).await? {
-        match SessionId::parse(running.id.as_str()) {
-            Ok(sid) => {
-                if let Err(e) = commands::close_stream(
-                    &state.redis,
-                    &id,
-                    &sid,
-                    DoneStatus::Aborted,
-                    "the agent was unpaired",
-                )
-                .await
-                {
-                    tracing::warn!(agent = %id, session = %sid, error = %e, "closing the running session");
-                }
-            }
-            Err(e) => tracing::warn!(agent = %id, error = %e, "stored session id"),
+        let sid = running.id;
+        if let Err(e) = commands::close_stream(
+            &state.redis,
+            &id,
+            &sid,
+            DoneStatus::Aborted,
+            "the agent was unpaired",
+        )
+        .await
+        {
+            tracing::warn!(agent = %id, session = %sid, error = %e, "closing the running session");
         }
     }
     if let Some(owner) = users::get(&state.db, agent.owner).await?
-        && owner.current_agent.as_deref() == Some(agent.id.as_str())
+        && owner.current_agent.as_ref() == Some(&agent.id)
     {
         users::set_current_agent(&state.db, agent.owner, None).await?;
     }

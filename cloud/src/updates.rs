@@ -68,7 +68,7 @@ pub enum Taken {
 }
 
 /// Claims `update` and, when it is new, queues it in its user's lane
-/// ([`crate::bot::lanes`]): what the webhook and the poller both do with an
+/// ([`crate::lanes`], chosen by [`crate::bot::dispatch`]): what the webhook and the poller both do with an
 /// update. An error means Redis did not answer and nothing was queued: the
 /// caller has the update delivered again (webhook: 500; poller: the offset
 /// stays before it).
@@ -80,7 +80,7 @@ pub async fn take(state: &AppState, update: Update) -> Result<Taken, redis::Redi
         return Ok(Taken::Duplicate);
     }
     Metrics::inc(&state.metrics.updates_received);
-    state.lanes.dispatch(state, update);
+    crate::bot::dispatch(state, update);
     Ok(Taken::Queued)
 }
 

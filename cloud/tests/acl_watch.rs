@@ -37,7 +37,7 @@ async fn lost_users_of_active_agents_come_back_and_revoked_ones_stay_gone() {
     // One agent is revoked (in the database only, so that its user is
     // still there), then Redis restarts without its users.
     assert!(
-        agents::revoke(&app.state.db, dropped.agent_id.as_str())
+        agents::revoke(&app.state.db, &dropped.agent_id)
             .await
             .unwrap()
     );

@@ -72,7 +72,7 @@ async fn bad_bearers_are_401(app: &TestApp) {
         assert_eq!(body.error.code, "unauthorized", "{what}");
     }
     assert!(
-        agents::get(&app.state.db, id)
+        agents::get(&app.state.db, &paired.agent_id)
             .await
             .unwrap()
             .unwrap()
@@ -84,7 +84,10 @@ async fn bad_bearers_are_401(app: &TestApp) {
     assert_eq!(response.status(), 204);
     assert_eq!(delete(app, id, Some(&paired.jwt)).await.status(), 401);
     assert_eq!(refresh(app, id, &paired.jwt).await.status(), 401);
-    let row = agents::get(&app.state.db, id).await.unwrap().unwrap();
+    let row = agents::get(&app.state.db, &paired.agent_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(row.status, "revoked");
     assert_eq!(row.token_hash, None);
     app.expect_message(user, "guarded was unpaired").await;
@@ -175,7 +178,7 @@ async fn unpairing_closes_the_running_session(app: &TestApp) {
     );
     app.expect_message(user, "aborted").await;
     let finished = remoteagent_testkit::wait_for(TIMEOUT, || async {
-        let row = remoteagent_cloud::db::sessions::get(&app.state.db, cmd.session_id.as_str())
+        let row = remoteagent_cloud::db::sessions::get(&app.state.db, &cmd.session_id)
             .await
             .unwrap()?;
         (row.status != "running").then_some(row.status)

@@ -57,12 +57,12 @@ async fn a_prompt_becomes_a_signed_command_and_a_forwarded_session(app: &TestApp
     };
     assert_eq!(cmd.prompt, "fix the <failing> tests & more");
     assert!(cmd.r#continue);
-    let row = sessions::get(&app.state.db, cmd.session_id.as_str())
+    let row = sessions::get(&app.state.db, &cmd.session_id)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(row.status, "running");
-    assert_eq!(row.agent_id, agent.as_str());
+    assert_eq!(row.agent_id.as_str(), agent.as_str());
     app.expect_message(user, "proj is working").await;
 
     // The daemon's output reaches the chat and the end is recorded.
@@ -93,7 +93,7 @@ async fn a_prompt_becomes_a_signed_command_and_a_forwarded_session(app: &TestApp
     .await;
     app.expect_message(user, "all green").await;
     let finished = remoteagent_testkit::wait_for(TIMEOUT, || async {
-        let row = sessions::get(&app.state.db, cmd.session_id.as_str())
+        let row = sessions::get(&app.state.db, &cmd.session_id)
             .await
             .unwrap()?;
         (row.status != "running").then_some(row)

@@ -201,10 +201,27 @@ async fn a_request_before_any_output_closes_the_placeholder() {
     let ids = Ids::new();
     let (fwd, mut rx) = forwarder(&tg, &url(), "r1", FAST, options(MAX_MESSAGE_CHARS));
     let placeholder = start(&fwd, &tg, ids.start("claude")).await;
-    xadd(&mut conn, &ids, &approval_request("r1", "Bash", "make")).await;
+    let request = xadd(&mut conn, &ids, &approval_request("r1", "Bash", "make")).await;
     wait_messages(&tg, ids.chat, |m| m.len() == 2).await;
-    // Nothing is sent below the request while it waits for an answer.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Nothing is sent below the request while it waits for an answer: the
+    // batch that carried it is done once its progress is stored past it
+    // (a page below it would have been sent before that).
+    let state_key = format!("ra:fwd:{}", ids.session);
+    let stored = remoteagent_testkit::wait_for(TIMEOUT, || {
+        let mut conn = conn.clone();
+        let (state_key, request) = (state_key.clone(), request.clone());
+        async move {
+            let last: Option<String> = redis::cmd("HGET")
+                .arg(&state_key)
+                .arg("last_id")
+                .query_async(&mut conn)
+                .await
+                .ok()?;
+            (last.as_deref() == Some(request.as_str())).then_some(())
+        }
+    })
+    .await;
+    assert!(stored.is_some(), "the request's batch was never stored");
     let messages = tg.messages(ids.chat);
     assert_eq!(messages.len(), 2);
     assert_eq!(messages[0].message_id, placeholder);

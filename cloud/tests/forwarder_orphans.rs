@@ -103,7 +103,7 @@ impl Running {
     }
 
     async fn status(&self, app: &TestApp) -> String {
-        sessions::get(&app.state.db, self.session.as_str())
+        sessions::get(&app.state.db, &self.session)
             .await
             .unwrap()
             .expect("the session has a row")

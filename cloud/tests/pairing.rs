@@ -62,7 +62,7 @@ async fn pairing_through_the_bot_gives_a_confined_agent(app: &TestApp) {
     );
 
     // The database keeps only the token's hash; the agent is current.
-    let row = agents::get(&app.state.db, paired.agent_id.as_str())
+    let row = agents::get(&app.state.db, &paired.agent_id)
         .await
         .unwrap()
         .unwrap();
@@ -71,10 +71,7 @@ async fn pairing_through_the_bot_gives_a_confined_agent(app: &TestApp) {
         Some(remoteagent_cloud::pairing::token_hash(&paired.jwt).as_str())
     );
     let owner = users::get(&app.state.db, user).await.unwrap().unwrap();
-    assert_eq!(
-        owner.current_agent.as_deref(),
-        Some(paired.agent_id.as_str())
-    );
+    assert_eq!(owner.current_agent.as_ref(), Some(&paired.agent_id));
 
     // A second project of the same name gets a suffix.
     let (_, second) = app.pair_agent(user, "my-project").await;

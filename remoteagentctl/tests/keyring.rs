@@ -11,6 +11,7 @@ use common::*;
 use remoteagent_testkit::RedisServer;
 use remoteagentd::config::SecretStoreKind;
 use remoteagentd::secrets::SecretStore;
+use secrecy::ExposeSecret;
 
 fn keyring_enabled() -> bool {
     if std::env::var("REMOTEAGENT_TEST_KEYRING").as_deref() == Ok("1") {
@@ -67,8 +68,9 @@ async fn secret_service_round_trip() {
 
     // In the keyring (service remoteagent, account agent:{id}), not on disk.
     let keyring = SecretStore::new(SecretStoreKind::Keyring, home.secrets_dir());
+    let stored = keyring.get(&agent).await.unwrap();
     assert_eq!(
-        keyring.get(&agent).await.unwrap().as_deref(),
+        stored.as_ref().map(|s| s.expose_secret()),
         Some(jwt.as_str())
     );
     assert!(!home.secrets_dir().exists());
@@ -87,5 +89,5 @@ async fn secret_service_round_trip() {
     let h = home.clone();
     let out = blocking(move || h.ctl(&["unpair", "web"])).await;
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(keyring.get(&agent).await.unwrap(), None);
+    assert!(keyring.get(&agent).await.unwrap().is_none());
 }

@@ -23,6 +23,7 @@ use remoteagent_proto::events::{PairEvent, PairedPayload};
 use remoteagent_proto::keys::CloudPublicKey;
 use remoteagent_proto::runner::RunnerSpec;
 use remoteagent_proto::{names, now_ms, text, token};
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::request_error::ControlError;
 use crate::secrets::SecretError;
@@ -304,7 +305,7 @@ pub(crate) fn probe_id() -> remoteagent_proto::AgentId {
 
 async fn complete(
     supervisor: &Arc<Supervisor>,
-    paired: PairedPayload,
+    mut paired: PairedPayload,
     pinned: CloudPublicKey,
     path: PathBuf,
     runner: RunnerSpec,
@@ -324,7 +325,8 @@ async fn complete(
             "the pairing confirmation was signed for a different cloud key than the cloud announced; refusing it (someone may be tampering with Redis)",
         ));
     }
-    let claims = token::verify(&pinned, &paired.jwt).map_err(|e| {
+    let jwt = SecretString::from(std::mem::take(&mut paired.jwt));
+    let claims = token::verify(&pinned, jwt.expose_secret()).map_err(|e| {
         tracing::warn!(agent = %paired.agent_id, error = %e, "SECURITY: the pairing confirmation carries an invalid token");
         refused(format!("the pairing confirmation carries an invalid token: {e}"))
     })?;
@@ -340,7 +342,7 @@ async fn complete(
     }
     supervisor
         .secrets
-        .set(&paired.agent_id, &paired.jwt)
+        .set(&paired.agent_id, jwt.expose_secret())
         .await
         .map_err(|e| match e {
             SecretError::Unavailable { .. } => {
@@ -372,7 +374,7 @@ async fn complete(
     }
     tracing::info!(agent = %meta.id, name = %meta.name, path = %meta.path.display(), "paired");
     let id = meta.id.clone();
-    supervisor.start(meta, paired.jwt);
+    supervisor.start(meta, jwt);
     supervisor
         .agent_info(&id)
         .ok_or_else(|| ControlError::internal("the agent vanished right after pairing"))

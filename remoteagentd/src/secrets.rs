@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use keyring_core::{CredentialStore, Entry};
 use remoteagent_proto::AgentId;
+use secrecy::SecretString;
 
 use crate::config::SecretStoreKind;
 use crate::paths::ensure_private_dir;
@@ -225,11 +226,11 @@ impl SecretStore {
     }
 
     /// The agent's JWT, `None` when there is none.
-    pub async fn get(&self, agent: &AgentId) -> Result<Option<String>, SecretError> {
+    pub async fn get(&self, agent: &AgentId) -> Result<Option<SecretString>, SecretError> {
         match self.inner.kind {
             SecretStoreKind::Keyring => {
                 self.with_entry(agent, |e| match e.get_password() {
-                    Ok(p) => Ok(Some(p)),
+                    Ok(p) => Ok(Some(SecretString::from(p))),
                     Err(keyring_core::Error::NoEntry) => Ok(None),
                     Err(e) => Err(e),
                 })
@@ -238,7 +239,7 @@ impl SecretStore {
             SecretStoreKind::File => {
                 let path = self.file(agent);
                 match std::fs::read_to_string(&path) {
-                    Ok(s) => Ok(Some(s.trim().to_string())),
+                    Ok(s) => Ok(Some(SecretString::from(s.trim()))),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                     Err(source) => Err(SecretError::Io {
                         path,
@@ -279,6 +280,7 @@ impl SecretStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
     use std::os::unix::fs::MetadataExt;
 
     #[tokio::test]
@@ -286,10 +288,11 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = SecretStore::new(SecretStoreKind::File, tmp.path().join("secrets"));
         let id = AgentId::generate();
-        assert_eq!(store.get(&id).await.unwrap(), None);
+        assert!(store.get(&id).await.unwrap().is_none());
         store.set(&id, "jwt-1").await.unwrap();
         store.set(&id, "jwt-2").await.unwrap();
-        assert_eq!(store.get(&id).await.unwrap().as_deref(), Some("jwt-2"));
+        let got = store.get(&id).await.unwrap();
+        assert_eq!(got.as_ref().map(|s| s.expose_secret()), Some("jwt-2"));
         let file = tmp.path().join("secrets").join(id.as_str());
         assert_eq!(std::fs::metadata(&file).unwrap().mode() & 0o777, 0o600);
         assert_eq!(
@@ -301,6 +304,6 @@ mod tests {
         );
         store.delete(&id).await.unwrap();
         store.delete(&id).await.unwrap();
-        assert_eq!(store.get(&id).await.unwrap(), None);
+        assert!(store.get(&id).await.unwrap().is_none());
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use remoteagent_proto::control::{AgentInfo, DaemonStatus, ErrorCode};
 use remoteagent_proto::keys::CloudPublicKey;
 use remoteagent_proto::{AgentId, SessionId};
+use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::mpsc;
 
 use crate::agent::{AgentHandle, AgentNotice, AgentSettings, AgentSpec};
@@ -134,7 +135,7 @@ impl Supervisor {
     }
 
     /// Starts an agent's task and records it.
-    pub fn start(&self, mut meta: AgentMeta, jwt: String) {
+    pub fn start(&self, mut meta: AgentMeta, jwt: SecretString) {
         // Sessions report their conversation to the running slot, so its id
         // is the newest: restarting with metadata read earlier (a token
         // renewal) must not roll it back.
@@ -150,7 +151,7 @@ impl Supervisor {
                     runner: meta.runner.clone(),
                     redis_url: meta.redis_url.clone(),
                     redis_username: meta.redis_username.clone(),
-                    jwt,
+                    jwt: jwt.expose_secret().to_owned(),
                     cloud_public_key,
                     conversation: meta.conversation.clone(),
                 };

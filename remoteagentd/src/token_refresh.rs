@@ -9,6 +9,7 @@ use std::time::Duration;
 use remoteagent_proto::api::TokenResponse;
 use remoteagent_proto::keys::CloudPublicKey;
 use remoteagent_proto::{AgentId, now_secs, token};
+use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 
 use crate::supervisor::Supervisor;
@@ -64,7 +65,8 @@ pub async fn refresh_if_due(supervisor: &Supervisor, id: &AgentId) -> Result<boo
         .ok_or(RefreshError::NoToken)?;
     let key = CloudPublicKey::from_base64(&meta.cloud_public_key)
         .map_err(|e| RefreshError::BadToken(e.to_string()))?;
-    let claims = token::verify(&key, &jwt).map_err(|e| RefreshError::BadToken(e.to_string()))?;
+    let claims = token::verify(&key, jwt.expose_secret())
+        .map_err(|e| RefreshError::BadToken(e.to_string()))?;
     if claims.exp > now_secs() + REFRESH_BEFORE.as_secs() {
         return Ok(false);
     }
@@ -84,7 +86,7 @@ pub async fn refresh_if_due(supervisor: &Supervisor, id: &AgentId) -> Result<boo
     let response = supervisor
         .http
         .post(&url)
-        .bearer_auth(&jwt)
+        .bearer_auth(jwt.expose_secret())
         .send()
         .await
         .map_err(|e| RefreshError::Unreachable(e.to_string()))?;
@@ -95,20 +97,21 @@ pub async fn refresh_if_due(supervisor: &Supervisor, id: &AgentId) -> Result<boo
         .json()
         .await
         .map_err(|e| RefreshError::Unreachable(e.to_string()))?;
-    let new_claims =
-        token::verify(&key, &fresh.jwt).map_err(|e| RefreshError::BadNewToken(e.to_string()))?;
+    let fresh_jwt = SecretString::from(fresh.jwt);
+    let new_claims = token::verify(&key, fresh_jwt.expose_secret())
+        .map_err(|e| RefreshError::BadNewToken(e.to_string()))?;
     if &new_claims.sub != id {
         return Err(RefreshError::BadNewToken("issued for another agent".into()));
     }
     supervisor
         .secrets
-        .set(id, &fresh.jwt)
+        .set(id, fresh_jwt.expose_secret())
         .await
         .map_err(|e| RefreshError::Store(e.to_string()))?;
     // The agent reconnects with the new token (its Redis password), unless
     // it was unpaired in the meantime.
     if supervisor.meta(id).is_some() {
-        supervisor.start(meta, fresh.jwt);
+        supervisor.start(meta, fresh_jwt);
     }
     Ok(true)
 }

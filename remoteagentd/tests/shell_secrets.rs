@@ -5,6 +5,7 @@
 use remoteagent_proto::AgentId;
 use remoteagentd::config::SecretStoreKind;
 use remoteagentd::secrets::SecretStore;
+use secrecy::ExposeSecret;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn keyring_round_trip() {
@@ -18,15 +19,17 @@ async fn keyring_round_trip() {
     let tmp = tempfile::tempdir().unwrap();
     let store = SecretStore::new(SecretStoreKind::Keyring, tmp.path().join("secrets"));
     let id = AgentId::generate();
-    assert_eq!(store.get(&id).await.unwrap(), None);
+    assert!(store.get(&id).await.unwrap().is_none());
     store.set(&id, "jwt-one").await.unwrap();
     store.set(&id, "jwt-two").await.unwrap();
-    assert_eq!(store.get(&id).await.unwrap().as_deref(), Some("jwt-two"));
+    let got = store.get(&id).await.unwrap();
+    assert_eq!(got.as_ref().map(|s| s.expose_secret()), Some("jwt-two"));
     // A second store object (as after a daemon restart) sees the same entry.
     let again = SecretStore::new(SecretStoreKind::Keyring, tmp.path().join("secrets"));
-    assert_eq!(again.get(&id).await.unwrap().as_deref(), Some("jwt-two"));
+    let got = again.get(&id).await.unwrap();
+    assert_eq!(got.as_ref().map(|s| s.expose_secret()), Some("jwt-two"));
     assert!(!tmp.path().join("secrets").exists(), "nothing on disk");
     store.delete(&id).await.unwrap();
     store.delete(&id).await.unwrap();
-    assert_eq!(again.get(&id).await.unwrap(), None);
+    assert!(again.get(&id).await.unwrap().is_none());
 }

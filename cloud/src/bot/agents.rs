@@ -1,7 +1,5 @@
 //! `/agents` (with `use:{agentId}` buttons) and `/use NAME`.
 
-use remoteagent_proto::AgentId;
-
 use super::{Ctx, NO_AGENTS};
 use crate::commands;
 use crate::db::{agents, users};
@@ -20,11 +18,8 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<()> {
     let mut lines = vec!["<b>Your agents</b>".to_string()];
     let mut keyboard = InlineKeyboard::default();
     for agent in &owned {
-        let online = match AgentId::parse(agent.id.as_str()) {
-            Ok(id) => commands::is_online(&ctx.state.redis, &id).await?,
-            Err(_) => false,
-        };
-        let is_current = current.as_deref() == Some(agent.id.as_str());
+        let online = commands::is_online(&ctx.state.redis, &agent.id).await?;
+        let is_current = current.as_ref() == Some(&agent.id);
         lines.push(format!(
             "{} <b>{}</b> on {}{}",
             if online { "🟢" } else { "⚪" },

@@ -81,7 +81,12 @@ async fn dispatch(state: &AppState, query: &CallbackQuery, data: &str) -> Result
 
 /// The session and its agent, if both exist and `user` owns the agent.
 async fn owned_session(state: &AppState, user: i64, session: &str) -> Result<Lookup> {
-    let Some(s) = sessions::get(&state.db, session).await? else {
+    // Button data is whatever a client sends: an id that cannot be one
+    // names no session.
+    let Ok(session) = SessionId::parse(session) else {
+        return Ok(Lookup::Ended);
+    };
+    let Some(s) = sessions::get(&state.db, &session).await? else {
         return Ok(Lookup::Ended);
     };
     let Some(agent) = agents::get(&state.db, &s.agent_id).await? else {
@@ -119,7 +124,10 @@ async fn use_agent(
     private: bool,
     agent: &str,
 ) -> Result<String> {
-    let Some(agent) = agents::get(&state.db, agent).await? else {
+    let Ok(agent) = AgentId::parse(agent) else {
+        return Ok("That agent no longer exists.".into());
+    };
+    let Some(agent) = agents::get(&state.db, &agent).await? else {
         return Ok("That agent no longer exists.".into());
     };
     if agent.owner != user {
@@ -158,8 +166,8 @@ async fn approval(state: &AppState, user: i64, rest: &str, allow: bool) -> Resul
     if !valid_request_id(request) {
         return Ok("This button is malformed.".into());
     }
-    let agent_id = AgentId::parse(agent.id.as_str()).map_err(Error::internal)?;
-    let session_id = SessionId::parse(s.id.as_str()).map_err(Error::internal)?;
+    let agent_id = agent.id.clone();
+    let session_id = s.id.clone();
     // Read before publishing, so that the edit below follows the publish
     // at once (see `show_pending`). A request the forwarder never showed
     // has no button anyone could have pressed: forged or long gone, it is

@@ -5,7 +5,6 @@
 pub mod agents;
 pub mod callback;
 pub mod group;
-pub mod lanes;
 pub mod new;
 pub mod pair;
 pub mod prompt;
@@ -79,6 +78,35 @@ impl Ctx<'_> {
 pub const NO_AGENTS: &str = "You have no paired agents yet.\n\n\
 On your computer, run <code>remoteagentctl pair ./your-project</code>, then send me \
 <code>/pair CODE</code> with the code it prints.";
+
+/// Queues `update` behind the earlier updates of its user (see
+/// [`crate::lanes`]) and returns at once; an update without a user is
+/// handled at once.
+pub fn dispatch(state: &AppState, update: Update) {
+    let lane = lane_of(&update);
+    let job = handle_logged(state.clone(), update);
+    match lane {
+        Some(user) => state.lanes.run(user, job),
+        None => {
+            tokio::spawn(job);
+        }
+    }
+}
+
+/// Whose lane an update belongs to: the user who sent it or pressed the
+/// button. `None` for updates without a user.
+fn lane_of(update: &Update) -> Option<i64> {
+    if let Some(q) = &update.callback_query {
+        return Some(q.from.id);
+    }
+    update.message.as_ref()?.from.as_ref().map(|u| u.id)
+}
+
+async fn handle_logged(state: AppState, update: Update) {
+    let update_id = update.update_id;
+    handle(state, update).await;
+    tracing::debug!(update = update_id, "update processed");
+}
 
 /// Handles one update (already deduplicated by the webhook).
 pub async fn handle(state: AppState, update: Update) {

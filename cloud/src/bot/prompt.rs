@@ -56,7 +56,7 @@ pub async fn run(ctx: &Ctx<'_>, text: &str) -> Result<()> {
     // The user's current agent, read directly in the usual case (it is
     // theirs and active); anything else goes the long way, which explains
     // the problem to the user.
-    let current = match user.current_agent.as_deref() {
+    let current = match user.current_agent.as_ref() {
         Some(id) => agents::get(&state.db, id)
             .await?
             .filter(|a| a.owner == ctx.user && a.is_active()),
@@ -91,7 +91,7 @@ async fn publish(
     text: &str,
 ) -> Result<()> {
     let state = ctx.state;
-    let agent_id = AgentId::parse(agent.id.as_str()).map_err(Error::internal)?;
+    let agent_id = agent.id.clone();
     if !commands::is_online(&state.redis, &agent_id).await? {
         Metrics::inc(&state.metrics.offline_answers);
         ctx.reply(offline_text(&agent)).await;
@@ -111,14 +111,7 @@ async fn publish(
     // Both must be in place before the command is published; they do not
     // depend on each other, so they go at the same time.
     let (inserted, forwarding) = tokio::join!(
-        sessions::insert(
-            &state.db,
-            session_id.as_str(),
-            &agent.id,
-            ctx.chat,
-            ctx.user,
-            text,
-        ),
+        sessions::insert(&state.db, &session_id, &agent.id, ctx.chat, ctx.user, text,),
         state.forwarder.begin(start),
     );
     match (inserted, forwarding) {
@@ -126,7 +119,7 @@ async fn publish(
         (Ok(()), Err(e)) => {
             sessions::finish(
                 &state.db,
-                session_id.as_str(),
+                &session_id,
                 DoneStatus::Error.as_str(),
                 None,
                 None,

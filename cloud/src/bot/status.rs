@@ -1,8 +1,6 @@
 //! `/status`: the current agent, whether it is online, the running prompt,
 //! and the plan.
 
-use remoteagent_proto::AgentId;
-
 use super::{Ctx, NO_AGENTS};
 use crate::commands;
 use crate::db::{self, agents, sessions, users};
@@ -24,10 +22,7 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<()> {
     };
     match current {
         Some(agent) => {
-            let online = match AgentId::parse(agent.id.as_str()) {
-                Ok(id) => commands::is_online(&ctx.state.redis, &id).await?,
-                Err(_) => false,
-            };
+            let online = commands::is_online(&ctx.state.redis, &agent.id).await?;
             lines.push(format!(
                 "Current agent: <b>{}</b> on {} — {}",
                 escape_html(&agent.name),

@@ -1,7 +1,7 @@
 //! `/stop` and the Stop button: a signed `abort` for the running session.
 
+use remoteagent_proto::SessionId;
 use remoteagent_proto::events::{AbortPayload, CommandEvent};
-use remoteagent_proto::{AgentId, SessionId};
 
 use super::Ctx;
 use crate::commands;
@@ -39,13 +39,16 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<()> {
 }
 
 /// Publishes `abort` for `session`; false if the agent did not receive it.
-pub async fn abort(state: &AppState, agent: &agents::Agent, session: &str) -> Result<bool> {
-    let agent_id = AgentId::parse(agent.id.as_str()).map_err(Error::internal)?;
-    let session_id = SessionId::parse(session).map_err(Error::internal)?;
+pub async fn abort(
+    state: &AppState,
+    agent: &agents::Agent,
+    session_id: &SessionId,
+) -> Result<bool> {
+    let agent_id = &agent.id;
     let receivers = commands::publish(
         &state.redis,
         &state.key,
-        &agent_id,
+        agent_id,
         CommandEvent::Abort(AbortPayload {
             session_id: session_id.clone(),
         }),

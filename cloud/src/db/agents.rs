@@ -1,17 +1,17 @@
 //! `agents`: one row per paired project. A revoked agent keeps its row (for
 //! its sessions' history) with its token hash cleared.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
+use remoteagent_proto::AgentId;
 
-use super::{Db, now, opt_i64};
+use super::{Db, now};
 
 pub const ACTIVE: &str = "active";
 pub const REVOKED: &str = "revoked";
 
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Agent {
-    pub id: String,
+    #[sqlx(try_from = "String")]
+    pub id: AgentId,
     pub owner: i64,
     pub name: String,
     pub hostname: String,
@@ -41,28 +41,12 @@ impl std::fmt::Debug for Agent {
 
 const COLUMNS: &str = "id, owner, name, hostname, token_hash, status, created_at, last_seen_at";
 
-fn from_row(row: &AnyRow) -> Result<Agent, sqlx::Error> {
-    Ok(Agent {
-        id: row.try_get("id")?,
-        owner: row.try_get("owner")?,
-        name: row.try_get("name")?,
-        hostname: row.try_get("hostname")?,
-        token_hash: row.try_get("token_hash")?,
-        status: row.try_get("status")?,
-        created_at: row.try_get("created_at")?,
-        last_seen_at: opt_i64(row, "last_seen_at")?,
-    })
-}
-
-pub async fn get(db: &Db, id: &str) -> Result<Option<Agent>, sqlx::Error> {
+pub async fn get(db: &Db, id: &AgentId) -> Result<Option<Agent>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM agents WHERE id = $1");
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id.to_string())
+    sqlx::query_as::<_, Agent>(sqlx::AssertSqlSafe(sql))
+        .bind(id.as_str().to_string())
         .fetch_optional(&db.pool)
-        .await?
-        .as_ref()
-        .map(from_row)
-        .transpose()
+        .await
 }
 
 /// The owner's active agents, by name.
@@ -70,21 +54,17 @@ pub async fn list_active(db: &Db, owner: i64) -> Result<Vec<Agent>, sqlx::Error>
     let sql = format!(
         "SELECT {COLUMNS} FROM agents WHERE owner = $1 AND status = 'active' ORDER BY name"
     );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
+    sqlx::query_as::<_, Agent>(sqlx::AssertSqlSafe(sql))
         .bind(owner)
         .fetch_all(&db.pool)
-        .await?
-        .iter()
-        .map(from_row)
-        .collect()
+        .await
 }
 
 pub async fn count_active(db: &Db, owner: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query("SELECT COUNT(*) AS n FROM agents WHERE owner = $1 AND status = 'active'")
+    sqlx::query_scalar("SELECT COUNT(*) AS n FROM agents WHERE owner = $1 AND status = 'active'")
         .bind(owner)
         .fetch_one(&db.pool)
-        .await?
-        .try_get("n")
+        .await
 }
 
 pub async fn find_active_by_name(
@@ -95,21 +75,18 @@ pub async fn find_active_by_name(
     let sql = format!(
         "SELECT {COLUMNS} FROM agents WHERE owner = $1 AND status = 'active' AND LOWER(name) = LOWER($2)"
     );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
+    sqlx::query_as::<_, Agent>(sqlx::AssertSqlSafe(sql))
         .bind(owner)
         .bind(name.to_string())
         .fetch_optional(&db.pool)
-        .await?
-        .as_ref()
-        .map(from_row)
-        .transpose()
+        .await
 }
 
 /// Inserts an agent, naming it `wanted`, or `wanted-2`, `wanted-3` … when the
 /// owner already has an active agent of that name. Returns the name given.
 pub async fn insert(
     db: &Db,
-    id: &str,
+    id: &AgentId,
     owner: i64,
     wanted: &str,
     hostname: &str,
@@ -128,7 +105,7 @@ pub async fn insert(
             "INSERT INTO agents (id, owner, name, hostname, token_hash, status, created_at) \
              VALUES ($1, $2, $3, $4, $5, 'active', $6) ON CONFLICT DO NOTHING",
         )
-        .bind(id.to_string())
+        .bind(id.as_str().to_string())
         .bind(owner)
         .bind(name.clone())
         .bind(hostname.to_string())
@@ -145,44 +122,49 @@ pub async fn insert(
     Err(sqlx::Error::Protocol("no free agent name".into()))
 }
 
-pub async fn set_token_hash(db: &Db, id: &str, token_hash: &str) -> Result<bool, sqlx::Error> {
+pub async fn set_token_hash(db: &Db, id: &AgentId, token_hash: &str) -> Result<bool, sqlx::Error> {
     let done = sqlx::query("UPDATE agents SET token_hash = $1 WHERE id = $2 AND status = 'active'")
         .bind(token_hash.to_string())
-        .bind(id.to_string())
+        .bind(id.as_str().to_string())
         .execute(&db.pool)
         .await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Marks the agent revoked and forgets its token hash; true if it was active.
-pub async fn revoke(db: &Db, id: &str) -> Result<bool, sqlx::Error> {
+pub async fn revoke(db: &Db, id: &AgentId) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE agents SET status = 'revoked', token_hash = NULL, revoked_at = $1 WHERE id = $2 AND status = 'active'",
     )
     .bind(now())
-    .bind(id.to_string())
+    .bind(id.as_str().to_string())
     .execute(&db.pool)
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn touch(db: &Db, id: &str) -> Result<(), sqlx::Error> {
+pub async fn touch(db: &Db, id: &AgentId) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE agents SET last_seen_at = $1 WHERE id = $2")
         .bind(now())
-        .bind(id.to_string())
+        .bind(id.as_str().to_string())
         .execute(&db.pool)
         .await?;
     Ok(())
 }
 
+/// An active agent's id and the hash of its token.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TokenHash {
+    #[sqlx(try_from = "String")]
+    pub id: AgentId,
+    pub token_hash: String,
+}
+
 /// Every active agent's id and token hash (to restore Redis users).
-pub async fn active_token_hashes(db: &Db) -> Result<Vec<(String, String)>, sqlx::Error> {
-    sqlx::query(
+pub async fn active_token_hashes(db: &Db) -> Result<Vec<TokenHash>, sqlx::Error> {
+    sqlx::query_as(
         "SELECT id, token_hash FROM agents WHERE status = 'active' AND token_hash IS NOT NULL",
     )
     .fetch_all(&db.pool)
-    .await?
-    .iter()
-    .map(|r| Ok((r.try_get("id")?, r.try_get("token_hash")?)))
-    .collect()
+    .await
 }

@@ -6,7 +6,8 @@
 //! UUID column fails), and `?` placeholders break on PostgreSQL.
 //!
 //! * [`users`], [`agents`], [`sessions`], [`pairing`], [`groups`],
-//!   [`poll_offsets`]: one module per table, plain functions over [`Db`].
+//!   [`poll_offsets`]: one module per table, plain functions over [`Db`];
+//!   rows are `#[derive(sqlx::FromRow)]` with typed ids.
 
 pub mod agents;
 pub mod groups;
@@ -17,8 +18,10 @@ pub mod users;
 
 use std::time::Duration;
 
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Row};
+use remoteagent_proto::AgentId;
+use remoteagent_proto::ids::IdError;
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
 
 /// Connections per process to PostgreSQL.
 pub const POSTGRES_POOL: u32 = 24;
@@ -37,48 +40,39 @@ pub struct Db {
     pub backend: Backend,
 }
 
-/// One migration: its version and its statements.
+/// One migration: its version and its statements in each dialect.
 struct Migration {
     version: i64,
-    sql: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
 }
 
-const SQLITE_MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        sql: include_str!("../../migrations/sqlite/0001_init.sql"),
-    },
-    Migration {
-        version: 2,
-        sql: include_str!("../../migrations/sqlite/0002_group_chats.sql"),
-    },
-    Migration {
-        version: 3,
-        sql: include_str!("../../migrations/sqlite/0003_drop_processed_updates.sql"),
-    },
-    Migration {
-        version: 4,
-        sql: include_str!("../../migrations/sqlite/0004_telegram_poll_offsets.sql"),
-    },
-];
+impl Migration {
+    fn sql(&self, backend: Backend) -> &'static str {
+        match backend {
+            Backend::Sqlite => self.sqlite,
+            Backend::Postgres => self.postgres,
+        }
+    }
+}
 
-const POSTGRES_MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        sql: include_str!("../../migrations/postgres/0001_init.sql"),
-    },
-    Migration {
-        version: 2,
-        sql: include_str!("../../migrations/postgres/0002_group_chats.sql"),
-    },
-    Migration {
-        version: 3,
-        sql: include_str!("../../migrations/postgres/0003_drop_processed_updates.sql"),
-    },
-    Migration {
-        version: 4,
-        sql: include_str!("../../migrations/postgres/0004_telegram_poll_offsets.sql"),
-    },
+/// A migration by file name, found in both dialects' dirs.
+macro_rules! migration {
+    ($version:literal, $file:literal) => {
+        Migration {
+            version: $version,
+            sqlite: include_str!(concat!("../../migrations/sqlite/", $file)),
+            postgres: include_str!(concat!("../../migrations/postgres/", $file)),
+        }
+    };
+}
+
+/// Every migration, listed once.
+const MIGRATIONS: &[Migration] = &[
+    migration!(1, "0001_init.sql"),
+    migration!(2, "0002_group_chats.sql"),
+    migration!(3, "0003_drop_processed_updates.sql"),
+    migration!(4, "0004_telegram_poll_offsets.sql"),
 ];
 
 impl Db {
@@ -149,24 +143,25 @@ impl Db {
         )
         .execute(&self.pool)
         .await?;
-        let migrations = match self.backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS,
-            Backend::Postgres => POSTGRES_MIGRATIONS,
-        };
-        for m in migrations {
-            let done: i64 =
-                sqlx::query("SELECT COUNT(*) AS n FROM schema_migrations WHERE version = $1")
-                    .bind(m.version)
-                    .fetch_one(&self.pool)
-                    .await?
-                    .try_get("n")?;
+        for m in MIGRATIONS {
+            let done: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) AS n FROM schema_migrations WHERE version = $1",
+            )
+            .bind(m.version)
+            .fetch_one(&self.pool)
+            .await?;
             if done > 0 {
                 continue;
             }
             // One transaction per migration: both dialects have
             // transactional DDL, so a failed migration leaves nothing behind.
             let mut tx = self.pool.begin().await?;
-            for statement in m.sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            for statement in m
+                .sql(self.backend)
+                .split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+            {
                 sqlx::query(statement).execute(&mut *tx).await?;
             }
             sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
@@ -211,9 +206,35 @@ pub fn now() -> i64 {
     remoteagent_proto::now_ms() as i64
 }
 
-/// Reads an optional BIGINT column.
-pub(crate) fn opt_i64(row: &AnyRow, column: &str) -> Result<Option<i64>, sqlx::Error> {
-    row.try_get::<Option<i64>, _>(column)
+/// A nullable TEXT column of ids: `#[sqlx(try_from = "NullableText")]`
+/// decodes it into an `Option` of a typed id.
+#[derive(sqlx::Type)]
+#[sqlx(transparent)]
+pub(crate) struct NullableText(Option<String>);
+
+impl TryFrom<NullableText> for Option<AgentId> {
+    type Error = IdError;
+    fn try_from(text: NullableText) -> Result<Self, IdError> {
+        text.0.map(AgentId::parse).transpose()
+    }
+}
+
+/// A BIGINT 0/1 flag column: `#[sqlx(try_from = "Flag")]` on a `bool`.
+#[derive(sqlx::Type)]
+#[sqlx(transparent)]
+pub(crate) struct Flag(i64);
+
+impl From<Flag> for bool {
+    fn from(flag: Flag) -> bool {
+        flag.0 != 0
+    }
+}
+
+/// A TEXT column of ids, read alone (`SELECT agent_id …`).
+pub(crate) fn parse_id<T: TryFrom<String, Error = IdError>>(
+    text: String,
+) -> Result<T, sqlx::Error> {
+    T::try_from(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
 #[cfg(test)]
@@ -247,9 +268,8 @@ mod migration_tests {
                 name.split('_').next().unwrap().parse().unwrap()
             })
             .collect();
-        let listed = |ms: &[Migration]| ms.iter().map(|m| m.version).collect::<Vec<_>>();
-        assert_eq!(listed(SQLITE_MIGRATIONS), versions);
-        assert_eq!(listed(POSTGRES_MIGRATIONS), versions);
+        let listed: Vec<i64> = MIGRATIONS.iter().map(|m| m.version).collect();
+        assert_eq!(listed, versions);
         assert_eq!(versions, (1..=versions.len() as i64).collect::<Vec<_>>());
     }
 }

@@ -1,14 +1,14 @@
 //! `pairing_codes` and `pair_attempts`.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
+use remoteagent_proto::{AgentId, PairingId};
 
-use super::{Db, now, opt_i64};
+use super::{Db, now, parse_id};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PairingCode {
     pub code: String,
-    pub pairing_id: String,
+    #[sqlx(try_from = "String")]
+    pub pairing_id: PairingId,
     pub project_name: String,
     pub hostname: String,
     pub created_at: i64,
@@ -20,19 +20,6 @@ pub struct PairingCode {
 const COLUMNS: &str =
     "code, pairing_id, project_name, hostname, created_at, expires_at, used_at, used_by";
 
-fn from_row(row: &AnyRow) -> Result<PairingCode, sqlx::Error> {
-    Ok(PairingCode {
-        code: row.try_get("code")?,
-        pairing_id: row.try_get("pairing_id")?,
-        project_name: row.try_get("project_name")?,
-        hostname: row.try_get("hostname")?,
-        created_at: row.try_get("created_at")?,
-        expires_at: row.try_get("expires_at")?,
-        used_at: opt_i64(row, "used_at")?,
-        used_by: opt_i64(row, "used_by")?,
-    })
-}
-
 /// Inserts a code; false if the code already exists (the caller draws again).
 pub async fn insert(db: &Db, code: &PairingCode) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
@@ -40,7 +27,7 @@ pub async fn insert(db: &Db, code: &PairingCode) -> Result<bool, sqlx::Error> {
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
     )
     .bind(code.code.clone())
-    .bind(code.pairing_id.clone())
+    .bind(code.pairing_id.as_str().to_string())
     .bind(code.project_name.clone())
     .bind(code.hostname.clone())
     .bind(code.created_at)
@@ -52,13 +39,10 @@ pub async fn insert(db: &Db, code: &PairingCode) -> Result<bool, sqlx::Error> {
 
 pub async fn get(db: &Db, code: &str) -> Result<Option<PairingCode>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM pairing_codes WHERE code = $1");
-    sqlx::query(sqlx::AssertSqlSafe(sql))
+    sqlx::query_as::<_, PairingCode>(sqlx::AssertSqlSafe(sql))
         .bind(code.to_string())
         .fetch_optional(&db.pool)
-        .await?
-        .as_ref()
-        .map(from_row)
-        .transpose()
+        .await
 }
 
 /// Consumes the code if it is unused and unexpired. Only one caller can win:
@@ -78,9 +62,9 @@ pub async fn consume(db: &Db, code: &str, user: i64) -> Result<bool, sqlx::Error
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn set_agent(db: &Db, code: &str, agent_id: &str) -> Result<(), sqlx::Error> {
+pub async fn set_agent(db: &Db, code: &str, agent_id: &AgentId) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE pairing_codes SET agent_id = $1 WHERE code = $2")
-        .bind(agent_id.to_string())
+        .bind(agent_id.as_str().to_string())
         .bind(code.to_string())
         .execute(&db.pool)
         .await?;
@@ -89,16 +73,16 @@ pub async fn set_agent(db: &Db, code: &str, agent_id: &str) -> Result<(), sqlx::
 
 /// Pairing ids of codes that expired unused between `since` and now, whose
 /// short-lived Redis users should be gone.
-pub async fn expired_unused_since(db: &Db, since: i64) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query(
+pub async fn expired_unused_since(db: &Db, since: i64) -> Result<Vec<PairingId>, sqlx::Error> {
+    sqlx::query_scalar::<_, String>(
         "SELECT pairing_id FROM pairing_codes WHERE used_at IS NULL AND expires_at <= $1 AND expires_at > $2",
     )
     .bind(now())
     .bind(since)
     .fetch_all(&db.pool)
     .await?
-    .iter()
-    .map(|r| r.try_get("pairing_id"))
+    .into_iter()
+    .map(parse_id)
     .collect()
 }
 
@@ -118,14 +102,13 @@ pub async fn wrong_attempts_since(
     user: i64,
     since: i64,
 ) -> Result<(i64, Option<i64>), sqlx::Error> {
-    let row = sqlx::query(
+    sqlx::query_as(
         "SELECT COUNT(*) AS n, MIN(attempted_at) AS oldest FROM pair_attempts WHERE telegram_id = $1 AND attempted_at > $2",
     )
     .bind(user)
     .bind(since)
     .fetch_one(&db.pool)
-    .await?;
-    Ok((row.try_get("n")?, opt_i64(&row, "oldest")?))
+    .await
 }
 
 /// Drops attempts and codes older than `before` (housekeeping).

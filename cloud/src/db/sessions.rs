@@ -1,16 +1,17 @@
 //! `sessions`: one row per prompt sent to an agent.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
+use remoteagent_proto::{AgentId, SessionId};
 
-use super::{Db, now, opt_i64};
+use super::{Db, now};
 
 pub const RUNNING: &str = "running";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Session {
-    pub id: String,
-    pub agent_id: String,
+    #[sqlx(try_from = "String")]
+    pub id: SessionId,
+    #[sqlx(try_from = "String")]
+    pub agent_id: AgentId,
     pub chat_id: i64,
     pub user_id: i64,
     pub prompt_preview: String,
@@ -23,20 +24,6 @@ pub struct Session {
 const COLUMNS: &str =
     "id, agent_id, chat_id, user_id, prompt_preview, status, started_at, finished_at, exit_code";
 
-fn from_row(row: &AnyRow) -> Result<Session, sqlx::Error> {
-    Ok(Session {
-        id: row.try_get("id")?,
-        agent_id: row.try_get("agent_id")?,
-        chat_id: row.try_get("chat_id")?,
-        user_id: row.try_get("user_id")?,
-        prompt_preview: row.try_get("prompt_preview")?,
-        status: row.try_get("status")?,
-        started_at: row.try_get("started_at")?,
-        finished_at: opt_i64(row, "finished_at")?,
-        exit_code: opt_i64(row, "exit_code")?,
-    })
-}
-
 /// The first 100 characters of a prompt, for listings.
 pub fn preview(prompt: &str) -> String {
     let mut out: String = prompt.chars().take(100).collect();
@@ -48,8 +35,8 @@ pub fn preview(prompt: &str) -> String {
 
 pub async fn insert(
     db: &Db,
-    id: &str,
-    agent_id: &str,
+    id: &SessionId,
+    agent_id: &AgentId,
     chat_id: i64,
     user_id: i64,
     prompt: &str,
@@ -58,8 +45,8 @@ pub async fn insert(
         "INSERT INTO sessions (id, agent_id, chat_id, user_id, prompt_preview, status, started_at) \
          VALUES ($1, $2, $3, $4, $5, 'running', $6)",
     )
-    .bind(id.to_string())
-    .bind(agent_id.to_string())
+    .bind(id.as_str().to_string())
+    .bind(agent_id.as_str().to_string())
     .bind(chat_id)
     .bind(user_id)
     .bind(preview(prompt))
@@ -69,35 +56,32 @@ pub async fn insert(
     Ok(())
 }
 
-pub async fn get(db: &Db, id: &str) -> Result<Option<Session>, sqlx::Error> {
+pub async fn get(db: &Db, id: &SessionId) -> Result<Option<Session>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM sessions WHERE id = $1");
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id.to_string())
+    sqlx::query_as::<_, Session>(sqlx::AssertSqlSafe(sql))
+        .bind(id.as_str().to_string())
         .fetch_optional(&db.pool)
-        .await?
-        .as_ref()
-        .map(from_row)
-        .transpose()
+        .await
 }
 
 /// The agent's most recent running session, if any.
-pub async fn running_for_agent(db: &Db, agent_id: &str) -> Result<Option<Session>, sqlx::Error> {
+pub async fn running_for_agent(
+    db: &Db,
+    agent_id: &AgentId,
+) -> Result<Option<Session>, sqlx::Error> {
     let sql = format!(
         "SELECT {COLUMNS} FROM sessions WHERE agent_id = $1 AND status = 'running' ORDER BY started_at DESC LIMIT 1"
     );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(agent_id.to_string())
+    sqlx::query_as::<_, Session>(sqlx::AssertSqlSafe(sql))
+        .bind(agent_id.as_str().to_string())
         .fetch_optional(&db.pool)
-        .await?
-        .as_ref()
-        .map(from_row)
-        .transpose()
+        .await
 }
 
 /// Records how a session ended (only the first report counts).
 pub async fn finish(
     db: &Db,
-    id: &str,
+    id: &SessionId,
     status: &str,
     exit_code: Option<i64>,
     duration_ms: Option<i64>,
@@ -110,7 +94,7 @@ pub async fn finish(
     .bind(exit_code)
     .bind(duration_ms)
     .bind(now())
-    .bind(id.to_string())
+    .bind(id.as_str().to_string())
     .execute(&db.pool)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -118,10 +102,7 @@ pub async fn finish(
 
 /// Number of sessions per status, for `/metrics`.
 pub async fn count_by_status(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    sqlx::query("SELECT status, COUNT(*) AS n FROM sessions GROUP BY status ORDER BY status")
+    sqlx::query_as("SELECT status, COUNT(*) AS n FROM sessions GROUP BY status ORDER BY status")
         .fetch_all(&db.pool)
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
-        .collect()
+        .await
 }

@@ -1,9 +1,8 @@
 //! `users`: one row per Telegram user who paired at least once.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
+use remoteagent_proto::AgentId;
 
-use super::{Db, now, opt_i64};
+use super::{Db, Flag, NullableText, now};
 
 /// A user's plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,42 +33,35 @@ impl Plan {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl From<String> for Plan {
+    fn from(s: String) -> Self {
+        Plan::parse(&s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct User {
     pub telegram_id: i64,
+    #[sqlx(try_from = "String")]
     pub plan: Plan,
     pub subscription_status: String,
     pub trial_ends_at: i64,
     pub trial_reminder_sent_at: Option<i64>,
-    pub current_agent: Option<String>,
+    #[sqlx(try_from = "NullableText")]
+    pub current_agent: Option<AgentId>,
+    #[sqlx(try_from = "Flag")]
     pub next_new: bool,
     pub created_at: i64,
 }
 
 const COLUMNS: &str = "telegram_id, plan, subscription_status, trial_ends_at, trial_reminder_sent_at, current_agent, next_new, created_at";
 
-fn from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
-    Ok(User {
-        telegram_id: row.try_get("telegram_id")?,
-        plan: Plan::parse(&row.try_get::<String, _>("plan")?),
-        subscription_status: row.try_get("subscription_status")?,
-        trial_ends_at: row.try_get("trial_ends_at")?,
-        trial_reminder_sent_at: opt_i64(row, "trial_reminder_sent_at")?,
-        current_agent: row.try_get("current_agent")?,
-        next_new: row.try_get::<i64, _>("next_new")? != 0,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
 pub async fn get(db: &Db, telegram_id: i64) -> Result<Option<User>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE telegram_id = $1");
-    sqlx::query(sqlx::AssertSqlSafe(sql))
+    sqlx::query_as::<_, User>(sqlx::AssertSqlSafe(sql))
         .bind(telegram_id)
         .fetch_optional(&db.pool)
-        .await?
-        .as_ref()
-        .map(from_row)
-        .transpose()
+        .await
 }
 
 /// Creates the user on first contact (a trial of `trial_days`), and returns
@@ -96,10 +88,10 @@ pub async fn get_or_create(
 pub async fn set_current_agent(
     db: &Db,
     telegram_id: i64,
-    agent: Option<&str>,
+    agent: Option<&AgentId>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET current_agent = $1 WHERE telegram_id = $2")
-        .bind(agent.map(str::to_string))
+        .bind(agent.map(|a| a.as_str().to_string()))
         .bind(telegram_id)
         .execute(&db.pool)
         .await?;
@@ -140,14 +132,11 @@ pub async fn due_for_reminder(db: &Db, from: i64, until: i64) -> Result<Vec<User
         "SELECT {COLUMNS} FROM users WHERE plan = 'trial' AND trial_reminder_sent_at IS NULL \
          AND trial_ends_at > $1 AND trial_ends_at <= $2 ORDER BY telegram_id"
     );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
+    sqlx::query_as::<_, User>(sqlx::AssertSqlSafe(sql))
         .bind(from)
         .bind(until)
         .fetch_all(&db.pool)
-        .await?
-        .iter()
-        .map(from_row)
-        .collect()
+        .await
 }
 
 /// Marks the reminder as sent; true only for the caller that marked it, so

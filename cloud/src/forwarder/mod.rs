@@ -35,6 +35,7 @@
 //! stream was trimmed before it was read) is shown as lost output, live and
 //! in the file's caption, never skipped silently.
 
+mod entry;
 mod liveness;
 mod output_file;
 mod page;

@@ -8,19 +8,21 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamRangeReply};
+use remoteagent_proto::backoff::Backoff;
 use remoteagent_proto::events::{DonePayload, OutputEvent};
 use tokio::io::AsyncWriteExt;
 
 use super::Ctx;
+use super::entry::parse_entry;
 use super::pager::OutputFile;
-use super::session::parse_entry;
 use crate::telegram::DocumentSource;
 
 /// Entries read at once: chunks are up to 64 KiB, so a batch stays within a
 /// few MiB.
 const FILE_BATCH: usize = 32;
-/// Attempts at reading one batch of the stream.
+/// Attempts at reading one batch of the stream, a second apart.
 const READ_ATTEMPTS: u32 = 5;
+const READ_PAUSE: Duration = Duration::from_secs(1);
 
 /// The chunks of `stream` up to `last_id` (the `done` entry), in order,
 /// written to a temporary file up to `cap` bytes.
@@ -94,7 +96,9 @@ async fn read_range(
     start: &str,
     end: &str,
 ) -> Result<Vec<StreamId>, String> {
-    let mut attempt = 1;
+    let mut backoff = Backoff::new(READ_PAUSE, READ_PAUSE)
+        .attempts(READ_ATTEMPTS)
+        .without_jitter();
     loop {
         if conn.is_none() {
             *conn = ctx.connect().await.ok();
@@ -113,13 +117,20 @@ async fn read_range(
         };
         match reply {
             Ok(r) => return Ok(r.ids),
-            Err(e) if attempt < READ_ATTEMPTS => {
+            Err(e) => {
+                let attempt = backoff.failures() + 1;
+                let Some(delay) = backoff.next_delay() else {
+                    return Err(format!("reading the stream back: {e}"));
+                };
                 tracing::warn!(stream, attempt, error = %e, "reading the stream back; reconnecting");
                 *conn = None;
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                attempt += 1;
+                tokio::select! {
+                    () = ctx.cancel.cancelled() => {
+                        return Err(format!("reading the stream back: {e} (shutting down)"));
+                    }
+                    () = tokio::time::sleep(delay) => {}
+                }
             }
-            Err(e) => return Err(format!("reading the stream back: {e}")),
         }
     }
 }

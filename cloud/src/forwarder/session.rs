@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
-use remoteagent_proto::events::{DonePayload, OutputEvent};
-use remoteagent_proto::{names, stream};
+use remoteagent_proto::backoff::Backoff;
+use remoteagent_proto::events::DonePayload;
+use remoteagent_proto::names;
 use tokio::time::Instant;
 
+use super::entry::parse_entry;
 use super::liveness::Liveness;
 use super::output_file;
 use super::pager::{Io, OutputFile, Pager, Stop};
@@ -26,6 +28,10 @@ const BATCH: usize = 48;
 /// lock; if the edit is still queued after that, the lock is left to expire
 /// so that the next owner cannot be overtaken by this stale edit.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// Attempts at clearing a finished session from the shared state, a second
+/// apart.
+const FINISH_ATTEMPTS: u32 = 5;
+const FINISH_PAUSE: Duration = Duration::from_secs(1);
 
 /// The pager's window on the world: the outbox, and the session's state in
 /// Redis.
@@ -419,7 +425,10 @@ impl Session {
     async fn end(&mut self, done: &DonePayload) {
         let sid = self.pager.saved.session_id.clone();
         let token = self.ctx.token.clone();
-        for attempt in 1..=5u32 {
+        let mut backoff = Backoff::new(FINISH_PAUSE, FINISH_PAUSE)
+            .attempts(FINISH_ATTEMPTS)
+            .without_jitter();
+        loop {
             let result = match self.pager.io.conn().await {
                 Ok(conn) => store::finish(conn, &sid, &token).await,
                 Err(e) => Err(e),
@@ -427,11 +436,14 @@ impl Session {
             match result {
                 Ok(_) => break,
                 Err(e) => {
+                    let attempt = backoff.failures() + 1;
                     tracing::warn!(session = %sid, attempt, error = %e, "clearing a finished session");
                     self.pager.io.conn = None;
-                    if attempt == 5 {
+                    let Some(delay) = backoff.next_delay() else {
                         tracing::error!(session = %sid, "could not clear a finished session: it will be resumed and finished again");
-                    } else if self.pager.io.pause(Duration::from_secs(1)).await.is_err() {
+                        break;
+                    };
+                    if self.pager.io.pause(delay).await.is_err() {
                         break;
                     }
                 }
@@ -446,13 +458,4 @@ impl Session {
             duration_ms: done.duration_ms,
         });
     }
-}
-
-/// The event of a stream entry (see [`stream::parse`]).
-pub(super) fn parse_entry(entry: &StreamId) -> Result<OutputEvent, stream::EntryError> {
-    let value = entry
-        .map
-        .get(stream::FIELD)
-        .and_then(|v| redis::from_redis_value_ref::<String>(v).ok());
-    stream::parse(value.as_deref())
 }

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{delete, post};
 use axum::{Json, Router};
 use remoteagent_proto::api::TokenResponse;
-use remoteagent_proto::{AgentId, token};
+use remoteagent_proto::token;
 use subtle::ConstantTimeEq;
 
 use crate::db::agents;
@@ -47,7 +47,7 @@ async fn authenticate(
     if claims.sub.as_str() != path_id {
         return Err(unauthorized());
     }
-    let agent = agents::get(&state.db, path_id)
+    let agent = agents::get(&state.db, &claims.sub)
         .await?
         .ok_or_else(unauthorized)?;
     let stored = agent.token_hash.as_deref().unwrap_or("");
@@ -74,7 +74,7 @@ async fn refresh(
     headers: HeaderMap,
 ) -> Result<Json<TokenResponse>> {
     let agent = authenticate(&state, &headers, &id).await?;
-    let agent_id = AgentId::parse(agent.id.as_str()).map_err(Error::internal)?;
+    let agent_id = agent.id.clone();
     let (jwt, claims) = token::issue(
         &state.key,
         &agent_id,

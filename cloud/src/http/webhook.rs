@@ -3,7 +3,7 @@
 //! Redis, see [`updates::take`], the path polled updates take too); the answer
 //! comes at once and the update is processed in the background, because
 //! Telegram waits for the answer before sending the next update; each user's
-//! updates still run in the order they came ([`crate::bot::lanes`]).
+//! updates still run in the order they came ([`crate::lanes`]).
 
 use axum::body::Bytes;
 use axum::extract::State;

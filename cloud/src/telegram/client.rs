@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -78,17 +79,17 @@ enum Backend {
 struct Api {
     http: reqwest::Client,
     api_base: String,
-    token: String,
+    token: SecretString,
 }
 
-/// The token is a secret: Debug shows the API base only.
+/// The API base and the (redacted) token; not the HTTP client's internals.
 impl std::fmt::Debug for Telegram {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &*self.backend {
             Backend::Api(api) => f
                 .debug_struct("Telegram")
                 .field("api_base", &api.api_base)
-                .field("token", &"hidden")
+                .field("token", &api.token)
                 .finish(),
             Backend::Console(_) => f.write_str("Telegram(console)"),
         }
@@ -134,7 +135,7 @@ impl Telegram {
             backend: Arc::new(Backend::Api(Api {
                 http,
                 api_base: api_base.trim_end_matches('/').to_string(),
-                token: token.to_string(),
+                token: SecretString::from(token),
             })),
         }
     }
@@ -366,12 +367,22 @@ impl Telegram {
 }
 
 impl Api {
+    /// The method's URL; it holds the token, so it is never logged.
+    fn url(&self, method: &str) -> String {
+        format!(
+            "{}/bot{}/{}",
+            self.api_base,
+            self.token.expose_secret(),
+            method
+        )
+    }
+
     async fn call<T: DeserializeOwned>(
         &self,
         method: &str,
         body: &Value,
     ) -> Result<T, TelegramError> {
-        let url = format!("{}/bot{}/{}", self.api_base, self.token, method);
+        let url = self.url(method);
         let response = self.http.post(url).json(body).send().await;
         self.answer(method, response).await
     }
@@ -383,7 +394,7 @@ impl Api {
         body: &Value,
         limit: Duration,
     ) -> Result<T, TelegramError> {
-        let url = format!("{}/bot{}/{}", self.api_base, self.token, method);
+        let url = self.url(method);
         let response = self.http.post(url).json(body).timeout(limit).send().await;
         self.answer(method, response).await
     }
@@ -393,7 +404,7 @@ impl Api {
         method: &str,
         form: reqwest::multipart::Form,
     ) -> Result<T, TelegramError> {
-        let url = format!("{}/bot{}/{}", self.api_base, self.token, method);
+        let url = self.url(method);
         let response = self
             .http
             .post(url)
@@ -455,9 +466,10 @@ impl Api {
     /// Belt and braces: whatever a lower layer put in a message, the token
     /// never leaves this module.
     fn redact(&self, text: String) -> String {
-        if self.token.is_empty() || !text.contains(&self.token) {
+        let token = self.token.expose_secret();
+        if token.is_empty() || !text.contains(token) {
             return text;
         }
-        text.replace(&self.token, "<token>")
+        text.replace(token, "<token>")
     }
 }

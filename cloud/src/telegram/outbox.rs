@@ -16,6 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use remoteagent_proto::backoff::Backoff;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -81,7 +82,9 @@ struct Op {
     /// A send of a file (`html` unused): `sendDocument` instead of `sendMessage`.
     document: Option<Box<Document>>,
     seq: u64,
-    attempts: u32,
+    /// Waits between network failures of an edit or delete, set at its
+    /// first failure.
+    retries: Option<Backoff>,
     waiters: Vec<Waiter>,
 }
 
@@ -187,7 +190,7 @@ impl Outbox {
             keyboard,
             document: None,
             seq: 0,
-            attempts: 0,
+            retries: None,
             waiters: vec![waiter],
         }
     }
@@ -482,14 +485,21 @@ impl Sender {
                 self.global_next = self.global_next.max(now + Duration::from_secs(secs));
                 self.requeue(op);
             }
-            Err(TelegramError::Transport(e))
-                if op.kind != Kind::Send && op.attempts < self.config.transport_retries =>
-            {
-                // Edits and deletes are idempotent, so a network failure is
-                // retried; a send is not, since it may have arrived.
-                op.attempts += 1;
-                tracing::warn!(chat = op.chat, attempt = op.attempts, error = %e, "Telegram unreachable: retrying");
-                let backoff = Duration::from_secs(1 << op.attempts.min(4));
+            // Edits and deletes are idempotent, so a network failure is
+            // retried; a send is not, since it may have arrived.
+            Err(TelegramError::Transport(e)) if op.kind != Kind::Send => {
+                let transport_retries = self.config.transport_retries;
+                let retries = op.retries.get_or_insert_with(|| {
+                    Backoff::new(Duration::from_secs(2), Duration::from_secs(16))
+                        .attempts(transport_retries.saturating_add(1))
+                        .without_jitter()
+                });
+                let Some(backoff) = retries.next_delay() else {
+                    tracing::warn!(chat = op.chat, message = op.message, error = %e, "Telegram request failed");
+                    op.complete(Err(TelegramError::Transport(e)));
+                    return;
+                };
+                tracing::warn!(chat = op.chat, attempt = retries.failures(), error = %e, "Telegram unreachable: retrying");
                 let next = self
                     .chat_next
                     .get(&op.chat)

@@ -14,6 +14,7 @@ use std::time::Duration;
 use redis::IntoConnectionInfo;
 use remoteagent_proto::control::{Check, Response};
 use remoteagent_proto::names;
+use secrecy::ExposeSecret;
 
 use crate::config::{Config, SecretStoreKind};
 use crate::paths::Paths;
@@ -171,7 +172,7 @@ async fn redis_login(supervisor: &Supervisor, meta: &AgentMeta, problem: Option<
             );
         }
     };
-    match tokio::time::timeout(LOGIN_TIMEOUT, ping_as(meta, &jwt)).await {
+    match tokio::time::timeout(LOGIN_TIMEOUT, ping_as(meta, jwt.expose_secret())).await {
         Ok(Ok(())) => Check::ok(
             name,
             format!("logged in to {} as its ACL user", meta.redis_url),

@@ -4,6 +4,7 @@
 use remoteagent_proto::AgentId;
 use remoteagent_proto::control::{ErrorCode, Response};
 use reqwest::StatusCode;
+use secrecy::ExposeSecret;
 
 use super::ControlError;
 use crate::supervisor::Supervisor;
@@ -23,7 +24,13 @@ async fn revoke_in_cloud(supervisor: &Supervisor, id: &AgentId, cloud_url: &str)
         }
     };
     let url = format!("{}/api/agents/{id}", cloud_url.trim_end_matches('/'));
-    match supervisor.http.delete(&url).bearer_auth(jwt).send().await {
+    match supervisor
+        .http
+        .delete(&url)
+        .bearer_auth(jwt.expose_secret())
+        .send()
+        .await
+    {
         Ok(r) if r.status().is_success() || r.status() == StatusCode::NOT_FOUND => true,
         Ok(r) => {
             tracing::warn!(agent = %id, status = %r.status(), "the cloud refused to unpair the agent");

@@ -132,6 +132,15 @@ fn percent_decode(input: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A string parameter (numbers are read as their text, as the Bot API does).
+pub(super) fn string_param(body: &Value, name: &str) -> Option<String> {
+    match body.get(name)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,14 +154,5 @@ mod tests {
                 ("text".to_string(), "a b&c%".to_string())
             ]
         );
-    }
-}
-
-/// A string parameter (numbers are read as their text, as the Bot API does).
-pub(super) fn string_param(body: &Value, name: &str) -> Option<String> {
-    match body.get(name)? {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
     }
 }

@@ -59,9 +59,24 @@ pub const MAX_RAW_TEXT_BYTES: usize = 1 << 15;
 /// Telegram's limit on `callback_data`, in bytes.
 pub const MAX_CALLBACK_DATA_BYTES: usize = 64;
 
-/// The rules, one per row of [`RULES`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RuleId {
+/// Declares [`RuleId`] and [`RuleId::ALL`] from one list, so a rule added
+/// to the enum is also in `ALL`, and `every_rule_has_one_row` checks it.
+macro_rules! rule_ids {
+    ($($id:ident,)*) => {
+        /// The rules, one per row of [`RULES`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum RuleId {
+            $($id,)*
+        }
+
+        impl RuleId {
+            /// Every rule, in declaration order.
+            pub const ALL: &[RuleId] = &[$(RuleId::$id,)*];
+        }
+    };
+}
+
+rule_ids! {
     TextMissing,
     RawTextTooLong,
     UnsupportedParseMode,
@@ -617,39 +632,8 @@ mod tests {
 
     #[test]
     fn every_rule_has_one_row() {
-        use RuleId::*;
-        let all = [
-            TextMissing,
-            RawTextTooLong,
-            UnsupportedParseMode,
-            CantParseEntities,
-            TextEmptyAfterTrim,
-            MessageTooLong,
-            CaptionTooLong,
-            MarkupNotJson,
-            MarkupNotObject,
-            InlineKeyboardNotArrays,
-            ButtonNotObject,
-            ButtonWithoutText,
-            ButtonWithoutAction,
-            ButtonDataInvalid,
-            ChatMissing,
-            MessageIdMissing,
-            EditTargetNotFound,
-            NotModified,
-            DeleteTargetNotFound,
-            BotBlocked,
-            TooManyRequests,
-            DocumentMissing,
-            FileEmpty,
-            FileTooLarge,
-            CallbackQueryInvalid,
-            WebhookActive,
-            TerminatedByOtherPoll,
-            Unauthorized,
-        ];
-        assert_eq!(all.len(), RULES.len());
-        for id in all {
+        assert_eq!(RuleId::ALL.len(), RULES.len());
+        for &id in RuleId::ALL {
             assert_eq!(RULES.iter().filter(|r| r.id == id).count(), 1, "{id:?}");
         }
     }

@@ -8,6 +8,7 @@
 //! button outlives the session.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -17,6 +18,7 @@ use remoteagent_testkit::telegram::rules;
 
 use super::*;
 use crate::forwarder::store::Progress;
+use crate::telegram::{Document, DocumentSource, TelegramError};
 
 const CHAT: i64 = 42;
 

@@ -30,6 +30,7 @@
 //!   updates a test pushes with [`FakeTelegram::push_update`].
 
 mod answer;
+pub mod checks;
 mod formatted;
 mod html;
 mod params;
@@ -46,12 +47,14 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use serde_json::Value;
 
+pub use checks::{
+    check_caption, check_edit, check_message_text, check_reply_markup, check_upload,
+    parse_reply_markup, utf16_len,
+};
 pub use formatted::{Entity, Rendered};
 pub use html::html_to_text;
 pub use rules::{
     MAX_CAPTION_CHARS, MAX_MESSAGE_CHARS, MAX_UPLOAD_BYTES, RULES, Refusal, Rule, RuleId,
-    check_caption, check_edit, check_message_text, check_reply_markup, check_upload,
-    parse_reply_markup, utf16_len,
 };
 
 /// The bot token the fake accepts (any other token gets 401 Unauthorized).

@@ -12,11 +12,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::answer::{finish, take_failure};
-use super::params::{Files, read_params, string_param};
-use super::rules::{
-    BLOCKABLE_METHODS, Refusal, RuleId, check_caption, check_edit, check_message_text,
-    check_upload, parse_reply_markup,
+use super::checks::{
+    check_caption, check_edit, check_message_text, check_upload, parse_reply_markup,
 };
+use super::params::{Files, read_params, string_param};
+use super::rules::{BLOCKABLE_METHODS, Refusal, RuleId};
 use super::{
     BOT_ID, BOT_USERNAME, FAKE_TOKEN, FakeDocument, FakeMessage, Inner, Shared, as_i64, lock,
     now_secs,

@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use remoteagent_proto::events::{ChunkPayload, DoneStatus, NoticePayload, StreamKind};
 use remoteagent_proto::{AgentId, SessionId};
-use remoteagent_testkit::telegram::rules;
+use remoteagent_testkit::telegram::checks;
 
 use super::*;
 use crate::forwarder::store::Progress;
@@ -58,8 +58,8 @@ struct Sim {
 /// fake's own rules): the visible text as stored, or the exact refusal.
 fn check_text(html: &str, limit: usize) -> Result<String, String> {
     let rendered =
-        rules::check_message_text(html, Some("HTML")).map_err(|r| r.description.clone())?;
-    assert!(rules::utf16_len(&rendered.text) <= limit);
+        checks::check_message_text(html, Some("HTML")).map_err(|r| r.description.clone())?;
+    assert!(checks::utf16_len(&rendered.text) <= limit);
     Ok(rendered.text)
 }
 
@@ -68,7 +68,7 @@ fn check_keyboard(keyboard: &Option<InlineKeyboard>) -> Result<(), String> {
         None => Ok(()),
         Some(k) => {
             let markup = serde_json::to_value(k).map_err(|e| e.to_string())?;
-            rules::check_reply_markup(&markup).map_err(|r| r.description)
+            checks::check_reply_markup(&markup).map_err(|r| r.description)
         }
     }
 }
@@ -186,7 +186,7 @@ impl Io for &mut Sim {
     ) -> Result<i64, TelegramError> {
         let caption = match &document.caption {
             None => None,
-            Some(c) => match rules::check_caption(c, Some("HTML")) {
+            Some(c) => match checks::check_caption(c, Some("HTML")) {
                 Ok(r) => r.map(|r| r.text),
                 Err(r) => {
                     self.refusals

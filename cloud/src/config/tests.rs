@@ -1,0 +1,282 @@
+//! The settings as the binary reads them: defaults, every problem at once,
+//! the file and the environment, secrets never shown.
+
+use super::*;
+
+const BASE: [(&str, &str); 4] = [
+    ("PUBLIC_URL", "https://ra.example/"),
+    ("TELEGRAM_BOT_TOKEN", "123:abc"),
+    ("TELEGRAM_WEBHOOK_SECRET", "s3cret-hook"),
+    ("REMOTEAGENT_DATA_DIR", "/tmp/ra-test"),
+];
+
+#[test]
+fn defaults_apply() {
+    let c = Config::from_pairs(BASE).unwrap();
+    assert_eq!(c.public_url.as_deref(), Some("https://ra.example"));
+    assert_eq!(c.telegram_mode, TelegramMode::Webhook);
+    assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.redis_url.expose_secret(), "redis://127.0.0.1:6379");
+    assert_eq!(c.public_redis_url, c.redis_url.expose_secret());
+    assert!(c.redis_acl);
+    assert_eq!(c.free_plan_agents, 1);
+    assert_eq!(c.trial_days, 14);
+    assert_eq!(
+        c.database_url.expose_secret(),
+        "sqlite:///tmp/ra-test/cloud.db?mode=rwc"
+    );
+    assert_eq!(c.forwarder_max_pages, 8);
+    assert_eq!(c.forwarder_orphan_secs, 45);
+    assert_eq!(c.poll_timeout_secs, 25);
+    assert_eq!(c.poll_lease_secs, 15);
+    assert!(!c.allow_group_prompts);
+    assert!(c.metrics_token.is_none() && c.signing_key.is_none());
+}
+
+/// The table's literal defaults are the ones the code relies on.
+#[test]
+fn without_a_public_url_the_cloud_polls() {
+    let c = Config::from_pairs([
+        ("TELEGRAM_BOT_TOKEN", "123:abc"),
+        ("REMOTEAGENT_DATA_DIR", "/tmp/ra-test"),
+    ])
+    .unwrap();
+    assert_eq!(c.telegram_mode, TelegramMode::Poll);
+    assert!(c.public_url.is_none());
+    assert!(c.webhook_secret.is_none());
+    // A webhook secret given anyway is not kept: nothing may post updates.
+    let mut pairs = BASE.to_vec();
+    pairs.push(("TELEGRAM_MODE", "POLL"));
+    let c = Config::from_pairs(pairs).unwrap();
+    assert_eq!(c.telegram_mode, TelegramMode::Poll);
+    assert_eq!(c.public_url.as_deref(), Some("https://ra.example"));
+    assert!(c.webhook_secret.is_none());
+    // Console mode prints; it has nothing to poll.
+    let mut console = BASE.to_vec();
+    console.push(("TELEGRAM_API_BASE", "console"));
+    assert_eq!(
+        Config::from_pairs(console.clone()).unwrap().telegram_mode,
+        TelegramMode::Webhook
+    );
+    console.push(("TELEGRAM_MODE", "poll"));
+    let err = Config::from_pairs(console).unwrap_err().to_string();
+    assert!(err.starts_with("TELEGRAM_MODE is invalid"), "{err}");
+    let mut bad = BASE.to_vec();
+    bad.push(("TELEGRAM_MODE", "push"));
+    let err = Config::from_pairs(bad).unwrap_err().to_string();
+    assert!(err.contains("expected webhook or poll"), "{err}");
+}
+
+#[test]
+fn every_missing_setting_is_reported_at_once() {
+    let err = Config::from_pairs([
+        ("TELEGRAM_MODE", "webhook"),
+        ("REMOTEAGENT_DATA_DIR", "/tmp/ra-test"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        err,
+        "TELEGRAM_BOT_TOKEN, PUBLIC_URL, TELEGRAM_WEBHOOK_SECRET are not set \
+         (set them in the environment or the config file)"
+    );
+    // Missing and invalid together: both said, in one line.
+    let err = Config::from_pairs([
+        ("TELEGRAM_MODE", "webhook"),
+        ("REMOTEAGENT_DATA_DIR", "/tmp/ra-test"),
+        ("TRIAL_DAYS", "soon"),
+        ("REDIS_ACL", "maybe"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(err.starts_with("TELEGRAM_BOT_TOKEN, PUBLIC_URL"), "{err}");
+    assert!(err.contains("; REDIS_ACL is invalid"), "{err}");
+    assert!(err.contains("; TRIAL_DAYS is invalid"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn the_orphan_grace_is_configurable_and_positive() {
+    let mut pairs = BASE.to_vec();
+    pairs.push(("FORWARDER_ORPHAN_SECS", "30"));
+    assert_eq!(Config::from_pairs(pairs).unwrap().forwarder_orphan_secs, 30);
+    for bad in ["0", "-5", "soon"] {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("FORWARDER_ORPHAN_SECS", bad));
+        let err = Config::from_pairs(pairs).unwrap_err().to_string();
+        assert!(err.starts_with("FORWARDER_ORPHAN_SECS is invalid"), "{err}");
+    }
+}
+
+#[test]
+fn the_page_budget_is_configurable_and_positive() {
+    let mut pairs = BASE.to_vec();
+    pairs.push(("FORWARDER_MAX_PAGES", "3"));
+    assert_eq!(Config::from_pairs(pairs).unwrap().forwarder_max_pages, 3);
+    for bad in ["0", "-1", "many"] {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("FORWARDER_MAX_PAGES", bad));
+        let err = Config::from_pairs(pairs).unwrap_err().to_string();
+        assert!(err.starts_with("FORWARDER_MAX_PAGES is invalid"), "{err}");
+    }
+}
+
+#[test]
+fn poll_timings_are_bounded() {
+    for (key, bad) in [
+        ("TELEGRAM_POLL_TIMEOUT_SECS", "0"),
+        ("TELEGRAM_POLL_TIMEOUT_SECS", "51"),
+        ("TELEGRAM_POLL_LEASE_SECS", "2"),
+    ] {
+        let mut pairs = BASE.to_vec();
+        pairs.push((key, bad));
+        let err = Config::from_pairs(pairs).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("{key} is invalid")), "{err}");
+    }
+}
+
+#[test]
+fn missing_and_invalid_values_are_named() {
+    let err = Config::from_pairs(
+        BASE.iter()
+            .copied()
+            .filter(|(k, _)| *k != "TELEGRAM_BOT_TOKEN"),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "TELEGRAM_BOT_TOKEN is not set (set it in the environment or the config file)"
+    );
+    let mut secret = BASE.to_vec();
+    secret.retain(|(k, _)| *k != "TELEGRAM_WEBHOOK_SECRET");
+    secret.push(("TELEGRAM_WEBHOOK_SECRET", "has spaces!"));
+    let mut console = secret.clone();
+    console.push(("TELEGRAM_API_BASE", "console"));
+    assert!(Config::from_pairs(console).is_ok());
+    assert!(
+        Config::from_pairs(secret)
+            .unwrap_err()
+            .to_string()
+            .starts_with("TELEGRAM_WEBHOOK_SECRET is invalid")
+    );
+    let mut bad = BASE.to_vec();
+    bad.push(("REDIS_ACL", "maybe"));
+    assert!(
+        Config::from_pairs(bad)
+            .unwrap_err()
+            .to_string()
+            .starts_with("REDIS_ACL is invalid")
+    );
+}
+
+#[test]
+fn the_public_redis_url_never_carries_the_cloud_password() {
+    let mut pairs = BASE.to_vec();
+    pairs.push(("REDIS_URL", "redis://admin:hunter2@redis.internal:6379/0"));
+    let c = Config::from_pairs(pairs.clone()).unwrap();
+    assert_eq!(c.public_redis_url, "redis://redis.internal:6379/0");
+    pairs.push(("PUBLIC_REDIS_URL", "rediss://redis.example:6380"));
+    let c = Config::from_pairs(pairs).unwrap();
+    assert_eq!(c.public_redis_url, "rediss://redis.example:6380");
+    assert_eq!(strip_credentials("redis://h:1"), "redis://h:1");
+}
+
+#[test]
+fn trusted_proxies_parse() {
+    assert!(Config::from_pairs(BASE).unwrap().trusted_proxies.is_empty());
+    let mut pairs = BASE.to_vec();
+    pairs.push(("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1 ,::1,fd00::/8"));
+    let c = Config::from_pairs(pairs).unwrap();
+    let shown: Vec<String> = c.trusted_proxies.iter().map(|n| n.to_string()).collect();
+    assert_eq!(shown, ["10.0.0.0/8", "127.0.0.1/32", "::1/128", "fd00::/8"]);
+    let mut bad = BASE.to_vec();
+    bad.push(("TRUSTED_PROXIES", "10.0.0.0/8,proxy.internal"));
+    let err = Config::from_pairs(bad).unwrap_err().to_string();
+    assert!(err.starts_with("TRUSTED_PROXIES is invalid"), "{err}");
+}
+
+#[test]
+fn debug_hides_secrets() {
+    let mut pairs = BASE.to_vec();
+    pairs.push(("DATABASE_URL", "postgres://u:pw123@db/x"));
+    pairs.push(("REDIS_URL", "redis://admin:hunter2@r:6379"));
+    pairs.push(("REMOTEAGENT_SIGNING_KEY", "seedseed"));
+    pairs.push(("METRICS_TOKEN", "metr1cs"));
+    let c = Config::from_pairs(pairs).unwrap();
+    let dbg = format!("{c:?}");
+    for secret in [
+        "123:abc",
+        "s3cret-hook",
+        "pw123",
+        "hunter2",
+        "seedseed",
+        "metr1cs",
+    ] {
+        assert!(!dbg.contains(secret), "{dbg}");
+    }
+    assert!(dbg.contains("https://ra.example"), "{dbg}");
+}
+
+fn load_file(text: &str) -> Result<Config, ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, text).unwrap();
+    let file = read_file(&path, settings::canonical_name)?;
+    let env = BASE
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::from_values(&Values::resolve(&Env::Pairs(env), file)?)
+}
+
+#[test]
+fn file_keys_in_either_case() {
+    let c = load_file("redis_url = \"redis://r:1\"\nTRIAL_DAYS = 3\nredis_acl = false\n").unwrap();
+    assert_eq!(c.redis_url.expose_secret(), "redis://r:1");
+    assert_eq!(c.trial_days, 3);
+    assert!(!c.redis_acl);
+}
+
+#[test]
+fn the_environment_wins_over_the_file() {
+    // BASE (the environment here) sets PUBLIC_URL; the file's is ignored.
+    let c = load_file("public_url = \"https://file.example\"\n").unwrap();
+    assert_eq!(c.public_url.as_deref(), Some("https://ra.example"));
+}
+
+#[test]
+fn unknown_file_keys_are_refused_by_name() {
+    let err = load_file("trial_days = 3\nredis_ulr = \"redis://r:1\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("unknown key `redis_ulr` at line 2, column 1"),
+        "{err}"
+    );
+    let err = load_file("[server]\nbind = \"x\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown key `server` at line 1"), "{err}");
+}
+
+#[test]
+fn a_bad_file_value_says_where_it_is() {
+    let err = load_file("trial_days = 3\n  forwarder_max_pages = 0\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("FORWARDER_MAX_PAGES is invalid: must be at least 1 (config file "),
+        "{err}"
+    );
+    assert!(err.ends_with("line 2, column 25)"), "{err}");
+    let err = load_file("trial_days = [1, 2]\n").unwrap_err().to_string();
+    assert!(
+        err.contains(
+            "trial_days at line 1, column 14: expected a string, number or boolean, got array"
+        ),
+        "{err}"
+    );
+    let err = load_file("trial_days = = 3\n").unwrap_err().to_string();
+    assert!(err.contains("not valid TOML at line 1, column"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

@@ -31,12 +31,24 @@ struct Launch {
     database_url: Option<String>,
     /// More environment variables (a test's settings).
     extra: Vec<(String, String)>,
+    /// The umask it starts with, when a test sets one: set in the child
+    /// only, as the test process (shared by every test) keeps its own.
+    umask: Option<u32>,
 }
 
 impl Launch {
     fn command(&self, dir: &Path) -> Command {
         let url = format!("http://127.0.0.1:{}", self.port);
-        let mut cmd = Command::new(&self.binary);
+        let mut cmd = match self.umask {
+            None => Command::new(&self.binary),
+            Some(mask) => {
+                let mut sh = Command::new("/bin/sh");
+                sh.args(["-c", "umask \"$0\" && exec \"$@\""])
+                    .arg(format!("{mask:03o}"))
+                    .arg(&self.binary);
+                sh
+            }
+        };
         cmd.arg("serve")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -99,6 +111,7 @@ impl Cloud {
             bot_token: bot_token.to_string(),
             database_url: database_url.map(str::to_string),
             extra: Vec::new(),
+            umask: None,
         };
         Self::launch(launch, tempfile::tempdir()?).await
     }
@@ -112,6 +125,19 @@ impl Cloud {
         dir: tempfile::TempDir,
         extra: &[(&str, &str)],
     ) -> Result<Cloud> {
+        Self::start_with_umask(redis_url, telegram_api, bot_token, dir, extra, None).await
+    }
+
+    /// Like [`Cloud::start_with`], the process started with `umask` (when
+    /// given) instead of the test process's.
+    pub async fn start_with_umask(
+        redis_url: &str,
+        telegram_api: &str,
+        bot_token: &str,
+        dir: tempfile::TempDir,
+        extra: &[(&str, &str)],
+        umask: Option<u32>,
+    ) -> Result<Cloud> {
         let launch = Launch {
             binary: bin("remoteagent-cloud"),
             rust_log: "info,remoteagent_cloud=debug".to_string(),
@@ -124,6 +150,7 @@ impl Cloud {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            umask,
         };
         Self::launch(launch, dir).await
     }

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Result, bail};
@@ -18,6 +19,8 @@ pub struct Cloud {
     http: reqwest::Client,
     /// How it was started, to start it again in the same place.
     launch: Launch,
+    /// The next webhook update's id (Telegram's grow by one).
+    next_update: AtomicI64,
 }
 
 #[derive(Clone)]
@@ -164,6 +167,7 @@ impl Cloud {
             dir,
             http: reqwest::Client::new(),
             launch,
+            next_update: AtomicI64::new(1),
         };
         cloud.wait_healthy().await?;
         Ok(cloud)
@@ -194,6 +198,24 @@ impl Cloud {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         bail!("the cloud did not become healthy:\n{}", self.proc.tail(40))
+    }
+
+    /// A new update id, one more than the last.
+    pub fn update_id(&self) -> i64 {
+        self.next_update.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Delivers `update`, which the cloud must accept (200).
+    pub async fn deliver(&self, update: &Value) {
+        let status = self.update(update).await.unwrap();
+        assert_eq!(status, 200, "webhook answered {status}");
+    }
+
+    /// The user `user` types `text` in their private chat with the bot.
+    pub async fn say(&self, user: i64, text: &str) {
+        let update =
+            remoteagent_testkit::telegram::updates::text(self.update_id(), user, user, text);
+        self.deliver(&update).await;
     }
 
     /// Delivers a webhook update the way Telegram does; returns the status.

@@ -47,10 +47,7 @@ async fn xadd(app: &TestApp, agent: &AgentId, session: &SessionId, event: &Outpu
 
 async fn a_prompt_becomes_a_signed_command_and_a_forwarded_session(app: &TestApp) {
     let user = user_id();
-    let (_, paired) = app.pair_agent(user, "proj").await;
-    let agent = paired.agent_id;
-    app.set_presence(&agent).await;
-    let mut sub = app.agent_subscriber(&agent).await;
+    let (agent, mut sub) = app.online_agent(user, "proj").await;
     app.say(user, "fix the <failing> tests & more").await;
     let CommandEvent::Command(cmd) = next_command(app, &mut sub, &agent).await else {
         panic!("expected a command");
@@ -138,10 +135,7 @@ async fn a_prompt_becomes_a_signed_command_and_a_forwarded_session(app: &TestApp
 
 async fn strangers_cannot_command_an_agent(app: &TestApp) {
     let owner = user_id();
-    let (_, paired) = app.pair_agent(owner, "mine").await;
-    let agent = paired.agent_id;
-    app.set_presence(&agent).await;
-    let mut sub = app.agent_subscriber(&agent).await;
+    let (agent, mut sub) = app.online_agent(owner, "mine").await;
 
     let stranger = user_id();
     app.say(stranger, "rm -rf ~").await;
@@ -149,19 +143,7 @@ async fn strangers_cannot_command_an_agent(app: &TestApp) {
     let answer = app.press(stranger, &format!("use:{agent}")).await;
     assert!(answer.contains("Only the account"), "{answer}");
     app.say(stranger, "rm -rf ~ please").await;
-    let found = app
-        .tg
-        .wait_for_messages(
-            stranger,
-            |m| {
-                m.iter()
-                    .filter(|m| m.text.contains("no paired agents"))
-                    .count()
-                    == 2
-            },
-            TIMEOUT,
-        )
-        .await;
+    let found = app.wait_count(stranger, "no paired agents", 2).await;
     assert!(found);
     app.say(stranger, "/stop").await;
     app.say(stranger, "/unpair mine").await;
@@ -192,19 +174,7 @@ async fn an_offline_agent_is_reported_at_once(app: &TestApp) {
     app.set_presence(&agent).await;
     app.say(user, "and now?").await;
     app.expect_message(user, "rejected: agent is offline").await;
-    let found = app
-        .tg
-        .wait_for_messages(
-            user,
-            |m| {
-                m.iter()
-                    .filter(|m| m.text.contains("sleepy is offline"))
-                    .count()
-                    == 2
-            },
-            TIMEOUT,
-        )
-        .await;
+    let found = app.wait_count(user, "sleepy is offline", 2).await;
     assert!(found);
     let metrics = app
         .http
@@ -333,10 +303,7 @@ both_backends!(commands_for_another_bot_are_ignored);
 
 async fn approval_buttons_publish_the_owners_answer(app: &TestApp) {
     let user = user_id();
-    let (_, paired) = app.pair_agent(user, "careful").await;
-    let agent = paired.agent_id;
-    app.set_presence(&agent).await;
-    let mut sub = app.agent_subscriber(&agent).await;
+    let (agent, mut sub) = app.online_agent(user, "careful").await;
     app.say(user, "delete the build dir").await;
     let CommandEvent::Command(cmd) = next_command(app, &mut sub, &agent).await else {
         panic!("expected a command");

@@ -47,10 +47,7 @@ const HINT: &str = "I only take prompts in private chats";
 
 async fn a_group_runs_nothing_until_the_owner_opts_it_in(app: &TestApp) {
     let owner = user_id();
-    let (_, paired) = app.pair_agent(owner, "proj").await;
-    let agent = paired.agent_id;
-    app.set_presence(&agent).await;
-    let mut sub = app.agent_subscriber(&agent).await;
+    let (agent, mut sub) = app.online_agent(owner, "proj").await;
     let group = group_id();
     let me = format!("@{BOT_USERNAME}");
 
@@ -93,19 +90,7 @@ async fn a_group_runs_nothing_until_the_owner_opts_it_in(app: &TestApp) {
     // Only the owner's prompts: a stranger's reply runs nothing either.
     reply_in_group(app, stranger, group, "rm -rf ~", bot_message).await;
     app.say(stranger, "hello again").await;
-    let told = app
-        .tg
-        .wait_for_messages(
-            stranger,
-            |m| {
-                m.iter()
-                    .filter(|m| m.text.contains("no paired agents"))
-                    .count()
-                    == 2
-            },
-            support::TIMEOUT,
-        )
-        .await;
+    let told = app.wait_count(stranger, "no paired agents", 2).await;
     assert!(told);
 
     // Private-chat commands are not answered in the group with data.
@@ -127,10 +112,7 @@ async fn a_group_runs_nothing_until_the_owner_opts_it_in(app: &TestApp) {
 
 async fn only_the_owner_presses_a_group_sessions_buttons(app: &TestApp) {
     let owner = user_id();
-    let (_, paired) = app.pair_agent(owner, "proj").await;
-    let agent = paired.agent_id;
-    app.set_presence(&agent).await;
-    let mut sub = app.agent_subscriber(&agent).await;
+    let (agent, mut sub) = app.online_agent(owner, "proj").await;
     let group = group_id();
     in_group(app, owner, group, "/allowgroup proj").await;
     app.expect_message(group, "opted in").await;
@@ -193,10 +175,7 @@ async fn the_config_flag_opts_every_group_in() {
     let app =
         TestApp::start_with(support::Backend::Sqlite, &[("ALLOW_GROUP_PROMPTS", "true")]).await;
     let owner = user_id();
-    let (_, paired) = app.pair_agent(owner, "flagged").await;
-    let agent = paired.agent_id;
-    app.set_presence(&agent).await;
-    let mut sub = app.agent_subscriber(&agent).await;
+    let (agent, mut sub) = app.online_agent(owner, "flagged").await;
     let group = group_id();
     in_group(&app, owner, group, "not addressed").await;
     in_group(&app, owner, group, &format!("@{BOT_USERNAME} addressed")).await;
@@ -215,10 +194,7 @@ async fn a_group_sessions_approvals_go_to_the_owners_private_chat() {
     use remoteagent_proto::events::{ApprovalRequestPayload, OutputEvent};
     let app = TestApp::start(support::Backend::Sqlite).await;
     let owner = user_id();
-    let (_, paired) = app.pair_agent(owner, "proj").await;
-    let agent = paired.agent_id;
-    app.set_presence(&agent).await;
-    let mut sub = app.agent_subscriber(&agent).await;
+    let (agent, mut sub) = app.online_agent(owner, "proj").await;
     let group = group_id();
     in_group(&app, owner, group, "/allowgroup").await;
     app.expect_message(group, "opted in").await;

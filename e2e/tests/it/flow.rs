@@ -26,7 +26,6 @@ struct World {
     tg: FakeTelegram,
     redis: RedisServer,
     _pg: Option<PgDatabase>,
-    next_update: std::sync::atomic::AtomicI64,
 }
 
 impl World {
@@ -61,23 +60,16 @@ impl World {
             tg,
             redis,
             _pg: pg,
-            next_update: std::sync::atomic::AtomicI64::new(1),
         }
     }
 
     fn update_id(&self) -> i64 {
-        self.next_update
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        self.cloud.update_id()
     }
 
     /// The user `user` types `text` in their private chat with the bot.
     async fn say(&self, user: i64, text: &str) {
-        let status = self
-            .cloud
-            .update(&updates::text(self.update_id(), user, user, text))
-            .await
-            .unwrap();
-        assert_eq!(status, 200, "webhook answered {status}");
+        self.cloud.say(user, text).await;
     }
 
     /// Every message text in `chat` as the user sees it now.
@@ -116,15 +108,10 @@ impl World {
     /// (`--runner claude`).
     async fn pair_with(&self, name: &str, options: &[&str], user: i64) -> String {
         let project = self.home.project(name).unwrap();
-        let mut args = vec!["pair", project.to_str().unwrap()];
-        args.extend_from_slice(options);
-        let mut ctl = self.home.ctl_spawn(&format!("pair-{name}"), &args).unwrap();
-        let code = wait_for(WAIT, || {
-            let code = remoteagent_e2e::pairing_code(&ctl.output());
-            async move { code }
-        })
-        .await
-        .unwrap_or_else(|| panic!("no pairing code printed:\n{}", ctl.output()));
+        let (mut ctl, code) = self
+            .home
+            .start_pairing(&format!("pair-{name}"), &project, options)
+            .await;
         // Typed the way people type: lower case, with a stray space.
         self.say(user, &format!("/pair  {}", code.to_lowercase()))
             .await;
@@ -291,11 +278,7 @@ async fn unpair_from_telegram_revokes_redis_access() {
     let acl_user = remoteagent_proto::names::agent_redis_user(
         &remoteagent_proto::AgentId::parse(id.clone()).unwrap(),
     );
-    let admin = redis::Client::open(w.redis.url()).unwrap();
-    let mut admin = admin
-        .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
-        .await
-        .unwrap();
+    let mut admin = remoteagent_testkit::redis_conn(&w.redis.url()).await;
     let users: Vec<String> = redis::cmd("ACL")
         .arg("USERS")
         .query_async(&mut admin)

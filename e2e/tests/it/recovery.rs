@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use remoteagent_e2e::{Cloud, Daemon, Home, fixture};
-use remoteagent_testkit::telegram::{FakeTelegram, updates};
+use remoteagent_testkit::telegram::FakeTelegram;
 use remoteagent_testkit::{RedisServer, wait_for};
 
 const OWNER: i64 = 3003;
@@ -23,7 +23,6 @@ struct World {
     cloud: Cloud,
     tg: FakeTelegram,
     redis: RedisServer,
-    next_update: std::sync::atomic::AtomicI64,
 }
 
 impl World {
@@ -41,20 +40,11 @@ impl World {
             cloud,
             tg,
             redis,
-            next_update: std::sync::atomic::AtomicI64::new(1),
         }
     }
 
     async fn say(&self, text: &str) {
-        let id = self
-            .next_update
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let status = self
-            .cloud
-            .update(&updates::text(id, OWNER, OWNER, text))
-            .await
-            .unwrap();
-        assert_eq!(status, 200, "webhook answered {status}");
+        self.cloud.say(OWNER, text).await;
     }
 
     fn texts(&self) -> Vec<String> {
@@ -75,24 +65,15 @@ impl World {
 
     async fn pair(&self, name: &str, runner: &str) {
         let project = self.home.project(name).unwrap();
-        let mut ctl = self
+        let runner = fixture(runner);
+        let (mut ctl, code) = self
             .home
-            .ctl_spawn(
+            .start_pairing(
                 &format!("pair-{name}"),
-                &[
-                    "pair",
-                    project.to_str().unwrap(),
-                    "--command",
-                    fixture(runner).to_str().unwrap(),
-                ],
+                &project,
+                &["--command", runner.to_str().unwrap()],
             )
-            .unwrap();
-        let code = wait_for(WAIT, || {
-            let code = remoteagent_e2e::pairing_code(&ctl.output());
-            async move { code }
-        })
-        .await
-        .unwrap_or_else(|| panic!("no pairing code printed:\n{}", ctl.output()));
+            .await;
         self.say(&format!("/pair {code}")).await;
         let exit = ctl.wait(WAIT).await.unwrap();
         assert_eq!(exit, Some(0), "pair failed:\n{}", ctl.output());

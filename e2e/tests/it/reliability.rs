@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use remoteagent_e2e::{Cloud, Daemon, Home, fixture};
-use remoteagent_testkit::telegram::{FakeMessage, FakeTelegram, updates};
+use remoteagent_testkit::telegram::{FakeMessage, FakeTelegram};
 use remoteagent_testkit::{RedisServer, wait_for};
 
 const OWNER: i64 = 4004;
@@ -68,7 +68,6 @@ struct World {
     cloud: Cloud,
     tg: FakeTelegram,
     redis: RedisServer,
-    next_update: std::sync::atomic::AtomicI64,
     /// The project folder of the paired agent.
     project: PathBuf,
 }
@@ -95,7 +94,6 @@ impl World {
             cloud,
             tg,
             redis,
-            next_update: std::sync::atomic::AtomicI64::new(1),
             project,
         };
         w.pair(runner).await;
@@ -103,36 +101,19 @@ impl World {
     }
 
     async fn say(&self, text: &str) {
-        let id = self
-            .next_update
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let status = self
-            .cloud
-            .update(&updates::text(id, OWNER, OWNER, text))
-            .await
-            .unwrap();
-        assert_eq!(status, 200, "webhook answered {status}");
+        self.cloud.say(OWNER, text).await;
     }
 
     async fn pair(&self, runner: &str) {
-        let mut ctl = self
+        let runner = fixture(runner);
+        let (mut ctl, code) = self
             .home
-            .ctl_spawn(
+            .start_pairing(
                 "pair-app",
-                &[
-                    "pair",
-                    self.project.to_str().unwrap(),
-                    "--command",
-                    fixture(runner).to_str().unwrap(),
-                ],
+                &self.project,
+                &["--command", runner.to_str().unwrap()],
             )
-            .unwrap();
-        let code = wait_for(WAIT, || {
-            let code = remoteagent_e2e::pairing_code(&ctl.output());
-            async move { code }
-        })
-        .await
-        .unwrap_or_else(|| panic!("no pairing code printed:\n{}", ctl.output()));
+            .await;
         self.say(&format!("/pair {code}")).await;
         let exit = ctl.wait(WAIT).await.unwrap();
         assert_eq!(exit, Some(0), "pair failed:\n{}", ctl.output());
@@ -698,11 +679,7 @@ async fn a_200mb_flood_stays_within_the_byte_budget() {
 
 /// Bytes of `chunk` text in the session's output stream, read in batches.
 async fn stream_text_bytes(w: &World) -> u64 {
-    let client = redis::Client::open(w.redis.url()).unwrap();
-    let mut conn = client
-        .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
-        .await
-        .unwrap();
+    let mut conn = remoteagent_testkit::redis_conn(&w.redis.url()).await;
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("output:*")
         .query_async(&mut conn)

@@ -14,7 +14,6 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use redis::IntoConnectionInfo;
@@ -36,7 +35,6 @@ struct World {
     cloud: Cloud,
     tg: FakeTelegram,
     redis: RedisServer,
-    next_update: AtomicI64,
 }
 
 impl World {
@@ -58,26 +56,19 @@ impl World {
         )
         .await
         .unwrap();
-        World {
-            cloud,
-            tg,
-            redis,
-            next_update: AtomicI64::new(1),
-        }
+        World { cloud, tg, redis }
     }
 
     fn update_id(&self) -> i64 {
-        self.next_update.fetch_add(1, Ordering::SeqCst)
+        self.cloud.update_id()
     }
 
     async fn deliver(&self, update: &Value) {
-        let status = self.cloud.update(update).await.unwrap();
-        assert_eq!(status, 200, "webhook answered {status}");
+        self.cloud.deliver(update).await;
     }
 
     async fn say(&self, user: i64, text: &str) {
-        self.deliver(&updates::text(self.update_id(), user, user, text))
-            .await;
+        self.cloud.say(user, text).await;
     }
 
     async fn in_group(&self, user: i64, text: &str) {
@@ -246,23 +237,9 @@ async fn a_group_runs_nothing_until_opted_in() {
     let _daemon = Daemon::start(&home).await.unwrap();
     let project = home.project("webapp").unwrap();
     let runner = fixture("answer.sh");
-    let mut ctl = home
-        .ctl_spawn(
-            "pair",
-            &[
-                "pair",
-                project.to_str().unwrap(),
-                "--command",
-                runner.to_str().unwrap(),
-            ],
-        )
-        .unwrap();
-    let code = wait_for(WAIT, || {
-        let code = remoteagent_e2e::pairing_code(&ctl.output());
-        async move { code }
-    })
-    .await
-    .unwrap_or_else(|| panic!("no pairing code printed:\n{}", ctl.output()));
+    let (mut ctl, code) = home
+        .start_pairing("pair", &project, &["--command", runner.to_str().unwrap()])
+        .await;
     w.say(OWNER, &format!("/pair {code}")).await;
     assert_eq!(ctl.wait(WAIT).await.unwrap(), Some(0), "{}", ctl.output());
     w.wait_text(OWNER, "Paired").await;

@@ -11,12 +11,11 @@
 use crate::common;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use common::*;
-use remoteagent_proto::events::{CommandEvent, CommandPayload, DoneStatus, OutputEvent};
-use remoteagent_proto::{AgentId, SessionId, envelope, names};
-use remoteagent_testkit::{RedisServer, wait_for};
+use remoteagent_proto::events::{DoneStatus, OutputEvent};
+use remoteagent_proto::{SessionId, envelope, names};
+use remoteagent_testkit::wait_for;
 
 /// The runner: appends one line per run to `runs.txt` in the project
 /// folder (the marker a replay would leave), then echoes its prompt.
@@ -26,14 +25,7 @@ const MARKER_SCRIPT: &str = "echo run >> runs.txt\necho \"prompt: $1\"\n";
 /// clipboard (OSC 52) and reverse the text after it.
 const HOSTILE_PROMPT: &str = "hi \x1b]0;TITLE\x07\x1b[2J\x1b]52;c;aGk=\x07 there \u{202E}gpj.exe";
 
-struct Setup {
-    home: Arc<Home>,
-    cloud: FakeCloud,
-    redis: RedisServer,
-    daemon: Daemon,
-    agent: AgentId,
-    project: PathBuf,
-}
+type Setup = Paired;
 
 async fn setup(name: &str) -> Setup {
     setup_with(name, |_| {}).await
@@ -46,117 +38,14 @@ async fn setup_with(name: &str, prepare: impl FnOnce(&Home)) -> Setup {
 
 /// [`setup_with`], paired with a token valid for `ttl_secs`.
 async fn setup_full(name: &str, ttl_secs: u64, prepare: impl FnOnce(&Home)) -> Setup {
-    let redis = RedisServer::start().unwrap();
-    let cloud = FakeCloud::start(redis.url()).await;
-    let home = Arc::new(Home::with_file_store(&cloud.url));
-    prepare(&home);
-    let h = home.clone();
-    let daemon = blocking(move || h.start_daemon()).await;
-    let project = home.project("web");
-    let run = project.join("run.sh");
-    std::fs::write(&run, MARKER_SCRIPT).unwrap();
-    let command = format!("/bin/sh {}", run.display());
-    let (agent, _) = pair_project_with_ttl(
-        &home,
-        &cloud,
-        &project,
-        name,
-        &["--command", &command],
-        ttl_secs,
-    )
-    .await;
-    let s = Setup {
-        home,
-        cloud,
-        redis,
-        daemon,
-        agent,
-        project,
-    };
-    s.wait_online().await;
-    s
+    Paired::start(name, MARKER_SCRIPT, ttl_secs, prepare).await
 }
 
 impl Setup {
-    async fn conn(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.redis.url())
-            .unwrap()
-            .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
-            .await
-            .unwrap()
-    }
-
-    async fn wait_online(&self) {
-        let h = self.home.clone();
-        let online = wait_for(PATIENCE, || {
-            let h = h.clone();
-            async move {
-                let out = blocking(move || h.ctl(&["--json", "list"])).await;
-                let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-                (v[0]["online"] == true).then_some(())
-            }
-        })
-        .await;
-        assert!(
-            online.is_some(),
-            "the agent never came online:\n{}",
-            self.daemon.log_text()
-        );
-    }
-
     /// A command envelope signed by the cloud key, valid for the longest
     /// lifetime allowed (what an attacker would capture).
     fn envelope(&self, session: &SessionId, prompt: &str) -> String {
-        envelope::sign(
-            &self.cloud.state.key,
-            &self.agent,
-            CommandEvent::Command(CommandPayload {
-                session_id: session.clone(),
-                prompt: prompt.into(),
-                r#continue: false,
-            }),
-            envelope::MAX_LIFETIME_SECS,
-        )
-        .unwrap()
-    }
-
-    async fn publish(&self, env: &str) {
-        let mut conn = self.conn().await;
-        let receivers: i64 = redis::cmd("PUBLISH")
-            .arg(names::agent_channel(&self.agent))
-            .arg(env)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        assert_eq!(receivers, 1, "the agent is not subscribed");
-    }
-
-    async fn events(&self, session: &SessionId) -> Vec<OutputEvent> {
-        let mut conn = self.conn().await;
-        let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-            .arg(names::output_stream(&self.agent, session))
-            .arg("-")
-            .arg("+")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        entries
-            .ids
-            .iter()
-            .filter_map(|e| e.get::<String>(names::STREAM_FIELD))
-            .map(|s| serde_json::from_str(&s).unwrap())
-            .collect()
-    }
-
-    async fn wait_done(&self, session: &SessionId) -> DoneStatus {
-        let found = wait_for(PATIENCE, || async {
-            self.events(session).await.iter().find_map(|e| match e {
-                OutputEvent::Done(d) => Some(d.status),
-                _ => None,
-            })
-        })
-        .await;
-        found.unwrap_or_else(|| panic!("no done event:\n{}", self.daemon.log_text()))
+        self.sign(session, prompt, envelope::MAX_LIFETIME_SECS)
     }
 
     /// How many times the runner started.
@@ -231,7 +120,7 @@ async fn replay_after_restart(crash: bool) {
     let session = SessionId::generate();
     let captured = s.envelope(&session, "deploy");
     s.publish(&captured).await;
-    assert_eq!(s.wait_done(&session).await, DoneStatus::Ok);
+    assert_eq!(s.wait_status(&session).await, DoneStatus::Ok);
     assert_eq!(s.runs(), 1);
 
     s.restart_daemon(crash).await;
@@ -266,7 +155,7 @@ async fn replay_after_restart(crash: bool) {
     let fresh = SessionId::generate();
     let env = s.envelope(&fresh, "next");
     s.publish(&env).await;
-    assert_eq!(s.wait_done(&fresh).await, DoneStatus::Ok);
+    assert_eq!(s.wait_status(&fresh).await, DoneStatus::Ok);
     assert_eq!(s.runs(), 2);
 
     // The record of seen envelopes is private.
@@ -297,7 +186,7 @@ async fn a_captured_command_does_not_run_again_after_a_token_renewal() {
     let session = SessionId::generate();
     let captured = s.envelope(&session, "deploy");
     s.publish(&captured).await;
-    assert_eq!(s.wait_done(&session).await, DoneStatus::Ok);
+    assert_eq!(s.wait_status(&session).await, DoneStatus::Ok);
 
     s.restart_daemon(false).await;
     // Renewed, the task that started before the renewal stopped, and the
@@ -345,7 +234,7 @@ async fn a_session_with_a_stream_does_not_run_again_even_without_its_log_and_rec
     let session = SessionId::generate();
     let captured = s.envelope(&session, "deploy");
     s.publish(&captured).await;
-    assert_eq!(s.wait_done(&session).await, DoneStatus::Ok);
+    assert_eq!(s.wait_status(&session).await, DoneStatus::Ok);
     let events = s.events(&session).await.len();
 
     // Whoever deletes the daemon's record and the session's log still
@@ -396,7 +285,7 @@ async fn a_command_that_cannot_be_recorded_is_refused_and_the_owner_told() {
     let session = SessionId::generate();
     let env = s.envelope(&session, "deploy");
     s.publish(&env).await;
-    assert_eq!(s.wait_done(&session).await, DoneStatus::Rejected);
+    assert_eq!(s.wait_status(&session).await, DoneStatus::Rejected);
     assert_eq!(s.runs(), 0);
     let notice = s.events(&session).await.into_iter().find_map(|e| match e {
         OutputEvent::Notice(n) => Some(n.text),
@@ -414,7 +303,7 @@ async fn a_command_that_cannot_be_recorded_is_refused_and_the_owner_told() {
     let session = SessionId::generate();
     let env = s.envelope(&session, "deploy");
     s.publish(&env).await;
-    assert_eq!(s.wait_done(&session).await, DoneStatus::Ok);
+    assert_eq!(s.wait_status(&session).await, DoneStatus::Ok);
     assert_eq!(s.runs(), 1);
 }
 
@@ -436,7 +325,7 @@ async fn escape_sequences_in_a_prompt_reach_neither_the_log_file_nor_the_termina
     let session = SessionId::generate();
     let env = s.envelope(&session, HOSTILE_PROMPT);
     s.publish(&env).await;
-    assert_eq!(s.wait_done(&session).await, DoneStatus::Ok);
+    assert_eq!(s.wait_status(&session).await, DoneStatus::Ok);
 
     let file = s
         .home

@@ -5,121 +5,25 @@
 
 use crate::common;
 
-use std::sync::Arc;
-
 use common::*;
-use remoteagent_proto::events::{CommandEvent, CommandPayload, DoneStatus, OutputEvent};
-use remoteagent_proto::{AgentId, SessionId, envelope, names};
-use remoteagent_testkit::{RedisServer, wait_for};
+use remoteagent_proto::events::{CommandEvent, DoneStatus, OutputEvent};
+use remoteagent_proto::{SessionId, envelope, names};
+use remoteagent_testkit::wait_for;
 
-struct Setup {
-    home: Arc<Home>,
-    cloud: FakeCloud,
-    redis: RedisServer,
-    daemon: Daemon,
-    agent: AgentId,
-}
+type Setup = Paired;
 
 /// Pairs a project whose runner is `sh run.sh PROMPT` and waits until the
 /// agent is online.
 async fn setup(script: &str) -> Setup {
-    let redis = RedisServer::start().unwrap();
-    let cloud = FakeCloud::start(redis.url()).await;
-    let home = Arc::new(Home::with_file_store(&cloud.url));
-    let h = home.clone();
-    let daemon = blocking(move || h.start_daemon()).await;
-    let project = home.project("web");
-    let run = project.join("run.sh");
-    std::fs::write(&run, script).unwrap();
-    let command = format!("/bin/sh {}", run.display());
-    let (agent, _) = pair_project(&home, &cloud, &project, "web", &["--command", &command]).await;
-    let h = home.clone();
-    let online = wait_for(PATIENCE, || {
-        let h = h.clone();
-        async move {
-            let out = blocking(move || h.ctl(&["--json", "list"])).await;
-            let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-            (v[0]["online"] == true).then_some(())
-        }
-    })
-    .await;
-    assert!(
-        online.is_some(),
-        "the agent never came online:\n{}",
-        daemon.log_text()
-    );
-    Setup {
-        home,
-        cloud,
-        redis,
-        daemon,
-        agent,
-    }
+    Paired::start("web", script, 30 * 24 * 3600, |_| {}).await
 }
 
 impl Setup {
-    async fn conn(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.redis.url())
-            .unwrap()
-            .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
-            .await
-            .unwrap()
-    }
-
     /// Signs and publishes a command; returns its session id.
     async fn command(&self, prompt: &str) -> SessionId {
         let session = SessionId::generate();
-        let env = envelope::sign(
-            &self.cloud.state.key,
-            &self.agent,
-            CommandEvent::Command(CommandPayload {
-                session_id: session.clone(),
-                prompt: prompt.into(),
-                r#continue: false,
-            }),
-            30,
-        )
-        .unwrap();
-        let mut conn = self.conn().await;
-        let receivers: i64 = redis::cmd("PUBLISH")
-            .arg(names::agent_channel(&self.agent))
-            .arg(env)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        assert_eq!(receivers, 1, "the agent is not subscribed");
+        self.publish(&self.sign(&session, prompt, 30)).await;
         session
-    }
-
-    /// Every event of a session's output stream so far.
-    async fn events(&self, session: &SessionId) -> Vec<OutputEvent> {
-        let mut conn = self.conn().await;
-        let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-            .arg(names::output_stream(&self.agent, session))
-            .arg("-")
-            .arg("+")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        entries
-            .ids
-            .iter()
-            .filter_map(|e| e.get::<String>(names::STREAM_FIELD))
-            .map(|s| serde_json::from_str(&s).unwrap())
-            .collect()
-    }
-
-    async fn wait_done(&self, session: &SessionId) -> (Vec<OutputEvent>, DoneStatus) {
-        let found = wait_for(PATIENCE, || async {
-            let events = self.events(session).await;
-            let status = events.iter().find_map(|e| match e {
-                OutputEvent::Done(d) => Some(d.status),
-                _ => None,
-            })?;
-            Some((events, status))
-        })
-        .await;
-        found.unwrap_or_else(|| panic!("no done event:\n{}", self.daemon.log_text()))
     }
 
     async fn wait_text(&self, session: &SessionId, text: &str) {

@@ -295,6 +295,18 @@ impl TestApp {
             .unwrap_or_default()
     }
 
+    /// Waits until exactly `n` of the bot's messages in `chat` contain
+    /// `needle`; whether that happened.
+    pub async fn wait_count(&self, chat: i64, needle: &str, n: usize) -> bool {
+        self.tg
+            .wait_for_messages(
+                chat,
+                |m| m.iter().filter(|m| m.text.contains(needle)).count() == n,
+                TIMEOUT,
+            )
+            .await
+    }
+
     /// Number of the bot's messages in `chat` containing `needle`.
     pub fn count_messages(&self, chat: i64, needle: &str) -> usize {
         self.tg
@@ -355,6 +367,16 @@ impl TestApp {
             .query_async::<()>(&mut conn)
             .await
             .unwrap();
+    }
+
+    /// Pairs `project` for `user` and brings its agent online as its
+    /// daemon would: a presence key and a subscription to its channel.
+    pub async fn online_agent(&self, user: i64, project: &str) -> (AgentId, redis::aio::PubSub) {
+        let (_, paired) = self.pair_agent(user, project).await;
+        let agent = paired.agent_id;
+        self.set_presence(&agent).await;
+        let sub = self.agent_subscriber(&agent).await;
+        (agent, sub)
     }
 
     /// Subscribes to the agent's command channel (as the cloud's admin user).

@@ -1,11 +1,11 @@
-//! Test fixtures: a temporary home per test, the real `remoteagentd` and
-//! `remoteagentctl` binaries, a private Redis, and a fake cloud (axum on
+//! Test fixtures: a temporary home per test with the real `remoteagentd`
+//! and `remoteagentctl` binaries (`remoteagent_testkit::home`, shared with
+//! the end-to-end suite), a private Redis, and a fake cloud (axum on
 //! 127.0.0.1:0) that answers the pairing API and records unpair calls.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Output};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,225 +18,10 @@ use remoteagent_proto::events::{PairEvent, PairFailedPayload, PairedPayload};
 use remoteagent_proto::keys::CloudSigningKey;
 use remoteagent_proto::{AgentId, PairingId, names, now_ms, token};
 
-/// Hang guard for everything that waits.
-pub const PATIENCE: Duration = Duration::from_secs(30);
+pub mod paired;
 
-pub fn ctl_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_remoteagentctl"))
-}
-
-/// The daemon binary sits next to the CLI in the same target dir
-/// (`cargo test --workspace` builds both; `cargo build -p remoteagentd`
-/// first when testing only this package).
-pub fn daemon_bin() -> PathBuf {
-    let path = ctl_bin().with_file_name("remoteagentd");
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build -p remoteagentd` first",
-        path.display()
-    );
-    path
-}
-
-/// A temporary HOME with its own XDG dirs.
-pub struct Home {
-    pub dir: tempfile::TempDir,
-    pub env: HashMap<String, String>,
-}
-
-impl Home {
-    pub fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        let mut env = HashMap::new();
-        for (var, sub) in [
-            ("HOME", ""),
-            ("XDG_CONFIG_HOME", "config"),
-            ("XDG_DATA_HOME", "data"),
-            ("XDG_STATE_HOME", "state"),
-            ("XDG_RUNTIME_DIR", "run"),
-        ] {
-            let p = root.join(sub);
-            std::fs::create_dir_all(&p).unwrap();
-            env.insert(var.to_string(), p.to_string_lossy().into_owned());
-        }
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(root.join("run"), std::fs::Permissions::from_mode(0o700)).unwrap();
-        env.insert("RUST_LOG".into(), "info,remoteagentd=debug".into());
-        Home { dir, env }
-    }
-
-    /// A home whose config selects the file secret store (for isolation).
-    pub fn with_file_store(cloud_url: &str) -> Self {
-        let home = Self::new();
-        home.write_config(&format!(
-            "secret_store = \"file\"\ncloud_url = \"{cloud_url}\"\nabort_grace_secs = 1\n"
-        ));
-        home
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub fn write_config(&self, text: &str) {
-        let dir = self.path().join("config/remoteagent");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("config.toml"), text).unwrap();
-    }
-
-    pub fn socket(&self) -> PathBuf {
-        self.path().join("run/remoteagent/remoteagentd.sock")
-    }
-
-    pub fn agents_dir(&self) -> PathBuf {
-        self.path().join("data/remoteagent/agents")
-    }
-
-    pub fn secrets_dir(&self) -> PathBuf {
-        self.path().join("data/remoteagent/secrets")
-    }
-
-    pub fn log_root(&self) -> PathBuf {
-        self.path().join("state/remoteagent/logs")
-    }
-
-    pub fn project(&self, name: &str) -> PathBuf {
-        let p = self.path().join("projects").join(name);
-        std::fs::create_dir_all(&p).unwrap();
-        p
-    }
-
-    fn command(&self, bin: &Path) -> Command {
-        let mut cmd = Command::new(bin);
-        cmd.envs(&self.env)
-            .env_remove("REMOTEAGENT_SOCKET")
-            .env_remove("REMOTEAGENT_CLOUD_URL")
-            .env_remove("JOURNAL_STREAM")
-            .current_dir(self.path());
-        cmd
-    }
-
-    /// Runs `remoteagentctl ARGS` to completion.
-    pub fn ctl(&self, args: &[&str]) -> Output {
-        self.command(&ctl_bin())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    /// Starts `remoteagentctl ARGS` with piped output.
-    pub fn spawn_ctl(&self, args: &[&str]) -> Child {
-        self.command(&ctl_bin())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    }
-
-    /// A `remoteagentd` command in this home, not started yet.
-    pub fn daemon_command(&self) -> Command {
-        self.command(&daemon_bin())
-    }
-
-    /// Starts the daemon and waits until it answers `status`.
-    pub fn start_daemon(&self) -> Daemon {
-        self.start_daemon_with(|_| {})
-    }
-
-    pub fn start_daemon_with(&self, tweak: impl FnOnce(&mut Command)) -> Daemon {
-        let log = self.path().join(format!("daemon-{}.log", now_ms()));
-        let mut cmd = self.daemon_command();
-        tweak(&mut cmd);
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut daemon = Daemon {
-            child: Some(child),
-            log,
-        };
-        let deadline = std::time::Instant::now() + PATIENCE;
-        loop {
-            if self.ctl(&["status"]).status.success() {
-                return daemon;
-            }
-            if let Some(status) = daemon.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!(
-                    "remoteagentd exited early ({status}):\n{}",
-                    daemon.log_text()
-                );
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "remoteagentd did not come up:\n{}",
-                daemon.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-/// A running `remoteagentd`; killed on drop.
-pub struct Daemon {
-    pub child: Option<Child>,
-    pub log: PathBuf,
-}
-
-impl Daemon {
-    pub fn pid(&self) -> i32 {
-        self.child.as_ref().unwrap().id() as i32
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    pub fn signal(&self, signal: nix::sys::signal::Signal) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), signal).unwrap();
-    }
-
-    /// Waits for the daemon to exit and returns its status.
-    pub fn wait(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().unwrap();
-        let deadline = std::time::Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("remoteagentd did not exit:\n{}", self.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGTERM, then the exit status.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
-        self.signal(nix::sys::signal::Signal::SIGTERM);
-        self.wait()
-    }
-
-    /// SIGKILL, like a crash.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+pub use paired::Paired;
+pub use remoteagent_testkit::home::{Daemon, Home, PATIENCE, ctl_bin, daemon_bin};
 
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -430,6 +215,19 @@ impl FakeCloud {
             message: message.into(),
         }))
         .unwrap()
+    }
+
+    /// How many listen on the last pairing's channel (`PUBSUB NUMSUB`).
+    pub async fn pair_listeners(&self) -> i64 {
+        let mut conn = remoteagent_testkit::redis_conn(&self.state.redis_url).await;
+        let channel = names::pair_channel(&self.last_pairing());
+        let (_, count): (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(channel)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        count
     }
 
     /// Publishes on the last pairing's channel; returns the receiver count.

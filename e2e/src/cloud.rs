@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Result, bail};
@@ -18,6 +19,8 @@ pub struct Cloud {
     http: reqwest::Client,
     /// How it was started, to start it again in the same place.
     launch: Launch,
+    /// The next webhook update's id (Telegram's grow by one).
+    next_update: AtomicI64,
 }
 
 #[derive(Clone)]
@@ -31,12 +34,24 @@ struct Launch {
     database_url: Option<String>,
     /// More environment variables (a test's settings).
     extra: Vec<(String, String)>,
+    /// The umask it starts with, when a test sets one: set in the child
+    /// only, as the test process (shared by every test) keeps its own.
+    umask: Option<u32>,
 }
 
 impl Launch {
     fn command(&self, dir: &Path) -> Command {
         let url = format!("http://127.0.0.1:{}", self.port);
-        let mut cmd = Command::new(&self.binary);
+        let mut cmd = match self.umask {
+            None => Command::new(&self.binary),
+            Some(mask) => {
+                let mut sh = Command::new("/bin/sh");
+                sh.args(["-c", "umask \"$0\" && exec \"$@\""])
+                    .arg(format!("{mask:03o}"))
+                    .arg(&self.binary);
+                sh
+            }
+        };
         cmd.arg("serve")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -99,6 +114,7 @@ impl Cloud {
             bot_token: bot_token.to_string(),
             database_url: database_url.map(str::to_string),
             extra: Vec::new(),
+            umask: None,
         };
         Self::launch(launch, tempfile::tempdir()?).await
     }
@@ -112,6 +128,19 @@ impl Cloud {
         dir: tempfile::TempDir,
         extra: &[(&str, &str)],
     ) -> Result<Cloud> {
+        Self::start_with_umask(redis_url, telegram_api, bot_token, dir, extra, None).await
+    }
+
+    /// Like [`Cloud::start_with`], the process started with `umask` (when
+    /// given) instead of the test process's.
+    pub async fn start_with_umask(
+        redis_url: &str,
+        telegram_api: &str,
+        bot_token: &str,
+        dir: tempfile::TempDir,
+        extra: &[(&str, &str)],
+        umask: Option<u32>,
+    ) -> Result<Cloud> {
         let launch = Launch {
             binary: bin("remoteagent-cloud"),
             rust_log: "info,remoteagent_cloud=debug".to_string(),
@@ -124,6 +153,7 @@ impl Cloud {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            umask,
         };
         Self::launch(launch, dir).await
     }
@@ -137,6 +167,7 @@ impl Cloud {
             dir,
             http: reqwest::Client::new(),
             launch,
+            next_update: AtomicI64::new(1),
         };
         cloud.wait_healthy().await?;
         Ok(cloud)
@@ -167,6 +198,24 @@ impl Cloud {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         bail!("the cloud did not become healthy:\n{}", self.proc.tail(40))
+    }
+
+    /// A new update id, one more than the last.
+    pub fn update_id(&self) -> i64 {
+        self.next_update.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Delivers `update`, which the cloud must accept (200).
+    pub async fn deliver(&self, update: &Value) {
+        let status = self.update(update).await.unwrap();
+        assert_eq!(status, 200, "webhook answered {status}");
+    }
+
+    /// The user `user` types `text` in their private chat with the bot.
+    pub async fn say(&self, user: i64, text: &str) {
+        let update =
+            remoteagent_testkit::telegram::updates::text(self.update_id(), user, user, text);
+        self.deliver(&update).await;
     }
 
     /// Delivers a webhook update the way Telegram does; returns the status.

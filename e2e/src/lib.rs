@@ -16,21 +16,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 /// A binary of this workspace, next to the running test executable.
-pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/debug/deps/<test> → target/debug/<name>
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir of the test executable");
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} not built; run the suite with `cargo test --workspace`",
-        path.display()
-    );
-    path
-}
+pub use remoteagent_testkit::home::bin;
 
 /// The directory of this crate's fixtures (runner scripts).
 pub fn fixture(name: &str) -> PathBuf {

@@ -1,92 +1,66 @@
-//! The user's machine: a temporary HOME with XDG dirs, the real
-//! `remoteagentd`, and `remoteagentctl` run against it.
+//! The user's machine: a temporary HOME (`remoteagent_testkit::home`, the
+//! one harness the CLI's tests use too), the real `remoteagentd` in it as a
+//! [`Proc`], and `remoteagentctl` run against it. The end-to-end suite and
+//! the benchmarks run them with nothing of the test's environment but its
+//! PATH.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use anyhow::{Result, bail};
 
+use remoteagent_testkit::home::PATIENCE;
+
 use crate::{Proc, bin};
 
 /// A temporary home directory with its own XDG dirs and daemon config.
 pub struct Home {
-    pub dir: tempfile::TempDir,
+    inner: remoteagent_testkit::home::Home,
+}
+
+/// The shared harness's paths and checks (`path`, `socket`, `list`, …).
+impl std::ops::Deref for Home {
+    type Target = remoteagent_testkit::home::Home;
+
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
 }
 
 impl Home {
     pub fn new(cloud_url: &str) -> Result<Home> {
-        let dir = tempfile::tempdir()?;
-        let home = Home { dir };
-        for sub in ["config", "data", "state", "cache", "runtime", "bin"] {
-            std::fs::create_dir_all(home.path().join(sub))?;
-        }
-        std::fs::set_permissions(
-            home.path().join("runtime"),
-            std::fs::Permissions::from_mode(0o700),
-        )?;
-        std::fs::create_dir_all(home.path().join("config/remoteagent"))?;
         // The file store keeps tests independent of a Secret Service; the
         // keyring path has its own tests in the daemon's suite.
-        std::fs::write(
-            home.path().join("config/remoteagent/config.toml"),
-            format!("cloud_url = \"{cloud_url}\"\nsecret_store = \"file\"\nabort_grace_secs = 2\n"),
-        )?;
-        Ok(home)
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
+        let inner = remoteagent_testkit::home::Home::with_config(&format!(
+            "cloud_url = \"{cloud_url}\"\nsecret_store = \"file\"\nabort_grace_secs = 2\n"
+        ));
+        Ok(Home { inner })
     }
 
     /// A project folder inside the home.
     pub fn project(&self, name: &str) -> Result<PathBuf> {
-        let p = self.path().join("projects").join(name);
-        std::fs::create_dir_all(&p)?;
-        Ok(p)
+        Ok(self.inner.project(name))
     }
 
     /// Installs `source` as the command `name` in the home's `bin`, which
-    /// comes first on the daemon's PATH: how a test puts a fake `claude`
-    /// where the preset runner looks for it.
+    /// comes first on the daemon's PATH.
     pub fn install_tool(&self, name: &str, source: &Path) -> Result<()> {
-        let target = self.path().join("bin").join(name);
-        std::fs::copy(source, &target)?;
-        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))?;
+        self.inner.install_tool(name, source);
         Ok(())
     }
 
     /// Appends `text` to the daemon's config file (read when it starts).
     pub fn add_config(&self, text: &str) -> Result<()> {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(self.path().join("config/remoteagent/config.toml"))?;
-        writeln!(f, "{text}")?;
+        self.inner.add_config(text);
         Ok(())
     }
 
-    /// Environment shared by the daemon and the CLI.
+    /// Environment shared by the daemon and the CLI: the home's, and of the
+    /// test's only its PATH (behind the home's `bin`).
     pub fn apply(&self, cmd: &mut Command) {
-        let path = format!(
-            "{}:{}",
-            self.path().join("bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        cmd.env_clear()
-            .env("PATH", path)
-            .env("HOME", self.path())
-            .env("XDG_CONFIG_HOME", self.path().join("config"))
-            .env("XDG_DATA_HOME", self.path().join("data"))
-            .env("XDG_STATE_HOME", self.path().join("state"))
-            .env("XDG_CACHE_HOME", self.path().join("cache"))
-            .env("XDG_RUNTIME_DIR", self.path().join("runtime"))
-            .env("RUST_LOG", "info,remoteagentd=debug");
-    }
-
-    pub fn socket(&self) -> PathBuf {
-        self.path().join("runtime/remoteagent/remoteagentd.sock")
+        cmd.env_clear();
+        self.inner.apply(cmd);
     }
 
     /// Runs `remoteagentctl ARGS` to completion.
@@ -94,6 +68,26 @@ impl Home {
         let mut cmd = Command::new(bin("remoteagentctl"));
         self.apply(&mut cmd);
         Ok(cmd.args(args).output()?)
+    }
+
+    /// `remoteagentctl pair PROJECT OPTIONS…` started in the background
+    /// (its output in `LOG_NAME.log`), and the pairing code it printed.
+    pub async fn start_pairing(
+        &self,
+        log_name: &str,
+        project: &Path,
+        options: &[&str],
+    ) -> (Proc, String) {
+        let mut args = vec!["pair", project.to_str().unwrap()];
+        args.extend_from_slice(options);
+        let ctl = self.ctl_spawn(log_name, &args).unwrap();
+        let code = remoteagent_testkit::wait_for(PATIENCE, || {
+            let code = crate::pairing_code(&ctl.output());
+            async move { code }
+        })
+        .await
+        .unwrap_or_else(|| panic!("no pairing code printed:\n{}", ctl.output()));
+        (ctl, code)
     }
 
     /// Starts `remoteagentctl ARGS` in the background (for `pair`).
@@ -110,19 +104,14 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts `remoteagentd` in the foreground and waits for its socket.
+    /// Starts `remoteagentd` in the foreground and waits until it answers.
     pub async fn start(home: &Home) -> Result<Daemon> {
         let mut cmd = Command::new(bin("remoteagentd"));
         home.apply(&mut cmd);
         let proc = Proc::spawn("remoteagentd", cmd, home.path())?;
         let daemon = Daemon { proc };
         for _ in 0..1500 {
-            if home.socket().exists()
-                && home
-                    .ctl(&["status"])
-                    .map(|o| o.status.success())
-                    .unwrap_or(false)
-            {
+            if home.socket().exists() && home.ctl(&["status"]).is_ok_and(|o| o.status.success()) {
                 return Ok(daemon);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -5,7 +5,9 @@
 //! * [`redis_url`]: the machine's shared Redis (from `REMOTEAGENT_TEST_REDIS_URL`).
 //! * [`database_url`]: the local PostgreSQL (from `REMOTEAGENT_TEST_DATABASE_URL`).
 //! * [`telegram`]: a fake Telegram Bot API server that records every call.
+//! * [`home`]: a temporary HOME with the real daemon and CLI run in it.
 
+pub mod home;
 pub mod redis_server;
 pub mod telegram;
 

@@ -1,0 +1,404 @@
+//! The output forwarder with real Redis (the shared server, unique keys) and
+//! the fake Telegram: streams written the way the daemon writes them.
+
+use crate::forwarder_support;
+
+use std::time::Duration;
+
+use forwarder_support::*;
+use redis::AsyncCommands;
+use remoteagent_cloud::telegram::MAX_MESSAGE_CHARS;
+use remoteagent_proto::events::{ApprovalRequestPayload, DoneStatus, OutputEvent};
+use remoteagent_testkit::telegram::FakeTelegram;
+
+fn url() -> String {
+    remoteagent_testkit::redis_url()
+}
+
+const FAST: Duration = Duration::from_millis(100);
+
+#[tokio::test]
+async fn a_burst_becomes_full_pages_with_the_exact_text() {
+    let tg = FakeTelegram::start().await;
+    let mut conn = connect(&url()).await;
+    let ids = Ids::new();
+    // One line of 3.5 pages with HTML specials and multi-byte characters.
+    let unit = "a<b>&c é中ü🚀 ";
+    // Telegram counts UTF-16 units: the rocket counts 2.
+    let text = unit.repeat(MAX_MESSAGE_CHARS * 7 / 2 / unit.encode_utf16().count());
+    let total = text.encode_utf16().count();
+    write_chunks(&mut conn, &ids, &text, 1000, 0).await;
+    xadd(
+        &mut conn,
+        &ids,
+        &done(DoneStatus::Ok, Some(0), 12_345, None),
+    )
+    .await;
+
+    let (fwd, mut rx) = forwarder(&tg, &url(), "r1", FAST, options(MAX_MESSAGE_CHARS));
+    let placeholder = start(&fwd, &tg, ids.start("claude")).await;
+    let fin = finished(&mut rx).await;
+    assert_eq!(fin.session_id, ids.session);
+    assert_eq!(fin.chat_id, ids.chat);
+    assert_eq!(fin.status, DoneStatus::Ok);
+    assert_eq!(fin.duration_ms, 12_345);
+
+    let messages = tg.messages(ids.chat);
+    let pages = total.div_ceil(MAX_MESSAGE_CHARS);
+    assert_eq!(messages.len(), pages);
+    assert_eq!(messages[0].message_id, placeholder);
+    let (body, status) = body_and_status(&messages);
+    assert_shows(&body, &text);
+    assert_eq!(status, "✅ done in 12.3 s");
+    for m in &messages[..pages - 1] {
+        assert_eq!(m.text.encode_utf16().count(), MAX_MESSAGE_CHARS);
+    }
+    assert!(messages.iter().all(|m| m.reply_markup.is_none()));
+    // The placeholder plus one message per further page; the placeholder
+    // was edited once into the first page and nothing else was edited.
+    assert_eq!(tg.calls_of("sendMessage").len(), pages);
+    assert_eq!(tg.calls_of("editMessageText").len(), 1);
+    assert!(tg.calls().iter().all(|c| c.ok()));
+
+    // Nothing is left of the session in Redis.
+    let exists: bool = conn
+        .exists(format!("ra:fwd:{}", ids.session))
+        .await
+        .unwrap();
+    assert!(!exists);
+    let active: bool = conn
+        .sismember("ra:fwd:active", ids.session.as_str())
+        .await
+        .unwrap();
+    assert!(!active);
+    let locked: bool = conn
+        .exists(format!("ra:fwd:lock:{}", ids.session))
+        .await
+        .unwrap();
+    assert!(!locked);
+}
+
+#[tokio::test]
+async fn many_lines_and_a_line_longer_than_a_message_arrive_exactly() {
+    let tg = FakeTelegram::start().await;
+    let mut conn = connect(&url()).await;
+    let ids = Ids::new();
+    let text = tricky_text(300, true);
+    let total = text.chars().count();
+    write_chunks(&mut conn, &ids, &text, 700, 0).await;
+    xadd(&mut conn, &ids, &done(DoneStatus::Ok, Some(0), 800, None)).await;
+
+    let (fwd, mut rx) = forwarder(&tg, &url(), "r1", FAST, options(MAX_MESSAGE_CHARS));
+    start(&fwd, &tg, ids.start("codex")).await;
+    finished(&mut rx).await;
+
+    let messages = tg.messages(ids.chat);
+    let (body, status) = body_and_status(&messages);
+    assert_shows(&body, &text);
+    assert_eq!(status, "✅ done in 0.8 s");
+    assert!(
+        messages
+            .iter()
+            .all(|m| m.text.encode_utf16().count() <= MAX_MESSAGE_CHARS)
+    );
+    // Pages break on line ends while that keeps them at least half full.
+    assert!(messages.len() >= total.div_ceil(MAX_MESSAGE_CHARS));
+    assert!(messages.len() <= total.div_ceil(MAX_MESSAGE_CHARS / 2));
+    // (Telegram trims what it shows: the page as sent ends the line.)
+    let first = messages[0].message_id;
+    let sent = tg
+        .calls_of("editMessageText")
+        .into_iter()
+        .rfind(|c| c.message_id() == Some(first) && c.ok())
+        .expect("the first page was edited");
+    assert!(sent.text().is_some_and(|t| t.ends_with('\n')));
+}
+
+#[tokio::test]
+async fn edits_of_a_chat_are_paced_and_merged() {
+    let tg = FakeTelegram::start().await;
+    let mut conn = connect(&url()).await;
+    let ids = Ids::new();
+    // The production pace: one request per second per chat.
+    let (fwd, mut rx) = forwarder(
+        &tg,
+        &url(),
+        "r1",
+        Duration::from_secs(1),
+        options(MAX_MESSAGE_CHARS),
+    );
+    start(&fwd, &tg, ids.start("aider")).await;
+
+    let mut text = String::new();
+    for i in 0..200u64 {
+        let line = format!("step {i} <ok>\n");
+        text.push_str(&line);
+        write_chunks(&mut conn, &ids, &line, 100, i).await;
+    }
+    xadd(&mut conn, &ids, &done(DoneStatus::Ok, Some(0), 1, None)).await;
+    finished(&mut rx).await;
+
+    let messages = tg.messages(ids.chat);
+    let (body, _) = body_and_status(&messages);
+    assert_shows(&body, &text);
+    let calls: Vec<_> = tg
+        .calls()
+        .into_iter()
+        .filter(|c| c.chat_id() == Some(ids.chat))
+        .collect();
+    let edits = calls
+        .iter()
+        .filter(|c| c.method == "editMessageText")
+        .count();
+    // 200 chunks, a handful of edits.
+    assert!((1..=10).contains(&edits), "{edits} edits for 200 chunks");
+    for pair in calls.windows(2) {
+        assert!(
+            pair[1].at.duration_since(pair[0].at) >= Duration::from_millis(900),
+            "two requests to one chat less than a second apart"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_rate_limit_is_obeyed_and_nothing_is_lost() {
+    let tg = FakeTelegram::start().await;
+    let mut conn = connect(&url()).await;
+    let ids = Ids::new();
+    let text = tricky_text(120, false);
+    write_chunks(&mut conn, &ids, &text, 500, 0).await;
+    xadd(&mut conn, &ids, &done(DoneStatus::Ok, Some(0), 1, None)).await;
+    tg.fail_next("editMessageText", 1, 1);
+
+    let (fwd, mut rx) = forwarder(&tg, &url(), "r1", FAST, options(MAX_MESSAGE_CHARS));
+    start(&fwd, &tg, ids.start("gemini")).await;
+    finished(&mut rx).await;
+
+    let edits = tg.calls_of("editMessageText");
+    assert_eq!(edits[0].status, 429);
+    assert!(edits.len() >= 2);
+    assert!(edits[1].ok());
+    assert_eq!(edits[1].message_id(), edits[0].message_id());
+    assert!(edits[1].at.duration_since(edits[0].at) >= Duration::from_millis(950));
+    let (body, _) = body_and_status(&tg.messages(ids.chat));
+    assert_shows(&body, &text);
+}
+
+#[tokio::test]
+async fn two_sessions_in_two_chats_do_not_mix() {
+    let tg = FakeTelegram::start().await;
+    let mut conn = connect(&url()).await;
+    let (fwd, mut rx) = forwarder(&tg, &url(), "r1", FAST, options(MAX_MESSAGE_CHARS));
+    let a = Ids::new();
+    let b = Ids::new();
+    start(&fwd, &tg, a.start("alpha")).await;
+    start(&fwd, &tg, b.start("beta")).await;
+    let mut text_a = String::new();
+    let mut text_b = String::new();
+    for i in 0..60u64 {
+        let la = format!("alpha {i} <a>\n").repeat(20);
+        let lb = format!("beta {i} & b\n").repeat(25);
+        write_chunks(&mut conn, &a, &la, 10_000, i).await;
+        write_chunks(&mut conn, &b, &lb, 10_000, i).await;
+        text_a.push_str(&la);
+        text_b.push_str(&lb);
+    }
+    xadd(&mut conn, &a, &done(DoneStatus::Ok, Some(0), 1, None)).await;
+    xadd(&mut conn, &b, &done(DoneStatus::Failed, Some(2), 1, None)).await;
+    let f1 = finished(&mut rx).await;
+    let f2 = finished(&mut rx).await;
+    let mut got = [f1.session_id.clone(), f2.session_id.clone()];
+    got.sort();
+    let mut want = [a.session.clone(), b.session.clone()];
+    want.sort();
+    assert_eq!(got, want);
+
+    let (body_a, status_a) = body_and_status(&tg.messages(a.chat));
+    let (body_b, status_b) = body_and_status(&tg.messages(b.chat));
+    assert_shows(&body_a, &text_a);
+    assert_shows(&body_b, &text_b);
+    assert!(status_a.starts_with("✅ done in"));
+    assert_eq!(status_b, "❌ failed (exit 2)");
+}
+
+#[tokio::test]
+async fn statuses_notices_and_the_stop_button_render() {
+    let tg = FakeTelegram::start().await;
+    let mut conn = connect(&url()).await;
+    let (fwd, mut rx) = forwarder(&tg, &url(), "r1", FAST, options(MAX_MESSAGE_CHARS));
+
+    // Running: the placeholder carries the Stop button, then the output does.
+    let run = Ids::new();
+    let id = start(&fwd, &tg, run.start("my <agent>")).await;
+    let placeholder = tg.message(run.chat, id).unwrap();
+    assert_eq!(placeholder.text, "⏳ my <agent> is working…");
+    assert_eq!(placeholder.html, "⏳ <b>my &lt;agent&gt;</b> is working…");
+    let stop = format!("stop:{}", run.session);
+    assert_eq!(
+        placeholder.reply_markup.as_ref().unwrap()["inline_keyboard"][0][0]["callback_data"],
+        stop.as_str()
+    );
+    write_chunks(&mut conn, &run, "compiling…", 100, 0).await;
+    xadd(&mut conn, &run, &notice("queued <behind> another session")).await;
+    let appr = OutputEvent::ApprovalRequest(ApprovalRequestPayload {
+        request_id: "r1".into(),
+        tool: "Bash".into(),
+        summary: "rm -rf target".into(),
+        timeout_secs: 300,
+    });
+    // Output so far stays on its page; the request is a message below it.
+    xadd(&mut conn, &run, &appr).await;
+    assert!(
+        tg.wait_for_messages(
+            run.chat,
+            |m| m.len() == 2 && m[1].text.contains("rm -rf target"),
+            TIMEOUT
+        )
+        .await
+    );
+    let shown = tg.message(run.chat, id).unwrap();
+    // Telegram trims the message's last line break.
+    assert_eq!(shown.text, "compiling…\nqueued <behind> another session");
+    assert!(
+        shown
+            .html
+            .contains("<i>queued &lt;behind&gt; another session</i>")
+    );
+    assert_eq!(shown.reply_markup, None);
+    xadd(
+        &mut conn,
+        &run,
+        &done(DoneStatus::Aborted, None, 5, Some("stopped by the user")),
+    )
+    .await;
+    let fin = finished(&mut rx).await;
+    assert_eq!(fin.status, DoneStatus::Aborted);
+    let messages = tg.messages(run.chat);
+    let last = messages.last().unwrap();
+    assert_eq!(messages.len(), 3);
+    assert_eq!(last.text, "⏹ aborted");
+    assert_eq!(last.reply_markup, None);
+
+    // No output at all: the placeholder becomes the status.
+    let rejected = Ids::new();
+    xadd(
+        &mut conn,
+        &rejected,
+        &done(DoneStatus::Rejected, None, 0, Some("agent is <busy>")),
+    )
+    .await;
+    let id = start(&fwd, &tg, rejected.start("a")).await;
+    finished(&mut rx).await;
+    let m = tg.messages(rejected.chat);
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].message_id, id);
+    assert_eq!(m[0].text, "⚠️ rejected: agent is <busy>");
+    assert_eq!(m[0].reply_markup, None);
+
+    let failed = Ids::new();
+    write_chunks(&mut conn, &failed, "error: oops\n", 100, 0).await;
+    xadd(
+        &mut conn,
+        &failed,
+        &done(DoneStatus::Failed, Some(1), 0, None),
+    )
+    .await;
+    start(&fwd, &tg, failed.start("a")).await;
+    finished(&mut rx).await;
+    assert_eq!(
+        tg.messages(failed.chat)[0].text,
+        "error: oops\n\n❌ failed (exit 1)"
+    );
+}
+
+#[tokio::test]
+async fn malformed_and_unknown_entries_are_skipped() {
+    let tg = FakeTelegram::start().await;
+    let mut conn = connect(&url()).await;
+    let ids = Ids::new();
+    write_chunks(&mut conn, &ids, "one\n", 100, 0).await;
+    xadd_field(&mut conn, &ids, "event", "{not json").await;
+    xadd_field(&mut conn, &ids, "other", "{}").await;
+    xadd_field(
+        &mut conn,
+        &ids,
+        "event",
+        r#"{"event":"chunk","payload":{"seq":"x"}}"#,
+    )
+    .await;
+    xadd_field(
+        &mut conn,
+        &ids,
+        "event",
+        r#"{"event":"telemetry","payload":{"cpu":3}}"#,
+    )
+    .await;
+    write_chunks(&mut conn, &ids, "two\n", 100, 1).await;
+    xadd(&mut conn, &ids, &done(DoneStatus::Ok, Some(0), 1, None)).await;
+
+    let (fwd, mut rx) = forwarder(&tg, &url(), "r1", FAST, options(MAX_MESSAGE_CHARS));
+    start(&fwd, &tg, ids.start("a")).await;
+    finished(&mut rx).await;
+    // Never silent: each entry that could not be read is said; unknown
+    // events (a newer daemon's) are skipped quietly.
+    let (body, _) = body_and_status(&tg.messages(ids.chat));
+    let skipped = "⚠️ an output entry could not be read and was skipped\n";
+    assert_eq!(body, format!("one\n{}two\n", skipped.repeat(3)));
+}
+
+#[tokio::test]
+async fn a_finished_session_is_reported_once_and_not_resumed() {
+    // A private Redis: a resumer on the shared one could pick up sessions
+    // of other tests.
+    let server = remoteagent_testkit::RedisServer::start().unwrap();
+    let url = || server.url();
+    let tg = FakeTelegram::start().await;
+    let mut conn = connect(&url()).await;
+    let ids = Ids::new();
+    write_chunks(&mut conn, &ids, "hello", 100, 0).await;
+    xadd(&mut conn, &ids, &done(DoneStatus::Ok, Some(0), 1, None)).await;
+    let (fwd, mut rx) = forwarder(&tg, &url(), "r1", FAST, options(MAX_MESSAGE_CHARS));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    fwd.spawn_resumer(shutdown.clone());
+    start(&fwd, &tg, ids.start("a")).await;
+    finished(&mut rx).await;
+    // Give the resumer several rounds to (wrongly) pick the session up again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(rx.try_recv().is_err(), "SessionFinished sent twice");
+    assert_eq!(tg.messages(ids.chat).len(), 1);
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn starting_a_session_twice_is_refused() {
+    let tg = FakeTelegram::start().await;
+    let ids = Ids::new();
+    let (fwd, mut rx) = forwarder(&tg, &url(), "r1", FAST, options(MAX_MESSAGE_CHARS));
+    start(&fwd, &tg, ids.start("a")).await;
+    let err = fwd.begin(ids.start("a")).await.unwrap_err();
+    assert!(err.to_string().contains("already being forwarded"), "{err}");
+    assert_eq!(tg.messages(ids.chat).len(), 1);
+    let mut conn = connect(&url()).await;
+    xadd(&mut conn, &ids, &done(DoneStatus::Ok, Some(0), 1, None)).await;
+    finished(&mut rx).await;
+}
+
+#[tokio::test]
+async fn a_dead_redis_fails_start_cleanly() {
+    let tg = FakeTelegram::start().await;
+    let port = remoteagent_testkit::free_port();
+    let ids = Ids::new();
+    let (fwd, _rx) = forwarder(
+        &tg,
+        &format!("redis://127.0.0.1:{port}"),
+        "r1",
+        FAST,
+        options(MAX_MESSAGE_CHARS),
+    );
+    let err = fwd.begin(ids.start("a")).await.unwrap_err();
+    assert!(err.to_string().starts_with("redis:"), "{err}");
+    assert!(
+        tg.calls().is_empty(),
+        "nothing is sent without a session record"
+    );
+}

@@ -1,0 +1,486 @@
+//! The whole path on one machine, the way a user meets it: the real cloud,
+//! daemon and CLI, real Redis (a private server with ACL users, as in
+//! production), the cloud on SQLite and on PostgreSQL, and a fake Telegram
+//! Bot API receiving what the bot sends. Updates are shaped exactly like
+//! Telegram's webhook deliveries.
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use remoteagent_e2e::{Cloud, Daemon, Home, PgDatabase, fixture};
+use remoteagent_testkit::telegram::{FakeTelegram, updates};
+use remoteagent_testkit::{RedisServer, wait_for};
+
+const OWNER: i64 = 1001;
+const STRANGER: i64 = 2002;
+const WAIT: Duration = Duration::from_secs(30);
+/// How `/agents` marks an agent whose presence key lives, and one whose does not.
+const ONLINE: &str = "🟢";
+const OFFLINE: &str = "⚪";
+
+struct World {
+    // Field order is drop order: processes before the servers they use.
+    daemon: Daemon,
+    home: Home,
+    cloud: Cloud,
+    tg: FakeTelegram,
+    redis: RedisServer,
+    _pg: Option<PgDatabase>,
+}
+
+impl World {
+    async fn start(postgres: bool) -> World {
+        World::start_with(postgres, "").await
+    }
+
+    /// A world whose daemon reads `config` (TOML) besides the defaults.
+    async fn start_with(postgres: bool, config: &str) -> World {
+        let redis = RedisServer::start().unwrap();
+        let tg = FakeTelegram::start().await;
+        let pg = if postgres {
+            Some(PgDatabase::create().unwrap())
+        } else {
+            None
+        };
+        let cloud = Cloud::start(
+            &redis.url(),
+            &tg.api_base(),
+            &tg.token(),
+            pg.as_ref().map(|p| p.url.as_str()),
+        )
+        .await
+        .unwrap();
+        let home = Home::new(&cloud.url).unwrap();
+        home.add_config(config).unwrap();
+        let daemon = Daemon::start(&home).await.unwrap();
+        World {
+            daemon,
+            home,
+            cloud,
+            tg,
+            redis,
+            _pg: pg,
+        }
+    }
+
+    fn update_id(&self) -> i64 {
+        self.cloud.update_id()
+    }
+
+    /// The user `user` types `text` in their private chat with the bot.
+    async fn say(&self, user: i64, text: &str) {
+        self.cloud.say(user, text).await;
+    }
+
+    /// Every message text in `chat` as the user sees it now.
+    fn texts(&self, chat: i64) -> Vec<String> {
+        self.tg.messages(chat).into_iter().map(|m| m.text).collect()
+    }
+
+    /// Waits until some message in `chat` satisfies `pred`; returns it.
+    async fn wait_text(&self, chat: i64, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let found = wait_for(WAIT, || {
+            let texts = self.texts(chat);
+            let hit = texts.into_iter().find(|t| pred(t));
+            async move { hit }
+        })
+        .await;
+        match found {
+            Some(t) => t,
+            None => panic!(
+                "no message in chat {chat} {what}; messages: {:#?}\ncloud:\n{}\ndaemon:\n{}",
+                self.texts(chat),
+                self.cloud.proc.tail(40),
+                self.daemon.proc.tail(40)
+            ),
+        }
+    }
+
+    /// `remoteagentctl pair` a new project with `runner`, confirmed by
+    /// `user` sending `/pair CODE` to the bot. Returns the project's name.
+    async fn pair(&self, name: &str, runner: &str, user: i64) -> String {
+        let runner = fixture(runner);
+        self.pair_with(name, &["--command", runner.to_str().unwrap()], user)
+            .await
+    }
+
+    /// Like [`World::pair`], with `remoteagentctl pair` options of its own
+    /// (`--runner claude`).
+    async fn pair_with(&self, name: &str, options: &[&str], user: i64) -> String {
+        let project = self.home.project(name).unwrap();
+        let (mut ctl, code) = self
+            .home
+            .start_pairing(&format!("pair-{name}"), &project, options)
+            .await;
+        // Typed the way people type: lower case, with a stray space.
+        self.say(user, &format!("/pair  {}", code.to_lowercase()))
+            .await;
+        let exit = ctl.wait(WAIT).await.unwrap();
+        assert_eq!(exit, Some(0), "pair failed:\n{}", ctl.output());
+        assert!(
+            ctl.output().to_lowercase().contains("paired"),
+            "{}",
+            ctl.output()
+        );
+        name.to_string()
+    }
+
+    fn ctl_ok(&self, args: &[&str]) -> String {
+        let out = self.home.ctl(args).unwrap();
+        assert!(
+            out.status.success(),
+            "remoteagentctl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn agents_json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.ctl_ok(&["list", "--json"])).unwrap()
+    }
+}
+
+fn expected_answer(prompt: &str) -> String {
+    format!(
+        "Looking at the project for: {prompt}\nFound 3 files.\nPlan:\n  1. read <main.rs> & tests\n  2. fix — done ✓\nFinished.\n"
+    )
+}
+
+async fn prompt_streams_back(w: &World) {
+    let prompt = "fix the failing test; don't touch $(HOME)";
+    w.say(OWNER, prompt).await;
+    let final_text = w
+        .wait_text(OWNER, "with the finished answer", |t| {
+            t.contains("Finished.") && t.contains("done")
+        })
+        .await;
+    // The whole answer, exactly, with the HTML-sensitive characters intact.
+    assert!(
+        final_text.contains(expected_answer(prompt).trim_end()),
+        "answer not delivered whole: {final_text:?}"
+    );
+    // It arrived as edits of the placeholder, not as one message per line.
+    assert!(
+        !w.tg.calls_of("editMessageText").is_empty(),
+        "no edits were made"
+    );
+}
+
+async fn full_flow(postgres: bool) {
+    let w = World::start(postgres).await;
+    let name = w.pair("webapp", "answer.sh", OWNER).await;
+
+    // remoteagentctl sees the paired agent online.
+    let agents = w.agents_json();
+    let agent = &agents.as_array().unwrap()[0];
+    assert_eq!(agent["name"], name);
+    assert_eq!(agent["online"], true);
+
+    // The bot confirmed the pairing to the user.
+    w.wait_text(OWNER, "confirming the pairing", |t| t.contains(&name))
+        .await;
+
+    prompt_streams_back(&w).await;
+
+    // /agents shows it online.
+    w.say(OWNER, "/agents").await;
+    w.wait_text(OWNER, "listing the agent online", |t| {
+        t.lines()
+            .any(|l| l.contains(&name) && l.starts_with(ONLINE))
+    })
+    .await;
+
+    // Someone else cannot command it: they are told how to pair their own
+    // machine, and nothing reaches the owner's agent.
+    let owner_messages = w.tg.messages(OWNER).len();
+    w.say(STRANGER, "rm -rf /").await;
+    w.wait_text(STRANGER, "guiding the stranger to pairing", |t| {
+        t.contains("/pair") || t.to_lowercase().contains("pair")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        w.tg.messages(OWNER).len(),
+        owner_messages,
+        "the stranger's prompt started something in the owner's chat"
+    );
+    let sessions_dir = w
+        .home
+        .path()
+        .join("state/remoteagent/logs")
+        .join(agent["id"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read_dir(&sessions_dir).unwrap().count(),
+        1,
+        "a second session ran on the owner's machine"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_flow_on_sqlite() {
+    full_flow(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_flow_on_postgres() {
+    full_flow(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_aborts_a_long_run() {
+    let w = World::start(false).await;
+    w.pair("slow", "long.sh", OWNER).await;
+    w.say(OWNER, "run the long job").await;
+    w.wait_text(OWNER, "showing the job running", |t| t.contains("tick 3"))
+        .await;
+    w.say(OWNER, "/stop").await;
+    let text = w
+        .wait_text(OWNER, "with the aborted status", |t| {
+            t.contains("tick") && t.to_lowercase().contains("aborted")
+        })
+        .await;
+    assert!(!text.contains("long job finished"), "{text}");
+    // The agent is free again for the next prompt.
+    let agents = w.agents_json();
+    assert!(agents[0]["running_session"].is_null(), "{agents}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_projects_run_at_once_without_mixing() {
+    let w = World::start(false).await;
+    w.pair("alpha", "answer.sh", OWNER).await;
+    w.pair("beta", "answer.sh", OWNER).await;
+    w.say(OWNER, "/use alpha").await;
+    w.say(OWNER, "question for alpha").await;
+    w.say(OWNER, "/use beta").await;
+    w.say(OWNER, "question for beta").await;
+    for project in ["alpha", "beta"] {
+        let text = w
+            .wait_text(OWNER, &format!("with {project}'s answer"), |t| {
+                t.contains(&format!("question for {project}")) && t.contains("Finished.")
+            })
+            .await;
+        let other = if project == "alpha" { "beta" } else { "alpha" };
+        assert!(
+            !text.contains(&format!("question for {other}")),
+            "outputs mixed: {text}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unpair_from_telegram_revokes_redis_access() {
+    let w = World::start(false).await;
+    let name = w.pair("gone", "answer.sh", OWNER).await;
+    let agents = w.agents_json();
+    let id = agents[0]["id"].as_str().unwrap().to_string();
+    let acl_user = remoteagent_proto::names::agent_redis_user(
+        &remoteagent_proto::AgentId::parse(id.clone()).unwrap(),
+    );
+    let mut admin = remoteagent_testkit::redis_conn(&w.redis.url()).await;
+    let users: Vec<String> = redis::cmd("ACL")
+        .arg("USERS")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert!(users.contains(&acl_user), "{users:?}");
+
+    w.say(OWNER, &format!("/unpair {name}")).await;
+    let gone = wait_for(WAIT, || {
+        let mut admin = admin.clone();
+        let acl_user = acl_user.clone();
+        async move {
+            let users: Vec<String> = redis::cmd("ACL")
+                .arg("USERS")
+                .query_async(&mut admin)
+                .await
+                .ok()?;
+            (!users.contains(&acl_user)).then_some(())
+        }
+    })
+    .await;
+    assert!(gone.is_some(), "ACL user still exists");
+    // The daemon forgot the agent too.
+    let forgotten = wait_for(WAIT, || {
+        let n = w.agents_json().as_array().map(|a| a.len());
+        async move { (n == Some(0)).then_some(()) }
+    })
+    .await;
+    assert!(
+        forgotten.is_some(),
+        "daemon still lists {}",
+        w.agents_json()
+    );
+    // A prompt now gets told there is no agent, not a silent nothing.
+    w.say(OWNER, "are you there?").await;
+    w.wait_text(OWNER, "saying there is no agent", |t| {
+        t.to_lowercase().contains("pair")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_goes_offline_when_the_daemon_stops_and_returns_after_sigkill_restart() {
+    let mut w = World::start(false).await;
+    let name = w.pair("svc", "answer.sh", OWNER).await;
+
+    // SIGKILL: no clean-up at all. A new daemon picks the agent up again.
+    w.daemon.proc.signal(Signal::SIGKILL);
+    w.daemon.proc.wait(WAIT).await.unwrap();
+    w.daemon = Daemon::start(&w.home).await.unwrap();
+    let online = wait_for(WAIT, || {
+        let agents = w.agents_json();
+        async move { (agents[0]["online"] == true).then_some(()) }
+    })
+    .await;
+    assert!(
+        online.is_some(),
+        "agent not back online: {}",
+        w.agents_json()
+    );
+    prompt_streams_back(&w).await;
+
+    // A clean stop: /agents reports it offline (within the presence TTL).
+    let code = w.daemon.proc.stop().await.unwrap();
+    assert_eq!(code, Some(0));
+    let offline = wait_for(WAIT, || async {
+        w.say(OWNER, "/agents").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        w.texts(OWNER)
+            .iter()
+            .any(|t| {
+                t.lines()
+                    .any(|l| l.contains(&name) && l.starts_with(OFFLINE))
+            })
+            .then_some(())
+    })
+    .await;
+    assert!(
+        offline.is_some(),
+        "never shown offline: {:#?}",
+        w.texts(OWNER)
+    );
+    // And a prompt to an offline agent is answered at once.
+    let before = w.tg.messages(OWNER).len();
+    w.say(OWNER, "hello?").await;
+    let answered = wait_for(WAIT, || {
+        let texts = w.texts(OWNER);
+        async move {
+            texts
+                .get(before..)
+                .and_then(|new| new.iter().find(|t| t.contains("is offline")).cloned())
+        }
+    })
+    .await;
+    assert!(
+        answered.is_some(),
+        "no offline answer: {:#?}",
+        w.texts(OWNER)
+    );
+}
+
+/// The inline button of a message whose callback data starts with `prefix`.
+fn button(message: &remoteagent_testkit::telegram::FakeMessage, prefix: &str) -> Option<String> {
+    message
+        .reply_markup
+        .as_ref()?
+        .get("inline_keyboard")?
+        .as_array()?
+        .iter()
+        .flat_map(|row| row.as_array().cloned().unwrap_or_default())
+        .filter_map(|b| b.get("callback_data")?.as_str().map(str::to_string))
+        .find(|d| d.starts_with(prefix))
+}
+
+impl World {
+    /// Waits for a message in `chat` that shows an approval request whose
+    /// text contains `what`, with its Approve button; returns (message id,
+    /// approve data, deny data).
+    async fn wait_approval(&self, chat: i64, what: &str) -> (i64, String, String) {
+        let found = wait_for(WAIT, || {
+            let hit = self.tg.messages(chat).into_iter().find_map(|m| {
+                let approve = button(&m, "approve:")?;
+                let deny = button(&m, "deny:")?;
+                m.text
+                    .contains(what)
+                    .then_some((m.message_id, approve, deny))
+            });
+            async move { hit }
+        })
+        .await;
+        found.unwrap_or_else(|| {
+            panic!(
+                "no approval request for {what:?} with buttons; messages: {:#?}\ndaemon:\n{}",
+                self.tg.messages(chat),
+                self.daemon.proc.tail(40)
+            )
+        })
+    }
+
+    async fn press(&self, user: i64, chat: i64, message_id: i64, data: &str) {
+        let update = updates::callback(self.update_id(), user, chat, message_id, data);
+        let status = self.cloud.update(&update).await.unwrap();
+        assert_eq!(status, 200, "webhook answered {status}");
+    }
+}
+
+/// Tool approval from the phone, the whole way: Claude Code (a fake that
+/// speaks its stream-json and runs its PreToolUse hook) asks to run two
+/// commands; the request shows up with Approve / Deny buttons; a stranger's
+/// press is refused; the owner's Approve reaches the runner, which runs the
+/// command; the second request is left unanswered and denied when the
+/// configured timeout passes, and the session still finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_approval_from_the_phone() {
+    let w = World::start_with(false, "[approval]\ntimeout_secs = 4\n").await;
+    let fake_claude = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../remoteagentd/tests/fixtures/fake-claude/claude");
+    w.home.install_tool("claude", &fake_claude).unwrap();
+    w.pair_with("app", &["--runner", "claude"], OWNER).await;
+
+    w.say(OWNER, "Bash cargo test\nBash rm -rf build").await;
+    let (message, approve, deny) = w.wait_approval(OWNER, "cargo test").await;
+    assert!(approve.len() <= 64 && deny.len() <= 64, "{approve} {deny}");
+
+    // Someone else's press (a forwarded message, a guessed callback) does
+    // nothing: the runner is still waiting.
+    w.press(STRANGER, OWNER, message, &approve).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !w.texts(OWNER).iter().any(|t| t.contains("ran: cargo test")),
+        "a stranger's press ran the command: {:#?}",
+        w.texts(OWNER)
+    );
+
+    // The owner approves: the runner gets "allow" and runs it.
+    w.press(OWNER, OWNER, message, &approve).await;
+    w.wait_text(OWNER, "showing the approved command ran", |t| {
+        t.contains("ran: cargo test")
+    })
+    .await;
+    // The request's buttons are gone, so it cannot be answered twice.
+    let shown = w.tg.message(OWNER, message).unwrap();
+    assert!(button(&shown, "approve:").is_none(), "{shown:#?}");
+    assert!(shown.text.to_lowercase().contains("approved"), "{shown:#?}");
+
+    // The second request is not answered: denied after 4 s, and said so.
+    let (second, _, _) = w.wait_approval(OWNER, "rm -rf build").await;
+    let finished = w
+        .wait_text(OWNER, "with the timed-out denial and the end", |t| {
+            t.contains("denied:") && t.contains("done")
+        })
+        .await;
+    assert!(
+        finished.contains("no answer in 4 s"),
+        "the runner was not told why: {finished}"
+    );
+    assert!(!finished.contains("ran: rm -rf build"), "{finished}");
+    let resolved = wait_for(WAIT, || {
+        let m = w.tg.message(OWNER, second);
+        async move { m.filter(|m| button(m, "deny:").is_none()) }
+    })
+    .await
+    .expect("the timed-out request kept its buttons");
+    assert!(resolved.text.contains("no answer in 4 s"), "{resolved:#?}");
+}

@@ -1,0 +1,978 @@
+//! Reliability end to end (issue 11): the real cloud, daemon and CLI, a
+//! private Redis with ACL users, the fake Bot API, and runner scripts from
+//! `tests/fixtures`, through the failures a user meets: a long slow run, a
+//! 2 MB and a 200 MB flood, Redis restarting with and without persistence,
+//! the daemon and the cloud killed with SIGKILL.
+//!
+//! Every scenario ends with the same verdict ([`Verdict`]), taken from what
+//! the user sees in the fake's message store:
+//! - the session's status line is shown (in a message or the output file's
+//!   caption);
+//! - no message of the chat keeps a Stop button;
+//! - every output line is shown in a message, or contained in the attached
+//!   output file, or announced as lost ("⚠️ … lost" / "could not be shown");
+//! - no Bot API call was refused (400) without the user being told.
+//!
+//! All problems of a scenario are collected and reported together, so that
+//! one failing run says everything that is wrong. Figures (durations,
+//! counts, memory) are printed with `eprintln!`: run with `--nocapture`.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use remoteagent_e2e::{Cloud, Daemon, Home, fixture};
+use remoteagent_testkit::telegram::{FakeMessage, FakeTelegram};
+use remoteagent_testkit::{RedisServer, wait_for};
+
+const OWNER: i64 = 4004;
+const WAIT: Duration = Duration::from_secs(30);
+/// Hang guard for a session's end once nothing stands in its way.
+const END: Duration = Duration::from_secs(120);
+/// The filler after `L0000001` in `fixtures/numbered.sh`.
+const NUMBERED_FILLER: &str = " the quick <brown> fox & é✓";
+/// The filler after `L0000001` in `fixtures/flood.sh` (100-byte lines).
+const FLOOD_FILLER: &str =
+    " <flood> & é✓ xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+/// The beginnings of the status lines the forwarder shows at a session's end.
+const STATUS_MARKS: [&str; 5] = [
+    "✅ done in",
+    "⏹ aborted",
+    "❌ failed",
+    "❌ error",
+    "⚠️ rejected",
+];
+/// The daemon's per-session byte budget in Redis by default (issue 11:
+/// "default 64 MB"); a little slack for the last chunk and the marker.
+const BYTE_BUDGET: u64 = 64 * 1024 * 1024;
+const BUDGET_SLACK: u64 = 1024 * 1024;
+/// Issue 11: "An agent that drops mid-run is reported within 90 s". The
+/// guard leaves room for a loaded machine; the figure is printed.
+const OFFLINE_REPORT_GUARD: Duration = Duration::from_secs(150);
+
+fn numbered_line(n: u64) -> String {
+    format!("L{n:07}{NUMBERED_FILLER}")
+}
+
+fn flood_line(n: u64) -> String {
+    format!("L{n:07}{FLOOD_FILLER}\n")
+}
+
+struct World {
+    // Field order is drop order: processes before the servers they use.
+    daemon: Daemon,
+    home: Home,
+    cloud: Cloud,
+    tg: FakeTelegram,
+    redis: RedisServer,
+    /// The project folder of the paired agent.
+    project: PathBuf,
+}
+
+impl World {
+    /// A world with one agent paired, running `runner` from the fixtures,
+    /// on a Redis with AOF (`persistent`) or without any persistence.
+    async fn start(runner: &str, persistent: bool) -> World {
+        let redis = if persistent {
+            RedisServer::start().unwrap()
+        } else {
+            RedisServer::start_ephemeral().unwrap()
+        };
+        let tg = FakeTelegram::start().await;
+        let cloud = Cloud::start(&redis.url(), &tg.api_base(), &tg.token(), None)
+            .await
+            .unwrap();
+        let home = Home::new(&cloud.url).unwrap();
+        let daemon = Daemon::start(&home).await.unwrap();
+        let project = home.project("app").unwrap();
+        let w = World {
+            daemon,
+            home,
+            cloud,
+            tg,
+            redis,
+            project,
+        };
+        w.pair(runner).await;
+        w
+    }
+
+    async fn say(&self, text: &str) {
+        self.cloud.say(OWNER, text).await;
+    }
+
+    async fn pair(&self, runner: &str) {
+        let runner = fixture(runner);
+        let (mut ctl, code) = self
+            .home
+            .start_pairing(
+                "pair-app",
+                &self.project,
+                &["--command", runner.to_str().unwrap()],
+            )
+            .await;
+        self.say(&format!("/pair {code}")).await;
+        let exit = ctl.wait(WAIT).await.unwrap();
+        assert_eq!(exit, Some(0), "pair failed:\n{}", ctl.output());
+        // A prompt is only sent once the cloud can see the agent (its
+        // presence key, written by the daemon's first heartbeat): on a busy
+        // machine that can come a second after `pair` returns.
+        let presence = format!("presence:{}", self.agent_id());
+        let admin = remoteagent_testkit::redis_conn(&self.redis.url()).await;
+        let online = wait_for(WAIT, || {
+            let presence = presence.clone();
+            // A multiplexed connection is a cheap handle: one per poll.
+            let mut admin = admin.clone();
+            async move {
+                let n: i64 = redis::cmd("EXISTS")
+                    .arg(&presence)
+                    .query_async(&mut admin)
+                    .await
+                    .ok()?;
+                (n > 0).then_some(())
+            }
+        })
+        .await;
+        assert!(
+            online.is_some(),
+            "the agent never came online:\n{}",
+            self.logs()
+        );
+    }
+
+    fn agent_id(&self) -> String {
+        let out = self.home.ctl(&["list", "--json"]).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v[0]["id"].as_str().unwrap().to_string()
+    }
+
+    fn logs(&self) -> String {
+        format!(
+            "cloud:\n{}\ndaemon:\n{}",
+            self.cloud.proc.tail(60),
+            self.daemon.proc.tail(40)
+        )
+    }
+
+    /// What the user sees now.
+    fn screen(&self) -> Screen {
+        let messages = self.tg.messages(OWNER);
+        // Captions from the call log: `documents_in` would copy the files'
+        // bytes (up to 50 MB) on every poll.
+        let captions = self
+            .tg
+            .calls_of("sendDocument")
+            .into_iter()
+            .filter(|c| c.ok() && c.chat_id() == Some(OWNER))
+            .filter_map(|c| c.body.get("caption")?.as_str().map(str::to_string))
+            .collect();
+        Screen { messages, captions }
+    }
+
+    /// Waits until `pred` holds for what the user sees (hang guard `guard`).
+    async fn wait_screen(&self, guard: Duration, what: &str, pred: impl Fn(&Screen) -> bool) {
+        let hit = wait_for(guard, || {
+            let ok = pred(&self.screen());
+            async move { ok.then_some(()) }
+        })
+        .await;
+        assert!(
+            hit.is_some(),
+            "nothing {what} within {guard:?}; messages: {:#?}\n{}",
+            self.tg.messages(OWNER),
+            self.logs()
+        );
+    }
+
+    /// Waits until output line `n` of `numbered.sh` is on the screen.
+    async fn wait_line(&self, n: u64) {
+        let line = numbered_line(n);
+        self.wait_screen(WAIT * 2, &format!("showing {line:?}"), |s| {
+            s.joined().contains(&line)
+        })
+        .await;
+    }
+
+    /// The PID `numbered.sh` recorded, once it has.
+    async fn runner_pid(&self) -> i32 {
+        let path = self.project.join("runner.pid");
+        wait_for(WAIT, || {
+            let pid = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok());
+            async move { pid }
+        })
+        .await
+        .expect("the runner did not record its PID")
+    }
+
+    /// Waits for the session's end as the user sees it: its status line,
+    /// then no Stop button left. Problems go to `v`; returns the time the
+    /// status took from `since`.
+    async fn wait_end(&self, v: &mut Verdict, guard: Duration, since: Instant) -> Duration {
+        let shown = wait_for(guard, || {
+            let s = self.screen().status().is_some();
+            async move { s.then_some(()) }
+        })
+        .await;
+        let took = since.elapsed();
+        if shown.is_none() {
+            v.problem(format!("no status line within {guard:?}"));
+            let left = self.screen().stop_buttons();
+            if !left.is_empty() {
+                v.problem(format!("Stop button left on message(s) {left:?}"));
+            }
+            return took;
+        }
+        // The status and the button's removal normally come in one edit;
+        // a button left on an earlier page may take a few more calls.
+        let clear = wait_for(WAIT, || {
+            let s = self.screen().stop_buttons().is_empty();
+            async move { s.then_some(()) }
+        })
+        .await;
+        if clear.is_none() {
+            v.problem(format!(
+                "Stop button left on message(s) {:?}",
+                self.screen().stop_buttons()
+            ));
+        }
+        took
+    }
+
+    /// The local log of the (only) session of the agent.
+    fn session_log(&self) -> Option<PathBuf> {
+        let dir = self
+            .home
+            .path()
+            .join("state/remoteagent/logs")
+            .join(self.agent_id());
+        std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "log"))
+    }
+}
+
+/// The chat as the user sees it: messages (edits applied) and the captions
+/// of the files sent to it.
+struct Screen {
+    messages: Vec<FakeMessage>,
+    captions: Vec<String>,
+}
+
+impl Screen {
+    /// Every message's text in chat order, joined without separators, so
+    /// that a line cut by a page break reads whole again.
+    fn joined(&self) -> String {
+        self.messages.iter().map(|m| m.text.as_str()).collect()
+    }
+
+    fn all_texts(&self) -> impl Iterator<Item = &str> {
+        self.messages
+            .iter()
+            .map(|m| m.text.as_str())
+            .chain(self.captions.iter().map(String::as_str))
+    }
+
+    /// The status line shown, if any.
+    fn status(&self) -> Option<String> {
+        self.all_texts()
+            .flat_map(str::lines)
+            .find(|l| STATUS_MARKS.iter().any(|m| l.contains(m)))
+            .map(str::to_string)
+    }
+
+    /// Messages that still carry a Stop button.
+    fn stop_buttons(&self) -> Vec<i64> {
+        self.messages
+            .iter()
+            .filter(|m| {
+                m.reply_markup
+                    .as_ref()
+                    .is_some_and(|k| k.to_string().contains("\"stop:"))
+            })
+            .map(|m| m.message_id)
+            .collect()
+    }
+
+    /// Lines telling the user that output was lost or could not be shown.
+    fn loss_notices(&self) -> Vec<String> {
+        self.all_texts()
+            .flat_map(str::lines)
+            .filter(|l| {
+                l.contains("⚠️") && (l.contains("lost") || l.contains("could not be shown"))
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Messages that hold output (a numbered line or a piece of one).
+    fn output_pages(&self) -> usize {
+        self.messages
+            .iter()
+            .filter(|m| m.text.contains("the quick <brown>") || m.text.contains("<flood>"))
+            .count()
+    }
+
+    fn mentions(&self, what: &str) -> bool {
+        self.all_texts().any(|t| t.contains(what))
+    }
+}
+
+/// What went wrong in a scenario; reported all at once at the end.
+#[derive(Default)]
+struct Verdict {
+    name: &'static str,
+    problems: Vec<String>,
+}
+
+impl Verdict {
+    fn new(name: &'static str) -> Verdict {
+        Verdict {
+            name,
+            problems: Vec::new(),
+        }
+    }
+
+    fn problem(&mut self, p: impl Into<String>) {
+        let p = p.into();
+        eprintln!("[{}] PROBLEM: {p}", self.name);
+        self.problems.push(p);
+    }
+
+    fn figure(&self, what: &str, value: impl std::fmt::Display) {
+        eprintln!("[{}] {what}: {value}", self.name);
+    }
+
+    /// Refusals (400) by the Bot API must each have been told to the user.
+    /// "message is not modified" is the exception: what the edit wanted is
+    /// already on screen (a resumed forwarder repeating its last edit), so
+    /// nothing is missing; such answers are counted, not judged.
+    fn refusals_told(&mut self, w: &World) {
+        let (unchanged, refused): (Vec<String>, Vec<String>) =
+            w.tg.calls()
+                .into_iter()
+                .filter(|c| c.status == 400)
+                .map(|c| format!("{} → {}", c.method, c.response["description"]))
+                .partition(|d| d.contains("message is not modified"));
+        self.figure(
+            "Bot API calls answered 400",
+            refused.len() + unchanged.len(),
+        );
+        self.figure("of them \"message is not modified\"", unchanged.len());
+        if !refused.is_empty() && w.screen().loss_notices().is_empty() {
+            self.problem(format!(
+                "{} call(s) refused without telling the user: {refused:?}",
+                refused.len()
+            ));
+        }
+    }
+
+    /// Lines 1..=count of `numbered.sh`: each shown (at least once; exactly
+    /// once if `exactly_once`), attached in the output file, or announced
+    /// as lost.
+    fn numbered_lines(&mut self, w: &World, count: u64, exactly_once: bool) {
+        let screen = w.screen();
+        let joined = screen.joined();
+        let file: String =
+            w.tg.documents_in(OWNER)
+                .iter()
+                .map(|d| String::from_utf8_lossy(&d.bytes).into_owned())
+                .collect();
+        let mut missing = Vec::new();
+        let mut repeated = Vec::new();
+        for n in 1..=count {
+            let line = numbered_line(n);
+            let shown = joined.matches(&line).count();
+            if shown > 1 {
+                repeated.push((n, shown));
+            }
+            if shown == 0 && !file.contains(&line) {
+                missing.push(n);
+            }
+        }
+        let notices = screen.loss_notices();
+        self.figure("lines", count);
+        self.figure("lines neither shown nor attached", missing.len());
+        self.figure("lines shown more than once", repeated.len());
+        self.figure("loss notices", format!("{notices:?}"));
+        self.figure("output pages", screen.output_pages());
+        if !missing.is_empty() && notices.is_empty() {
+            self.problem(format!(
+                "{} line(s) neither shown, attached nor announced lost (first {:?}, last {:?})",
+                missing.len(),
+                missing.first(),
+                missing.last()
+            ));
+        }
+        if exactly_once && !repeated.is_empty() {
+            self.problem(format!(
+                "{} line(s) shown more than once, e.g. {:?}",
+                repeated.len(),
+                &repeated[..repeated.len().min(5)]
+            ));
+        }
+    }
+
+    fn nothing_lost(&mut self, w: &World, count: u64) {
+        let screen = w.screen();
+        let joined = screen.joined();
+        let missing = (1..=count)
+            .filter(|n| !joined.contains(&numbered_line(*n)))
+            .count();
+        if missing > 0 {
+            self.problem(format!(
+                "{missing} line(s) missing although Redis kept everything (AOF)"
+            ));
+        }
+    }
+
+    fn finish(self, w: &World) {
+        if !self.problems.is_empty() {
+            panic!(
+                "[{}] {} problem(s):\n- {}\nmessages: {:#?}\n{}",
+                self.name,
+                self.problems.len(),
+                self.problems.join("\n- "),
+                w.tg.messages(OWNER),
+                w.logs()
+            );
+        }
+    }
+}
+
+/// `/proc/PID/stat` of a process: (state, process group), if it exists.
+fn proc_stat(pid: i32) -> Option<(char, i32)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces: fields start after the last ')'.
+    let rest = &text[text.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let pgrp = fields.nth(1)?.parse().ok()?;
+    Some((state, pgrp))
+}
+
+/// Whether a process runs (a zombie waiting for its reaper does not).
+fn alive(pid: i32) -> bool {
+    proc_stat(pid).is_some_and(|(state, _)| state != 'Z')
+}
+
+/// Live processes of process group `pgid`.
+fn group_members(pgid: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| proc_stat(*pid).is_some_and(|(state, pgrp)| pgrp == pgid && state != 'Z'))
+        .collect()
+}
+
+/// Kills what is left of a runner's process group when the test ends (a
+/// daemon that did not take its runner with it leaves it behind).
+struct GroupGuard(i32);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        let _ = kill(Pid::from_raw(-self.0), Signal::SIGKILL);
+    }
+}
+
+/// `used_memory` from `INFO memory`, in bytes.
+async fn redis_used_memory(url: &str) -> Option<u64> {
+    let client = redis::Client::open(url).ok()?;
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
+        .await
+        .ok()?;
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut conn)
+        .await
+        .ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// A `kB` field of `/proc/PID/status`, in MiB.
+fn proc_status_mib(pid: u32, field: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// 600 short numbered lines at 20 lines/s (issue 11, case 1): pages turn
+/// while the runner still writes, and the end still arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_600_line_run_ends_with_its_status() {
+    let w = World::start("numbered.sh", true).await;
+    let mut v = Verdict::new("slow 600 lines");
+    let t0 = Instant::now();
+    w.say("600 20").await;
+    // Page turns mid-run: two pages of output before the status.
+    w.wait_screen(END, "on a second page before the end", |s| {
+        s.output_pages() >= 2 || s.status().is_some()
+    })
+    .await;
+    if w.screen().status().is_some() {
+        v.problem("no page turned before the status arrived");
+    }
+    let took = w.wait_end(&mut v, END, t0).await;
+    v.figure("prompt → status", format!("{took:?}"));
+    v.figure("status", format!("{:?}", w.screen().status()));
+    if !w.screen().mentions("✅ done in") {
+        v.problem("the status is not \"done\"");
+    }
+    v.numbered_lines(&w, 600, true);
+    v.nothing_lost(&w, 600);
+    v.refusals_told(&w);
+    v.finish(&w);
+}
+
+/// 2 MB in one burst (issue 11, case 2): past the page budget the output is
+/// attached as a file whose bytes are the output, with the status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2mb_flood_is_attached_whole() {
+    let w = World::start("flood.sh", false).await;
+    let mut v = Verdict::new("2 MB flood");
+    let lines = 20_000;
+    let t0 = Instant::now();
+    w.say(&lines.to_string()).await;
+    let took = w.wait_end(&mut v, END, t0).await;
+    v.figure("prompt → status", format!("{took:?}"));
+    v.figure("status", format!("{:?}", w.screen().status()));
+    let docs = w.tg.documents_in(OWNER);
+    v.figure("files attached", docs.len());
+    let expected: String = (1..=lines).map(flood_line).collect();
+    match docs.as_slice() {
+        [doc] => {
+            v.figure("file bytes", doc.bytes.len());
+            if doc.bytes != expected.as_bytes() {
+                let at = doc
+                    .bytes
+                    .iter()
+                    .zip(expected.as_bytes())
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(doc.bytes.len().min(expected.len()));
+                v.problem(format!(
+                    "the file's {} bytes are not the output's {} (first difference at byte {at})",
+                    doc.bytes.len(),
+                    expected.len()
+                ));
+            }
+            let caption = doc.caption.clone().unwrap_or_default();
+            if !STATUS_MARKS.iter().any(|m| caption.contains(m)) {
+                v.problem(format!("the file's caption has no status: {caption:?}"));
+            }
+        }
+        other => v.problem(format!("expected one output file, got {}", other.len())),
+    }
+    if !w.screen().mentions("✅ done in") {
+        v.problem("the status is not \"done\"");
+    }
+    v.refusals_told(&w);
+    v.finish(&w);
+}
+
+/// 200 MB in one burst: the daemon's byte budget keeps the stream at 64 MB;
+/// the file holds what the stream holds, the user is told where the rest
+/// is (`remoteagentctl logs`), and the local log has every line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_200mb_flood_stays_within_the_byte_budget() {
+    // Without persistence: the flood measures the budget, not fsync.
+    let w = World::start("flood.sh", false).await;
+    let mut v = Verdict::new("200 MB flood");
+    let lines: u64 = 2_000_000;
+    let redis_before = redis_used_memory(&w.redis.url()).await.unwrap_or(0);
+    let cloud_pid = w.cloud.proc.pid().unwrap();
+    let cloud_idle = proc_status_mib(cloud_pid, "VmRSS").unwrap_or(0.0);
+    let t0 = Instant::now();
+    w.say(&lines.to_string()).await;
+    let took = w.wait_end(&mut v, Duration::from_secs(300), t0).await;
+    v.figure("prompt → status", format!("{took:?}"));
+    v.figure("status", format!("{:?}", w.screen().status()));
+    let redis_after = redis_used_memory(&w.redis.url()).await.unwrap_or(0);
+    v.figure(
+        "Redis used_memory added",
+        format!(
+            "{:.1} MiB",
+            redis_after.saturating_sub(redis_before) as f64 / 1048576.0
+        ),
+    );
+    v.figure(
+        "cloud RSS idle / peak (VmHWM, debug build)",
+        format!(
+            "{cloud_idle:.1} / {:.1} MiB",
+            proc_status_mib(cloud_pid, "VmHWM").unwrap_or(0.0)
+        ),
+    );
+
+    // The stream keeps at most the budget.
+    let stream_bytes = stream_text_bytes(&w).await;
+    v.figure("output bytes in the stream", stream_bytes);
+    if stream_bytes > BYTE_BUDGET + BUDGET_SLACK {
+        v.problem(format!(
+            "the stream holds {stream_bytes} bytes of output, over the {BYTE_BUDGET}-byte budget"
+        ));
+    }
+
+    // The file: a prefix of the output (what the stream holds, cut at
+    // Telegram's 50 MB at most), perhaps followed by a short marker.
+    let docs = w.tg.documents_in(OWNER);
+    v.figure("files attached", docs.len());
+    match docs.as_slice() {
+        [doc] => {
+            let matched = matching_prefix(&doc.bytes, flood_line);
+            v.figure(
+                "file bytes / matching the output",
+                format!("{} / {matched}", doc.bytes.len()),
+            );
+            let rest = &doc.bytes[matched..];
+            if matched < 1_000_000 || rest.len() > 4096 {
+                v.problem(format!(
+                    "the file is not the stream's output: {} bytes, the first {matched} match",
+                    doc.bytes.len()
+                ));
+            }
+            if matched as u64 > stream_bytes {
+                v.problem(format!(
+                    "the file holds {matched} bytes of output, the stream only {stream_bytes}"
+                ));
+            }
+        }
+        other => v.problem(format!("expected one output file, got {}", other.len())),
+    }
+    if !w.screen().mentions("remoteagentctl logs") {
+        v.problem("the user is not told where the rest is (`remoteagentctl logs`)");
+    }
+
+    // The local log has every line, in order.
+    match w.session_log() {
+        Some(path) => {
+            let (found, in_order) = log_lines(&path, lines);
+            v.figure(
+                "local log",
+                format!(
+                    "{} bytes, {found} output lines ({})",
+                    std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+                    if in_order { "in order" } else { "NOT in order" }
+                ),
+            );
+            if found != lines || !in_order {
+                v.problem(format!(
+                    "the local log holds {found} of {lines} lines{}",
+                    if in_order { "" } else { ", not all as written" }
+                ));
+            }
+        }
+        None => v.problem("no local session log"),
+    }
+    v.refusals_told(&w);
+    v.finish(&w);
+}
+
+/// Bytes of `chunk` text in the session's output stream, read in batches.
+async fn stream_text_bytes(w: &World) -> u64 {
+    let mut conn = remoteagent_testkit::redis_conn(&w.redis.url()).await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("output:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut total = 0u64;
+    for key in keys {
+        let mut start = "-".to_string();
+        loop {
+            let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(&key)
+                .arg(&start)
+                .arg("+")
+                .arg("COUNT")
+                .arg(500)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let Some(last) = reply.ids.last() else { break };
+            start = format!("({}", last.id);
+            for e in &reply.ids {
+                let json: String = e
+                    .get(remoteagent_proto::names::STREAM_FIELD)
+                    .unwrap_or_default();
+                let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+                if v["event"] == "chunk" {
+                    total += v["payload"]["text"].as_str().map_or(0, |t| t.len() as u64);
+                }
+            }
+        }
+    }
+    total
+}
+
+/// How many leading bytes of `bytes` equal the output made of `line(1)`,
+/// `line(2)`, … (generated as it goes: the output may be 200 MB).
+fn matching_prefix(bytes: &[u8], line: impl Fn(u64) -> String) -> usize {
+    let mut at = 0;
+    let mut n = 1;
+    while at < bytes.len() {
+        let l = line(n);
+        let l = l.as_bytes();
+        let end = (at + l.len()).min(bytes.len());
+        let common = bytes[at..end]
+            .iter()
+            .zip(l)
+            .take_while(|(a, b)| a == b)
+            .count();
+        at += common;
+        if common < l.len() {
+            break;
+        }
+        n += 1;
+    }
+    at
+}
+
+/// Output lines of `flood.sh` in the session log at `path`: how many, and
+/// whether they are 1, 2, 3, … in order. The daemon's own records are
+/// written as `\n# …\n` wherever the output stands (even mid-line), so
+/// both newlines around a record are not output: the pieces on either side
+/// join again.
+fn log_lines(path: &std::path::Path, expected: u64) -> (u64, bool) {
+    let Ok(file) = std::fs::File::open(path) else {
+        return (0, false);
+    };
+    let mut found = 0u64;
+    let mut in_order = true;
+    let mut check = |line: &[u8]| {
+        if line.is_empty() {
+            return;
+        }
+        found += 1;
+        let want = flood_line(found);
+        if found > expected || line != want.trim_end_matches('\n').as_bytes() {
+            in_order = false;
+        }
+    };
+    let mut pending: Option<Vec<u8>> = None;
+    let mut join_next = false;
+    for piece in std::io::BufReader::new(file).split(b'\n') {
+        let Ok(piece) = piece else { break };
+        if piece.starts_with(b"# ") {
+            join_next = true;
+            continue;
+        }
+        match pending.as_mut() {
+            Some(p) if join_next => p.extend_from_slice(&piece),
+            _ => {
+                if let Some(done) = pending.replace(piece) {
+                    check(&done);
+                }
+            }
+        }
+        join_next = false;
+    }
+    if let Some(last) = pending {
+        check(&last);
+    }
+    (found, in_order)
+}
+
+/// A Redis restart 10 s into a run, with AOF: nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_with_aof_loses_nothing() {
+    redis_restart_mid_run(true).await;
+}
+
+/// A Redis restart 10 s into a run, without persistence (issue 11, case 3):
+/// the session still ends with its status, and lost output is announced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_without_persistence_ends_the_session_and_says_what_was_lost() {
+    redis_restart_mid_run(false).await;
+}
+
+async fn redis_restart_mid_run(persistent: bool) {
+    let mut w = World::start("numbered.sh", persistent).await;
+    let mut v = Verdict::new(if persistent {
+        "Redis restart (AOF)"
+    } else {
+        "Redis restart (no persistence)"
+    });
+    let t0 = Instant::now();
+    w.say("600 20").await;
+    // About 10 s in (200 lines at 20 lines/s), while the runner writes.
+    w.wait_line(200).await;
+    v.figure("restart at", format!("{:?} after the prompt", t0.elapsed()));
+    w.redis.restart().unwrap();
+    let restarted = Instant::now();
+    let took = w.wait_end(&mut v, END, t0).await;
+    v.figure("restart → status", format!("{:?}", restarted.elapsed()));
+    v.figure("prompt → status", format!("{took:?}"));
+    v.figure("status", format!("{:?}", w.screen().status()));
+    v.numbered_lines(&w, 600, false);
+    if persistent {
+        v.nothing_lost(&w, 600);
+        if !w.screen().mentions("✅ done in") {
+            v.problem("the status is not \"done\"");
+        }
+    }
+    v.refusals_told(&w);
+    v.finish(&w);
+}
+
+/// `kill -9` of the daemon while its runner is silent, then the daemon
+/// again (issue 11, case 4): the restarted daemon ends the session, whose
+/// status is shown, and the old runner is gone (not beside the next one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_killed_and_restarted_ends_its_session_and_its_runner() {
+    let mut w = World::start("numbered.sh", true).await;
+    let mut v = Verdict::new("daemon kill -9, restarted");
+    let t0 = Instant::now();
+    w.say("100 100 600").await;
+    let pid = w.runner_pid().await;
+    let _group = GroupGuard(pid);
+    w.wait_line(100).await;
+    w.daemon.proc.signal(Signal::SIGKILL);
+    w.daemon.proc.wait(WAIT).await.unwrap();
+    let killed = Instant::now();
+    w.daemon = Daemon::start(&w.home).await.unwrap();
+    v.figure("daemon back after", format!("{:?}", killed.elapsed()));
+    let took = w.wait_end(&mut v, END, killed).await;
+    v.figure("kill → status", format!("{took:?}"));
+    v.figure("prompt → status", format!("{:?}", t0.elapsed()));
+    v.figure("status", format!("{:?}", w.screen().status()));
+    let gone = wait_for(WAIT, || async move { (!alive(pid)).then_some(()) }).await;
+    match gone {
+        Some(()) => v.figure("runner gone after", format!("{:?}", killed.elapsed())),
+        None => v.problem(format!(
+            "the runner (PID {pid}) outlived its daemon and the restart"
+        )),
+    }
+    // No process of its group is left either (its `sleep`).
+    let left = group_members(pid);
+    if !left.is_empty() {
+        v.problem(format!(
+            "processes {left:?} of the runner's group {pid} outlived the restart"
+        ));
+    }
+    v.numbered_lines(&w, 100, false);
+    v.nothing_lost(&w, 100);
+    v.refusals_told(&w);
+    v.finish(&w);
+}
+
+/// `kill -9` of the daemon, not restarted (issue 11, cases 4 and 5): the
+/// runner dies with it, and the forwarder reports the agent offline within
+/// 90 s (the cloud's defaults: no setting is shortened here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_killed_for_good_is_reported_offline_within_90_s() {
+    let mut w = World::start("numbered.sh", true).await;
+    let mut v = Verdict::new("daemon kill -9, not restarted");
+    w.say("100 100 600").await;
+    let pid = w.runner_pid().await;
+    let _group = GroupGuard(pid);
+    w.wait_line(100).await;
+    w.daemon.proc.signal(Signal::SIGKILL);
+    w.daemon.proc.wait(WAIT).await.unwrap();
+    let killed = Instant::now();
+    let took = w.wait_end(&mut v, OFFLINE_REPORT_GUARD, killed).await;
+    v.figure("kill → status", format!("{took:?}"));
+    v.figure("status", format!("{:?}", w.screen().status()));
+    if w.screen().status().is_some() && took > Duration::from_secs(90) {
+        // Not a timed assertion of speed: the issue's bound, with the
+        // figure, for the lead to judge on a loaded machine.
+        eprintln!("[{}] NOTE: reported after more than 90 s", v.name);
+    }
+    let gone = wait_for(WAIT, || async move { (!alive(pid)).then_some(()) }).await;
+    match gone {
+        Some(()) => v.figure("runner gone after", format!("{:?}", killed.elapsed())),
+        None => v.problem(format!("the runner (PID {pid}) outlived its daemon")),
+    }
+    v.numbered_lines(&w, 100, false);
+    v.nothing_lost(&w, 100);
+    v.refusals_told(&w);
+    v.finish(&w);
+}
+
+/// `kill -9` of the cloud mid-run, started again: another forwarder resumes
+/// the session from what was delivered; every line is shown exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cloud_killed_mid_run_resumes_and_shows_every_line_once() {
+    let mut w = World::start("numbered.sh", true).await;
+    let mut v = Verdict::new("cloud kill -9");
+    let t0 = Instant::now();
+    w.say("600 20").await;
+    w.wait_line(200).await;
+    let before: HashMap<i64, String> =
+        w.tg.messages(OWNER)
+            .into_iter()
+            .map(|m| (m.message_id, m.text))
+            .collect();
+    let crashed = Instant::now();
+    w.cloud.crash_and_restart().await.unwrap();
+    v.figure(
+        "cloud healthy again after",
+        format!("{:?}", crashed.elapsed()),
+    );
+    let restarted = Instant::now();
+    let took = w.wait_end(&mut v, END, t0).await;
+    v.figure("restart → status", format!("{:?}", restarted.elapsed()));
+    v.figure("prompt → status", format!("{took:?}"));
+    v.figure("status", format!("{:?}", w.screen().status()));
+    v.figure("messages before the crash", before.len());
+    if !w.screen().mentions("✅ done in") {
+        v.problem("the status is not \"done\"");
+    }
+    v.numbered_lines(&w, 600, true);
+    v.nothing_lost(&w, 600);
+    v.refusals_told(&w);
+    v.finish(&w);
+}
+
+#[test]
+fn the_expected_lines_match_the_fixtures() {
+    // flood.sh writes 100-byte lines: 20000 are 2 MB, 2000000 are 200 MB.
+    assert_eq!(flood_line(1).len(), 100);
+    assert_eq!(flood_line(2_000_000).len(), 100);
+    let out = std::process::Command::new(fixture("flood.sh"))
+        .arg("3")
+        .output()
+        .unwrap();
+    let expected: String = (1..=3).map(flood_line).collect();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(fixture("numbered.sh"))
+        .arg("3 100")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let expected: String = (1..=3).map(|n| numbered_line(n) + "\n").collect();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
+    assert_eq!(
+        matching_prefix(expected.as_bytes(), |n| numbered_line(n) + "\n"),
+        expected.len()
+    );
+    // A session log: records around and inside the output.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("s.log");
+    let second = flood_line(2);
+    let (a, b) = second.split_at(40);
+    std::fs::write(
+        &log,
+        format!(
+            "# session s\n{}{a}\n# a note\n{b}\n# done ok exit 0 in 5 ms\n",
+            flood_line(1)
+        ),
+    )
+    .unwrap();
+    assert_eq!(log_lines(&log, 2), (2, true));
+    assert_eq!(log_lines(&log, 1), (2, false));
+    assert_eq!(
+        matching_prefix(b"L0000001 the qu!", |n| numbered_line(n) + "\n"),
+        15
+    );
+}

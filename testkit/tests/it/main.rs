@@ -1,0 +1,8 @@
+//! The one integration-test binary of this crate (pueue's pattern): every
+//! former `tests/*.rs` file is a module here, so the test build links one
+//! executable instead of one per file. The modules share this process:
+//! whatever is process-wide (environment, current directory, the global
+//! tracing subscriber, fixed ports or paths) is never changed by a test.
+
+mod get_updates;
+mod strict_fake;

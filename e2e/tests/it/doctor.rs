@@ -1,0 +1,129 @@
+//! `remoteagentctl doctor` against the real cloud, daemon and Redis (with
+//! the agent's ACL user): every part ✔ after pairing through the deep link,
+//! then each breakage a ✖ with the fix that belongs to it — the cloud
+//! stopped, the agent's Redis user deleted, Redis stopped.
+
+use std::time::Duration;
+
+use remoteagent_e2e::{Cloud, Daemon, Home, fixture};
+use remoteagent_testkit::telegram::FakeTelegram;
+use remoteagent_testkit::{RedisServer, wait_for};
+
+const OWNER: i64 = 4004;
+const WAIT: Duration = Duration::from_secs(30);
+
+/// `doctor --json`: its exit code and its report.
+fn doctor(home: &Home) -> (Option<i32>, serde_json::Value) {
+    let out = home.ctl(&["--json", "doctor"]).unwrap();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), report)
+}
+
+/// The check whose name starts with `name`: (status, detail, fix).
+fn check(report: &serde_json::Value, name: &str) -> (String, String, String) {
+    let c = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"].as_str().unwrap().starts_with(name))
+        .unwrap_or_else(|| panic!("no check {name:?} in {report:#}"));
+    let text = |k: &str| c[k].as_str().unwrap_or("").to_string();
+    (text("status"), text("detail"), text("fix"))
+}
+
+fn logs(cloud: &Cloud, daemon: &Daemon) -> String {
+    format!(
+        "cloud:\n{}\ndaemon:\n{}",
+        cloud.proc.tail(30),
+        daemon.proc.tail(30)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_sees_each_part_and_names_the_fix_when_one_breaks() {
+    let mut redis = RedisServer::start().unwrap();
+    let tg = FakeTelegram::start().await;
+    let mut cloud = Cloud::start(&redis.url(), &tg.api_base(), &tg.token(), None)
+        .await
+        .unwrap();
+    let home = Home::new(&cloud.url).unwrap();
+    let daemon = Daemon::start(&home).await.unwrap();
+
+    // Paired through the deep link `pair` prints (the bot's `/start CODE`).
+    let project = home.project("app").unwrap();
+    let runner = fixture("answer.sh");
+    let (mut ctl, code) = home
+        .start_pairing("pair-app", &project, &["--command", runner.to_str().unwrap()])
+        .await;
+    let deep_link = format!("?start={code}");
+    assert!(ctl.output().contains(&deep_link), "{}", ctl.output());
+    cloud.say(OWNER, &format!("/start {code}")).await;
+    assert_eq!(ctl.wait(WAIT).await.unwrap(), Some(0), "{}", ctl.output());
+
+    // Everything works: no ✖, exit 0 (the login service is only a warning
+    // here, where no service manager runs the daemon).
+    let (exit, report) = doctor(&home);
+    for c in report["checks"].as_array().unwrap() {
+        assert_ne!(c["status"], "fail", "{c:#}\n{}", logs(&cloud, &daemon));
+    }
+    assert_eq!(exit, Some(0), "{report:#}");
+    for name in ["daemon", "daemon config", "secret store", "cloud ", "redis login of app", "runner of app"] {
+        assert_eq!(check(&report, name).0, "ok", "{name}: {report:#}");
+    }
+    assert!(check(&report, "cloud ").1.contains("RemoteAgent cloud"));
+
+    // The cloud stopped: its line turns ✖ with how to start it, the rest
+    // stays ✔ (Redis is still there), and the exit code says so.
+    cloud.proc.kill();
+    let (exit, report) = doctor(&home);
+    assert_eq!(exit, Some(1), "{report:#}");
+    let (status, detail, fix) = check(&report, "cloud ");
+    assert_eq!(status, "fail", "{report:#}");
+    assert!(detail.contains("cannot reach it"), "{detail}");
+    assert!(fix.contains("start the cloud"), "{fix}");
+    assert_eq!(check(&report, "redis login of app").0, "ok", "{report:#}");
+
+    // The agent's Redis user deleted (the stopped cloud cannot re-create
+    // it): the login is refused, and the fix is to pair again.
+    let mut admin = remoteagent_testkit::redis_conn(&redis.url()).await;
+    let users: Vec<String> = redis::cmd("ACL").arg("USERS").query_async(&mut admin).await.unwrap();
+    let agent_user = users
+        .iter()
+        .find(|u| u.starts_with("ra-agent-"))
+        .unwrap_or_else(|| panic!("no agent user in {users:?}"))
+        .clone();
+    let _: i64 = redis::cmd("ACL")
+        .arg("DELUSER")
+        .arg(&agent_user)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let refused = wait_for(WAIT, || {
+        let (_, report) = doctor(&home);
+        let c = check(&report, "redis login of app");
+        async move { (c.0 == "fail").then_some(c) }
+    })
+    .await;
+    let (_, detail, fix) = refused.unwrap_or_else(|| panic!("never refused\n{}", logs(&cloud, &daemon)));
+    assert!(detail.contains("refuses its login"), "{detail}");
+    assert!(fix.contains("remoteagentctl unpair app") && fix.contains("remoteagentctl pair"), "{fix}");
+
+    // Redis stopped: the login cannot even be tried, and the fix is Redis.
+    redis.stop();
+    let (exit, report) = doctor(&home);
+    assert_eq!(exit, Some(1));
+    let (status, detail, fix) = check(&report, "redis login of app");
+    assert_eq!(status, "fail");
+    assert!(
+        detail.contains("cannot be reached") || detail.contains("did not answer"),
+        "{detail}"
+    );
+    assert!(fix.contains("Redis"), "{fix}");
+    drop(daemon);
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use remoteagent_proto::control::{AgentInfo, DaemonStatus, ErrorCode};
 use remoteagent_proto::keys::CloudPublicKey;
 use remoteagent_proto::{AgentId, SessionId};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use tokio::sync::mpsc;
 
 use crate::agent::{AgentHandle, AgentNotice, AgentSettings, AgentSpec};
@@ -151,7 +151,7 @@ impl Supervisor {
                     runner: meta.runner.clone(),
                     redis_url: meta.redis_url.clone(),
                     redis_username: meta.redis_username.clone(),
-                    jwt: jwt.expose_secret().to_owned(),
+                    jwt,
                     cloud_public_key,
                     conversation: meta.conversation.clone(),
                 };

@@ -59,7 +59,11 @@ async fn doctor_sees_each_part_and_names_the_fix_when_one_breaks() {
     let project = home.project("app").unwrap();
     let runner = fixture("answer.sh");
     let (mut ctl, code) = home
-        .start_pairing("pair-app", &project, &["--command", runner.to_str().unwrap()])
+        .start_pairing(
+            "pair-app",
+            &project,
+            &["--command", runner.to_str().unwrap()],
+        )
         .await;
     let deep_link = format!("?start={code}");
     assert!(ctl.output().contains(&deep_link), "{}", ctl.output());
@@ -73,7 +77,14 @@ async fn doctor_sees_each_part_and_names_the_fix_when_one_breaks() {
         assert_ne!(c["status"], "fail", "{c:#}\n{}", logs(&cloud, &daemon));
     }
     assert_eq!(exit, Some(0), "{report:#}");
-    for name in ["daemon", "daemon config", "secret store", "cloud ", "redis login of app", "runner of app"] {
+    for name in [
+        "daemon",
+        "daemon config",
+        "secret store",
+        "cloud ",
+        "redis login of app",
+        "runner of app",
+    ] {
         assert_eq!(check(&report, name).0, "ok", "{name}: {report:#}");
     }
     assert!(check(&report, "cloud ").1.contains("RemoteAgent cloud"));
@@ -92,7 +103,11 @@ async fn doctor_sees_each_part_and_names_the_fix_when_one_breaks() {
     // The agent's Redis user deleted (the stopped cloud cannot re-create
     // it): the login is refused, and the fix is to pair again.
     let mut admin = remoteagent_testkit::redis_conn(&redis.url()).await;
-    let users: Vec<String> = redis::cmd("ACL").arg("USERS").query_async(&mut admin).await.unwrap();
+    let users: Vec<String> = redis::cmd("ACL")
+        .arg("USERS")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
     let agent_user = users
         .iter()
         .find(|u| u.starts_with("ra-agent-"))
@@ -110,9 +125,13 @@ async fn doctor_sees_each_part_and_names_the_fix_when_one_breaks() {
         async move { (c.0 == "fail").then_some(c) }
     })
     .await;
-    let (_, detail, fix) = refused.unwrap_or_else(|| panic!("never refused\n{}", logs(&cloud, &daemon)));
+    let (_, detail, fix) =
+        refused.unwrap_or_else(|| panic!("never refused\n{}", logs(&cloud, &daemon)));
     assert!(detail.contains("refuses its login"), "{detail}");
-    assert!(fix.contains("remoteagentctl unpair app") && fix.contains("remoteagentctl pair"), "{fix}");
+    assert!(
+        fix.contains("remoteagentctl unpair app") && fix.contains("remoteagentctl pair"),
+        "{fix}"
+    );
 
     // Redis stopped: the login cannot even be tried, and the fix is Redis.
     redis.stop();

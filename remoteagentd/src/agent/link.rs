@@ -18,6 +18,7 @@
 //! cancel-safe: [`Link::wake`] only waits (and may be dropped when another
 //! branch wins), [`Link::handle`] does the work and runs to its end.
 
+use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -59,7 +60,7 @@ struct RedisLogin {
     url: String,
     username: String,
     /// The agent JWT. Never logged.
-    password: String,
+    password: SecretString,
 }
 
 /// Everything the link needs before its first connection exists.
@@ -386,7 +387,7 @@ async fn connect_and_subscribe(
     if !login.username.is_empty() {
         settings = settings
             .set_username(&login.username)
-            .set_password(&login.password);
+            .set_password(login.password.expose_secret());
     }
     let client = redis::Client::open(info.set_redis_settings(settings))?;
     // Few quick retries inside the manager (a blip heals in well under a

@@ -2,6 +2,7 @@
 //! supervisor, the actor and its sessions share. A leaf of `agent/`, so the
 //! session and the link can use these types without importing the actor.
 
+use secrecy::SecretString;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +14,9 @@ use remoteagent_proto::runner::RunnerSpec;
 use crate::approval;
 use crate::seen_envelopes::SeenEnvelopes;
 
-/// Everything needed to run one paired agent.
+/// Everything needed to run one paired agent. `Debug` shows no secret: the
+/// JWT is a `SecretString`.
+#[derive(Debug)]
 pub struct AgentSpec {
     pub id: AgentId,
     pub name: String,
@@ -25,27 +28,12 @@ pub struct AgentSpec {
     /// The agent's Redis ACL user (empty: no ACL, default user).
     pub redis_username: String,
     /// The agent JWT, also the Redis password. Never logged.
-    pub jwt: String,
+    pub jwt: SecretString,
     /// The cloud key pinned at pairing; every envelope is verified with it.
     pub cloud_public_key: CloudPublicKey,
     /// The last conversation id the runner reported (Claude's session id,
     /// Codex's thread id); a command that continues resumes it.
     pub conversation: Option<String>,
-}
-
-impl std::fmt::Debug for AgentSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AgentSpec")
-            .field("id", &self.id)
-            .field("name", &self.name)
-            .field("path", &self.path)
-            .field("runner", &self.runner)
-            .field("redis_url", &self.redis_url)
-            .field("redis_username", &self.redis_username)
-            .field("jwt", &"hidden")
-            .field("conversation", &self.conversation)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Daemon-wide settings shared by all agents (from the config file).

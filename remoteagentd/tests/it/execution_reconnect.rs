@@ -63,7 +63,7 @@ async fn the_agent_logs_in_again_once_its_lost_acl_user_is_restored() {
     set_acl_user(&s, &jwt).await;
     let mut spec = s.spec(vec![fixture("slow.sh"), "60".into()]);
     spec.redis_username = user.clone();
-    spec.jwt = jwt.clone();
+    spec.jwt = jwt.clone().into();
     let agent = s.spawn(spec).await;
 
     // A session is running when Redis goes.

@@ -74,7 +74,7 @@ async fn the_agent_works_within_its_acl_user_and_no_further() {
 
     let mut spec = s.spec(vec![fixture("stream.sh"), "{prompt}".into(), "2".into()]);
     spec.redis_username = user.clone();
-    spec.jwt = jwt.clone();
+    spec.jwt = jwt.clone().into();
     let agent = s.spawn(spec).await;
     let sid = SessionId::generate();
     s.send(s.command(&sid, "under acl")).await;

@@ -86,7 +86,7 @@ impl Setup {
             runner: RunnerSpec::Command(runner),
             redis_url: self.redis.url(),
             redis_username: String::new(),
-            jwt: "not-used-without-acl".into(),
+            jwt: "not-used-without-acl".to_string().into(),
             cloud_public_key: self.key.public_key(),
             conversation: None,
         }

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::text::{Lines, PathShortener, first_line, valid_conversation_id};
+use super::text::{EventRenderer, JsonEvents, PathShortener, first_line, valid_conversation_id};
 
 /// Longest detail shown after a tool's name.
 const DETAIL_CHARS: usize = 120;
@@ -24,64 +24,38 @@ const TOOL_ERROR_CHARS: usize = 200;
 /// Longest error message of a failed run.
 const RESULT_ERROR_CHARS: usize = 1000;
 
+/// Claude's events; [`ClaudeStream`] is the stream around them.
 #[derive(Debug)]
-pub struct ClaudeStream {
-    lines: Lines,
+pub struct ClaudeEvents {
     paths: PathShortener,
     session_id: Option<String>,
 }
 
-impl ClaudeStream {
+pub type ClaudeStream = JsonEvents<ClaudeEvents>;
+
+impl JsonEvents<ClaudeEvents> {
     /// `project` is the folder Claude runs in; paths under it are shown
     /// relative.
     pub fn new(project: &Path) -> Self {
-        ClaudeStream {
-            lines: Lines::default(),
+        JsonEvents::around(ClaudeEvents {
             paths: PathShortener::new(project),
             session_id: None,
-        }
-    }
-
-    /// Feeds decoded stdout text; returns the readable text of every
-    /// complete line.
-    pub fn push(&mut self, text: &str) -> String {
-        let mut out = String::new();
-        for line in self.lines.push(text) {
-            out.push_str(&self.render_line(&line));
-        }
-        out
-    }
-
-    /// The last line, if the stream did not end with a newline.
-    pub fn finish(&mut self) -> String {
-        match self.lines.finish() {
-            Some(line) => self.render_line(&line),
-            None => String::new(),
-        }
+        })
     }
 
     /// The conversation id seen in the stream (the last one wins: a resumed
     /// conversation that Claude forked reports its new id).
     pub fn session_id(&self) -> Option<&str> {
-        self.session_id.as_deref()
+        self.renderer().session_id.as_deref()
     }
+}
 
-    fn render_line(&mut self, line: &str) -> String {
-        let trimmed = line.trim();
-        if trimmed.is_empty() {
-            return String::new();
-        }
-        let raw = || format!("{line}\n");
-        let Ok(event) = serde_json::from_str::<Value>(trimmed) else {
-            return raw();
-        };
-        let Some(kind) = event.get("type").and_then(Value::as_str) else {
-            return raw();
-        };
-        match kind {
+impl EventRenderer for ClaudeEvents {
+    fn render(&mut self, kind: &str, event: &Value) -> Option<String> {
+        Some(match kind {
             "system" => {
                 if event.get("subtype").and_then(Value::as_str) == Some("init") {
-                    self.note_session(&event);
+                    self.note_session(event);
                     if let Some(cwd) = event.get("cwd").and_then(Value::as_str) {
                         self.paths.add_root(Path::new(cwd));
                     }
@@ -89,19 +63,21 @@ impl ClaudeStream {
                 // Init, hooks, compaction markers: noise on a phone.
                 String::new()
             }
-            "assistant" => self.render_assistant(&event),
-            "user" => render_tool_errors(&event),
+            "assistant" => self.render_assistant(event),
+            "user" => render_tool_errors(event),
             "result" => {
-                self.note_session(&event);
-                render_result(&event)
+                self.note_session(event);
+                render_result(event)
             }
             // Partial-message deltas (only with --include-partial-messages):
             // the complete `assistant` event follows.
             "stream_event" => String::new(),
-            _ => raw(),
-        }
+            _ => return None,
+        })
     }
+}
 
+impl ClaudeEvents {
     fn note_session(&mut self, event: &Value) {
         match event.get("session_id").and_then(Value::as_str) {
             Some(id) if valid_conversation_id(id) => self.session_id = Some(id.to_string()),

@@ -17,16 +17,16 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::text::{Lines, PathShortener, first_line, valid_conversation_id};
+use super::text::{EventRenderer, JsonEvents, PathShortener, first_line, valid_conversation_id};
 
 /// Longest command shown.
 const COMMAND_CHARS: usize = 160;
 /// Longest error line.
 const ERROR_CHARS: usize = 300;
 
+/// Codex's events; [`CodexStream`] is the stream around them.
 #[derive(Debug)]
-pub struct CodexStream {
-    lines: Lines,
+pub struct CodexEvents {
     paths: PathShortener,
     thread_id: Option<String>,
     /// Items whose line was printed when they started, so their completion
@@ -34,55 +34,29 @@ pub struct CodexStream {
     announced: HashSet<String>,
 }
 
-impl CodexStream {
+pub type CodexStream = JsonEvents<CodexEvents>;
+
+impl JsonEvents<CodexEvents> {
     /// `project` is the folder Codex runs in; paths under it are shown
     /// relative.
     pub fn new(project: &Path) -> Self {
-        CodexStream {
-            lines: Lines::default(),
+        JsonEvents::around(CodexEvents {
             paths: PathShortener::new(project),
             thread_id: None,
             announced: HashSet::new(),
-        }
-    }
-
-    /// Feeds decoded stdout text; returns the readable text of every
-    /// complete line.
-    pub fn push(&mut self, text: &str) -> String {
-        let mut out = String::new();
-        for line in self.lines.push(text) {
-            out.push_str(&self.render_line(&line));
-        }
-        out
-    }
-
-    /// The last line, if the stream did not end with a newline.
-    pub fn finish(&mut self) -> String {
-        match self.lines.finish() {
-            Some(line) => self.render_line(&line),
-            None => String::new(),
-        }
+        })
     }
 
     /// The thread id from `thread.started`.
     pub fn thread_id(&self) -> Option<&str> {
-        self.thread_id.as_deref()
+        self.renderer().thread_id.as_deref()
     }
+}
 
-    fn render_line(&mut self, line: &str) -> String {
-        let trimmed = line.trim();
-        if trimmed.is_empty() {
-            return String::new();
-        }
-        let raw = format!("{line}\n");
-        let Ok(event) = serde_json::from_str::<Value>(trimmed) else {
-            return raw;
-        };
-        let Some(kind) = event.get("type").and_then(Value::as_str) else {
-            return raw;
-        };
+impl EventRenderer for CodexEvents {
+    fn render(&mut self, kind: &str, event: &Value) -> Option<String> {
         let item = event.get("item");
-        let rendered = match (kind, item) {
+        match (kind, item) {
             ("thread.started", _) => {
                 match event.get("thread_id").and_then(Value::as_str) {
                     Some(id) if valid_conversation_id(id) => self.thread_id = Some(id.to_string()),
@@ -115,10 +89,11 @@ impl CodexStream {
             ("item.started", Some(item)) => self.item_started(item),
             ("item.completed", Some(item)) => self.item_completed(item),
             _ => None,
-        };
-        rendered.unwrap_or(raw)
+        }
     }
+}
 
+impl CodexEvents {
     /// `None`: an item this code does not know (shown raw).
     fn item_started(&mut self, item: &Value) -> Option<String> {
         let id = item.get("id").and_then(Value::as_str).unwrap_or("");

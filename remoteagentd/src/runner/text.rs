@@ -1,10 +1,13 @@
 //! Text helpers the runner renderers share: splitting a stream into lines,
+//! the JSON-lines event stream around one CLI's renderer ([`JsonEvents`]),
 //! shortening project paths, one-line summaries, and the check on the
 //! conversation ids runners report. A leaf, so the renderers
 //! (`claude.rs`, `codex.rs`) and the format that picks one (`format.rs`)
 //! do not import each other for them.
 
 use std::path::Path;
+
+use serde_json::Value;
 
 /// Longest line kept while waiting for its end. A runner writing megabytes
 /// without a newline gets them passed on raw instead of held in memory.
@@ -24,6 +27,71 @@ pub fn valid_conversation_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// One CLI's JSON events made readable (Claude's `stream-json`, Codex's
+/// `exec --json`).
+pub trait EventRenderer {
+    /// The text for one event whose `type` is `kind`; `None` for an event
+    /// this code does not know, which [`JsonEvents`] shows as it came.
+    fn render(&mut self, kind: &str, event: &Value) -> Option<String>;
+}
+
+/// A JSON-lines stream around an [`EventRenderer`]: split into lines, blank
+/// lines dropped, and a line that is not a JSON object with a `type` shown
+/// as it came, so a format change degrades to raw output, never silence.
+#[derive(Debug)]
+pub struct JsonEvents<R> {
+    lines: Lines,
+    renderer: R,
+}
+
+impl<R: EventRenderer> JsonEvents<R> {
+    pub fn around(renderer: R) -> Self {
+        JsonEvents {
+            lines: Lines::default(),
+            renderer,
+        }
+    }
+
+    /// Feeds decoded stdout text; returns the readable text of every
+    /// complete line.
+    pub fn push(&mut self, text: &str) -> String {
+        let mut out = String::new();
+        for line in self.lines.push(text) {
+            out.push_str(&self.render_line(&line));
+        }
+        out
+    }
+
+    /// The last line, if the stream did not end with a newline.
+    pub fn finish(&mut self) -> String {
+        match self.lines.finish() {
+            Some(line) => self.render_line(&line),
+            None => String::new(),
+        }
+    }
+
+    pub fn renderer(&self) -> &R {
+        &self.renderer
+    }
+
+    fn render_line(&mut self, line: &str) -> String {
+        let trimmed = line.trim();
+        if trimmed.is_empty() {
+            return String::new();
+        }
+        let event = serde_json::from_str::<Value>(trimmed).ok();
+        let kind = event
+            .as_ref()
+            .and_then(|e| e.get("type"))
+            .and_then(Value::as_str);
+        match (kind, &event) {
+            (Some(kind), Some(event)) => self.renderer.render(kind, event),
+            _ => None,
+        }
+        .unwrap_or_else(|| format!("{line}\n"))
+    }
 }
 
 /// Splits a text stream into lines (without their `\n` or `\r\n`).

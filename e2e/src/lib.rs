@@ -181,6 +181,8 @@ fn psql(sql: &str) -> Result<()> {
 
 pub mod cloud;
 pub mod local;
+pub mod stack;
 
 pub use cloud::Cloud;
 pub use local::{Daemon, Home};
+pub use stack::Stack;

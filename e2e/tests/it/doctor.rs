@@ -5,9 +5,8 @@
 
 use std::time::Duration;
 
-use remoteagent_e2e::{Cloud, Daemon, Home, fixture};
-use remoteagent_testkit::telegram::FakeTelegram;
-use remoteagent_testkit::{RedisServer, wait_for};
+use remoteagent_e2e::{Home, Stack, fixture};
+use remoteagent_testkit::wait_for;
 
 const OWNER: i64 = 4004;
 const WAIT: Duration = Duration::from_secs(30);
@@ -37,28 +36,15 @@ fn check(report: &serde_json::Value, name: &str) -> (String, String, String) {
     (text("status"), text("detail"), text("fix"))
 }
 
-fn logs(cloud: &Cloud, daemon: &Daemon) -> String {
-    format!(
-        "cloud:\n{}\ndaemon:\n{}",
-        cloud.proc.tail(30),
-        daemon.proc.tail(30)
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_sees_each_part_and_names_the_fix_when_one_breaks() {
-    let mut redis = RedisServer::start().unwrap();
-    let tg = FakeTelegram::start().await;
-    let mut cloud = Cloud::start(&redis.url(), &tg.api_base(), &tg.token(), None)
-        .await
-        .unwrap();
-    let home = Home::new(&cloud.url).unwrap();
-    let daemon = Daemon::start(&home).await.unwrap();
+    let mut s = Stack::start().await.unwrap();
 
     // Paired through the deep link `pair` prints (the bot's `/start CODE`).
-    let project = home.project("app").unwrap();
+    let project = s.home.project("app").unwrap();
     let runner = fixture("answer.sh");
-    let (mut ctl, code) = home
+    let (mut ctl, code) = s
+        .home
         .start_pairing(
             "pair-app",
             &project,
@@ -67,14 +53,14 @@ async fn doctor_sees_each_part_and_names_the_fix_when_one_breaks() {
         .await;
     let deep_link = format!("?start={code}");
     assert!(ctl.output().contains(&deep_link), "{}", ctl.output());
-    cloud.say(OWNER, &format!("/start {code}")).await;
+    s.cloud.say(OWNER, &format!("/start {code}")).await;
     assert_eq!(ctl.wait(WAIT).await.unwrap(), Some(0), "{}", ctl.output());
 
     // Everything works: no ✖, exit 0 (the login service is only a warning
     // here, where no service manager runs the daemon).
-    let (exit, report) = doctor(&home);
+    let (exit, report) = doctor(&s.home);
     for c in report["checks"].as_array().unwrap() {
-        assert_ne!(c["status"], "fail", "{c:#}\n{}", logs(&cloud, &daemon));
+        assert_ne!(c["status"], "fail", "{c:#}\n{}", s.logs());
     }
     assert_eq!(exit, Some(0), "{report:#}");
     for name in [
@@ -91,8 +77,8 @@ async fn doctor_sees_each_part_and_names_the_fix_when_one_breaks() {
 
     // The cloud stopped: its line turns ✖ with how to start it, the rest
     // stays ✔ (Redis is still there), and the exit code says so.
-    cloud.proc.kill();
-    let (exit, report) = doctor(&home);
+    s.cloud.proc.kill();
+    let (exit, report) = doctor(&s.home);
     assert_eq!(exit, Some(1), "{report:#}");
     let (status, detail, fix) = check(&report, "cloud ");
     assert_eq!(status, "fail", "{report:#}");
@@ -102,7 +88,7 @@ async fn doctor_sees_each_part_and_names_the_fix_when_one_breaks() {
 
     // The agent's Redis user deleted (the stopped cloud cannot re-create
     // it): the login is refused, and the fix is to pair again.
-    let mut admin = remoteagent_testkit::redis_conn(&redis.url()).await;
+    let mut admin = remoteagent_testkit::redis_conn(&s.redis.url()).await;
     let users: Vec<String> = redis::cmd("ACL")
         .arg("USERS")
         .query_async(&mut admin)
@@ -120,13 +106,12 @@ async fn doctor_sees_each_part_and_names_the_fix_when_one_breaks() {
         .await
         .unwrap();
     let refused = wait_for(WAIT, || {
-        let (_, report) = doctor(&home);
+        let (_, report) = doctor(&s.home);
         let c = check(&report, "redis login of app");
         async move { (c.0 == "fail").then_some(c) }
     })
     .await;
-    let (_, detail, fix) =
-        refused.unwrap_or_else(|| panic!("never refused\n{}", logs(&cloud, &daemon)));
+    let (_, detail, fix) = refused.unwrap_or_else(|| panic!("never refused\n{}", s.logs()));
     assert!(detail.contains("refuses its login"), "{detail}");
     assert!(
         fix.contains("remoteagentctl unpair app") && fix.contains("remoteagentctl pair"),
@@ -134,8 +119,8 @@ async fn doctor_sees_each_part_and_names_the_fix_when_one_breaks() {
     );
 
     // Redis stopped: the login cannot even be tried, and the fix is Redis.
-    redis.stop();
-    let (exit, report) = doctor(&home);
+    s.redis.stop();
+    let (exit, report) = doctor(&s.home);
     assert_eq!(exit, Some(1));
     let (status, detail, fix) = check(&report, "redis login of app");
     assert_eq!(status, "fail");
@@ -144,5 +129,4 @@ async fn doctor_sees_each_part_and_names_the_fix_when_one_breaks() {
         "{detail}"
     );
     assert!(fix.contains("Redis"), "{fix}");
-    drop(daemon);
 }

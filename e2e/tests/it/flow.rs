@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use remoteagent_e2e::{Cloud, Daemon, Home, PgDatabase, fixture};
-use remoteagent_testkit::telegram::{FakeTelegram, updates};
+use remoteagent_e2e::{Daemon, PgDatabase, Stack, fixture};
+use remoteagent_testkit::telegram::updates;
 use remoteagent_testkit::{RedisServer, wait_for};
 
 const OWNER: i64 = 1001;
@@ -19,14 +19,12 @@ const ONLINE: &str = "🟢";
 const OFFLINE: &str = "⚪";
 
 struct World {
-    // Field order is drop order: processes before the servers they use.
-    daemon: Daemon,
-    home: Home,
-    cloud: Cloud,
-    tg: FakeTelegram,
-    redis: RedisServer,
+    // Field order is drop order: the stack before its database.
+    stack: Stack,
     _pg: Option<PgDatabase>,
 }
+
+remoteagent_e2e::derefs_to_stack!(World);
 
 impl World {
     async fn start(postgres: bool) -> World {
@@ -35,32 +33,19 @@ impl World {
 
     /// A world whose daemon reads `config` (TOML) besides the defaults.
     async fn start_with(postgres: bool, config: &str) -> World {
-        let redis = RedisServer::start().unwrap();
-        let tg = FakeTelegram::start().await;
         let pg = if postgres {
             Some(PgDatabase::create().unwrap())
         } else {
             None
         };
-        let cloud = Cloud::start(
-            &redis.url(),
-            &tg.api_base(),
-            &tg.token(),
+        let stack = Stack::start_on(
+            RedisServer::start().unwrap(),
             pg.as_ref().map(|p| p.url.as_str()),
+            config,
         )
         .await
         .unwrap();
-        let home = Home::new(&cloud.url).unwrap();
-        home.add_config(config).unwrap();
-        let daemon = Daemon::start(&home).await.unwrap();
-        World {
-            daemon,
-            home,
-            cloud,
-            tg,
-            redis,
-            _pg: pg,
-        }
+        World { stack, _pg: pg }
     }
 
     fn update_id(&self) -> i64 {
@@ -70,11 +55,6 @@ impl World {
     /// The user `user` types `text` in their private chat with the bot.
     async fn say(&self, user: i64, text: &str) {
         self.cloud.say(user, text).await;
-    }
-
-    /// Every message text in `chat` as the user sees it now.
-    fn texts(&self, chat: i64) -> Vec<String> {
-        self.tg.messages(chat).into_iter().map(|m| m.text).collect()
     }
 
     /// Waits until some message in `chat` satisfies `pred`; returns it.

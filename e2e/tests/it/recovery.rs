@@ -5,9 +5,8 @@
 
 use std::time::Duration;
 
-use remoteagent_e2e::{Cloud, Daemon, Home, fixture};
-use remoteagent_testkit::telegram::FakeTelegram;
-use remoteagent_testkit::{RedisServer, wait_for};
+use remoteagent_e2e::{Stack, fixture};
+use remoteagent_testkit::wait_for;
 
 const OWNER: i64 = 3003;
 const WAIT: Duration = Duration::from_secs(30);
@@ -17,50 +16,20 @@ const WAIT: Duration = Duration::from_secs(30);
 const RECOVERY: Duration = Duration::from_secs(60);
 
 struct World {
-    // Field order is drop order: processes before the servers they use.
-    daemon: Daemon,
-    home: Home,
-    cloud: Cloud,
-    tg: FakeTelegram,
-    redis: RedisServer,
+    stack: Stack,
 }
+
+remoteagent_e2e::derefs_to_stack!(World);
 
 impl World {
     async fn start() -> World {
-        let redis = RedisServer::start().unwrap();
-        let tg = FakeTelegram::start().await;
-        let cloud = Cloud::start(&redis.url(), &tg.api_base(), &tg.token(), None)
-            .await
-            .unwrap();
-        let home = Home::new(&cloud.url).unwrap();
-        let daemon = Daemon::start(&home).await.unwrap();
         World {
-            daemon,
-            home,
-            cloud,
-            tg,
-            redis,
+            stack: Stack::start().await.unwrap(),
         }
     }
 
     async fn say(&self, text: &str) {
         self.cloud.say(OWNER, text).await;
-    }
-
-    fn texts(&self) -> Vec<String> {
-        self.tg
-            .messages(OWNER)
-            .into_iter()
-            .map(|m| m.text)
-            .collect()
-    }
-
-    fn logs(&self) -> String {
-        format!(
-            "cloud:\n{}\ndaemon:\n{}",
-            self.cloud.proc.tail(40),
-            self.daemon.proc.tail(40)
-        )
     }
 
     async fn pair(&self, name: &str, runner: &str) {
@@ -99,7 +68,7 @@ impl World {
         self.say(prompt).await;
         let answered = wait_for(guard, || {
             let hit = self
-                .texts()
+                .texts(OWNER)
                 .into_iter()
                 .any(|t| t.contains(&format!("for: {prompt}")) && t.contains("Finished."));
             async move { hit.then_some(()) }
@@ -108,7 +77,7 @@ impl World {
         assert!(
             answered.is_some(),
             "prompt {prompt:?} not answered; messages: {:#?}\n{}",
-            self.texts(),
+            self.texts(OWNER),
             self.logs()
         );
     }

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use remoteagent_e2e::{Cloud, Daemon, Home, fixture};
-use remoteagent_testkit::telegram::{FakeMessage, FakeTelegram};
+use remoteagent_e2e::{Daemon, Stack, fixture};
+use remoteagent_testkit::telegram::FakeMessage;
 use remoteagent_testkit::{RedisServer, wait_for};
 
 const OWNER: i64 = 4004;
@@ -62,15 +62,12 @@ fn flood_line(n: u64) -> String {
 }
 
 struct World {
-    // Field order is drop order: processes before the servers they use.
-    daemon: Daemon,
-    home: Home,
-    cloud: Cloud,
-    tg: FakeTelegram,
-    redis: RedisServer,
+    stack: Stack,
     /// The project folder of the paired agent.
     project: PathBuf,
 }
+
+remoteagent_e2e::derefs_to_stack!(World);
 
 impl World {
     /// A world with one agent paired, running `runner` from the fixtures,
@@ -81,21 +78,9 @@ impl World {
         } else {
             RedisServer::start_ephemeral().unwrap()
         };
-        let tg = FakeTelegram::start().await;
-        let cloud = Cloud::start(&redis.url(), &tg.api_base(), &tg.token(), None)
-            .await
-            .unwrap();
-        let home = Home::new(&cloud.url).unwrap();
-        let daemon = Daemon::start(&home).await.unwrap();
-        let project = home.project("app").unwrap();
-        let w = World {
-            daemon,
-            home,
-            cloud,
-            tg,
-            redis,
-            project,
-        };
+        let stack = Stack::start_on(redis, None, "").await.unwrap();
+        let project = stack.home.project("app").unwrap();
+        let w = World { stack, project };
         w.pair(runner).await;
         w
     }
@@ -147,14 +132,6 @@ impl World {
         let out = self.home.ctl(&["list", "--json"]).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         v[0]["id"].as_str().unwrap().to_string()
-    }
-
-    fn logs(&self) -> String {
-        format!(
-            "cloud:\n{}\ndaemon:\n{}",
-            self.cloud.proc.tail(60),
-            self.daemon.proc.tail(40)
-        )
     }
 
     /// What the user sees now.

@@ -12,7 +12,7 @@
 use std::sync::{Arc, RwLock};
 
 use redis::aio::{ConnectionLike, ConnectionManager};
-use redis::{Cmd, Pipeline, RedisFuture, Value};
+use redis::{Cmd, IntoConnectionInfo, Pipeline, RedisFuture, Value};
 
 /// A cheap, clonable handle; every clone sees [`SharedConn::replace`].
 #[derive(Clone)]
@@ -74,6 +74,26 @@ impl ConnectionLike for SharedConn {
     fn get_db(&self) -> i64 {
         self.get().get_db()
     }
+}
+
+/// A client that logs in as an agent: `url` without credentials, its ACL
+/// `username` (empty: the default user, no password) and its JWT as the
+/// password; RESP3, which the link needs for pushes. The link's connection
+/// and `doctor`'s login check both come from here.
+pub fn agent_client(
+    url: &str,
+    username: &str,
+    password: &str,
+) -> redis::RedisResult<redis::Client> {
+    let info = url.into_connection_info()?;
+    let mut settings = info
+        .redis_settings()
+        .clone()
+        .set_protocol(redis::ProtocolVersion::RESP3);
+    if !username.is_empty() {
+        settings = settings.set_username(username).set_password(password);
+    }
+    redis::Client::open(info.set_redis_settings(settings))
 }
 
 /// Whether `e` says Redis refused the agent's credentials (its ACL user is

@@ -22,7 +22,7 @@ use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind};
+use redis::{PushInfo, PushKind};
 use remoteagent_proto::backoff::Backoff;
 use remoteagent_proto::names;
 use tokio::sync::{mpsc, watch};
@@ -30,7 +30,7 @@ use tokio::task::{JoinError, JoinHandle};
 use tokio::time::{Instant, Interval};
 
 use super::spec::AgentSpec;
-use crate::redis_conn::{SharedConn, is_auth_error};
+use crate::redis_conn::{SharedConn, agent_client, is_auth_error};
 use crate::util::time::{join_opt, sleep_until_opt};
 
 /// Largest message accepted on the command channel. A signed envelope with
@@ -379,17 +379,7 @@ async fn connect_and_subscribe(
     channel: String,
     push_tx: mpsc::UnboundedSender<PushInfo>,
 ) -> redis::RedisResult<ConnectionManager> {
-    let info = login.url.as_str().into_connection_info()?;
-    let mut settings = info
-        .redis_settings()
-        .clone()
-        .set_protocol(ProtocolVersion::RESP3);
-    if !login.username.is_empty() {
-        settings = settings
-            .set_username(&login.username)
-            .set_password(login.password.expose_secret());
-    }
-    let client = redis::Client::open(info.set_redis_settings(settings))?;
+    let client = agent_client(&login.url, &login.username, login.password.expose_secret())?;
     // Few quick retries inside the manager (a blip heals in well under a
     // second); longer outages are the link's job, with its own backoff and
     // a fresh manager when this one gives up for good.

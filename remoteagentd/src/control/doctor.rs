@@ -11,13 +11,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::IntoConnectionInfo;
 use remoteagent_proto::control::{Check, Response};
 use remoteagent_proto::names;
 use secrecy::ExposeSecret;
 
 use crate::config::{Config, SecretStoreKind};
 use crate::paths::Paths;
+use crate::redis_conn::{agent_client, is_auth_error};
 use crate::secrets::SecretError;
 use crate::state::AgentMeta;
 use crate::supervisor::Supervisor;
@@ -206,14 +206,7 @@ async fn redis_login(supervisor: &Supervisor, meta: &AgentMeta, problem: Option<
 /// A fresh connection with the agent's credentials (never the agent task's
 /// own, which would hide a refused login behind its reconnect loop).
 async fn ping_as(meta: &AgentMeta, jwt: &str) -> redis::RedisResult<()> {
-    let info = meta.redis_url.as_str().into_connection_info()?;
-    let mut settings = info.redis_settings().clone();
-    if !meta.redis_username.is_empty() {
-        settings = settings
-            .set_username(&meta.redis_username)
-            .set_password(jwt);
-    }
-    let client = redis::Client::open(info.set_redis_settings(settings))?;
+    let client = agent_client(&meta.redis_url, &meta.redis_username, jwt)?;
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(LOGIN_TIMEOUT))
         .set_response_timeout(Some(LOGIN_TIMEOUT));
@@ -227,9 +220,10 @@ async fn ping_as(meta: &AgentMeta, jwt: &str) -> redis::RedisResult<()> {
         .await
 }
 
+/// Refused credentials, or a login whose ACL user lacks the heartbeat's
+/// right (`NOPERM`): either way the agent must pair again.
 fn is_refused_login(e: &redis::RedisError) -> bool {
-    matches!(e.kind(), redis::ErrorKind::AuthenticationFailed)
-        || matches!(e.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
+    is_auth_error(e) || e.code() == Some("NOPERM")
 }
 
 fn runner(meta: &AgentMeta) -> Check {

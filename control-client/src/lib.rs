@@ -5,6 +5,7 @@
 //! - [`codec`]: the NDJSON framing (a capped `LinesCodec`) and the `hello`
 //!   request;
 //! - [`socket`]: the default socket path and the socket-owner check;
+//! - [`dirs`]: the base directories (XDG) every program places files in;
 //! - [`Client`]: the async client `remoteagentctl` (and the daemon's
 //!   "already running" probe) use;
 //! - [`BlockingClient`]: the blocking client of `remoteagentd approval-hook`.
@@ -14,6 +15,7 @@
 pub mod blocking;
 pub mod client;
 pub mod codec;
+pub mod dirs;
 pub mod socket;
 
 pub use blocking::{BlockingClient, BlockingError};

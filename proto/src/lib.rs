@@ -33,6 +33,7 @@ pub mod runner;
 pub mod stream;
 pub mod text;
 pub mod token;
+pub mod url;
 
 pub use ids::{AgentId, IdError, PairingId, SessionId};
 

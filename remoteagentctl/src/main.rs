@@ -14,6 +14,7 @@ mod client;
 mod commands;
 mod error;
 mod service;
+mod setup;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -95,6 +96,27 @@ enum Command {
     /// runners, login service), one line each, with the fix for a problem.
     /// Exits 1 when a check failed.
     Doctor,
+    /// From a bot token to a running cloud and daemon on this machine: no
+    /// public URL needed (the cloud polls Telegram). Reads the token from
+    /// stdin or --bot-token-file, never from the command line. Running it
+    /// again changes only what is not right yet.
+    Setup {
+        /// A file holding the bot token from @BotFather (default: stdin).
+        #[arg(long, value_name = "FILE")]
+        bot_token_file: Option<PathBuf>,
+        /// Show what would be checked, written and started, without doing it.
+        #[arg(long)]
+        print: bool,
+        /// The Redis the local cloud uses (Redis 6 or newer).
+        #[arg(long, value_name = "URL", default_value = "redis://127.0.0.1:6379")]
+        redis_url: String,
+        /// Where the local cloud listens.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        bind: std::net::SocketAddr,
+        /// The Telegram Bot API (tests point this at a fake one).
+        #[arg(long, env = "TELEGRAM_API_BASE", hide = true, default_value = setup::TELEGRAM_API)]
+        telegram_api: String,
+    },
     /// Run remoteagentd as a login service (systemd user unit / LaunchAgent).
     Service {
         #[arg(value_enum)]
@@ -160,8 +182,29 @@ fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> Result<(), CliError> {
     let socket = client::socket_path(cli.socket);
-    if let Command::Doctor = cli.command {
-        return commands::doctor::run(&socket, cli.json).await;
+    match cli.command {
+        Command::Doctor => return commands::doctor::run(&socket, cli.json).await,
+        Command::Setup {
+            bot_token_file,
+            print,
+            redis_url,
+            bind,
+            telegram_api,
+        } => {
+            let args = setup::SetupArgs {
+                bot_token_file,
+                print,
+                redis_url,
+                bind,
+                telegram_api,
+                socket,
+            };
+            // Its errors are whole sentences with their fix.
+            return setup::run(args)
+                .await
+                .map_err(|e| CliError::error(format!("setup: {e:#}")));
+        }
+        _ => {}
     }
     let mut client = Client::connect(&socket).await?;
     let json = cli.json;
@@ -209,6 +252,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Service { .. }
         | Command::Completions { .. }
         | Command::Man { .. }
+        | Command::Setup { .. }
         | Command::Doctor => Ok(()),
     }
 }

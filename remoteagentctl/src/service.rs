@@ -103,23 +103,25 @@ fn nix_uid() -> u32 {
 /// `remoteagentd` next to this binary (how packages and `cargo install`
 /// place them), else the first one on PATH. The unit needs an absolute path.
 pub fn find_daemon() -> Result<PathBuf> {
+    find_beside_or_on_path("remoteagentd")
+        .context("remoteagentd was not found next to remoteagentctl or on PATH; install it first")
+}
+
+/// The program `name` next to this binary, else the first one on PATH, as
+/// an absolute path.
+pub fn find_beside_or_on_path(name: &str) -> Option<PathBuf> {
     if let Ok(exe) = std::env::current_exe()
         && let Some(dir) = exe.parent()
     {
-        let beside = dir.join("remoteagentd");
+        let beside = dir.join(name);
         if beside.is_file() {
-            return Ok(beside);
+            return Some(beside);
         }
     }
-    if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
-            let candidate = dir.join("remoteagentd");
-            if candidate.is_file() && candidate.is_absolute() {
-                return Ok(candidate);
-            }
-        }
-    }
-    bail!("remoteagentd was not found next to remoteagentctl or on PATH; install it first")
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file() && candidate.is_absolute())
 }
 
 pub fn unit_path(env: &Env) -> PathBuf {

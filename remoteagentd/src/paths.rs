@@ -1,15 +1,14 @@
 //! Where the daemon keeps its files (ARCHITECTURE.md, Contracts: "Local layout").
 //!
-//! Every location honours `HOME` and the `XDG_*` variables, on every
-//! platform, so a test (or a user) can move the whole daemon into another
-//! directory tree by setting them. Without them, Linux uses the XDG defaults
-//! under `HOME` and macOS the `directories` crate's equivalents.
+//! The base directories (`HOME`, `XDG_*`, macOS defaults) are worked out by
+//! `remoteagent_control::dirs`, shared with `remoteagentctl setup`.
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 // The folder name and the socket path are shared with remoteagentctl.
-use remoteagent_control::socket::{APP_DIR, default_socket_path};
+use remoteagent_control::dirs::Dirs;
+use remoteagent_control::socket::default_socket_path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PathsError {
@@ -59,60 +58,16 @@ pub struct Paths {
     pub socket: PathBuf,
 }
 
-fn env_dir(name: &str) -> Option<PathBuf> {
-    // XDG says relative values are invalid and must be ignored.
-    std::env::var_os(name)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-}
-
-fn home() -> Result<PathBuf, PathsError> {
-    env_dir("HOME")
-        .or_else(|| directories::BaseDirs::new().map(|b| b.home_dir().to_path_buf()))
-        .ok_or(PathsError::NoHome)
-}
-
-/// The platform default of a base directory when its XDG variable is unset.
-fn platform_default(home: &Path, xdg_default: &str, kind: BaseKind) -> PathBuf {
-    if cfg!(target_os = "macos")
-        && let Some(dirs) = directories::BaseDirs::new()
-    {
-        return match kind {
-            BaseKind::Config => dirs.config_dir().to_path_buf(),
-            BaseKind::Data => dirs.data_dir().to_path_buf(),
-            BaseKind::State => home.join("Library/Logs"),
-        };
-    }
-    home.join(xdg_default)
-}
-
-#[derive(Clone, Copy)]
-enum BaseKind {
-    Config,
-    Data,
-    State,
-}
-
 impl Paths {
     /// Computes the paths from the environment. Creates nothing.
     pub fn from_env() -> Result<Self, PathsError> {
-        let home = home()?;
-        let config = env_dir("XDG_CONFIG_HOME")
-            .unwrap_or_else(|| platform_default(&home, ".config", BaseKind::Config))
-            .join(APP_DIR);
-        let data = env_dir("XDG_DATA_HOME")
-            .unwrap_or_else(|| platform_default(&home, ".local/share", BaseKind::Data))
-            .join(APP_DIR);
-        let state = env_dir("XDG_STATE_HOME")
-            .unwrap_or_else(|| platform_default(&home, ".local/state", BaseKind::State))
-            .join(APP_DIR);
+        let dirs = Dirs::from_env().map_err(|_| PathsError::NoHome)?;
         Ok(Paths {
-            config_file: config.join("config.toml"),
-            agents_dir: data.join("agents"),
-            secrets_dir: data.join("secrets"),
-            log_root: state.join("logs"),
-            envelopes_dir: state.join("envelopes"),
+            config_file: dirs.daemon_config(),
+            agents_dir: dirs.data.join("agents"),
+            secrets_dir: dirs.data.join("secrets"),
+            log_root: dirs.state.join("logs"),
+            envelopes_dir: dirs.state.join("envelopes"),
             socket: default_socket_path(),
         })
     }

@@ -146,34 +146,8 @@ impl Config {
     }
 }
 
-/// Drops a password from `scheme://user:password@host/…` for display.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    match rest.split_once('@') {
-        Some((auth, host)) if auth.contains(':') => {
-            let user = auth.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:hidden@{host}")
-        }
-        _ => url.to_string(),
-    }
-}
-
-/// Drops `user:password@` from a URL.
-pub fn strip_credentials(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((_, host)) => format!("{scheme}://{host}{path}"),
-        None => url.to_string(),
-    }
-}
+// Shared with remoteagentctl, which shows the Redis URL it checks.
+pub use remoteagent_proto::url::{redact_url, strip_credentials};
 
 /// Collects every problem, so one start-up reports them all.
 #[derive(Default)]
@@ -253,6 +227,34 @@ fn flag(values: &Values, key: &'static str) -> Result<bool, ConfigError> {
     }
 }
 
+/// The bot token from `TELEGRAM_BOT_TOKEN_FILE`. A file that others can
+/// read is refused rather than used: the token controls the bot, so a
+/// world-readable copy is a leak the user must hear about.
+fn token_file(values: &Values, path: &Path) -> Result<String, ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let key = "TELEGRAM_BOT_TOKEN_FILE";
+    let meta = std::fs::metadata(path)
+        .map_err(|e| values.invalid(key, format!("cannot read {}: {e}", path.display())))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(values.invalid(
+            key,
+            format!(
+                "{} can be read by other users (mode {mode:o}): run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            ),
+        ));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| values.invalid(key, format!("cannot read {}: {e}", path.display())))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(values.invalid(key, format!("{} is empty", path.display())));
+    }
+    Ok(token.to_string())
+}
+
 impl Config {
     /// Reads the process environment and, if given, the config file.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
@@ -282,7 +284,21 @@ impl Config {
 
     fn from_values(v: &Values) -> Result<Self, ConfigError> {
         let mut p = Problems::default();
-        let bot_token = p.required(v, "TELEGRAM_BOT_TOKEN");
+        let bot_token = match (
+            v.get("TELEGRAM_BOT_TOKEN"),
+            v.get("TELEGRAM_BOT_TOKEN_FILE"),
+        ) {
+            (Some(token), None) => Some(token),
+            (None, Some(path)) => p.check(token_file(v, Path::new(&path))),
+            (Some(_), Some(_)) => {
+                p.errors.push(v.invalid(
+                    "TELEGRAM_BOT_TOKEN_FILE",
+                    "TELEGRAM_BOT_TOKEN is set too: set only one of them",
+                ));
+                None
+            }
+            (None, None) => p.required(v, "TELEGRAM_BOT_TOKEN"),
+        };
         let telegram_api_base = v
             .get("TELEGRAM_API_BASE")
             .unwrap_or_else(|| "https://api.telegram.org".into());

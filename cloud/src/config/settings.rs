@@ -58,7 +58,12 @@ pub const SETTINGS: &[Setting] = &[
     secret(
         "TELEGRAM_BOT_TOKEN",
         DefaultValue::None,
-        "the bot's token from @BotFather (required)",
+        "the bot's token from @BotFather (this or TELEGRAM_BOT_TOKEN_FILE is required)",
+    ),
+    setting(
+        "TELEGRAM_BOT_TOKEN_FILE",
+        DefaultValue::None,
+        "a file holding the bot's token, readable by this user only (mode 0600); `remoteagentctl setup` writes one",
     ),
     setting(
         "PUBLIC_URL",

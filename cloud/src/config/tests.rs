@@ -280,3 +280,50 @@ fn a_bad_file_value_says_where_it_is() {
     assert!(err.contains("not valid TOML at line 1, column"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+/// `remoteagentctl setup` keeps the token in a 0600 file; the cloud reads it
+/// from there and refuses a copy others could read.
+#[test]
+fn the_token_can_come_from_a_private_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bot-token");
+    std::fs::write(&path, "42:from-file\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let file = path.to_str().unwrap();
+    let pairs = [
+        ("TELEGRAM_BOT_TOKEN_FILE", file),
+        ("REMOTEAGENT_DATA_DIR", "/tmp/ra-test"),
+    ];
+    let c = Config::from_pairs(pairs).unwrap();
+    assert_eq!(c.bot_token(), "42:from-file");
+
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = Config::from_pairs(pairs).unwrap_err().to_string();
+    assert!(
+        err.contains("can be read by other users (mode 644): run `chmod 600"),
+        "{err}"
+    );
+    assert!(!err.contains("from-file"), "the token leaked: {err}");
+
+    let err = Config::from_pairs([
+        ("TELEGRAM_BOT_TOKEN_FILE", "/nonexistent/bot-token"),
+        ("REMOTEAGENT_DATA_DIR", "/tmp/ra-test"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("TELEGRAM_BOT_TOKEN_FILE is invalid: cannot read /nonexistent/bot-token"),
+        "{err}"
+    );
+
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let err = Config::from_pairs([
+        ("TELEGRAM_BOT_TOKEN_FILE", file),
+        ("TELEGRAM_BOT_TOKEN", "1:x"),
+        ("REMOTEAGENT_DATA_DIR", "/tmp/ra-test"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("set only one of them"), "{err}");
+}

@@ -9,3 +9,4 @@ mod flow;
 mod recovery;
 mod reliability;
 mod security_cloud;
+mod setup;

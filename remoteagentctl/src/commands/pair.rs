@@ -89,7 +89,7 @@ pub async fn run(client: &mut Client, args: PairArgs) -> Result<(), CliError> {
                         eprintln!("warning: {}", shown(warning));
                     }
                     if !args.json {
-                        show_code(&code, &connect_url, expires_at_ms, bot_username.as_deref());
+                        show_code(&code, &connect_url, expires_at_ms, bot_username.as_deref())?;
                     }
                     if std::io::stderr().is_terminal() {
                         spinner = Some(countdown(expires_at_ms));
@@ -100,20 +100,18 @@ pub async fn run(client: &mut Client, args: PairArgs) -> Result<(), CliError> {
                         if let Some(bar) = spinner.take() {
                             bar.finish_and_clear();
                         }
-                        println!(
+                        out(&format!(
                             "Paired '{}' ({}) for {} with runner {}.",
                             shown(&agent.name),
                             agent.id,
                             shown(&agent.path.display().to_string()),
                             agent.runner.display_name()
-                        );
+                        ))?;
                         if agent.online {
-                            println!("Send it a message in Telegram to start a session.");
+                            out("Send it a message in Telegram to start a session.")?;
                         } else {
-                            println!(
-                                "It is not online yet: the daemon has not reached Redis. \
-                                 `remoteagentctl list` shows when it is; until then the bot answers that it is offline."
-                            );
+                            out("It is not online yet: the daemon has not reached Redis. \
+                                 `remoteagentctl list` shows when it is; until then the bot answers that it is offline.")?;
                         }
                     }
                     return Ok(());
@@ -136,36 +134,58 @@ pub async fn run(client: &mut Client, args: PairArgs) -> Result<(), CliError> {
 
 /// The code, the deep link that pairs in one tap (the bot's `/start CODE`
 /// pairs), a QR code of it when a person is looking, and the web page.
-fn show_code(code: &str, connect_url: &str, expires_at_ms: u64, bot: Option<&str>) {
+fn show_code(
+    code: &str,
+    connect_url: &str,
+    expires_at_ms: u64,
+    bot: Option<&str>,
+) -> Result<(), CliError> {
     // All of these come from the cloud: shown, never trusted as text.
     let code = shown(code);
     let bot = bot.map(|b| shown(b.trim_start_matches('@')));
-    println!("Pairing code: {code}");
+    out(&format!("Pairing code: {code}"))?;
     match &bot {
         Some(bot) => match deep_link(bot, &code) {
             Some(link) => {
-                println!(
+                out(&format!(
                     "Open {link} on your phone, or send `/pair {code}` to @{bot} in Telegram,"
-                );
+                ))?;
                 if std::io::stdout().is_terminal()
                     && let Some(qr) = qr_code(&link)
                 {
-                    println!("{qr}");
+                    out(&qr)?;
                 }
             }
-            None => println!("Send `/pair {code}` to @{bot} in Telegram,"),
+            None => out(&format!("Send `/pair {code}` to @{bot} in Telegram,"))?,
         },
-        None => println!("Send `/pair {code}` to the RemoteAgent bot in Telegram,"),
+        None => out(&format!(
+            "Send `/pair {code}` to the RemoteAgent bot in Telegram,"
+        ))?,
     }
     // Without a public URL (a cloud in poll mode) there is no web page,
     // or the cloud's link is the deep link already shown.
     if !connect_url.is_empty() && !connect_url.contains("t.me/") {
-        println!("or open {}", shown(connect_url));
+        out(&format!("or open {}", shown(connect_url)))?;
     }
-    println!(
+    out(&format!(
         "The code expires in {} minute(s).",
         minutes_left(expires_at_ms)
-    );
+    ))?;
+    Ok(())
+}
+
+/// Prints a line. A reader that went away (`pair | head -3`) does not end
+/// the pairing: the phone may still send the code, and the exit code says
+/// how it ended.
+fn out(text: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(CliError::error(format!("writing to stdout: {e}")))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `https://t.me/BOT?start=CODE`, when both are what Telegram accepts in a

@@ -95,7 +95,7 @@ async fn cloud(supervisor: &Supervisor, url: &str) -> Check {
                 name,
                 format!("cannot reach it: {e}"),
                 format!(
-                    "start the cloud (`systemctl --user start remoteagent-cloud` for your own), or {fix_url}"
+                    "start the cloud (your own, set up by `remoteagentctl setup`: run `remoteagentctl setup` again, or `remoteagentctl service start --cloud`), or {fix_url}"
                 ),
             );
         }

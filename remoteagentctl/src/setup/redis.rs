@@ -1,0 +1,74 @@
+//! Redis is the one thing setup cannot install: it checks that one answers
+//! at the URL the local cloud will use, new enough for per-agent users
+//! (ACLs came in Redis 6), and says exactly what to install when not.
+
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What to run to get a Redis on this machine.
+pub fn install_hint() -> &'static str {
+    if cfg!(target_os = "macos") {
+        "`brew install redis && brew services start redis`"
+    } else {
+        "`sudo apt install redis-server` (Debian and Ubuntu; it starts by itself), or your \
+         distribution's redis package, started with `sudo systemctl enable --now redis-server`"
+    }
+}
+
+/// The server's version, once it answered a PING.
+pub async fn check(url: &str) -> Result<String> {
+    let shown = remoteagent_proto::url::redact_url(url);
+    let unreachable = |why: String| {
+        anyhow::anyhow!(
+            "Redis is not reachable at {shown} ({why}). RemoteAgent needs Redis 6 or newer on \
+             this machine: install it with {}, then run `remoteagentctl setup` again",
+            install_hint()
+        )
+    };
+    let client = redis::Client::open(url)
+        .map_err(|e| anyhow::anyhow!("--redis-url {shown} is not a Redis URL: {e}"))?;
+    let mut conn = match tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        client.get_multiplexed_async_connection(),
+    )
+    .await
+    {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) if is_auth_error(&e) => bail!(
+            "Redis at {shown} refused the login ({e}): put its password in --redis-url, as redis://:PASSWORD@HOST:PORT"
+        ),
+        Ok(Err(e)) => return Err(unreachable(e.to_string())),
+        Err(_) => return Err(unreachable("no answer within 5 s".into())),
+    };
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    let version = info
+        .lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .unwrap_or("unknown")
+        .trim()
+        .to_string();
+    let major: u32 = version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    if major < 6 {
+        bail!(
+            "Redis at {shown} is version {version}; RemoteAgent needs 6 or newer (per-agent users): upgrade it with {}",
+            install_hint()
+        );
+    }
+    Ok(version)
+}
+
+fn is_auth_error(e: &redis::RedisError) -> bool {
+    matches!(e.kind(), redis::ErrorKind::AuthenticationFailed)
+        || e.code().is_some_and(|c| c == "NOAUTH" || c == "WRONGPASS")
+}

@@ -18,7 +18,7 @@ mod service;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand};
 use remoteagent_proto::runner::Preset;
 
 use crate::client::Client;
@@ -95,11 +95,16 @@ enum Command {
     /// runners, login service), one line each, with the fix for a problem.
     /// Exits 1 when a check failed.
     Doctor,
-    /// Run remoteagentd as a login service (systemd user unit / LaunchAgent).
-    Service {
-        #[arg(value_enum)]
-        action: ServiceAction,
-        /// Show what would be written and run, without doing it.
+    /// Run remoteagentd (or, with --cloud, the self-hosted cloud) as a login
+    /// service: a systemd user unit / LaunchAgent. Start, stop and restart
+    /// also work without a service manager, directly.
+    Service(service::cli::ServiceArgs),
+    /// Restart remoteagentd: the same as `service restart`.
+    Restart {
+        /// Restart the self-hosted cloud (remoteagent-cloud.service) instead.
+        #[arg(long)]
+        cloud: bool,
+        /// Show what would be done, without doing it.
         #[arg(long)]
         print: bool,
     },
@@ -116,13 +121,6 @@ enum Command {
     },
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum ServiceAction {
-    Install,
-    Uninstall,
-    Status,
-}
-
 fn parse_preset(s: &str) -> Result<Preset, String> {
     s.parse()
 }
@@ -130,14 +128,6 @@ fn parse_preset(s: &str) -> Result<Preset, String> {
 /// Commands that do not talk to the daemon; `None` when `command` does.
 fn run_local(command: &Command) -> Option<anyhow::Result<()>> {
     match command {
-        Command::Service { action, print } => {
-            let action = match action {
-                ServiceAction::Install => service::Action::Install,
-                ServiceAction::Uninstall => service::Action::Uninstall,
-                ServiceAction::Status => service::Action::Status,
-            };
-            Some(service::run(action, *print))
-        }
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(*shell, &mut cmd, "remoteagentctl", &mut std::io::stdout());
@@ -206,7 +196,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             .await
         }
         Command::Unpair { agent } => commands::unpair::run(&mut client, agent, json).await,
-        Command::Service { .. }
+        Command::Service(_)
+        | Command::Restart { .. }
         | Command::Completions { .. }
         | Command::Man { .. }
         | Command::Doctor => Ok(()),
@@ -216,6 +207,21 @@ async fn run(cli: Cli) -> Result<(), CliError> {
 fn main() -> ExitCode {
     // clap exits with 2 on usage errors, as documented.
     let cli = Cli::parse();
+    // Service commands have their own exit codes (`service status`).
+    match cli.command {
+        Command::Service(args) => {
+            return service::cli::main(&args, cli.json, &client::socket_path(cli.socket));
+        }
+        Command::Restart { cloud, print } => {
+            let args = service::cli::ServiceArgs {
+                action: service::cli::ServiceAction::Restart,
+                cloud,
+                print,
+            };
+            return service::cli::main(&args, cli.json, &client::socket_path(cli.socket));
+        }
+        _ => {}
+    }
     if let Some(result) = run_local(&cli.command) {
         return match result {
             Ok(()) => ExitCode::from(exit::OK),

@@ -48,7 +48,7 @@ async fn daemon_checks(socket: &Path) -> Vec<Check> {
             return vec![Check::fail(
                 NAME,
                 e.to_string(),
-                "start it: `remoteagentctl service install` (and at every login), or `remoteagentd --daemonize`",
+                "start it: `remoteagentctl service start` (through the login service when it is installed, else `remoteagentd --daemonize`); `remoteagentctl service install` starts it at every login",
             )];
         }
     };

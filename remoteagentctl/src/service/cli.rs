@@ -9,7 +9,9 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 
 use super::direct::{self, Running};
-use super::{Action, Env, Manager, Platform, Unit, UnitStatus, execute, manager, plan, unit_status};
+use super::{
+    Action, Env, Manager, Platform, Unit, UnitStatus, execute, manager, plan, unit_status,
+};
 use crate::error::exit;
 
 /// `service status`'s exit codes, in its help.
@@ -65,7 +67,11 @@ impl From<ServiceAction> for Action {
 /// Runs `remoteagentctl service …`: its output, then its exit code.
 /// `socket` is the daemon's control socket (`--socket` or the default).
 pub fn main(args: &ServiceArgs, json: bool, socket: &Path) -> ExitCode {
-    let unit = if args.cloud { Unit::Cloud } else { Unit::Daemon };
+    let unit = if args.cloud {
+        Unit::Cloud
+    } else {
+        Unit::Daemon
+    };
     let out = Out { json };
     let result = Env::detect().and_then(|env| {
         let ask = Ask {
@@ -129,7 +135,10 @@ struct Ask<'a> {
 enum Way {
     Manager,
     /// Directly: why not through the manager, short and in full.
-    Direct { lead: String, detail: Option<String> },
+    Direct {
+        lead: String,
+        detail: Option<String>,
+    },
 }
 
 impl Ask<'_> {
@@ -223,7 +232,8 @@ impl Ask<'_> {
                 verb(self.action),
                 unit.name(),
                 match unit {
-                    Unit::Daemon => "Start remoteagentd yourself with `remoteagentctl service start` \
+                    Unit::Daemon =>
+                        "Start remoteagentd yourself with `remoteagentctl service start` \
                                      (it runs `remoteagentd --daemonize`) instead.",
                     Unit::Cloud => "Run `remoteagent-cloud --config FILE serve` yourself instead.",
                 }
@@ -341,9 +351,9 @@ impl Ask<'_> {
                         "{lead}: restarted remoteagentd (pid {} → {pid}) directly",
                         r.pid
                     ),
-                    (None, Action::Restart) => format!(
-                        "{lead}: remoteagentd was not running; started it ({pid}) directly"
-                    ),
+                    (None, Action::Restart) => {
+                        format!("{lead}: remoteagentd was not running; started it ({pid}) directly")
+                    }
                     (None, _) => format!("{lead}: started remoteagentd ({pid}) directly"),
                 };
                 (

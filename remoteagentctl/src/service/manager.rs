@@ -185,9 +185,7 @@ fn launchd_state(status: &mut UnitStatus, env: &Env) {
     status.active = match out {
         Ok(out) if out.status.success() => {
             let text = String::from_utf8_lossy(&out.stdout);
-            let running = text
-                .lines()
-                .any(|l| l.trim() == "state = running");
+            let running = text.lines().any(|l| l.trim() == "state = running");
             if running { "active" } else { "inactive" }.into()
         }
         // Not loaded: launchd does not know it, so it does not run.

@@ -175,7 +175,9 @@ fn systemd_plans_for_both_units() {
         let p = plan(Platform::Systemd, Action::Uninstall, unit, &e);
         assert_eq!(
             p.remove,
-            vec![PathBuf::from(format!("/home/ada/.config/systemd/user/{name}"))]
+            vec![PathBuf::from(format!(
+                "/home/ada/.config/systemd/user/{name}"
+            ))]
         );
         assert_eq!(
             p.run[0],
@@ -251,7 +253,10 @@ fn execute_writes_runs_and_removes_in_order() {
     if which("systemctl").is_none() {
         // `execute` refuses without the tool, with words that say so.
         let err = execute(&p, Platform::Systemd, Action::Install).unwrap_err();
-        assert!(format!("{err:#}").contains("systemctl was not found"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("systemctl was not found"),
+            "{err:#}"
+        );
         return;
     }
     p.run.push(args(&["true"]));

@@ -179,8 +179,8 @@ fn status_json_error_when_the_environment_is_unusable() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let v: serde_json::Value = serde_json::from_slice(&out.stderr)
-        .unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stderr).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
     assert_eq!(v["error"]["exit"], 1);
     assert!(
         v["error"]["message"].as_str().unwrap().contains("HOME"),
@@ -385,7 +385,9 @@ fn with_a_service_manager_the_commands_go_through_it_and_say_so() {
     assert_eq!(v["units"][0]["manager"]["available"], true);
     let out = home.ctl(&["service", "start", "--print"]);
     assert!(
-        stdout(&out).contains("# remoteagentd.service is not installed: remoteagentd would be started directly"),
+        stdout(&out).contains(
+            "# remoteagentd.service is not installed: remoteagentd would be started directly"
+        ),
         "{}",
         stdout(&out)
     );
@@ -413,7 +415,11 @@ fn with_a_service_manager_the_commands_go_through_it_and_say_so() {
         stdout(&out).trim(),
         "restarted remoteagentd.service via systemd"
     );
-    assert!(calls().contains("--user restart remoteagentd.service\n"), "{}", calls());
+    assert!(
+        calls().contains("--user restart remoteagentd.service\n"),
+        "{}",
+        calls()
+    );
 
     let out = home.ctl(&["--json", "service", "status"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
@@ -425,7 +431,11 @@ fn with_a_service_manager_the_commands_go_through_it_and_say_so() {
         v["units"][0]["path"].as_str().unwrap(),
         fake.join("remoteagentd.service").to_str().unwrap()
     );
-    assert_eq!(v["units"].as_array().unwrap().len(), 1, "cloud not installed");
+    assert_eq!(
+        v["units"].as_array().unwrap().len(),
+        1,
+        "cloud not installed"
+    );
 
     // The cloud's unit installed but failed: status shows both, exits 1.
     std::fs::write(fake.join("state/remoteagent-cloud.service"), "failed\n").unwrap();
@@ -474,7 +484,10 @@ fn with_a_service_manager_the_commands_go_through_it_and_say_so() {
     );
     let out = home.ctl(&["--json", "service", "status", "--cloud"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-    assert_eq!(json_of(&out)["units"][0]["unit"], "remoteagent-cloud.service");
+    assert_eq!(
+        json_of(&out)["units"][0]["unit"],
+        "remoteagent-cloud.service"
+    );
 }
 
 #[test]
@@ -495,7 +508,10 @@ fn doctor_warns_without_a_service_manager_and_says_why() {
     assert!(detail.starts_with("no service manager: "), "{detail}");
     assert!(detail.contains("Failed to connect to bus"), "{detail}");
     assert!(
-        c["fix"].as_str().unwrap().contains("remoteagentctl service start"),
+        c["fix"]
+            .as_str()
+            .unwrap()
+            .contains("remoteagentctl service start"),
         "{c}"
     );
     assert!(

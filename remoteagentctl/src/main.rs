@@ -5,7 +5,7 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | success |
-//! | 1 | error (refused, expired, cloud unreachable, …) |
+//! | 1 | error (refused, expired, cloud unreachable, …); `service status`: a unit is not active, or no service manager can be asked |
 //! | 2 | bad usage |
 //! | 3 | the daemon is not running |
 //! | 4 | no such agent or session, or an ambiguous name |
@@ -24,7 +24,7 @@ use remoteagent_proto::runner::Preset;
 use crate::client::Client;
 use crate::error::{CliError, exit};
 
-const EXIT_CODES: &str = "Exit codes: 0 ok, 1 error, 2 usage, 3 daemon not running, 4 agent/session not found or ambiguous.";
+const EXIT_CODES: &str = "Exit codes: 0 ok, 1 error (`service status`: not active, or no service manager), 2 usage, 3 daemon not running, 4 agent/session not found or ambiguous.";
 
 #[derive(Debug, Parser)]
 #[command(name = "remoteagentctl", version, about = "Control remoteagentd: pair project folders with Telegram, list, stop, logs, unpair.", after_help = EXIT_CODES)]

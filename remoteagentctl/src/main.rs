@@ -5,7 +5,7 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | success |
-//! | 1 | error (refused, expired, cloud unreachable, …) |
+//! | 1 | error (refused, expired, cloud unreachable, …); `service status`: a unit is not active, or no service manager can be asked |
 //! | 2 | bad usage |
 //! | 3 | the daemon is not running |
 //! | 4 | no such agent or session, or an ambiguous name |
@@ -19,13 +19,13 @@ mod setup;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand};
 use remoteagent_proto::runner::Preset;
 
 use crate::client::Client;
 use crate::error::{CliError, exit};
 
-const EXIT_CODES: &str = "Exit codes: 0 ok, 1 error, 2 usage, 3 daemon not running, 4 agent/session not found or ambiguous.";
+const EXIT_CODES: &str = "Exit codes: 0 ok, 1 error (`service status`: not active, or no service manager), 2 usage, 3 daemon not running, 4 agent/session not found or ambiguous.";
 
 #[derive(Debug, Parser)]
 #[command(name = "remoteagentctl", version, about = "Control remoteagentd: pair project folders with Telegram, list, stop, logs, unpair.", after_help = EXIT_CODES)]
@@ -117,11 +117,16 @@ enum Command {
         #[arg(long, env = "TELEGRAM_API_BASE", hide = true, default_value = setup::TELEGRAM_API)]
         telegram_api: String,
     },
-    /// Run remoteagentd as a login service (systemd user unit / LaunchAgent).
-    Service {
-        #[arg(value_enum)]
-        action: ServiceAction,
-        /// Show what would be written and run, without doing it.
+    /// Run remoteagentd (or, with --cloud, the self-hosted cloud) as a login
+    /// service: a systemd user unit / LaunchAgent. Start, stop and restart
+    /// also work without a service manager, directly.
+    Service(service::cli::ServiceArgs),
+    /// Restart remoteagentd: the same as `service restart`.
+    Restart {
+        /// Restart the self-hosted cloud (remoteagent-cloud.service) instead.
+        #[arg(long)]
+        cloud: bool,
+        /// Show what would be done, without doing it.
         #[arg(long)]
         print: bool,
     },
@@ -138,13 +143,6 @@ enum Command {
     },
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum ServiceAction {
-    Install,
-    Uninstall,
-    Status,
-}
-
 fn parse_preset(s: &str) -> Result<Preset, String> {
     s.parse()
 }
@@ -152,14 +150,6 @@ fn parse_preset(s: &str) -> Result<Preset, String> {
 /// Commands that do not talk to the daemon; `None` when `command` does.
 fn run_local(command: &Command) -> Option<anyhow::Result<()>> {
     match command {
-        Command::Service { action, print } => {
-            let action = match action {
-                ServiceAction::Install => service::Action::Install,
-                ServiceAction::Uninstall => service::Action::Uninstall,
-                ServiceAction::Status => service::Action::Status,
-            };
-            Some(service::run(action, *print))
-        }
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(*shell, &mut cmd, "remoteagentctl", &mut std::io::stdout());
@@ -249,7 +239,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             .await
         }
         Command::Unpair { agent } => commands::unpair::run(&mut client, agent, json).await,
-        Command::Service { .. }
+        Command::Service(_)
+        | Command::Restart { .. }
         | Command::Completions { .. }
         | Command::Man { .. }
         | Command::Setup { .. }
@@ -260,6 +251,21 @@ async fn run(cli: Cli) -> Result<(), CliError> {
 fn main() -> ExitCode {
     // clap exits with 2 on usage errors, as documented.
     let cli = Cli::parse();
+    // Service commands have their own exit codes (`service status`).
+    match cli.command {
+        Command::Service(args) => {
+            return service::cli::main(&args, cli.json, &client::socket_path(cli.socket));
+        }
+        Command::Restart { cloud, print } => {
+            let args = service::cli::ServiceArgs {
+                action: service::cli::ServiceAction::Restart,
+                cloud,
+                print,
+            };
+            return service::cli::main(&args, cli.json, &client::socket_path(cli.socket));
+        }
+        _ => {}
+    }
     if let Some(result) = run_local(&cli.command) {
         return match result {
             Ok(()) => ExitCode::from(exit::OK),

@@ -8,7 +8,6 @@
 //! (the daemon answers, versions, the login service) is checked here.
 
 use std::path::Path;
-use std::process::Command;
 
 use remoteagent_proto::control::{Check, CheckStatus, Request, Response};
 
@@ -20,7 +19,7 @@ const CTL_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub async fn run(socket: &Path, json: bool) -> Result<(), CliError> {
     let mut checks = daemon_checks(socket).await;
-    checks.push(login_service());
+    checks.extend(login_service());
     if json {
         let ok = !checks.iter().any(|c| c.status == CheckStatus::Fail);
         print_json(&serde_json::json!({"ok": ok, "checks": checks}))?;
@@ -49,7 +48,7 @@ async fn daemon_checks(socket: &Path) -> Vec<Check> {
             return vec![Check::fail(
                 NAME,
                 e.to_string(),
-                "start it: `remoteagentctl service install` (and at every login), or `remoteagentd --daemonize`",
+                "start it: `remoteagentctl service start` (through the login service when it is installed, else `remoteagentd --daemonize`); `remoteagentctl service install` starts it at every login",
             )];
         }
     };
@@ -84,68 +83,82 @@ async fn daemon_checks(socket: &Path) -> Vec<Check> {
 
 /// Is the daemon a login service, so it is there after the next reboot?
 /// Not required (`remoteagentd --daemonize` works too): a warning at most,
-/// unless the service is installed and failing.
-fn login_service() -> Check {
+/// unless the service is installed and not active. The cloud's unit (the
+/// self-hosted cloud `remoteagentctl setup` installs) is checked when it is
+/// installed.
+fn login_service() -> Vec<Check> {
+    use crate::service::{Env, Manager, Platform, Unit, unit_status};
     const NAME: &str = "login service";
-    if cfg!(target_os = "macos") {
-        return match Command::new("launchctl")
-            .args([
-                "print",
-                &format!(
-                    "gui/{}/{}",
-                    nix::unistd::getuid().as_raw(),
-                    crate::service::LAUNCHD_LABEL
-                ),
-            ])
-            .output()
-        {
-            Ok(out) if out.status.success() => Check::ok(NAME, "the LaunchAgent is loaded"),
-            _ => Check::warn(
+    let env = match Env::detect() {
+        Ok(env) => env,
+        Err(e) => {
+            return vec![Check::warn(
                 NAME,
-                "remoteagentd is not a LaunchAgent: it will not start at login",
-                "remoteagentctl service install",
-            ),
-        };
-    }
-    let state = Command::new("systemctl")
-        .args(["--user", "is-active", crate::service::UNIT_NAME])
-        .output();
-    let installed = crate::service::Env::detect()
-        .map(|env| crate::service::unit_path(&env).exists())
-        .unwrap_or(false);
-    match state {
-        Err(_) => Check::warn(
-            NAME,
-            "no systemctl here: remoteagentd does not start at login by itself",
-            "start it after login with `remoteagentd --daemonize`",
-        ),
-        Ok(out) => {
-            let answer = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            match (answer.as_str(), installed) {
-                ("active", _) => {
-                    Check::ok(NAME, format!("{} is active", crate::service::UNIT_NAME))
-                }
-                (_, false) => Check::warn(
-                    NAME,
-                    "remoteagentd is not installed as a login service: it will not start at login",
-                    "remoteagentctl service install",
-                ),
-                ("", true) => Check::warn(
-                    NAME,
-                    "the unit is installed, but systemd cannot be asked (no user session?)",
-                    "log in on a desktop or run `loginctl enable-linger` so `systemctl --user` works",
-                ),
-                (state, true) => Check::fail(
-                    NAME,
-                    format!("{} is installed but {state}", crate::service::UNIT_NAME),
-                    format!(
-                        "systemctl --user restart {0}; its log: journalctl --user -u {0}",
-                        crate::service::UNIT_NAME
-                    ),
-                ),
-            }
+                format!("cannot tell: {e:#}"),
+                "install remoteagentd beside remoteagentctl, then `remoteagentctl service install`",
+            )];
         }
+    };
+    let platform = Platform::current();
+    let daemon = unit_status(platform, Unit::Daemon, &env);
+    if let Manager::Missing(why) = &daemon.manager {
+        // Nothing can be asked about the cloud's unit either.
+        let installed = if daemon.installed {
+            format!(" (its unit is installed at {})", daemon.path.display())
+        } else {
+            String::new()
+        };
+        return vec![Check::warn(
+            NAME,
+            format!(
+                "no service manager: {why}; remoteagentd does not start at login by itself{installed}"
+            ),
+            "start it after each login with `remoteagentctl service start` (runs `remoteagentd --daemonize`)",
+        )];
     }
+    let mut checks = vec![unit_check(NAME, &daemon)];
+    let cloud = unit_status(platform, Unit::Cloud, &env);
+    if cloud.installed {
+        checks.push(unit_check("login service (cloud)", &cloud));
+    }
+    checks
+}
+
+/// One unit the service manager answered about.
+fn unit_check(name: &str, status: &crate::service::UnitStatus) -> Check {
+    use crate::service::{Platform, Unit};
+    let unit = status.unit.name();
+    if status.is_active() {
+        return Check::ok(
+            name,
+            format!("{unit} is active ({})", status.platform.name()),
+        );
+    }
+    if !status.installed {
+        return Check::warn(
+            name,
+            format!(
+                "{} is not installed as a login service: it will not start at login",
+                status.unit.binary()
+            ),
+            format!("remoteagentctl service install{}", status.unit.flag()),
+        );
+    }
+    let log = match (status.platform, status.unit) {
+        (Platform::Systemd, _) => format!("journalctl --user -u {unit}"),
+        (Platform::Launchd, Unit::Daemon) => "~/Library/Logs/remoteagent/remoteagentd.log".into(),
+        (Platform::Launchd, Unit::Cloud) => {
+            "~/Library/Logs/remoteagent/remoteagent-cloud.log".into()
+        }
+    };
+    Check::fail(
+        name,
+        format!("{unit} is installed but {}", status.active),
+        format!(
+            "remoteagentctl service restart{}; its log: {log}",
+            status.unit.flag()
+        ),
+    )
 }
 
 fn line(check: &Check) -> String {

@@ -12,14 +12,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use remoteagent_control::Client;
-use remoteagent_proto::control::{Request, Response};
+
+use crate::service::direct;
 
 /// How long a starting cloud may take to answer `/healthz` (it migrates
 /// its database first), and a stopping one to let go of its port.
 const CLOUD_WAIT: Duration = Duration::from_secs(30);
-/// How long a stopping daemon may take: it ends its runners' sessions first.
-const DAEMON_STOP_WAIT: Duration = Duration::from_secs(45);
 /// Between two looks at another process that is starting or stopping.
 const LOOK_EVERY: Duration = Duration::from_millis(100);
 
@@ -237,49 +235,27 @@ fn last_line(path: &Path) -> String {
 }
 
 /// Makes the daemon run, restarting it when `restart` (its config changed
-/// and it runs without a service manager to restart it).
-pub async fn ensure_daemon(daemon: &Path, socket: &Path, restart: bool) -> Result<String> {
-    if let Ok(mut client) = Client::connect(socket).await {
+/// and no service manager is there to restart it).
+pub fn ensure_daemon(daemon: &Path, socket: &Path, restart: bool) -> Result<String> {
+    let running = direct::running(socket)?;
+    if let Some(running) = &running {
         if !restart {
             return Ok(format!(
-                "remoteagentd {} already runs (unchanged)",
-                client.daemon_version()
+                "remoteagentd already runs (pid {}, unchanged)",
+                running.pid
             ));
         }
-        let pid = match client.call(Request::Status).await {
-            Ok(Response::Status(status)) => status.pid,
-            Ok(other) => bail!("the daemon answered status with {other:?}"),
-            Err(e) => bail!("asking the daemon for its pid: {e}"),
-        };
-        drop(client);
-        let pid = Pid::from_raw(i32::try_from(pid).context("the daemon's pid")?);
-        kill(pid, Signal::SIGTERM).with_context(|| format!("stopping remoteagentd (pid {pid})"))?;
-        let deadline = Instant::now() + DAEMON_STOP_WAIT;
-        while Client::connect(socket).await.is_ok() || kill(pid, None).is_ok() {
-            if Instant::now() > deadline {
-                bail!(
-                    "remoteagentd (pid {pid}) did not stop within {} s of SIGTERM",
-                    DAEMON_STOP_WAIT.as_secs()
-                );
-            }
-            tokio::time::sleep(LOOK_EVERY).await;
-        }
+        direct::stop(running)?;
     }
     // `--daemonize` returns once the daemon serves, or fails with the reason.
-    let out = tokio::process::Command::new(daemon)
-        .arg("--daemonize")
-        // The config file setup wrote decides the cloud, not a variable
-        // exported for something else.
-        .env_remove("REMOTEAGENT_CLOUD_URL")
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .with_context(|| format!("starting {}", daemon.display()))?;
-    let said =
-        |bytes: &[u8]| remoteagent_proto::text::for_terminal(String::from_utf8_lossy(bytes).trim());
-    if !out.status.success() {
-        bail!("remoteagentd did not start: {}", said(&out.stderr));
-    }
-    let what = if restart { "restarted" } else { "started" };
-    Ok(format!("{what} remoteagentd: {}", said(&out.stdout)))
+    let started = direct::start(daemon)?;
+    let what = if running.is_some() {
+        "restarted"
+    } else {
+        "started"
+    };
+    Ok(format!(
+        "{what} remoteagentd: {}",
+        remoteagent_proto::text::for_terminal(&started.said)
+    ))
 }

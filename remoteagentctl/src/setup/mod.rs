@@ -17,6 +17,7 @@
 mod background;
 mod files;
 mod redis;
+mod services;
 mod token;
 
 use std::net::SocketAddr;
@@ -64,8 +65,13 @@ pub async fn run(args: SetupArgs) -> Result<()> {
     let dirs = Dirs::from_env()?;
     let layout = Layout::new(&dirs);
     let cloud_url = format!("http://{}", args.bind);
-    let daemon_bin = crate::service::find_daemon()?;
     let cloud_bin = find_cloud()?;
+    let mut env = crate::service::Env::detect()?;
+    // The unit runs the cloud found here, with the config written here.
+    env.cloud = Some(cloud_bin.clone());
+    env.cloud_config = layout.cloud_config.clone();
+    let platform = crate::service::Platform::current();
+    let manager = crate::service::manager(platform);
     let cloud_config = cloud_config_text(&args, &layout.token);
     let old_daemon_config = match std::fs::read_to_string(&layout.daemon_config) {
         Ok(text) => text,
@@ -80,14 +86,11 @@ pub async fn run(args: SetupArgs) -> Result<()> {
         state_dir: layout.state.clone(),
     };
     if args.print {
-        print_plan(
-            &args,
-            &layout,
-            &cloud_config,
-            &daemon_config,
-            &cloud,
-            &daemon_bin,
-        );
+        print_plan(&args, &layout, &cloud_config, &daemon_config);
+        match manager.reason() {
+            None => print!("{}", services::describe(platform, &env)),
+            Some(why) => print_background_plan(why, &args, &cloud, &env.daemon),
+        }
         return Ok(());
     }
 
@@ -129,15 +132,43 @@ pub async fn run(args: SetupArgs) -> Result<()> {
         daemon_change.word()
     ));
 
+    if let Ok(other) = std::env::var("REMOTEAGENT_CLOUD_URL")
+        && other.trim_end_matches('/') != cloud_url
+    {
+        println!(
+            "! REMOTEAGENT_CLOUD_URL is set to {other} in this shell, and wins over cloud_url: a daemon started from here would use it. Unset it."
+        );
+    }
     let cloud_changed = token_change != Change::Unchanged || cloud_change != Change::Unchanged;
     let daemon_changed = daemon_change != Change::Unchanged;
-    // No reachable service manager here: start both now, and say what that
-    // means for the next login.
-    println!(
-        "! no service manager is reachable here: starting both in the background; they will not start by themselves after a reboot (run `remoteagentctl setup` again then)"
-    );
-    say(&background::ensure_cloud(&cloud, cloud_changed).await?);
-    say(&background::ensure_daemon(&daemon_bin, &args.socket, daemon_changed).await?);
+    match manager.reason() {
+        None => {
+            for want in [
+                services::Want {
+                    unit: crate::service::Unit::Cloud,
+                    config_changed: cloud_changed,
+                },
+                services::Want {
+                    unit: crate::service::Unit::Daemon,
+                    config_changed: daemon_changed,
+                },
+            ] {
+                say(&services::ensure(platform, &env, &want)?);
+            }
+        }
+        Some(why) => {
+            // Started here, now: say what that means for the next login.
+            println!(
+                "! no service manager ({why}): starting both in the background; they will not start by themselves after a reboot (run `remoteagentctl setup` again then)"
+            );
+            say(&background::ensure_cloud(&cloud, cloud_changed).await?);
+            say(&background::ensure_daemon(
+                &env.daemon,
+                &args.socket,
+                daemon_changed,
+            )?);
+        }
+    }
 
     println!();
     println!("Ready: your bot is @{0} (https://t.me/{0}).", bot.username);
@@ -179,14 +210,7 @@ fn cloud_config_text(args: &SetupArgs, token_file: &Path) -> String {
     text
 }
 
-fn print_plan(
-    args: &SetupArgs,
-    layout: &Layout,
-    cloud_config: &str,
-    daemon_config: &str,
-    cloud: &LocalCloud,
-    daemon_bin: &Path,
-) {
+fn print_plan(args: &SetupArgs, layout: &Layout, cloud_config: &str, daemon_config: &str) {
     let from = match &args.bot_token_file {
         Some(path) => path.display().to_string(),
         None => "stdin".into(),
@@ -213,6 +237,10 @@ fn print_plan(
         "# would write {}\n{daemon_config}",
         layout.daemon_config.display()
     );
+}
+
+fn print_background_plan(why: &str, args: &SetupArgs, cloud: &LocalCloud, daemon_bin: &Path) {
+    println!("# no service manager ({why}): both would be started in the background");
     println!(
         "# would run, unless a cloud already answers on {}: {} --config {} serve",
         args.bind,
@@ -228,7 +256,7 @@ fn print_plan(
 /// `remoteagent-cloud` next to this binary (how packages and `cargo
 /// install` place them), else the first one on PATH.
 fn find_cloud() -> Result<PathBuf> {
-    crate::service::find_beside_or_on_path("remoteagent-cloud").context(
+    crate::service::find_binary("remoteagent-cloud").context(
         "remoteagent-cloud was not found next to remoteagentctl or on PATH: install it \
          (it is in the remoteagent .deb, and `packaging/install.sh` installs it)",
     )

@@ -11,4 +11,5 @@ mod hostile_input;
 mod keyring;
 mod pairing;
 mod service;
+mod service_control;
 mod sessions;

@@ -96,6 +96,71 @@ fn the_unit_passes_systemd_analyze_verify() {
     );
 }
 
+/// The cloud's unit as `service install --cloud --print` renders it, with
+/// a `remoteagent-cloud` to run (the built one beside remoteagentctl, else a
+/// stand-in on the home's PATH).
+fn printed_cloud_unit(home: &Home) -> (String, String) {
+    if !ctl_bin().with_file_name("remoteagent-cloud").exists() {
+        let path = home.path().join("bin/remoteagent-cloud");
+        std::fs::write(&path, "#!/bin/sh\nexit 0\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let out = home.ctl(&["service", "install", "--cloud", "--print"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    let path = lines
+        .next()
+        .and_then(|l| l.strip_prefix("# would write "))
+        .unwrap_or_else(|| panic!("{text}"))
+        .to_string();
+    let unit: String = lines
+        .filter(|l| !l.starts_with("# would run: "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    (path, unit)
+}
+
+#[test]
+fn the_cloud_unit_runs_serve_with_its_config_and_passes_systemd_analyze_verify() {
+    let home = Home::new();
+    let (path, unit) = printed_cloud_unit(&home);
+    assert_eq!(
+        path,
+        format!(
+            "{}/config/systemd/user/remoteagent-cloud.service",
+            home.path().display()
+        )
+    );
+    let exec = unit_value(&unit, "ExecStart");
+    let config = home.path().join("config/remoteagent/cloud.toml");
+    assert!(
+        exec.ends_with(&format!("\" --config \"{}\" serve", config.display())),
+        "{exec}"
+    );
+    assert!(exec.contains("/remoteagent-cloud\""), "{exec}");
+    assert_eq!(unit_value(&unit, "Restart"), "on-failure");
+    assert_eq!(unit_value(&unit, "UMask"), "0077");
+    assert_eq!(unit_value(&unit, "WantedBy"), "default.target");
+    assert!(!unit.contains('@'), "placeholders left: {unit}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("remoteagent-cloud.service");
+    std::fs::write(&file, &unit).unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&file)
+        .output()
+        .expect("systemd-analyze (scripts/install-test-deps installs it)");
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn the_daemon_started_as_execstart_says_notifies_ready_then_stopping() {
     let home = Home::new();

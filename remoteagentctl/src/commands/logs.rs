@@ -68,9 +68,7 @@ pub fn parse_since(text: &str) -> Result<u64, String> {
             "'{text}' is neither a time ago (30s, 10m, 2h, 1d, 1w) nor an RFC 3339 time (2026-03-04T10:11:12Z)"
         )
     };
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(bad)?;
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (number, unit) = text.split_at(split);
     let number: u64 = number.parse().map_err(|_| bad())?;
     let unit_ms: u64 = match unit {
@@ -180,9 +178,10 @@ impl Printer {
 
 /// `-- session 1a2b3c4d of web, started 2026-03-04T10:11:12Z: fix the tests --`
 fn header(info: &LogSessionInfo) -> String {
-    let started = info
-        .started_at_ms
-        .map_or_else(|| "at an unknown time".to_string(), |ms| rfc3339::format(ms, false));
+    let started = info.started_at_ms.map_or_else(
+        || "at an unknown time".to_string(),
+        |ms| rfc3339::format(ms, false),
+    );
     format!(
         "-- session {} of {}, started {started}: {} --",
         short_id(info.session_id.as_str()),
@@ -212,7 +211,9 @@ fn first_words(prompt: &str) -> String {
     out
 }
 
-const LIST_HEADER: [&str; 6] = ["AGENT", "SESSION", "STARTED", "DURATION", "OUTCOME", "PROMPT"];
+const LIST_HEADER: [&str; 6] = [
+    "AGENT", "SESSION", "STARTED", "DURATION", "OUTCOME", "PROMPT",
+];
 
 fn print_list(sessions: &[LogSessionInfo], json: bool, no_headers: bool) -> Result<(), CliError> {
     if json {
@@ -287,11 +288,17 @@ mod tests {
         let day = parse_since("1d").unwrap();
         assert!(day <= now - 86_400_000 && day > now - 86_500_000);
         assert!(parse_since("2h").unwrap() <= now - 7_200_000);
-        assert_eq!(
-            parse_since("2026-03-04T10:11:12Z"),
-            Ok(1_772_619_072_000)
-        );
-        for bad in ["", "10", "m", "10x", "-5m", "yesterday", "99999999999999999999d", "1.5h"] {
+        assert_eq!(parse_since("2026-03-04T10:11:12Z"), Ok(1_772_619_072_000));
+        for bad in [
+            "",
+            "10",
+            "m",
+            "10x",
+            "-5m",
+            "yesterday",
+            "99999999999999999999d",
+            "1.5h",
+        ] {
             let e = parse_since(bad).unwrap_err();
             assert!(e.contains("RFC 3339"), "{bad}: {e}");
         }
@@ -331,7 +338,14 @@ mod tests {
         running.running = true;
         running.outcome = None;
         let shown = table(&[info, running], false);
-        for text in ["AGENT", "OUTCOME", "1a2b3c4d", "1m05s", "running", "fix the failing"] {
+        for text in [
+            "AGENT",
+            "OUTCOME",
+            "1a2b3c4d",
+            "1m05s",
+            "running",
+            "fix the failing",
+        ] {
             assert!(shown.contains(text), "{text}: {shown}");
         }
         assert!(!shown.contains('\x1b'), "{shown:?}");

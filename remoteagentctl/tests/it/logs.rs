@@ -58,7 +58,9 @@ fn sigint(child: &std::process::Child) {
 #[tokio::test(flavor = "multi_thread")]
 async fn follow_goes_on_into_a_later_session_and_a_followed_session_ends_at_done() {
     let s = setup().await;
-    let first = s.run_to_end(&SessionId::generate().to_string(), "one").await;
+    let first = s
+        .run_to_end(&SessionId::generate().to_string(), "one")
+        .await;
 
     // `logs web -f` shows the first session, done included, and waits.
     let h = s.home.clone();
@@ -66,19 +68,22 @@ async fn follow_goes_on_into_a_later_session_and_a_followed_session_ends_at_done
     let lines = Lines::of(&mut follower);
     let (seen, lines) = blocking(move || (lines.until("# done ok"), lines)).await;
     assert!(
-        seen.starts_with(&format!("-- session {} of web, started ", &first.as_str()[..8])),
+        seen.starts_with(&format!(
+            "-- session {} of web, started ",
+            &first.as_str()[..8]
+        )),
         "{seen}"
     );
-    assert!(seen.contains(": one --\n") && seen.contains("end: one"), "{seen}");
+    assert!(
+        seen.contains(": one --\n") && seen.contains("end: one"),
+        "{seen}"
+    );
 
     // A session that starts now is shown under its own header.
     let second = SessionId::generate();
     s.publish(&s.sign(&second, "wait for it", 30)).await;
     let (seen, lines) = blocking(move || (lines.until("out: wait for it"), lines)).await;
-    let header = format!(
-        "-- session {} of web, started ",
-        &second.as_str()[..8]
-    );
+    let header = format!("-- session {} of web, started ", &second.as_str()[..8]);
     assert!(seen.starts_with(&header), "{seen}");
     assert!(seen.contains(": wait for it --\n"), "{seen}");
 
@@ -88,7 +93,8 @@ async fn follow_goes_on_into_a_later_session_and_a_followed_session_ends_at_done
     let prefix = second.as_str()[..6].to_string();
     let mut one = blocking(move || h.spawn_ctl(&["logs", "--session", &prefix, "-f", "-t"])).await;
     let one_lines = Lines::of(&mut one);
-    let (head, one_lines) = blocking(move || (one_lines.until("out: wait for it"), one_lines)).await;
+    let (head, one_lines) =
+        blocking(move || (one_lines.until("out: wait for it"), one_lines)).await;
     // `-t`: each line starts with the time it was written.
     let out_line = head.lines().last().unwrap();
     let (time, rest) = out_line.split_once(' ').unwrap();
@@ -101,7 +107,11 @@ async fn follow_goes_on_into_a_later_session_and_a_followed_session_ends_at_done
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(rest.contains("end: wait for it"), "{rest}");
     assert!(
-        rest.trim_end().lines().last().unwrap().contains(" # done ok exit 0 in "),
+        rest.trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .contains(" # done ok exit 0 in "),
         "it ends with the done line: {rest}"
     );
 
@@ -151,7 +161,10 @@ async fn since_list_and_session_prefixes() {
     let out = s.ctl_out(&["logs", "web", "--since", "1d", "-n", "1"]);
     let text = stdout(&out);
     assert_eq!(text.lines().count(), 2, "{text}");
-    assert!(text.lines().nth(1).unwrap().starts_with("# done ok"), "{text}");
+    assert!(
+        text.lines().nth(1).unwrap().starts_with("# done ok"),
+        "{text}"
+    );
 
     // `--list`: tab-separated off a terminal, newest last.
     let out = s.ctl_out(&["logs", "--list"]);
@@ -160,7 +173,9 @@ async fn since_list_and_session_prefixes() {
     let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
     assert_eq!(
         rows[0],
-        vec!["AGENT", "SESSION", "STARTED", "DURATION", "OUTCOME", "PROMPT"]
+        vec![
+            "AGENT", "SESSION", "STARTED", "DURATION", "OUTCOME", "PROMPT"
+        ]
     );
     assert_eq!(rows.len(), 3, "{text}");
     assert_eq!(&rows[1][..2], &["web", "feed01-o"]);
@@ -168,7 +183,10 @@ async fn since_list_and_session_prefixes() {
     assert_eq!(rows[2][4], "ok");
     assert_eq!(rows[2][5], "the new one");
     assert!(rows[2][3].ends_with('s'), "{text}");
-    assert!(remoteagent_proto::rfc3339::parse(rows[2][2]).is_some(), "{text}");
+    assert!(
+        remoteagent_proto::rfc3339::parse(rows[2][2]).is_some(),
+        "{text}"
+    );
     // … filtered by --since and -n, and as JSON.
     let out = s.ctl_out(&["logs", "web", "--list", "--since", &since, "--no-headers"]);
     let text = stdout(&out);
@@ -187,17 +205,27 @@ async fn since_list_and_session_prefixes() {
     // Session prefixes: unique works, shared is ambiguous, none is unknown.
     let out = s.ctl_out(&["logs", "--session", "feed01", "-n", "3"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("end: the old one"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("end: the old one"),
+        "{}",
+        stdout(&out)
+    );
     let out = s.ctl_out(&["logs", "--session", "feed0"]);
     assert_eq!(out.status.code(), Some(4), "{}", stdout(&out));
     let said = stderr(&out);
     assert!(
-        said.contains("several sessions") && said.contains(old.as_str()) && said.contains(new.as_str()),
+        said.contains("several sessions")
+            && said.contains(old.as_str())
+            && said.contains(new.as_str()),
         "{said}"
     );
     let out = s.ctl_out(&["logs", "web", "--session", "cafe"]);
     assert_eq!(out.status.code(), Some(4), "{}", stdout(&out));
-    assert!(stderr(&out).contains("no session 'cafe'"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no session 'cafe'"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -208,4 +236,62 @@ fn a_bad_since_is_a_usage_error() {
         assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
         assert!(stderr(&out).contains("RFC 3339"), "{}", stderr(&out));
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn follow_without_an_agent_follows_every_agent_and_names_each_line() {
+    use remoteagent_proto::events::{CommandEvent, CommandPayload};
+    use remoteagent_proto::{envelope, names};
+
+    let s = setup().await;
+    let api = s.home.project("api");
+    std::fs::write(api.join("run.sh"), SCRIPT).unwrap();
+    let command = format!("/bin/sh {}", api.join("run.sh").display());
+    let (api_agent, _) =
+        pair_project(&s.home, &s.cloud, &api, "api", &["--command", &command]).await;
+    s.run_to_end("web001-first", "from web").await;
+
+    let h = s.home.clone();
+    let mut follower = blocking(move || h.spawn_ctl(&["logs", "-f"])).await;
+    let lines = Lines::of(&mut follower);
+    // Its answer so far (the newest session) shows it is following.
+    let (seen, lines) = blocking(move || (lines.until("web: # done ok"), lines)).await;
+    assert!(seen.contains("web: out: from web"), "{seen}");
+
+    // The other agent's session: its header and its lines, named.
+    let session = SessionId::parse("api001-second").unwrap();
+    let env = envelope::sign(
+        &s.cloud.state.key,
+        &api_agent,
+        CommandEvent::Command(CommandPayload {
+            session_id: session.clone(),
+            prompt: "from api".into(),
+            r#continue: false,
+        }),
+        30,
+    )
+    .unwrap();
+    let mut conn = s.conn().await;
+    let receivers: i64 = redis::cmd("PUBLISH")
+        .arg(names::agent_channel(&api_agent))
+        .arg(env)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(receivers, 1);
+    let (seen, lines) = blocking(move || (lines.until("api: # done ok"), lines)).await;
+    assert!(
+        seen.contains("-- session api001-s of api, started ")
+            && seen.contains("api: out: from api")
+            && seen.contains("api: end: from api"),
+        "{seen}"
+    );
+    // And the first agent's next session.
+    let again = SessionId::parse("web002-again").unwrap();
+    s.publish(&s.sign(&again, "web again", 30)).await;
+    let (seen, lines) = blocking(move || (lines.until("web: end: web again"), lines)).await;
+    assert!(seen.contains("-- session web002-a of web"), "{seen}");
+    sigint(&follower);
+    let (_, out) = blocking(move || (lines.rest(), finish(follower))).await;
+    assert!(out.status.success(), "{}", stderr(&out));
 }

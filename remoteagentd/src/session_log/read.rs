@@ -228,7 +228,10 @@ mod tests {
         std::fs::write(&path, "a\n").unwrap();
         let mut c = Cursor::new(path.clone(), 2);
         assert!(c.read_new().unwrap().is_empty());
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         std::io::Write::write_all(&mut f, b"b\nha").unwrap();
         let got: Vec<String> = c.read_new().unwrap().into_iter().map(|l| l.text).collect();
         assert_eq!(got, vec!["b"]);
@@ -242,7 +245,8 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let agent = AgentId::generate();
         let s = SessionId::generate();
-        let mut log = SessionLog::create(root.path(), &agent, &s, "sh run.sh", "fix the tests\nnow");
+        let mut log =
+            SessionLog::create(root.path(), &agent, &s, "sh run.sh", "fix the tests\nnow");
         let path = session_log_path(root.path(), &agent, &s);
         let running = summary(&path).unwrap();
         assert_eq!(running.runner, "sh run.sh");

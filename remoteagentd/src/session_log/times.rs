@@ -74,7 +74,9 @@ impl TimesWriter {
 pub fn first_mark(log: &Path) -> Option<u64> {
     let file = std::fs::File::open(times_path(log)).ok()?;
     let mut line = String::new();
-    std::io::BufReader::new(file.take(64)).read_line(&mut line).ok()?;
+    std::io::BufReader::new(file.take(64))
+        .read_line(&mut line)
+        .ok()?;
     let (at, ms) = line.trim_end().split_once(' ')?;
     (at == "0").then(|| ms.parse().ok())?
 }

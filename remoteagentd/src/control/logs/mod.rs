@@ -115,14 +115,8 @@ pub async fn handle(
     let mut left = lines;
     for log in shown.iter().rev() {
         let info = scope.info(log);
-        let (tail, end) = session_log::tail(
-            &log.path,
-            left,
-            since_ms,
-            info.started_at_ms,
-            follow,
-        )
-        .map_err(|e| ControlError::internal(format!("reading {}: {e}", log.path.display())))?;
+        let (tail, end) = session_log::tail(&log.path, left, since_ms, info.started_at_ms, follow)
+            .map_err(|e| ControlError::internal(format!("reading {}: {e}", log.path.display())))?;
         left -= tail.len();
         // With `since`, a session without lines in the window is left out
         // (unless it is the one asked for).
@@ -136,7 +130,9 @@ pub async fn handle(
     let out = Out { id, sink };
     let mut cursors = Vec::new();
     for (log, info, tail, end) in sections.into_iter().rev() {
-        if out.send(Response::LogSession(info)).await.is_err() || out.lines(&log, tail).await.is_err() {
+        if out.send(Response::LogSession(info)).await.is_err()
+            || out.lines(&log, tail).await.is_err()
+        {
             return Ok(None);
         }
         cursors.push((log, end));

@@ -126,6 +126,7 @@ mod tests {
     #[test]
     fn formats_and_parses_back() {
         assert_eq!(format(0, false), "1970-01-01T00:00:00Z");
+        assert_eq!(civil_from_days(20_516), (2026, 3, 4));
         let ms = 1_772_619_072_345; // 2026-03-04T10:11:12.345Z
         assert_eq!(format(ms, true), "2026-03-04T10:11:12.345Z");
         assert_eq!(parse("2026-03-04T10:11:12.345Z"), Some(ms));

@@ -160,6 +160,9 @@ mod tests {
         assert!(path(&other, &running).exists());
         assert!(!path(&other, &old).exists());
         assert!(!path(&agent, &mid).exists());
+        // A deleted log's times go with it; a kept log keeps them.
+        assert!(!super::super::times_path(&path(&other, &old)).exists());
+        assert!(super::super::times_path(&path(&other, &new)).exists());
         assert!(path(&other, &new).exists());
         assert!(path(&agent, &current).exists());
     }

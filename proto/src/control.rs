@@ -44,7 +44,9 @@ pub enum Request {
     /// Abort the agent's running session.
     Stop(AgentRequest),
     /// Session logs. Without `follow` ends after the last `lines` lines; with
-    /// it keeps streaming new lines until the client disconnects.
+    /// it keeps streaming new lines (of later sessions too) until the client
+    /// disconnects, or, for one `session`, until that session's end record.
+    /// With `list`, one [`Response::LogSessions`] instead.
     Logs(LogsRequest),
     Unpair(AgentRequest),
     /// A runner asks whether it may use a tool (sent by `remoteagentd
@@ -90,6 +92,13 @@ pub struct LogsRequest {
     pub lines: usize,
     #[serde(default)]
     pub follow: bool,
+    /// Only lines (with `list`: sessions) logged at or after this time (ms
+    /// since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<u64>,
+    /// List the sessions that have a log instead of showing lines.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub list: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -242,10 +251,23 @@ pub enum Response {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         started_at_ms: Option<u64>,
     },
+    /// One line of a session log. Lines of a session follow its
+    /// [`Response::LogSession`].
     LogLine {
         agent_id: AgentId,
         session_id: SessionId,
         line: String,
+        /// When the line was written (ms since the epoch); absent in logs
+        /// written before lines were timed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        time_ms: Option<u64>,
+    },
+    /// Sent before a session's lines in a `logs` answer (and when a followed
+    /// agent starts a new session): which session the lines below are of.
+    LogSession(LogSessionInfo),
+    /// The answer to `logs --list`, oldest session first.
+    LogSessions {
+        sessions: Vec<LogSessionInfo>,
     },
     Unpaired {
         agent_id: AgentId,
@@ -282,6 +304,35 @@ pub struct AgentInfo {
     /// keyring); `None` when it is fine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+}
+
+/// A session that has a local log, as its log's start and end records
+/// tell it (the prompt and runner are remote text: clean them to show).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogSessionInfo {
+    pub agent_id: AgentId,
+    pub agent_name: String,
+    pub session_id: SessionId,
+    /// From the start record; absent when the log has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at_ms: Option<u64>,
+    /// The start of the prompt, as the log recorded it.
+    #[serde(default)]
+    pub prompt: String,
+    #[serde(default)]
+    pub runner: String,
+    /// The agent runs this session now.
+    #[serde(default)]
+    pub running: bool,
+    /// The end record's status (`ok`, `failed`, `aborted`, `error`,
+    /// `rejected`); absent while running or when the end was never recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// When the log was last written to (ms since the epoch).
+    #[serde(default)]
+    pub last_write_ms: u64,
 }
 
 /// One line of `remoteagentctl doctor`: what was checked, how it went, and
@@ -381,7 +432,9 @@ mod tests {
                 agent: None,
                 session: None,
                 lines: 50,
-                follow: false
+                follow: false,
+                since_ms: None,
+                list: false,
             })
         );
     }

@@ -29,6 +29,7 @@ pub mod events;
 pub mod ids;
 pub mod keys;
 pub mod names;
+pub mod rfc3339;
 pub mod runner;
 pub mod stream;
 pub mod text;

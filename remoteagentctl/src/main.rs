@@ -73,20 +73,10 @@ enum Command {
         /// Agent name or id prefix.
         agent: String,
     },
-    /// Show a session's log (the newest one unless --session is given).
-    Logs {
-        /// Agent name or id prefix (default: all agents' newest session).
-        agent: Option<String>,
-        /// A session id.
-        #[arg(long)]
-        session: Option<String>,
-        /// How many lines from the end.
-        #[arg(short = 'n', long = "lines", default_value_t = 50)]
-        lines: usize,
-        /// Keep printing new lines until Ctrl-C.
-        #[arg(short, long)]
-        follow: bool,
-    },
+    /// Show session logs, like journalctl: the newest session's last lines,
+    /// or one --session, or all --since a time; -f follows new lines (and
+    /// later sessions); --list lists the sessions.
+    Logs(commands::logs::LogsArgs),
     /// Unpair an agent: revoke it in the cloud and forget it here.
     Unpair {
         /// Agent name or id prefix.
@@ -220,24 +210,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::List { no_headers } => commands::list::run(&mut client, json, no_headers).await,
         Command::Status => commands::status::run(&mut client, json).await,
         Command::Stop { agent } => commands::stop::run(&mut client, agent, json).await,
-        Command::Logs {
-            agent,
-            session,
-            lines,
-            follow,
-        } => {
-            commands::logs::run(
-                &mut client,
-                commands::logs::LogsArgs {
-                    agent,
-                    session,
-                    lines,
-                    follow,
-                    json,
-                },
-            )
-            .await
-        }
+        Command::Logs(args) => commands::logs::run(&mut client, args, json).await,
         Command::Unpair { agent } => commands::unpair::run(&mut client, agent, json).await,
         Command::Service(_)
         | Command::Restart { .. }

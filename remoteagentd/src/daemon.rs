@@ -77,6 +77,7 @@ pub async fn run_with_ready(
         seen: Arc::new(SeenEnvelopes::new(paths.envelopes_dir.clone())),
         stream_budget: config.output.stream_budget_bytes(),
         log_limits: config.logs.limits(),
+        log_events: Default::default(),
     };
     let secrets = SecretStore::new(config.secret_store, paths.secrets_dir.clone());
     let state = StateDir::new(paths.agents_dir.clone());

@@ -476,6 +476,7 @@ mod tests {
             )),
             stream_budget: crate::output::DEFAULT_STREAM_BUDGET,
             log_limits: Default::default(),
+            log_events: Default::default(),
         };
         let (s, _rx) = Supervisor::new(
             Config::default(),

@@ -9,6 +9,7 @@ mod daemon_cli;
 mod doctor;
 mod hostile_input;
 mod keyring;
+mod logs;
 mod pairing;
 mod service;
 mod service_control;

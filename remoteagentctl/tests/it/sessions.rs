@@ -83,12 +83,18 @@ async fn a_signed_command_runs_and_logs_show_it() {
     let out =
         blocking(move || h.ctl(&["logs", "web", "--session", &sid, "-n", "1", "--json"])).await;
     assert!(out.status.success(), "{}", stderr(&out));
-    let lines: Vec<serde_json::Value> = stdout(&out)
+    let replies: Vec<serde_json::Value> = stdout(&out)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 1, "{lines:?}");
-    assert_eq!(lines[0]["session_id"], session.as_str());
+    // The session's header, then its last line.
+    assert_eq!(replies.len(), 2, "{replies:?}");
+    assert_eq!(replies[0]["type"], "log_session");
+    assert_eq!(replies[0]["session_id"], session.as_str());
+    assert_eq!(replies[0]["prompt"], "hello there");
+    assert_eq!(replies[1]["type"], "log_line");
+    assert_eq!(replies[1]["session_id"], session.as_str());
+    assert!(replies[1]["time_ms"].as_u64().is_some(), "{replies:?}");
     let out = s.home.ctl(&["logs", "web", "--session", "nope"]);
     assert_eq!(out.status.code(), Some(4));
 }

@@ -71,12 +71,14 @@ pub async fn run_session(
         ),
     );
     let runner_name = ctx.runner.display_name();
-    let mut log = SessionLog::create(
+    // `logs -f` followers learn of this session and of each write.
+    let mut log = SessionLog::create_announced(
         &ctx.settings.log_root,
         &ctx.agent_id,
         &sid,
         &runner_name,
         &ctx.command.prompt,
+        Some(&ctx.settings.log_events),
     );
     log.limit(ctx.settings.log_limits.max_log_bytes);
     let started = Instant::now();

@@ -53,6 +53,8 @@ pub struct AgentSettings {
     pub stream_budget: u64,
     /// What the local session logs may hold (`[logs]`).
     pub log_limits: crate::session_log::LogLimits,
+    /// Every session log's start, writes and close, for `logs -f`.
+    pub log_events: crate::session_log::LogEvents,
 }
 
 /// What an agent task tells the supervisor.

@@ -359,9 +359,7 @@ async fn dispatch(
         Request::Stop(AgentRequest { agent }) => {
             super::stop::handle(supervisor, &agent).await.map(Some)
         }
-        Request::Logs(request) => super::logs::handle(supervisor, id, request, sink)
-            .await
-            .map(|()| None),
+        Request::Logs(request) => super::logs::handle(supervisor, id, request, sink).await,
         Request::Unpair(AgentRequest { agent }) => {
             super::unpair::handle(supervisor, &agent).await.map(Some)
         }

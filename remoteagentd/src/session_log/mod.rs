@@ -8,6 +8,10 @@
 //! newest [`LogLimits::keep_per_agent`] are kept per agent, and the oldest go
 //! while all logs together are over [`LogLimits::max_total_bytes`]
 //! ([`prune`](prune()), when a session starts; `prune.rs`).
+//!
+//! Beside each log, `{sessionId}.times` records when its parts were written
+//! (`times.rs`); `read.rs` reads logs back with those times, and
+//! `events.rs` announces every write to followers (`logs -f`).
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -20,9 +24,15 @@ use remoteagent_proto::{AgentId, SessionId, text};
 use crate::runner::process::RunnerRecord;
 use crate::util::time::rfc3339_now;
 
+mod events;
 mod prune;
+mod read;
+mod times;
 
+pub use events::{LogEvent, LogEventKind, LogEvents};
 pub use prune::prune;
+pub use read::{Cursor, Summary, TimedLine, done_record, summary, tail};
+pub use times::times_path;
 
 /// Largest output kept in one session's log, unless configured.
 pub const DEFAULT_MAX_LOG_BYTES: u64 = 1024 * 1024 * 1024;
@@ -170,7 +180,15 @@ fn start_record(session: &SessionId, runner: &str, prompt: &str) -> String {
 /// Writer of one session's log. Write errors are logged once and then
 /// ignored: a full disk must not stop the session itself.
 pub struct SessionLog {
+    agent: AgentId,
+    session: SessionId,
     file: Option<std::fs::File>,
+    /// The file's length: where the next write lands.
+    pos: u64,
+    times: times::TimesWriter,
+    /// Who is told of each write, once [`SessionLog::announce`]d.
+    events: Option<LogEvents>,
+    /// Output bytes kept (not counting daemon lines), against the cap.
     written: u64,
     truncated: bool,
     /// Output kept at most ([`SessionLog::limit`]).
@@ -188,7 +206,23 @@ impl SessionLog {
         runner: &str,
         prompt: &str,
     ) -> SessionLog {
+        SessionLog::create_announced(root, agent, session, runner, prompt, None)
+    }
+
+    /// [`SessionLog::create`], telling `events` (when given) of the log's
+    /// start, of every write and, once it is dropped, of its close. The log
+    /// counts as open before its first byte is written, so a follower that
+    /// finds it closed has all of it on disk.
+    pub fn create_announced(
+        root: &Path,
+        agent: &AgentId,
+        session: &SessionId,
+        runner: &str,
+        prompt: &str,
+        events: Option<&LogEvents>,
+    ) -> SessionLog {
         let dir = root.join(agent.as_str());
+        let path = session_log_path(root, agent, session);
         let opened = std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -198,7 +232,7 @@ impl SessionLog {
                     .create(true)
                     .append(true)
                     .mode(0o600)
-                    .open(session_log_path(root, agent, session))
+                    .open(&path)
             });
         let file = match opened {
             Ok(f) => Some(f),
@@ -207,8 +241,16 @@ impl SessionLog {
                 None
             }
         };
-        let mut log = SessionLog::writing_to(file);
+        let mut log = SessionLog::writing_to(agent, session, &path, file);
+        if let Some(events) = events {
+            events.opened(session);
+        }
         log.line(&start_record(session, runner, prompt));
+        if let Some(events) = events {
+            // Started once the start record (the header's source) is there.
+            events.send(agent, session, LogEventKind::Started);
+            log.events = Some(events.clone());
+        }
         log
     }
 
@@ -220,15 +262,28 @@ impl SessionLog {
         agent: &AgentId,
         session: &SessionId,
     ) -> std::io::Result<SessionLog> {
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(session_log_path(root, agent, session))?;
-        Ok(SessionLog::writing_to(Some(file)))
+        let path = session_log_path(root, agent, session);
+        let file = std::fs::OpenOptions::new().append(true).open(&path)?;
+        Ok(SessionLog::writing_to(agent, session, &path, Some(file)))
     }
 
-    fn writing_to(file: Option<std::fs::File>) -> SessionLog {
+    fn writing_to(
+        agent: &AgentId,
+        session: &SessionId,
+        path: &Path,
+        file: Option<std::fs::File>,
+    ) -> SessionLog {
+        let pos = file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map_or(0, |m| m.len());
         SessionLog {
+            agent: agent.clone(),
+            session: session.clone(),
+            times: times::TimesWriter::open(path),
             file,
+            pos,
+            events: None,
             written: 0,
             truncated: false,
             cap: DEFAULT_MAX_LOG_BYTES,
@@ -323,14 +378,30 @@ impl SessionLog {
     }
 
     fn line(&mut self, text: &str) {
-        if let Some(f) = self.file.as_mut()
-            && let Err(e) = f.write_all(text.as_bytes())
-        {
+        let Some(f) = self.file.as_mut() else {
+            return;
+        };
+        // The time first: a reader that sees the bytes finds their mark.
+        self.times.mark(self.pos, remoteagent_proto::now_ms());
+        if let Err(e) = f.write_all(text.as_bytes()) {
             tracing::warn!(error = %e, "session log write failed; the local log stops here");
             self.file = None;
             self.raise(format!(
                 "⚠️ This session's local log could not be written ({e}): output from here is not kept on the computer"
             ));
+            return;
+        }
+        self.pos += text.len() as u64;
+        if let Some(events) = &self.events {
+            events.send(&self.agent, &self.session, LogEventKind::Wrote);
+        }
+    }
+}
+
+impl Drop for SessionLog {
+    fn drop(&mut self) {
+        if let Some(events) = &self.events {
+            events.closed(&self.agent, &self.session);
         }
     }
 }

@@ -21,6 +21,8 @@ const UNFINISHED_KEPT: Duration = Duration::from_secs(2 * 24 * 3600);
 pub fn prune(root: &Path, agent: &AgentId, current: &SessionId, limits: &LogLimits) {
     let remove = |agent: &AgentId, id: &SessionId| {
         let path = session_log_path(root, agent, id);
+        // Its times go with it (an older log has none).
+        let _ = std::fs::remove_file(super::times_path(&path));
         match std::fs::remove_file(&path) {
             Ok(()) => tracing::info!(agent = %agent, session = %id, "old session log deleted"),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -158,6 +160,9 @@ mod tests {
         assert!(path(&other, &running).exists());
         assert!(!path(&other, &old).exists());
         assert!(!path(&agent, &mid).exists());
+        // A deleted log's times go with it; a kept log keeps them.
+        assert!(!super::super::times_path(&path(&other, &old)).exists());
+        assert!(super::super::times_path(&path(&other, &new)).exists());
         assert!(path(&other, &new).exists());
         assert!(path(&agent, &current).exists());
     }

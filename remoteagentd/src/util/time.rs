@@ -35,31 +35,7 @@ pub async fn sleep_unless_cancelled(delay: Duration, cancel: &CancellationToken)
 
 /// The current time in UTC, e.g. `2026-03-04T10:11:12Z`.
 pub fn rfc3339_now() -> String {
-    // Seconds since the epoch in UTC, formatted without a date crate.
-    let secs = remoteagent_proto::now_secs();
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 → (year, month, day), Howard Hinnant's algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    remoteagent_proto::rfc3339::format(remoteagent_proto::now_ms(), false)
 }
 
 #[cfg(test)]
@@ -67,9 +43,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_516), (2026, 3, 4));
+    fn now_is_an_rfc3339_time() {
+        let now = rfc3339_now();
+        assert_eq!(now.len(), 20, "{now}");
+        assert!(remoteagent_proto::rfc3339::parse(&now).is_some(), "{now}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -69,6 +69,7 @@ impl Setup {
                 seen: Arc::new(SeenEnvelopes::new(logs.path().join("envelopes"))),
                 stream_budget: remoteagentd::output::DEFAULT_STREAM_BUDGET,
                 log_limits: Default::default(),
+                log_events: Default::default(),
             }),
             logs,
             redis,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs RemoteAgent from this source tree with `cargo install`, plus shell
-# completions and man pages for the current user. Then run
-# `remoteagentctl service install` to start the daemon at login.
+# Installs RemoteAgent from this source tree with `cargo install` (the
+# daemon, its CLI and the cloud), plus shell completions and man pages for
+# the current user. Then run `remoteagentctl setup` (your own bot, with a
+# local cloud) or `remoteagentctl service install` (a hosted cloud).
 #
 #   packaging/install.sh            # into ~/.cargo/bin
 #   packaging/install.sh --root DIR # into DIR/bin (and DIR/share)
@@ -16,7 +17,7 @@ if [ "${1:-}" = "--root" ]; then
   share="$2/share"
   extra=(--root "$2")
 fi
-for crate in remoteagentd remoteagentctl; do
+for crate in remoteagentd remoteagentctl cloud; do
   cargo install --locked "${extra[@]}" --path "$crate"
 done
 bin="$root/bin"
@@ -27,5 +28,7 @@ mkdir -p "$share/bash-completion/completions" "$share/zsh/site-functions" \
 "$bin/remoteagentctl" completions fish >"$share/fish/vendor_completions.d/remoteagentctl.fish"
 "$bin/remoteagentctl" man --out "$share/man/man1"
 "$bin/remoteagentd" --write-man "$share/man/man1"
-echo "Installed remoteagentd and remoteagentctl into $bin."
-echo "Next: remoteagentctl service install && remoteagentctl pair ./myproject"
+echo "Installed remoteagentd, remoteagentctl and remoteagent-cloud into $bin."
+echo "Next, with your own bot (needs redis-server): remoteagentctl setup < token.txt"
+echo "  or, with a hosted cloud: set cloud_url, then remoteagentctl service install"
+echo "Then: remoteagentctl pair ./myproject"

@@ -4,14 +4,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use remoteagent_proto::control::{AgentInfo, DaemonStatus, ErrorCode};
 use remoteagent_proto::keys::CloudPublicKey;
 use remoteagent_proto::{AgentId, SessionId};
 use secrecy::SecretString;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::agent::{AgentHandle, AgentNotice, AgentSettings, AgentSpec};
 use crate::approval::Decision;
@@ -34,10 +34,18 @@ pub struct Supervisor {
     /// Project folders with a pairing under way, so two `pair` commands for
     /// one folder cannot both succeed.
     pairing: Mutex<Vec<PathBuf>>,
-    pub settings: Arc<AgentSettings>,
+    /// The settings agents take at their next session; a reload sends new
+    /// ones (see `reload`).
+    settings: watch::Sender<Arc<AgentSettings>>,
     pub secrets: SecretStore,
     pub state: StateDir,
-    pub config: Config,
+    /// The config in force; a reload replaces it.
+    config: RwLock<Arc<Config>>,
+    /// Where the config file is read again on reload (set by the daemon).
+    config_file: OnceLock<PathBuf>,
+    /// What the last reload left to tell: its failure, keys that need a
+    /// restart.
+    reload: Mutex<crate::reload::ReloadState>,
     pub http: reqwest::Client,
     pub socket: PathBuf,
     started: Instant,
@@ -76,10 +84,12 @@ impl Supervisor {
             Arc::new(Supervisor {
                 agents: Mutex::new(HashMap::new()),
                 pairing: Mutex::new(Vec::new()),
-                settings: Arc::new(settings),
+                settings: watch::Sender::new(Arc::new(settings)),
                 secrets,
                 state,
-                config,
+                config: RwLock::new(Arc::new(config)),
+                config_file: OnceLock::new(),
+                reload: Mutex::new(Default::default()),
                 http,
                 socket,
                 started: Instant::now(),
@@ -93,6 +103,40 @@ impl Supervisor {
         // A panic while holding the lock leaves the map itself consistent
         // (every mutation is a single insert/remove), so keep going.
         self.agents.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> Arc<Config> {
+        // Every write replaces the whole `Arc`, so a poisoned lock still
+        // holds a complete config.
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The agent settings in force.
+    pub fn settings(&self) -> Arc<AgentSettings> {
+        self.settings.borrow().clone()
+    }
+
+    /// Puts a reloaded config and its agent settings in force: new agents
+    /// start with them, running ones take them at their next session.
+    pub fn apply_config(&self, config: Config, settings: AgentSettings) {
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+        self.settings.send_replace(Arc::new(settings));
+    }
+
+    pub fn set_config_file(&self, path: PathBuf) {
+        let _ = self.config_file.set(path);
+    }
+
+    pub fn config_file(&self) -> Option<&Path> {
+        self.config_file.get().map(PathBuf::as_path)
+    }
+
+    pub fn reload_state(&self) -> MutexGuard<'_, crate::reload::ReloadState> {
+        self.reload.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn pairing_list(&self) -> MutexGuard<'_, Vec<PathBuf>> {
@@ -156,7 +200,8 @@ impl Supervisor {
                     conversation: meta.conversation.clone(),
                 };
                 tracing::info!(agent = %meta.id, name = %meta.name, path = %meta.path.display(), "starting agent");
-                let handle = AgentHandle::spawn(spec, self.settings.clone(), self.notices.clone());
+                let handle =
+                    AgentHandle::spawn_live(spec, self.settings.subscribe(), self.notices.clone());
                 (Some(Arc::new(handle)), None)
             }
             Err(e) => {
@@ -317,6 +362,7 @@ impl Supervisor {
         let slots = self.slots();
         let infos: Vec<AgentInfo> = slots.values().map(Self::info).collect();
         let online = infos.iter().filter(|a| a.online).count();
+        let reload = self.reload_state().clone();
         DaemonStatus {
             version: env!("CARGO_PKG_VERSION").to_string(),
             pid: std::process::id(),
@@ -326,6 +372,9 @@ impl Supervisor {
             agents_online: online,
             sessions_running: infos.iter().filter(|a| a.running_session.is_some()).count(),
             socket: self.socket.clone(),
+            cloud_url: self.config().cloud_url.clone(),
+            config_problem: reload.failure,
+            restart_needed: reload.restart_needed,
         }
     }
 
@@ -379,7 +428,7 @@ impl Supervisor {
         }
         // Its envelopes can no longer verify (nobody pins its key): the
         // record of seen ones has nothing left to guard.
-        self.settings.seen.forget(id);
+        self.settings().seen.forget(id);
         tracing::info!(agent = %id, name = %slot.meta.name, "agent forgotten");
         Some(slot.meta)
     }

@@ -5,10 +5,14 @@
 //! tracing subscriber, fixed ports or paths) is never changed by a test.
 
 mod common;
+mod completion;
 mod daemon_cli;
 mod doctor;
 mod hostile_input;
 mod keyring;
+mod man_pages;
 mod pairing;
+mod readme;
+mod reload;
 mod service;
 mod sessions;

@@ -34,7 +34,8 @@ fn choose(
     agent: Option<&str>,
     session: Option<&str>,
 ) -> Result<(AgentId, SessionId, PathBuf), ControlError> {
-    let root = &supervisor.settings.log_root;
+    let settings = supervisor.settings();
+    let root = &settings.log_root;
     let agents: Vec<AgentId> = match agent {
         Some(query) => vec![supervisor.resolve(query)?],
         None => supervisor.list().into_iter().map(|a| a.id).collect(),

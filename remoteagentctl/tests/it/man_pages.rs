@@ -57,8 +57,14 @@ fn the_daemons_page_has_files_and_environment_and_no_help_subcommand() {
     assert!(!plain.contains("approval-hook"), "{page}");
     let help = stdout(&home.daemon_command().arg("--help").output().unwrap());
     assert!(
-        !help.contains("help  ") && !help.contains("Commands:"),
+        !help.contains("Commands:") && !help.lines().any(|l| l.trim_start().starts_with("help ")),
         "{help}"
+    );
+    let out = home.daemon_command().arg("help").output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "`remoteagentd help` is no subcommand"
     );
 }
 

@@ -151,7 +151,7 @@ fn reload_on_sighup(
                     }
                     tracing::info!("SIGHUP received: reloading the config");
                     // The outcome is logged and kept for `status`.
-                    let _ = crate::reload::reload(&supervisor, &config_file);
+                    let _ = supervisor.reload_config(&config_file);
                 }
             }
         }

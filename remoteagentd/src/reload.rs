@@ -7,15 +7,16 @@
 //! succeeds. A good file is put in force at once: `cloud_url` for the next
 //! pairing and doctor, the abort grace, prompt limit, approval policies,
 //! output budget and log limits for each agent's next session. The keys in
-//! [`RESTART_KEYS`] (the secret store) keep their running value and are
+//! [`crate::config::RESTART_KEYS`] (the secret store) keep their running value and are
 //! reported as taking effect after a restart.
+//!
+//! The steps are `Supervisor::reload_config`; here are the parts that
+//! need no supervisor (so this module imports none).
 
-use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::agent::AgentSettings;
-use crate::config::{Config, RESTART_KEYS};
-use crate::supervisor::Supervisor;
+use crate::config::Config;
 
 /// What the last reload left for `status` and `doctor` to say.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -33,51 +34,6 @@ pub struct Reloaded {
     pub changed: Vec<String>,
     /// Keys whose new value waits for a restart.
     pub restart_needed: Vec<String>,
-}
-
-/// Reads `path` again and puts it in force; on failure keeps the old
-/// config and returns (and records) the failure's text.
-pub fn reload(supervisor: &Supervisor, path: &Path) -> Result<Reloaded, String> {
-    let mut new = match Config::load(path) {
-        Ok(config) => config,
-        Err(e) => {
-            let failure = format!(
-                "config reload failed at {}: {e}",
-                hhmm_utc(SystemTime::now())
-            );
-            tracing::error!(path = %path.display(), error = %e, "config reload failed; keeping the previous config");
-            supervisor.reload_state().failure = Some(failure.clone());
-            return Err(failure);
-        }
-    };
-    let old = supervisor.config();
-    let changed = changed_keys(&old, &new);
-    let (restart, live): (Vec<_>, Vec<_>) =
-        changed.into_iter().partition(|k| RESTART_KEYS.contains(k));
-    // What cannot change while running keeps its running value, so that
-    // `status`, `doctor` and new agents describe what is really in use.
-    new.secret_store = old.secret_store;
-    for key in &restart {
-        tracing::warn!(key, path = %path.display(), "config: {key} changed; takes effect after a restart");
-    }
-    let settings = agent_settings(&supervisor.settings(), &new);
-    supervisor.apply_config(new, settings);
-    if live.is_empty() {
-        tracing::info!(path = %path.display(), "config reloaded: nothing that applies live changed");
-    } else {
-        tracing::info!(path = %path.display(), changed = %live.join(", "), "config reloaded");
-    }
-    let restart_needed: Vec<String> = restart.iter().map(|k| k.to_string()).collect();
-    {
-        let mut state = supervisor.reload_state();
-        state.failure = None;
-        // A key changed back to its running value needs no restart anymore.
-        state.restart_needed = restart_needed.clone();
-    }
-    Ok(Reloaded {
-        changed: live.into_iter().map(String::from).collect(),
-        restart_needed,
-    })
 }
 
 /// The keys (as in [`crate::config::KEYS`], `[[project]]` as a whole) whose
@@ -151,6 +107,7 @@ pub fn hhmm_utc(time: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
     use std::time::Duration;
 
     #[test]

@@ -139,6 +139,52 @@ impl Supervisor {
         self.reload.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Reads `path` again and puts it in force; on failure keeps the old
+    /// config and returns (and records) the failure's text.
+    pub fn reload_config(&self, path: &Path) -> Result<crate::reload::Reloaded, String> {
+        let mut new = match crate::config::Config::load(path) {
+            Ok(config) => config,
+            Err(e) => {
+                let failure = format!(
+                    "config reload failed at {}: {e}",
+                    crate::reload::hhmm_utc(std::time::SystemTime::now())
+                );
+                tracing::error!(path = %path.display(), error = %e, "config reload failed; keeping the previous config");
+                self.reload_state().failure = Some(failure.clone());
+                return Err(failure);
+            }
+        };
+        let old = self.config();
+        let changed = crate::reload::changed_keys(&old, &new);
+        let (restart, live): (Vec<_>, Vec<_>) = changed
+            .into_iter()
+            .partition(|k| crate::config::RESTART_KEYS.contains(k));
+        // What cannot change while running keeps its running value, so that
+        // `status`, `doctor` and new agents describe what is really in use.
+        new.secret_store = old.secret_store;
+        for key in &restart {
+            tracing::warn!(key, path = %path.display(), "config: {key} changed; takes effect after a restart");
+        }
+        let settings = crate::reload::agent_settings(&self.settings(), &new);
+        self.apply_config(new, settings);
+        if live.is_empty() {
+            tracing::info!(path = %path.display(), "config reloaded: nothing that applies live changed");
+        } else {
+            tracing::info!(path = %path.display(), changed = %live.join(", "), "config reloaded");
+        }
+        let restart_needed: Vec<String> = restart.iter().map(|k| k.to_string()).collect();
+        {
+            let mut state = self.reload_state();
+            state.failure = None;
+            // A key changed back to its running value needs no restart anymore.
+            state.restart_needed = restart_needed.clone();
+        }
+        Ok(crate::reload::Reloaded {
+            changed: live.into_iter().map(String::from).collect(),
+            restart_needed,
+        })
+    }
+
     fn pairing_list(&self) -> MutexGuard<'_, Vec<PathBuf>> {
         self.pairing.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -16,7 +16,7 @@ pub fn handle(supervisor: &Supervisor) -> Result<Response, ControlError> {
                 .config_file
         }
     };
-    match crate::reload::reload(supervisor, &path) {
+    match supervisor.reload_config(&path) {
         Ok(done) => Ok(Response::Reloaded {
             changed: done.changed,
             restart_needed: done.restart_needed,

@@ -82,7 +82,7 @@ fn config_file(supervisor: &Supervisor) -> Check {
                 Some(failure) => format!("{failure}; the daemon keeps its previous config"),
                 None => e.to_string(),
             },
-            format!("fix {path}, then run {RELOAD}"),
+            format!("fix {path} (the daemon would not start with it), then run {RELOAD}"),
         ),
     }
 }

@@ -147,3 +147,42 @@ fn sighup_applies_a_new_cloud_url_and_keeps_the_old_config_on_a_broken_file() {
         "{check:#}"
     );
 }
+
+/// A setting read per session reaches an agent that is already running:
+/// the same prompt runs before the reload and is refused after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_agent_takes_a_reloaded_setting_at_its_next_session() {
+    use remoteagent_proto::SessionId;
+    use remoteagent_proto::events::{DoneStatus, OutputEvent};
+
+    let s = Paired::start("web", "echo ran\n", 30 * 24 * 3600, |_| {}).await;
+    let prompt = "a prompt of twenty-six bytes";
+    let first = SessionId::generate();
+    s.publish(&s.sign(&first, prompt, 60)).await;
+    assert_eq!(s.wait_status(&first).await, DoneStatus::Ok);
+
+    s.home.add_config("max_prompt_bytes = 10");
+    let home = s.home.clone();
+    let out = blocking(move || home.ctl(&["reload"])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("max_prompt_bytes"),
+        "{}",
+        stdout(&out)
+    );
+
+    let second = SessionId::generate();
+    s.publish(&s.sign(&second, prompt, 60)).await;
+    assert_eq!(s.wait_status(&second).await, DoneStatus::Rejected);
+    let notice = s.events(&second).await.into_iter().find_map(|e| match e {
+        OutputEvent::Notice(n) => Some(n.text),
+        _ => None,
+    });
+    assert!(
+        notice
+            .as_deref()
+            .is_some_and(|n| n.contains("the limit is 10")),
+        "{notice:?}\n{}",
+        s.daemon.log_text()
+    );
+}

@@ -1,4 +1,9 @@
 # Homebrew formula for RemoteAgent, built from source with cargo.
+#
+# UNTESTED until a release exists: the url below names a tag that is not
+# published yet and the sha256 is a placeholder, so `brew install` of the
+# stable version cannot work; only `--HEAD` could, and no one has run it.
+# Test it (brew install, brew test, brew audit --strict) when v0.1.0 is tagged.
 #   brew install --build-from-source ./packaging/homebrew/remoteagent.rb
 # Then: `remoteagentctl service install` (a LaunchAgent) and
 # `remoteagentctl pair ./myproject`.

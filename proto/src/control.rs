@@ -59,6 +59,10 @@ pub enum Request {
     /// config file, its secret store, each agent's Redis login and runner).
     /// Answered with one [`Response::Doctor`].
     Doctor,
+    /// Read the config file again (what SIGHUP does). Answered with
+    /// [`Response::Reloaded`], or a [`ErrorCode::ConfigInvalid`] error when
+    /// the file is broken (the daemon keeps its previous config).
+    Reload,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,6 +215,8 @@ pub enum ErrorCode {
     KeyringUnavailable,
     /// The daemon is shutting down.
     ShuttingDown,
+    /// The config file could not be read or is invalid (reload).
+    ConfigInvalid,
     Internal,
     #[serde(other)]
     Unknown,
@@ -279,6 +285,13 @@ pub enum Response {
     /// The answer to [`Request::Doctor`].
     Doctor {
         checks: Vec<Check>,
+    },
+    /// The answer to [`Request::Reload`]: the keys that changed and now
+    /// apply, and those that take effect only after a restart.
+    Reloaded {
+        changed: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        restart_needed: Vec<String>,
     },
     /// The answer to [`Request::Approval`].
     ApprovalDecision {
@@ -407,6 +420,16 @@ pub struct DaemonStatus {
     pub agents_online: usize,
     pub sessions_running: usize,
     pub socket: PathBuf,
+    /// The cloud the daemon pairs with now (the config in force).
+    #[serde(default)]
+    pub cloud_url: String,
+    /// The last reload of the config file failed and the daemon runs on
+    /// its previous config: "config reload failed at 07:12 UTC: …".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_problem: Option<String>,
+    /// Config keys changed since the start that need a restart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restart_needed: Vec<String>,
 }
 
 #[cfg(test)]

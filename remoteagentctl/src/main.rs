@@ -10,9 +10,13 @@
 //! | 3 | the daemon is not running |
 //! | 4 | no such agent or session, or an ambiguous name |
 
+#[cfg(test)]
+mod cli_checks;
 mod client;
 mod commands;
+mod completion;
 mod error;
+mod man;
 mod service;
 mod setup;
 
@@ -28,7 +32,7 @@ use crate::error::{CliError, exit};
 const EXIT_CODES: &str = "Exit codes: 0 ok, 1 error (`service status`: not active, or no service manager), 2 usage, 3 daemon not running, 4 agent/session not found or ambiguous.";
 
 #[derive(Debug, Parser)]
-#[command(name = "remoteagentctl", version, about = "Control remoteagentd: pair project folders with Telegram, list, stop, logs, unpair.", after_help = EXIT_CODES)]
+#[command(name = "remoteagentctl", version, disable_help_subcommand = true, about = "Control remoteagentd: pair project folders with Telegram, list, stop, logs, unpair.", after_help = EXIT_CODES)]
 struct Cli {
     /// The daemon's control socket.
     #[arg(long, global = true, env = "REMOTEAGENT_SOCKET", value_name = "PATH")]
@@ -51,7 +55,7 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
         /// The AI CLI to run: claude, codex, aider or gemini (default claude).
-        #[arg(long, value_parser = parse_preset, conflicts_with = "command")]
+        #[arg(long, ignore_case = true, value_parser = completion::runner_parser(), conflicts_with = "command")]
         runner: Option<Preset>,
         /// Any other program, e.g. --command './my-agent --fast'. Split like a
         /// shell would, but stored and run as an argument list, never through a
@@ -68,6 +72,9 @@ enum Command {
     },
     /// Show the daemon's status.
     Status,
+    /// Make the daemon read its config file again (as SIGHUP does) and say
+    /// what changed.
+    Reload,
     /// Abort an agent's running session.
     Stop {
         /// Agent name or id prefix.
@@ -131,20 +138,16 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
-}
-
-fn parse_preset(s: &str) -> Result<Preset, String> {
-    s.parse()
+    /// The paired agents' names, one a line, for shell completion; nothing
+    /// (and exit 0) when the daemon does not answer at once.
+    #[command(name = completion::AGENTS_HELPER, hide = true)]
+    CompleteAgents,
 }
 
 /// Commands that do not talk to the daemon; `None` when `command` does.
 fn run_local(command: &Command) -> Option<anyhow::Result<()>> {
     match command {
-        Command::Completions { shell } => {
-            let mut cmd = Cli::command();
-            clap_complete::generate(*shell, &mut cmd, "remoteagentctl", &mut std::io::stdout());
-            Some(Ok(()))
-        }
+        Command::Completions { shell } => Some(completion::print_script(*shell, Cli::command())),
         Command::Man { out } => Some(write_man_pages(out)),
         _ => None,
     }
@@ -152,12 +155,7 @@ fn run_local(command: &Command) -> Option<anyhow::Result<()>> {
 
 /// One page for the command and one per subcommand (`remoteagentctl-pair.1`).
 fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<()> {
-    use anyhow::Context;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let cmd = Cli::command();
-    clap_mangen::generate_to(cmd, dir)
-        .with_context(|| format!("writing man pages to {}", dir.display()))?;
-    Ok(())
+    man::write_pages(Cli::command(), dir)
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
@@ -209,6 +207,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::List { no_headers } => commands::list::run(&mut client, json, no_headers).await,
         Command::Status => commands::status::run(&mut client, json).await,
+        Command::Reload => commands::reload::run(&mut client, json).await,
         Command::Stop { agent } => commands::stop::run(&mut client, agent, json).await,
         Command::Logs(args) => commands::logs::run(&mut client, args, json).await,
         Command::Unpair { agent } => commands::unpair::run(&mut client, agent, json).await,
@@ -217,6 +216,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         | Command::Completions { .. }
         | Command::Man { .. }
         | Command::Setup { .. }
+        | Command::CompleteAgents
         | Command::Doctor => Ok(()),
     }
 }
@@ -224,6 +224,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
 fn main() -> ExitCode {
     // clap exits with 2 on usage errors, as documented.
     let cli = Cli::parse();
+    if let Command::CompleteAgents = cli.command {
+        // Completion must stay quiet: no error, no non-zero exit.
+        completion::print_agents(&client::socket_path(cli.socket));
+        return ExitCode::SUCCESS;
+    }
     // Service commands have their own exit codes (`service status`).
     match cli.command {
         Command::Service(args) => {

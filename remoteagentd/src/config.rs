@@ -47,6 +47,80 @@ pub const DEFAULT_CLOUD_URL: &str = "http://127.0.0.1:8080";
 /// The environment variable that overrides `cloud_url`.
 pub const CLOUD_URL_ENV: &str = "REMOTEAGENT_CLOUD_URL";
 
+/// Every key the config file accepts, tables as `table.key`; README.md
+/// lists them all (checked by a test in the CLI's crate) and a unit test
+/// below checks this list against the structs' serde fields.
+pub const KEYS: &[&str] = &[
+    "cloud_url",
+    "secret_store",
+    "abort_grace_secs",
+    "max_prompt_bytes",
+    "approval.policy",
+    "approval.allow_tools",
+    "approval.timeout_secs",
+    "output.stream_budget_mb",
+    "logs.max_log_mb",
+    "logs.max_total_mb",
+    "project.path",
+    "project.approval",
+];
+
+/// The keys a running daemon cannot change: the secret store holds the
+/// tokens its agents were started with. A reload that changes one says it
+/// "takes effect after a restart"; every other key applies at once (to
+/// the next session, the next pairing, the next doctor).
+pub const RESTART_KEYS: &[&str] = &["secret_store"];
+
+/// The environment variables the daemon reads (README.md and the man page
+/// list them), with what each does.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    (
+        CLOUD_URL_ENV,
+        "the cloud's URL; wins over cloud_url in the config file",
+    ),
+    (
+        "RUST_LOG",
+        "log filter, e.g. info or remoteagentd=debug (default info)",
+    ),
+    (
+        "HOME",
+        "the home directory; ~/ in [[project]] paths and the XDG defaults",
+    ),
+    ("XDG_CONFIG_HOME", "where remoteagent/config.toml is read"),
+    (
+        "XDG_DATA_HOME",
+        "where agents' metadata and the file secret store live",
+    ),
+    (
+        "XDG_STATE_HOME",
+        "where session logs, the replay record and the --daemonize log live",
+    ),
+    (
+        "XDG_RUNTIME_DIR",
+        "where the control socket and the --daemonize pid file live",
+    ),
+    (
+        "TMPDIR",
+        "without XDG_RUNTIME_DIR, the socket is in $TMPDIR/remoteagent-UID/",
+    ),
+    (
+        "PATH",
+        "where runners' programs (claude, codex, aider, gemini) are found; passed to runners",
+    ),
+    (
+        "DBUS_SESSION_BUS_ADDRESS",
+        "the session bus of the Secret Service keyring (Linux)",
+    ),
+    (
+        "JOURNAL_STREAM",
+        "set by systemd: logs go to the journal instead of stderr",
+    ),
+    (
+        "NOTIFY_SOCKET",
+        "set by systemd (Type=notify): READY=1 and STOPPING=1 are sent there",
+    ),
+];
+
 /// Where agent JWTs are kept.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -197,16 +271,10 @@ impl Config {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             // toml's message spans several lines with a source excerpt; the
-            // first line names the problem, which is what a log line needs.
-            message: e
-                .message()
-                .lines()
-                .next()
-                .unwrap_or("syntax error")
-                .to_string()
-                + &e.span()
-                    .map(|s| format!(" (at byte {})", s.start))
-                    .unwrap_or_default(),
+            // first line names the problem, and where it is (line and key)
+            // is what a log line needs.
+            message: e.span().map(|s| locate(text, s.start)).unwrap_or_default()
+                + e.message().lines().next().unwrap_or("syntax error"),
         })?;
         let invalid = |message: &str| ConfigError::Invalid {
             path: path.to_path_buf(),
@@ -272,6 +340,38 @@ impl Config {
     }
 }
 
+/// "line L, column C, key `table.key`: " for byte `offset` of `text`; the
+/// key is the one assigned on that line, under the table header above it.
+fn locate(text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line_no = before.matches('\n').count();
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    let mut table = None;
+    for line in text.lines().take(line_no) {
+        let line = line.trim();
+        if line.starts_with('[') {
+            table = Some(
+                line.trim_matches(|c| c == '[' || c == ']')
+                    .trim()
+                    .to_string(),
+            );
+        }
+    }
+    let line = text.lines().nth(line_no).unwrap_or("");
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim())
+        .filter(|k| !k.is_empty() && !k.starts_with('['))
+        .map(|k| match &table {
+            Some(t) => format!(", key `{t}.{k}`"),
+            None => format!(", key `{k}`"),
+        })
+        .unwrap_or_default();
+    format!("line {}, column {column}{key}: ", line_no + 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,6 +413,88 @@ mod tests {
         assert!(bad.to_string().contains("c.toml"), "{bad}");
         assert!(Config::parse(p, "cloud_url = \"ftp://x\"").is_err());
         assert!(Config::parse(p, "this is not toml").is_err());
+    }
+
+    #[test]
+    fn parse_errors_name_line_and_key() {
+        let p = Path::new("c.toml");
+        let e = Config::parse(
+            p,
+            "cloud_url = \"https://x\"\n[logs]\nmax_log_mb = \"big\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("c.toml"), "{e}");
+        assert!(
+            e.contains("line 3, column 14, key `logs.max_log_mb`"),
+            "{e}"
+        );
+        let e = Config::parse(p, "secret_stor = 1").unwrap_err().to_string();
+        assert!(e.contains("line 1") && e.contains("secret_stor"), "{e}");
+    }
+
+    /// Captures the field names serde expects for a struct, so [`KEYS`]
+    /// cannot drift from the structs.
+    struct FieldProbe(&'static [&'static str]);
+
+    impl<'de> serde::Deserializer<'de> for &mut FieldProbe {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(
+            self,
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0 = fields;
+            Err(serde::de::Error::custom("probed"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+
+    fn fields<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+        let mut probe = FieldProbe(&[]);
+        let _ = T::deserialize(&mut probe);
+        probe.0
+    }
+
+    #[test]
+    fn keys_list_every_field() {
+        let mut expected: Vec<String> = Vec::new();
+        let tables: &[(&str, &[&str])] = &[
+            ("approval", fields::<ApprovalDefaults>()),
+            ("output", fields::<OutputConfig>()),
+            ("logs", fields::<LogsConfig>()),
+            ("project", fields::<ProjectConfig>()),
+        ];
+        for field in fields::<Config>() {
+            match tables.iter().find(|(t, _)| t == field) {
+                Some((table, inner)) => {
+                    expected.extend(inner.iter().map(|k| format!("{table}.{k}")))
+                }
+                None => expected.push(field.to_string()),
+            }
+        }
+        assert!(
+            expected.len() > 8,
+            "the probe found the fields: {expected:?}"
+        );
+        let mut keys: Vec<String> = KEYS.iter().map(|k| k.to_string()).collect();
+        keys.sort();
+        expected.sort();
+        assert_eq!(keys, expected, "config::KEYS must list every config key");
+        for key in RESTART_KEYS {
+            assert!(KEYS.contains(key), "{key}");
+        }
     }
 
     #[test]

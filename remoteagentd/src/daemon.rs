@@ -1,7 +1,9 @@
 //! The daemon's life: bind the control socket (refusing to run twice), load
-//! the paired agents, serve requests, and on SIGTERM/SIGINT stop accepting,
-//! shut every agent down concurrently, remove the socket.
+//! the paired agents, serve requests, reload the config on SIGHUP, and on
+//! SIGTERM/SIGINT stop accepting, shut every agent down concurrently,
+//! remove the socket.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
@@ -83,6 +85,7 @@ pub async fn run_with_ready(
     let state = StateDir::new(paths.agents_dir.clone());
     let (supervisor, notices) =
         Supervisor::new(config, settings, secrets, state, paths.socket.clone())?;
+    supervisor.set_config_file(paths.config_file.clone());
     if let Err(e) = supervisor.load_all().await {
         ControlServer::remove_socket(&paths.socket);
         return Err(e.into());
@@ -96,6 +99,20 @@ pub async fn run_with_ready(
         shutdown.clone(),
     ));
 
+    // Installed before READY: from then on `systemctl reload` may send
+    // SIGHUP, whose default action would end the daemon.
+    let reload_task = match reload_on_sighup(
+        supervisor.clone(),
+        paths.config_file.clone(),
+        shutdown.clone(),
+    ) {
+        Ok(task) => Some(task),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot handle SIGHUP: use `remoteagentctl reload` to reload the config");
+            None
+        }
+    };
+
     // Under systemd (Type=notify) this tells it we are up: the socket is
     // bound and accepting, the agents are loaded. Elsewhere it does nothing.
     if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
@@ -108,10 +125,38 @@ pub async fn run_with_ready(
     supervisor.shutdown_all().await;
     notice_task.abort();
     refresh_task.abort();
+    if let Some(task) = reload_task {
+        task.abort();
+    }
     drop(server);
     ControlServer::remove_socket(&paths.socket);
     tracing::info!("remoteagentd stopped");
     Ok(())
+}
+
+/// Reads the config file again on every SIGHUP until `shutdown`.
+fn reload_on_sighup(
+    supervisor: Arc<Supervisor>,
+    config_file: PathBuf,
+    shutdown: CancellationToken,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup())?;
+    Ok(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                got = hup.recv() => {
+                    if got.is_none() {
+                        break;
+                    }
+                    tracing::info!("SIGHUP received: reloading the config");
+                    // The outcome is logged and kept for `status`.
+                    let _ = supervisor.reload_config(&config_file);
+                }
+            }
+        }
+    }))
 }
 
 /// Cancels `token` on the first SIGTERM or SIGINT; exits at once on a

@@ -24,6 +24,8 @@
 //! * [`supervisor`]: owns the agents and their handles.
 //! * [`token_refresh`]: renews agent JWTs before they expire.
 //! * [`control`]: the control socket and one handler per request.
+//! * [`reload`]: the config file read again (SIGHUP, `remoteagentctl reload`).
+//! * [`man`]: the man page's FILES and ENVIRONMENT.
 //! * [`daemon`]: `run` and shutdown; [`logging`]: stderr or journald.
 //! * [`util`]: leaf helpers (waiting on optional deadlines, cleaned names);
 //!   [`request_error`]: the error a control request ends with.
@@ -40,8 +42,10 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod logging;
+pub mod man;
 pub mod pairing;
 pub mod paths;
+pub mod reload;
 pub mod runner_check;
 pub mod secrets;
 pub mod seen_envelopes;

@@ -13,6 +13,9 @@ use tokio_util::sync::CancellationToken;
 #[command(
     name = "remoteagentd",
     version,
+    // Its one subcommand is hidden (Claude's hook): no `help` subcommand to
+    // list in `--help` and the man page.
+    disable_help_subcommand = true,
     about = "The RemoteAgent daemon: runs AI coding CLIs in paired project folders on signed commands."
 )]
 struct Args {
@@ -153,12 +156,9 @@ fn approval_hook(socket: PathBuf, agent: String, session: String, timeout_secs: 
 
 fn write_man(dir: &std::path::Path) -> ExitCode {
     use clap::CommandFactory;
-    let page = clap_mangen::Man::new(Args::command());
-    let mut out = Vec::new();
-    let written = page
-        .render(&mut out)
-        .and_then(|()| std::fs::create_dir_all(dir))
-        .and_then(|()| std::fs::write(dir.join("remoteagentd.1"), out));
+    let written = remoteagentd::man::render(Args::command())
+        .and_then(|out| std::fs::create_dir_all(dir).map(|()| out))
+        .and_then(|out| std::fs::write(dir.join("remoteagentd.1"), out));
     match written {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -76,7 +76,8 @@ fn default_name(path: &Path) -> String {
 const PAIR_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn request_code(supervisor: &Supervisor, name: &str) -> Result<PairResponse, ControlError> {
-    let cloud = &supervisor.config.cloud_url;
+    let config = supervisor.config();
+    let cloud = &config.cloud_url;
     let url = format!("{cloud}/api/pair");
     let body = PairRequest {
         project_name: name.to_string(),
@@ -276,7 +277,7 @@ where
     // From here on the pairing is finished in its own task, so that a client
     // hanging up in the middle cannot leave a secret without metadata.
     let supervisor = supervisor.clone();
-    let cloud_url = supervisor.config.cloud_url.clone();
+    let cloud_url = supervisor.config().cloud_url.clone();
     let redis_url = pair.redis.url.clone();
     let task = tokio::spawn(async move {
         complete(

@@ -4,14 +4,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use remoteagent_proto::control::{AgentInfo, DaemonStatus, ErrorCode};
 use remoteagent_proto::keys::CloudPublicKey;
 use remoteagent_proto::{AgentId, SessionId};
 use secrecy::SecretString;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::agent::{AgentHandle, AgentNotice, AgentSettings, AgentSpec};
 use crate::approval::Decision;
@@ -34,10 +34,18 @@ pub struct Supervisor {
     /// Project folders with a pairing under way, so two `pair` commands for
     /// one folder cannot both succeed.
     pairing: Mutex<Vec<PathBuf>>,
-    pub settings: Arc<AgentSettings>,
+    /// The settings agents take at their next session; a reload sends new
+    /// ones (see `reload`).
+    settings: watch::Sender<Arc<AgentSettings>>,
     pub secrets: SecretStore,
     pub state: StateDir,
-    pub config: Config,
+    /// The config in force; a reload replaces it.
+    config: RwLock<Arc<Config>>,
+    /// Where the config file is read again on reload (set by the daemon).
+    config_file: OnceLock<PathBuf>,
+    /// What the last reload left to tell: its failure, keys that need a
+    /// restart.
+    reload: Mutex<crate::reload::ReloadState>,
     pub http: reqwest::Client,
     pub socket: PathBuf,
     started: Instant,
@@ -76,10 +84,12 @@ impl Supervisor {
             Arc::new(Supervisor {
                 agents: Mutex::new(HashMap::new()),
                 pairing: Mutex::new(Vec::new()),
-                settings: Arc::new(settings),
+                settings: watch::Sender::new(Arc::new(settings)),
                 secrets,
                 state,
-                config,
+                config: RwLock::new(Arc::new(config)),
+                config_file: OnceLock::new(),
+                reload: Mutex::new(Default::default()),
                 http,
                 socket,
                 started: Instant::now(),
@@ -93,6 +103,86 @@ impl Supervisor {
         // A panic while holding the lock leaves the map itself consistent
         // (every mutation is a single insert/remove), so keep going.
         self.agents.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> Arc<Config> {
+        // Every write replaces the whole `Arc`, so a poisoned lock still
+        // holds a complete config.
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The agent settings in force.
+    pub fn settings(&self) -> Arc<AgentSettings> {
+        self.settings.borrow().clone()
+    }
+
+    /// Puts a reloaded config and its agent settings in force: new agents
+    /// start with them, running ones take them at their next session.
+    pub fn apply_config(&self, config: Config, settings: AgentSettings) {
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+        self.settings.send_replace(Arc::new(settings));
+    }
+
+    pub fn set_config_file(&self, path: PathBuf) {
+        let _ = self.config_file.set(path);
+    }
+
+    pub fn config_file(&self) -> Option<&Path> {
+        self.config_file.get().map(PathBuf::as_path)
+    }
+
+    pub fn reload_state(&self) -> MutexGuard<'_, crate::reload::ReloadState> {
+        self.reload.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads `path` again and puts it in force; on failure keeps the old
+    /// config and returns (and records) the failure's text.
+    pub fn reload_config(&self, path: &Path) -> Result<crate::reload::Reloaded, String> {
+        let mut new = match crate::config::Config::load(path) {
+            Ok(config) => config,
+            Err(e) => {
+                let failure = format!(
+                    "config reload failed at {}: {e}",
+                    crate::reload::hhmm_utc(std::time::SystemTime::now())
+                );
+                tracing::error!(path = %path.display(), error = %e, "config reload failed; keeping the previous config");
+                self.reload_state().failure = Some(failure.clone());
+                return Err(failure);
+            }
+        };
+        let old = self.config();
+        let changed = crate::reload::changed_keys(&old, &new);
+        let (restart, live): (Vec<_>, Vec<_>) = changed
+            .into_iter()
+            .partition(|k| crate::config::RESTART_KEYS.contains(k));
+        // What cannot change while running keeps its running value, so that
+        // `status`, `doctor` and new agents describe what is really in use.
+        new.secret_store = old.secret_store;
+        for key in &restart {
+            tracing::warn!(key, path = %path.display(), "config: {key} changed; takes effect after a restart");
+        }
+        let settings = crate::reload::agent_settings(&self.settings(), &new);
+        self.apply_config(new, settings);
+        if live.is_empty() {
+            tracing::info!(path = %path.display(), "config reloaded: nothing that applies live changed");
+        } else {
+            tracing::info!(path = %path.display(), changed = %live.join(", "), "config reloaded");
+        }
+        let restart_needed: Vec<String> = restart.iter().map(|k| k.to_string()).collect();
+        {
+            let mut state = self.reload_state();
+            state.failure = None;
+            // A key changed back to its running value needs no restart anymore.
+            state.restart_needed = restart_needed.clone();
+        }
+        Ok(crate::reload::Reloaded {
+            changed: live.into_iter().map(String::from).collect(),
+            restart_needed,
+        })
     }
 
     fn pairing_list(&self) -> MutexGuard<'_, Vec<PathBuf>> {
@@ -156,7 +246,8 @@ impl Supervisor {
                     conversation: meta.conversation.clone(),
                 };
                 tracing::info!(agent = %meta.id, name = %meta.name, path = %meta.path.display(), "starting agent");
-                let handle = AgentHandle::spawn(spec, self.settings.clone(), self.notices.clone());
+                let handle =
+                    AgentHandle::spawn_live(spec, self.settings.subscribe(), self.notices.clone());
                 (Some(Arc::new(handle)), None)
             }
             Err(e) => {
@@ -317,6 +408,7 @@ impl Supervisor {
         let slots = self.slots();
         let infos: Vec<AgentInfo> = slots.values().map(Self::info).collect();
         let online = infos.iter().filter(|a| a.online).count();
+        let reload = self.reload_state().clone();
         DaemonStatus {
             version: env!("CARGO_PKG_VERSION").to_string(),
             pid: std::process::id(),
@@ -326,6 +418,9 @@ impl Supervisor {
             agents_online: online,
             sessions_running: infos.iter().filter(|a| a.running_session.is_some()).count(),
             socket: self.socket.clone(),
+            cloud_url: self.config().cloud_url.clone(),
+            config_problem: reload.failure,
+            restart_needed: reload.restart_needed,
         }
     }
 
@@ -379,7 +474,7 @@ impl Supervisor {
         }
         // Its envelopes can no longer verify (nobody pins its key): the
         // record of seen ones has nothing left to guard.
-        self.settings.seen.forget(id);
+        self.settings().seen.forget(id);
         tracing::info!(agent = %id, name = %slot.meta.name, "agent forgotten");
         Some(slot.meta)
     }

@@ -5,6 +5,7 @@ pub mod doctor;
 pub mod list;
 pub mod logs;
 pub mod pair;
+pub mod reload;
 pub mod status;
 pub mod stop;
 pub mod unpair;

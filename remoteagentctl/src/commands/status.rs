@@ -2,7 +2,7 @@
 
 use remoteagent_proto::control::{Request, Response};
 
-use super::print_json;
+use super::{print_json, shown};
 use crate::client::Client;
 use crate::error::CliError;
 
@@ -39,6 +39,18 @@ pub async fn run(client: &mut Client, json: bool) -> Result<(), CliError> {
         status.agents, status.agents_online, status.sessions_running
     );
     println!("socket:   {}", status.socket.display());
+    if !status.cloud_url.is_empty() {
+        println!("cloud:    {}", shown(&status.cloud_url));
+    }
+    if let Some(problem) = &status.config_problem {
+        println!("config:   {}", shown(problem));
+    }
+    if !status.restart_needed.is_empty() {
+        println!(
+            "config:   {} changed; takes effect after a restart",
+            shown(&status.restart_needed.join(", "))
+        );
+    }
     Ok(())
 }
 

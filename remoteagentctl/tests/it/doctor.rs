@@ -94,7 +94,7 @@ async fn each_broken_part_is_named_with_its_fix() {
     let (status, detail, fix) = check(&doctor_json(&home).1, "daemon config");
     assert_eq!(status, "fail");
     assert!(detail.contains("config.toml"), "{detail}");
-    assert!(fix.contains("restart"), "{fix}");
+    assert!(fix.contains("remoteagentctl reload"), "{fix}");
 
     // Redis gone: the agent's login fails, with what to start.
     redis.stop();

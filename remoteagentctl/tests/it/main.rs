@@ -5,12 +5,16 @@
 //! tracing subscriber, fixed ports or paths) is never changed by a test.
 
 mod common;
+mod completion;
 mod daemon_cli;
 mod doctor;
 mod hostile_input;
 mod keyring;
 mod logs;
+mod man_pages;
 mod pairing;
+mod readme;
+mod reload;
 mod service;
 mod service_control;
 mod sessions;

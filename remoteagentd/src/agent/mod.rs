@@ -90,6 +90,17 @@ impl AgentHandle {
         settings: Arc<AgentSettings>,
         notices: mpsc::Sender<AgentNotice>,
     ) -> AgentHandle {
+        // Nobody sends on this channel: the settings stay as given.
+        Self::spawn_live(spec, watch::channel(settings).1, notices)
+    }
+
+    /// [`Self::spawn`] with settings that can change (a config reload):
+    /// each session starts with the newest.
+    pub fn spawn_live(
+        spec: AgentSpec,
+        live: watch::Receiver<Arc<AgentSettings>>,
+        notices: mpsc::Sender<AgentNotice>,
+    ) -> AgentHandle {
         let id = spec.id.clone();
         let (online_tx, online_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
@@ -100,15 +111,7 @@ impl AgentHandle {
         let (control, control_rx) = mpsc::channel(8);
         let span = tracing::info_span!("agent", agent = %spec.id, name = %spec.name);
         let task = tokio::spawn(
-            run_agent(
-                spec,
-                settings,
-                notices,
-                shared.clone(),
-                online_tx,
-                control_rx,
-            )
-            .instrument(span),
+            run_agent(spec, live, notices, shared.clone(), online_tx, control_rx).instrument(span),
         );
         AgentHandle {
             id,
@@ -202,6 +205,8 @@ struct RunningSession {
 struct Agent {
     spec: AgentSpec,
     settings: Arc<AgentSettings>,
+    /// Where newer settings come from; taken when a session starts.
+    live: watch::Receiver<Arc<AgentSettings>>,
     shared: Arc<Shared>,
     notices: mpsc::Sender<AgentNotice>,
     link: Link,
@@ -221,7 +226,7 @@ enum Flow {
 
 async fn run_agent(
     spec: AgentSpec,
-    settings: Arc<AgentSettings>,
+    live: watch::Receiver<Arc<AgentSettings>>,
     notices: mpsc::Sender<AgentNotice>,
     shared: Arc<Shared>,
     online: watch::Sender<bool>,
@@ -230,6 +235,7 @@ async fn run_agent(
     // Before any command is taken: a session of this task is never an
     // orphan. What an earlier daemon's runners left running ends first,
     // without waiting for Redis: it is local.
+    let settings = live.borrow().clone();
     let orphaned = orphans::find_now(&spec.id, &settings.log_root);
     orphans::end_leftover_runners(
         &spec.id,
@@ -251,6 +257,7 @@ async fn run_agent(
         seen: settings.seen.for_agent(&spec.id),
         spec,
         settings,
+        live,
         shared,
         notices,
         link: setup.into_link(conn),
@@ -415,6 +422,11 @@ impl Agent {
     }
 
     async fn start_session(&mut self, cmd: CommandPayload) {
+        // A reloaded config applies from the next session on; never under
+        // a running one, whose abort grace the shutdown wait must match.
+        if self.session.is_none() {
+            self.settings = self.live.borrow().clone();
+        }
         let sid = cmd.session_id.clone();
         // A session runs at most once: a second command naming it (a
         // replay that got past the envelope record, say after the record

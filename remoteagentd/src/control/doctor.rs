@@ -26,9 +26,9 @@ use crate::supervisor::Supervisor;
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub async fn handle(supervisor: &Arc<Supervisor>) -> Response {
-    let mut checks = vec![config_file()];
+    let mut checks = vec![config_file(supervisor)];
     checks.push(secret_store(supervisor).await);
-    let mut clouds = vec![supervisor.config.cloud_url.clone()];
+    let mut clouds = vec![supervisor.config().cloud_url.clone()];
     for (meta, _) in supervisor.metas() {
         if !clouds.contains(&meta.cloud_url) {
             clouds.push(meta.cloud_url);
@@ -44,7 +44,7 @@ pub async fn handle(supervisor: &Arc<Supervisor>) -> Response {
     Response::Doctor { checks }
 }
 
-fn config_file() -> Check {
+fn config_file(supervisor: &Supervisor) -> Check {
     const NAME: &str = "daemon config";
     let paths = match Paths::from_env() {
         Ok(paths) => paths,
@@ -57,15 +57,32 @@ fn config_file() -> Check {
         }
     };
     let path = paths.config_file.display().to_string();
+    let reload = supervisor.reload_state().clone();
+    const RELOAD: &str = "`remoteagentctl reload` (or `systemctl --user reload remoteagentd`)";
     match Config::load(&paths.config_file) {
+        // Fixed on disk since, but the daemon still runs the old config.
+        Ok(_) if reload.failure.is_some() => Check::warn(
+            NAME,
+            format!("{}; {path} parses now", reload.failure.unwrap_or_default()),
+            format!("run {RELOAD}"),
+        ),
+        Ok(_) if !reload.restart_needed.is_empty() => Check::warn(
+            NAME,
+            format!(
+                "{} changed; takes effect after a restart",
+                reload.restart_needed.join(", ")
+            ),
+            "restart the daemon (`systemctl --user restart remoteagentd`)",
+        ),
         Ok(_) if paths.config_file.exists() => Check::ok(NAME, format!("{path} parses")),
         Ok(_) => Check::ok(NAME, format!("no {path}: defaults")),
         Err(e) => Check::fail(
             NAME,
-            e.to_string(),
-            format!(
-                "fix {path}, then restart the daemon (`systemctl --user restart remoteagentd`)"
-            ),
+            match reload.failure {
+                Some(failure) => format!("{failure}; the daemon keeps its previous config"),
+                None => e.to_string(),
+            },
+            format!("fix {path} (the daemon would not start with it), then run {RELOAD}"),
         ),
     }
 }
@@ -135,7 +152,7 @@ async fn cloud(supervisor: &Supervisor, url: &str) -> Check {
 
 async fn secret_store(supervisor: &Supervisor) -> Check {
     const NAME: &str = "secret store";
-    let kind = match supervisor.config.secret_store {
+    let kind = match supervisor.config().secret_store {
         SecretStoreKind::Keyring => "the OS keyring",
         SecretStoreKind::File => "the 0600 file store",
     };

@@ -6,13 +6,14 @@
 //!   NDJSON codec of `remoteagent_control::codec` (line cap included).
 //! * one file per request: [`pair`], [`list`], [`status`], [`stop`],
 //!   [`logs`], [`unpair`], [`approval`] (Claude Code's approval hook),
-//!   [`doctor`] (the daemon's half of `remoteagentctl doctor`).
+//!   [`doctor`] (the daemon's half of `remoteagentctl doctor`), [`reload`].
 
 pub mod approval;
 pub mod doctor;
 pub mod list;
 pub mod logs;
 pub mod pair;
+pub mod reload;
 pub mod server;
 pub mod status;
 pub mod stop;

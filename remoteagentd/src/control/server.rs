@@ -365,6 +365,7 @@ async fn dispatch(
         }
         Request::Approval(request) => super::approval::handle(supervisor, request).await.map(Some),
         Request::Doctor => Ok(Some(super::doctor::handle(supervisor).await)),
+        Request::Reload => super::reload::handle(supervisor).map(Some),
     };
     match result {
         Ok(Some(response)) => Reply::done(id, response),

@@ -16,7 +16,7 @@ pub async fn handle(supervisor: &Supervisor, agent: &str) -> Result<Response, Co
         .unwrap_or_default();
     // The session's log is created when it starts: its birth time is the
     // session's (absent on file systems that do not record one).
-    let log = session_log_path(&supervisor.settings.log_root, &agent_id, &session_id);
+    let log = session_log_path(&supervisor.settings().log_root, &agent_id, &session_id);
     let started_at_ms = std::fs::metadata(log)
         .and_then(|m| m.created())
         .ok()

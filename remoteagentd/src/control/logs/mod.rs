@@ -83,13 +83,13 @@ pub async fn handle(
     }
     // Subscribed before anything is read: whatever is written from here on
     // is announced, so nothing falls between the tail and the follow.
-    let events = follow.then(|| supervisor.settings.log_events.subscribe());
+    let events = follow.then(|| supervisor.settings().log_events.subscribe());
     let one = session.map(|q| scope.resolve_session(&q)).transpose()?;
     // For one session: whether its end is still to come (asked after
     // subscribing, so its close is then announced).
     let open = one
         .as_ref()
-        .is_some_and(|l| supervisor.settings.log_events.is_open(&l.session));
+        .is_some_and(|l| supervisor.settings().log_events.is_open(&l.session));
     let shown: Vec<LogRef> = match (&one, since_ms) {
         (Some(log), _) => vec![log.clone()],
         (None, Some(since)) => scope

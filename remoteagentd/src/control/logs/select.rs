@@ -49,13 +49,13 @@ impl<'a> Scope<'a> {
         LogRef {
             agent: agent.clone(),
             session: session.clone(),
-            path: session_log_path(&self.supervisor.settings.log_root, agent, session),
+            path: session_log_path(&self.supervisor.settings().log_root, agent, session),
         }
     }
 
     /// Every session log of the covered agents (unordered).
     fn all_logs(&self) -> Vec<LogRef> {
-        let root = &self.supervisor.settings.log_root;
+        let root = &self.supervisor.settings().log_root;
         self.agents()
             .iter()
             .flat_map(|a| {
@@ -104,8 +104,9 @@ impl<'a> Scope<'a> {
         }
     }
 
-    pub fn log_events(&self) -> &crate::session_log::LogEvents {
-        &self.supervisor.settings.log_events
+    pub fn log_events(&self) -> crate::session_log::LogEvents {
+        // A clone shares the one channel: reloads keep it (`reload::agent_settings`).
+        self.supervisor.settings().log_events.clone()
     }
 
     pub fn name(&self, agent: &AgentId) -> String {
@@ -163,7 +164,7 @@ impl<'a> Scope<'a> {
 
     /// The covered session written to last.
     pub fn newest(&self) -> Option<LogRef> {
-        let root = &self.supervisor.settings.log_root;
+        let root = &self.supervisor.settings().log_root;
         self.agents()
             .iter()
             .filter_map(|a| {

@@ -21,6 +21,7 @@ class Remoteagent < Formula
   def install
     system "cargo", "install", *std_cargo_args(path: "remoteagentd")
     system "cargo", "install", *std_cargo_args(path: "remoteagentctl")
+    system "cargo", "install", *std_cargo_args(path: "cloud")
     generate_completions_from_executable(bin/"remoteagentctl", "completions")
     system bin/"remoteagentctl", "man", "--out", buildpath/"man"
     system bin/"remoteagentd", "--write-man", buildpath/"man"
@@ -29,7 +30,9 @@ class Remoteagent < Formula
 
   def caveats
     <<~EOS
-      Start the daemon at login with:
+      With your own bot on this machine (needs redis: brew install redis):
+        remoteagentctl setup < token.txt
+      or, with a hosted cloud, start the daemon at login with:
         remoteagentctl service install
       then pair a project:
         remoteagentctl pair ./myproject

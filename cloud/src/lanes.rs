@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,8 +21,13 @@ use tokio::sync::mpsc;
 const IDLE: Duration = Duration::from_secs(30);
 
 type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
-type Lane = mpsc::UnboundedSender<Job>;
 type Map = Arc<Mutex<HashMap<i64, Lane>>>;
+
+/// A lane's queue, and how many of its jobs wait there (not yet started).
+struct Lane {
+    tx: mpsc::UnboundedSender<Job>,
+    waiting: Arc<AtomicUsize>,
+}
 
 #[derive(Default)]
 pub struct Lanes {
@@ -46,30 +52,64 @@ impl Lanes {
         // a job can never land in a queue nobody drains.
         let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
         let job = match lanes.get(&key) {
-            Some(lane) => match lane.send(job) {
-                Ok(()) => return,
-                Err(mpsc::error::SendError(job)) => job,
-            },
+            Some(lane) => {
+                // Counted before it can be taken, so the count never drops
+                // below zero.
+                lane.waiting.fetch_add(1, Ordering::SeqCst);
+                match lane.tx.send(job) {
+                    Ok(()) => return,
+                    Err(mpsc::error::SendError(job)) => {
+                        lane.waiting.fetch_sub(1, Ordering::SeqCst);
+                        job
+                    }
+                }
+            }
             None => job,
         };
         let (tx, rx) = mpsc::unbounded_channel();
+        let waiting = Arc::new(AtomicUsize::new(1));
         // The receiver is alive (held by the task about to start).
         let _ = tx.send(job);
-        lanes.insert(key, tx);
+        lanes.insert(
+            key,
+            Lane {
+                tx,
+                waiting: waiting.clone(),
+            },
+        );
         drop(lanes);
-        tokio::spawn(drain(self.lanes.clone(), key, rx));
+        tokio::spawn(drain(self.lanes.clone(), key, rx, waiting));
     }
 
     /// Number of lanes with a task (for tests and metrics).
     pub fn active(&self) -> usize {
         self.lanes.lock().map(|l| l.len()).unwrap_or(0)
     }
+
+    /// Number of `key`'s jobs queued and not yet started (for tests: a job
+    /// waiting behind a slow one shows that it is not run beside it).
+    pub fn waiting(&self, key: i64) -> usize {
+        self.lanes
+            .lock()
+            .ok()
+            .and_then(|l| l.get(&key).map(|lane| lane.waiting.load(Ordering::SeqCst)))
+            .unwrap_or(0)
+    }
 }
 
-async fn drain(lanes: Map, key: i64, mut rx: mpsc::UnboundedReceiver<Job>) {
+async fn drain(
+    lanes: Map,
+    key: i64,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    waiting: Arc<AtomicUsize>,
+) {
+    let started = |job: Job| {
+        waiting.fetch_sub(1, Ordering::SeqCst);
+        job
+    };
     loop {
         match tokio::time::timeout(IDLE, rx.recv()).await {
-            Ok(Some(job)) => job.await,
+            Ok(Some(job)) => started(job).await,
             // Every sender is gone: cannot happen while the lane is in the
             // map, but ending is the right answer anyway.
             Ok(None) => return,
@@ -79,7 +119,7 @@ async fn drain(lanes: Map, key: i64, mut rx: mpsc::UnboundedReceiver<Job>) {
                     // Arrived just as the wait ended: keep going.
                     Ok(job) => {
                         drop(map);
-                        job.await;
+                        started(job).await;
                     }
                     Err(_) => {
                         map.remove(&key);
@@ -118,6 +158,26 @@ mod tests {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(*log.lock().unwrap(), [1, 2, 3]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn jobs_behind_a_running_one_are_counted_as_waiting() {
+        let lanes = Lanes::default();
+        let (release, stuck) = tokio::sync::oneshot::channel::<()>();
+        lanes.run(5, async move {
+            let _ = stuck.await;
+        });
+        let (done_tx, done) = tokio::sync::oneshot::channel();
+        lanes.run(5, async {});
+        lanes.run(5, async move {
+            let _ = done_tx.send(());
+        });
+        settle().await;
+        assert_eq!(lanes.waiting(5), 2, "the first runs, two wait");
+        assert_eq!(lanes.waiting(6), 0);
+        let _ = release.send(());
+        assert!(done.await.is_ok());
+        assert_eq!(lanes.waiting(5), 0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -17,6 +17,8 @@
 //!   and whether there is one), shared by the daemon and the cloud.
 //! * [`text`]: cleaning remote text (names, prompts) before it is stored or
 //!   shown.
+//! * [`elapsed`]: the one way a span of time is written for people
+//!   (`1m 5s`, `1m 5s ago`).
 //!
 //! No I/O happens here; signing, verifying and text cleaning are pure
 //! computations so every side shares one implementation.
@@ -24,6 +26,7 @@
 pub mod api;
 pub mod backoff;
 pub mod control;
+pub mod elapsed;
 pub mod envelope;
 pub mod events;
 pub mod ids;

@@ -34,15 +34,24 @@ impl Ctx<'_> {
         self.reply_with(html, None).await;
     }
 
+    /// Queues a reply and returns without waiting for its delivery. The
+    /// outbox keeps a chat's messages in the order they were queued, so
+    /// nothing is gained by waiting, and waiting would hold the user's next
+    /// update (its lane, see [`crate::lanes`]) behind Telegram's pacing: a
+    /// prompt typed right after `/use` would reach the agent a second late,
+    /// and every user's updates would stall through a 429's pause. A
+    /// failure is still logged (and the outbox logs it too).
     pub async fn reply_with(&self, html: impl Into<String>, keyboard: Option<InlineKeyboard>) {
-        if let Err(e) = self
+        let sending = self
             .state
             .outbox
-            .send(self.chat, html.into(), keyboard)
-            .await
-        {
-            tracing::warn!(chat = self.chat, error = %e, "sending a bot reply");
-        }
+            .queue_send(self.chat, html.into(), keyboard);
+        let chat = self.chat;
+        tokio::spawn(async move {
+            if let Err(e) = sending.wait().await {
+                tracing::warn!(chat, error = %e, "sending a bot reply");
+            }
+        });
     }
 
     /// The user's current agent, checked to be theirs and active. When there

@@ -120,6 +120,16 @@ impl Delivery {
     }
 }
 
+/// The pending delivery of a new message.
+pub struct Sending(oneshot::Receiver<Result<i64, TelegramError>>);
+
+impl Sending {
+    /// Waits until the message was delivered (its id) or failed.
+    pub async fn wait(self) -> Result<i64, TelegramError> {
+        self.0.await.unwrap_or_else(|_| Err(stopped()))
+    }
+}
+
 fn stopped() -> TelegramError {
     TelegramError::Transport("the outbox stopped".into())
 }
@@ -202,6 +212,13 @@ impl Outbox {
         html: String,
         keyboard: Option<InlineKeyboard>,
     ) -> Result<i64, TelegramError> {
+        self.queue_send(chat, html, keyboard).wait().await
+    }
+
+    /// Queues a new message and returns at once: it goes out after the
+    /// chat's messages queued before it, and before those queued after.
+    /// Dropping the returned [`Sending`] does not cancel the send.
+    pub fn queue_send(&self, chat: i64, html: String, keyboard: Option<InlineKeyboard>) -> Sending {
         let (tx, rx) = oneshot::channel();
         self.submit(Self::op(
             Kind::Send,
@@ -211,7 +228,7 @@ impl Outbox {
             keyboard,
             Waiter::Sent(tx),
         ));
-        rx.await.unwrap_or_else(|_| Err(stopped()))
+        Sending(rx)
     }
 
     /// Sends a document (in line with the chat's messages, paced like them)

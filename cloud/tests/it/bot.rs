@@ -557,7 +557,18 @@ async fn a_users_updates_are_handled_in_order(app: &TestApp) {
         .unwrap();
     app.say(user, "/use alpha").await;
     app.say(user, "while locked, for alpha").await;
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // The prompt waits in the user's lane while `/use` is stuck on the
+    // lock: it is not handled beside it. (Waited for, as `/use` may not
+    // have been taken from the queue yet.)
+    let queued = remoteagent_testkit::wait_for(TIMEOUT, || async {
+        (app.state.lanes.waiting(user) == 1).then_some(())
+    })
+    .await;
+    assert!(
+        queued.is_some(),
+        "the prompt is not waiting behind /use ({} waiting)",
+        app.state.lanes.waiting(user)
+    );
     tx.commit().await.unwrap();
     let CommandEvent::Command(cmd) = next_command(app, &mut sub_a, &a.agent_id).await else {
         panic!("expected a command for alpha");

@@ -361,11 +361,32 @@ async fn a_finished_session_is_reported_once_and_not_resumed() {
     let shutdown = tokio_util::sync::CancellationToken::new();
     fwd.spawn_resumer(shutdown.clone());
     start(&fwd, &tg, ids.start("a")).await;
-    finished(&mut rx).await;
-    // Give the resumer several rounds to (wrongly) pick the session up again.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let fin = finished(&mut rx).await;
+    assert_eq!(fin.session_id, ids.session);
+
+    // A later session, handed over by a stopped replica: once this resumer
+    // has taken it over and finished it, the resumer has looked at the
+    // unfinished sessions after the first one finished, and would have
+    // picked that one up again in the same round or before.
+    let later = Ids::new();
+    let (other, _other_rx) = forwarder(&tg, &url(), "r2", FAST, options(MAX_MESSAGE_CHARS));
+    start(&other, &tg, later.start("b")).await;
+    other.shutdown();
+    write_chunks(&mut conn, &later, "bye", 100, 0).await;
+    xadd(&mut conn, &later, &done(DoneStatus::Ok, Some(0), 1, None)).await;
+    let fin = finished(&mut rx).await;
+    assert_eq!(fin.session_id, later.session, "SessionFinished sent twice");
     assert!(rx.try_recv().is_err(), "SessionFinished sent twice");
     assert_eq!(tg.messages(ids.chat).len(), 1);
+    // Nor can a later round pick it up: it is not among the unfinished
+    // sessions the resumer reads, and its state is gone.
+    let active: Vec<String> = conn.smembers("ra:fwd:active").await.unwrap();
+    assert!(!active.contains(&ids.session.to_string()), "{active:?}");
+    let state: bool = conn
+        .exists(format!("ra:fwd:{}", ids.session))
+        .await
+        .unwrap();
+    assert!(!state, "the finished session's state is left");
     shutdown.cancel();
 }
 

@@ -159,8 +159,12 @@ fn dones(events: &[OutputEvent]) -> Vec<DonePayload> {
 
 async fn a_session_of_a_vanished_daemon_ends_and_a_silent_one_does_not(backend: Backend) {
     let app = TestApp::start_with(backend, &[("FORWARDER_ORPHAN_SECS", GRACE)]).await;
-    let mut gone = Running::start(&app, "gone", "halfway there\n").await;
-    let silent = Running::start(&app, "silent", "thinking hard\n").await;
+    // Three users, started side by side (each has a lane of its own).
+    let (mut gone, silent, mut later) = tokio::join!(
+        Running::start(&app, "gone", "halfway there\n"),
+        Running::start(&app, "silent", "thinking hard\n"),
+        Running::start(&app, "later", "still going\n"),
+    );
 
     gone.kill_daemon(&app).await;
     assert_eq!(gone.finished_status(&app).await, "error");
@@ -192,7 +196,12 @@ async fn a_session_of_a_vanished_daemon_ends_and_a_silent_one_does_not(backend: 
 
     // The other daemon is alive (its presence key is there) but its runner
     // is silent: it was left alone as long as the vanished one, and longer.
-    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    // "Longer" is measured by a third session whose daemon vanishes only
+    // now: by the time it is ended (the grace after now, at the earliest),
+    // the silent session has been silent for twice the grace and more, and
+    // is looked at on the same schedule, so it would have been ended first.
+    later.kill_daemon(&app).await;
+    assert_eq!(later.finished_status(&app).await, "error");
     assert_eq!(silent.status(&app).await, "running");
     assert!(dones(&silent.events(&app).await).is_empty());
     assert!(silent.page(&app, "thinking hard").reply_markup.is_some());

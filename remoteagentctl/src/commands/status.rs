@@ -1,20 +1,11 @@
 //! `remoteagentctl status`: the daemon's health.
 
 use remoteagent_proto::control::{Request, Response};
+use remoteagent_proto::elapsed::elapsed;
 
 use super::{print_json, shown};
 use crate::client::Client;
 use crate::error::CliError;
-
-fn uptime(secs: u64) -> String {
-    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, _) => format!("{m}m {s}s"),
-        (0, _, _) => format!("{h}h {m}m"),
-        _ => format!("{d}d {h}h"),
-    }
-}
 
 pub async fn run(client: &mut Client, json: bool) -> Result<(), CliError> {
     let status = match client.call(Request::Status).await? {
@@ -25,7 +16,7 @@ pub async fn run(client: &mut Client, json: bool) -> Result<(), CliError> {
         return print_json(&status);
     }
     println!("remoteagentd {} (pid {})", status.version, status.pid);
-    println!("uptime:   {}", uptime(status.uptime_secs));
+    println!("uptime:   {}", elapsed(status.uptime_secs));
     println!(
         "redis:    {}",
         if status.redis_connected {
@@ -52,15 +43,4 @@ pub async fn run(client: &mut Client, json: bool) -> Result<(), CliError> {
         );
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn uptime_is_readable() {
-        assert_eq!(super::uptime(5), "5s");
-        assert_eq!(super::uptime(65), "1m 5s");
-        assert_eq!(super::uptime(3700), "1h 1m");
-        assert_eq!(super::uptime(90000), "1d 1h");
-    }
 }

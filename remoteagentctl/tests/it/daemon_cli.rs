@@ -147,9 +147,12 @@ fn garbage_and_oversized_lines_do_not_hurt_the_daemon() {
     assert_eq!(error_code(&r), ErrorCode::BadRequest);
     assert!(big.reply().is_none(), "the connection is closed");
 
-    // The daemon is still fine.
+    // The daemon is still fine, up for a span written as everywhere.
     let out = home.ctl(&["status"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout(&out);
+    let uptime = said.lines().find_map(|l| l.strip_prefix("uptime:   "));
+    assert!(uptime.is_some_and(is_span), "{said}");
 }
 
 #[test]

@@ -27,6 +27,21 @@ pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// Whether `text` is a span of time as the CLI writes one everywhere
+/// (`remoteagent_proto::elapsed`): `5s`, `1m 5s`, `1h 1m`, `1d 1h`.
+pub fn is_span(text: &str) -> bool {
+    let parts: Vec<&str> = text.split(' ').collect();
+    let units: String = parts
+        .iter()
+        .map(|p| p.trim_start_matches(|c: char| c.is_ascii_digit()))
+        .collect();
+    let numbers = parts.iter().all(|p| {
+        let digits = p.len() - p.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        digits > 0 && p.len() == digits + 1
+    });
+    numbers && ["s", "ms", "hm", "dh"].contains(&units.as_str())
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }

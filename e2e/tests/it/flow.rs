@@ -172,28 +172,39 @@ async fn full_flow(postgres: bool) {
     .await;
 
     // Someone else cannot command it: they are told how to pair their own
-    // machine, and nothing reaches the owner's agent.
-    let owner_messages = w.tg.messages(OWNER).len();
+    // machine, and nothing reaches the owner's agent. The owner's next
+    // prompt, answered in full, comes after anything the stranger's could
+    // have started: then exactly two sessions ran, both the owner's.
     w.say(STRANGER, "rm -rf /").await;
     w.wait_text(STRANGER, "guiding the stranger to pairing", |t| {
         t.contains("/pair") || t.to_lowercase().contains("pair")
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        w.tg.messages(OWNER).len(),
-        owner_messages,
-        "the stranger's prompt started something in the owner's chat"
+    w.say(OWNER, "a second question").await;
+    w.wait_text(OWNER, "answering the owner's second prompt", |t| {
+        t.contains("Looking at the project for: a second question") && t.contains("Finished.")
+    })
+    .await;
+    assert!(
+        !w.texts(OWNER).iter().any(|t| t.contains("rm -rf /")),
+        "the stranger's prompt reached the owner's chat: {:#?}",
+        w.texts(OWNER)
     );
     let sessions_dir = w
         .home
         .path()
         .join("state/remoteagent/logs")
         .join(agent["id"].as_str().unwrap());
+    let logs = std::fs::read_dir(&sessions_dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "log"))
+        })
+        .count();
     assert_eq!(
-        std::fs::read_dir(&sessions_dir).unwrap().count(),
-        1,
-        "a second session ran on the owner's machine"
+        logs, 2,
+        "a session of the stranger's ran on the owner's machine"
     );
 }
 
@@ -325,8 +336,11 @@ async fn agent_goes_offline_when_the_daemon_stops_and_returns_after_sigkill_rest
     let code = w.daemon.proc.stop().await.unwrap();
     assert_eq!(code, Some(0));
     let offline = wait_for(WAIT, || async {
+        // Each try waits for the bot's answer to it, not for a while.
+        let before = w.tg.messages(OWNER).len();
         w.say(OWNER, "/agents").await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        w.tg.wait_for_messages(OWNER, |m| m.len() > before, WAIT)
+            .await;
         w.texts(OWNER)
             .iter()
             .any(|t| {
@@ -425,8 +439,15 @@ async fn tool_approval_from_the_phone() {
 
     // Someone else's press (a forwarded message, a guessed callback) does
     // nothing: the runner is still waiting.
+    let answered = w.tg.calls_of("answerCallbackQuery").len();
     w.press(STRANGER, OWNER, message, &approve).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The bot answers the press once it has decided; wait for that answer.
+    let decided = wait_for(WAIT, || {
+        let n = w.tg.calls_of("answerCallbackQuery").len();
+        async move { (n > answered).then_some(()) }
+    })
+    .await;
+    assert!(decided.is_some(), "the stranger's press was never answered");
     assert!(
         !w.texts(OWNER).iter().any(|t| t.contains("ran: cargo test")),
         "a stranger's press ran the command: {:#?}",

@@ -159,6 +159,65 @@ impl Home {
             .expect("making the tool executable");
     }
 
+    /// Puts a tool written as `script` in the home's `bin`.
+    pub fn install_script(&self, name: &str, script: &str) {
+        let target = self.path().join("bin").join(name);
+        std::fs::write(&target, script).expect("writing the tool");
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))
+            .expect("making the tool executable");
+    }
+
+    /// A `systemctl` that fails as it does without a user session (this
+    /// sandbox's case).
+    pub fn without_user_session(&self) {
+        self.install_script(
+            "systemctl",
+            "#!/bin/sh\necho 'Failed to connect to bus: No such file or directory' >&2\nexit 1\n",
+        );
+    }
+
+    /// A stand-in `systemctl` with a user session, for what no sandbox here
+    /// has: `show-environment` answers; a unit is loaded once `state/UNIT`
+    /// exists and active while it says so; `start`, `restart` and `enable
+    /// --now` make it active, `stop` and `disable --now` inactive;
+    /// `daemon-reload` succeeds. Every call is appended to `calls`. Returns
+    /// its folder.
+    pub fn with_user_session(&self) -> PathBuf {
+        let dir = self.path().join("fake-systemd");
+        std::fs::create_dir_all(dir.join("state")).expect("creating the fake systemd");
+        let script = format!(
+            r#"#!/bin/sh
+dir='{dir}'
+echo "$*" >> "$dir/calls"
+[ "$1" = --user ] || exit 2
+unit=""
+for a in "$@"; do unit="$a"; done
+case "$2" in
+  show-environment) echo "HOME=$HOME" ;;
+  daemon-reload) ;;
+  show)
+    if [ -f "$dir/state/$unit" ]; then
+      echo LoadState=loaded
+      echo "ActiveState=$(cat "$dir/state/$unit")"
+      echo "FragmentPath=$dir/$unit"
+    else
+      echo LoadState=not-found
+      echo ActiveState=inactive
+      echo FragmentPath=
+    fi ;;
+  start|restart) echo active > "$dir/state/$unit" ;;
+  stop) echo inactive > "$dir/state/$unit" ;;
+  enable) [ "$3" = --now ] && echo active > "$dir/state/$unit" ;;
+  disable) [ "$3" = --now ] && echo inactive > "$dir/state/$unit" ;;
+  *) exit 3 ;;
+esac
+"#,
+            dir = dir.display()
+        );
+        self.install_script("systemctl", &script);
+        dir
+    }
+
     /// Gives `cmd` the home's environment and working directory, and takes
     /// away what would point it at the user's real daemon or journal.
     pub fn apply(&self, cmd: &mut Command) {

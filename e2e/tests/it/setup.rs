@@ -234,6 +234,12 @@ async fn setup_then_pair_by_deep_link_then_a_prompt_and_doctor_sees_every_part()
             && daemon_toml.contains("secret_store = \"file\""),
         "{daemon_toml}"
     );
+    let cloud_log =
+        std::fs::read_to_string(machine.home.path().join("state/remoteagent/cloud.log")).unwrap();
+    assert!(
+        !cloud_log.contains('\u{1b}'),
+        "colour codes in a log file: {cloud_log}"
+    );
     let cloud_pid = machine.cloud_pid().expect("cloud.pid");
     let daemon_pid = machine.daemon_pid().expect("remoteagentd.pid");
 
@@ -400,4 +406,88 @@ async fn setup_then_pair_by_deep_link_then_a_prompt_and_doctor_sees_every_part()
     let (status, _, fix) = check(&report, "redis login of app");
     assert_eq!(status, "fail");
     assert!(fix.contains("Redis"), "{fix}");
+}
+
+/// Where a service manager answers (a stand-in `systemctl`, since this
+/// machine has no systemd user session): both units are written and
+/// enabled, a second run does nothing, and a changed cloud config restarts
+/// the cloud alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_service_manager_setup_installs_both_units_once() {
+    let telegram = FakeTelegram::start().await;
+    let redis = RedisServer::start().unwrap();
+    let machine = Machine {
+        home: remoteagent_testkit::home::Home::with_config("secret_store = \"file\"\n"),
+        programs: programs(),
+        telegram_api: telegram.api_base(),
+    };
+    let fake = machine.home.with_user_session();
+    let calls = || std::fs::read_to_string(fake.join("calls")).unwrap_or_default();
+    let bind = format!("127.0.0.1:{}", free_port());
+    let redis_url = redis.url();
+    let token = format!("{}\n", telegram.token());
+
+    let (exit, out) = machine.setup(&token, &["--redis-url", &redis_url, "--bind", &bind]);
+    assert_eq!(exit, Some(0), "{out}");
+    for unit in ["remoteagent-cloud.service", "remoteagentd.service"] {
+        assert!(
+            out.contains(&format!("{unit} installed and started via systemd")),
+            "{out}"
+        );
+        assert!(
+            calls().contains(&format!("--user enable --now {unit}\n")),
+            "{}",
+            calls()
+        );
+    }
+    assert!(!out.contains("no service manager"), "{out}");
+    let unit = std::fs::read_to_string(
+        machine
+            .home
+            .path()
+            .join("config/systemd/user/remoteagent-cloud.service"),
+    )
+    .unwrap();
+    let exec = format!(
+        "ExecStart=\"{}\" --config \"{}\" serve",
+        machine.programs.join("remoteagent-cloud").display(),
+        machine.config("cloud.toml").display()
+    );
+    assert!(unit.lines().any(|l| l == exec), "{exec}\n{unit}");
+    assert!(
+        machine.cloud_pid().is_none(),
+        "started in the background too"
+    );
+
+    // Again: every unit is right and active, so nothing is run.
+    let before = calls().len();
+    let (exit, out) = machine.setup(&token, &["--redis-url", &redis_url, "--bind", &bind]);
+    assert_eq!(exit, Some(0), "{out}");
+    for unit in ["remoteagent-cloud.service", "remoteagentd.service"] {
+        assert!(
+            out.contains(&format!("{unit} is active (unchanged)")),
+            "{out}"
+        );
+    }
+    let since = calls()[before..].to_string();
+    for verb in ["enable", "start", "restart", "stop"] {
+        assert!(!since.contains(&format!("--user {verb} ")), "{since}");
+    }
+
+    // The cloud's config changes (another spelling of the same Redis): the
+    // cloud restarts, the daemon, whose config did not change, does not.
+    let before = calls().len();
+    let same_redis = format!("{redis_url}/0");
+    let (exit, out) = machine.setup(&token, &["--redis-url", &same_redis, "--bind", &bind]);
+    assert_eq!(exit, Some(0), "{out}");
+    let since = calls()[before..].to_string();
+    assert!(
+        since.contains("--user restart remoteagent-cloud.service\n"),
+        "{since}"
+    );
+    assert!(!since.contains("restart remoteagentd.service"), "{since}");
+    assert!(
+        out.contains("remoteagentd.service is active (unchanged)"),
+        "{out}"
+    );
 }

@@ -243,7 +243,7 @@ async fn a_cloud_url_that_is_no_cloud_or_silent_is_said_in_seconds() {
 
     for (url, expected) in [
         (other_url, "is not a RemoteAgent cloud"),
-        (silent_url, "did not answer within 10 s"),
+        (silent_url, "did not answer within 5 s"),
     ] {
         let home = Arc::new(Home::with_file_store(&url));
         let h = home.clone();

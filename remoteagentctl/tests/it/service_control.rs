@@ -8,60 +8,17 @@
 
 use crate::common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use common::*;
 
-/// A `systemctl` that fails as it does without a user session.
 fn no_user_session(home: &Home) {
-    tool(
-        home,
-        "systemctl",
-        "#!/bin/sh\necho 'Failed to connect to bus: No such file or directory' >&2\nexit 1\n",
-    );
+    home.without_user_session();
 }
 
-/// A `systemctl` with a user session: `show-environment` answers, each
-/// unit is loaded once `state/UNIT` exists and active while it says so;
-/// every call is appended to `calls`.
+/// The stand-in `systemctl` with a user session (`testkit::home`).
 fn user_session(home: &Home) -> PathBuf {
-    let dir = home.path().join("fake-systemd");
-    std::fs::create_dir_all(dir.join("state")).unwrap();
-    let script = format!(
-        r#"#!/bin/sh
-dir='{dir}'
-echo "$*" >> "$dir/calls"
-[ "$1" = --user ] || exit 2
-unit=""
-for a in "$@"; do unit="$a"; done
-case "$2" in
-  show-environment) echo "HOME=$HOME" ;;
-  show)
-    if [ -f "$dir/state/$unit" ]; then
-      echo LoadState=loaded
-      echo "ActiveState=$(cat "$dir/state/$unit")"
-      echo "FragmentPath=$dir/$unit"
-    else
-      echo LoadState=not-found
-      echo ActiveState=inactive
-      echo FragmentPath=
-    fi ;;
-  start|restart) echo active > "$dir/state/$unit" ;;
-  stop) echo inactive > "$dir/state/$unit" ;;
-  *) exit 3 ;;
-esac
-"#,
-        dir = dir.display()
-    );
-    tool(home, "systemctl", &script);
-    dir
-}
-
-fn tool(home: &Home, name: &str, script: &str) {
-    let path = home.path().join("bin").join(name);
-    std::fs::write(&path, script).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    home.with_user_session()
 }
 
 fn json_of(out: &std::process::Output) -> serde_json::Value {

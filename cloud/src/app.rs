@@ -24,12 +24,19 @@ pub enum StartError {
     Key(#[from] KeyFileError),
     #[error(transparent)]
     DataDir(#[from] crate::data_dir::DataDirError),
-    #[error("database {url}: {source}")]
-    Db { url: String, source: sqlx::Error },
-    #[error("redis {url}: {source}")]
+    /// One line: what failed, its cause, and the fix (the cause is kept
+    /// as text, so that `{:#}` does not repeat it once per source).
+    #[error("cannot use the database {url}: {cause}; {fix}")]
+    Db {
+        url: String,
+        cause: String,
+        fix: &'static str,
+    },
+    #[error("cannot use Redis at {url}: {cause}; {fix}")]
     Redis {
         url: String,
-        source: redis::RedisError,
+        cause: String,
+        fix: &'static str,
     },
 }
 
@@ -48,6 +55,30 @@ pub fn telegram_client(config: &Config) -> Telegram {
     }
 }
 
+/// The database's refusal as one line with its fix.
+fn db_error(url: String, e: &sqlx::Error) -> StartError {
+    let (cause, fix) = match e {
+        sqlx::Error::Io(io) => (
+            io.to_string(),
+            "is the database server running there? Start it, or fix DATABASE_URL",
+        ),
+        sqlx::Error::Database(db) => (
+            db.message().to_string(),
+            "check the user, password and database name in DATABASE_URL",
+        ),
+        sqlx::Error::PoolTimedOut => (
+            "no connection within 10 s".to_string(),
+            "is the database reachable from here? Check DATABASE_URL",
+        ),
+        sqlx::Error::Configuration(c) => (c.to_string(), "fix DATABASE_URL"),
+        other => (
+            other.to_string(),
+            "check DATABASE_URL and the database's log",
+        ),
+    };
+    StartError::Db { url, cause, fix }
+}
+
 impl App {
     pub async fn build(config: Config) -> Result<App, StartError> {
         crate::data_dir::prepare(&config)?;
@@ -58,18 +89,38 @@ impl App {
         let safe_db_url = crate::config::redact_url(config.database_url.expose_secret());
         let db = Db::connect(config.database_url.expose_secret())
             .await
-            .map_err(|source| StartError::Db {
-                url: safe_db_url,
-                source,
-            })?;
-        let redis_err = |source| StartError::Redis {
+            .map_err(|e| db_error(safe_db_url, &e))?;
+        let redis_err = |e: redis::RedisError| StartError::Redis {
             url: crate::config::redact_url(config.redis_url.expose_secret()),
-            source,
+            cause: e.to_string(),
+            fix: if e.is_connection_refusal() || e.is_timeout() || e.is_io_error() {
+                "start Redis there (`sudo systemctl start redis-server`), or fix REDIS_URL"
+            } else if e.kind() == redis::ErrorKind::AuthenticationFailed
+                || matches!(e.code(), Some("WRONGPASS" | "NOAUTH"))
+            {
+                "put the right user and password in REDIS_URL (redis://USER:PASSWORD@HOST:PORT)"
+            } else {
+                "check REDIS_URL"
+            },
         };
         let client = redis::Client::open(config.redis_url.expose_secret()).map_err(redis_err)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_response_timeout(Some(Duration::from_secs(5)));
+        // One plain connection first: a refused Redis is then reported at
+        // once, where the manager would retry with backoff for ~10 s.
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        .map_err(|_| {
+            redis_err(redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no answer within 5 s",
+            )))
+        })?
+        .map_err(redis_err)?;
         let redis = ConnectionManager::new_with_config(client.clone(), manager_config)
             .await
             .map_err(redis_err)?;

@@ -127,6 +127,13 @@ impl Db {
             // leaving room for a few replicas.
             Backend::Postgres => options.max_connections(POSTGRES_POOL),
         };
+        if backend == Backend::Postgres {
+            // One direct connection first: a refused or misconfigured server
+            // is then reported at once with its own words, where the pool
+            // would retry until its timeout and say only "timed out".
+            use sqlx::Connection;
+            sqlx::AnyConnection::connect(url).await?.close().await?;
+        }
         let pool = options.connect(url).await?;
         if backend == Backend::Sqlite {
             // WAL lets readers proceed while a writer commits; the mode is

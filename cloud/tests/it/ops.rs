@@ -230,6 +230,65 @@ fn a_missing_setting_stops_start_up_with_one_line() {
     assert!(stderr.contains("TELEGRAM_BOT_TOKEN is not set"), "{stderr}");
 }
 
+/// A database or Redis that refuses: one line each, naming the cause (not
+/// "pool timed out", not the cause three times over) and the fix.
+#[test]
+fn a_refusing_database_or_redis_stops_start_up_with_one_line_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    // Never reached: the database and Redis come first.
+    let api = format!("http://127.0.0.1:{}", remoteagent_testkit::free_port());
+    let start = |key: &str, value: &str| {
+        let out = binary()
+            .env("REMOTEAGENT_DATA_DIR", dir.path())
+            .env("TELEGRAM_BOT_TOKEN", "1:x")
+            .env("TELEGRAM_MODE", "poll")
+            .env("TELEGRAM_API_BASE", &api)
+            .env("REMOTEAGENT_BIND", "127.0.0.1:0")
+            .env(key, value)
+            .arg("serve")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        let last = stderr.lines().last().unwrap_or_default().to_string();
+        assert!(last.starts_with("remoteagent-cloud: "), "{stderr}");
+        last
+    };
+    let closed = format!("127.0.0.1:{}", remoteagent_testkit::free_port());
+
+    let line = start("DATABASE_URL", &format!("postgres://ra@{closed}/x"));
+    assert!(
+        line.contains(&format!(
+            "cannot use the database postgres://ra@{closed}/x: "
+        )) && line.contains("refused")
+            && line
+                .ends_with("is the database server running there? Start it, or fix DATABASE_URL"),
+        "{line}"
+    );
+    assert_eq!(line.matches("refused").count(), 1, "{line}");
+
+    let pg = remoteagent_testkit::database_url();
+    let (scheme, rest) = pg.split_once("://").unwrap();
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let line = start(
+        "DATABASE_URL",
+        &format!("{scheme}://no_such_role_ra@{host}"),
+    );
+    assert!(
+        line.contains("role \"no_such_role_ra\" does not exist")
+            && line.ends_with("check the user, password and database name in DATABASE_URL"),
+        "{line}"
+    );
+
+    let line = start("REDIS_URL", &format!("redis://{closed}"));
+    assert!(
+        line.contains(&format!("cannot use Redis at redis://{closed}: "))
+            && line.ends_with("or fix REDIS_URL"),
+        "{line}"
+    );
+    assert_eq!(line.matches("refused").count(), 1, "{line}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cron_subcommand_reminds_and_exits() {
     let tg = FakeTelegram::start().await;

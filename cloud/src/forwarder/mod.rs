@@ -38,6 +38,7 @@
 mod entry;
 mod liveness;
 mod output_file;
+mod own_conn;
 mod page;
 mod pager;
 mod session;
@@ -56,6 +57,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::telegram::{MAX_MESSAGE_CHARS, Outbox, OutboxConfig, Telegram};
+use own_conn::OwnConn;
 use session::Session;
 use store::SavedState;
 
@@ -163,9 +165,10 @@ pub(crate) struct Ctx {
     /// Sessions this forwarder is following.
     running: Mutex<HashSet<String>>,
     /// One multiplexed connection shared by the starts of all sessions, so
-    /// that starting one costs no connection set-up. (Each session's task
-    /// reads on a connection of its own: an `XREAD BLOCK` would hold up
-    /// every other command on a shared one.)
+    /// that starting one costs no connection set-up. Short commands only:
+    /// it is never handed to a session's task, which reads with `XREAD
+    /// BLOCK` on an [`OwnConn`] (a blocking read would hold up every other
+    /// command on a shared connection, and with them every prompt's start).
     shared: tokio::sync::Mutex<Option<MultiplexedConnection>>,
 }
 
@@ -208,19 +211,19 @@ impl Ctx {
             .await
     }
 
-    fn spawn(
-        self: &Arc<Self>,
-        state: SavedState,
-        conn: Option<MultiplexedConnection>,
-        resumed: bool,
-    ) {
+    /// A new connection for one task alone, the kind a blocking read needs.
+    async fn connect_own(&self) -> redis::RedisResult<OwnConn> {
+        Ok(OwnConn::new(self.connect().await?))
+    }
+
+    fn spawn(self: &Arc<Self>, state: SavedState, resumed: bool) {
         let span = tracing::info_span!(
             "forwarder",
             agent = %state.agent_id,
             session = %state.session_id,
             chat = state.chat_id
         );
-        let session = Session::new(self.clone(), state, conn);
+        let session = Session::new(self.clone(), state);
         tokio::spawn(session.run(resumed).instrument(span));
     }
 }
@@ -292,18 +295,15 @@ impl Forwarder {
     /// published. The session's task sends the placeholder, so the
     /// prompt's command is not held up by Telegram.
     pub async fn begin(&self, session: SessionStart) -> Result<(), ForwarderError> {
-        let (state, conn) = self.register(session).await?;
+        let state = self.register(session).await?;
         tracing::info!(agent = %state.agent_id, session = %state.session_id, chat = state.chat_id, "forwarding a session");
-        self.ctx.spawn(state, Some(conn), false);
+        self.ctx.spawn(state, false);
         Ok(())
     }
 
     /// Records a new session (its state and this replica's lock) in Redis;
-    /// returns its state and the connection used.
-    async fn register(
-        &self,
-        session: SessionStart,
-    ) -> Result<(SavedState, MultiplexedConnection), ForwarderError> {
+    /// returns its state.
+    async fn register(&self, session: SessionStart) -> Result<SavedState, ForwarderError> {
         let state = SavedState {
             agent_id: session.agent_id,
             session_id: session.session_id,
@@ -321,7 +321,7 @@ impl Forwarder {
         };
         let sid = state.session_id.to_string();
         self.ctx.running().insert(sid.clone());
-        let (created, conn) = match self.create_record(&state).await {
+        let created = match self.create_record(&state).await {
             Ok(done) => done,
             Err(e) => {
                 self.ctx.running().remove(&sid);
@@ -334,21 +334,18 @@ impl Forwarder {
                 "session {sid} is already being forwarded"
             )));
         }
-        Ok((state, conn))
+        Ok(state)
     }
 
     /// `store::create` on the shared connection. When that connection turns
     /// out dead (Redis restarted since the last start), the command was
     /// never sent: it is tried once more on a new connection, so that the
     /// first prompt after a Redis restart does not fail.
-    async fn create_record(
-        &self,
-        state: &SavedState,
-    ) -> redis::RedisResult<(bool, MultiplexedConnection)> {
+    async fn create_record(&self, state: &SavedState) -> redis::RedisResult<bool> {
         let (token, ttl) = (&self.ctx.token, self.ctx.options.lock_ttl);
         let mut conn = self.ctx.shared_conn().await?;
         match store::create(&mut conn, state, token, ttl).await {
-            Ok(created) => Ok((created, conn)),
+            Ok(created) => Ok(created),
             Err(e) if self.ctx.drop_shared_conn(&e).await => {
                 tracing::debug!(error = %e, "the shared Redis connection was dead; connecting again");
                 let mut conn = self.ctx.shared_conn().await?;
@@ -356,7 +353,7 @@ impl Forwarder {
                 if let Err(e) = &created {
                     self.ctx.drop_shared_conn(e).await;
                 }
-                Ok((created?, conn))
+                created
             }
             Err(e) => Err(e),
         }
@@ -466,7 +463,7 @@ async fn resume_once(
         match SavedState::from_map(&map) {
             Ok(state) => {
                 ctx.running().insert(sid.clone());
-                ctx.spawn(state, None, true);
+                ctx.spawn(state, true);
             }
             Err(e) => {
                 tracing::error!(session = %sid, error = %e, "dropping unreadable forwarder state");

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamRangeReply};
 use remoteagent_proto::backoff::Backoff;
 use remoteagent_proto::events::{DonePayload, OutputEvent};
@@ -14,6 +13,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::Ctx;
 use super::entry::parse_entry;
+use super::own_conn::OwnConn;
 use super::pager::OutputFile;
 use crate::telegram::DocumentSource;
 
@@ -28,7 +28,7 @@ const READ_PAUSE: Duration = Duration::from_secs(1);
 /// written to a temporary file up to `cap` bytes.
 pub(super) async fn build(
     ctx: &Arc<Ctx>,
-    conn: &mut Option<MultiplexedConnection>,
+    conn: &mut Option<OwnConn>,
     stream: &str,
     done: &DonePayload,
     last_id: &str,
@@ -91,7 +91,7 @@ pub(super) async fn build(
 /// One `XRANGE` batch, retried over reconnects.
 async fn read_range(
     ctx: &Arc<Ctx>,
-    conn: &mut Option<MultiplexedConnection>,
+    conn: &mut Option<OwnConn>,
     stream: &str,
     start: &str,
     end: &str,
@@ -101,7 +101,7 @@ async fn read_range(
         .without_jitter();
     loop {
         if conn.is_none() {
-            *conn = ctx.connect().await.ok();
+            *conn = ctx.connect_own().await.ok();
         }
         let reply = match conn.as_mut() {
             Some(c) => redis::cmd("XRANGE")

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use super::entry::parse_entry;
 use super::liveness::Liveness;
 use super::output_file;
+use super::own_conn::OwnConn;
 use super::pager::{Io, OutputFile, Pager, Stop};
 use super::store::{self, SavedState};
 use super::{Ctx, SessionFinished};
@@ -39,7 +40,9 @@ pub(super) struct LiveIo {
     ctx: Arc<Ctx>,
     session: remoteagent_proto::SessionId,
     stream: String,
-    conn: Option<MultiplexedConnection>,
+    /// The session's own connection: its `XREAD BLOCK` and, between reads,
+    /// its saves and presence checks (never shared with another task).
+    conn: Option<OwnConn>,
     /// The last live edit queued, to learn whether it failed.
     last_delivery: Option<Delivery>,
     last_save: Instant,
@@ -48,9 +51,9 @@ pub(super) struct LiveIo {
 }
 
 impl LiveIo {
-    async fn conn(&mut self) -> redis::RedisResult<&mut MultiplexedConnection> {
+    async fn conn(&mut self) -> redis::RedisResult<&mut OwnConn> {
         if self.conn.is_none() {
-            self.conn = Some(self.ctx.connect().await?);
+            self.conn = Some(self.ctx.connect_own().await?);
         }
         match self.conn.as_mut() {
             Some(c) => Ok(c),
@@ -225,17 +228,15 @@ pub(super) struct Session {
 }
 
 impl Session {
-    pub(super) fn new(
-        ctx: Arc<Ctx>,
-        saved: SavedState,
-        conn: Option<MultiplexedConnection>,
-    ) -> Self {
+    /// The session's task connects on its first Redis command, a connection
+    /// of its own (see [`OwnConn`]).
+    pub(super) fn new(ctx: Arc<Ctx>, saved: SavedState) -> Self {
         let stream = names::output_stream(&saved.agent_id, &saved.session_id);
         let io = LiveIo {
             ctx: ctx.clone(),
             session: saved.session_id.clone(),
             stream: stream.clone(),
-            conn,
+            conn: None,
             last_delivery: None,
             last_save: Instant::now(),
             last_state: None,

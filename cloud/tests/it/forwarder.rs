@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use forwarder_support::*;
 use redis::AsyncCommands;
+use remoteagent_cloud::forwarder::ForwarderOptions;
 use remoteagent_cloud::telegram::MAX_MESSAGE_CHARS;
 use remoteagent_proto::events::{ApprovalRequestPayload, DoneStatus, OutputEvent};
 use remoteagent_testkit::telegram::FakeTelegram;
@@ -422,4 +423,54 @@ async fn a_dead_redis_fails_start_cleanly() {
         tg.calls().is_empty(),
         "nothing is sent without a session record"
     );
+}
+
+/// A session's `XREAD BLOCK` runs on a connection of its own: while it
+/// waits, another session starts (the prompt's command waits for that),
+/// reads and finishes at once instead of queueing behind the read on a
+/// shared connection (Redis answers a connection's commands in order).
+#[tokio::test]
+async fn a_pending_read_holds_up_no_other_session() {
+    const BLOCK: Duration = Duration::from_secs(6);
+    // A private Redis: its blocked clients are this test's.
+    let server = remoteagent_testkit::RedisServer::start().unwrap();
+    let tg = FakeTelegram::start().await;
+    let opts = ForwarderOptions {
+        block: BLOCK,
+        // The lock outlives the block: only the reads are under test.
+        lock_ttl: Duration::from_secs(60),
+        ..options(MAX_MESSAGE_CHARS)
+    };
+    let (fwd, mut rx) = forwarder(&tg, &server.url(), "r1", FAST, opts);
+    let quiet = Ids::new();
+    start(&fwd, &tg, quiet.start("quiet")).await;
+    let mut conn = connect(&server.url()).await;
+    let blocked = remoteagent_testkit::wait_for(TIMEOUT, || {
+        let mut conn = conn.clone();
+        async move {
+            let info: String = redis::cmd("INFO")
+                .arg("clients")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            info.lines()
+                .any(|l| l.trim() == "blocked_clients:1")
+                .then_some(())
+        }
+    })
+    .await;
+    assert!(blocked.is_some(), "the quiet session's read never blocked");
+
+    let busy = Ids::new();
+    let started = tokio::time::Instant::now();
+    fwd.begin(busy.start("busy")).await.unwrap();
+    let begun = started.elapsed();
+    write_chunks(&mut conn, &busy, "all done here", 100, 0).await;
+    xadd(&mut conn, &busy, &done(DoneStatus::Ok, Some(0), 1, None)).await;
+    let fin = finished(&mut rx).await;
+    let took = started.elapsed();
+    assert_eq!(fin.session_id, busy.session);
+    assert!(begun < BLOCK / 2, "starting a session took {begun:?}");
+    assert!(took < BLOCK / 2, "forwarding a session took {took:?}");
+    fwd.shutdown();
 }

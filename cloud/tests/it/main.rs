@@ -22,6 +22,7 @@ mod groups;
 mod ops;
 mod pairing;
 mod poll;
+mod redis_blocking;
 mod telegram_client;
 mod telegram_outbox;
 mod webhook;

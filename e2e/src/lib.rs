@@ -180,6 +180,7 @@ fn psql(sql: &str) -> Result<()> {
 }
 
 pub mod cloud;
+pub mod doctor;
 pub mod local;
 pub mod stack;
 

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use remoteagent_e2e::doctor::{check, delete_agent_acl_user, report};
 use remoteagent_e2e::{Home, Stack, fixture};
 use remoteagent_testkit::wait_for;
 
@@ -13,27 +14,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// `doctor --json`: its exit code and its report.
 fn doctor(home: &Home) -> (Option<i32>, serde_json::Value) {
-    let out = home.ctl(&["--json", "doctor"]).unwrap();
-    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code(), report)
-}
-
-/// The check whose name starts with `name`: (status, detail, fix).
-fn check(report: &serde_json::Value, name: &str) -> (String, String, String) {
-    let c = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"].as_str().unwrap().starts_with(name))
-        .unwrap_or_else(|| panic!("no check {name:?} in {report:#}"));
-    let text = |k: &str| c[k].as_str().unwrap_or("").to_string();
-    (text("status"), text("detail"), text("fix"))
+    report(&home.ctl(&["--json", "doctor"]).unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,23 +69,7 @@ async fn doctor_sees_each_part_and_names_the_fix_when_one_breaks() {
 
     // The agent's Redis user deleted (the stopped cloud cannot re-create
     // it): the login is refused, and the fix is to pair again.
-    let mut admin = remoteagent_testkit::redis_conn(&s.redis.url()).await;
-    let users: Vec<String> = redis::cmd("ACL")
-        .arg("USERS")
-        .query_async(&mut admin)
-        .await
-        .unwrap();
-    let agent_user = users
-        .iter()
-        .find(|u| u.starts_with("ra-agent-"))
-        .unwrap_or_else(|| panic!("no agent user in {users:?}"))
-        .clone();
-    let _: i64 = redis::cmd("ACL")
-        .arg("DELUSER")
-        .arg(&agent_user)
-        .query_async(&mut admin)
-        .await
-        .unwrap();
+    delete_agent_acl_user(&s.redis.url()).await;
     let refused = wait_for(WAIT, || {
         let (_, report) = doctor(&s.home);
         let c = check(&report, "redis login of app");

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use remoteagent_e2e::doctor::{check, delete_agent_acl_user, report};
 use remoteagent_e2e::{fixture, pairing_code};
 use remoteagent_testkit::telegram::{BOT_USERNAME, FakeTelegram, updates};
 use remoteagent_testkit::{RedisServer, free_port, wait_for};
@@ -126,15 +127,7 @@ impl Machine {
 
     /// `doctor --json`: its exit code and its checks.
     fn doctor(&self) -> (Option<i32>, serde_json::Value) {
-        let out = self.ctl(&["--json", "doctor"]);
-        let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "{e}: {}\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        (out.status.code(), report)
+        report(&self.ctl(&["--json", "doctor"]))
     }
 }
 
@@ -145,18 +138,6 @@ impl Drop for Machine {
             let _ = kill(pid, Signal::SIGKILL);
         }
     }
-}
-
-/// The check whose name starts with `name`: (status, detail, fix).
-fn check(report: &serde_json::Value, name: &str) -> (String, String, String) {
-    let c = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"].as_str().unwrap().starts_with(name))
-        .unwrap_or_else(|| panic!("no check {name:?} in {report:#}"));
-    let text = |k: &str| c[k].as_str().unwrap_or("").to_string();
-    (text("status"), text("detail"), text("fix"))
 }
 
 fn mode(path: &Path) -> u32 {
@@ -369,23 +350,7 @@ async fn setup_then_pair_by_deep_link_then_a_prompt_and_doctor_sees_every_part()
 
     // The agent's Redis user deleted (no cloud to re-create it): the login
     // is refused, and the fix is to pair again.
-    let mut admin = remoteagent_testkit::redis_conn(&redis.url()).await;
-    let users: Vec<String> = redis::cmd("ACL")
-        .arg("USERS")
-        .query_async(&mut admin)
-        .await
-        .unwrap();
-    let agent_user = users
-        .iter()
-        .find(|u| u.starts_with("ra-agent-"))
-        .unwrap_or_else(|| panic!("no agent user in {users:?}"))
-        .clone();
-    let _: i64 = redis::cmd("ACL")
-        .arg("DELUSER")
-        .arg(&agent_user)
-        .query_async(&mut admin)
-        .await
-        .unwrap();
+    delete_agent_acl_user(&redis.url()).await;
     let refused = wait_for(WAIT, || {
         let (_, report) = machine.doctor();
         let c = check(&report, "redis login of app");

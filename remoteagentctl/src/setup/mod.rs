@@ -65,11 +65,13 @@ pub async fn run(args: SetupArgs) -> Result<()> {
     let dirs = Dirs::from_env()?;
     let layout = Layout::new(&dirs);
     let cloud_url = format!("http://{}", args.bind);
-    let cloud_bin = find_cloud()?;
-    let mut env = crate::service::Env::detect()?;
-    // The unit runs the cloud found here, with the config written here.
-    env.cloud = Some(cloud_bin.clone());
-    env.cloud_config = layout.cloud_config.clone();
+    // `Env` finds the programs (beside this one, else on PATH) and the
+    // cloud's config path from the same base dirs as `layout`.
+    let env = crate::service::Env::detect()?;
+    let cloud_bin = env.cloud.clone().context(
+        "remoteagent-cloud was not found next to remoteagentctl or on PATH: install it \
+         (it is in the remoteagent .deb, and `packaging/install.sh` installs it)",
+    )?;
     let platform = crate::service::Platform::current();
     let manager = crate::service::manager(platform);
     let cloud_config = cloud_config_text(&args, &layout.token);
@@ -251,13 +253,4 @@ fn print_background_plan(why: &str, args: &SetupArgs, cloud: &LocalCloud, daemon
         "# would run, unless the daemon already answers: {} --daemonize",
         daemon_bin.display()
     );
-}
-
-/// `remoteagent-cloud` next to this binary (how packages and `cargo
-/// install` place them), else the first one on PATH.
-fn find_cloud() -> Result<PathBuf> {
-    crate::service::find_binary("remoteagent-cloud").context(
-        "remoteagent-cloud was not found next to remoteagentctl or on PATH: install it \
-         (it is in the remoteagent .deb, and `packaging/install.sh` installs it)",
-    )
 }

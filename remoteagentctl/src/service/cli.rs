@@ -239,15 +239,16 @@ impl Ask<'_> {
                 }
             );
         }
+        self.through_manager(unit, capitalized(self.action.done()))
+    }
+
+    /// Carries out the action on `unit` through the service manager and
+    /// says so ("`done` UNIT via systemd").
+    fn through_manager(&self, unit: Unit, done: String) -> Result<()> {
         let plan = plan(self.platform, self.action, unit, self.env);
         execute(&plan, self.platform, self.action)?;
         self.out.say(
-            &format!(
-                "{} {} via {}",
-                capitalized(self.action.done()),
-                unit.name(),
-                self.platform.name()
-            ),
+            &format!("{done} {} via {}", unit.name(), self.platform.name()),
             serde_json::json!({
                 "unit": unit.name(),
                 "action": verb(self.action),
@@ -291,21 +292,7 @@ impl Ask<'_> {
         let unit = self.unit;
         let (lead, detail) = match self.way() {
             Way::Manager => {
-                let plan = plan(self.platform, self.action, unit, self.env);
-                execute(&plan, self.platform, self.action)?;
-                self.out.say(
-                    &format!(
-                        "{} {} via {}",
-                        self.action.done(),
-                        unit.name(),
-                        self.platform.name()
-                    ),
-                    serde_json::json!({
-                        "unit": unit.name(),
-                        "action": verb(self.action),
-                        "via": self.platform.name(),
-                    }),
-                );
+                self.through_manager(unit, self.action.done().to_string())?;
                 if unit == Unit::Daemon && self.action == Action::Stop {
                     self.warn_if_still_running();
                 }

@@ -60,6 +60,9 @@ pub enum CommandEvent {
     Approval(ApprovalPayload),
     /// The agent was unpaired from the cloud side: forget it.
     Unpaired(UnpairedPayload),
+    /// `/get PATH`: send a file of the project (answered on the output
+    /// stream of the payload's session id).
+    GetFile(crate::files::GetFilePayload),
     /// An event this build does not know; skipped by readers.
     #[serde(rename = "unknown")]
     Unknown,
@@ -70,6 +73,7 @@ tolerant_deserialize!(CommandEvent {
     "abort" => Abort,
     "approval" => Approval,
     "unpaired" => Unpaired,
+    "get_file" => GetFile,
 });
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +84,11 @@ pub struct CommandPayload {
     /// Continue the agent's previous conversation (false after `/new`).
     #[serde(default)]
     pub r#continue: bool,
+    /// Files sent from the phone with this prompt (photos, documents), in
+    /// blob keys the agent may read. A daemon refuses the whole command if
+    /// one of them is missing or its hash differs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::files::Attachment>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +129,8 @@ pub enum OutputEvent {
     ApprovalResolved(ApprovalResolvedPayload),
     /// A line for the user that is not runner output (e.g. "busy").
     Notice(NoticePayload),
+    /// A file for the chat (`/get`, or the runner's outbox), in a blob key.
+    File(crate::files::FilePayload),
     /// The session ended. Always the last event of a stream.
     Done(DonePayload),
     /// An event this build does not know; skipped by readers.
@@ -133,6 +144,7 @@ tolerant_deserialize!(OutputEvent {
     "approval_request" => ApprovalRequest,
     "approval_resolved" => ApprovalResolved,
     "notice" => Notice,
+    "file" => File,
     "done" => Done,
 });
 
@@ -335,6 +347,7 @@ mod tests {
             session_id: sid(),
             prompt: "fix the tests".into(),
             r#continue: true,
+            attachments: Vec::new(),
         });
         let json = serde_json::to_value(&ev).unwrap();
         assert_eq!(

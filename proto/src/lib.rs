@@ -15,6 +15,8 @@
 //! * [`runner`]: which AI CLI a project runs.
 //! * [`backoff`]: the one retry policy (how long until the next attempt,
 //!   and whether there is one), shared by the daemon and the cloud.
+//! * [`files`]: files between phone and project (attachments, `/get`, the
+//!   outbox): their description, blob keys, safe names and limits.
 //! * [`text`]: cleaning remote text (names, prompts) before it is stored or
 //!   shown.
 //! * [`elapsed`]: the one way a span of time is written for people
@@ -29,6 +31,7 @@ pub mod control;
 pub mod elapsed;
 pub mod envelope;
 pub mod events;
+pub mod files;
 pub mod ids;
 pub mod keys;
 pub mod names;

@@ -18,6 +18,31 @@ pub fn output_stream_pattern(agent: &AgentId) -> String {
     format!("output:{agent}:*")
 }
 
+/// A blob key: the bytes of one file between the cloud and an agent
+/// (`crate::files`). `blob_id` is chosen by the writer (random hex).
+pub fn blob_key(agent: &AgentId, blob_id: &str) -> String {
+    format!("blob:{agent}:{blob_id}")
+}
+
+/// Key pattern (ACL `~pattern`) covering all of an agent's blobs.
+pub fn blob_pattern(agent: &AgentId) -> String {
+    format!("blob:{agent}:*")
+}
+
+/// Whether `key` is one of `agent`'s blob keys, with an id of 1..=64 ASCII
+/// letters, digits, `-` or `_` (so a key from an event cannot name another
+/// agent's blob or smuggle a pattern).
+pub fn is_blob_key_of(agent: &AgentId, key: &str) -> bool {
+    let prefix = format!("blob:{agent}:");
+    key.strip_prefix(&prefix).is_some_and(|id| {
+        !id.is_empty()
+            && id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
 /// Pub/sub channel on which the cloud announces the outcome of a pairing.
 pub fn pair_channel(pairing: &PairingId) -> String {
     format!("pair:{pairing}")
@@ -45,7 +70,8 @@ pub fn pairing_redis_user(pairing: &PairingId) -> String {
 /// The Redis ACL rules of an agent's user, without the password rule
 /// (`>{jwt}`), which the cloud adds. The agent may only read its own command
 /// channel, write its own output streams (and read their last entry) and
-/// presence key, and nothing else.
+/// presence key, read and write its own blobs (files to and from the
+/// phone), and nothing else.
 pub fn agent_acl_rules(agent: &AgentId) -> Vec<String> {
     let mut rules: Vec<String> = ["on", "resetkeys", "resetchannels", "-@all"]
         .iter()
@@ -53,6 +79,7 @@ pub fn agent_acl_rules(agent: &AgentId) -> Vec<String> {
         .collect();
     rules.push(format!("~{}", output_stream_pattern(agent)));
     rules.push(format!("~{}", presence_key(agent)));
+    rules.push(format!("~{}", blob_pattern(agent)));
     rules.push(format!("&{}", agent_channel(agent)));
     for cmd in [
         "+subscribe",
@@ -70,6 +97,8 @@ pub fn agent_acl_rules(agent: &AgentId) -> Vec<String> {
         "+set",
         "+del",
         "+exists",
+        // Attachments from the phone (own blob keys only).
+        "+get",
     ] {
         rules.push(cmd.to_string());
     }
@@ -122,5 +151,18 @@ mod tests {
         assert_eq!(output_stream_pattern(&a), "output:a1:*");
         assert_eq!(pair_channel(&p), "pair:p1");
         assert_eq!(presence_key(&a), "presence:a1");
+        assert_eq!(blob_key(&a, "b1"), "blob:a1:b1");
+        assert_eq!(blob_pattern(&a), "blob:a1:*");
+    }
+
+    #[test]
+    fn blob_keys_belong_to_one_agent() {
+        let a = AgentId::parse("a1").unwrap();
+        assert!(is_blob_key_of(&a, "blob:a1:0f3a-x_9"));
+        assert!(!is_blob_key_of(&a, "blob:a2:0f3a"));
+        assert!(!is_blob_key_of(&a, "blob:a1:"));
+        assert!(!is_blob_key_of(&a, "blob:a1:*"));
+        assert!(!is_blob_key_of(&a, "blob:a1:x:y"));
+        assert!(!is_blob_key_of(&a, "output:a1:s1"));
     }
 }

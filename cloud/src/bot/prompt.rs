@@ -147,6 +147,7 @@ async fn publish(
         session_id: session_id.clone(),
         prompt: text.to_string(),
         r#continue: !fresh,
+        attachments: Vec::new(),
     });
     let receivers = match commands::publish(&state.redis, &state.key, &agent_id, command).await {
         Ok(n) => n,

@@ -23,6 +23,49 @@ pub struct Message {
     /// The message this one replies to (only its author is read).
     #[serde(default)]
     pub reply_to_message: Option<Box<RepliedTo>>,
+    /// A media message's caption (a photo's or document's text).
+    #[serde(default)]
+    pub caption: Option<String>,
+    /// A photo, in the sizes Telegram made of it, smallest first.
+    #[serde(default)]
+    pub photo: Vec<PhotoSize>,
+    /// A file sent as a file.
+    #[serde(default)]
+    pub document: Option<FileRef>,
+    /// A voice note recorded in the app.
+    #[serde(default)]
+    pub voice: Option<FileRef>,
+    /// An audio file (music kind).
+    #[serde(default)]
+    pub audio: Option<FileRef>,
+}
+
+/// One size of a photo.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PhotoSize {
+    pub file_id: String,
+    #[serde(default)]
+    pub file_size: Option<u64>,
+    #[serde(default)]
+    pub width: u32,
+    #[serde(default)]
+    pub height: u32,
+}
+
+/// A document, voice note or audio file: what `getFile` needs and what the
+/// user sees of it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FileRef {
+    pub file_id: String,
+    #[serde(default)]
+    pub file_size: Option<u64>,
+    #[serde(default)]
+    pub file_name: Option<String>,
+    #[serde(default)]
+    pub mime_type: Option<String>,
+    /// Seconds (voice and audio).
+    #[serde(default)]
+    pub duration: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

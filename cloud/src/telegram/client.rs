@@ -116,6 +116,18 @@ struct ResponseParameters {
     retry_after: Option<u64>,
 }
 
+/// `getFile`'s answer.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FileInfo {
+    pub file_id: String,
+    #[serde(default)]
+    pub file_size: Option<u64>,
+    /// Absent when Telegram cannot serve the file (then it cannot be
+    /// downloaded).
+    #[serde(default)]
+    pub file_path: Option<String>,
+}
+
 #[derive(Deserialize)]
 struct MessageRef {
     message_id: i64,
@@ -356,6 +368,34 @@ impl Telegram {
         }
     }
 
+    /// `getFile`: where a file a user sent can be downloaded. Telegram
+    /// refuses files over 20 MB ("Bad Request: file is too big").
+    pub async fn get_file(&self, file_id: &str) -> Result<FileInfo, TelegramError> {
+        match &*self.backend {
+            Backend::Console(_) => Err(TelegramError::Api {
+                code: 400,
+                description: "console mode has no files".into(),
+            }),
+            Backend::Api(api) => api.call("getFile", &json!({ "file_id": file_id })).await,
+        }
+    }
+
+    /// Downloads a file `getFile` described, refusing more than
+    /// `max_bytes` (counted as it arrives, whatever the size claimed).
+    pub async fn download_file(
+        &self,
+        file_path: &str,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, TelegramError> {
+        match &*self.backend {
+            Backend::Console(_) => Err(TelegramError::Api {
+                code: 400,
+                description: "console mode has no files".into(),
+            }),
+            Backend::Api(api) => api.download(file_path, max_bytes).await,
+        }
+    }
+
     /// Calls any Bot API method with a JSON body and returns its `result`
     /// (console mode: `true`, nothing printed).
     pub async fn call_raw(&self, method: &str, body: &Value) -> Result<Value, TelegramError> {
@@ -375,6 +415,42 @@ impl Api {
             self.token.expose_secret(),
             method
         )
+    }
+
+    /// `{api_base}/file/bot{token}/{file_path}`, read in pieces and given
+    /// up past `max_bytes`. The URL holds the token: errors are redacted.
+    async fn download(&self, file_path: &str, max_bytes: u64) -> Result<Vec<u8>, TelegramError> {
+        let url = format!(
+            "{}/file/bot{}/{}",
+            self.api_base,
+            self.token.expose_secret(),
+            file_path.trim_start_matches('/')
+        );
+        let mut response = self
+            .http
+            .get(url)
+            .timeout(UPLOAD_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| self.transport(e))?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            return Err(TelegramError::Api {
+                code: status,
+                description: format!("the file download was refused (HTTP {status})"),
+            });
+        }
+        let mut bytes = Vec::new();
+        while let Some(piece) = response.chunk().await.map_err(|e| self.transport(e))? {
+            if bytes.len() as u64 + piece.len() as u64 > max_bytes {
+                return Err(TelegramError::Api {
+                    code: 413,
+                    description: format!("the file is larger than {max_bytes} bytes"),
+                });
+            }
+            bytes.extend_from_slice(&piece);
+        }
+        Ok(bytes)
     }
 
     async fn call<T: DeserializeOwned>(

@@ -14,7 +14,9 @@ pub mod render;
 
 use serde::{Deserialize, Serialize};
 
-pub use client::{ALLOWED_UPDATES, Document, DocumentSource, MAX_CAPTION_CHARS, Telegram};
+pub use client::{
+    ALLOWED_UPDATES, Document, DocumentSource, FileInfo, MAX_CAPTION_CHARS, Telegram,
+};
 pub use outbox::{Outbox, OutboxConfig};
 pub use render::{MAX_MESSAGE_CHARS, escape_html, html_to_text, split_pages};
 

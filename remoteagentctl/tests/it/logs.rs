@@ -267,6 +267,7 @@ async fn follow_without_an_agent_follows_every_agent_and_names_each_line() {
             session_id: session.clone(),
             prompt: "from api".into(),
             r#continue: false,
+            attachments: Vec::new(),
         }),
         30,
     )

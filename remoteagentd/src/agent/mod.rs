@@ -403,6 +403,16 @@ impl Agent {
                     .await;
                 return Flow::Stop;
             }
+            CommandEvent::GetFile(get) => {
+                // Filled in by the `/get` work; until then the user is told.
+                admission::refuse(
+                    self.link.conn(),
+                    &self.spec.id,
+                    &get.session_id,
+                    "this daemon cannot send files yet".into(),
+                )
+                .await;
+            }
             CommandEvent::Unknown => {
                 tracing::info!("skipped a command of a kind this daemon does not know")
             }

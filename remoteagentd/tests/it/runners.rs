@@ -194,6 +194,7 @@ impl Home {
                 session_id: session.clone(),
                 prompt: text.into(),
                 r#continue: continue_,
+                attachments: Vec::new(),
             }))
             .await;
         let events = setup.wait_done(&session).await;
@@ -306,6 +307,7 @@ async fn claude_streams_readable_text_and_resumes_its_conversation() {
             session_id: session.clone(),
             prompt: "long task".into(),
             r#continue: false,
+            attachments: Vec::new(),
         }))
         .await;
     let reported = wait_for(WAIT, || async {

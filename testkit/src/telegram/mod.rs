@@ -26,11 +26,14 @@
 //! * [`updates`]: webhook updates shaped like Telegram's.
 //! * `html`, `formatted`: the HTML parse mode and Telegram's text cleanup.
 //! * `server`: the HTTP side: one lock for the store and the call log.
+//! * `files`: files users send (`getFile`, the download), stored with
+//!   [`FakeTelegram::add_file`].
 //! * `polling`: `getUpdates` (offset, limit, long poll, 409s) over the
 //!   updates a test pushes with [`FakeTelegram::push_update`].
 
 mod answer;
 pub mod checks;
+mod files;
 mod formatted;
 mod html;
 mod params;
@@ -51,6 +54,7 @@ pub use checks::{
     check_caption, check_edit, check_message_text, check_reply_markup, check_upload,
     parse_reply_markup, utf16_len,
 };
+pub use files::{FakeFile, MAX_DOWNLOAD_BYTES};
 pub use formatted::{Entity, Rendered};
 pub use html::html_to_text;
 pub use rules::{
@@ -202,6 +206,12 @@ struct Inner {
     waiting_polls: usize,
     /// Wakes waiting polls (an update pushed, another poll begun).
     wake: Arc<tokio::sync::Notify>,
+    /// Files users sent (`getFile`, downloads).
+    files: Vec<files::StoredFile>,
+    /// Numbers the files.
+    next_file: u64,
+    /// The file paths downloaded, in order.
+    downloads: Vec<String>,
 }
 
 type Shared = Arc<Mutex<Inner>>;

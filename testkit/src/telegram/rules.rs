@@ -34,6 +34,8 @@
 //! | empty file | sendDocument | 400 | Bad Request: file must be non-empty |
 //! | file over 50 MB | sendDocument | 413 | Request Entity Too Large |
 //! | unknown `callback_query_id` | answerCallbackQuery | 400 | Bad Request: query is too old and response timeout expired or query ID is invalid |
+//! | unknown or empty `file_id` | getFile | 400 | Bad Request: invalid file_id |
+//! | file over 20 MB | getFile | 400 | Bad Request: file is too big |
 //! | `getUpdates` while a webhook is set | getUpdates | 409 | Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first |
 //! | a waiting `getUpdates` overtaken by another | getUpdates | 409 | Conflict: terminated by other getUpdates request; make sure that only one bot instance is running |
 //! | wrong token | all | 401 | Unauthorized |
@@ -99,6 +101,8 @@ rule_ids! {
     FileEmpty,
     FileTooLarge,
     CallbackQueryInvalid,
+    InvalidFileId,
+    FileTooBigToDownload,
     WebhookActive,
     TerminatedByOtherPoll,
     Unauthorized,
@@ -328,6 +332,20 @@ pub const RULES: &[Rule] = &[
         methods: &["getUpdates"],
         code: 409,
         description: "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
+    },
+    Rule {
+        id: RuleId::InvalidFileId,
+        documentation: "file_id: File identifier to get information about",
+        methods: &["getFile"],
+        code: 400,
+        description: "Bad Request: invalid file_id",
+    },
+    Rule {
+        id: RuleId::FileTooBigToDownload,
+        documentation: "For the moment, bots can download files of up to 20MB in size",
+        methods: &["getFile"],
+        code: 400,
+        description: "Bad Request: file is too big",
     },
     Rule {
         id: RuleId::Unauthorized,

@@ -24,6 +24,9 @@ use super::{
 
 pub(super) async fn handle(State(inner): State<Shared>, req: Request) -> Response {
     let path = req.uri().path().to_string();
+    if let Some(rest) = path.strip_prefix("/file/bot") {
+        return super::files::download(&inner, rest);
+    }
     let Some((token, method)) = path
         .strip_prefix("/bot")
         .and_then(|rest| rest.split_once('/'))
@@ -216,6 +219,7 @@ fn dispatch(state: &mut Inner, method: &str, body: &Value, files: Files) -> Resu
             Ok(json!(true))
         }
         "sendDocument" => send_document(state, method, body, files),
+        "getFile" => super::files::get_file(state, body),
         "sendChatAction" => {
             let chat_id = require_chat(body)?;
             refuse_if_blocked(state, method, chat_id)?;

@@ -105,3 +105,125 @@ pub fn callback(update_id: i64, user_id: i64, chat_id: i64, message_id: i64, dat
         }
     })
 }
+
+/// A message of another kind than text (photo, document, voice …) from
+/// `user_id` in private chat `chat_id`: `fields` are merged into it, and
+/// a caption carries its `bot_command` entity as a text would.
+fn media(
+    update_id: i64,
+    user_id: i64,
+    chat_id: i64,
+    fields: Value,
+    caption: Option<&str>,
+) -> Value {
+    let mut message = json!({
+        "message_id": update_id,
+        "from": user(user_id),
+        "chat": private_chat(chat_id),
+        "date": now(),
+    });
+    if let (Value::Object(m), Value::Object(f)) = (&mut message, fields) {
+        m.extend(f);
+    }
+    if let Some(caption) = caption {
+        message["caption"] = json!(caption);
+    }
+    json!({"update_id": update_id, "message": message})
+}
+
+/// A photo (the sizes [`super::FakeTelegram::add_photo`] stored, smallest
+/// first, as Telegram lists them), with an optional caption.
+pub fn photo(
+    update_id: i64,
+    user_id: i64,
+    chat_id: i64,
+    sizes: &[super::FakeFile],
+    caption: Option<&str>,
+) -> Value {
+    let sizes: Vec<Value> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let side = 90 * (i as i64 + 1) * (i as i64 + 1);
+            json!({
+                "file_id": f.file_id,
+                "file_unique_id": f.file_unique_id,
+                "file_size": f.file_size,
+                "width": side,
+                "height": side * 3 / 4,
+            })
+        })
+        .collect();
+    media(
+        update_id,
+        user_id,
+        chat_id,
+        json!({"photo": sizes}),
+        caption,
+    )
+}
+
+/// A document (any file sent as a file) named `file_name`, of type `mime`.
+pub fn document(
+    update_id: i64,
+    user_id: i64,
+    chat_id: i64,
+    file: &super::FakeFile,
+    file_name: &str,
+    mime: &str,
+    caption: Option<&str>,
+) -> Value {
+    let document = json!({
+        "file_id": file.file_id,
+        "file_unique_id": file.file_unique_id,
+        "file_size": file.file_size,
+        "file_name": file_name,
+        "mime_type": mime,
+    });
+    media(
+        update_id,
+        user_id,
+        chat_id,
+        json!({"document": document}),
+        caption,
+    )
+}
+
+/// A voice note (recorded in the app: OGG/Opus) of `duration` seconds.
+pub fn voice(
+    update_id: i64,
+    user_id: i64,
+    chat_id: i64,
+    file: &super::FakeFile,
+    duration: i64,
+) -> Value {
+    let voice = json!({
+        "file_id": file.file_id,
+        "file_unique_id": file.file_unique_id,
+        "file_size": file.file_size,
+        "duration": duration,
+        "mime_type": "audio/ogg",
+    });
+    media(update_id, user_id, chat_id, json!({"voice": voice}), None)
+}
+
+/// An audio file (music player kind: `audio`, not `voice`).
+pub fn audio(
+    update_id: i64,
+    user_id: i64,
+    chat_id: i64,
+    file: &super::FakeFile,
+    file_name: &str,
+    mime: &str,
+    duration: i64,
+) -> Value {
+    let audio = json!({
+        "file_id": file.file_id,
+        "file_unique_id": file.file_unique_id,
+        "file_size": file.file_size,
+        "file_name": file_name,
+        "mime_type": mime,
+        "duration": duration,
+    });
+    media(update_id, user_id, chat_id, json!({"audio": audio}), None)
+}

@@ -167,6 +167,17 @@ async fn break_rule(tg: &FakeTelegram, id: RuleId) -> (&'static str, Answer) {
             "answerCallbackQuery",
             call(tg, "answerCallbackQuery", json!({})).await,
         ),
+        InvalidFileId => (
+            "getFile",
+            call(tg, "getFile", json!({"file_id": "AgACAgIAAxkBAAInope"})).await,
+        ),
+        FileTooBigToDownload => {
+            let big = tg.add_file(vec![0; 20_000_001], "documents", "bin");
+            (
+                "getFile",
+                call(tg, "getFile", json!({"file_id": big.file_id})).await,
+            )
+        }
         WebhookActive => {
             let set = call(tg, "setWebhook", json!({"url": "https://ra.example/hook"})).await;
             assert_eq!(set.status, 200);
@@ -431,4 +442,68 @@ async fn whoever_sees_a_message_sees_its_call() {
         assert_eq!(logged, i + 1);
         assert_eq!(sender.await.unwrap(), 200);
     }
+}
+
+async fn download(tg: &FakeTelegram, token: &str, path: &str) -> (u16, Vec<u8>) {
+    let url = format!("{}/file/bot{token}/{path}", tg.api_base());
+    let res = reqwest::get(url).await.expect("the fake answers");
+    let status = res.status().as_u16();
+    (status, res.bytes().await.expect("a body").to_vec())
+}
+
+#[tokio::test]
+async fn a_file_a_user_sent_is_fetched_with_get_file_then_downloaded() {
+    let tg = FakeTelegram::start().await;
+    let bytes: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+    let sizes = tg.add_photo(bytes.clone());
+    assert_eq!(sizes.len(), 3);
+    assert!(sizes[0].file_size < sizes[2].file_size, "smallest first");
+    let largest = &sizes[2];
+
+    let got = call(&tg, "getFile", json!({"file_id": largest.file_id})).await;
+    assert_eq!(got.status, 200, "{}", got.body);
+    let path = got.body["result"]["file_path"]
+        .as_str()
+        .expect("a file_path");
+    assert_eq!(got.body["result"]["file_size"], json!(5000));
+    let (status, body) = download(&tg, &tg.token(), path).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, bytes, "the bytes as uploaded");
+    assert_eq!(tg.downloads(), vec![path.to_string()]);
+
+    // Another token, or a path getFile never gave: 404, as JSON.
+    let (status, body) = download(&tg, "123:wrong", path).await;
+    assert_eq!(status, 404);
+    let body: Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(body["description"], "Not Found");
+    assert_eq!(
+        download(&tg, &tg.token(), "photos/file_99.jpg").await.0,
+        404
+    );
+    // A file over the limit cannot be downloaded either.
+    let big = tg.add_file(vec![1; 20_000_001], "documents", "bin");
+    assert_eq!(download(&tg, &tg.token(), &big.file_path).await.0, 404);
+    assert_eq!(tg.downloads().len(), 1, "only the good download counts");
+}
+
+#[tokio::test]
+async fn media_updates_are_shaped_like_telegrams() {
+    use remoteagent_testkit::telegram::updates;
+    let tg = FakeTelegram::start().await;
+    let sizes = tg.add_photo(vec![7; 300]);
+    let u = updates::photo(1, 5, 5, &sizes, Some("what is this?"));
+    let photos = u["message"]["photo"].as_array().expect("photo sizes");
+    assert_eq!(photos.len(), 3);
+    assert_eq!(photos[2]["file_id"], json!(sizes[2].file_id));
+    assert_eq!(u["message"]["caption"], "what is this?");
+    assert!(u["message"].get("text").is_none());
+
+    let doc = tg.add_file(b"fn main() {}".to_vec(), "documents", "rs");
+    let u = updates::document(2, 5, 5, &doc, "main.rs", "text/x-rust", None);
+    assert_eq!(u["message"]["document"]["file_name"], "main.rs");
+    assert!(u["message"].get("caption").is_none());
+
+    let ogg = tg.add_file(vec![0x4f; 100], "voice", "oga");
+    let u = updates::voice(3, 5, 5, &ogg, 3);
+    assert_eq!(u["message"]["voice"]["mime_type"], "audio/ogg");
 }

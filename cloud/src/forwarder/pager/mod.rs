@@ -114,6 +114,15 @@ impl<I: Io> Pager<I> {
         match event {
             OutputEvent::Chunk(chunk) => self.apply_chunk(&chunk).await?,
             OutputEvent::Notice(n) => self.append_line(Line::notice(&n.text)).await?,
+            // Filled in by the `/get` and outbox work; until then the user
+            // is told, never left without a word.
+            OutputEvent::File(f) => {
+                self.append_line(Line::notice(&format!(
+                    "📎 the agent sent {}, but this cloud cannot deliver files yet",
+                    f.file.name
+                )))
+                .await?
+            }
             OutputEvent::ApprovalRequest(a) => self.show_approval(&a).await?,
             OutputEvent::ApprovalResolved(r) => self.resolve_approval(&r).await?,
             OutputEvent::Done(done) => {

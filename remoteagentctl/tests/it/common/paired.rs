@@ -81,6 +81,7 @@ impl Paired {
                 session_id: session.clone(),
                 prompt: prompt.into(),
                 r#continue: false,
+                attachments: Vec::new(),
             }),
             lifetime_secs,
         )

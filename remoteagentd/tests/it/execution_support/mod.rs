@@ -114,6 +114,7 @@ impl Setup {
             session_id: session.clone(),
             prompt: prompt.into(),
             r#continue: false,
+            attachments: Vec::new(),
         })
     }
 

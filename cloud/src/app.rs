@@ -154,6 +154,7 @@ impl App {
             acl: Acl::new(config.redis_acl, redis.clone()),
             outbox: forwarder.outbox().clone(),
             forwarder,
+            stt: config.stt.as_ref().map(crate::stt::Stt::new),
             config,
             db,
             redis,

@@ -10,6 +10,7 @@
 //! * [`db`]: the tables (SQLite or PostgreSQL through sqlx `Any`);
 //!   [`updates`]: update claims (in Redis) and the one path into the bot.
 //! * [`forwarder`], [`telegram`]: output to Telegram.
+//! * [`stt`]: speech to text for voice notes (`bot::voice`).
 
 pub mod app;
 pub mod bot;
@@ -32,6 +33,7 @@ pub mod poll;
 pub mod rate_limit;
 pub mod redis_acl;
 pub mod state;
+pub mod stt;
 pub mod telegram;
 pub mod unpair;
 pub mod updates;

@@ -31,6 +31,8 @@ pub struct Inner {
     /// The bot's one outbox, shared with the forwarder.
     pub outbox: Outbox,
     pub forwarder: Forwarder,
+    /// Transcribes voice notes; `None` without `STT_URL`.
+    pub stt: Option<crate::stt::Stt>,
     pub metrics: Metrics,
     /// The bot's @username, when `getMe` answered at start-up.
     pub bot_username: Option<String>,

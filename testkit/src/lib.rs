@@ -6,9 +6,11 @@
 //! * [`database_url`]: the local PostgreSQL (from `REMOTEAGENT_TEST_DATABASE_URL`).
 //! * [`telegram`]: a fake Telegram Bot API server that records every call.
 //! * [`home`]: a temporary HOME with the real daemon and CLI run in it.
+//! * [`stt`]: a fake OpenAI-compatible speech-to-text server.
 
 pub mod home;
 pub mod redis_server;
+pub mod stt;
 pub mod telegram;
 
 pub use redis_server::RedisServer;

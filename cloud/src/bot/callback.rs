@@ -7,6 +7,7 @@
 //! | `stop:{sessionId}` | abort that session |
 //! | `use:{agentId}` | make that agent current |
 //! | `approve:{sessionId}:{requestId}`, `deny:…` | answer an approval request |
+//! | `voice:run:{id}`, `voice:edit:…`, `voice:cancel:…` | a voice note's transcript (`voice.rs`; only its sender) |
 //!
 //! An answered approval request loses its buttons at once (so it cannot be
 //! answered twice) and shows "⏳ approved, telling the agent…" until the
@@ -75,6 +76,9 @@ async fn dispatch(state: &AppState, query: &CallbackQuery, data: &str) -> Result
     }
     if let Some(rest) = data.strip_prefix("deny:") {
         return approval(state, user, rest, false).await;
+    }
+    if let Some(rest) = data.strip_prefix("voice:") {
+        return super::voice::press(state, query, rest).await;
     }
     Ok("This button is no longer supported.".into())
 }

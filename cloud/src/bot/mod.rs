@@ -13,6 +13,7 @@ pub mod status;
 pub mod stop;
 pub mod unpair;
 pub mod update;
+pub mod voice;
 
 use crate::db::{agents as agent_rows, users};
 use crate::error::Result;
@@ -140,7 +141,13 @@ async fn handle_message(state: &AppState, message: Message) {
         private: message.chat.is_private(),
     };
     let Some(text) = message.text.as_deref() else {
-        if ctx.private {
+        if ctx.private && voice::recording(&message).is_some() {
+            if let Err(e) = voice::handle(&ctx, &message).await {
+                tracing::error!(chat = ctx.chat, user = ctx.user, error = %e, "handling a voice note");
+                ctx.reply("Something went wrong on our side. Please try again in a moment.")
+                    .await;
+            }
+        } else if ctx.private {
             ctx.reply("I only understand text messages.").await;
         }
         return;

@@ -73,7 +73,7 @@ pub async fn run(ctx: &Ctx<'_>, text: &str) -> Result<()> {
 }
 
 /// A prompt for `agent` (already checked to be the user's and active), from
-/// a group the owner opted in for it.
+/// a group the owner opted in for it, or a voice note's transcript.
 pub async fn run_for_agent(ctx: &Ctx<'_>, agent: agents::Agent, text: &str) -> Result<()> {
     if !acceptable(ctx, text).await {
         return Ok(());

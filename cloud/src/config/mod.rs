@@ -15,12 +15,14 @@
 
 mod file;
 mod settings;
+mod stt;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 pub use secrecy::{ExposeSecret, SecretString};
 pub use settings::{DefaultValue, SETTINGS, Setting, settings_help};
+pub use stt::{DEFAULT_STT_MODEL, DEFAULT_STT_TIMEOUT_SECS, SttConfig, stt_endpoint};
 
 use file::{File, read_file};
 use settings::{Env, Values};
@@ -137,6 +139,9 @@ pub struct Config {
     /// Every group chat counts as opted in for its members' agents
     /// (`ALLOW_GROUP_PROMPTS`; default false: `/allowgroup` per group).
     pub allow_group_prompts: bool,
+    /// The speech-to-text server that transcribes voice notes; `None`
+    /// without `STT_URL` (voice notes are then refused with a hint).
+    pub stt: Option<SttConfig>,
 }
 
 impl Config {
@@ -227,12 +232,12 @@ fn flag(values: &Values, key: &'static str) -> Result<bool, ConfigError> {
     }
 }
 
-/// The bot token from `TELEGRAM_BOT_TOKEN_FILE`. A file that others can
-/// read is refused rather than used: the token controls the bot, so a
-/// world-readable copy is a leak the user must hear about.
-fn token_file(values: &Values, path: &Path) -> Result<String, ConfigError> {
+/// A secret from the file `key` names (`TELEGRAM_BOT_TOKEN_FILE`,
+/// `STT_API_KEY_FILE`). A file that others can read is refused rather than
+/// used: a world-readable copy of a token is a leak the user must hear
+/// about.
+fn secret_file(values: &Values, key: &'static str, path: &Path) -> Result<String, ConfigError> {
     use std::os::unix::fs::PermissionsExt;
-    let key = "TELEGRAM_BOT_TOKEN_FILE";
     let meta = std::fs::metadata(path)
         .map_err(|e| values.invalid(key, format!("cannot read {}: {e}", path.display())))?;
     let mode = meta.permissions().mode() & 0o777;
@@ -289,7 +294,9 @@ impl Config {
             v.get("TELEGRAM_BOT_TOKEN_FILE"),
         ) {
             (Some(token), None) => Some(token),
-            (None, Some(path)) => p.check(token_file(v, Path::new(&path))),
+            (None, Some(path)) => {
+                p.check(secret_file(v, "TELEGRAM_BOT_TOKEN_FILE", Path::new(&path)))
+            }
             (Some(_), Some(_)) => {
                 p.errors.push(v.invalid(
                     "TELEGRAM_BOT_TOKEN_FILE",
@@ -356,6 +363,7 @@ impl Config {
         let free_plan_agents = p.check(parsed(v, "FREE_PLAN_AGENTS"));
         let trial_days = p.check(parsed(v, "TRIAL_DAYS"));
         let trusted_proxies = p.check(trusted_proxies(v));
+        let stt = stt::read(v, &mut p);
         p.into_result()?;
         // Every `None` here was recorded as a problem above.
         let (
@@ -416,6 +424,7 @@ impl Config {
             trusted_proxies,
             metrics_token: v.get("METRICS_TOKEN").map(SecretString::from),
             allow_group_prompts,
+            stt,
         })
     }
 }

@@ -166,6 +166,31 @@ pub const SETTINGS: &[Setting] = &[
         DefaultValue::Value("false"),
         "group chats count as opted in without /allowgroup",
     ),
+    setting(
+        "STT_URL",
+        DefaultValue::Derived("none: voice notes are refused"),
+        "base URL of an OpenAI-compatible speech-to-text API that transcribes voice notes (https://api.openai.com/v1, http://127.0.0.1:8000/v1); /audio/transcriptions is appended",
+    ),
+    secret(
+        "STT_API_KEY",
+        DefaultValue::None,
+        "sent to STT_URL as `Authorization: Bearer <key>` (or STT_API_KEY_FILE)",
+    ),
+    setting(
+        "STT_API_KEY_FILE",
+        DefaultValue::None,
+        "a file holding STT_API_KEY, readable by this user only (mode 0600)",
+    ),
+    setting(
+        "STT_MODEL",
+        DefaultValue::Value(super::DEFAULT_STT_MODEL),
+        "the transcription model asked for",
+    ),
+    setting(
+        "STT_TIMEOUT_SECS",
+        DefaultValue::Value("60"),
+        "longest a transcription may take, upload included (1-600)",
+    ),
 ];
 
 /// The settings as `--help` lists them.
@@ -346,6 +371,10 @@ mod tests {
         assert_eq!(
             default_of("FORWARDER_ORPHAN_SECS"),
             crate::forwarder::DEFAULT_ORPHAN_SECS.to_string()
+        );
+        assert_eq!(
+            default_of("STT_TIMEOUT_SECS"),
+            super::super::DEFAULT_STT_TIMEOUT_SECS.to_string()
         );
         let help = settings_help();
         for s in SETTINGS {

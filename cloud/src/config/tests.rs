@@ -327,3 +327,75 @@ fn the_token_can_come_from_a_private_file() {
     .to_string();
     assert!(err.contains("set only one of them"), "{err}");
 }
+
+/// Voice notes: off without `STT_URL`; the key from the environment or a
+/// private file, never shown; a half-done set-up refused at start.
+#[test]
+fn speech_to_text_settings() {
+    use std::os::unix::fs::PermissionsExt;
+    assert!(Config::from_pairs(BASE).unwrap().stt.is_none());
+
+    let mut pairs = BASE.to_vec();
+    pairs.push(("STT_URL", "http://127.0.0.1:8000/v1/"));
+    let stt = Config::from_pairs(pairs.clone()).unwrap().stt.unwrap();
+    assert_eq!(
+        stt.endpoint,
+        "http://127.0.0.1:8000/v1/audio/transcriptions"
+    );
+    assert_eq!(stt.model, "whisper-1");
+    assert_eq!(stt.timeout, std::time::Duration::from_secs(60));
+    assert!(stt.api_key.is_none());
+
+    let mut with_key = pairs.clone();
+    with_key.extend([
+        ("STT_API_KEY", "sk-very-secret"),
+        ("STT_MODEL", "Systran/faster-whisper-small"),
+        ("STT_TIMEOUT_SECS", "5"),
+    ]);
+    let c = Config::from_pairs(with_key).unwrap();
+    let stt = c.stt.as_ref().unwrap();
+    assert_eq!(
+        stt.api_key.as_ref().unwrap().expose_secret(),
+        "sk-very-secret"
+    );
+    assert_eq!(stt.model, "Systran/faster-whisper-small");
+    assert_eq!(stt.timeout, std::time::Duration::from_secs(5));
+    assert!(!format!("{c:?}").contains("sk-very-secret"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stt-key");
+    std::fs::write(&path, "sk-from-file\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let file = path.to_str().unwrap();
+    let mut from_file = pairs.clone();
+    from_file.push(("STT_API_KEY_FILE", file));
+    let stt = Config::from_pairs(from_file.clone()).unwrap().stt.unwrap();
+    assert_eq!(stt.api_key.unwrap().expose_secret(), "sk-from-file");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let err = Config::from_pairs(from_file.clone())
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("STT_API_KEY_FILE is invalid"), "{err}");
+    assert!(err.contains("chmod 600"), "{err}");
+    assert!(!err.contains("sk-from-file"), "{err}");
+    from_file.push(("STT_API_KEY", "sk-x"));
+    let err = Config::from_pairs(from_file).unwrap_err().to_string();
+    assert!(err.contains("set only one of them"), "{err}");
+
+    // A key without a server, a URL that is not one, a timeout of 0.
+    let mut half = BASE.to_vec();
+    half.push(("STT_API_KEY", "sk-x"));
+    let err = Config::from_pairs(half).unwrap_err().to_string();
+    assert!(err.starts_with("STT_URL is invalid: is not set"), "{err}");
+    let mut bad = BASE.to_vec();
+    bad.extend([("STT_URL", "api.openai.com/v1"), ("STT_TIMEOUT_SECS", "0")]);
+    let err = Config::from_pairs(bad).unwrap_err().to_string();
+    assert!(
+        err.contains("STT_URL is invalid: must start with http"),
+        "{err}"
+    );
+    assert!(
+        err.contains("STT_TIMEOUT_SECS is invalid: must be at least 1"),
+        "{err}"
+    );
+}

@@ -25,4 +25,5 @@ mod poll;
 mod redis_blocking;
 mod telegram_client;
 mod telegram_outbox;
+mod voice;
 mod webhook;

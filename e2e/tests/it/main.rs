@@ -10,3 +10,4 @@ mod recovery;
 mod reliability;
 mod security_cloud;
 mod setup;
+mod voice;

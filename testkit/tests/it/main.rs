@@ -6,3 +6,4 @@
 
 mod get_updates;
 mod strict_fake;
+mod stt_fake;

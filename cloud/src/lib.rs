@@ -9,9 +9,11 @@
 //!   shared by the bot and the HTTP API.
 //! * [`db`]: the tables (SQLite or PostgreSQL through sqlx `Any`);
 //!   [`updates`]: update claims (in Redis) and the one path into the bot.
-//! * [`forwarder`], [`telegram`]: output to Telegram.
+//! * [`forwarder`], [`telegram`]: output to Telegram; [`blob_fetch`]: the
+//!   files daemons send (`/get`, the outbox), fetched and checked.
 
 pub mod app;
+pub mod blob_fetch;
 pub mod bot;
 pub mod client_ip;
 pub mod commands;

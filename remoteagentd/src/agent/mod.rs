@@ -478,7 +478,7 @@ impl Agent {
             settings: self.settings.clone(),
             command: cmd,
             conversation: self.spec.conversation.clone(),
-            blobs: crate::files::BlobStore::for_agent(&self.spec),
+            blobs: blob_store(&self.spec),
             hostname: crate::util::names::clean_hostname(),
         };
         let span = tracing::info_span!("session", session = %sid);
@@ -505,7 +505,7 @@ impl Agent {
             conn: self.link.conn(),
             agent: self.spec.id.clone(),
             project: self.spec.path.clone(),
-            blobs: crate::files::BlobStore::for_agent(&self.spec),
+            blobs: blob_store(&self.spec),
             hostname: crate::util::names::clean_hostname(),
             stopping: self.stopping.clone(),
             busy: self.gets.len() >= crate::files::get::MAX_AT_ONCE,
@@ -615,6 +615,16 @@ impl Agent {
         self.link.close().await;
         tracing::info!("agent stopped");
     }
+}
+
+/// Where the agent's files for the chat go (`/get`, the outbox).
+fn blob_store(spec: &AgentSpec) -> crate::files::BlobStore {
+    crate::files::BlobStore::new(
+        spec.id.clone(),
+        spec.redis_url.clone(),
+        spec.redis_username.clone(),
+        spec.jwt.clone(),
+    )
 }
 
 /// Resolves when the running session's task ends (with its outcome, unless

@@ -28,8 +28,6 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::AgentSpec;
-
 /// Attempts at writing one blob.
 const PUT_ATTEMPTS: u32 = 3;
 
@@ -50,12 +48,14 @@ pub struct BlobStore {
 }
 
 impl BlobStore {
-    pub fn for_agent(spec: &AgentSpec) -> Self {
+    /// Logs in as the agent `agent`: its Redis `url` (no credentials), ACL
+    /// `username` and JWT `password`, as its link does.
+    pub fn new(agent: AgentId, url: String, username: String, password: SecretString) -> Self {
         BlobStore {
-            agent: spec.id.clone(),
-            url: spec.redis_url.clone(),
-            username: spec.redis_username.clone(),
-            password: spec.jwt.clone(),
+            agent,
+            url,
+            username,
+            password,
         }
     }
 

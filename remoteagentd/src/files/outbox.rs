@@ -121,6 +121,9 @@ pub async fn deliver(
             origin: FileOrigin::Outbox,
         }))
         .await?;
+        // In the stream before the file goes: a file is deleted only once
+        // its event can no longer be lost.
+        out.sync().await?;
         log.note(&format!(
             "sent {} ({}) from {OUTBOX_DIR}/ to the chat",
             file.name,

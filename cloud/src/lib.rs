@@ -11,8 +11,11 @@
 //!   [`updates`]: update claims (in Redis) and the one path into the bot.
 //! * [`forwarder`], [`telegram`]: output to Telegram.
 //! * [`stt`]: speech to text for voice notes (`bot::voice`).
+//! * [`forwarder`], [`telegram`]: output to Telegram; [`blob_fetch`]: the
+//!   files daemons send (`/get`, the outbox), fetched and checked.
 
 pub mod app;
+pub mod blob_fetch;
 pub mod bot;
 pub mod client_ip;
 pub mod commands;

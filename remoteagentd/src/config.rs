@@ -15,6 +15,9 @@
 //! stream_budget_mb = 64           # output per session sent to the cloud; the
 //!                                 # rest stays in the local log only
 //!
+//! [outbox]                        # files the runner leaves for the chat
+//! hint = true                     # tell preset runners where (.remoteagent/outbox/)
+//!
 //! [logs]                          # the local session logs
 //! max_log_mb = 1024               # output kept per session
 //! max_total_mb = 2048             # all logs; the oldest go at session start
@@ -59,6 +62,7 @@ pub const KEYS: &[&str] = &[
     "approval.allow_tools",
     "approval.timeout_secs",
     "output.stream_budget_mb",
+    "outbox.hint",
     "logs.max_log_mb",
     "logs.max_total_mb",
     "project.path",
@@ -144,6 +148,8 @@ pub struct Config {
     pub approval: ApprovalDefaults,
     /// `[output]`: what goes to the cloud.
     pub output: OutputConfig,
+    /// `[outbox]`: files the runner leaves for the chat.
+    pub outbox: OutboxConfig,
     /// `[logs]`: the local session logs.
     pub logs: LogsConfig,
     /// Per-project settings (`[[project]]`).
@@ -160,6 +166,7 @@ impl Default for Config {
             max_prompt_bytes: remoteagent_proto::events::MAX_PROMPT_BYTES,
             approval: ApprovalDefaults::default(),
             output: OutputConfig::default(),
+            outbox: OutboxConfig::default(),
             logs: LogsConfig::default(),
             projects: Vec::new(),
         }
@@ -188,6 +195,22 @@ impl Default for OutputConfig {
 impl OutputConfig {
     pub fn stream_budget_bytes(&self) -> u64 {
         self.stream_budget_mb.saturating_mul(MB)
+    }
+}
+
+/// `[outbox]`: `.remoteagent/outbox/` (see `crate::files::outbox`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// Tell preset runners (Claude Code, Codex, Aider, Gemini) in each
+    /// prompt that files written to `.remoteagent/outbox/` reach the chat.
+    /// Custom commands always get the prompt as typed.
+    pub hint: bool,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig { hint: true }
     }
 }
 
@@ -473,6 +496,7 @@ mod tests {
         let tables: &[(&str, &[&str])] = &[
             ("approval", fields::<ApprovalDefaults>()),
             ("output", fields::<OutputConfig>()),
+            ("outbox", fields::<OutboxConfig>()),
             ("logs", fields::<LogsConfig>()),
             ("project", fields::<ProjectConfig>()),
         ];

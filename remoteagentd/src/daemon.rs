@@ -80,6 +80,7 @@ pub async fn run_with_ready(
         stream_budget: config.output.stream_budget_bytes(),
         log_limits: config.logs.limits(),
         log_events: Default::default(),
+        outbox_hint: config.outbox.hint,
     };
     let secrets = SecretStore::new(config.secret_store, paths.secrets_dir.clone());
     let state = StateDir::new(paths.agents_dir.clone());

@@ -94,6 +94,7 @@ pub fn agent_settings(base: &AgentSettings, config: &Config) -> AgentSettings {
     settings.approval.policies = config.approval_policies(home.as_deref());
     settings.stream_budget = config.output.stream_budget_bytes();
     settings.log_limits = config.logs.limits();
+    settings.outbox_hint = config.outbox.hint;
     settings
 }
 

@@ -572,6 +572,7 @@ mod tests {
             stream_budget: crate::output::DEFAULT_STREAM_BUDGET,
             log_limits: Default::default(),
             log_events: Default::default(),
+            outbox_hint: true,
         };
         let (s, _rx) = Supervisor::new(
             Config::default(),

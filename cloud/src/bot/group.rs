@@ -59,7 +59,7 @@ pub async fn handle(
                 ctx.reply(hint(&at(me))).await;
                 Ok(())
             }
-            "pair" | "agents" | "use" | "new" | "stop" | "status" | "unpair" => {
+            "pair" | "agents" | "use" | "new" | "stop" | "status" | "unpair" | "get" => {
                 ctx.reply(format!(
                     "Please send /{} to me in a private chat.",
                     cmd.name

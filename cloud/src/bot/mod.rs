@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod callback;
+pub mod get;
 pub mod group;
 pub mod new;
 pub mod pair;
@@ -178,6 +179,7 @@ async fn handle_message(state: &AppState, message: Message) {
             "use" => agents::use_by_name(&ctx, cmd.args).await,
             "new" => new::run(&ctx).await,
             "stop" => stop::run(&ctx).await,
+            "get" => get::run(&ctx, cmd.args).await,
             "status" => status::run(&ctx).await,
             "unpair" => unpair::run(&ctx, cmd.args).await,
             "allowgroup" | "disallowgroup" => {

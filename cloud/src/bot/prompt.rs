@@ -193,7 +193,8 @@ async fn close(ctx: &Ctx<'_>, agent: &AgentId, session: &SessionId, status: Done
     }
 }
 
-fn offline_text(agent: &agents::Agent) -> String {
+/// "⚪ NAME is offline…", the answer to anything for an offline agent.
+pub(super) fn offline_text(agent: &agents::Agent) -> String {
     format!(
         "⚪ <b>{}</b> is offline. Is remoteagentd running on {}?",
         escape_html(&agent.name),

@@ -13,6 +13,7 @@ Any text message is a prompt for your current agent.\n\
 /use NAME — switch the current agent\n\
 /new — the next prompt starts a fresh conversation\n\
 /stop — abort the running prompt\n\
+/get PATH — a file of the project as a document (a folder comes zipped)\n\
 /status — current agent, running prompt, plan\n\
 /unpair NAME — revoke an agent\n\n\
 <b>Groups</b>\n\

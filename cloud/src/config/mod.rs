@@ -130,6 +130,10 @@ pub struct Config {
     /// (no presence key) before the forwarder ends it with an error
     /// (`FORWARDER_ORPHAN_SECS`, ≥ 1).
     pub forwarder_orphan_secs: u64,
+    /// Seconds `/get` waits for the daemon's first answer before saying it
+    /// did not answer (an old daemon skips the command) (`GET_ANSWER_SECS`,
+    /// ≥ 1).
+    pub get_answer_secs: u64,
     /// Reverse proxies whose `X-Forwarded-For` is believed
     /// (`TRUSTED_PROXIES`, comma-separated CIDRs or addresses; none by
     /// default: the TCP peer is the client).
@@ -358,6 +362,7 @@ impl Config {
         let poll_lease_secs = p.check(at_least(v, "TELEGRAM_POLL_LEASE_SECS", 3u64, Some(3600)));
         let forwarder_max_pages = p.check(at_least(v, "FORWARDER_MAX_PAGES", 1usize, None));
         let forwarder_orphan_secs = p.check(at_least(v, "FORWARDER_ORPHAN_SECS", 1u64, None));
+        let get_answer_secs = p.check(at_least(v, "GET_ANSWER_SECS", 1u64, None));
         let redis_acl = p.check(flag(v, "REDIS_ACL"));
         let allow_group_prompts = p.check(flag(v, "ALLOW_GROUP_PROMPTS"));
         let free_plan_agents = p.check(parsed(v, "FREE_PLAN_AGENTS"));
@@ -375,6 +380,7 @@ impl Config {
             Some(poll_lease_secs),
             Some(forwarder_max_pages),
             Some(forwarder_orphan_secs),
+            Some(get_answer_secs),
             Some(redis_acl),
             Some(allow_group_prompts),
             Some(free_plan_agents),
@@ -389,6 +395,7 @@ impl Config {
             poll_lease_secs,
             forwarder_max_pages,
             forwarder_orphan_secs,
+            get_answer_secs,
             redis_acl,
             allow_group_prompts,
             free_plan_agents,
@@ -421,6 +428,7 @@ impl Config {
             replica_id,
             forwarder_max_pages,
             forwarder_orphan_secs,
+            get_answer_secs,
             trusted_proxies,
             metrics_token: v.get("METRICS_TOKEN").map(SecretString::from),
             allow_group_prompts,

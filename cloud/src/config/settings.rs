@@ -152,6 +152,11 @@ pub const SETTINGS: &[Setting] = &[
         "end a silent session whose agent is offline this long (at least 1)",
     ),
     setting(
+        "GET_ANSWER_SECS",
+        DefaultValue::Value("20"),
+        "how long /get waits for the daemon's first answer (at least 1)",
+    ),
+    setting(
         "TRUSTED_PROXIES",
         DefaultValue::Derived("none: the TCP peer is the client"),
         "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed",
@@ -375,6 +380,10 @@ mod tests {
         assert_eq!(
             default_of("STT_TIMEOUT_SECS"),
             super::super::DEFAULT_STT_TIMEOUT_SECS.to_string()
+        );
+        assert_eq!(
+            default_of("GET_ANSWER_SECS"),
+            crate::bot::get::DEFAULT_ANSWER_SECS.to_string()
         );
         let help = settings_help();
         for s in SETTINGS {

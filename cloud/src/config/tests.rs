@@ -27,6 +27,7 @@ fn defaults_apply() {
     );
     assert_eq!(c.forwarder_max_pages, 8);
     assert_eq!(c.forwarder_orphan_secs, 45);
+    assert_eq!(c.get_answer_secs, 20);
     assert_eq!(c.poll_timeout_secs, 25);
     assert_eq!(c.poll_lease_secs, 15);
     assert!(!c.allow_group_prompts);

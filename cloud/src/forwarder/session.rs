@@ -16,11 +16,12 @@ use super::entry::parse_entry;
 use super::liveness::Liveness;
 use super::output_file;
 use super::own_conn::OwnConn;
-use super::pager::{Io, OutputFile, Pager, Stop};
+use super::pager::{FetchedFile, Io, OutputFile, Pager, Stop};
 use super::store::{self, SavedState};
 use super::{Ctx, SessionFinished};
+use crate::blob_fetch::{self, FetchError};
 use crate::telegram::outbox::Delivery;
-use crate::telegram::{Document, InlineKeyboard, TelegramError};
+use crate::telegram::{Document, DocumentSource, InlineKeyboard, TelegramError};
 
 /// Entries read at once. A batch ends with one (coalesced) edit. Chunks are
 /// up to 64 KiB, so a batch stays within a few MiB of memory even in a flood.
@@ -38,6 +39,7 @@ const FINISH_PAUSE: Duration = Duration::from_secs(1);
 /// Redis.
 pub(super) struct LiveIo {
     ctx: Arc<Ctx>,
+    agent: remoteagent_proto::AgentId,
     session: remoteagent_proto::SessionId,
     stream: String,
     /// The session's own connection: its `XREAD BLOCK` and, between reads,
@@ -122,6 +124,47 @@ impl Io for LiveIo {
         let stream = self.stream.clone();
         let ctx = self.ctx.clone();
         output_file::build(&ctx, &mut self.conn, &stream, done, entry_id, cap).await
+    }
+
+    async fn fetch_file(
+        &mut self,
+        file: &remoteagent_proto::files::Attachment,
+    ) -> Result<FetchedFile, FetchError> {
+        // Fetching and uploading up to 50 MB takes a while: the lock is
+        // kept until the file was sent, so that no other replica takes the
+        // session over meanwhile.
+        let lock = keep_lock(self.ctx.clone(), self.session.clone());
+        let agent = self.agent.clone();
+        let conn = self
+            .conn()
+            .await
+            .map_err(|e| FetchError::Redis(e.to_string()))?;
+        match blob_fetch::fetch(conn, &agent, file).await {
+            Ok(fetched) => Ok(FetchedFile {
+                source: DocumentSource::File(fetched.path.to_path_buf()),
+                _guards: vec![Box::new(fetched.path), Box::new(lock)],
+            }),
+            Err(e) => {
+                if e.is_transient() {
+                    self.conn = None;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn drop_blob(&mut self, key: &str) {
+        // Never a key of another agent, whatever the event said.
+        if !names::is_blob_key_of(&self.agent, key) {
+            return;
+        }
+        match self.conn().await {
+            Ok(conn) => blob_fetch::delete(conn, key).await,
+            Err(e) => {
+                tracing::warn!(key, error = %e, "deleting a file's blob; it expires on its own");
+                self.conn = None;
+            }
+        }
     }
 
     async fn save(&mut self, state: Option<&SavedState>) -> Result<(), Stop> {
@@ -234,6 +277,7 @@ impl Session {
         let stream = names::output_stream(&saved.agent_id, &saved.session_id);
         let io = LiveIo {
             ctx: ctx.clone(),
+            agent: saved.agent_id.clone(),
             session: saved.session_id.clone(),
             stream: stream.clone(),
             conn: None,

@@ -81,6 +81,10 @@ pub(super) struct Progress {
     /// The owner's private chat, where approval requests go when the
     /// session runs in a group (0: the session's own chat).
     pub approval_chat: i64,
+    /// The name of the file of a `file` event being sent right now (its
+    /// entry already counts as shown): a replica that resumes with this set
+    /// says the file may not have arrived instead of sending it twice.
+    pub file_pending: String,
 }
 
 /// Approval messages remembered per session. Resolved ones are kept for a
@@ -137,6 +141,7 @@ impl Progress {
             ("file_sent", u8::from(self.file_sent).to_string()),
             ("refused", u8::from(self.refused).to_string()),
             ("approval_chat", self.approval_chat.to_string()),
+            ("file_pending", self.file_pending.clone()),
         ]
     }
 
@@ -162,6 +167,7 @@ impl Progress {
             file_sent: num::<u8>(map, "file_sent")? != 0,
             refused: num::<u8>(map, "refused")? != 0,
             approval_chat: num(map, "approval_chat")?,
+            file_pending: map.get("file_pending").cloned().unwrap_or_default(),
         })
     }
 }

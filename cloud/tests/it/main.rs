@@ -18,6 +18,7 @@ mod forwarder_long;
 mod forwarder_orphans;
 mod forwarder_resume;
 mod forwarder_support;
+mod get;
 mod groups;
 mod ops;
 mod pairing;

@@ -5,6 +5,7 @@
 //! tracing subscriber, fixed ports or paths) is never changed by a test.
 
 mod doctor;
+mod files_out;
 mod flow;
 mod recovery;
 mod reliability;

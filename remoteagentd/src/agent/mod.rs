@@ -17,7 +17,7 @@ use remoteagent_proto::envelope;
 use remoteagent_proto::events::{CommandEvent, CommandPayload};
 use remoteagent_proto::{AgentId, SessionId};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -39,6 +39,8 @@ pub use spec::{AgentNotice, AgentSettings, AgentSpec};
 const NOT_RUNNING: &str = "no such session running";
 /// How long shutdown waits for a session's `done` beyond the abort grace.
 const SHUTDOWN_SLACK: Duration = Duration::from_secs(10);
+/// How long shutdown waits for `/get`s to write their last words.
+const GETS_GRACE: Duration = Duration::from_secs(5);
 
 /// State read by the handle without a round trip to the task.
 struct Shared {
@@ -217,6 +219,8 @@ struct Agent {
     /// Cancelled when the agent stops: background work (the orphan sweep)
     /// stops waiting to retry.
     stopping: CancellationToken,
+    /// `/get`s being answered (`crate::files::get`), beside any session.
+    gets: JoinSet<()>,
 }
 
 enum Flow {
@@ -263,6 +267,7 @@ async fn run_agent(
         link: setup.into_link(conn),
         session: None,
         stopping: CancellationToken::new(),
+        gets: JoinSet::new(),
     };
     // Their streams get their `done` now that Redis can be reached.
     orphans::sweep(
@@ -403,16 +408,7 @@ impl Agent {
                     .await;
                 return Flow::Stop;
             }
-            CommandEvent::GetFile(get) => {
-                // Filled in by the `/get` work; until then the user is told.
-                admission::refuse(
-                    self.link.conn(),
-                    &self.spec.id,
-                    &get.session_id,
-                    "this daemon cannot send files yet".into(),
-                )
-                .await;
-            }
+            CommandEvent::GetFile(get) => self.answer_get(get),
             CommandEvent::Unknown => {
                 tracing::info!("skipped a command of a kind this daemon does not know")
             }
@@ -482,6 +478,8 @@ impl Agent {
             settings: self.settings.clone(),
             command: cmd,
             conversation: self.spec.conversation.clone(),
+            blobs: blob_store(&self.spec),
+            hostname: crate::util::names::clean_hostname(),
         };
         let span = tracing::info_span!("session", session = %sid);
         let join = tokio::spawn(
@@ -496,6 +494,24 @@ impl Agent {
             join,
         });
         self.heartbeat().await;
+    }
+
+    /// Answers a `/get` in a task of its own: it only reads, so a running
+    /// session neither waits for it nor holds it up. Past
+    /// [`crate::files::get::MAX_AT_ONCE`] at once, the task only refuses.
+    fn answer_get(&mut self, get: remoteagent_proto::files::GetFilePayload) {
+        while self.gets.try_join_next().is_some() {}
+        let job = crate::files::get::GetJob {
+            conn: self.link.conn(),
+            agent: self.spec.id.clone(),
+            project: self.spec.path.clone(),
+            blobs: blob_store(&self.spec),
+            hostname: crate::util::names::clean_hostname(),
+            stopping: self.stopping.clone(),
+            busy: self.gets.len() >= crate::files::get::MAX_AT_ONCE,
+        };
+        let span = tracing::info_span!("get", session = %get.session_id);
+        self.gets.spawn(job.run(get).instrument(span));
     }
 
     /// Hands a tool-approval question to the running session without
@@ -590,9 +606,25 @@ impl Agent {
     async fn stop(&mut self) {
         self.stopping.cancel();
         self.abort_and_wait().await;
+        // Each `/get` says it was cut short, on the link still open.
+        let gets = async { while self.gets.join_next().await.is_some() {} };
+        if tokio::time::timeout(GETS_GRACE, gets).await.is_err() {
+            tracing::warn!("a /get did not finish its answer before the agent stopped");
+            self.gets.abort_all();
+        }
         self.link.close().await;
         tracing::info!("agent stopped");
     }
+}
+
+/// Where the agent's files for the chat go (`/get`, the outbox).
+fn blob_store(spec: &AgentSpec) -> crate::files::BlobStore {
+    crate::files::BlobStore::new(
+        spec.id.clone(),
+        spec.redis_url.clone(),
+        spec.redis_username.clone(),
+        spec.jwt.clone(),
+    )
 }
 
 /// Resolves when the running session's task ends (with its outcome, unless

@@ -43,6 +43,10 @@ pub struct SessionContext {
     /// The agent's last conversation id, resumed when the command asks to
     /// continue.
     pub conversation: Option<String>,
+    /// Where the files of the outbox go (`crate::files::outbox`).
+    pub blobs: crate::files::BlobStore,
+    /// This computer's name, for notices about files that stay on it.
+    pub hostname: String,
 }
 
 /// What a finished session tells its agent.
@@ -60,7 +64,7 @@ pub async fn run_session(
 ) -> SessionOutcome {
     let sid = ctx.command.session_id.clone();
     let key = names::output_stream(&ctx.agent_id, &sid);
-    let mut out = OutputWriter::new(ctx.conn.clone(), key, give_up);
+    let mut out = OutputWriter::new(ctx.conn.clone(), key, give_up.clone());
     let log_file = session_log::session_log_path(&ctx.settings.log_root, &ctx.agent_id, &sid);
     out.set_budget(
         ctx.settings.stream_budget,
@@ -109,6 +113,22 @@ pub async fn run_session(
             return outcome;
         }
     };
+    // Files the runner left for the chat go before the `done`.
+    let outbox = crate::files::outbox::deliver(
+        &ctx.path,
+        &ctx.blobs,
+        &ctx.hostname,
+        &mut out,
+        &mut log,
+        &give_up,
+    )
+    .await;
+    if let Err(e) = outbox {
+        // As above: Redis stayed down through a shutdown.
+        tracing::error!(error = %e, "the outbox could not be delivered");
+        log.note("output could not be delivered: Redis unreachable; the stream is ended at the next start");
+        return outcome;
+    }
     // The stream's `done` first, the log's end record after: a daemon killed
     // between the two leaves a log that the next start sees as unfinished,
     // so the stream still gets its end (never the other way round).
@@ -162,6 +182,10 @@ async fn pump(
             prompt: &ctx.command.prompt,
             resume: Resume::choose(ctx.command.r#continue, ctx.conversation.as_deref()),
             approval,
+            hint: ctx
+                .settings
+                .outbox_hint
+                .then_some(crate::files::outbox::HINT),
         };
         tracing::debug!(resume = ?invocation.resume, "runner invocation");
         command_line(&ctx.runner, &invocation)

@@ -55,6 +55,8 @@ pub struct AgentSettings {
     pub log_limits: crate::session_log::LogLimits,
     /// Every session log's start, writes and close, for `logs -f`.
     pub log_events: crate::session_log::LogEvents,
+    /// Tell preset runners about `.remoteagent/outbox/` (`[outbox] hint`).
+    pub outbox_hint: bool,
 }
 
 /// What an agent task tells the supervisor.

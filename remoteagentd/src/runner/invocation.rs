@@ -78,6 +78,11 @@ pub struct Invocation<'a> {
     pub prompt: &'a str,
     pub resume: Resume<'a>,
     pub approval: ApprovalMode,
+    /// A line of the daemon's for preset runners (the outbox hint,
+    /// `[outbox] hint`): Claude Code gets it as `--append-system-prompt`,
+    /// the other presets before the prompt, after a blank line. Custom
+    /// commands never get it: their prompt is the text as typed.
+    pub hint: Option<&'a str>,
 }
 
 /// Program and arguments for an invocation.
@@ -90,11 +95,19 @@ pub struct Invocation<'a> {
 ///   prompt that starts with `-` from being read as an option.
 /// - Aider, Gemini and custom commands get the prompt alone; they keep no
 ///   conversation of ours and take no approval options.
+/// - The hint, if any, goes last for Claude (`--append-system-prompt`) and
+///   before the prompt text for Codex, Aider and Gemini.
 pub fn command_line(
     spec: &RunnerSpec,
     invocation: &Invocation<'_>,
 ) -> Result<(String, Vec<String>), RunnerError> {
-    let prompt = invocation.prompt.to_string();
+    let hinted = match (spec, invocation.hint) {
+        (RunnerSpec::Preset(Preset::Codex | Preset::Aider | Preset::Gemini), Some(hint)) => {
+            format!("{hint}\n\n{}", invocation.prompt)
+        }
+        _ => invocation.prompt.to_string(),
+    };
+    let prompt = hinted;
     let (program, args): (&str, Vec<String>) = match spec {
         RunnerSpec::Preset(Preset::Claude) => {
             let mut args = vec![
@@ -111,6 +124,9 @@ pub fn command_line(
             }
             if let ApprovalMode::Hook { settings } = &invocation.approval {
                 args.extend(["--settings".into(), settings.clone()]);
+            }
+            if let Some(hint) = invocation.hint {
+                args.extend(["--append-system-prompt".into(), hint.to_string()]);
             }
             ("claude", args)
         }
@@ -181,6 +197,7 @@ mod tests {
             prompt,
             resume,
             approval,
+            hint: None,
         };
         command_line(spec, &invocation).unwrap()
     }
@@ -206,6 +223,7 @@ mod tests {
             prompt: "x",
             resume: Resume::Fresh,
             approval: ApprovalMode::RunnerDefault,
+            hint: None,
         };
         assert!(command_line(&RunnerSpec::Command(vec![]), &empty).is_err());
     }
@@ -358,6 +376,39 @@ mod tests {
             );
             assert_eq!((p.as_str(), a), ("gemini", strings(&["-p", "go"])));
         }
+    }
+
+    #[test]
+    fn the_hint_reaches_presets_only() {
+        let with_hint = |spec: &RunnerSpec| {
+            let invocation = Invocation {
+                prompt: "go",
+                resume: Resume::Fresh,
+                approval: hook(),
+                hint: Some("Files: outbox."),
+            };
+            command_line(spec, &invocation).unwrap().1
+        };
+        let claude = with_hint(&RunnerSpec::Preset(Preset::Claude));
+        assert_eq!(claude[1], "go", "the prompt stays as typed");
+        assert_eq!(
+            claude[claude.len() - 2..],
+            strings(&["--append-system-prompt", "Files: outbox."])
+        );
+        assert_eq!(
+            with_hint(&RunnerSpec::Preset(Preset::Codex)),
+            strings(&["exec", "--json", "--", "Files: outbox.\n\ngo"])
+        );
+        assert_eq!(
+            with_hint(&RunnerSpec::Preset(Preset::Aider))[1],
+            "Files: outbox.\n\ngo"
+        );
+        assert_eq!(
+            with_hint(&RunnerSpec::Preset(Preset::Gemini)),
+            strings(&["-p", "Files: outbox.\n\ngo"])
+        );
+        let custom = RunnerSpec::Command(vec!["t".into(), "{prompt}".into()]);
+        assert_eq!(with_hint(&custom), strings(&["go"]));
     }
 
     #[test]

@@ -73,9 +73,10 @@ impl FakeClis {
     fn runs(&self, name: &str) -> Vec<Vec<String>> {
         let text = std::fs::read_to_string(self.dir.path().join(format!("{name}.argv")))
             .unwrap_or_default();
-        text.lines()
-            .map(|line| {
-                line.split('\u{1f}')
+        text.split("\u{1e}\n")
+            .filter(|run| !run.is_empty())
+            .map(|run| {
+                run.split('\u{1f}')
                     .filter(|a| !a.is_empty())
                     .map(str::to_string)
                     .collect()
@@ -92,6 +93,12 @@ impl FakeClis {
 fn value_of<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
     let at = args.iter().position(|a| a == flag)?;
     args.get(at + 1).map(String::as_str)
+}
+
+/// A prompt as a preset other than Claude Code gets it: after the outbox
+/// hint (`[outbox] hint`, on by default) and a blank line.
+fn hinted(prompt: &str) -> String {
+    format!("{}\n\n{prompt}", remoteagentd::files::outbox::HINT)
 }
 
 fn has(args: &[String], flag: &str) -> bool {
@@ -241,6 +248,12 @@ async fn claude_streams_readable_text_and_resumes_its_conversation() {
         has(&args, "--continue") && !has(&args, "--resume"),
         "{args:?}"
     );
+    // The outbox hint goes to Claude's system prompt, not into the prompt.
+    assert_eq!(
+        value_of(&args, "--append-system-prompt"),
+        Some(remoteagentd::files::outbox::HINT),
+        "{args:?}"
+    );
     home.wait_stored_conversation(CLAUDE_SESSION).await;
 
     // Second prompt continues: that conversation is resumed by id. This run
@@ -357,7 +370,7 @@ async fn codex_streams_readable_text_and_resumes_its_thread() {
             "workspace-write",
             "--json",
             "--",
-            "fix the parser"
+            &hinted("fix the parser")
         ])
     );
     home.wait_stored_conversation(CODEX_THREAD).await;
@@ -379,7 +392,7 @@ async fn codex_streams_readable_text_and_resumes_its_thread() {
             "resume",
             CODEX_THREAD,
             "--",
-            "--apply the migration"
+            &hinted("--apply the migration")
         ])
     );
     home.wait_stored_conversation(CODEX_FAILED_THREAD).await;
@@ -399,7 +412,7 @@ async fn codex_streams_readable_text_and_resumes_its_thread() {
             "resume",
             CODEX_FAILED_THREAD,
             "--",
-            "retry"
+            &hinted("retry")
         ])
     );
     home.stop_daemon().await;
@@ -416,7 +429,13 @@ async fn a_plain_runner_loses_its_escape_sequences() {
     assert_eq!(chunk_text(&events), expected("aider-ansi.expected.txt"));
     assert_eq!(
         home.clis.last_run("aider"),
-        ["--message", "add a test", "--yes-always", "--no-pretty"].map(String::from)
+        [
+            "--message",
+            &hinted("add a test"),
+            "--yes-always",
+            "--no-pretty"
+        ]
+        .map(String::from)
     );
     // Plain runners keep no conversation.
     assert_eq!(home.stored_conversation(), None);

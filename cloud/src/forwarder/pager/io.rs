@@ -5,8 +5,10 @@
 use std::time::Duration;
 
 use remoteagent_proto::events::DonePayload;
+use remoteagent_proto::files::Attachment;
 
 use super::super::store::SavedState;
+use crate::blob_fetch::FetchError;
 use crate::telegram::{Document, DocumentSource, InlineKeyboard, TelegramError};
 
 /// Why the forwarding of a session stops early.
@@ -29,6 +31,14 @@ pub(in crate::forwarder) struct OutputFile {
     pub lost: u64,
     /// Keeps a temporary file alive until it was sent.
     pub _guard: Option<tempfile::TempPath>,
+}
+
+/// A file of a `file` event, fetched and checked, ready to send.
+pub(in crate::forwarder) struct FetchedFile {
+    pub source: DocumentSource,
+    /// Keep the temporary file, and the session's lock refreshed, until it
+    /// was sent.
+    pub _guards: Vec<Box<dyn Send>>,
 }
 
 /// Everything the pager needs from the world.
@@ -61,6 +71,12 @@ pub(in crate::forwarder) trait Io {
         done: &DonePayload,
         entry_id: &str,
     ) -> Result<OutputFile, String>;
+    /// The file a `file` event describes, from its blob, checked against
+    /// the event (`crate::blob_fetch`).
+    async fn fetch_file(&mut self, file: &Attachment) -> Result<FetchedFile, FetchError>;
+    /// Deletes a file's blob once it was sent or can never be (only keys
+    /// of the session's agent; a failure is left to the blob's TTL).
+    async fn drop_blob(&mut self, key: &str);
     /// Stores the progress (`None`: only keeps the session's lock).
     async fn save(&mut self, state: Option<&SavedState>) -> Result<(), Stop>;
     /// Waits before another attempt (cancellable).

@@ -18,16 +18,17 @@
 //! This file is the paging state machine (what goes on which page, page
 //! turns, the page budget, the end of a session); `delivery.rs` gets each
 //! message to Telegram (retries, repairs, the output file), `approvals.rs`
-//! shows approval requests and their verdicts, and `io.rs` is the
-//! interface to the world.
+//! shows approval requests and their verdicts, `files.rs` sends the files
+//! of `file` events, and `io.rs` is the interface to the world.
 
 mod approvals;
 mod delivery;
+mod files;
 mod io;
 
 use remoteagent_proto::events::{ChunkPayload, DonePayload, OutputEvent};
 
-pub(super) use self::io::{Io, OutputFile, Stop};
+pub(super) use self::io::{FetchedFile, Io, OutputFile, Stop};
 use super::page::{self, Line, Page};
 use super::store::SavedState;
 use crate::telegram::InlineKeyboard;
@@ -111,18 +112,13 @@ impl<I: Io> Pager<I> {
         entry_id: &str,
         event: OutputEvent,
     ) -> Result<Option<DonePayload>, Stop> {
+        if !self.saved.more.file_pending.is_empty() {
+            self.file_interrupted().await?;
+        }
         match event {
             OutputEvent::Chunk(chunk) => self.apply_chunk(&chunk).await?,
             OutputEvent::Notice(n) => self.append_line(Line::notice(&n.text)).await?,
-            // Filled in by the `/get` and outbox work; until then the user
-            // is told, never left without a word.
-            OutputEvent::File(f) => {
-                self.append_line(Line::notice(&format!(
-                    "📎 the agent sent {}, but this cloud cannot deliver files yet",
-                    f.file.name
-                )))
-                .await?
-            }
+            OutputEvent::File(f) => self.deliver_file(&f, entry_id).await?,
             OutputEvent::ApprovalRequest(a) => self.show_approval(&a).await?,
             OutputEvent::ApprovalResolved(r) => self.resolve_approval(&r).await?,
             OutputEvent::Done(done) => {

@@ -52,6 +52,11 @@ struct Sim {
     output: String,
     lost_chunks: u64,
     failed: Option<TelegramError>,
+    /// Blobs of `file` events, by key, and the keys deleted.
+    blobs: BTreeMap<String, Vec<u8>>,
+    dropped: Vec<String>,
+    /// "Crash" right after the save that marks a file as being sent.
+    crash_on_pending_file: bool,
 }
 
 /// Telegram's checks of a message text in HTML parse mode (the strict
@@ -230,9 +235,37 @@ impl Io for &mut Sim {
         })
     }
 
+    async fn fetch_file(
+        &mut self,
+        file: &remoteagent_proto::files::Attachment,
+    ) -> Result<FetchedFile, crate::blob_fetch::FetchError> {
+        use crate::blob_fetch::FetchError;
+        use sha2::Digest;
+        let bytes = self.blobs.get(&file.key).ok_or(FetchError::Missing)?;
+        if bytes.len() as u64 != file.size
+            || hex::encode(sha2::Sha256::digest(bytes)) != file.sha256
+        {
+            return Err(FetchError::Mismatch);
+        }
+        Ok(FetchedFile {
+            source: DocumentSource::Bytes(bytes.clone()),
+            _guards: Vec::new(),
+        })
+    }
+
+    async fn drop_blob(&mut self, key: &str) {
+        self.blobs.remove(key);
+        self.dropped.push(key.to_string());
+    }
+
     async fn save(&mut self, state: Option<&SavedState>) -> Result<(), Stop> {
         if let Some(state) = state {
             self.stored = Some(state.clone());
+            if self.crash_on_pending_file && !state.more.file_pending.is_empty() {
+                self.crash_on_pending_file = false;
+                self.crashed = true;
+                return Err(Stop::Cancelled);
+            }
             if self.fault(self.crash_rate) {
                 // The replica dies right after this save.
                 self.crashed = true;
@@ -577,4 +610,154 @@ async fn a_page_that_would_open_with_a_lone_newline_is_not_sent_blank() {
         texts,
         vec!["x".repeat(100), "next\n\n✅ done in 0.0 s".to_string()]
     );
+}
+
+fn chunk(seq: u64, text: &str) -> OutputEvent {
+    OutputEvent::Chunk(ChunkPayload {
+        seq,
+        stream: StreamKind::Stdout,
+        text: text.into(),
+    })
+}
+
+fn done_after(chunks: u64) -> OutputEvent {
+    OutputEvent::Done(DonePayload {
+        status: DoneStatus::Ok,
+        exit_code: Some(0),
+        duration_ms: 5,
+        message: None,
+        chunks,
+        withheld_bytes: 0,
+    })
+}
+
+/// A `file` event for `bytes` in blob `key`, stored in the sim unless
+/// `stored` says what the blob holds instead.
+fn file_event(sim: &mut Sim, key: &str, bytes: &[u8], stored: Option<&[u8]>) -> OutputEvent {
+    use sha2::Digest;
+    sim.blobs
+        .insert(key.into(), stored.unwrap_or(bytes).to_vec());
+    OutputEvent::File(remoteagent_proto::files::FilePayload {
+        file: remoteagent_proto::files::Attachment {
+            key: key.into(),
+            name: "report.txt".into(),
+            mime: "text/plain".into(),
+            size: bytes.len() as u64,
+            sha256: hex::encode(sha2::Sha256::digest(bytes)),
+        },
+        origin: remoteagent_proto::files::FileOrigin::Outbox,
+    })
+}
+
+fn shown(sim: &Sim) -> Vec<(String, Option<Vec<u8>>, bool)> {
+    sim.messages
+        .values()
+        .map(|m| (m.text.clone(), m.document.clone(), m.keyboard))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_file_comes_below_the_output_and_the_status_below_it() {
+    let mut sim = Sim::default();
+    let file = file_event(&mut sim, "blob:a1:b1", b"the report", None);
+    let mut pager = Pager::new(&mut sim, state(), 4096, 8);
+    pager.placeholder().await;
+    pager.apply("1-0", chunk(0, "working\n")).await.unwrap();
+    pager.flush().await.unwrap();
+    pager.apply("2-0", file).await.unwrap();
+    pager.apply("3-0", chunk(1, "after\n")).await.unwrap();
+    pager.apply("4-0", done_after(2)).await.unwrap();
+    drop(pager);
+    assert!(sim.refusals.is_empty(), "{:?}", sim.refusals);
+    assert_eq!(
+        shown(&sim),
+        vec![
+            ("working".to_string(), None, false),
+            (
+                "📎 from hello".to_string(),
+                Some(b"the report".to_vec()),
+                false
+            ),
+            ("after\n\n✅ done in 0.0 s".to_string(), None, false),
+        ]
+    );
+    assert_eq!(sim.dropped, ["blob:a1:b1"]);
+    assert!(sim.blobs.is_empty());
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_what_its_event_says_is_not_sent_and_said() {
+    let mut sim = Sim::default();
+    let changed = file_event(&mut sim, "blob:a1:b1", b"the report", Some(b"the rep0rt"));
+    let mut pager = Pager::new(&mut sim, state(), 4096, 8);
+    pager.placeholder().await;
+    pager.apply("1-0", changed).await.unwrap();
+    pager.apply("2-0", done_after(0)).await.unwrap();
+    drop(pager);
+    let texts = shown(&sim);
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert_eq!(
+        texts[0].0,
+        "⚠️ report.txt could not be sent: it did not arrive intact (its size or checksum differs)\n\n✅ done in 0.0 s"
+    );
+    assert_eq!(sim.dropped, ["blob:a1:b1"], "a bad blob is deleted too");
+
+    // A blob that expired: said the same way.
+    let mut sim = Sim::default();
+    let gone = file_event(&mut sim, "blob:a1:b2", b"x", None);
+    sim.blobs.clear();
+    let mut pager = Pager::new(&mut sim, state(), 4096, 8);
+    pager.apply("1-0", gone).await.unwrap();
+    pager.apply("2-0", done_after(0)).await.unwrap();
+    drop(pager);
+    assert!(
+        shown(&sim)[0]
+            .0
+            .starts_with("⚠️ report.txt could not be sent: it expired"),
+        "{:?}",
+        shown(&sim)
+    );
+}
+
+#[tokio::test]
+async fn a_replica_that_stopped_while_sending_a_file_never_sends_it_twice() {
+    let mut sim = Sim {
+        crash_on_pending_file: true,
+        ..Sim::default()
+    };
+    let file = file_event(&mut sim, "blob:a1:b1", b"the report", None);
+    let events = [
+        ("1-0".to_string(), chunk(0, "working\n")),
+        ("2-0".to_string(), file),
+        ("3-0".to_string(), done_after(1)),
+    ];
+    let mut pager = Pager::new(&mut sim, state(), 4096, 8);
+    pager.placeholder().await;
+    let mut stopped_at = None;
+    for (i, (id, event)) in events.iter().cloned().enumerate() {
+        if pager.apply(&id, event).await == Err(Stop::Cancelled) {
+            stopped_at = Some(i);
+            break;
+        }
+    }
+    drop(pager);
+    assert_eq!(stopped_at, Some(1), "the crash came while sending");
+    let saved = sim.stored.clone().unwrap();
+    assert_eq!(saved.last_id, "2-0", "the file's entry counts as shown");
+    assert_eq!(saved.more.file_pending, "report.txt");
+    // The next replica resumes after the file's entry.
+    let mut pager = Pager::new(&mut sim, saved, 4096, 8);
+    pager.resumed();
+    pager.apply("3-0", events[2].1.clone()).await.unwrap();
+    drop(pager);
+    let all = shown(&sim);
+    assert!(all.iter().all(|(_, doc, _)| doc.is_none()), "{all:?}");
+    let last = &all.last().unwrap().0;
+    assert!(
+        last.starts_with(
+            "⚠️ report.txt may not have arrived: the cloud restarted while sending it"
+        ),
+        "{all:?}"
+    );
+    assert!(last.ends_with("✅ done in 0.0 s"), "{all:?}");
 }

@@ -70,6 +70,7 @@ impl Setup {
                 stream_budget: remoteagentd::output::DEFAULT_STREAM_BUDGET,
                 log_limits: Default::default(),
                 log_events: Default::default(),
+                outbox_hint: true,
             }),
             logs,
             redis,

@@ -80,6 +80,10 @@ pub async fn run_with_ready(
         stream_budget: config.output.stream_budget_bytes(),
         log_limits: config.logs.limits(),
         log_events: Default::default(),
+        inbox: crate::inbox::InboxSettings {
+            root: paths.inbox_root.clone(),
+            limits: config.attachments.limits(),
+        },
     };
     let secrets = SecretStore::new(config.secret_store, paths.secrets_dir.clone());
     let state = StateDir::new(paths.agents_dir.clone());

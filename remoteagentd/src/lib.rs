@@ -12,6 +12,8 @@
 //! * [`session_log`]: the local copy of every session's output.
 //! * [`approval`]: tool approval from the phone (Claude Code's hook, the
 //!   per-project policy, the requests in the session).
+//! * [`inbox`]: files sent from the phone with a prompt, checked and saved
+//!   outside the project before the runner starts.
 //!
 //! Shell side: config, paths, state, secrets, pairing, the control socket and
 //! the supervisor that ties them together.
@@ -32,6 +34,7 @@
 
 pub mod agent;
 pub mod approval;
+pub mod inbox;
 pub mod output;
 pub mod redis_conn;
 pub mod request_error;

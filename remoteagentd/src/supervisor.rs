@@ -572,6 +572,10 @@ mod tests {
             stream_budget: crate::output::DEFAULT_STREAM_BUDGET,
             log_limits: Default::default(),
             log_events: Default::default(),
+            inbox: crate::inbox::InboxSettings {
+                root: root.join("inbox"),
+                limits: Default::default(),
+            },
         };
         let (s, _rx) = Supervisor::new(
             Config::default(),

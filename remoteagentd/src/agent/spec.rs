@@ -55,6 +55,9 @@ pub struct AgentSettings {
     pub log_limits: crate::session_log::LogLimits,
     /// Every session log's start, writes and close, for `logs -f`.
     pub log_events: crate::session_log::LogEvents,
+    /// Where files sent with a prompt are saved, and how many a prompt may
+    /// bring (`[attachments]`).
+    pub inbox: crate::inbox::InboxSettings,
 }
 
 /// What an agent task tells the supervisor.

@@ -70,6 +70,10 @@ impl Setup {
                 stream_budget: remoteagentd::output::DEFAULT_STREAM_BUDGET,
                 log_limits: Default::default(),
                 log_events: Default::default(),
+                inbox: remoteagentd::inbox::InboxSettings {
+                    root: logs.path().join("inbox"),
+                    limits: Default::default(),
+                },
             }),
             logs,
             redis,

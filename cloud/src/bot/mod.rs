@@ -3,8 +3,10 @@
 //! logged and answered with a short apology, never with details.
 
 pub mod agents;
+pub mod attachments;
 pub mod callback;
 pub mod group;
+pub mod media;
 pub mod new;
 pub mod pair;
 pub mod prompt;
@@ -139,9 +141,15 @@ async fn handle_message(state: &AppState, message: Message) {
         user: from.id,
         private: message.chat.is_private(),
     };
+    // Photos and documents go into the next prompt (`media`).
+    if let Some(incoming) = attachments::Incoming::of(&message) {
+        media::handle(&ctx, &message, incoming).await;
+        return;
+    }
     let Some(text) = message.text.as_deref() else {
         if ctx.private {
-            ctx.reply("I only understand text messages.").await;
+            ctx.reply("I understand text messages, photos and documents.")
+                .await;
         }
         return;
     };

@@ -166,6 +166,16 @@ pub const SETTINGS: &[Setting] = &[
         DefaultValue::Value("false"),
         "group chats count as opted in without /allowgroup",
     ),
+    setting(
+        "ATTACHMENTS_MAX_FILES",
+        DefaultValue::Value("10"),
+        "photos and documents one prompt may carry (at least 1)",
+    ),
+    setting(
+        "ATTACHMENTS_MAX_TOTAL_MB",
+        DefaultValue::Value("50"),
+        "megabytes (1,000,000 bytes) of files one prompt may carry (at least 1)",
+    ),
 ];
 
 /// The settings as `--help` lists them.
@@ -346,6 +356,14 @@ mod tests {
         assert_eq!(
             default_of("FORWARDER_ORPHAN_SECS"),
             crate::forwarder::DEFAULT_ORPHAN_SECS.to_string()
+        );
+        assert_eq!(
+            default_of("ATTACHMENTS_MAX_FILES"),
+            crate::bot::attachments::DEFAULT_MAX_FILES.to_string()
+        );
+        assert_eq!(
+            default_of("ATTACHMENTS_MAX_TOTAL_MB"),
+            crate::bot::attachments::DEFAULT_MAX_TOTAL_MB.to_string()
         );
         let help = settings_help();
         for s in SETTINGS {

@@ -481,7 +481,7 @@ fn names_list(names: &[String]) -> String {
 /// `20 MB`, `23.4 MB`, `0.2 MB`.
 pub fn mb_text(bytes: u64) -> String {
     let tenths = (bytes + 50_000) / 100_000;
-    if tenths % 10 == 0 {
+    if tenths.is_multiple_of(10) {
         format!("{} MB", tenths / 10)
     } else {
         format!("{}.{} MB", tenths / 10, tenths % 10)

@@ -240,6 +240,14 @@ async fn a_file_changed_in_redis_is_refused_by_the_daemon_and_nothing_runs() {
         "the attached file plan.txt does not match its SHA-256: it was changed after it was sent; nothing ran",
     )
     .await;
+    // Its `done` is written just before the daemon frees the agent.
+    let idle = wait_for(WAIT, || async {
+        let out = w.home.ctl(&["list", "--json"]).ok()?;
+        let list: Value = serde_json::from_slice(&out.stdout).ok()?;
+        list[0]["running_session"].is_null().then_some(())
+    })
+    .await;
+    assert!(idle.is_some(), "the agent stayed busy after the refusal");
 
     // The next prompt runs; the refused one never did.
     w.cloud.say(OWNER, "hello").await;

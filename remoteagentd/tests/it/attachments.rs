@@ -11,7 +11,8 @@ use execution_support::*;
 use remoteagent_proto::events::{CommandEvent, CommandPayload, DoneStatus, OutputEvent};
 use remoteagent_proto::files::Attachment;
 use remoteagent_proto::{SessionId, names};
-use remoteagentd::agent::AgentSettings;
+use remoteagent_testkit::wait_for;
+use remoteagentd::agent::{AgentHandle, AgentSettings};
 use remoteagentd::inbox::{AttachmentLimits, session_dir};
 use sha2::{Digest, Sha256};
 
@@ -130,8 +131,16 @@ async fn files_reach_the_runner_from_a_private_inbox_outside_the_project() {
 
 /// A refused command: a notice naming why, `done {rejected}`, and nothing
 /// of the session (no `started`, no log, no inbox, the runner never ran).
-async fn assert_refused(s: &Setup, sid: &SessionId, expected: &str) {
+/// Returns once the agent is free again (a session's `done` is written
+/// just before its slot is freed).
+async fn assert_refused(s: &Setup, agent: &AgentHandle, sid: &SessionId, expected: &str) {
     let events = s.wait_done(sid).await;
+    let idle = wait_for(WAIT, || {
+        let free = agent.running_session().is_none();
+        async move { free.then_some(()) }
+    })
+    .await;
+    assert!(idle.is_some(), "the agent stayed busy after a refusal");
     let done = done_of(&events);
     assert_eq!(done.status, DoneStatus::Rejected);
     let said = notices(&events);
@@ -151,7 +160,7 @@ async fn assert_refused(s: &Setup, sid: &SessionId, expected: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_changed_after_it_was_sent_refuses_the_whole_command() {
     let s = Setup::new().await;
-    let _agent = s.spawn(s.spec(vec![fixture("attached.sh")])).await;
+    let agent = s.spawn(s.spec(vec![fixture("attached.sh")])).await;
     let good = described(&s, "good", "fine.txt", "text/plain", b"fine");
     store(&s, &good.key, b"fine").await;
     let report = described(&s, "t1", "report.pdf", "application/pdf", b"original");
@@ -162,6 +171,7 @@ async fn a_file_changed_after_it_was_sent_refuses_the_whole_command() {
         .await;
     assert_refused(
         &s,
+        &agent,
         &sid,
         "the attached file report.pdf does not match its SHA-256: it was changed after it was sent; nothing ran",
     )
@@ -171,12 +181,18 @@ async fn a_file_changed_after_it_was_sent_refuses_the_whole_command() {
     let gone = described(&s, "gone", "old.png", "image/png", b"x");
     let sid = SessionId::generate();
     s.send(with_files(&sid, "look", vec![gone])).await;
-    assert_refused(&s, &sid, "the attached file old.png is no longer stored").await;
+    assert_refused(
+        &s,
+        &agent,
+        &sid,
+        "the attached file old.png is no longer stored",
+    )
+    .await;
     let mut foreign = good.clone();
     foreign.key = names::blob_key(&remoteagent_proto::AgentId::generate(), "b1");
     let sid = SessionId::generate();
     s.send(with_files(&sid, "look", vec![foreign])).await;
-    assert_refused(&s, &sid, "fine.txt is not stored for this agent").await;
+    assert_refused(&s, &agent, &sid, "fine.txt is not stored for this agent").await;
 
     // The agent still runs the next prompt with a good file.
     let sid = SessionId::generate();
@@ -194,7 +210,7 @@ async fn the_daemons_own_limits_refuse_absurd_commands() {
         max_total_bytes: 1000,
     };
     s.settings = Arc::new(settings);
-    let _agent = s.spawn(s.spec(vec![fixture("attached.sh")])).await;
+    let agent = s.spawn(s.spec(vec![fixture("attached.sh")])).await;
     let small = described(&s, "b1", "a.txt", "text/plain", b"a");
     let sid = SessionId::generate();
     s.send(with_files(
@@ -205,6 +221,7 @@ async fn the_daemons_own_limits_refuse_absurd_commands() {
     .await;
     assert_refused(
         &s,
+        &agent,
         &sid,
         "3 files came with the prompt; this daemon takes at most 2 per prompt ([attachments] max_files); nothing ran",
     )
@@ -215,6 +232,7 @@ async fn the_daemons_own_limits_refuse_absurd_commands() {
     s.send(with_files(&sid, "go", vec![big])).await;
     assert_refused(
         &s,
+        &agent,
         &sid,
         "hold 5 KB; this daemon takes at most 1 KB per prompt ([attachments] max_total_mb)",
     )

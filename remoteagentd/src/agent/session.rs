@@ -104,12 +104,6 @@ pub async fn run_session(
         Some(&ctx.settings.log_events),
     );
     log.limit(ctx.settings.log_limits.max_log_bytes);
-    if let Some(attached) = &attached {
-        for file in &attached.files {
-            log.note(&format!("attached: {}", file.path.display()));
-        }
-    }
-    let started = Instant::now();
     let mut format = OutputFormat::for_runner(&ctx.runner, &ctx.path);
     let pumped = pump(
         &ctx,
@@ -119,7 +113,6 @@ pub async fn run_session(
         &mut format,
         &mut approvals,
         &abort,
-        started,
     )
     .await;
     let outcome = SessionOutcome {
@@ -159,7 +152,6 @@ pub async fn run_session(
     outcome
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn pump(
     ctx: &SessionContext,
     attached: Option<&Attached>,
@@ -168,8 +160,8 @@ async fn pump(
     format: &mut OutputFormat,
     approvals: &mut SessionApprovals,
     abort: &CancellationToken,
-    started: Instant,
 ) -> Result<DonePayload, OutputError> {
+    let started = Instant::now();
     let elapsed = |started: Instant| started.elapsed().as_millis() as u64;
     out.event(OutputEvent::Started(StartedPayload {
         session_id: ctx.command.session_id.clone(),
@@ -219,6 +211,10 @@ async fn pump(
     tracing::info!(pid = running.pid(), runner = %ctx.runner.display_name(), "runner started");
     // Read at once, while the runner is certainly alive and the pid its own.
     log.runner_started(&RunnerRecord::of(running.pid()));
+    // After the runner record, which must stay the log's second line.
+    for file in attached.iter().flat_map(|a| &a.files) {
+        log.note(&format!("attached: {}", file.path.display()));
+    }
 
     let mut stdout = Utf8Stream::new();
     let mut stderr = Utf8Stream::new();

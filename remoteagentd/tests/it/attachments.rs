@@ -116,6 +116,22 @@ async fn files_reach_the_runner_from_a_private_inbox_outside_the_project() {
         "{out}"
     );
     assert!(!dir.starts_with(s.project.path()));
+    // The log names the files, after the runner record (its second line,
+    // which a restarted daemon reads to end what a crash left running).
+    let log = std::fs::read_to_string(s.log_path(&sid)).unwrap();
+    assert!(
+        log.contains(&format!(
+            "# attached: {}",
+            dir.join("notes-2.txt").display()
+        )),
+        "{log}"
+    );
+    assert!(
+        remoteagentd::session_log::runner_record(&s.log_path(&sid))
+            .unwrap()
+            .is_some(),
+        "{log}"
+    );
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(dir.parent().unwrap()), 0o700);
     // The blobs are gone once saved.

@@ -155,15 +155,15 @@ pub async fn ready_for(
         if !names::is_blob_key_of(agent, &a.key) {
             let id = a.key.rsplit(':').next().unwrap_or_default().to_string();
             let to = names::blob_key(agent, &id);
-            // RENAMENX: 0 when the target exists (never: ids are random),
-            // an error when the blob is gone.
-            let moved: redis::RedisResult<i64> = redis::cmd("RENAMENX")
+            // The id is random, so nothing is overwritten; RENAME keeps the
+            // TTL and fails when the blob is gone.
+            let moved: redis::RedisResult<()> = redis::cmd("RENAME")
                 .arg(&a.key)
                 .arg(&to)
                 .query_async(&mut conn)
                 .await;
             match moved {
-                Ok(_) => a.key = to,
+                Ok(()) => a.key = to,
                 Err(e) if matches!(e.kind(), redis::ErrorKind::Server(_)) => {
                     out.push(gone(file, a, now));
                     continue;

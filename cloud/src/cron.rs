@@ -87,13 +87,20 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
 }
 
 /// Re-creates agents' Redis users that Redis lost (a restart without an ACL
-/// file), so paired daemons can log in again without pairing anew.
+/// file), so paired daemons can log in again without pairing anew; at the
+/// first run after a start, also brings the rules of existing users up to
+/// date ([`crate::redis_acl::Acl::update_agent_rules`]).
 pub async fn restore_redis_users(state: &AppState) -> Result<usize, CronError> {
     let agents: Vec<(AgentId, String)> = db::agents::active_token_hashes(&state.db)
         .await?
         .into_iter()
         .map(|a| (a.id, a.token_hash))
         .collect();
+    // Users made by an older cloud get today's rules (once per start).
+    let ids: Vec<AgentId> = agents.iter().map(|(id, _)| id.clone()).collect();
+    if let Err(e) = state.acl.update_agent_rules_once(&ids).await {
+        tracing::warn!(error = %e, "bringing agent Redis users' rules up to date");
+    }
     match state.acl.restore_agent_users(&agents).await {
         Ok(0) => Ok(0),
         Ok(n) => {

@@ -8,8 +8,14 @@
 //! [`spawn_user_watch`] notices within [`USER_CHECK_EVERY`] (one `ACL USERS`
 //! per check, see [`SENTINEL_USER`]) and re-creates them from the token
 //! hashes the database keeps.
+//!
+//! Users created by an older cloud lack rules added since (the blob keys
+//! of files from the phone): [`Acl::update_agent_rules`] brings them up to
+//! date once per start, without touching their passwords or connections.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -29,6 +35,8 @@ pub const USER_CHECK_EVERY: Duration = Duration::from_secs(5);
 pub struct Acl {
     enabled: bool,
     conn: ConnectionManager,
+    /// Set once every agent user's rules were found or made current.
+    rules_current: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Acl {
@@ -41,7 +49,11 @@ impl std::fmt::Debug for Acl {
 
 impl Acl {
     pub fn new(enabled: bool, conn: ConnectionManager) -> Self {
-        Acl { enabled, conn }
+        Acl {
+            enabled,
+            conn,
+            rules_current: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     pub fn enabled(&self) -> bool {
@@ -174,6 +186,60 @@ impl Acl {
         Ok(restored)
     }
 
+    /// Brings the rules of the existing users of `agents` up to what
+    /// [`names::agent_acl_rules`] says now (a user paired by an older cloud
+    /// lacks the newer rules). `ACL SETUSER` with the full rule set and no
+    /// `reset` keeps the user's password hash, and Redis applies one
+    /// SETUSER as a whole, so a subscription the rules still allow stays
+    /// connected (`cloud/tests/it/acl_upgrade.rs` checks both on the real
+    /// server). Users whose rules match are not touched; missing users are
+    /// [`Acl::restore_agent_users`]'s. Returns how many were updated.
+    pub async fn update_agent_rules(&self, agents: &[AgentId]) -> RedisResult<usize> {
+        if !self.enabled {
+            return Ok(0);
+        }
+        let mut updated = 0;
+        for agent in agents {
+            let name = names::agent_redis_user(agent);
+            let mut get = redis::cmd("ACL");
+            get.arg("GETUSER").arg(&name);
+            let described: redis::Value = self.query(&get).await?;
+            if matches!(described, redis::Value::Nil) {
+                continue;
+            }
+            let wanted = names::agent_acl_rules(agent);
+            if RuleSets::of_user(&described) == RuleSets::of_rules(&wanted) {
+                continue;
+            }
+            let mut set = redis::cmd("ACL");
+            set.arg("SETUSER").arg(&name);
+            for rule in &wanted {
+                set.arg(rule);
+            }
+            self.query::<()>(&set).await.map_err(|e| {
+                let code = e.code().unwrap_or("no code").to_string();
+                redis::RedisError::from((
+                    e.kind(),
+                    "ACL SETUSER failed",
+                    format!("server error code {code}"),
+                ))
+            })?;
+            tracing::info!(agent = %agent, "brought an agent's Redis user's rules up to date");
+            updated += 1;
+        }
+        Ok(updated)
+    }
+
+    /// [`Acl::update_agent_rules`] until it succeeded once in this process.
+    pub async fn update_agent_rules_once(&self, agents: &[AgentId]) -> RedisResult<usize> {
+        if self.rules_current.load(Ordering::SeqCst) {
+            return Ok(0);
+        }
+        let updated = self.update_agent_rules(agents).await?;
+        self.rules_current.store(true, Ordering::SeqCst);
+        Ok(updated)
+    }
+
     /// Deletes a user; Redis closes its open connections.
     async fn delete_user(&self, name: &str) -> redis::RedisResult<()> {
         if !self.enabled {
@@ -190,6 +256,95 @@ impl Acl {
 
     pub async fn delete_agent_user(&self, agent: &AgentId) -> redis::RedisResult<()> {
         self.delete_user(&names::agent_redis_user(agent)).await
+    }
+}
+
+/// A user's rights as sets of rules, in a form `ACL GETUSER` (Redis 6.2 or
+/// 7) and a rule list can both be read into: key patterns, channels,
+/// command rules, and whether the user is on.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct RuleSets {
+    on: bool,
+    keys: HashSet<String>,
+    channels: HashSet<String>,
+    commands: HashSet<String>,
+}
+
+impl RuleSets {
+    fn of_rules(rules: &[String]) -> RuleSets {
+        let mut sets = RuleSets::default();
+        for rule in rules {
+            if rule == "on" {
+                sets.on = true;
+            } else if let Some(key) = rule.strip_prefix('~') {
+                sets.keys.insert(key.to_string());
+            } else if let Some(channel) = rule.strip_prefix('&') {
+                sets.channels.insert(channel.to_string());
+            } else if rule.starts_with('+') || rule.starts_with('-') {
+                sets.commands.insert(rule.clone());
+            }
+        }
+        sets
+    }
+
+    /// From `ACL GETUSER`'s answer: field names and values alternating
+    /// (RESP2) or a map (RESP3); values are strings of space-separated
+    /// rules (7.x) or arrays (6.2, without the `~`/`&` prefixes).
+    fn of_user(described: &redis::Value) -> RuleSets {
+        let pairs: Vec<(String, &redis::Value)> = match described {
+            redis::Value::Map(map) => map
+                .iter()
+                .map(|(k, v)| (value_tokens(k).join(" "), v))
+                .collect(),
+            redis::Value::Array(items) => items
+                .chunks(2)
+                .filter_map(|kv| match kv {
+                    [k, v] => Some((value_tokens(k).join(" "), v)),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut sets = RuleSets::default();
+        for (field, value) in pairs {
+            let tokens = value_tokens(value);
+            match field.as_str() {
+                "flags" => sets.on = tokens.iter().any(|t| t == "on"),
+                "keys" => {
+                    sets.keys = tokens
+                        .into_iter()
+                        .map(|t| t.trim_start_matches('~').to_string())
+                        .collect()
+                }
+                "channels" => {
+                    sets.channels = tokens
+                        .into_iter()
+                        .map(|t| t.trim_start_matches('&').to_string())
+                        .collect()
+                }
+                "commands" => sets.commands = tokens.into_iter().collect(),
+                _ => {}
+            }
+        }
+        sets
+    }
+}
+
+/// The words of a reply value: a string split at spaces, an array's
+/// members' words.
+fn value_tokens(value: &redis::Value) -> Vec<String> {
+    match value {
+        redis::Value::BulkString(bytes) => String::from_utf8_lossy(bytes)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
+        redis::Value::SimpleString(s) | redis::Value::VerbatimString { text: s, .. } => {
+            s.split_whitespace().map(str::to_string).collect()
+        }
+        redis::Value::Array(items) | redis::Value::Set(items) => {
+            items.iter().flat_map(value_tokens).collect()
+        }
+        _ => Vec::new(),
     }
 }
 

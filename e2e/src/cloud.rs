@@ -84,15 +84,33 @@ impl Cloud {
         bot_token: &str,
         database_url: Option<&str>,
     ) -> Result<Cloud> {
-        Self::start_binary(
-            &bin("remoteagent-cloud"),
-            "info,remoteagent_cloud=debug",
-            redis_url,
-            telegram_api,
-            bot_token,
-            database_url,
-        )
-        .await
+        Self::start_env(redis_url, telegram_api, bot_token, database_url, &[]).await
+    }
+
+    /// Like [`Cloud::start`], with `extra` environment variables (a test's
+    /// settings).
+    pub async fn start_env(
+        redis_url: &str,
+        telegram_api: &str,
+        bot_token: &str,
+        database_url: Option<&str>,
+        extra: &[(&str, &str)],
+    ) -> Result<Cloud> {
+        let launch = Launch {
+            binary: bin("remoteagent-cloud"),
+            rust_log: "info,remoteagent_cloud=debug".to_string(),
+            port: remoteagent_testkit::free_port(),
+            redis_url: redis_url.to_string(),
+            telegram_api: telegram_api.to_string(),
+            bot_token: bot_token.to_string(),
+            database_url: database_url.map(str::to_string),
+            extra: extra
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            umask: None,
+        };
+        Self::launch(launch, tempfile::tempdir()?).await
     }
 
     /// Like [`Cloud::start`], with the binary and the log filter chosen by

@@ -27,8 +27,26 @@ impl Stack {
         database_url: Option<&str>,
         daemon_config: &str,
     ) -> Result<Stack> {
+        Self::start_with_cloud_env(redis, database_url, daemon_config, &[]).await
+    }
+
+    /// Like [`Stack::start_on`], the cloud started with `cloud_env` (its
+    /// settings) besides the harness's.
+    pub async fn start_with_cloud_env(
+        redis: RedisServer,
+        database_url: Option<&str>,
+        daemon_config: &str,
+        cloud_env: &[(&str, &str)],
+    ) -> Result<Stack> {
         let tg = FakeTelegram::start().await;
-        let cloud = Cloud::start(&redis.url(), &tg.api_base(), &tg.token(), database_url).await?;
+        let cloud = Cloud::start_env(
+            &redis.url(),
+            &tg.api_base(),
+            &tg.token(),
+            database_url,
+            cloud_env,
+        )
+        .await?;
         let home = Home::new(&cloud.url)?;
         home.add_config(daemon_config)?;
         let daemon = Daemon::start(&home).await?;

@@ -22,6 +22,10 @@
 //! max_log_mb = 1024               # output kept per session
 //! max_total_mb = 2048             # all logs; the oldest go at session start
 //!
+//! [attachments]                   # files sent from the phone with a prompt
+//! max_files = 20                  # per prompt; more refuses the prompt
+//! max_total_mb = 100              # per prompt (MB of 1,000,000 bytes)
+//!
 //! [[project]]                     # per project: absolute path or ~/...
 //! path = "~/code/app"
 //! approval = { policy = "deny", allow_tools = ["Read", "Bash(cargo test*)"] }
@@ -65,6 +69,8 @@ pub const KEYS: &[&str] = &[
     "outbox.hint",
     "logs.max_log_mb",
     "logs.max_total_mb",
+    "attachments.max_files",
+    "attachments.max_total_mb",
     "project.path",
     "project.approval",
 ];
@@ -97,7 +103,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ),
     (
         "XDG_STATE_HOME",
-        "where session logs, the replay record and the --daemonize log live",
+        "where session logs, the inbox of files from the phone, the replay record and the --daemonize log live",
     ),
     (
         "XDG_RUNTIME_DIR",
@@ -152,6 +158,8 @@ pub struct Config {
     pub outbox: OutboxConfig,
     /// `[logs]`: the local session logs.
     pub logs: LogsConfig,
+    /// `[attachments]`: files sent from the phone with a prompt.
+    pub attachments: AttachmentsConfig,
     /// Per-project settings (`[[project]]`).
     #[serde(rename = "project")]
     pub projects: Vec<ProjectConfig>,
@@ -168,6 +176,7 @@ impl Default for Config {
             output: OutputConfig::default(),
             outbox: OutboxConfig::default(),
             logs: LogsConfig::default(),
+            attachments: AttachmentsConfig::default(),
             projects: Vec::new(),
         }
     }
@@ -239,6 +248,36 @@ impl LogsConfig {
             max_log_bytes: self.max_log_mb.saturating_mul(MB),
             max_total_bytes: self.max_total_mb.saturating_mul(MB),
             keep_per_agent: crate::session_log::KEEP_PER_AGENT,
+        }
+    }
+}
+
+/// `[attachments]`: what one prompt may bring from the phone; a command
+/// over either limit is refused whole (the cloud has limits of its own).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AttachmentsConfig {
+    /// Files per prompt.
+    pub max_files: usize,
+    /// All files of a prompt together, in MB of 1,000,000 bytes (as
+    /// Telegram counts).
+    pub max_total_mb: u64,
+}
+
+impl Default for AttachmentsConfig {
+    fn default() -> Self {
+        AttachmentsConfig {
+            max_files: crate::inbox::DEFAULT_MAX_FILES,
+            max_total_mb: crate::inbox::DEFAULT_MAX_TOTAL_MB,
+        }
+    }
+}
+
+impl AttachmentsConfig {
+    pub fn limits(&self) -> crate::inbox::AttachmentLimits {
+        crate::inbox::AttachmentLimits {
+            max_files: self.max_files,
+            max_total_bytes: self.max_total_mb.saturating_mul(crate::inbox::MB),
         }
     }
 }
@@ -315,6 +354,11 @@ impl Config {
         if config.logs.max_log_mb == 0 || config.logs.max_total_mb == 0 {
             return Err(invalid(
                 "[logs] max_log_mb and max_total_mb must be positive",
+            ));
+        }
+        if config.attachments.max_files == 0 || config.attachments.max_total_mb == 0 {
+            return Err(invalid(
+                "[attachments] max_files and max_total_mb must be positive",
             ));
         }
         if config.abort_grace_secs > 3600 {
@@ -425,6 +469,20 @@ mod tests {
         assert!(Config::parse(p, "[output]\nstream_budget_mb = 0").is_err());
         assert!(Config::parse(p, "[logs]\nmax_log_mb = 0").is_err());
         assert!(Config::parse(p, "[logs]\nmax_totl_mb = 5").is_err());
+        assert_eq!(
+            Config::default().attachments.limits(),
+            crate::inbox::AttachmentLimits::default()
+        );
+        let c = Config::parse(p, "[attachments]\nmax_files = 3\nmax_total_mb = 7\n").unwrap();
+        assert_eq!(
+            c.attachments.limits(),
+            crate::inbox::AttachmentLimits {
+                max_files: 3,
+                max_total_bytes: 7_000_000
+            }
+        );
+        assert!(Config::parse(p, "[attachments]\nmax_files = 0").is_err());
+        assert!(Config::parse(p, "[attachments]\nmax_total_mb = 0").is_err());
     }
 
     #[test]
@@ -498,6 +556,7 @@ mod tests {
             ("output", fields::<OutputConfig>()),
             ("outbox", fields::<OutboxConfig>()),
             ("logs", fields::<LogsConfig>()),
+            ("attachments", fields::<AttachmentsConfig>()),
             ("project", fields::<ProjectConfig>()),
         ];
         for field in fields::<Config>() {

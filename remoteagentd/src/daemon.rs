@@ -81,6 +81,10 @@ pub async fn run_with_ready(
         log_limits: config.logs.limits(),
         log_events: Default::default(),
         outbox_hint: config.outbox.hint,
+        inbox: crate::inbox::InboxSettings {
+            root: paths.inbox_root.clone(),
+            limits: config.attachments.limits(),
+        },
     };
     let secrets = SecretStore::new(config.secret_store, paths.secrets_dir.clone());
     let state = StateDir::new(paths.agents_dir.clone());

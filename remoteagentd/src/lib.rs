@@ -14,6 +14,8 @@
 //!   per-project policy, the requests in the session).
 //! * [`files`]: files for the chat: `/get PATH` and the runner's
 //!   `.remoteagent/outbox/`, through blob keys.
+//! * [`inbox`]: files sent from the phone with a prompt, checked and saved
+//!   outside the project before the runner starts.
 //!
 //! Shell side: config, paths, state, secrets, pairing, the control socket and
 //! the supervisor that ties them together.
@@ -35,6 +37,7 @@
 pub mod agent;
 pub mod approval;
 pub mod files;
+pub mod inbox;
 pub mod output;
 pub mod redis_conn;
 pub mod request_error;

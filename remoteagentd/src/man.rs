@@ -24,6 +24,10 @@ pub const FILES: &[(&str, &str)] = &[
         "Session logs, AGENT_ID/SESSION_ID.log (0600, the whole output).",
     ),
     (
+        "$XDG_STATE_HOME/remoteagent/inbox/ (~/.local/state/remoteagent/inbox/)",
+        "Files sent from the phone with a prompt, AGENT_ID/SESSION_ID/NAME (folders 0700, files 0600); deleted with the session's log.",
+    ),
+    (
         "$XDG_STATE_HOME/remoteagent/envelopes/ (~/.local/state/remoteagent/envelopes/)",
         "AGENT_ID.seen, the command envelopes already acted on (replay protection).",
     ),

@@ -54,6 +54,9 @@ pub struct Paths {
     /// `$XDG_STATE_HOME/remoteagent/envelopes/`: `{agentId}.seen`, the
     /// command envelopes already acted on (see `seen_envelopes`).
     pub envelopes_dir: PathBuf,
+    /// `$XDG_STATE_HOME/remoteagent/inbox/`: `{agentId}/{sessionId}/`, the
+    /// files sent from the phone with a prompt (see `inbox`).
+    pub inbox_root: PathBuf,
     /// `$XDG_RUNTIME_DIR/remoteagent/remoteagentd.sock`.
     pub socket: PathBuf,
 }
@@ -68,6 +71,7 @@ impl Paths {
             secrets_dir: dirs.data.join("secrets"),
             log_root: dirs.state.join("logs"),
             envelopes_dir: dirs.state.join("envelopes"),
+            inbox_root: dirs.state.join("inbox"),
             socket: default_socket_path(),
         })
     }

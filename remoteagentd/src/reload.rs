@@ -6,7 +6,8 @@
 //! `doctor` ("config reload failed at 07:12 UTC: …") until a reload
 //! succeeds. A good file is put in force at once: `cloud_url` for the next
 //! pairing and doctor, the abort grace, prompt limit, approval policies,
-//! output budget and log limits for each agent's next session. The keys in
+//! output budget, log limits and attachment limits for each agent's next
+//! session. The keys in
 //! [`crate::config::RESTART_KEYS`] (the secret store) keep their running value and are
 //! reported as taking effect after a restart.
 //!
@@ -39,7 +40,7 @@ pub struct Reloaded {
 /// The keys (as in [`crate::config::KEYS`], `[[project]]` as a whole) whose
 /// values differ.
 pub fn changed_keys(old: &Config, new: &Config) -> Vec<&'static str> {
-    let checks: [(&'static str, bool); 11] = [
+    let checks: [(&'static str, bool); 13] = [
         ("cloud_url", old.cloud_url != new.cloud_url),
         ("secret_store", old.secret_store != new.secret_store),
         (
@@ -74,6 +75,14 @@ pub fn changed_keys(old: &Config, new: &Config) -> Vec<&'static str> {
             "logs.max_total_mb",
             old.logs.max_total_mb != new.logs.max_total_mb,
         ),
+        (
+            "attachments.max_files",
+            old.attachments.max_files != new.attachments.max_files,
+        ),
+        (
+            "attachments.max_total_mb",
+            old.attachments.max_total_mb != new.attachments.max_total_mb,
+        ),
         ("project", old.projects != new.projects),
     ];
     checks
@@ -95,6 +104,7 @@ pub fn agent_settings(base: &AgentSettings, config: &Config) -> AgentSettings {
     settings.stream_budget = config.output.stream_budget_bytes();
     settings.log_limits = config.logs.limits();
     settings.outbox_hint = config.outbox.hint;
+    settings.inbox.limits = config.attachments.limits();
     settings
 }
 

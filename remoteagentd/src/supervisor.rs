@@ -573,6 +573,10 @@ mod tests {
             log_limits: Default::default(),
             log_events: Default::default(),
             outbox_hint: true,
+            inbox: crate::inbox::InboxSettings {
+                root: root.join("inbox"),
+                limits: Default::default(),
+            },
         };
         let (s, _rx) = Supervisor::new(
             Config::default(),

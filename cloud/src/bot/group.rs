@@ -71,20 +71,8 @@ pub async fn handle(
             _ => Ok(()),
         };
     }
-    let replies_to_me = message
-        .reply_to_message
-        .as_ref()
-        .and_then(|r| r.from.as_ref())
-        .is_some_and(|from| {
-            from.is_bot
-                && me.is_some_and(|me| {
-                    from.username
-                        .as_deref()
-                        .is_some_and(|u| u.eq_ignore_ascii_case(me))
-                })
-        });
     let mentioned = me.is_some_and(|me| mentions(text, me));
-    if !replies_to_me && !mentioned {
+    if !replies_to_me(message, me) && !mentioned {
         return Ok(());
     }
     let Some(agent) = opted_in_agent(ctx).await? else {
@@ -97,6 +85,52 @@ pub async fn handle(
     };
     tracing::info!(chat = ctx.chat, user = ctx.user, agent = %agent.id, "prompt from an opted-in group");
     super::prompt::run_for_agent(ctx, agent, prompt.trim()).await
+}
+
+/// Whether `message` replies to one of the bot's (`me`) messages.
+fn replies_to_me(message: &Message, me: Option<&str>) -> bool {
+    message
+        .reply_to_message
+        .as_ref()
+        .and_then(|r| r.from.as_ref())
+        .is_some_and(|from| {
+            from.is_bot
+                && me.is_some_and(|me| {
+                    from.username
+                        .as_deref()
+                        .is_some_and(|u| u.eq_ignore_ascii_case(me))
+                })
+        })
+}
+
+/// A photo or document in a group, read by the rules of a text: addressed
+/// to the bot (a mention in its caption, a reply to the bot, or an item of
+/// an album whose earlier items were), from an owner who opted the group
+/// in. Returns the agent and the caption without its mentions; `None` when
+/// the bot leaves it alone (having given its opt-in hint, when due).
+pub async fn media_target(
+    ctx: &Ctx<'_>,
+    message: &Message,
+) -> Result<Option<(agents::Agent, Option<String>)>> {
+    let me = ctx.state.bot_username.as_deref();
+    let caption = message.caption.as_deref().unwrap_or("");
+    let addressed = replies_to_me(message, me)
+        || me.is_some_and(|me| mentions(caption, me))
+        || super::attachments::continues_album(ctx, message).await?;
+    if !addressed {
+        return Ok(None);
+    }
+    let Some(agent) = opted_in_agent(ctx).await? else {
+        hint_once(ctx, &hint(&at(me))).await;
+        return Ok(None);
+    };
+    let caption = match me {
+        Some(me) => strip_mentions(caption, me),
+        None => caption.to_string(),
+    };
+    let caption = Some(caption.trim().to_string()).filter(|c| !c.is_empty());
+    tracing::info!(chat = ctx.chat, user = ctx.user, agent = %agent.id, "file from an opted-in group");
+    Ok(Some((agent, caption)))
 }
 
 /// The agent the sender opted this group in for, if it is still theirs and

@@ -3,9 +3,11 @@
 //! logged and answered with a short apology, never with details.
 
 pub mod agents;
+pub mod attachments;
 pub mod callback;
 pub mod get;
 pub mod group;
+pub mod media;
 pub mod new;
 pub mod pair;
 pub mod prompt;
@@ -141,6 +143,11 @@ async fn handle_message(state: &AppState, message: Message) {
         user: from.id,
         private: message.chat.is_private(),
     };
+    // Photos and documents go into the next prompt (`media`).
+    if let Some(incoming) = attachments::Incoming::of(&message) {
+        media::handle(&ctx, &message, incoming).await;
+        return;
+    }
     let Some(text) = message.text.as_deref() else {
         if ctx.private && voice::recording(&message).is_some() {
             if let Err(e) = voice::handle(&ctx, &message).await {
@@ -149,7 +156,7 @@ async fn handle_message(state: &AppState, message: Message) {
                     .await;
             }
         } else if ctx.private {
-            ctx.reply("I only understand text messages.").await;
+            ctx.reply("I understand text messages, photos, documents and voice notes.").await;
         }
         return;
     };

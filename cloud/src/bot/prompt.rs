@@ -9,7 +9,7 @@
 use remoteagent_proto::events::{CommandEvent, CommandPayload, DoneStatus, MAX_PROMPT_BYTES};
 use remoteagent_proto::{AgentId, SessionId};
 
-use super::Ctx;
+use super::{Ctx, attachments};
 use crate::commands;
 use crate::db::{agents, sessions, users};
 use crate::error::{Error, Result};
@@ -97,6 +97,13 @@ async fn publish(
         ctx.reply(offline_text(&agent)).await;
         return Ok(());
     }
+    // Files sent before the prompt in this chat go with it (`attachments`);
+    // `None`: one was lost, the user has been told and nothing runs.
+    let Some(taken) = attachments::take_for_prompt(ctx, &agent).await? else {
+        return Ok(());
+    };
+    let text = taken.prompt(text);
+    let text = text.as_str();
     let fresh = user.next_new;
     let session_id = SessionId::generate();
     let start = SessionStart {
@@ -147,7 +154,7 @@ async fn publish(
         session_id: session_id.clone(),
         prompt: text.to_string(),
         r#continue: !fresh,
-        attachments: Vec::new(),
+        attachments: taken.files.clone(),
     });
     let receivers = match commands::publish(&state.redis, &state.key, &agent_id, command).await {
         Ok(n) => n,
@@ -179,6 +186,9 @@ async fn publish(
         return Ok(());
     }
     Metrics::inc(&state.metrics.prompts_published);
+    if taken.found {
+        attachments::sent(ctx).await?;
+    }
     if fresh {
         users::set_next_new(&state.db, ctx.user, false).await?;
     }

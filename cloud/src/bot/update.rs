@@ -26,6 +26,10 @@ pub struct Message {
     /// A media message's caption (a photo's or document's text).
     #[serde(default)]
     pub caption: Option<String>,
+    /// The album a photo or document belongs to: Telegram sends an album
+    /// as one message per item, all with this id.
+    #[serde(default)]
+    pub media_group_id: Option<String>,
     /// A photo, in the sizes Telegram made of it, smallest first.
     #[serde(default)]
     pub photo: Vec<PhotoSize>,

@@ -146,6 +146,11 @@ pub struct Config {
     /// The speech-to-text server that transcribes voice notes; `None`
     /// without `STT_URL` (voice notes are then refused with a hint).
     pub stt: Option<SttConfig>,
+    /// Photos and documents one prompt may carry (`ATTACHMENTS_MAX_FILES`).
+    pub attachments_max_files: usize,
+    /// Bytes of files one prompt may carry (`ATTACHMENTS_MAX_TOTAL_MB`, in
+    /// MB of 1,000,000 bytes, as Telegram counts).
+    pub attachments_max_total_bytes: u64,
 }
 
 impl Config {
@@ -365,6 +370,13 @@ impl Config {
         let get_answer_secs = p.check(at_least(v, "GET_ANSWER_SECS", 1u64, None));
         let redis_acl = p.check(flag(v, "REDIS_ACL"));
         let allow_group_prompts = p.check(flag(v, "ALLOW_GROUP_PROMPTS"));
+        let attachments_max_files = p.check(at_least(v, "ATTACHMENTS_MAX_FILES", 1usize, None));
+        let attachments_max_total_mb = p.check(at_least(
+            v,
+            "ATTACHMENTS_MAX_TOTAL_MB",
+            1u64,
+            Some(1_000_000),
+        ));
         let free_plan_agents = p.check(parsed(v, "FREE_PLAN_AGENTS"));
         let trial_days = p.check(parsed(v, "TRIAL_DAYS"));
         let trusted_proxies = p.check(trusted_proxies(v));
@@ -383,6 +395,8 @@ impl Config {
             Some(get_answer_secs),
             Some(redis_acl),
             Some(allow_group_prompts),
+            Some(attachments_max_files),
+            Some(attachments_max_total_mb),
             Some(free_plan_agents),
             Some(trial_days),
             Some(trusted_proxies),
@@ -398,6 +412,8 @@ impl Config {
             get_answer_secs,
             redis_acl,
             allow_group_prompts,
+            attachments_max_files,
+            attachments_max_total_mb,
             free_plan_agents,
             trial_days,
             trusted_proxies,
@@ -433,6 +449,8 @@ impl Config {
             metrics_token: v.get("METRICS_TOKEN").map(SecretString::from),
             allow_group_prompts,
             stt,
+            attachments_max_files,
+            attachments_max_total_bytes: attachments_max_total_mb * 1_000_000,
         })
     }
 }

@@ -196,6 +196,16 @@ pub const SETTINGS: &[Setting] = &[
         DefaultValue::Value("60"),
         "longest a transcription may take, upload included (1-600)",
     ),
+    setting(
+        "ATTACHMENTS_MAX_FILES",
+        DefaultValue::Value("10"),
+        "photos and documents one prompt may carry (at least 1)",
+    ),
+    setting(
+        "ATTACHMENTS_MAX_TOTAL_MB",
+        DefaultValue::Value("50"),
+        "megabytes (1,000,000 bytes) of files one prompt may carry (at least 1)",
+    ),
 ];
 
 /// The settings as `--help` lists them.
@@ -384,6 +394,14 @@ mod tests {
         assert_eq!(
             default_of("GET_ANSWER_SECS"),
             crate::bot::get::DEFAULT_ANSWER_SECS.to_string()
+        );
+        assert_eq!(
+            default_of("ATTACHMENTS_MAX_FILES"),
+            crate::bot::attachments::DEFAULT_MAX_FILES.to_string()
+        );
+        assert_eq!(
+            default_of("ATTACHMENTS_MAX_TOTAL_MB"),
+            crate::bot::attachments::DEFAULT_MAX_TOTAL_MB.to_string()
         );
         let help = settings_help();
         for s in SETTINGS {

@@ -31,7 +31,31 @@ fn defaults_apply() {
     assert_eq!(c.poll_timeout_secs, 25);
     assert_eq!(c.poll_lease_secs, 15);
     assert!(!c.allow_group_prompts);
+    assert_eq!(c.attachments_max_files, 10);
+    assert_eq!(c.attachments_max_total_bytes, 50_000_000);
     assert!(c.metrics_token.is_none() && c.signing_key.is_none());
+}
+
+#[test]
+fn attachment_limits_are_positive() {
+    let mut pairs = BASE.to_vec();
+    pairs.extend([
+        ("ATTACHMENTS_MAX_FILES", "3"),
+        ("ATTACHMENTS_MAX_TOTAL_MB", "7"),
+    ]);
+    let c = Config::from_pairs(pairs).unwrap();
+    assert_eq!(c.attachments_max_files, 3);
+    assert_eq!(c.attachments_max_total_bytes, 7_000_000);
+    for (key, value) in [
+        ("ATTACHMENTS_MAX_FILES", "0"),
+        ("ATTACHMENTS_MAX_TOTAL_MB", "0"),
+        ("ATTACHMENTS_MAX_TOTAL_MB", "lots"),
+    ] {
+        let mut pairs = BASE.to_vec();
+        pairs.push((key, value));
+        let e = Config::from_pairs(pairs).unwrap_err().to_string();
+        assert!(e.contains(key), "{e}");
+    }
 }
 
 /// The table's literal defaults are the ones the code relies on.

@@ -8,8 +8,10 @@
 #[macro_use]
 mod support;
 
+mod acl_upgrade;
 mod acl_watch;
 mod agents_api;
+mod attachments;
 mod bot;
 mod config;
 mod forwarder;

@@ -460,6 +460,9 @@ impl Agent {
             busy,
         );
         if let Some(message) = refusal {
+            // Files sent with it are not kept: the owner must know to send
+            // them again.
+            let message = message + &crate::inbox::not_kept_note(&cmd.attachments);
             admission::refuse(self.link.conn(), &self.spec.id, &sid, message).await;
             return;
         }

@@ -1,5 +1,6 @@
-//! One session: spawn the runner, pump its output into the stream and the
-//! local log, honour an abort, and finish with `done`.
+//! One session: save the files that came with the prompt (`crate::inbox`),
+//! spawn the runner, pump its output into the stream and the local log,
+//! honour an abort, and finish with `done`.
 
 use std::path::PathBuf;
 use std::process::ExitStatus;
@@ -23,7 +24,7 @@ use crate::redis_conn::SharedConn;
 use crate::runner::format::OutputFormat;
 use crate::runner::process::RunnerRecord;
 use crate::runner::utf8::Utf8Stream;
-use crate::runner::{Invocation, Resume, Running, command_line};
+use crate::runner::{Attached, Invocation, Resume, Running, command_line};
 use crate::session_log::{self, SessionLog};
 use crate::util::time::sleep_until_opt;
 
@@ -63,6 +64,28 @@ pub async fn run_session(
     give_up: CancellationToken,
 ) -> SessionOutcome {
     let sid = ctx.command.session_id.clone();
+    // Before anything of the session exists: files that fail their check
+    // refuse the whole command, as the other refusals do.
+    let attached = if ctx.command.attachments.is_empty() {
+        None
+    } else {
+        let mut conn = ctx.conn.clone();
+        match crate::inbox::receive(
+            &mut conn,
+            &ctx.settings.inbox,
+            &ctx.agent_id,
+            &sid,
+            &ctx.command.attachments,
+        )
+        .await
+        {
+            Ok(attached) => Some(attached),
+            Err(refusal) => {
+                super::admission::refuse(ctx.conn.clone(), &ctx.agent_id, &sid, refusal).await;
+                return SessionOutcome::default();
+            }
+        }
+    };
     let key = names::output_stream(&ctx.agent_id, &sid);
     let mut out = OutputWriter::new(ctx.conn.clone(), key, give_up.clone());
     let log_file = session_log::session_log_path(&ctx.settings.log_root, &ctx.agent_id, &sid);
@@ -85,16 +108,15 @@ pub async fn run_session(
         Some(&ctx.settings.log_events),
     );
     log.limit(ctx.settings.log_limits.max_log_bytes);
-    let started = Instant::now();
     let mut format = OutputFormat::for_runner(&ctx.runner, &ctx.path);
     let pumped = pump(
         &ctx,
+        attached.as_ref(),
         &mut out,
         &mut log,
         &mut format,
         &mut approvals,
         &abort,
-        started,
     )
     .await;
     let outcome = SessionOutcome {
@@ -152,13 +174,14 @@ pub async fn run_session(
 
 async fn pump(
     ctx: &SessionContext,
+    attached: Option<&Attached>,
     out: &mut OutputWriter,
     log: &mut SessionLog,
     format: &mut OutputFormat,
     approvals: &mut SessionApprovals,
     abort: &CancellationToken,
-    started: Instant,
 ) -> Result<DonePayload, OutputError> {
+    let started = Instant::now();
     let elapsed = |started: Instant| started.elapsed().as_millis() as u64;
     out.event(OutputEvent::Started(StartedPayload {
         session_id: ctx.command.session_id.clone(),
@@ -186,6 +209,7 @@ async fn pump(
                 .settings
                 .outbox_hint
                 .then_some(crate::files::outbox::HINT),
+            attached,
         };
         tracing::debug!(resume = ?invocation.resume, "runner invocation");
         command_line(&ctx.runner, &invocation)
@@ -211,6 +235,10 @@ async fn pump(
     tracing::info!(pid = running.pid(), runner = %ctx.runner.display_name(), "runner started");
     // Read at once, while the runner is certainly alive and the pid its own.
     log.runner_started(&RunnerRecord::of(running.pid()));
+    // After the runner record, which must stay the log's second line.
+    for file in attached.iter().flat_map(|a| &a.files) {
+        log.note(&format!("attached: {}", file.path.display()));
+    }
 
     let mut stdout = Utf8Stream::new();
     let mut stderr = Utf8Stream::new();
@@ -337,14 +365,21 @@ async fn relay_log_alert(log: &mut SessionLog, out: &mut OutputWriter) -> Result
     }
 }
 
-/// Deletes old session logs ([`session_log::prune`]) on a blocking thread,
+/// Deletes old session logs ([`session_log::prune`]) and the inboxes of
+/// the sessions whose log is gone ([`crate::inbox::prune`]) on a blocking
+/// thread,
 /// so that the session's start does not wait for the disk.
 fn prune_logs_in_background(ctx: &SessionContext) {
     let root = ctx.settings.log_root.clone();
     let agent = ctx.agent_id.clone();
     let current = ctx.command.session_id.clone();
     let limits = ctx.settings.log_limits;
-    tokio::task::spawn_blocking(move || session_log::prune(&root, &agent, &current, &limits));
+    let inbox_root = ctx.settings.inbox.root.clone();
+    tokio::task::spawn_blocking(move || {
+        session_log::prune(&root, &agent, &current, &limits);
+        // An inbox goes with its session's log.
+        crate::inbox::prune(&inbox_root, &root, &agent, &current);
+    });
 }
 
 /// `path` with the `home` folder written `~`: the notice naming it is

@@ -57,6 +57,9 @@ pub struct AgentSettings {
     pub log_events: crate::session_log::LogEvents,
     /// Tell preset runners about `.remoteagent/outbox/` (`[outbox] hint`).
     pub outbox_hint: bool,
+    /// Where files sent with a prompt are saved, and how many a prompt may
+    /// bring (`[attachments]`).
+    pub inbox: crate::inbox::InboxSettings,
 }
 
 /// What an agent task tells the supervisor.

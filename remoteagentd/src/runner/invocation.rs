@@ -4,6 +4,11 @@
 //! can be read, and tested, in one place.
 //!
 //! The prompt is always exactly one argument, never parsed by a shell.
+//! Files sent from the phone with it ([`Attached`]) are listed at its end
+//! by their paths in the session's inbox, and Claude Code is also allowed
+//! into that folder (`--add-dir`), which lies outside the project.
+
+use std::path::PathBuf;
 
 use remoteagent_proto::runner::{Preset, RunnerSpec};
 
@@ -72,6 +77,26 @@ pub enum ApprovalMode {
     Sandbox(Sandbox),
 }
 
+/// Files that came with the prompt, saved in the session's inbox
+/// (`crate::inbox`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attached {
+    /// The inbox folder: outside the project, so Claude Code is given it
+    /// with `--add-dir`.
+    pub dir: PathBuf,
+    pub files: Vec<AttachedFile>,
+}
+
+/// One saved file, as the prompt describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachedFile {
+    /// Absolute path in the inbox.
+    pub path: PathBuf,
+    /// The MIME type the phone gave (already cleaned).
+    pub mime: String,
+    pub size: u64,
+}
+
 /// What one session asks of the runner.
 #[derive(Debug, Clone)]
 pub struct Invocation<'a> {
@@ -83,12 +108,55 @@ pub struct Invocation<'a> {
     /// the other presets before the prompt, after a blank line. Custom
     /// commands never get it: their prompt is the text as typed.
     pub hint: Option<&'a str>,
+    /// Files sent with the prompt, if any.
+    pub attached: Option<&'a Attached>,
+}
+
+impl Invocation<'_> {
+    /// The prompt as the runner gets it: the user's text, then a blank line
+    /// and one line per attached file (`- /path/photo.jpg (image/jpeg, 123
+    /// KB)`); the user's text alone without files.
+    pub fn prompt_text(&self) -> String {
+        let Some(attached) = self.attached.filter(|a| !a.files.is_empty()) else {
+            return self.prompt.to_string();
+        };
+        let mut text = format!("{}\n\nAttached files:", self.prompt.trim_end());
+        for file in &attached.files {
+            text.push_str(&format!(
+                "\n- {} ({}, {})",
+                file.path.display(),
+                file.mime,
+                size_text(file.size)
+            ));
+        }
+        text
+    }
+
+    /// The inbox folder, when files came with the prompt.
+    fn inbox_dir(&self) -> Option<String> {
+        self.attached
+            .filter(|a| !a.files.is_empty())
+            .map(|a| a.dir.display().to_string())
+    }
+}
+
+/// A size for people, in the decimal units Telegram uses: `512 bytes`,
+/// `123 KB`, `4.5 MB`.
+pub fn size_text(bytes: u64) -> String {
+    if bytes < 1000 {
+        format!("{bytes} bytes")
+    } else if bytes < 999_500 {
+        format!("{} KB", (bytes + 500) / 1000)
+    } else {
+        format!("{:.1} MB", bytes as f64 / 1_000_000.0)
+    }
 }
 
 /// Program and arguments for an invocation.
 ///
 /// - Claude Code: `claude -p <prompt> --output-format stream-json --verbose`,
-///   plus `--resume <id>` or `--continue`, plus `--settings <hook JSON>`.
+///   plus `--add-dir <inbox>` when files came with the prompt, plus
+///   `--resume <id>` or `--continue`, plus `--settings <hook JSON>`.
 /// - Codex: `codex exec [--sandbox <mode>] --json [resume <id> | resume
 ///   --last] -- <prompt>`; the sandbox option comes right after `exec`,
 ///   before any `resume` subcommand, where Codex reads it; the `--` keeps a
@@ -101,13 +169,13 @@ pub fn command_line(
     spec: &RunnerSpec,
     invocation: &Invocation<'_>,
 ) -> Result<(String, Vec<String>), RunnerError> {
-    let hinted = match (spec, invocation.hint) {
+    let text = invocation.prompt_text();
+    let prompt = match (spec, invocation.hint) {
         (RunnerSpec::Preset(Preset::Codex | Preset::Aider | Preset::Gemini), Some(hint)) => {
-            format!("{hint}\n\n{}", invocation.prompt)
+            format!("{hint}\n\n{text}")
         }
-        _ => invocation.prompt.to_string(),
+        _ => text,
     };
-    let prompt = hinted;
     let (program, args): (&str, Vec<String>) = match spec {
         RunnerSpec::Preset(Preset::Claude) => {
             let mut args = vec![
@@ -117,6 +185,11 @@ pub fn command_line(
                 "stream-json".into(),
                 "--verbose".into(),
             ];
+            // `--add-dir` takes several folders: it comes after the prompt
+            // and before another option, so it can swallow nothing else.
+            if let Some(dir) = invocation.inbox_dir() {
+                args.extend(["--add-dir".into(), dir]);
+            }
             match invocation.resume {
                 Resume::Fresh => {}
                 Resume::Latest => args.push("--continue".into()),
@@ -198,6 +271,7 @@ mod tests {
             resume,
             approval,
             hint: None,
+            attached: None,
         };
         command_line(spec, &invocation).unwrap()
     }
@@ -224,6 +298,7 @@ mod tests {
             resume: Resume::Fresh,
             approval: ApprovalMode::RunnerDefault,
             hint: None,
+            attached: None,
         };
         assert!(command_line(&RunnerSpec::Command(vec![]), &empty).is_err());
     }
@@ -378,6 +453,122 @@ mod tests {
         }
     }
 
+    fn attached() -> Attached {
+        Attached {
+            dir: PathBuf::from("/state/inbox/a1/s1"),
+            files: vec![
+                AttachedFile {
+                    path: PathBuf::from("/state/inbox/a1/s1/photo-1a2b.jpg"),
+                    mime: "image/jpeg".into(),
+                    size: 123_456,
+                },
+                AttachedFile {
+                    path: PathBuf::from("/state/inbox/a1/s1/notes (v2).txt"),
+                    mime: "text/plain".into(),
+                    size: 12,
+                },
+            ],
+        }
+    }
+
+    const WITH_FILES: &str = "what is this?\n\nAttached files:\n\
+- /state/inbox/a1/s1/photo-1a2b.jpg (image/jpeg, 123 KB)\n\
+- /state/inbox/a1/s1/notes (v2).txt (text/plain, 12 bytes)";
+
+    #[test]
+    fn attached_files_are_listed_in_the_prompt_and_claude_may_read_their_folder() {
+        let files = attached();
+        let with = |spec: &RunnerSpec, resume, approval| {
+            let invocation = Invocation {
+                prompt: "what is this?\n",
+                resume,
+                approval,
+                hint: None,
+                attached: Some(&files),
+            };
+            command_line(spec, &invocation).unwrap()
+        };
+        let claude = RunnerSpec::Preset(Preset::Claude);
+        let (p, a) = with(&claude, Resume::Id("3f6d"), hook());
+        assert_eq!(p, "claude");
+        assert_eq!(
+            a,
+            strings(&[
+                "-p",
+                WITH_FILES,
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--add-dir",
+                "/state/inbox/a1/s1",
+                "--resume",
+                "3f6d",
+                "--settings",
+                HOOK
+            ])
+        );
+        // The others get the paths in the prompt only.
+        let (_, a) = with(
+            &RunnerSpec::Preset(Preset::Codex),
+            Resume::Fresh,
+            ApprovalMode::Sandbox(Sandbox::WorkspaceWrite),
+        );
+        assert_eq!(
+            a,
+            strings(&[
+                "exec",
+                "--sandbox",
+                "workspace-write",
+                "--json",
+                "--",
+                WITH_FILES
+            ])
+        );
+        let (_, a) = with(
+            &RunnerSpec::Preset(Preset::Aider),
+            Resume::Fresh,
+            ApprovalMode::RunnerDefault,
+        );
+        assert_eq!(
+            a,
+            strings(&["--message", WITH_FILES, "--yes-always", "--no-pretty"])
+        );
+        let (_, a) = with(
+            &RunnerSpec::Preset(Preset::Gemini),
+            Resume::Fresh,
+            ApprovalMode::RunnerDefault,
+        );
+        assert_eq!(a, strings(&["-p", WITH_FILES]));
+        let custom = RunnerSpec::Command(vec!["./r.sh".into(), "{prompt}".into(), "-x".into()]);
+        let (_, a) = with(&custom, Resume::Fresh, ApprovalMode::RunnerDefault);
+        assert_eq!(a, strings(&[WITH_FILES, "-x"]));
+
+        // No files, or an empty list: the prompt and argv as before.
+        let none = Attached::default();
+        let invocation = Invocation {
+            prompt: "go",
+            resume: Resume::Fresh,
+            approval: ApprovalMode::RunnerDefault,
+            hint: None,
+            attached: Some(&none),
+        };
+        assert_eq!(
+            command_line(&claude, &invocation).unwrap().1,
+            plain(&claude, "go", Resume::Fresh).1
+        );
+    }
+
+    #[test]
+    fn sizes_read_in_decimal_units() {
+        assert_eq!(size_text(0), "0 bytes");
+        assert_eq!(size_text(999), "999 bytes");
+        assert_eq!(size_text(1000), "1 KB");
+        assert_eq!(size_text(123_456), "123 KB");
+        assert_eq!(size_text(999_499), "999 KB");
+        assert_eq!(size_text(999_500), "1.0 MB");
+        assert_eq!(size_text(23_400_000), "23.4 MB");
+    }
+
     #[test]
     fn the_hint_reaches_presets_only() {
         let with_hint = |spec: &RunnerSpec| {
@@ -386,6 +577,7 @@ mod tests {
                 resume: Resume::Fresh,
                 approval: hook(),
                 hint: Some("Files: outbox."),
+                attached: None,
             };
             command_line(spec, &invocation).unwrap().1
         };

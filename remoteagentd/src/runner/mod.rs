@@ -31,7 +31,9 @@ pub mod text;
 pub mod utf8;
 
 pub use error::RunnerError;
-pub use invocation::{ApprovalMode, Invocation, Resume, Sandbox, command_line};
+pub use invocation::{
+    ApprovalMode, Attached, AttachedFile, Invocation, Resume, Sandbox, command_line,
+};
 
 /// Read size from the runner's pipes.
 const READ_BUF: usize = 64 * 1024;

@@ -6,6 +6,7 @@
 //! subscriber is `replay_record`'s, which reads only its own agent's lines.
 
 mod approval;
+mod attachments;
 mod execution_reconnect;
 mod execution_redis;
 mod execution_session;

@@ -17,6 +17,7 @@ fn paths(root: &std::path::Path) -> Paths {
         secrets_dir: root.join("data/remoteagent/secrets"),
         log_root: root.join("state/remoteagent/logs"),
         envelopes_dir: root.join("state/remoteagent/envelopes"),
+        inbox_root: root.join("state/remoteagent/inbox"),
         socket: root.join("run/remoteagent/remoteagentd.sock"),
     }
 }

@@ -71,6 +71,10 @@ impl Setup {
                 log_limits: Default::default(),
                 log_events: Default::default(),
                 outbox_hint: true,
+                inbox: remoteagentd::inbox::InboxSettings {
+                    root: logs.path().join("inbox"),
+                    limits: Default::default(),
+                },
             }),
             logs,
             redis,

@@ -397,6 +397,9 @@ mod tests {
             message: message.map(str::to_string),
             chunks: 0,
             withheld_bytes: 0,
+            stopped_by: None,
+            turns: None,
+            cost_usd: None,
         }
     }
 

@@ -39,6 +39,9 @@ fn done_after(chunks: u64, duration_ms: u64) -> OutputEvent {
         message: None,
         chunks,
         withheld_bytes: 0,
+        stopped_by: None,
+        turns: None,
+        cost_usd: None,
     })
 }
 

@@ -13,11 +13,21 @@
 
 use std::path::Path;
 
+use remoteagent_proto::events::Usd;
 use remoteagent_proto::runner::{Preset, RunnerSpec};
 
 use super::ansi::AnsiStrip;
 use super::claude::ClaudeStream;
 use super::codex::CodexStream;
+
+/// What a runner reported about its run, for the session's `done`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Turns of the conversation (Claude Code's `num_turns`).
+    pub turns: Option<u64>,
+    /// What the run cost (Claude Code's `total_cost_usd`).
+    pub cost_usd: Option<Usd>,
+}
 
 #[derive(Debug)]
 enum Kind {
@@ -80,6 +90,15 @@ impl OutputFormat {
 
     pub fn finish_stderr(&mut self) {
         self.stderr_ansi.finish();
+    }
+
+    /// The turns and cost the runner reported (Claude Code only: Codex
+    /// reports tokens, the others nothing).
+    pub fn stats(&self) -> RunStats {
+        match &self.kind {
+            Kind::Claude(c) => c.stats(),
+            Kind::Codex(_) | Kind::Plain => RunStats::default(),
+        }
     }
 
     /// The conversation id the runner reported (Claude's `session_id`,

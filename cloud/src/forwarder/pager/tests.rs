@@ -341,6 +341,9 @@ async fn run(r: Run) {
         message: None,
         chunks: seq,
         withheld_bytes: 0,
+        stopped_by: None,
+        turns: None,
+        cost_usd: None,
     };
     events.push((format!("{}-0", n + 1), OutputEvent::Done(done)));
 
@@ -568,6 +571,9 @@ async fn a_page_that_would_open_with_a_lone_newline_is_not_sent_blank() {
         message: None,
         chunks: 3,
         withheld_bytes: 0,
+        stopped_by: None,
+        turns: None,
+        cost_usd: None,
     };
     pager.apply("4-0", OutputEvent::Done(done)).await.unwrap();
     drop(pager);

@@ -327,7 +327,7 @@ impl Usd {
     /// `dollars` rounded to a millionth; `None` unless finite and not
     /// negative.
     pub fn from_dollars(dollars: f64) -> Option<Usd> {
-        if !dollars.is_finite() || dollars < 0.0 || dollars > 1e12 {
+        if !(0.0..=1e12).contains(&dollars) {
             return None;
         }
         Some(Usd {

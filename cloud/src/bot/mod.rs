@@ -6,6 +6,7 @@ pub mod agents;
 pub mod callback;
 pub mod group;
 pub mod new;
+pub mod notify;
 pub mod pair;
 pub mod prompt;
 pub mod start;
@@ -172,6 +173,7 @@ async fn handle_message(state: &AppState, message: Message) {
             "new" => new::run(&ctx).await,
             "stop" => stop::run(&ctx).await,
             "status" => status::run(&ctx).await,
+            "notify" => notify::run(&ctx, cmd.args).await,
             "unpair" => unpair::run(&ctx, cmd.args).await,
             "allowgroup" | "disallowgroup" => {
                 ctx.reply(group::ONLY_IN_GROUPS).await;

@@ -14,6 +14,7 @@ Any text message is a prompt for your current agent.\n\
 /new — the next prompt starts a fresh conversation\n\
 /stop — abort the running prompt\n\
 /status — current agent, running prompt, plan\n\
+/notify on|off — a message when a run ends, so your phone notifies you (on by default)\n\
 /unpair NAME — revoke an agent\n\n\
 <b>Groups</b>\n\
 Prompts come from this private chat. To use an agent in a group, send /allowgroup there \

@@ -137,6 +137,10 @@ pub struct Config {
     /// Every group chat counts as opted in for its members' agents
     /// (`ALLOW_GROUP_PROMPTS`; default false: `/allowgroup` per group).
     pub allow_group_prompts: bool,
+    /// A run's end is also sent as a new message, so that the phone
+    /// notifies (`FINAL_NOTIFY`, default true); each user may turn it off
+    /// for themselves with `/notify off`.
+    pub final_notify: bool,
 }
 
 impl Config {
@@ -353,6 +357,7 @@ impl Config {
         let forwarder_orphan_secs = p.check(at_least(v, "FORWARDER_ORPHAN_SECS", 1u64, None));
         let redis_acl = p.check(flag(v, "REDIS_ACL"));
         let allow_group_prompts = p.check(flag(v, "ALLOW_GROUP_PROMPTS"));
+        let final_notify = p.check(flag(v, "FINAL_NOTIFY"));
         let free_plan_agents = p.check(parsed(v, "FREE_PLAN_AGENTS"));
         let trial_days = p.check(parsed(v, "TRIAL_DAYS"));
         let trusted_proxies = p.check(trusted_proxies(v));
@@ -369,6 +374,7 @@ impl Config {
             Some(forwarder_orphan_secs),
             Some(redis_acl),
             Some(allow_group_prompts),
+            Some(final_notify),
             Some(free_plan_agents),
             Some(trial_days),
             Some(trusted_proxies),
@@ -383,6 +389,7 @@ impl Config {
             forwarder_orphan_secs,
             redis_acl,
             allow_group_prompts,
+            final_notify,
             free_plan_agents,
             trial_days,
             trusted_proxies,
@@ -416,6 +423,7 @@ impl Config {
             trusted_proxies,
             metrics_token: v.get("METRICS_TOKEN").map(SecretString::from),
             allow_group_prompts,
+            final_notify,
         })
     }
 }

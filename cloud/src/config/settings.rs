@@ -166,6 +166,11 @@ pub const SETTINGS: &[Setting] = &[
         DefaultValue::Value("false"),
         "group chats count as opted in without /allowgroup",
     ),
+    setting(
+        "FINAL_NOTIFY",
+        DefaultValue::Value("true"),
+        "when a run ends, also send a new message (the phone notifies; edits are silent); false: only the output message is updated. Each user may turn it off with /notify off",
+    ),
 ];
 
 /// The settings as `--help` lists them.

@@ -81,6 +81,14 @@ pub(super) struct Progress {
     /// The owner's private chat, where approval requests go when the
     /// session runs in a group (0: the session's own chat).
     pub approval_chat: i64,
+    /// The message that shows the status when it is not the current
+    /// page's: the output file (0: none, or the page shows it). The ping
+    /// replies to it.
+    pub status_msg: i64,
+    /// The ping of the finished session is done with (sent, or not
+    /// wanted): a replica that finishes the session again must not send
+    /// it twice, nor show the status again.
+    pub pinged: bool,
 }
 
 /// Approval messages remembered per session. Resolved ones are kept for a
@@ -137,6 +145,8 @@ impl Progress {
             ("file_sent", u8::from(self.file_sent).to_string()),
             ("refused", u8::from(self.refused).to_string()),
             ("approval_chat", self.approval_chat.to_string()),
+            ("status_msg", self.status_msg.to_string()),
+            ("pinged", u8::from(self.pinged).to_string()),
         ]
     }
 
@@ -162,6 +172,8 @@ impl Progress {
             file_sent: num::<u8>(map, "file_sent")? != 0,
             refused: num::<u8>(map, "refused")? != 0,
             approval_chat: num(map, "approval_chat")?,
+            status_msg: num(map, "status_msg")?,
+            pinged: num::<u8>(map, "pinged")? != 0,
         })
     }
 }

@@ -88,12 +88,14 @@ impl<I: Io> Pager<I> {
     }
 
     /// A resumed session puts its current page back as stored (a stale edit
-    /// may have been lost with the replica that made it).
+    /// may have been lost with the replica that made it); not once it
+    /// ended (the page shows the status, without a button).
     pub fn resumed(&mut self) {
         if self.page.message != 0
             && page::is_visible(&self.page.html)
             && !self.muted
             && !self.saved.more.file_sent
+            && !self.saved.more.pinged
         {
             let (chat, msg) = (self.chat(), self.page.message);
             self.io

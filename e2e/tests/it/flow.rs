@@ -171,7 +171,7 @@ fn expected_answer(prompt: &str) -> String {
     )
 }
 
-async fn prompt_streams_back(w: &World) {
+async fn prompt_streams_back(w: &World, agent: &str) {
     let prompt = "fix the failing test; don't touch $(HOME)";
     w.say(OWNER, prompt).await;
     let final_text = w
@@ -190,12 +190,12 @@ async fn prompt_streams_back(w: &World) {
         "no edits were made"
     );
     // Then the end came as a new message, so that the phone notifies.
-    let (ping, output) = w.wait_ping(OWNER, "✅ webapp finished in").await;
+    let (ping, output) = w.wait_ping(OWNER, &format!("✅ {agent} finished in")).await;
     assert!(output.text.contains("Finished."), "{output:#?}");
     assert!(output.text.contains("✅ done in"), "{output:#?}");
     assert!(
         ping.text
-            .strip_prefix("✅ webapp finished in ")
+            .strip_prefix(&format!("✅ {agent} finished in "))
             .is_some_and(|t| t.ends_with('s')),
         "{ping:#?}"
     );
@@ -215,7 +215,7 @@ async fn full_flow(postgres: bool) {
     w.wait_text(OWNER, "confirming the pairing", |t| t.contains(&name))
         .await;
 
-    prompt_streams_back(&w).await;
+    prompt_streams_back(&w, &name).await;
 
     // /agents shows it online.
     w.say(OWNER, "/agents").await;
@@ -412,7 +412,7 @@ async fn agent_goes_offline_when_the_daemon_stops_and_returns_after_sigkill_rest
         "agent not back online: {}",
         w.agents_json()
     );
-    prompt_streams_back(&w).await;
+    prompt_streams_back(&w, &name).await;
 
     // A clean stop: /agents reports it offline (within the presence TTL).
     let code = w.daemon.proc.stop().await.unwrap();

@@ -16,8 +16,9 @@ use std::path::Path;
 use remoteagent_proto::events::Usd;
 use serde_json::Value;
 
-use super::format::RunStats;
-use super::text::{EventRenderer, JsonEvents, PathShortener, first_line, valid_conversation_id};
+use super::text::{
+    EventRenderer, JsonEvents, PathShortener, RunStats, first_line, valid_conversation_id,
+};
 
 /// Longest detail shown after a tool's name.
 const DETAIL_CHARS: usize = 120;

@@ -13,21 +13,12 @@
 
 use std::path::Path;
 
-use remoteagent_proto::events::Usd;
 use remoteagent_proto::runner::{Preset, RunnerSpec};
 
 use super::ansi::AnsiStrip;
 use super::claude::ClaudeStream;
 use super::codex::CodexStream;
-
-/// What a runner reported about its run, for the session's `done`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RunStats {
-    /// Turns of the conversation (Claude Code's `num_turns`).
-    pub turns: Option<u64>,
-    /// What the run cost (Claude Code's `total_cost_usd`).
-    pub cost_usd: Option<Usd>,
-}
+pub use super::text::RunStats;
 
 #[derive(Debug)]
 enum Kind {

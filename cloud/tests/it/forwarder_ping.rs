@@ -141,6 +141,38 @@ async fn each_end_is_a_new_message_replying_to_the_output_and_naming_the_agent()
     assert!(tg.refused_calls().is_empty(), "{:#?}", tg.refused_calls());
 }
 
+/// The ping goes through the outbox like every message: a 429 is waited
+/// out and the same ping sent again, once.
+#[tokio::test]
+async fn a_rate_limited_ping_is_sent_after_the_pause() {
+    let tg = FakeTelegram::start().await;
+    let mut conn = connect(&url()).await;
+    let ids = Ids::new();
+    let (fwd, mut rx) = forwarder(&tg, &url(), "r1", FAST, options(MAX_MESSAGE_CHARS));
+    start(&fwd, &tg, ids.start("hello")).await;
+    // The next sendMessage of the bot is the ping (one page of output).
+    tg.fail_next("sendMessage", 1, 1);
+    write_chunks(&mut conn, &ids, "working on it\n", 100, 0).await;
+    xadd(
+        &mut conn,
+        &ids,
+        &OutputEvent::Done(end(DoneStatus::Ok, Some(0), None)),
+    )
+    .await;
+    finished(&mut rx).await;
+    let sends: Vec<_> = tg
+        .calls_of("sendMessage")
+        .into_iter()
+        .filter(|c| c.chat_id() == Some(ids.chat))
+        .collect();
+    assert_eq!(sends.len(), 3, "{sends:#?}");
+    assert_eq!(sends[1].status, 429);
+    assert!(sends[2].ok());
+    assert!(sends[2].at.duration_since(sends[1].at) >= Duration::from_millis(950));
+    let (_, ping) = output_and_ping(&tg, ids.chat, "hello");
+    assert_eq!(ping.text, "✅ hello finished in 48s");
+}
+
 /// `FINAL_NOTIFY=false`: today's behaviour, the silent final edit only.
 #[tokio::test]
 async fn with_final_notify_off_only_the_output_is_edited() {

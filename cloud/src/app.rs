@@ -147,6 +147,8 @@ impl App {
             ForwarderOptions {
                 max_pages: config.forwarder_max_pages,
                 orphan_after: Duration::from_secs(config.forwarder_orphan_secs),
+                final_notify: config.final_notify,
+                notify_db: Some(db.clone()),
                 ..ForwarderOptions::default()
             },
         );

@@ -55,6 +55,9 @@ pub async fn close_stream(
         message: Some(message.to_string()),
         chunks: 0,
         withheld_bytes: 0,
+        stopped_by: None,
+        turns: None,
+        cost_usd: None,
     };
     let stream = names::output_stream(agent, session);
     let mut conn = conn.clone();

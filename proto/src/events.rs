@@ -267,10 +267,103 @@ pub struct DonePayload {
     /// counted in `chunks` and are not "lost".
     #[serde(default, skip_serializing_if = "is_zero")]
     pub withheld_bytes: u64,
+    /// Who stopped an `aborted` session. Absent when nobody knows (an older
+    /// daemon, the cloud closing a stream itself); a value this build does
+    /// not know reads as absent too.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient"
+    )]
+    pub stopped_by: Option<StoppedBy>,
+    /// Turns of the conversation in this run, when the runner reported
+    /// them (Claude Code's `num_turns`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient"
+    )]
+    pub turns: Option<u64>,
+    /// What the run cost, when the runner reported it (Claude Code's
+    /// `total_cost_usd`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient"
+    )]
+    pub cost_usd: Option<Usd>,
 }
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+/// An optional field read leniently: a value that does not fit reads as
+/// absent instead of failing the whole event (a `done` that cannot be read
+/// would leave its session unfinished).
+fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(value.and_then(|v| serde_json::from_value(v).ok()))
+}
+
+/// Where the stop of an aborted session came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoppedBy {
+    /// The cloud's `abort` (the Stop button, `/stop`).
+    Phone,
+    /// `remoteagentctl stop` (or `unpair`) on the computer.
+    Computer,
+    /// The daemon shut down (or restarted the agent).
+    Shutdown,
+}
+
+impl StoppedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoppedBy::Phone => "phone",
+            StoppedBy::Computer => "computer",
+            StoppedBy::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// An amount of US dollars, kept in millionths so that it compares exactly;
+/// on the wire a plain JSON number of dollars (`0.0912`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Usd {
+    micros: u64,
+}
+
+impl Usd {
+    /// `dollars` rounded to a millionth; `None` unless finite and not
+    /// negative.
+    pub fn from_dollars(dollars: f64) -> Option<Usd> {
+        if !(0.0..=1e12).contains(&dollars) {
+            return None;
+        }
+        Some(Usd {
+            micros: (dollars * 1e6).round() as u64,
+        })
+    }
+
+    pub fn dollars(self) -> f64 {
+        self.micros as f64 / 1e6
+    }
+}
+
+impl Serialize for Usd {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(self.dollars())
+    }
+}
+
+impl<'de> Deserialize<'de> for Usd {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let dollars = f64::deserialize(d)?;
+        Usd::from_dollars(dollars)
+            .ok_or_else(|| D::Error::custom(format!("not an amount of dollars: {dollars}")))
+    }
 }
 
 /// Outcome of a pairing, published on `pair:{pairingId}`.
@@ -426,12 +519,49 @@ mod tests {
                 message: Some("aborted by user".into()),
                 chunks: 1,
                 withheld_bytes: 0,
+                stopped_by: None,
+                turns: None,
+                cost_usd: None,
             }),
         ];
         for ev in events {
             let s = serde_json::to_string(&ev).unwrap();
             assert_eq!(serde_json::from_str::<OutputEvent>(&s).unwrap(), ev, "{s}");
         }
+    }
+
+    #[test]
+    fn done_says_who_stopped_it_and_what_the_run_cost_leniently() {
+        let done: DonePayload = serde_json::from_str(
+            r#"{"status":"aborted","exitCode":null,"durationMs":5,"stoppedBy":"phone","turns":9,"costUsd":0.08734}"#,
+        )
+        .unwrap();
+        assert_eq!(done.stopped_by, Some(StoppedBy::Phone));
+        assert_eq!(done.turns, Some(9));
+        assert_eq!(done.cost_usd, Usd::from_dollars(0.08734));
+        let back = serde_json::to_value(&done).unwrap();
+        assert_eq!(back["stoppedBy"], "phone");
+        assert_eq!(back["costUsd"], 0.08734);
+        // Absent, unknown or malformed: read as absent, the event still
+        // reads (a `done` that cannot be read would never end its session).
+        for extra in [
+            "",
+            r#","stoppedBy":"martians""#,
+            r#","stoppedBy":7,"turns":"many","costUsd":-3"#,
+            r#","costUsd":"free","turns":-1"#,
+        ] {
+            let json = format!(r#"{{"status":"aborted","exitCode":null,"durationMs":5{extra}}}"#);
+            let done: DonePayload = serde_json::from_str(&json).unwrap();
+            assert_eq!(
+                (done.stopped_by, done.turns, done.cost_usd),
+                (None, None, None),
+                "{json}"
+            );
+            let shape = serde_json::to_value(&done).unwrap();
+            assert!(shape.get("stoppedBy").is_none() && shape.get("costUsd").is_none());
+        }
+        assert_eq!(Usd::from_dollars(f64::NAN), None);
+        assert_eq!(Usd::from_dollars(0.0).map(Usd::dollars), Some(0.0));
     }
 
     #[test]

@@ -93,6 +93,9 @@ mod tests {
             message: Some("the agent went offline".into()),
             chunks: 3,
             withheld_bytes: 0,
+            stopped_by: None,
+            turns: None,
+            cost_usd: None,
         }
     }
 

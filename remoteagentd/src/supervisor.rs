@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use remoteagent_proto::control::{AgentInfo, DaemonStatus, ErrorCode};
+use remoteagent_proto::events::StoppedBy;
 use remoteagent_proto::keys::CloudPublicKey;
 use remoteagent_proto::{AgentId, SessionId};
 use secrecy::SecretString;
@@ -270,7 +271,9 @@ impl Supervisor {
             handle: Some(old), ..
         }) = old
         {
-            tokio::spawn(shutdown_handle(old));
+            // A restart (a renewed token): the running session ends as in
+            // a shutdown.
+            tokio::spawn(shutdown_handle(old, StoppedBy::Shutdown));
         }
     }
 
@@ -459,12 +462,13 @@ impl Supervisor {
         decision.await
     }
 
-    /// Forgets an agent locally: stops its task, deletes its secret and
-    /// metadata. Returns its metadata, or `None` if it was unknown.
-    pub async fn forget(&self, id: &AgentId) -> Option<AgentMeta> {
+    /// Forgets an agent locally: stops its task (a running session is
+    /// stopped `by` whoever unpaired it), deletes its secret and metadata.
+    /// Returns its metadata, or `None` if it was unknown.
+    pub async fn forget(&self, id: &AgentId, by: StoppedBy) -> Option<AgentMeta> {
         let slot = self.slots().remove(id)?;
         if let Some(handle) = slot.handle {
-            shutdown_handle(handle).await;
+            shutdown_handle(handle, by).await;
         }
         if let Err(e) = self.secrets.delete(id).await {
             tracing::warn!(agent = %id, error = %e, "could not delete the agent's secret");
@@ -489,7 +493,7 @@ impl Supervisor {
             .collect();
         let ended = futures::future::join_all(handles.into_iter().map(|h| async move {
             let id = h.id().clone();
-            (id, shutdown_handle(h).await)
+            (id, shutdown_handle(h, StoppedBy::Shutdown).await)
         }))
         .await;
         // A session aborted by the shutdown reports its conversation as the
@@ -528,7 +532,7 @@ impl Supervisor {
             match notice {
                 AgentNotice::Unpaired(id) => {
                     tracing::info!(agent = %id, "the cloud unpaired this agent");
-                    self.forget(&id).await;
+                    self.forget(&id, StoppedBy::Phone).await;
                 }
                 AgentNotice::Conversation {
                     agent,
@@ -542,10 +546,10 @@ impl Supervisor {
 /// Shuts a handle down once no request is using it any more: `stop` holds
 /// a clone only for as long as its abort takes. Returns the conversation id
 /// the agent ended with, if its sessions reported one.
-async fn shutdown_handle(mut handle: Arc<AgentHandle>) -> Option<String> {
+async fn shutdown_handle(mut handle: Arc<AgentHandle>, by: StoppedBy) -> Option<String> {
     loop {
         match Arc::try_unwrap(handle) {
-            Ok(h) => return h.shutdown().await,
+            Ok(h) => return h.shutdown_by(by).await,
             Err(shared) => {
                 handle = shared;
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -655,8 +659,8 @@ mod tests {
         add(&s, "abc111", "web", "/p/web");
         let id = s.resolve("web").unwrap();
         assert_eq!(s.stop(&id).await.unwrap_err().code, ErrorCode::Conflict);
-        assert!(s.forget(&id).await.is_some());
+        assert!(s.forget(&id, StoppedBy::Computer).await.is_some());
         assert!(s.list().is_empty());
-        assert!(s.forget(&id).await.is_none());
+        assert!(s.forget(&id, StoppedBy::Computer).await.is_none());
     }
 }

@@ -9,6 +9,7 @@ pub mod get;
 pub mod group;
 pub mod media;
 pub mod new;
+pub mod notify;
 pub mod pair;
 pub mod prompt;
 pub mod start;
@@ -156,7 +157,8 @@ async fn handle_message(state: &AppState, message: Message) {
                     .await;
             }
         } else if ctx.private {
-            ctx.reply("I understand text messages, photos, documents and voice notes.").await;
+            ctx.reply("I understand text messages, photos, documents and voice notes.")
+                .await;
         }
         return;
     };
@@ -188,6 +190,7 @@ async fn handle_message(state: &AppState, message: Message) {
             "stop" => stop::run(&ctx).await,
             "get" => get::run(&ctx, cmd.args).await,
             "status" => status::run(&ctx).await,
+            "notify" => notify::run(&ctx, cmd.args).await,
             "unpair" => unpair::run(&ctx, cmd.args).await,
             "allowgroup" | "disallowgroup" => {
                 ctx.reply(group::ONLY_IN_GROUPS).await;

@@ -15,6 +15,7 @@ Any text message is a prompt for your current agent.\n\
 /stop — abort the running prompt\n\
 /get PATH — a file of the project as a document (a folder comes zipped)\n\
 /status — current agent, running prompt, plan\n\
+/notify on|off — a message when a run ends, so your phone notifies you (on by default)\n\
 /unpair NAME — revoke an agent\n\n\
 <b>Groups</b>\n\
 Prompts come from this private chat. To use an agent in a group, send /allowgroup there \

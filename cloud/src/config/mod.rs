@@ -151,6 +151,10 @@ pub struct Config {
     /// Bytes of files one prompt may carry (`ATTACHMENTS_MAX_TOTAL_MB`, in
     /// MB of 1,000,000 bytes, as Telegram counts).
     pub attachments_max_total_bytes: u64,
+    /// A run's end is also sent as a new message, so that the phone
+    /// notifies (`FINAL_NOTIFY`, default true); each user may turn it off
+    /// for themselves with `/notify off`.
+    pub final_notify: bool,
 }
 
 impl Config {
@@ -377,6 +381,7 @@ impl Config {
             1u64,
             Some(1_000_000),
         ));
+        let final_notify = p.check(flag(v, "FINAL_NOTIFY"));
         let free_plan_agents = p.check(parsed(v, "FREE_PLAN_AGENTS"));
         let trial_days = p.check(parsed(v, "TRIAL_DAYS"));
         let trusted_proxies = p.check(trusted_proxies(v));
@@ -397,6 +402,7 @@ impl Config {
             Some(allow_group_prompts),
             Some(attachments_max_files),
             Some(attachments_max_total_mb),
+            Some(final_notify),
             Some(free_plan_agents),
             Some(trial_days),
             Some(trusted_proxies),
@@ -414,6 +420,7 @@ impl Config {
             allow_group_prompts,
             attachments_max_files,
             attachments_max_total_mb,
+            final_notify,
             free_plan_agents,
             trial_days,
             trusted_proxies,
@@ -451,6 +458,7 @@ impl Config {
             stt,
             attachments_max_files,
             attachments_max_total_bytes: attachments_max_total_mb * 1_000_000,
+            final_notify,
         })
     }
 }

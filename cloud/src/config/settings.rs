@@ -206,6 +206,11 @@ pub const SETTINGS: &[Setting] = &[
         DefaultValue::Value("50"),
         "megabytes (1,000,000 bytes) of files one prompt may carry (at least 1)",
     ),
+    setting(
+        "FINAL_NOTIFY",
+        DefaultValue::Value("true"),
+        "when a run ends, also send a new message (the phone notifies; edits are silent); false: only the output message is updated. Each user may turn it off with /notify off",
+    ),
 ];
 
 /// The settings as `--help` lists them.

@@ -33,6 +33,7 @@ fn defaults_apply() {
     assert!(!c.allow_group_prompts);
     assert_eq!(c.attachments_max_files, 10);
     assert_eq!(c.attachments_max_total_bytes, 50_000_000);
+    assert!(c.final_notify);
     assert!(c.metrics_token.is_none() && c.signing_key.is_none());
 }
 
@@ -260,6 +261,20 @@ fn file_keys_in_either_case() {
     assert_eq!(c.redis_url.expose_secret(), "redis://r:1");
     assert_eq!(c.trial_days, 3);
     assert!(!c.redis_acl);
+}
+
+/// `FINAL_NOTIFY` (env) or `final_notify` (cloud.toml) turns the message
+/// at the end of a run off for everyone.
+#[test]
+fn the_end_of_run_message_can_be_turned_off() {
+    assert!(!load_file("final_notify = false\n").unwrap().final_notify);
+    let mut pairs = BASE.to_vec();
+    pairs.push(("FINAL_NOTIFY", "false"));
+    assert!(!Config::from_pairs(pairs).unwrap().final_notify);
+    let mut pairs = BASE.to_vec();
+    pairs.push(("FINAL_NOTIFY", "sometimes"));
+    let err = Config::from_pairs(pairs).unwrap_err().to_string();
+    assert!(err.starts_with("FINAL_NOTIFY is invalid"), "{err}");
 }
 
 #[test]

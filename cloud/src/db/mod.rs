@@ -6,11 +6,12 @@
 //! UUID column fails), and `?` placeholders break on PostgreSQL.
 //!
 //! * [`users`], [`agents`], [`sessions`], [`pairing`], [`groups`],
-//!   [`poll_offsets`]: one module per table, plain functions over [`Db`];
+//!   [`poll_offsets`], [`notify`]: one module per table, plain functions over [`Db`];
 //!   rows are `#[derive(sqlx::FromRow)]` with typed ids.
 
 pub mod agents;
 pub mod groups;
+pub mod notify;
 pub mod pairing;
 pub mod poll_offsets;
 pub mod sessions;
@@ -82,6 +83,11 @@ const MIGRATIONS: &[Migration] = &[
     migration!(2, "0002_group_chats.sql"),
     migration!(3, "0003_drop_processed_updates.sql"),
     migration!(4, "0004_telegram_poll_offsets.sql"),
+    migration!(
+        5,
+        sqlite: "0005_notify_settings.sql",
+        postgres: "0005_notify_settings.sql"
+    ),
 ];
 
 impl Db {

@@ -76,6 +76,9 @@ impl Liveness {
             // Nothing is known to be lost: what the daemon wrote is read.
             chunks: 0,
             withheld_bytes: 0,
+            stopped_by: None,
+            turns: None,
+            cost_usd: None,
         })
     }
 

@@ -28,6 +28,12 @@
 //! replica) edits it with the verdict, and the bot's button handler can find
 //! it ([`approval_message`]).
 //!
+//! **The end.** The last page's final edit shows the status and drops the
+//! Stop button; then the end is told again as a new message replying to
+//! the page (or to the output file): the "ping", since Telegram does not
+//! notify on edits. It is recorded in the session's state once sent, so a
+//! replica that takes over never sends it twice (see `pager/ping.rs`).
+//!
 //! **Long output.** At most [`ForwarderOptions::max_pages`] pages are shown
 //! live; past them the last page says so, and at `done` the whole stream is
 //! read back and sent as `output-{session}.txt` (cut at Telegram's 50 MB
@@ -134,6 +140,13 @@ pub struct ForwarderOptions {
     /// (`FORWARDER_ORPHAN_SECS`): a daemon that died mid-session never
     /// writes its `done`.
     pub orphan_after: Duration,
+    /// Whether a session's end is also sent as a new message replying to
+    /// its output, so that the phone notifies (`FINAL_NOTIFY`); each user
+    /// may still turn it off for themselves (`/notify off`).
+    pub final_notify: bool,
+    /// Where each user's `/notify` choice is read; without a database every
+    /// user gets the message (as long as `final_notify`).
+    pub notify_db: Option<crate::db::Db>,
 }
 
 impl Default for ForwarderOptions {
@@ -146,6 +159,8 @@ impl Default for ForwarderOptions {
             max_pages: DEFAULT_MAX_PAGES,
             max_document_bytes: MAX_DOCUMENT_BYTES,
             orphan_after: Duration::from_secs(DEFAULT_ORPHAN_SECS),
+            final_notify: true,
+            notify_db: None,
         }
     }
 }

@@ -2,7 +2,8 @@
 //! placeholder, the Stop button, notice and status lines.
 
 use remoteagent_proto::SessionId;
-use remoteagent_proto::events::{DonePayload, DoneStatus};
+use remoteagent_proto::elapsed::elapsed;
+use remoteagent_proto::events::{DonePayload, DoneStatus, StoppedBy, Usd};
 
 use crate::telegram::{InlineButton, InlineKeyboard, escape_html, render};
 
@@ -16,6 +17,10 @@ const MAX_LINE_CHARS: usize = 1000;
 const MAX_TOOL_CHARS: usize = 64;
 const MAX_SUMMARY_CHARS: usize = 3000;
 const MAX_REASON_CHARS: usize = 300;
+
+/// Longest agent name shown in a message of its own (an approval request,
+/// the ping).
+const MAX_NAME_CHARS: usize = 64;
 
 /// Telegram's limit on `callback_data`, in bytes.
 const MAX_CALLBACK_DATA: usize = 64;
@@ -233,22 +238,24 @@ fn verdict_text(allow: bool, reason: &str) -> String {
     }
 }
 
-/// The message asking the user to approve a tool use:
-/// `🔐 <b>Bash</b> wants to run:` / `<pre>cargo test</pre>` / the deadline.
-pub(crate) fn approval_html(tool: &str, summary: &str, timeout_secs: u64) -> String {
+/// The message asking the user to approve a tool use, naming the agent
+/// that asks (one may drive several): `🔐 <b>hello</b> asks to run:` /
+/// `<pre>cargo test</pre>` / the deadline; for other tools `🔐 <b>hello</b>
+/// asks to use <b>Edit</b>:`.
+pub(crate) fn approval_html(agent: &str, tool: &str, summary: &str, timeout_secs: u64) -> String {
+    let agent = escape_html(&cut_to(agent.trim(), MAX_NAME_CHARS));
     let tool = cut_to(tool.trim(), MAX_TOOL_CHARS);
-    let tool = if tool.is_empty() {
-        "A tool".into()
-    } else {
-        tool
-    };
     let shell = ["bash", "shell", "sh", "command", "exec"].contains(&tool.to_lowercase().as_str());
-    let what = if shell {
-        "wants to run:"
+    let mut html = if shell {
+        format!("🔐 <b>{agent}</b> asks to run:")
+    } else if tool.is_empty() {
+        format!("🔐 <b>{agent}</b> asks to use a tool:")
     } else {
-        "asks for approval:"
+        format!(
+            "🔐 <b>{agent}</b> asks to use <b>{}</b>:",
+            escape_html(&tool)
+        )
     };
-    let mut html = format!("🔐 <b>{}</b> {what}", escape_html(&tool));
     let summary = cut_to(summary.trim_end(), MAX_SUMMARY_CHARS);
     if !summary.trim().is_empty() {
         html.push_str(&format!("\n<pre>{}</pre>", escape_html(&summary)));
@@ -262,6 +269,67 @@ pub(crate) fn approval_html(tool: &str, summary: &str, timeout_secs: u64) -> Str
         html.push_str("\nNo answer = denied.");
     }
     html
+}
+
+/// The ping: a session's end as a new message, naming the agent, so that
+/// the phone notifies (Telegram does not on edits). `✅ <b>hello</b>
+/// finished in 48s · 9 turns · $0.09`, `❌ <b>hello</b> failed: exit 1`,
+/// `⏹ <b>hello</b> stopped by you (from the phone)`. `None` for a prompt
+/// that never ran (rejected: its answer came at once, nobody waits).
+pub(super) fn ping_html(agent: &str, done: &DonePayload) -> Option<String> {
+    let name = format!(
+        "<b>{}</b>",
+        escape_html(&cut_to(agent.trim(), MAX_NAME_CHARS))
+    );
+    let reason = |text: &str| escape_html(&cut_to(text.trim(), MAX_REASON_CHARS));
+    let message = done.message.as_deref().unwrap_or("").trim();
+    Some(match done.status {
+        DoneStatus::Ok => {
+            let mut html = format!("✅ {name} finished in {}", elapsed(done.duration_ms / 1000));
+            if let Some(turns) = done.turns {
+                let s = if turns == 1 { "" } else { "s" };
+                html.push_str(&format!(" · {turns} turn{s}"));
+            }
+            if let Some(cost) = done.cost_usd {
+                html.push_str(&format!(" · {}", cost_text(cost)));
+            }
+            html
+        }
+        DoneStatus::Failed | DoneStatus::Error => {
+            let why = match (message.is_empty(), done.exit_code) {
+                (false, _) => reason(message),
+                (true, Some(code)) => format!("exit {code}"),
+                (true, None) => String::new(),
+            };
+            if why.is_empty() {
+                format!("❌ {name} failed")
+            } else {
+                format!("❌ {name} failed: {why}")
+            }
+        }
+        DoneStatus::Aborted => match done.stopped_by {
+            Some(StoppedBy::Phone) => format!("⏹ {name} stopped by you (from the phone)"),
+            Some(StoppedBy::Computer) => format!("⏹ {name} stopped by you (from your computer)"),
+            Some(StoppedBy::Shutdown) => format!("⏹ {name} stopped (daemon shut down)"),
+            // Who stopped it is not known (an older daemon, or the cloud
+            // closed the stream, as when the agent was unpaired).
+            None if message.is_empty() || message.eq_ignore_ascii_case("aborted") => {
+                format!("⏹ {name} stopped")
+            }
+            None => format!("⏹ {name} stopped: {}", reason(message)),
+        },
+        DoneStatus::Rejected => return None,
+    })
+}
+
+/// `$0.09`; below a cent `< $0.01` (not `$0.00`, which reads as free).
+fn cost_text(cost: Usd) -> String {
+    let dollars = cost.dollars();
+    if dollars > 0.0 && dollars < 0.005 {
+        "&lt; $0.01".to_string()
+    } else {
+        format!("${dollars:.2}")
+    }
 }
 
 /// An approval message with its verdict (the buttons are gone).
@@ -397,6 +465,9 @@ mod tests {
             message: message.map(str::to_string),
             chunks: 0,
             withheld_bytes: 0,
+            stopped_by: None,
+            turns: None,
+            cost_usd: None,
         }
     }
 
@@ -426,6 +497,84 @@ mod tests {
     }
 
     #[test]
+    fn pings_name_the_agent_and_say_how_the_run_ended() {
+        let mut ok = done(DoneStatus::Ok, Some(0), None);
+        ok.duration_ms = 48_213;
+        assert_eq!(
+            ping_html("hello", &ok).unwrap(),
+            "✅ <b>hello</b> finished in 48s"
+        );
+        ok.turns = Some(9);
+        ok.cost_usd = Usd::from_dollars(0.08734);
+        assert_eq!(
+            ping_html("hello", &ok).unwrap(),
+            "✅ <b>hello</b> finished in 48s · 9 turns · $0.09"
+        );
+        ok.turns = Some(1);
+        ok.cost_usd = Usd::from_dollars(0.0004);
+        ok.duration_ms = 65_000;
+        assert_eq!(
+            render::html_to_text(&ping_html("a&b", &ok).unwrap()),
+            "✅ a&b finished in 1m 5s · 1 turn · < $0.01"
+        );
+        let ping = |d: &DonePayload| ping_html("hello", d).unwrap();
+        assert_eq!(
+            ping(&done(DoneStatus::Failed, Some(1), None)),
+            "❌ <b>hello</b> failed: exit 1"
+        );
+        assert_eq!(
+            ping(&done(DoneStatus::Failed, None, Some("killed by signal 9"))),
+            "❌ <b>hello</b> failed: killed by signal 9"
+        );
+        assert_eq!(
+            ping(&done(DoneStatus::Error, None, Some("no <such> program"))),
+            "❌ <b>hello</b> failed: no &lt;such&gt; program"
+        );
+        assert_eq!(
+            ping(&done(DoneStatus::Error, None, None)),
+            "❌ <b>hello</b> failed"
+        );
+        let mut stopped = done(DoneStatus::Aborted, None, Some("aborted"));
+        for (by, text) in [
+            (
+                Some(StoppedBy::Phone),
+                "⏹ <b>hello</b> stopped by you (from the phone)",
+            ),
+            (
+                Some(StoppedBy::Computer),
+                "⏹ <b>hello</b> stopped by you (from your computer)",
+            ),
+            (
+                Some(StoppedBy::Shutdown),
+                "⏹ <b>hello</b> stopped (daemon shut down)",
+            ),
+            (None, "⏹ <b>hello</b> stopped"),
+        ] {
+            stopped.stopped_by = by;
+            assert_eq!(ping(&stopped), text);
+        }
+        assert_eq!(
+            ping(&done(
+                DoneStatus::Aborted,
+                None,
+                Some("the agent was unpaired")
+            )),
+            "⏹ <b>hello</b> stopped: the agent was unpaired"
+        );
+        assert_eq!(
+            ping_html("hello", &done(DoneStatus::Rejected, None, Some("busy"))),
+            None
+        );
+        // Whatever the name and reason, the ping fits a message.
+        let long = ping_html(
+            &"n".repeat(5000),
+            &done(DoneStatus::Error, None, Some(&"🚀".repeat(5000))),
+        )
+        .unwrap();
+        assert!(check_fits(&long, 1000).is_ok(), "{long}");
+    }
+
+    #[test]
     fn lines_count_visible_characters() {
         let n = Line::notice("a<b");
         assert_eq!(n.html, "<i>a&lt;b</i>");
@@ -436,12 +585,19 @@ mod tests {
 
     #[test]
     fn approvals_render_escaped_with_fitting_buttons() {
-        let html = approval_html("Bash", "cargo test <all> && rm x", 300);
+        let html = approval_html("hello", "Bash", "cargo test <all> && rm x", 300);
         assert_eq!(
             html,
-            "🔐 <b>Bash</b> wants to run:\n<pre>cargo test &lt;all&gt; &amp;&amp; rm x</pre>\nNo answer in 5 min = denied."
+            "🔐 <b>hello</b> asks to run:\n<pre>cargo test &lt;all&gt; &amp;&amp; rm x</pre>\nNo answer in 5 min = denied."
         );
-        let long = approval_html(&"T".repeat(500), &"é".repeat(10_000), 0);
+        assert_eq!(
+            approval_html("a<b", "Edit", "src/main.rs", 60),
+            "🔐 <b>a&lt;b</b> asks to use <b>Edit</b>:\n<pre>src/main.rs</pre>\nNo answer in 1 min = denied."
+        );
+        assert!(
+            approval_html("hello", " ", "", 0).starts_with("🔐 <b>hello</b> asks to use a tool:")
+        );
+        let long = approval_html(&"n".repeat(500), &"T".repeat(500), &"é".repeat(10_000), 0);
         assert!(render::visible_len(&long) < 3200, "{}", long.len());
         assert!(long.ends_with("…</pre>\nNo answer = denied."));
         assert_eq!(

@@ -77,6 +77,32 @@ impl Io for LiveIo {
         self.ctx.outbox.send(chat, html, keyboard).await
     }
 
+    async fn send_reply(
+        &mut self,
+        chat: i64,
+        html: String,
+        reply_to: i64,
+    ) -> Result<i64, TelegramError> {
+        self.ctx.outbox.send_reply(chat, html, reply_to).await
+    }
+
+    async fn wants_ping(&mut self, user: i64) -> bool {
+        if !self.ctx.options.final_notify {
+            return false;
+        }
+        let Some(db) = &self.ctx.options.notify_db else {
+            return true;
+        };
+        match crate::db::notify::wants_final(db, user).await {
+            Ok(on) => on,
+            Err(e) => {
+                // Better one message too many than a run that ends unseen.
+                tracing::warn!(session = %self.session, user, error = %e, "reading the user's /notify choice; sending the message");
+                true
+            }
+        }
+    }
+
     async fn edit(
         &mut self,
         chat: i64,

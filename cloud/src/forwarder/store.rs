@@ -85,6 +85,14 @@ pub(super) struct Progress {
     /// entry already counts as shown): a replica that resumes with this set
     /// says the file may not have arrived instead of sending it twice.
     pub file_pending: String,
+    /// The message that shows the status when it is not the current
+    /// page's: the output file (0: none, or the page shows it). The ping
+    /// replies to it.
+    pub status_msg: i64,
+    /// The ping of the finished session is done with (sent, or not
+    /// wanted): a replica that finishes the session again must not send
+    /// it twice, nor show the status again.
+    pub pinged: bool,
 }
 
 /// Approval messages remembered per session. Resolved ones are kept for a
@@ -142,6 +150,8 @@ impl Progress {
             ("refused", u8::from(self.refused).to_string()),
             ("approval_chat", self.approval_chat.to_string()),
             ("file_pending", self.file_pending.clone()),
+            ("status_msg", self.status_msg.to_string()),
+            ("pinged", u8::from(self.pinged).to_string()),
         ]
     }
 
@@ -168,6 +178,8 @@ impl Progress {
             refused: num::<u8>(map, "refused")? != 0,
             approval_chat: num(map, "approval_chat")?,
             file_pending: map.get("file_pending").cloned().unwrap_or_default(),
+            status_msg: num(map, "status_msg")?,
+            pinged: num::<u8>(map, "pinged")? != 0,
         })
     }
 }

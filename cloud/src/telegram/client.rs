@@ -170,8 +170,23 @@ impl Telegram {
         html: &str,
         keyboard: Option<&InlineKeyboard>,
     ) -> Result<i64, TelegramError> {
+        self.send_message_replying(chat_id, html, keyboard, None)
+            .await
+    }
+
+    /// [`Telegram::send_message`] as a reply to message `reply_to` of the
+    /// same chat when given. A reply whose message is gone (the user
+    /// deleted it) goes out as an ordinary message
+    /// (`allow_sending_without_reply`), never refused for that.
+    pub async fn send_message_replying(
+        &self,
+        chat_id: i64,
+        html: &str,
+        keyboard: Option<&InlineKeyboard>,
+        reply_to: Option<i64>,
+    ) -> Result<i64, TelegramError> {
         match &*self.backend {
-            Backend::Console(c) => Ok(c.send(chat_id, html, keyboard)),
+            Backend::Console(c) => Ok(c.send(chat_id, html, keyboard, reply_to)),
             Backend::Api(api) => {
                 let mut body = json!({
                     "chat_id": chat_id,
@@ -181,6 +196,12 @@ impl Telegram {
                 });
                 if let Some(k) = keyboard {
                     body["reply_markup"] = json!(k);
+                }
+                if let Some(message_id) = reply_to {
+                    body["reply_parameters"] = json!({
+                        "message_id": message_id,
+                        "allow_sending_without_reply": true,
+                    });
                 }
                 let msg: MessageRef = api.call("sendMessage", &body).await?;
                 Ok(msg.message_id)

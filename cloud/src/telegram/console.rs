@@ -37,10 +37,17 @@ fn print(line: String) {
 }
 
 impl Console {
-    pub(super) fn send(&self, chat_id: i64, html: &str, keyboard: Option<&InlineKeyboard>) -> i64 {
+    pub(super) fn send(
+        &self,
+        chat_id: i64,
+        html: &str,
+        keyboard: Option<&InlineKeyboard>,
+        reply_to: Option<i64>,
+    ) -> i64 {
         let id = self.last_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let reply = reply_to.map(|r| format!(" ↩ #{r}")).unwrap_or_default();
         print(format!(
-            "[bot → chat {chat_id} #{id}] {}{}",
+            "[bot → chat {chat_id} #{id}{reply}] {}{}",
             html_to_text(html),
             buttons(keyboard)
         ));

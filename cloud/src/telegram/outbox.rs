@@ -81,6 +81,8 @@ struct Op {
     keyboard: Option<InlineKeyboard>,
     /// A send of a file (`html` unused): `sendDocument` instead of `sendMessage`.
     document: Option<Box<Document>>,
+    /// A send that replies to this message of the chat.
+    reply_to: Option<i64>,
     seq: u64,
     /// Waits between network failures of an edit or delete, set at its
     /// first failure.
@@ -199,6 +201,7 @@ impl Outbox {
             html,
             keyboard,
             document: None,
+            reply_to: None,
             seq: 0,
             retries: None,
             waiters: vec![waiter],
@@ -229,6 +232,22 @@ impl Outbox {
             Waiter::Sent(tx),
         ));
         Sending(rx)
+    }
+
+    /// Sends a new message that replies to message `reply_to` of the chat
+    /// (sent without the reply should that message be gone), paced and
+    /// retried like any other; its id once delivered.
+    pub async fn send_reply(
+        &self,
+        chat: i64,
+        html: String,
+        reply_to: i64,
+    ) -> Result<i64, TelegramError> {
+        let (tx, rx) = oneshot::channel();
+        let mut op = Self::op(Kind::Send, chat, 0, html, None, Waiter::Sent(tx));
+        op.reply_to = Some(reply_to);
+        self.submit(op);
+        rx.await.unwrap_or_else(|_| Err(stopped()))
     }
 
     /// Sends a document (in line with the chat's messages, paced like them)
@@ -459,7 +478,12 @@ impl Sender {
                         Some(doc) => telegram.send_document(op.chat, doc).await,
                         None => {
                             telegram
-                                .send_message(op.chat, &op.html, op.keyboard.as_ref())
+                                .send_message_replying(
+                                    op.chat,
+                                    &op.html,
+                                    op.keyboard.as_ref(),
+                                    op.reply_to,
+                                )
                                 .await
                         }
                     },

@@ -85,6 +85,9 @@ async fn a_prompt_becomes_a_signed_command_and_a_forwarded_session(app: &TestApp
             message: None,
             chunks: 1,
             withheld_bytes: 0,
+            stopped_by: None,
+            turns: None,
+            cost_usd: None,
         }),
     )
     .await;

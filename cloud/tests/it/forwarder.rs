@@ -44,7 +44,8 @@ async fn a_burst_becomes_full_pages_with_the_exact_text() {
     assert_eq!(fin.status, DoneStatus::Ok);
     assert_eq!(fin.duration_ms, 12_345);
 
-    let messages = tg.messages(ids.chat);
+    let (messages, ping) = output_and_ping(&tg, ids.chat, "claude");
+    assert_eq!(ping.text, "✅ claude finished in 12s");
     let pages = total.div_ceil(MAX_MESSAGE_CHARS);
     assert_eq!(messages.len(), pages);
     assert_eq!(messages[0].message_id, placeholder);
@@ -55,9 +56,10 @@ async fn a_burst_becomes_full_pages_with_the_exact_text() {
         assert_eq!(m.text.encode_utf16().count(), MAX_MESSAGE_CHARS);
     }
     assert!(messages.iter().all(|m| m.reply_markup.is_none()));
-    // The placeholder plus one message per further page; the placeholder
-    // was edited once into the first page and nothing else was edited.
-    assert_eq!(tg.calls_of("sendMessage").len(), pages);
+    // The placeholder plus one message per further page, and the ping;
+    // the placeholder was edited once into the first page and nothing else
+    // was edited.
+    assert_eq!(tg.calls_of("sendMessage").len(), pages + 1);
     assert_eq!(tg.calls_of("editMessageText").len(), 1);
     assert!(tg.calls().iter().all(|c| c.ok()));
 
@@ -93,7 +95,7 @@ async fn many_lines_and_a_line_longer_than_a_message_arrive_exactly() {
     start(&fwd, &tg, ids.start("codex")).await;
     finished(&mut rx).await;
 
-    let messages = tg.messages(ids.chat);
+    let messages = output_of(&tg, ids.chat, "codex");
     let (body, status) = body_and_status(&messages);
     assert_shows(&body, &text);
     assert_eq!(status, "✅ done in 0.8 s");
@@ -139,9 +141,10 @@ async fn edits_of_a_chat_are_paced_and_merged() {
     xadd(&mut conn, &ids, &done(DoneStatus::Ok, Some(0), 1, None)).await;
     finished(&mut rx).await;
 
-    let messages = tg.messages(ids.chat);
+    let messages = output_of(&tg, ids.chat, "aider");
     let (body, _) = body_and_status(&messages);
     assert_shows(&body, &text);
+    // Every request to the chat, the ping's included, is paced.
     let calls: Vec<_> = tg
         .calls()
         .into_iter()
@@ -181,7 +184,7 @@ async fn a_rate_limit_is_obeyed_and_nothing_is_lost() {
     assert!(edits[1].ok());
     assert_eq!(edits[1].message_id(), edits[0].message_id());
     assert!(edits[1].at.duration_since(edits[0].at) >= Duration::from_millis(950));
-    let (body, _) = body_and_status(&tg.messages(ids.chat));
+    let (body, _) = body_and_status(&output_of(&tg, ids.chat, "gemini"));
     assert_shows(&body, &text);
 }
 
@@ -214,12 +217,16 @@ async fn two_sessions_in_two_chats_do_not_mix() {
     want.sort();
     assert_eq!(got, want);
 
-    let (body_a, status_a) = body_and_status(&tg.messages(a.chat));
-    let (body_b, status_b) = body_and_status(&tg.messages(b.chat));
+    let (output_a, ping_a) = output_and_ping(&tg, a.chat, "alpha");
+    let (output_b, ping_b) = output_and_ping(&tg, b.chat, "beta");
+    let (body_a, status_a) = body_and_status(&output_a);
+    let (body_b, status_b) = body_and_status(&output_b);
     assert_shows(&body_a, &text_a);
     assert_shows(&body_b, &text_b);
     assert!(status_a.starts_with("✅ done in"));
     assert_eq!(status_b, "❌ failed (exit 2)");
+    assert_eq!(ping_a.text, "✅ alpha finished in 0s");
+    assert_eq!(ping_b.text, "❌ beta failed: exit 2");
 }
 
 #[tokio::test]
@@ -274,11 +281,17 @@ async fn statuses_notices_and_the_stop_button_render() {
     .await;
     let fin = finished(&mut rx).await;
     assert_eq!(fin.status, DoneStatus::Aborted);
-    let messages = tg.messages(run.chat);
+    let (messages, ping) = output_and_ping(&tg, run.chat, "my <agent>");
     let last = messages.last().unwrap();
     assert_eq!(messages.len(), 3);
     assert_eq!(last.text, "⏹ aborted");
     assert_eq!(last.reply_markup, None);
+    // Who stopped it is not in this `done`: the ping says what it says.
+    assert_eq!(ping.text, "⏹ my <agent> stopped: stopped by the user");
+    assert_eq!(
+        ping.html,
+        "⏹ <b>my &lt;agent&gt;</b> stopped: stopped by the user"
+    );
 
     // No output at all: the placeholder becomes the status.
     let rejected = Ids::new();
@@ -290,6 +303,7 @@ async fn statuses_notices_and_the_stop_button_render() {
     .await;
     let id = start(&fwd, &tg, rejected.start("a")).await;
     finished(&mut rx).await;
+    // A prompt that never ran gets no ping: its answer came at once.
     let m = tg.messages(rejected.chat);
     assert_eq!(m.len(), 1);
     assert_eq!(m[0].message_id, id);
@@ -306,10 +320,9 @@ async fn statuses_notices_and_the_stop_button_render() {
     .await;
     start(&fwd, &tg, failed.start("a")).await;
     finished(&mut rx).await;
-    assert_eq!(
-        tg.messages(failed.chat)[0].text,
-        "error: oops\n\n❌ failed (exit 1)"
-    );
+    let (output, ping) = output_and_ping(&tg, failed.chat, "a");
+    assert_eq!(output[0].text, "error: oops\n\n❌ failed (exit 1)");
+    assert_eq!(ping.text, "❌ a failed: exit 1");
 }
 
 #[tokio::test]
@@ -342,7 +355,7 @@ async fn malformed_and_unknown_entries_are_skipped() {
     finished(&mut rx).await;
     // Never silent: each entry that could not be read is said; unknown
     // events (a newer daemon's) are skipped quietly.
-    let (body, _) = body_and_status(&tg.messages(ids.chat));
+    let (body, _) = body_and_status(&output_of(&tg, ids.chat, "a"));
     let skipped = "⚠️ an output entry could not be read and was skipped\n";
     assert_eq!(body, format!("one\n{}two\n", skipped.repeat(3)));
 }
@@ -378,7 +391,8 @@ async fn a_finished_session_is_reported_once_and_not_resumed() {
     let fin = finished(&mut rx).await;
     assert_eq!(fin.session_id, later.session, "SessionFinished sent twice");
     assert!(rx.try_recv().is_err(), "SessionFinished sent twice");
-    assert_eq!(tg.messages(ids.chat).len(), 1);
+    // One page and one ping: nothing sent again.
+    assert_eq!(output_of(&tg, ids.chat, "a").len(), 1);
     // Nor can a later round pick it up: it is not among the unfinished
     // sessions the resumer reads, and its state is gone.
     let active: Vec<String> = conn.smembers("ra:fwd:active").await.unwrap();

@@ -73,13 +73,14 @@ async fn an_approval_request_gets_buttons_and_its_verdict() {
     assert_eq!(messages[0].text, "building…");
     assert_eq!(messages[0].reply_markup, None);
     let request = &messages[1];
+    // It names the agent that asks: one user may drive several.
     assert_eq!(
         request.text,
-        "🔐 Bash wants to run:\ncargo test <all> && rm x\nNo answer in 5 min = denied."
+        "🔐 claude asks to run:\ncargo test <all> && rm x\nNo answer in 5 min = denied."
     );
     assert_eq!(
         request.html,
-        "🔐 <b>Bash</b> wants to run:\n<pre>cargo test &lt;all&gt; &amp;&amp; rm x</pre>\nNo answer in 5 min = denied."
+        "🔐 <b>claude</b> asks to run:\n<pre>cargo test &lt;all&gt; &amp;&amp; rm x</pre>\nNo answer in 5 min = denied."
     );
     assert_eq!(
         buttons(request),
@@ -99,7 +100,7 @@ async fn an_approval_request_gets_buttons_and_its_verdict() {
     let sent: Vec<_> = tg
         .calls_of("sendMessage")
         .into_iter()
-        .filter(|c| c.text().is_some_and(|t| t.contains("wants to run")))
+        .filter(|c| c.text().is_some_and(|t| t.contains("asks to run")))
         .collect();
     assert_eq!(sent.len(), 1);
     assert_eq!(
@@ -168,16 +169,17 @@ async fn an_approval_request_gets_buttons_and_its_verdict() {
     xadd(&mut conn, &ids, &done(DoneStatus::Ok, Some(0), 2_000, None)).await;
     finished(&mut rx).await;
 
-    let messages = tg.messages(ids.chat);
+    let (messages, ping) = output_and_ping(&tg, ids.chat, "claude");
+    assert_eq!(ping.text, "✅ claude finished in 2s");
     let texts: Vec<&str> = messages.iter().map(|m| m.text.as_str()).collect();
     assert_eq!(messages.len(), 6, "{texts:#?}");
     assert_eq!(
         texts[3],
-        "🔐 Edit asks for approval:\nsrc/main.rs\nNo answer in 5 min = denied.\n⛔ denied — no answer in 300 s"
+        "🔐 claude asks to use Edit:\nsrc/main.rs\nNo answer in 5 min = denied.\n⛔ denied — no answer in 300 s"
     );
     assert_eq!(messages[3].reply_markup, None);
     assert!(
-        texts[4].starts_with("🔐 Bash wants to run:\nls\n"),
+        texts[4].starts_with("🔐 claude asks to run:\nls\n"),
         "{}",
         texts[4]
     );
@@ -233,7 +235,7 @@ async fn a_request_before_any_output_closes_the_placeholder() {
     write_chunks(&mut conn, &ids, "skipped make\n", 100, 0).await;
     xadd(&mut conn, &ids, &done(DoneStatus::Ok, Some(0), 100, None)).await;
     finished(&mut rx).await;
-    let messages = tg.messages(ids.chat);
+    let messages = output_of(&tg, ids.chat, "claude");
     assert_eq!(messages.len(), 3);
     assert!(
         messages[1].text.ends_with("\n⛔ denied"),
@@ -286,7 +288,7 @@ async fn a_resumed_forwarder_edits_the_request_shown_by_another() {
     assert_eq!(fin.session_id, ids.session);
     assert!(rx_a.try_recv().is_err());
 
-    let messages = tg.messages(ids.chat);
+    let messages = output_of(&tg, ids.chat, "claude");
     let texts: Vec<&str> = messages.iter().map(|m| m.text.as_str()).collect();
     assert_eq!(texts.len(), 3, "{texts:#?}");
     assert_eq!(texts[0], "before");

@@ -39,6 +39,9 @@ fn done_after(chunks: u64, duration_ms: u64) -> OutputEvent {
         message: None,
         chunks,
         withheld_bytes: 0,
+        stopped_by: None,
+        turns: None,
+        cost_usd: None,
     })
 }
 
@@ -82,7 +85,9 @@ async fn output_past_the_page_budget_arrives_whole_as_a_file() {
     let fin = finished(&mut rx).await;
     assert_eq!(fin.status, DoneStatus::Ok);
 
-    let messages = tg.messages(ids.chat);
+    // The ping replies to the file, the message with the status.
+    let (messages, ping) = output_and_ping(&tg, ids.chat, "claude");
+    assert_eq!(ping.text, "✅ claude finished in 1s");
     assert_eq!(messages.len(), 3, "{messages:#?}");
     assert_eq!(messages[0].message_id, placeholder);
     assert!(
@@ -144,7 +149,7 @@ async fn the_file_is_sent_once_across_a_takeover() {
     b.spawn_resumer(stop_b.clone());
     finished(&mut rx_b).await;
 
-    let messages = tg.messages(ids.chat);
+    let messages = output_of(&tg, ids.chat, "codex");
     assert_eq!(messages.len(), 2, "{messages:#?}");
     assert!(messages.iter().all(|m| m.reply_markup.is_none()));
     assert!(visible(&part1).starts_with(&visible(&live_output(&messages))));
@@ -173,7 +178,7 @@ async fn an_output_over_the_upload_limit_is_cut_on_a_character() {
     start(&fwd, &tg, ids.start("gemini")).await;
     finished(&mut rx).await;
 
-    let messages = tg.messages(ids.chat);
+    let messages = output_of(&tg, ids.chat, "gemini");
     assert_eq!(messages.len(), 1);
     assert!(messages[0].text.ends_with(CONTINUES));
     let docs = tg.documents_in(ids.chat);
@@ -205,7 +210,7 @@ async fn lost_chunks_are_reported_live() {
     xadd(&mut conn, &trimmed, &done_after(12, 100)).await;
     start(&fwd, &tg, trimmed.start("a")).await;
     finished(&mut rx).await;
-    let messages = tg.messages(trimmed.chat);
+    let messages = output_of(&tg, trimmed.chat, "a");
     assert_eq!(messages.len(), 1);
     assert_eq!(
         messages[0].text,
@@ -221,7 +226,7 @@ async fn lost_chunks_are_reported_live() {
     start(&fwd, &tg, hole.start("a")).await;
     finished(&mut rx).await;
     assert_eq!(
-        tg.messages(hole.chat)[0].text,
+        output_of(&tg, hole.chat, "a")[0].text,
         "a\nb\n⚠️ 1 chunk of output was lost\nd\n\n✅ done in 0.1 s"
     );
 }
@@ -246,7 +251,7 @@ async fn lost_chunks_are_reported_in_the_file_caption() {
     start(&fwd, &tg, ids.start("a")).await;
     finished(&mut rx).await;
 
-    let messages = tg.messages(ids.chat);
+    let messages = output_of(&tg, ids.chat, "a");
     assert_eq!(messages.len(), 1);
     assert!(
         messages[0]

@@ -216,6 +216,9 @@ async fn a_session_of_a_vanished_daemon_ends_and_a_silent_one_does_not(backend: 
                 message: None,
                 chunks: 1,
                 withheld_bytes: 0,
+                stopped_by: None,
+                turns: None,
+                cost_usd: None,
             }),
         )
         .await;

@@ -65,13 +65,15 @@ async fn a_stopped_replica_hands_its_session_to_another() {
         "the stopped replica reported the session"
     );
 
-    let messages = tg.messages(ids.chat);
+    let (messages, ping) = output_and_ping(&tg, ids.chat, "claude");
     let (body, status) = body_and_status(&messages);
     assert_shows(&body, &format!("{part1}{part2}"));
     assert_eq!(status, "✅ done in 4.2 s");
-    // Exactly the pages the text needs: nothing was sent twice.
+    assert_eq!(ping.text, "✅ claude finished in 4s");
+    // Exactly the pages the text needs and the ping: nothing was sent
+    // twice.
     let sends = tg.calls_of("sendMessage").len();
-    assert_eq!(sends, messages.len());
+    assert_eq!(sends, messages.len() + 1);
     assert!(
         messages
             .iter()
@@ -128,7 +130,7 @@ async fn a_dead_replica_is_taken_over_after_its_lock_lapses() {
     b.spawn_resumer(CancellationToken::new());
     finished(&mut rx).await;
 
-    let messages = tg.messages(ids.chat);
+    let messages = output_of(&tg, ids.chat, "claude");
     assert_eq!(messages.len(), 2);
     assert_eq!(messages[0].message_id, page1);
     let (body, status) = body_and_status(&messages);
@@ -171,8 +173,9 @@ async fn forwarding_rides_out_a_redis_restart() {
     write_chunks(&mut conn, &ids, &part2, 5, n).await;
     xadd(&mut conn, &ids, &done(DoneStatus::Ok, Some(0), 1, None)).await;
     finished(&mut rx).await;
-    let (body, _) = body_and_status(&tg.messages(ids.chat));
+    let (body, _) = body_and_status(&output_of(&tg, ids.chat, "a"));
     assert_shows(&body, &format!("{part1}{part2}"));
+    // Pages and the ping, each sent once.
     assert_eq!(
         tg.calls_of("sendMessage").len(),
         tg.messages(ids.chat).len()
@@ -234,7 +237,7 @@ async fn a_redis_that_lost_everything_strands_nothing() {
     let fin = finished(&mut rx).await;
     assert_eq!(fin.status, DoneStatus::Ok);
 
-    let messages = tg.messages(ids.chat);
+    let messages = output_of(&tg, ids.chat, "a");
     let all: String = messages.iter().map(|m| m.text.as_str()).collect();
     assert!(all.contains("⚠️ 3 chunks of output were lost"), "{all}");
     assert!(visible(&all).contains(&visible(&part2)), "{all}");

@@ -63,6 +63,9 @@ fn done(status: DoneStatus, message: Option<&str>) -> OutputEvent {
         message: message.map(str::to_string),
         chunks: 0,
         withheld_bytes: 0,
+        stopped_by: None,
+        turns: None,
+        cost_usd: None,
     })
 }
 

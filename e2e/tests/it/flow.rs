@@ -119,6 +119,50 @@ impl World {
     fn agents_json(&self) -> serde_json::Value {
         serde_json::from_str(&self.ctl_ok(&["list", "--json"])).unwrap()
     }
+
+    /// Waits for the ping that starts with `start`: the run's end sent as
+    /// a new message (Telegram notifies on it, not on edits), a reply to
+    /// the output message, which shows the status and has no Stop button
+    /// left. Returns (the ping, the output message). The ping is checked
+    /// to be the only one of its run: sent once.
+    async fn wait_ping(
+        &self,
+        chat: i64,
+        start: &str,
+    ) -> (
+        remoteagent_testkit::telegram::FakeMessage,
+        remoteagent_testkit::telegram::FakeMessage,
+    ) {
+        self.wait_text(chat, &format!("starting {start:?}"), |t| {
+            t.starts_with(start)
+        })
+        .await;
+        let messages = self.tg.messages(chat);
+        let pings: Vec<_> = messages
+            .iter()
+            .filter(|m| m.text.starts_with(start))
+            .collect();
+        assert_eq!(pings.len(), 1, "{messages:#?}");
+        let ping = pings[0].clone();
+        let output_id = ping.reply_to.expect("the ping is not a reply");
+        let output = self
+            .tg
+            .message(chat, output_id)
+            .expect("its output message");
+        assert_eq!(
+            output.reply_markup, None,
+            "a Stop button is left: {output:#?}"
+        );
+        let sent = self
+            .tg
+            .calls_of("sendMessage")
+            .into_iter()
+            .filter(|c| c.ok() && c.response["result"]["message_id"] == ping.message_id)
+            .collect::<Vec<_>>();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].reply_to_message_id(), Some(output_id));
+        (ping, output)
+    }
 }
 
 fn expected_answer(prompt: &str) -> String {
@@ -127,7 +171,7 @@ fn expected_answer(prompt: &str) -> String {
     )
 }
 
-async fn prompt_streams_back(w: &World) {
+async fn prompt_streams_back(w: &World, agent: &str) {
     let prompt = "fix the failing test; don't touch $(HOME)";
     w.say(OWNER, prompt).await;
     let final_text = w
@@ -145,6 +189,16 @@ async fn prompt_streams_back(w: &World) {
         !w.tg.calls_of("editMessageText").is_empty(),
         "no edits were made"
     );
+    // Then the end came as a new message, so that the phone notifies.
+    let (ping, output) = w.wait_ping(OWNER, &format!("✅ {agent} finished in")).await;
+    assert!(output.text.contains("Finished."), "{output:#?}");
+    assert!(output.text.contains("✅ done in"), "{output:#?}");
+    assert!(
+        ping.text
+            .strip_prefix(&format!("✅ {agent} finished in "))
+            .is_some_and(|t| t.ends_with('s')),
+        "{ping:#?}"
+    );
 }
 
 async fn full_flow(postgres: bool) {
@@ -161,7 +215,7 @@ async fn full_flow(postgres: bool) {
     w.wait_text(OWNER, "confirming the pairing", |t| t.contains(&name))
         .await;
 
-    prompt_streams_back(&w).await;
+    prompt_streams_back(&w, &name).await;
 
     // /agents shows it online.
     w.say(OWNER, "/agents").await;
@@ -232,9 +286,37 @@ async fn stop_aborts_a_long_run() {
         })
         .await;
     assert!(!text.contains("long job finished"), "{text}");
+    // The end comes as a new message too, saying who stopped the run.
+    let (_, output) = w
+        .wait_ping(OWNER, "⏹ slow stopped by you (from the phone)")
+        .await;
+    assert!(output.text.contains("⏹ aborted"), "{output:#?}");
     // The agent is free again for the next prompt.
     let agents = w.agents_json();
     assert!(agents[0]["running_session"].is_null(), "{agents}");
+
+    // Stopped from the computer this time.
+    w.say(OWNER, "run the long job again").await;
+    let second = wait_for(WAIT, || {
+        let runs: Vec<String> = w
+            .texts(OWNER)
+            .into_iter()
+            .filter(|t| t.starts_with("starting a long job"))
+            .collect();
+        async move { (runs.len() == 2 && runs[1].contains("tick 3")).then_some(()) }
+    })
+    .await;
+    assert!(
+        second.is_some(),
+        "the second job never ran: {:#?}",
+        w.texts(OWNER)
+    );
+    let out = w.ctl_ok(&["stop", "slow"]);
+    assert!(!out.is_empty());
+    let (_, output) = w
+        .wait_ping(OWNER, "⏹ slow stopped by you (from your computer)")
+        .await;
+    assert!(output.text.contains("⏹ aborted"), "{output:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,7 +412,7 @@ async fn agent_goes_offline_when_the_daemon_stops_and_returns_after_sigkill_rest
         "agent not back online: {}",
         w.agents_json()
     );
-    prompt_streams_back(&w).await;
+    prompt_streams_back(&w, &name).await;
 
     // A clean stop: /agents reports it offline (within the presence TTL).
     let code = w.daemon.proc.stop().await.unwrap();
@@ -436,6 +518,12 @@ async fn tool_approval_from_the_phone() {
     w.say(OWNER, "Bash cargo test\nBash rm -rf build").await;
     let (message, approve, deny) = w.wait_approval(OWNER, "cargo test").await;
     assert!(approve.len() <= 64 && deny.len() <= 64, "{approve} {deny}");
+    // The request names the agent that asks.
+    let request = w.tg.message(OWNER, message).unwrap();
+    assert!(
+        request.text.starts_with("🔐 app asks to run:\ncargo test"),
+        "{request:#?}"
+    );
 
     // Someone else's press (a forwarded message, a guessed callback) does
     // nothing: the runner is still waiting.
@@ -484,4 +572,7 @@ async fn tool_approval_from_the_phone() {
     .await
     .expect("the timed-out request kept its buttons");
     assert!(resolved.text.contains("no answer in 4 s"), "{resolved:#?}");
+    // The end, with the turns and cost Claude Code reported.
+    let (ping, _) = w.wait_ping(OWNER, "✅ app finished in").await;
+    assert!(ping.text.ends_with(" · 1 turn · $0.00"), "{ping:#?}");
 }

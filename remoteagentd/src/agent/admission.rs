@@ -109,6 +109,9 @@ pub(super) async fn refuse(conn: SharedConn, agent: &AgentId, sid: &SessionId, m
             message: Some(message),
             chunks: 0,
             withheld_bytes: 0,
+            stopped_by: None,
+            turns: None,
+            cost_usd: None,
         })
         .await
     })

@@ -14,12 +14,14 @@ use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use remoteagent_proto::envelope;
-use remoteagent_proto::events::{CommandEvent, CommandPayload};
+use remoteagent_proto::events::{CommandEvent, CommandPayload, StoppedBy};
 use remoteagent_proto::{AgentId, SessionId};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+
+pub use session::StopSignal;
 
 use crate::approval::session::SessionApprovals;
 use crate::approval::{self, ApprovalAnswer, ApprovalAsk, ApprovalSenders, Decision};
@@ -70,7 +72,8 @@ impl Shared {
 
 enum Control {
     Abort(oneshot::Sender<Option<SessionId>>),
-    Shutdown(oneshot::Sender<()>),
+    /// Stop the task; a running session is stopped as `by` says.
+    Shutdown(StoppedBy, oneshot::Sender<()>),
     /// A runner's tool-approval question for one of our sessions.
     Approval(SessionId, ApprovalAsk),
 }
@@ -183,8 +186,14 @@ impl AgentHandle {
     /// delete the presence key, close the connection. Returns the last
     /// conversation id its sessions reported, if any did.
     pub async fn shutdown(self) -> Option<String> {
+        self.shutdown_by(StoppedBy::Shutdown).await
+    }
+
+    /// [`Self::shutdown`], the running session's `done` saying it was
+    /// stopped `by` (the computer when unpaired there, …).
+    pub async fn shutdown_by(self, by: StoppedBy) -> Option<String> {
         let (tx, rx) = oneshot::channel();
-        if self.control.send(Control::Shutdown(tx)).await.is_ok() {
+        if self.control.send(Control::Shutdown(by, tx)).await.is_ok() {
             let _ = rx.await;
         }
         let _ = self.task.await;
@@ -195,8 +204,9 @@ impl AgentHandle {
 /// A session in progress.
 struct RunningSession {
     id: SessionId,
-    /// Cancelled to abort the runner (SIGTERM, then SIGKILL after the grace).
-    abort: CancellationToken,
+    /// Aborts the runner (SIGTERM, then SIGKILL after the grace), noting
+    /// who asked.
+    abort: StopSignal,
     /// Cancelled to stop retrying Redis writes (shutdown with Redis gone).
     give_up: CancellationToken,
     /// Tool-approval questions and the phone's answers, to the session.
@@ -306,7 +316,7 @@ async fn connect(
                 _ = &mut sleep => break,
                 msg = control.recv() => match msg {
                     Some(Control::Abort(tx)) => { let _ = tx.send(None); }
-                    Some(Control::Shutdown(tx)) => { let _ = tx.send(()); return None; }
+                    Some(Control::Shutdown(_, tx)) => { let _ = tx.send(()); return None; }
                     Some(Control::Approval(_, ask)) => {
                         let _ = ask.reply.send(Decision::deny(NOT_RUNNING));
                     }
@@ -320,12 +330,16 @@ async fn connect(
 impl Agent {
     /// The actor's loop, until the supervisor or the cloud stops it.
     async fn run(&mut self, mut control: mpsc::Receiver<Control>) {
+        // Who a session still running when the loop ends is stopped by.
+        let mut ended_by = StoppedBy::Shutdown;
         loop {
             tokio::select! {
                 wake = self.link.wake() => {
                     match self.link.handle(wake, self.session.is_some()).await {
                         Some(LinkEvent::Message(token)) => {
                             if let Flow::Stop = self.on_envelope(&token).await {
+                                // Unpaired from the cloud: the phone's doing.
+                                ended_by = StoppedBy::Phone;
                                 break;
                             }
                         }
@@ -335,11 +349,11 @@ impl Agent {
                 }
                 msg = control.recv() => match msg {
                     Some(Control::Abort(tx)) => {
-                        let id = self.abort_and_wait().await;
+                        let id = self.abort_and_wait(StoppedBy::Computer).await;
                         let _ = tx.send(id);
                     }
-                    Some(Control::Shutdown(tx)) => {
-                        self.stop().await;
+                    Some(Control::Shutdown(by, tx)) => {
+                        self.stop(by).await;
                         let _ = tx.send(());
                         return;
                     }
@@ -354,7 +368,7 @@ impl Agent {
                 }
             }
         }
-        self.stop().await;
+        self.stop(ended_by).await;
     }
 
     async fn on_envelope(&mut self, token: &str) -> Flow {
@@ -393,7 +407,7 @@ impl Agent {
             CommandEvent::Abort(abort) => match &self.session {
                 Some(s) if s.id == abort.session_id => {
                     tracing::info!(session = %s.id, "abort requested");
-                    s.abort.cancel();
+                    s.abort.stop(StoppedBy::Phone);
                 }
                 _ => {
                     tracing::info!(session = %abort.session_id, "abort for a session that is not running")
@@ -467,7 +481,7 @@ impl Agent {
             return;
         }
 
-        let abort = CancellationToken::new();
+        let abort = StopSignal::default();
         let give_up = CancellationToken::new();
         let (approvals, inbox) = approval::channels();
         let policy = self.settings.approval.policies.for_project(&self.spec.path);
@@ -554,10 +568,11 @@ impl Agent {
         }
     }
 
-    /// Aborts the running session and waits for its `done`.
-    async fn abort_and_wait(&mut self) -> Option<SessionId> {
+    /// Aborts the running session and waits for its `done`, which says
+    /// who stopped it.
+    async fn abort_and_wait(&mut self, by: StoppedBy) -> Option<SessionId> {
         let session = self.session.take()?;
-        session.abort.cancel();
+        session.abort.stop(by);
         let wait = self.settings.abort_grace + SHUTDOWN_SLACK;
         let mut join = session.join;
         let outcome = match tokio::time::timeout(wait, &mut join).await {
@@ -606,9 +621,9 @@ impl Agent {
     }
 
     /// Shutdown: abort the session (publishing its `done`), remove presence.
-    async fn stop(&mut self) {
+    async fn stop(&mut self, by: StoppedBy) {
         self.stopping.cancel();
-        self.abort_and_wait().await;
+        self.abort_and_wait(by).await;
         // Each `/get` says it was cut short, on the link still open.
         let gets = async { while self.gets.join_next().await.is_some() {} };
         if tokio::time::timeout(GETS_GRACE, gets).await.is_err() {

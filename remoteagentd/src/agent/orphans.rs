@@ -238,6 +238,9 @@ pub(crate) async fn end_stream<C: ConnectionLike + Send>(
         message: Some(message.to_string()),
         chunks: 0,
         withheld_bytes: 0,
+        stopped_by: None,
+        turns: None,
+        cost_usd: None,
     };
     let mut last = redis::cmd("XREVRANGE");
     last.arg(key).arg("+").arg("-").arg("COUNT").arg(1);
@@ -327,6 +330,9 @@ mod tests {
             message: None,
             chunks: 0,
             withheld_bytes: 0,
+            stopped_by: None,
+            turns: None,
+            cost_usd: None,
         }
     }
 

@@ -4,13 +4,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitStatus;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use remoteagent_proto::events::{
-    CommandPayload, DonePayload, DoneStatus, NoticePayload, OutputEvent, StartedPayload, StreamKind,
+    CommandPayload, DonePayload, DoneStatus, NoticePayload, OutputEvent, StartedPayload, StoppedBy,
+    StreamKind,
 };
 use remoteagent_proto::runner::RunnerSpec;
 use remoteagent_proto::{AgentId, names, now_ms};
@@ -50,6 +51,32 @@ pub struct SessionContext {
     pub hostname: String,
 }
 
+/// How a session is told to stop, remembering who asked first (the
+/// phone, the computer, a shutdown), so that its `done` can say so.
+#[derive(Debug, Clone, Default)]
+pub struct StopSignal {
+    token: CancellationToken,
+    by: Arc<OnceLock<StoppedBy>>,
+}
+
+impl StopSignal {
+    /// Asks the session to stop; the first caller's `by` is kept.
+    pub fn stop(&self, by: StoppedBy) {
+        let _ = self.by.set(by);
+        self.token.cancel();
+    }
+
+    /// Resolves once a stop was asked for.
+    pub async fn requested(&self) {
+        self.token.cancelled().await
+    }
+
+    /// Who asked first, once someone did.
+    pub fn by(&self) -> Option<StoppedBy> {
+        self.by.get().copied()
+    }
+}
+
 /// What a finished session tells its agent.
 #[derive(Debug, Default)]
 pub struct SessionOutcome {
@@ -60,7 +87,7 @@ pub struct SessionOutcome {
 pub async fn run_session(
     ctx: SessionContext,
     mut approvals: SessionApprovals,
-    abort: CancellationToken,
+    abort: StopSignal,
     give_up: CancellationToken,
 ) -> SessionOutcome {
     let sid = ctx.command.session_id.clone();
@@ -108,6 +135,7 @@ pub async fn run_session(
         Some(&ctx.settings.log_events),
     );
     log.limit(ctx.settings.log_limits.max_log_bytes);
+    let started = Instant::now();
     let mut format = OutputFormat::for_runner(&ctx.runner, &ctx.path);
     let pumped = pump(
         &ctx,
@@ -117,12 +145,13 @@ pub async fn run_session(
         &mut format,
         &mut approvals,
         &abort,
+        started,
     )
     .await;
     let outcome = SessionOutcome {
         conversation: format.conversation().map(str::to_string),
     };
-    let done = match pumped {
+    let mut done = match pumped {
         Ok(done) => done,
         Err(e) => {
             // Only reachable when Redis stayed down through a shutdown: the
@@ -151,6 +180,10 @@ pub async fn run_session(
         log.note("output could not be delivered: Redis unreachable; the stream is ended at the next start");
         return outcome;
     }
+    // What the runner said about its run (Claude Code: turns and cost).
+    let stats = format.stats();
+    done.turns = stats.turns;
+    done.cost_usd = stats.cost_usd;
     // The stream's `done` first, the log's end record after: a daemon killed
     // between the two leaves a log that the next start sees as unfinished,
     // so the stream still gets its end (never the other way round).
@@ -179,9 +212,9 @@ async fn pump(
     log: &mut SessionLog,
     format: &mut OutputFormat,
     approvals: &mut SessionApprovals,
-    abort: &CancellationToken,
+    abort: &StopSignal,
+    started: Instant,
 ) -> Result<DonePayload, OutputError> {
-    let started = Instant::now();
     let elapsed = |started: Instant| started.elapsed().as_millis() as u64;
     out.event(OutputEvent::Started(StartedPayload {
         session_id: ctx.command.session_id.clone(),
@@ -228,6 +261,9 @@ async fn pump(
                 message: Some(e.to_string()),
                 chunks: 0,
                 withheld_bytes: 0,
+                stopped_by: None,
+                turns: None,
+                cost_usd: None,
             });
         }
     };
@@ -275,7 +311,7 @@ async fn pump(
             }
             _ = sleep_until_opt(out.deadline()) => out.flush().await?,
             step = approvals.next() => approvals.handle(step, out, log).await?,
-            _ = abort.cancelled(), if !aborted => {
+            _ = abort.requested(), if !aborted => {
                 aborted = true;
                 tracing::info!(grace = ?ctx.settings.abort_grace, "aborting the runner: SIGTERM to its group");
                 let _ = killpg(pgid, Signal::SIGTERM);
@@ -314,6 +350,9 @@ async fn pump(
             message: Some("aborted".into()),
             chunks: 0,
             withheld_bytes: 0,
+            stopped_by: abort.by(),
+            turns: None,
+            cost_usd: None,
         },
         Some(Ok(status)) if status.success() => DonePayload {
             status: DoneStatus::Ok,
@@ -322,6 +361,9 @@ async fn pump(
             message: None,
             chunks: 0,
             withheld_bytes: 0,
+            stopped_by: None,
+            turns: None,
+            cost_usd: None,
         },
         Some(Ok(status)) => {
             use std::os::unix::process::ExitStatusExt;
@@ -333,6 +375,9 @@ async fn pump(
                 message,
                 chunks: 0,
                 withheld_bytes: 0,
+                stopped_by: None,
+                turns: None,
+                cost_usd: None,
             }
         }
         Some(Err(e)) => DonePayload {
@@ -342,6 +387,9 @@ async fn pump(
             message: Some(format!("waiting for the runner failed: {e}")),
             chunks: 0,
             withheld_bytes: 0,
+            stopped_by: None,
+            turns: None,
+            cost_usd: None,
         },
         None => DonePayload {
             status: DoneStatus::Error,
@@ -350,6 +398,9 @@ async fn pump(
             message: Some("the runner's end was not observed".into()),
             chunks: 0,
             withheld_bytes: 0,
+            stopped_by: None,
+            turns: None,
+            cost_usd: None,
         },
     };
     drop(running);

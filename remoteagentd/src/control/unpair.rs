@@ -3,6 +3,7 @@
 
 use remoteagent_proto::AgentId;
 use remoteagent_proto::control::{ErrorCode, Response};
+use remoteagent_proto::events::StoppedBy;
 use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 
@@ -49,7 +50,7 @@ pub async fn handle(supervisor: &Supervisor, agent: &str) -> Result<Response, Co
         .meta(&id)
         .ok_or_else(|| ControlError::new(ErrorCode::NotFound, format!("agent {id} is gone")))?;
     let cloud_revoked = revoke_in_cloud(supervisor, &id, &meta.cloud_url).await;
-    supervisor.forget(&id).await;
+    supervisor.forget(&id, StoppedBy::Computer).await;
     Ok(Response::Unpaired {
         agent_id: id,
         name: meta.name,

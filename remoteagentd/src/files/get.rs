@@ -191,6 +191,9 @@ fn done(status: DoneStatus, message: Option<String>, started: Instant) -> DonePa
         message,
         chunks: 0,
         withheld_bytes: 0,
+        stopped_by: None,
+        turns: None,
+        cost_usd: None,
     }
 }
 

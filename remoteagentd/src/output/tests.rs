@@ -75,6 +75,9 @@ async fn the_writer_keeps_seq_and_ids_in_order_across_flushes() {
             message: None,
             chunks: 0,
             withheld_bytes: 0,
+            stopped_by: None,
+            turns: None,
+            cost_usd: None,
         })
         .await
         .unwrap();
@@ -141,6 +144,9 @@ async fn a_flood_is_batched_and_arrives_whole_and_in_order() {
             message: None,
             chunks: 0,
             withheld_bytes: 0,
+            stopped_by: None,
+            turns: None,
+            cost_usd: None,
         })
         .await
         .unwrap();

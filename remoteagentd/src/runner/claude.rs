@@ -13,9 +13,12 @@
 
 use std::path::Path;
 
+use remoteagent_proto::events::Usd;
 use serde_json::Value;
 
-use super::text::{EventRenderer, JsonEvents, PathShortener, first_line, valid_conversation_id};
+use super::text::{
+    EventRenderer, JsonEvents, PathShortener, RunStats, first_line, valid_conversation_id,
+};
 
 /// Longest detail shown after a tool's name.
 const DETAIL_CHARS: usize = 120;
@@ -29,6 +32,8 @@ const RESULT_ERROR_CHARS: usize = 1000;
 pub struct ClaudeEvents {
     paths: PathShortener,
     session_id: Option<String>,
+    /// Turns and cost of the last `result` event.
+    stats: RunStats,
 }
 
 pub type ClaudeStream = JsonEvents<ClaudeEvents>;
@@ -40,6 +45,7 @@ impl JsonEvents<ClaudeEvents> {
         JsonEvents::around(ClaudeEvents {
             paths: PathShortener::new(project),
             session_id: None,
+            stats: RunStats::default(),
         })
     }
 
@@ -47,6 +53,11 @@ impl JsonEvents<ClaudeEvents> {
     /// conversation that Claude forked reports its new id).
     pub fn session_id(&self) -> Option<&str> {
         self.renderer().session_id.as_deref()
+    }
+
+    /// The turns and cost the run's `result` event reported, if it came.
+    pub fn stats(&self) -> RunStats {
+        self.renderer().stats
     }
 }
 
@@ -67,6 +78,13 @@ impl EventRenderer for ClaudeEvents {
             "user" => render_tool_errors(event),
             "result" => {
                 self.note_session(event);
+                self.stats = RunStats {
+                    turns: event.get("num_turns").and_then(Value::as_u64),
+                    cost_usd: event
+                        .get("total_cost_usd")
+                        .and_then(Value::as_f64)
+                        .and_then(Usd::from_dollars),
+                };
                 render_result(event)
             }
             // Partial-message deltas (only with --include-partial-messages):
@@ -277,6 +295,24 @@ mod tests {
             assert_eq!(out, want, "pieces of {size}");
             assert_eq!(id.as_deref(), Some("3f6d1c2e-8a4b-4f7e-9c1d-2b5a6e7f8091"));
         }
+    }
+
+    #[test]
+    fn the_result_reports_turns_and_cost_for_the_done() {
+        let mut s = ClaudeStream::new(Path::new("/home/me/web"));
+        assert_eq!(s.stats(), RunStats::default());
+        s.push(&fixture("claude-session.jsonl"));
+        s.finish();
+        assert_eq!(
+            s.stats(),
+            RunStats {
+                turns: Some(9),
+                cost_usd: Usd::from_dollars(0.08734),
+            }
+        );
+        // A result without them (or with a nonsense cost) reports none.
+        s.push("{\"type\":\"result\",\"subtype\":\"success\",\"total_cost_usd\":-1}\n");
+        assert_eq!(s.stats(), RunStats::default());
     }
 
     #[test]

@@ -18,6 +18,7 @@ use remoteagent_proto::runner::{Preset, RunnerSpec};
 use super::ansi::AnsiStrip;
 use super::claude::ClaudeStream;
 use super::codex::CodexStream;
+pub use super::text::RunStats;
 
 #[derive(Debug)]
 enum Kind {
@@ -80,6 +81,15 @@ impl OutputFormat {
 
     pub fn finish_stderr(&mut self) {
         self.stderr_ansi.finish();
+    }
+
+    /// The turns and cost the runner reported (Claude Code only: Codex
+    /// reports tokens, the others nothing).
+    pub fn stats(&self) -> RunStats {
+        match &self.kind {
+            Kind::Claude(c) => c.stats(),
+            Kind::Codex(_) | Kind::Plain => RunStats::default(),
+        }
     }
 
     /// The conversation id the runner reported (Claude's `session_id`,

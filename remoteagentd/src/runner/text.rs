@@ -1,13 +1,24 @@
 //! Text helpers the runner renderers share: splitting a stream into lines,
 //! the JSON-lines event stream around one CLI's renderer ([`JsonEvents`]),
-//! shortening project paths, one-line summaries, and the check on the
-//! conversation ids runners report. A leaf, so the renderers
+//! shortening project paths, one-line summaries, the check on the
+//! conversation ids runners report, and what they report of a run
+//! ([`RunStats`]). A leaf, so the renderers
 //! (`claude.rs`, `codex.rs`) and the format that picks one (`format.rs`)
 //! do not import each other for them.
 
 use std::path::Path;
 
+use remoteagent_proto::events::Usd;
 use serde_json::Value;
+
+/// What a runner reported about its run, for the session's `done`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Turns of the conversation (Claude Code's `num_turns`).
+    pub turns: Option<u64>,
+    /// What the run cost (Claude Code's `total_cost_usd`).
+    pub cost_usd: Option<Usd>,
+}
 
 /// Longest line kept while waiting for its end. A runner writing megabytes
 /// without a newline gets them passed on raw instead of held in memory.

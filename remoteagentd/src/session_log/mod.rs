@@ -455,6 +455,9 @@ mod tests {
             message: Some(format!("two\nlines {}", "é".repeat(5000))),
             chunks: 0,
             withheld_bytes: 0,
+            stopped_by: None,
+            turns: None,
+            cost_usd: None,
         });
         assert_eq!(end(&running), LogEnd::Finished);
 
@@ -470,6 +473,9 @@ mod tests {
             message: None,
             chunks: 0,
             withheld_bytes: 0,
+            stopped_by: None,
+            turns: None,
+            cost_usd: None,
         });
         assert_eq!(end(&orphan), LogEnd::Finished);
         let text = std::fs::read_to_string(session_log_path(root.path(), &agent, &orphan)).unwrap();
@@ -499,6 +505,9 @@ mod tests {
             message: None,
             chunks: 1,
             withheld_bytes: 0,
+            stopped_by: None,
+            turns: None,
+            cost_usd: None,
         });
         let text = std::fs::read_to_string(session_log_path(root.path(), &agent, &s)).unwrap();
         assert!(

@@ -112,6 +112,9 @@ mod tests {
                 message: None,
                 chunks: 1,
                 withheld_bytes: 0,
+                stopped_by: None,
+                turns: None,
+                cost_usd: None,
             });
             std::fs::File::options()
                 .append(true)

@@ -261,6 +261,9 @@ mod tests {
             message: Some("it broke".into()),
             chunks: 1,
             withheld_bytes: 0,
+            stopped_by: None,
+            turns: None,
+            cost_usd: None,
         });
         assert_eq!(summary(&path).unwrap().end, Some(("failed".into(), 1234)));
         // Every line written by the log has a time.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use execution_support::*;
 use redis::AsyncCommands;
 use remoteagent_proto::envelope::{self, EnvelopeClaims};
-use remoteagent_proto::events::{DoneStatus, OutputEvent, StreamKind};
+use remoteagent_proto::events::{DoneStatus, OutputEvent, StoppedBy, StreamKind};
 use remoteagent_proto::keys::CloudSigningKey;
 use remoteagent_proto::{AgentId, SessionId, names, now_secs};
 use remoteagent_testkit::wait_for;
@@ -108,6 +108,8 @@ async fn abort_kills_a_runner_that_ignores_sigterm() {
     let events = s.wait_done(&sid).await;
     let done = done_of(&events);
     assert_eq!(done.status, DoneStatus::Aborted);
+    // The cloud's `abort` is the phone's Stop.
+    assert_eq!(done.stopped_by, Some(StoppedBy::Phone));
     assert!(chunk_text(&events).contains("still running"));
     // SIGKILL reached it: the process is gone.
     let gone = wait_for(WAIT, || async move {
@@ -145,6 +147,8 @@ async fn stop_from_the_handle_aborts_and_reports_the_session() {
     // abort_running returns after `done` is in the stream.
     let done = done_of(&s.events(&sid).await);
     assert_eq!(done.status, DoneStatus::Aborted);
+    // `remoteagentctl stop` is the computer's.
+    assert_eq!(done.stopped_by, Some(StoppedBy::Computer));
     agent.shutdown().await;
 }
 
@@ -354,6 +358,7 @@ async fn shutdown_during_a_session_publishes_aborted() {
     agent.shutdown().await;
     let done = done_of(&s.events(&sid).await);
     assert_eq!(done.status, DoneStatus::Aborted);
+    assert_eq!(done.stopped_by, Some(StoppedBy::Shutdown));
 }
 
 #[tokio::test]

@@ -51,8 +51,8 @@ use axum::extract::DefaultBodyLimit;
 use serde_json::Value;
 
 pub use checks::{
-    check_caption, check_edit, check_message_text, check_reply_markup, check_upload,
-    parse_reply_markup, utf16_len,
+    ReplyTo, check_caption, check_edit, check_message_text, check_reply_markup, check_upload,
+    parse_reply_markup, parse_reply_parameters, utf16_len,
 };
 pub use files::{FakeFile, MAX_DOWNLOAD_BYTES};
 pub use formatted::{Entity, Rendered};
@@ -106,6 +106,15 @@ impl Call {
         self.body.get("text")?.as_str()
     }
 
+    /// The message a send asked to reply to (`reply_parameters.message_id`
+    /// or the older `reply_to_message_id`), whether or not it was found.
+    pub fn reply_to_message_id(&self) -> Option<i64> {
+        checks::parse_reply_parameters(&self.body)
+            .ok()
+            .flatten()
+            .map(|r| r.message_id)
+    }
+
     /// The `description` of a refused call.
     pub fn description(&self) -> Option<&str> {
         self.response.get("description")?.as_str()
@@ -129,6 +138,10 @@ pub struct FakeMessage {
     pub reply_markup: Option<Value>,
     /// How many successful edits the message received.
     pub edits: u32,
+    /// The message this one replies to (Telegram's `reply_to_message`),
+    /// in the same chat; `None` when it replies to none, or was sent
+    /// without its reply because that message was gone.
+    pub reply_to: Option<i64>,
 }
 
 impl FakeMessage {
@@ -157,6 +170,8 @@ pub struct FakeDocument {
     pub caption_html: Option<String>,
     /// The uploaded file's bytes (empty when a `file_id` was sent instead).
     pub bytes: Vec<u8>,
+    /// The message it replies to, as for [`FakeMessage::reply_to`].
+    pub reply_to: Option<i64>,
 }
 
 /// The bytes can be large: Debug shows their size.
@@ -168,6 +183,7 @@ impl std::fmt::Debug for FakeDocument {
             .field("file_name", &self.file_name)
             .field("size", &self.size)
             .field("caption", &self.caption)
+            .field("reply_to", &self.reply_to)
             .field("bytes", &format_args!("{} bytes", self.bytes.len()))
             .finish()
     }

@@ -23,11 +23,14 @@
 //! | button without `text` | all with `reply_markup` | 400 | Bad Request: can't parse inline keyboard button: Can't find field "text" |
 //! | button without action (or `callback_data: ""`) | all with `reply_markup` | 400 | Bad Request: can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard |
 //! | `callback_data` over 64 bytes | all with `reply_markup` | 400 | Bad Request: BUTTON_DATA_INVALID |
+//! | `reply_parameters` not JSON | sendMessage, sendDocument | 400 | Bad Request: can't parse reply parameters JSON object |
+//! | `reply_parameters` not an object | sendMessage, sendDocument | 400 | Bad Request: object expected as reply parameters |
 //! | no `chat_id` | all with `chat_id` | 400 | Bad Request: chat not found |
 //! | no `message_id` | edits, deleteMessage | 400 | Bad Request: message identifier is not specified |
 //! | edit of a message not in the chat | editMessageText, editMessageReplyMarkup | 400 | Bad Request: message to edit not found |
 //! | edit that changes nothing | editMessageText, editMessageReplyMarkup | 400 | Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message |
 //! | delete of a message not in the chat | deleteMessage | 400 | Bad Request: message to delete not found |
+//! | reply to a message not in the chat, without `allow_sending_without_reply` | sendMessage, sendDocument | 400 | Bad Request: message to be replied not found |
 //! | the user blocked the bot | sendMessage, editMessageText, editMessageReplyMarkup, sendDocument, sendChatAction | 403 | Forbidden: bot was blocked by the user |
 //! | flood limit | all | 429 | Too Many Requests: retry after N (`parameters.retry_after`) |
 //! | no `document` | sendDocument | 400 | Bad Request: there is no document in the request |
@@ -41,8 +44,9 @@
 //! | wrong token | all | 401 | Unauthorized |
 //!
 //! A request breaking several rules gets the first that applies, in the
-//! Bot API server's order: text, then `reply_markup`, then the chat and the
-//! message, then the block, then "not modified".
+//! Bot API server's order: text, then `reply_markup`, then
+//! `reply_parameters`, then the chat and the message (the one edited, or
+//! the one replied to), then the block, then "not modified".
 
 use serde_json::Value;
 
@@ -90,11 +94,14 @@ rule_ids! {
     ButtonWithoutText,
     ButtonWithoutAction,
     ButtonDataInvalid,
+    ReplyParametersNotJson,
+    ReplyParametersNotObject,
     ChatMissing,
     MessageIdMissing,
     EditTargetNotFound,
     NotModified,
     DeleteTargetNotFound,
+    ReplyTargetNotFound,
     BotBlocked,
     TooManyRequests,
     DocumentMissing,
@@ -132,6 +139,8 @@ const MARKUP_METHODS: &[&str] = &[
     "sendDocument",
 ];
 const EDIT_METHODS: &[&str] = &["editMessageText", "editMessageReplyMarkup"];
+/// Methods that send a new message, which may reply to another.
+const SEND_METHODS: &[&str] = &["sendMessage", "sendDocument"];
 /// Methods refused to a user who blocked the bot.
 pub const BLOCKABLE_METHODS: &[&str] = &[
     "sendMessage",
@@ -243,6 +252,20 @@ pub const RULES: &[Rule] = &[
         description: "Bad Request: BUTTON_DATA_INVALID",
     },
     Rule {
+        id: RuleId::ReplyParametersNotJson,
+        documentation: "reply_parameters (ReplyParameters, optional): Description of the message to reply to (a JSON-serialized object)",
+        methods: SEND_METHODS,
+        code: 400,
+        description: "Bad Request: can't parse reply parameters JSON object",
+    },
+    Rule {
+        id: RuleId::ReplyParametersNotObject,
+        documentation: "reply_parameters: a JSON-serialized ReplyParameters object (null, a number or an array is not one)",
+        methods: SEND_METHODS,
+        code: 400,
+        description: "Bad Request: object expected as reply parameters",
+    },
+    Rule {
         id: RuleId::ChatMissing,
         documentation: "chat_id (Integer or String, required): Unique identifier for the target chat",
         methods: ALL,
@@ -276,6 +299,13 @@ pub const RULES: &[Rule] = &[
         methods: &["deleteMessage"],
         code: 400,
         description: "Bad Request: message to delete not found",
+    },
+    Rule {
+        id: RuleId::ReplyTargetNotFound,
+        documentation: "ReplyParameters.allow_sending_without_reply (Boolean, optional): Pass True if the message should be sent even if the specified message to be replied to is not found. Always False for replies in another chat or forum topic",
+        methods: SEND_METHODS,
+        code: 400,
+        description: "Bad Request: message to be replied not found",
     },
     Rule {
         id: RuleId::BotBlocked,

@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 
 use super::answer::{finish, take_failure};
 use super::checks::{
-    check_caption, check_edit, check_message_text, check_upload, parse_reply_markup,
+    ReplyTo, check_caption, check_edit, check_message_text, check_upload, parse_reply_markup,
+    parse_reply_parameters,
 };
 use super::params::{Files, read_params, string_param};
 use super::rules::{BLOCKABLE_METHODS, Refusal, RuleId};
@@ -104,6 +105,30 @@ fn message_mut(
         .ok_or_else(|| Refusal::of(RuleId::EditTargetNotFound))
 }
 
+/// The message a send replies to: `None` when it asked for none, or when
+/// the message is gone and `allow_sending_without_reply` was set (the
+/// message then goes out as an ordinary one, as Telegram sends it).
+fn reply_target(
+    state: &Inner,
+    chat_id: i64,
+    reply: Option<ReplyTo>,
+) -> Result<Option<i64>, Refusal> {
+    let Some(reply) = reply else {
+        return Ok(None);
+    };
+    let target_chat = reply.chat_id.unwrap_or(chat_id);
+    let found = replied_json(state, target_chat, reply.message_id).is_some();
+    match found {
+        // A reply to another chat's message shows as a quote, not as a
+        // reply in this chat.
+        true if target_chat == chat_id => Ok(Some(reply.message_id)),
+        true => Ok(None),
+        // "Always False for replies in another chat".
+        false if reply.allow_sending_without_reply && target_chat == chat_id => Ok(None),
+        false => Err(Refusal::of(RuleId::ReplyTargetNotFound)),
+    }
+}
+
 fn bot_json() -> Value {
     json!({"id": BOT_ID, "is_bot": true, "first_name": "RemoteAgent", "username": BOT_USERNAME})
 }
@@ -116,7 +141,44 @@ fn chat_json(chat_id: i64) -> Value {
     }
 }
 
-fn message_json(chat_id: i64, m: &FakeMessage) -> Value {
+/// A message as Telegram returns it, with the message it replies to
+/// (`reply_to_message`, itself without its own).
+fn message_json(state: &Inner, chat_id: i64, m: &FakeMessage) -> Value {
+    let mut v = plain_message_json(chat_id, m);
+    if let Some(target) = m.reply_to.and_then(|id| replied_json(state, chat_id, id)) {
+        v["reply_to_message"] = target;
+    }
+    v
+}
+
+/// A message of the chat that a new one may reply to, as Telegram shows
+/// it in `reply_to_message`: a text message, or a document.
+fn replied_json(state: &Inner, chat_id: i64, message_id: i64) -> Option<Value> {
+    if let Some(m) = state
+        .chats
+        .get(&chat_id)
+        .and_then(|c| c.messages.iter().find(|m| m.message_id == message_id))
+    {
+        return Some(plain_message_json(chat_id, m));
+    }
+    let d = state
+        .documents
+        .iter()
+        .find(|d| d.chat_id == chat_id && d.message_id == message_id)?;
+    let mut v = json!({
+        "message_id": d.message_id,
+        "from": bot_json(),
+        "chat": chat_json(chat_id),
+        "date": now_secs(),
+        "document": {"file_name": d.file_name, "file_size": d.size},
+    });
+    if let Some(caption) = &d.caption {
+        v["caption"] = json!(caption);
+    }
+    Some(v)
+}
+
+fn plain_message_json(chat_id: i64, m: &FakeMessage) -> Value {
     let mut v = json!({
         "message_id": m.message_id,
         "from": bot_json(),
@@ -154,7 +216,9 @@ fn dispatch(state: &mut Inner, method: &str, body: &Value, files: Files) -> Resu
             let html = string_param(body, "text").unwrap_or_default();
             let rendered = check_message_text(&html, parse_mode(body))?;
             let reply_markup = parse_reply_markup(body.get("reply_markup"))?;
+            let reply = parse_reply_parameters(body)?;
             let chat_id = require_chat(body)?;
+            let reply_to = reply_target(state, chat_id, reply)?;
             refuse_if_blocked(state, method, chat_id)?;
             let chat = state.chats.entry(chat_id).or_default();
             chat.next_id += 1;
@@ -165,9 +229,15 @@ fn dispatch(state: &mut Inner, method: &str, body: &Value, files: Files) -> Resu
                 html,
                 reply_markup,
                 edits: 0,
+                reply_to,
             };
-            let result = message_json(chat_id, &message);
-            chat.messages.push(message);
+            let result = message_json(state, chat_id, &message);
+            state
+                .chats
+                .entry(chat_id)
+                .or_default()
+                .messages
+                .push(message);
             Ok(result)
         }
         "editMessageText" => {
@@ -188,7 +258,8 @@ fn dispatch(state: &mut Inner, method: &str, body: &Value, files: Files) -> Resu
             message.html = html;
             message.reply_markup = reply_markup;
             message.edits += 1;
-            Ok(message_json(chat_id, message))
+            let message = message.clone();
+            Ok(message_json(state, chat_id, &message))
         }
         "editMessageReplyMarkup" => {
             let reply_markup = parse_reply_markup(body.get("reply_markup"))?;
@@ -204,7 +275,8 @@ fn dispatch(state: &mut Inner, method: &str, body: &Value, files: Files) -> Resu
             )?;
             message.reply_markup = reply_markup;
             message.edits += 1;
-            Ok(message_json(chat_id, message))
+            let message = message.clone();
+            Ok(message_json(state, chat_id, &message))
         }
         "deleteMessage" => {
             let chat_id = require_chat(body)?;
@@ -284,10 +356,12 @@ fn send_document(
         None => None,
     };
     let reply_markup = parse_reply_markup(body.get("reply_markup"))?;
+    let reply = parse_reply_parameters(body)?;
     let chat_id = require_chat(body)?;
     if uploaded {
         check_upload(bytes.len())?;
     }
+    let reply_to = reply_target(state, chat_id, reply)?;
     refuse_if_blocked(state, method, chat_id)?;
     let chat = state.chats.entry(chat_id).or_default();
     chat.next_id += 1;
@@ -317,6 +391,9 @@ fn send_document(
     if let Some(markup) = &reply_markup {
         result["reply_markup"] = markup.clone();
     }
+    if let Some(target) = reply_to.and_then(|id| replied_json(state, chat_id, id)) {
+        result["reply_to_message"] = target;
+    }
     state.documents.push(FakeDocument {
         chat_id,
         message_id,
@@ -326,6 +403,7 @@ fn send_document(
         caption_entities,
         caption_html,
         bytes,
+        reply_to,
     });
     Ok(result)
 }

@@ -125,6 +125,14 @@ async fn break_rule(tg: &FakeTelegram, id: RuleId) -> (&'static str, Answer) {
             let button = json!({"text": "Stop", "callback_data": data});
             (sm, call(tg, sm, with_button(button)).await)
         }
+        ReplyParametersNotJson => {
+            let body = json!({"chat_id": CHAT, "text": "a", "reply_parameters": "{\"message_id\""});
+            (sm, call(tg, sm, body).await)
+        }
+        ReplyParametersNotObject => {
+            let body = json!({"chat_id": CHAT, "text": "a", "reply_parameters": 5});
+            (sm, call(tg, sm, body).await)
+        }
         ChatMissing => (sm, call(tg, sm, json!({"text": "a"})).await),
         MessageIdMissing => {
             let body = json!({"chat_id": CHAT, "text": "a"});
@@ -141,6 +149,11 @@ async fn break_rule(tg: &FakeTelegram, id: RuleId) -> (&'static str, Answer) {
             // Other HTML, same bold "a" once parsed and trimmed.
             let body = json!({"chat_id": CHAT, "message_id": id, "text": "<strong>a</strong>\n", "parse_mode": "HTML"});
             ("editMessageText", call(tg, "editMessageText", body).await)
+        }
+        ReplyTargetNotFound => {
+            let body =
+                json!({"chat_id": CHAT, "text": "a", "reply_parameters": {"message_id": 999}});
+            (sm, call(tg, sm, body).await)
         }
         DeleteTargetNotFound => {
             let body = json!({"chat_id": CHAT, "message_id": 999});
@@ -273,6 +286,99 @@ async fn what_is_just_within_the_limits_is_accepted() {
     assert_eq!(doc.status, 200);
     assert_eq!(tg.documents_in(CHAT)[1].caption, None);
     assert!(tg.refused_calls().is_empty(), "{:#?}", tg.refused_calls());
+}
+
+/// Replies as Telegram makes them: to a message of the chat (text or
+/// document), shown as `reply_to_message`; a reply to a message that is
+/// gone is refused unless `allow_sending_without_reply`, which sends it as
+/// an ordinary message (never for another chat's message); the older
+/// `reply_to_message_id` still works.
+#[tokio::test]
+async fn a_reply_needs_its_message_unless_sent_without_it() {
+    let tg = FakeTelegram::start().await;
+    let sm = "sendMessage";
+    let first = call(&tg, sm, send("<b>output</b>")).await;
+    let first_id = first.body["result"]["message_id"].as_i64().unwrap();
+    let reply = |to: Value| json!({"chat_id": CHAT, "text": "done", "reply_parameters": to});
+
+    let answer = call(&tg, sm, reply(json!({"message_id": first_id}))).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(
+        answer.body["result"]["reply_to_message"]["message_id"],
+        first_id
+    );
+    assert_eq!(answer.body["result"]["reply_to_message"]["text"], "output");
+    let stored = tg.messages(CHAT).pop().unwrap();
+    assert_eq!(stored.reply_to, Some(first_id));
+    assert_eq!(tg.calls_of(sm)[1].reply_to_message_id(), Some(first_id));
+    // The same as a form body's text, and the older parameter.
+    let answer = call(
+        &tg,
+        sm,
+        reply(json!(format!("{{\"message_id\":{first_id}}}"))),
+    )
+    .await;
+    assert_eq!(
+        answer.body["result"]["reply_to_message"]["message_id"],
+        first_id
+    );
+    let old = json!({"chat_id": CHAT, "text": "done", "reply_to_message_id": first_id});
+    let answer = call(&tg, sm, old).await;
+    assert_eq!(
+        answer.body["result"]["reply_to_message"]["message_id"],
+        first_id
+    );
+
+    // The user deletes the message: a reply to it is refused…
+    let deleted = call(
+        &tg,
+        "deleteMessage",
+        json!({"chat_id": CHAT, "message_id": first_id}),
+    )
+    .await;
+    assert_eq!(deleted.status, 200);
+    let before = tg.messages(CHAT).len();
+    let refused = call(&tg, sm, reply(json!({"message_id": first_id}))).await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(
+        refused.description(),
+        "Bad Request: message to be replied not found"
+    );
+    let old = json!({"chat_id": CHAT, "text": "done", "reply_to_message_id": first_id});
+    assert_eq!(call(&tg, sm, old).await.status, 400);
+    assert_eq!(tg.messages(CHAT).len(), before, "stored anyway");
+    // …unless it may go without: then it is an ordinary message.
+    let answer = call(
+        &tg,
+        sm,
+        reply(json!({"message_id": first_id, "allow_sending_without_reply": true})),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(answer.body["result"].get("reply_to_message").is_none());
+    assert_eq!(tg.messages(CHAT).pop().unwrap().reply_to, None);
+    // Never for a reply to another chat's message.
+    let elsewhere = call(
+        &tg,
+        sm,
+        reply(json!({"message_id": 1, "chat_id": CHAT + 1, "allow_sending_without_reply": true})),
+    )
+    .await;
+    assert_eq!(
+        elsewhere.description(),
+        "Bad Request: message to be replied not found"
+    );
+
+    // A document can be replied to as well.
+    let doc = send_document(&tg, b"x".to_vec(), Some("✅ done")).await;
+    let doc_id = doc.body["result"]["message_id"].as_i64().unwrap();
+    let answer = call(&tg, sm, reply(json!({"message_id": doc_id}))).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(
+        answer.body["result"]["reply_to_message"]["caption"],
+        "✅ done"
+    );
+    assert_eq!(tg.messages(CHAT).pop().unwrap().reply_to, Some(doc_id));
 }
 
 #[tokio::test]

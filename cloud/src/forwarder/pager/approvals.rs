@@ -28,7 +28,7 @@ impl<I: Io> Pager<I> {
         if keyboard.is_none() {
             tracing::warn!(agent = %self.saved.agent_id, session = %self.saved.session_id, request = %a.request_id, "approval request id does not fit a button: shown without buttons");
         }
-        let html = page::approval_html(&a.tool, &a.summary, a.timeout_secs);
+        let html = page::approval_html(&self.saved.agent_name, &a.tool, &a.summary, a.timeout_secs);
         let chat = self.approval_chat();
         if chat == self.chat() {
             self.break_page().await?;

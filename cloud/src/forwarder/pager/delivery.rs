@@ -274,17 +274,21 @@ impl<I: Io> Pager<I> {
                 let html = format!(
                     "<i>⚠️ The whole output could not be read back to attach it.</i>\n{status_html}"
                 );
-                self.send_tries(self.chat(), html, None, FINAL_ATTEMPTS)
+                let shown = self
+                    .send_tries(self.chat(), html, None, FINAL_ATTEMPTS)
                     .await;
-                return self.file_done().await;
+                return self.file_done(shown).await;
             }
         };
         let cut = (file.written < file.total).then_some((file.written, file.total));
         let caption = page::file_caption(&status_html, file.lost, cut);
+        // The message that ends up showing the status.
+        let status_msg;
         if file.written == 0 {
             // Telegram refuses empty files; nothing of the output is left.
             let html = format!("<i>⚠️ No output is left to attach.</i>\n{caption}");
-            self.send_tries(self.chat(), html, None, FINAL_ATTEMPTS)
+            status_msg = self
+                .send_tries(self.chat(), html, None, FINAL_ATTEMPTS)
                 .await;
         } else {
             let document = Document {
@@ -292,24 +296,35 @@ impl<I: Io> Pager<I> {
                 caption: Some(caption.clone()),
                 source: file.source.clone(),
             };
-            if let Err(e) = self.send_document(document).await {
-                tracing::error!(agent = %self.saved.agent_id, session = %self.saved.session_id, error = %e, "sending the output file");
-                if !self.muted {
-                    let html =
-                        format!("<i>⚠️ Telegram did not accept the output file.</i>\n{caption}");
-                    self.send_tries(self.chat(), html, None, FINAL_ATTEMPTS)
-                        .await;
+            match self.send_document(document).await {
+                Err(e) => {
+                    tracing::error!(agent = %self.saved.agent_id, session = %self.saved.session_id, error = %e, "sending the output file");
+                    status_msg = if self.muted {
+                        None
+                    } else {
+                        let html = format!(
+                            "<i>⚠️ Telegram did not accept the output file.</i>\n{caption}"
+                        );
+                        self.send_tries(self.chat(), html, None, FINAL_ATTEMPTS)
+                            .await
+                    };
                 }
-            } else {
-                tracing::info!(agent = %self.saved.agent_id, session = %self.saved.session_id, bytes = file.written, total = file.total, lost = file.lost, "output file sent");
+                Ok(id) => {
+                    tracing::info!(agent = %self.saved.agent_id, session = %self.saved.session_id, bytes = file.written, total = file.total, lost = file.lost, "output file sent");
+                    status_msg = Some(id);
+                }
             }
         }
         drop(file);
-        self.file_done().await
+        self.file_done(status_msg).await
     }
 
-    pub(super) async fn file_done(&mut self) -> Result<(), Stop> {
+    /// The output file (or what stands for it, `shown`) went out: stored,
+    /// so that no replica sends it again, with the message the ping
+    /// replies to.
+    pub(super) async fn file_done(&mut self, shown: Option<i64>) -> Result<(), Stop> {
         self.saved.more.file_sent = true;
+        self.saved.more.status_msg = shown.unwrap_or(0);
         self.save(true).await
     }
 

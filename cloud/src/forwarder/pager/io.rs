@@ -50,6 +50,17 @@ pub(in crate::forwarder) trait Io {
         html: String,
         keyboard: Option<InlineKeyboard>,
     ) -> Result<i64, TelegramError>;
+    /// Sends a message that replies to message `reply_to` of the chat (or,
+    /// should that one be gone, an ordinary message); its id.
+    async fn send_reply(
+        &mut self,
+        chat: i64,
+        html: String,
+        reply_to: i64,
+    ) -> Result<i64, TelegramError>;
+    /// Whether the session's end is also sent as a new message to `user`
+    /// (the cloud's `FINAL_NOTIFY` and the user's `/notify`).
+    async fn wants_ping(&mut self, user: i64) -> bool;
     /// Edits a message and waits for Telegram's answer ("not modified"
     /// counts as done).
     async fn edit(

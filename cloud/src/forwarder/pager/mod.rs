@@ -9,8 +9,9 @@
 //! * a refusal is repaired (a deleted message is sent anew) or said ("⚠️ …
 //!   could not be shown"), and the whole output is then attached as a file
 //!   at the end;
-//! * the status is the last thing shown, and no message of the session
-//!   keeps a button once it ended.
+//! * the status is the last thing shown on the session's output (and, as
+//!   a new message replying to it, the "ping" that makes the phone
+//!   notify), and no message of the session keeps a button once it ended.
 //!
 //! The only thing it cannot tell the user is that they blocked the bot.
 
@@ -19,12 +20,14 @@
 //! turns, the page budget, the end of a session); `delivery.rs` gets each
 //! message to Telegram (retries, repairs, the output file), `approvals.rs`
 //! shows approval requests and their verdicts, `files.rs` sends the files
-//! of `file` events, and `io.rs` is the interface to the world.
+//! of `file` events, `ping.rs` sends the session's end as a new message,
+//! and `io.rs` is the interface to the world.
 
 mod approvals;
 mod delivery;
 mod files;
 mod io;
+mod ping;
 
 use remoteagent_proto::events::{ChunkPayload, DonePayload, OutputEvent};
 
@@ -70,6 +73,12 @@ impl<I: Io> Pager<I> {
         self.saved.chat_id
     }
 
+    /// The user who sent the prompt: their private chat is where approval
+    /// requests go (a private chat's id is its user's id).
+    fn owner(&self) -> i64 {
+        self.approval_chat()
+    }
+
     /// Where approval requests go.
     fn approval_chat(&self) -> i64 {
         if self.saved.more.approval_chat != 0 {
@@ -80,12 +89,14 @@ impl<I: Io> Pager<I> {
     }
 
     /// A resumed session puts its current page back as stored (a stale edit
-    /// may have been lost with the replica that made it).
+    /// may have been lost with the replica that made it); not once it
+    /// ended (the page shows the status, without a button).
     pub fn resumed(&mut self) {
         if self.page.message != 0
             && page::is_visible(&self.page.html)
             && !self.muted
             && !self.saved.more.file_sent
+            && !self.saved.more.pinged
         {
             let (chat, msg) = (self.chat(), self.page.message);
             self.io
@@ -421,7 +432,8 @@ impl<I: Io> Pager<I> {
     }
 
     /// The session's end: the last page without its button, then the status
-    /// (on the page, or with the output file as the last message).
+    /// (on the page, or with the output file as the last message), then
+    /// the ping (a new message replying to it).
     async fn finish(&mut self, done: &DonePayload, entry_id: &str) -> Result<(), Stop> {
         self.check_failed_edit().await?;
         self.close_open_approvals().await;
@@ -430,16 +442,23 @@ impl<I: Io> Pager<I> {
             .then(|| Line::withheld(done.withheld_bytes, &self.saved.agent_name));
         if self.saved.more.overflow {
             // The last live page loses its Stop button; the status comes with
-            // the file, the last message of the session. (A replica that
-            // finishes the session again after the file was sent only makes
-            // sure of the button: nothing may come after the file.)
+            // the file, the last message of the session's output. (A replica
+            // that finishes the session again after the file was sent only
+            // makes sure of the button: only the ping may come after the
+            // file.)
             if self.saved.more.file_sent {
                 self.drop_button().await;
-                return Ok(());
+            } else {
+                self.deliver_page(None).await?;
+                self.send_output_file(&status, withheld.as_ref(), done, entry_id)
+                    .await?;
             }
-            self.deliver_page(None).await?;
-            self.send_output_file(&status, withheld.as_ref(), done, entry_id)
-                .await?;
+            return self.ping(done).await;
+        }
+        if self.saved.more.pinged {
+            // Finished again by a replica that took over after the status
+            // and the ping went out: the stored page shows the status.
+            self.drop_button().await;
             return Ok(());
         }
         // Chunks the daemon wrote after the last one that arrived.
@@ -461,7 +480,8 @@ impl<I: Io> Pager<I> {
             self.page.push_text("\n");
         }
         self.page.push_html(&end.html, end.chars);
-        self.deliver_final_page().await
+        self.deliver_final_page().await?;
+        self.ping(done).await
     }
 }
 

@@ -4,8 +4,9 @@
 //! messages, unreachable Telegram, and takeovers by another replica at any
 //! saved point (also in the middle of a chunk). Each run asserts that every
 //! operation obeys Telegram's rules, that every character of the output is
-//! shown or attached exactly once, that the status comes last and that no
-//! button outlives the session.
+//! shown or attached exactly once, that the status comes last, followed
+//! by exactly one ping replying to it, and that no button outlives the
+//! session.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -29,6 +30,8 @@ struct Msg {
     text: String,
     keyboard: bool,
     document: Option<Vec<u8>>,
+    /// The message it replies to.
+    reply_to: Option<i64>,
 }
 
 /// Telegram as strict as the real one, for the pager alone.
@@ -57,6 +60,13 @@ struct Sim {
     dropped: Vec<String>,
     /// "Crash" right after the save that marks a file as being sent.
     crash_on_pending_file: bool,
+    /// The user turned the message at the end off (`/notify off`).
+    no_ping: bool,
+    /// Replies to a message that is gone are refused (a Telegram that
+    /// ignored `allow_sending_without_reply`), and the message replied to
+    /// is deleted just before the reply: the refusal the pager must
+    /// survive.
+    refuse_missing_reply: bool,
 }
 
 /// Telegram's checks of a message text in HTML parse mode (the strict
@@ -132,9 +142,41 @@ impl Io for &mut Sim {
                 text,
                 keyboard: keyboard.is_some(),
                 document: None,
+                reply_to: None,
             },
         );
         Ok(self.next_id)
+    }
+
+    async fn send_reply(
+        &mut self,
+        chat: i64,
+        html: String,
+        reply_to: i64,
+    ) -> Result<i64, TelegramError> {
+        if self.refuse_missing_reply
+            && let Some(m) = self.messages.remove(&reply_to)
+        {
+            self.deleted.insert(reply_to, m);
+        }
+        let found = self.messages.contains_key(&reply_to);
+        if !found && self.refuse_missing_reply {
+            return Err(refused(
+                "Bad Request: message to be replied not found".into(),
+            ));
+        }
+        let id = Io::send(self, chat, html, None).await?;
+        // Sent without the reply when its message is gone
+        // (`allow_sending_without_reply`).
+        if let Some(m) = self.messages.get_mut(&id) {
+            m.reply_to = found.then_some(reply_to);
+        }
+        Ok(id)
+    }
+
+    async fn wants_ping(&mut self, user: i64) -> bool {
+        assert_eq!(user, CHAT, "the ping's choice is the owner's");
+        !self.no_ping
     }
 
     async fn edit(
@@ -216,6 +258,7 @@ impl Io for &mut Sim {
                 text: caption,
                 keyboard: false,
                 document: Some(bytes),
+                reply_to: None,
             },
         );
         Ok(self.next_id)
@@ -374,6 +417,9 @@ async fn run(r: Run) {
         message: None,
         chunks: seq,
         withheld_bytes: 0,
+        stopped_by: None,
+        turns: None,
+        cost_usd: None,
     };
     events.push((format!("{}-0", n + 1), OutputEvent::Done(done)));
 
@@ -449,16 +495,48 @@ async fn run(r: Run) {
             m.text
         );
     }
-    // The status is the last line of the last message.
-    let (_, last) = messages.last().unwrap();
+    // Exactly one ping, the last message of all (deleted ones included):
+    // a new message naming the agent, replying to the message that shows
+    // the status (sent without the reply if that one was deleted first).
+    let mut all_seen: BTreeMap<i64, Msg> = sim.deleted.clone();
+    all_seen.extend(messages.iter().cloned());
+    let pings: Vec<(i64, Msg)> = all_seen
+        .iter()
+        .filter(|(_, m)| is_ping(&m.text))
+        .map(|(id, m)| (*id, m.clone()))
+        .collect();
+    assert_eq!(pings.len(), 1, "{ctx}: pings {pings:?}");
+    let (ping_id, ping) = &pings[0];
+    assert_eq!(
+        all_seen.keys().last(),
+        Some(ping_id),
+        "{ctx}: the ping is not the last message"
+    );
+    assert_eq!(ping.text, "✅ hello finished in 1s", "{ctx}");
+    // The status is the last line of the last message before the ping.
+    let (status_id, last) = all_seen
+        .range(..*ping_id)
+        .next_back()
+        .expect("a message before the ping");
     let last_line = last.text.lines().last().unwrap_or_default();
     assert!(
         last_line.starts_with("✅ done in"),
         "{ctx}: last line {last_line:?} of {:?}",
         last.text
     );
+    if sim.messages.contains_key(status_id) {
+        assert_eq!(ping.reply_to, Some(*status_id), "{ctx}: the ping's reply");
+    } else {
+        // Deleted before the ping (sent without the reply) or after.
+        assert!(
+            ping.reply_to.is_none_or(|r| r == *status_id),
+            "{ctx}: the ping replies to {:?}, not the status {status_id}",
+            ping.reply_to
+        );
+    }
 
-    let document = messages.iter().find_map(|(_, m)| m.document.clone());
+    // The user may delete the file after it came (the ping comes later).
+    let document = all_seen.values().find_map(|m| m.document.clone());
     let deleted_some = sim.delete_rate > 0.0 || sim.transport_rate > 0.0;
     // Live pages: their output lines (the pager's own lines removed).
     let mut shown = String::new();
@@ -529,9 +607,16 @@ async fn run(r: Run) {
         }
     }
     if lost > 0 {
-        let said = messages.iter().any(|(_, m)| m.text.contains("of output w"));
+        let said = all_seen.values().any(|m| m.text.contains("of output w"));
         assert!(said, "{ctx}: {lost} lost chunks not announced");
     }
+}
+
+/// Whether a message is the ping of agent `hello`.
+fn is_ping(text: &str) -> bool {
+    ["✅ hello finished", "❌ hello failed", "⏹ hello stopped"]
+        .iter()
+        .any(|p| text.starts_with(p))
 }
 
 /// Text as Telegram stores it: `\r` removed, other controls but `\n` as
@@ -601,6 +686,9 @@ async fn a_page_that_would_open_with_a_lone_newline_is_not_sent_blank() {
         message: None,
         chunks: 3,
         withheld_bytes: 0,
+        stopped_by: None,
+        turns: None,
+        cost_usd: None,
     };
     pager.apply("4-0", OutputEvent::Done(done)).await.unwrap();
     drop(pager);
@@ -608,11 +696,15 @@ async fn a_page_that_would_open_with_a_lone_newline_is_not_sent_blank() {
     let texts: Vec<String> = sim.messages.values().map(|m| m.text.clone()).collect();
     assert_eq!(
         texts,
-        vec!["x".repeat(100), "next\n\n✅ done in 0.0 s".to_string()]
+        vec![
+            "x".repeat(100),
+            "next\n\n✅ done in 0.0 s".to_string(),
+            "✅ hello finished in 0s".to_string()
+        ]
     );
 }
 
-fn chunk(seq: u64, text: &str) -> OutputEvent {
+fn chunk_event(seq: u64, text: &str) -> OutputEvent {
     OutputEvent::Chunk(ChunkPayload {
         seq,
         stream: StreamKind::Stdout,
@@ -628,6 +720,9 @@ fn done_after(chunks: u64) -> OutputEvent {
         message: None,
         chunks,
         withheld_bytes: 0,
+        stopped_by: None,
+        turns: None,
+        cost_usd: None,
     })
 }
 
@@ -658,14 +753,20 @@ fn shown(sim: &Sim) -> Vec<(String, Option<Vec<u8>>, bool)> {
 
 #[tokio::test]
 async fn a_file_comes_below_the_output_and_the_status_below_it() {
-    let mut sim = Sim::default();
+    let mut sim = Sim {
+        no_ping: true,
+        ..Sim::default()
+    };
     let file = file_event(&mut sim, "blob:a1:b1", b"the report", None);
     let mut pager = Pager::new(&mut sim, state(), 4096, 8);
     pager.placeholder().await;
-    pager.apply("1-0", chunk(0, "working\n")).await.unwrap();
+    pager
+        .apply("1-0", chunk_event(0, "working\n"))
+        .await
+        .unwrap();
     pager.flush().await.unwrap();
     pager.apply("2-0", file).await.unwrap();
-    pager.apply("3-0", chunk(1, "after\n")).await.unwrap();
+    pager.apply("3-0", chunk_event(1, "after\n")).await.unwrap();
     pager.apply("4-0", done_after(2)).await.unwrap();
     drop(pager);
     assert!(sim.refusals.is_empty(), "{:?}", sim.refusals);
@@ -687,7 +788,10 @@ async fn a_file_comes_below_the_output_and_the_status_below_it() {
 
 #[tokio::test]
 async fn a_file_that_is_not_what_its_event_says_is_not_sent_and_said() {
-    let mut sim = Sim::default();
+    let mut sim = Sim {
+        no_ping: true,
+        ..Sim::default()
+    };
     let changed = file_event(&mut sim, "blob:a1:b1", b"the report", Some(b"the rep0rt"));
     let mut pager = Pager::new(&mut sim, state(), 4096, 8);
     pager.placeholder().await;
@@ -703,7 +807,10 @@ async fn a_file_that_is_not_what_its_event_says_is_not_sent_and_said() {
     assert_eq!(sim.dropped, ["blob:a1:b1"], "a bad blob is deleted too");
 
     // A blob that expired: said the same way.
-    let mut sim = Sim::default();
+    let mut sim = Sim {
+        no_ping: true,
+        ..Sim::default()
+    };
     let gone = file_event(&mut sim, "blob:a1:b2", b"x", None);
     sim.blobs.clear();
     let mut pager = Pager::new(&mut sim, state(), 4096, 8);
@@ -723,11 +830,12 @@ async fn a_file_that_is_not_what_its_event_says_is_not_sent_and_said() {
 async fn a_replica_that_stopped_while_sending_a_file_never_sends_it_twice() {
     let mut sim = Sim {
         crash_on_pending_file: true,
+        no_ping: true,
         ..Sim::default()
     };
     let file = file_event(&mut sim, "blob:a1:b1", b"the report", None);
     let events = [
-        ("1-0".to_string(), chunk(0, "working\n")),
+        ("1-0".to_string(), chunk_event(0, "working\n")),
         ("2-0".to_string(), file),
         ("3-0".to_string(), done_after(1)),
     ];
@@ -760,4 +868,130 @@ async fn a_replica_that_stopped_while_sending_a_file_never_sends_it_twice() {
         "{all:?}"
     );
     assert!(last.ends_with("✅ done in 0.0 s"), "{all:?}");
+}
+
+fn done_event(status: DoneStatus, chunks: u64) -> DonePayload {
+    DonePayload {
+        status,
+        exit_code: None,
+        duration_ms: 48_213,
+        message: None,
+        chunks,
+        withheld_bytes: 0,
+        stopped_by: None,
+        turns: None,
+        cost_usd: None,
+    }
+}
+
+/// Runs one session on `sim`: `texts` as chunks, then `done`.
+async fn run_session(sim: &mut Sim, texts: &[&str], done: DonePayload, max_pages: usize) {
+    let mut pager = Pager::new(&mut *sim, state(), 100, max_pages);
+    pager.placeholder().await;
+    for (i, text) in texts.iter().enumerate() {
+        let id = format!("{}-0", i + 1);
+        pager.apply(&id, chunk_event(i as u64, text)).await.unwrap();
+        pager.flush().await.unwrap();
+    }
+    let id = format!("{}-0", texts.len() + 1);
+    let finished = pager.apply(&id, OutputEvent::Done(done)).await.unwrap();
+    assert!(finished.is_some());
+}
+
+/// The end is told again as a new message replying to the page with the
+/// status; that page keeps no button; a replica that finishes the session
+/// again from the stored state sends nothing more.
+#[tokio::test]
+async fn the_end_is_pinged_once_as_a_reply_to_the_status() {
+    let mut sim = Sim::default();
+    let mut done = done_event(DoneStatus::Aborted, 1);
+    done.message = Some("aborted".into());
+    done.stopped_by = Some(remoteagent_proto::events::StoppedBy::Phone);
+    run_session(&mut sim, &["working\n"], done.clone(), 8).await;
+    let messages: Vec<(i64, Msg)> = sim.messages.clone().into_iter().collect();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    let (page_id, page) = &messages[0];
+    assert_eq!(page.text, "working\n\n⏹ aborted");
+    assert!(!page.keyboard, "the last edit keeps the Stop button");
+    let (_, ping) = &messages[1];
+    assert_eq!(ping.text, "⏹ hello stopped by you (from the phone)");
+    assert_eq!(ping.reply_to, Some(*page_id));
+    assert!(!ping.keyboard);
+
+    // Another replica takes over after the ping went out and applies the
+    // `done` again: nothing new is sent, the status is not repeated.
+    let stored = sim.stored.clone().expect("a stored state");
+    assert!(stored.more.pinged);
+    let mut pager = Pager::new(&mut sim, stored, 100, 8);
+    pager.resumed();
+    pager
+        .apply("2-0", OutputEvent::Done(done))
+        .await
+        .unwrap()
+        .expect("finished");
+    drop(pager);
+    assert_eq!(sim.messages.len(), 2);
+    assert_eq!(sim.messages[page_id].text, "working\n\n⏹ aborted");
+    assert!(sim.refusals.is_empty(), "{:?}", sim.refusals);
+}
+
+/// `/notify off` (or `FINAL_NOTIFY=false`): only the edit. A prompt that
+/// never ran gets no ping either: its answer came at once.
+#[tokio::test]
+async fn no_ping_when_turned_off_or_nothing_ran() {
+    let mut sim = Sim {
+        no_ping: true,
+        ..Sim::default()
+    };
+    run_session(&mut sim, &["hi\n"], done_event(DoneStatus::Ok, 1), 8).await;
+    let texts: Vec<String> = sim.messages.values().map(|m| m.text.clone()).collect();
+    assert_eq!(texts, vec!["hi\n\n✅ done in 48.2 s".to_string()]);
+    assert!(sim.stored.unwrap().more.pinged, "the step is recorded done");
+
+    let mut sim = Sim::default();
+    let mut rejected = done_event(DoneStatus::Rejected, 0);
+    rejected.message = Some("hello is busy".into());
+    run_session(&mut sim, &[], rejected, 8).await;
+    let texts: Vec<String> = sim.messages.values().map(|m| m.text.clone()).collect();
+    assert_eq!(texts, vec!["⚠️ rejected: hello is busy".to_string()]);
+}
+
+/// Past the page budget the status comes with the output file, and the
+/// ping replies to the file.
+#[tokio::test]
+async fn past_the_page_budget_the_ping_replies_to_the_file() {
+    let mut sim = Sim {
+        output: "x".repeat(300),
+        ..Sim::default()
+    };
+    let mut done = done_event(DoneStatus::Failed, 1);
+    done.exit_code = Some(2);
+    run_session(&mut sim, &[&"x".repeat(300)], done, 1).await;
+    let (file_id, file) = sim
+        .messages
+        .iter()
+        .find(|(_, m)| m.document.is_some())
+        .map(|(id, m)| (*id, m.clone()))
+        .expect("the output file");
+    assert_eq!(file.text, "❌ failed (exit 2)");
+    let (_, ping) = sim.messages.iter().next_back().unwrap();
+    assert_eq!(ping.text, "❌ hello failed: exit 2");
+    assert_eq!(ping.reply_to, Some(file_id));
+    assert!(sim.messages.values().all(|m| !m.keyboard));
+}
+
+/// The page with the status is deleted just before the ping, and Telegram
+/// refuses the reply: the ping goes out without it.
+#[tokio::test]
+async fn a_ping_whose_message_is_gone_goes_without_the_reply() {
+    let mut sim = Sim {
+        refuse_missing_reply: true,
+        ..Sim::default()
+    };
+    run_session(&mut sim, &["hi\n"], done_event(DoneStatus::Ok, 1), 8).await;
+    let messages: Vec<Msg> = sim.messages.values().cloned().collect();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0].text, "✅ hello finished in 48s");
+    assert_eq!(messages[0].reply_to, None);
+    assert!(sim.refusals.is_empty(), "{:?}", sim.refusals);
 }

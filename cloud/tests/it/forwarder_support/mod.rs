@@ -159,6 +159,9 @@ pub fn done(
         message: message.map(str::to_string),
         chunks: 0,
         withheld_bytes: 0,
+        stopped_by: None,
+        turns: None,
+        cost_usd: None,
     })
 }
 
@@ -248,6 +251,45 @@ pub fn visible(s: &str) -> String {
 #[track_caller]
 pub fn assert_shows(body: &str, text: &str) {
     assert_eq!(visible(body), visible(text), "body: {body:?}");
+}
+
+/// Whether `m` is the ping of agent `agent`: the new message that tells a
+/// run's end.
+pub fn is_ping(m: &FakeMessage, agent: &str) -> bool {
+    ["finished in", "failed", "stopped"]
+        .iter()
+        .zip(["✅", "❌", "⏹"])
+        .any(|(what, mark)| m.text.starts_with(&format!("{mark} {agent} {what}")))
+}
+
+/// A chat's messages split into the session's output and the ping that
+/// ends it: a new message naming `agent`, without buttons, replying to the
+/// message just before it (the one with the status: the last page, or the
+/// output file). Fails unless exactly one such ping ends the chat.
+#[track_caller]
+pub fn output_and_ping(
+    tg: &FakeTelegram,
+    chat: i64,
+    agent: &str,
+) -> (Vec<FakeMessage>, FakeMessage) {
+    let mut messages = tg.messages(chat);
+    let pings = messages.iter().filter(|m| is_ping(m, agent)).count();
+    assert_eq!(pings, 1, "one ping expected: {messages:#?}");
+    let ping = messages.pop().expect("no messages");
+    assert!(is_ping(&ping, agent), "the ping is not last: {messages:#?}");
+    let page = messages.last().map_or(0, |m| m.message_id);
+    let file = tg.documents_in(chat).last().map_or(0, |d| d.message_id);
+    let status = page.max(file);
+    assert!(status > 0, "no output before the ping");
+    assert_eq!(ping.reply_to, Some(status), "{ping:#?}");
+    assert_eq!(ping.reply_markup, None);
+    (messages, ping)
+}
+
+/// [`output_and_ping`]'s output alone.
+#[track_caller]
+pub fn output_of(tg: &FakeTelegram, chat: i64, agent: &str) -> Vec<FakeMessage> {
+    output_and_ping(tg, chat, agent).0
 }
 
 /// Splits what the chat shows into the output and the status line: the

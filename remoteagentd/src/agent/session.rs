@@ -135,7 +135,6 @@ pub async fn run_session(
         Some(&ctx.settings.log_events),
     );
     log.limit(ctx.settings.log_limits.max_log_bytes);
-    let started = Instant::now();
     let mut format = OutputFormat::for_runner(&ctx.runner, &ctx.path);
     let pumped = pump(
         &ctx,
@@ -145,7 +144,6 @@ pub async fn run_session(
         &mut format,
         &mut approvals,
         &abort,
-        started,
     )
     .await;
     let outcome = SessionOutcome {
@@ -213,8 +211,8 @@ async fn pump(
     format: &mut OutputFormat,
     approvals: &mut SessionApprovals,
     abort: &StopSignal,
-    started: Instant,
 ) -> Result<DonePayload, OutputError> {
+    let started = Instant::now();
     let elapsed = |started: Instant| started.elapsed().as_millis() as u64;
     out.event(OutputEvent::Started(StartedPayload {
         session_id: ctx.command.session_id.clone(),

@@ -9,6 +9,9 @@ On your computer: <code>remoteagentctl pair ./your-project</code>, then send\n\
 /pair CODE — confirm the code it prints\n\n\
 <b>Using agents</b>\n\
 Any text message is a prompt for your current agent.\n\
+A photo or document goes with a prompt: its caption, or your next message.\n\
+A voice note is transcribed and shown with ▶ Run (when the cloud has speech to text).\n\
+Files your agent writes to <code>.remoteagent/outbox/</code> arrive here when the run ends.\n\
 /agents — your agents and which are online\n\
 /use NAME — switch the current agent\n\
 /new — the next prompt starts a fresh conversation\n\

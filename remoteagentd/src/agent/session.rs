@@ -96,16 +96,25 @@ pub async fn run_session(
     let attached = if ctx.command.attachments.is_empty() {
         None
     } else {
-        let mut conn = ctx.conn.clone();
-        match crate::inbox::receive(
-            &mut conn,
-            &ctx.settings.inbox,
-            &ctx.agent_id,
-            &sid,
-            &ctx.command.attachments,
-        )
-        .await
-        {
+        // The files come over a connection of their own (see
+        // `BlobStore::connection`), never the agent's shared link.
+        let total: u64 = ctx.command.attachments.iter().map(|a| a.size).sum();
+        let received = match ctx.blobs.connection(total).await {
+            Ok(mut conn) => {
+                crate::inbox::receive(
+                    &mut conn,
+                    &ctx.settings.inbox,
+                    &ctx.agent_id,
+                    &sid,
+                    &ctx.command.attachments,
+                )
+                .await
+            }
+            Err(e) => Err(format!(
+                "the files sent with the prompt could not be fetched (Redis: {e}); nothing ran"
+            )),
+        };
+        match received {
             Ok(attached) => Some(attached),
             Err(refusal) => {
                 super::admission::refuse(ctx.conn.clone(), &ctx.agent_id, &sid, refusal).await;

@@ -99,25 +99,36 @@ impl BlobStore {
     }
 
     async fn put_once(&self, key: &str, bytes: &[u8]) -> redis::RedisResult<()> {
-        let client = crate::redis_conn::agent_client(
-            &self.url,
-            &self.username,
-            self.password.expose_secret(),
-        )?;
-        // Long enough for 50 MB at about 250 kB/s.
-        let response = Duration::from_secs(30 + bytes.len() as u64 / 250_000);
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(10)))
-            .set_response_timeout(Some(response));
-        let mut conn = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
+        let mut conn = self.connection(bytes.len() as u64).await?;
         redis::cmd("SET")
             .arg(key)
             .arg(bytes)
             .arg("EX")
             .arg(BLOB_TTL_SECS)
             .query_async::<()>(&mut conn)
+            .await
+    }
+
+    /// A connection of its own, logged in as the agent, for moving up to
+    /// `bytes` in one command: a slow 50 MB `SET` or `GET` on the agent's
+    /// shared link would hold up its heartbeats until it looked offline.
+    /// Used for the chat's files and for the files sent with a prompt.
+    pub async fn connection(
+        &self,
+        bytes: u64,
+    ) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        let client = crate::redis_conn::agent_client(
+            &self.url,
+            &self.username,
+            self.password.expose_secret(),
+        )?;
+        // Long enough for 50 MB at about 250 kB/s.
+        let response = Duration::from_secs(30 + bytes / 250_000);
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(10)))
+            .set_response_timeout(Some(response));
+        client
+            .get_multiplexed_async_connection_with_config(&config)
             .await
     }
 }

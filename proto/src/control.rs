@@ -63,6 +63,42 @@ pub enum Request {
     /// [`Response::Reloaded`], or a [`ErrorCode::ConfigInvalid`] error when
     /// the file is broken (the daemon keeps its previous config).
     Reload,
+    /// `remoteagentctl approvals`: the approval requests of all agents
+    /// waiting for an answer. Answered with [`Response::Approvals`].
+    Approvals,
+    /// `remoteagentctl approve|deny`: answer a waiting approval request from
+    /// the computer. The first answer wins, from the computer or the phone:
+    /// answered with [`Response::ApprovalAnswered`] when this one did, a
+    /// [`ErrorCode::Conflict`] error naming the answer that won when the
+    /// request was already answered, [`ErrorCode::NotFound`] for an unknown
+    /// id and [`ErrorCode::Ambiguous`] for a prefix of several.
+    ApprovalAnswer(ApprovalAnswerRequest),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalAnswerRequest {
+    /// The request id, or an unambiguous prefix of it.
+    pub request: String,
+    pub allow: bool,
+    /// Why, passed on to the runner and shown on the phone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// One approval request waiting for an answer (`remoteagentctl approvals`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingApproval {
+    pub agent_id: AgentId,
+    pub agent_name: String,
+    pub session_id: SessionId,
+    pub request_id: String,
+    pub tool: String,
+    /// What the tool use does (the command, the file, …); remote text.
+    pub summary: String,
+    /// How long it has been waiting, in seconds.
+    pub waiting_secs: u64,
+    /// Seconds left before the timeout denies it.
+    pub left_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -292,6 +328,20 @@ pub enum Response {
         changed: Vec<String>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         restart_needed: Vec<String>,
+    },
+    /// The answer to [`Request::Approvals`], oldest request first.
+    Approvals {
+        requests: Vec<PendingApproval>,
+    },
+    /// The answer to [`Request::ApprovalAnswer`]: this answer won.
+    ApprovalAnswered {
+        request_id: String,
+        agent_name: String,
+        /// `Bash cargo test`: the tool and the start of its summary.
+        label: String,
+        allow: bool,
+        /// What the phone's message shows ("approved from your computer").
+        reason: String,
     },
     /// The answer to [`Request::Approval`].
     ApprovalDecision {

@@ -8,7 +8,7 @@
 //! | 1 | error (refused, expired, cloud unreachable, …); `service status`: a unit is not active, or no service manager can be asked |
 //! | 2 | bad usage |
 //! | 3 | the daemon is not running |
-//! | 4 | no such agent or session, or an ambiguous name |
+//! | 4 | no such agent, session or approval request, or an ambiguous name or id |
 
 #[cfg(test)]
 mod cli_checks;
@@ -29,10 +29,10 @@ use remoteagent_proto::runner::Preset;
 use crate::client::Client;
 use crate::error::{CliError, exit};
 
-const EXIT_CODES: &str = "Exit codes: 0 ok, 1 error (`service status`: not active, or no service manager), 2 usage, 3 daemon not running, 4 agent/session not found or ambiguous.";
+const EXIT_CODES: &str = "Exit codes: 0 ok, 1 error (`service status`: not active, or no service manager), 2 usage, 3 daemon not running, 4 agent/session/approval request not found or ambiguous.";
 
 #[derive(Debug, Parser)]
-#[command(name = "remoteagentctl", version, disable_help_subcommand = true, about = "Control remoteagentd: pair project folders with Telegram, list, stop, logs, unpair.", after_help = EXIT_CODES)]
+#[command(name = "remoteagentctl", version, disable_help_subcommand = true, about = "Control remoteagentd: pair project folders with Telegram, list, stop, logs, answer approval requests, unpair.", after_help = EXIT_CODES)]
 struct Cli {
     /// The daemon's control socket.
     #[arg(long, global = true, env = "REMOTEAGENT_SOCKET", value_name = "PATH")]
@@ -84,6 +84,24 @@ enum Command {
     /// or one --session, or all --since a time; -f follows new lines (and
     /// later sessions); --list lists the sessions.
     Logs(commands::logs::LogsArgs),
+    /// List the tool-approval requests waiting for an answer, of all agents.
+    Approvals,
+    /// Approve a waiting tool-approval request (instead of on the phone).
+    Approve {
+        /// The request id, or an unambiguous prefix of it.
+        id: String,
+        /// Why, passed on to the agent.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Deny a waiting tool-approval request (instead of on the phone).
+    Deny {
+        /// The request id, or an unambiguous prefix of it.
+        id: String,
+        /// Why, passed on to the agent (and shown on the phone).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
     /// Unpair an agent: revoke it in the cloud and forget it here.
     Unpair {
         /// Agent name or id prefix.
@@ -211,6 +229,13 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Stop { agent } => commands::stop::run(&mut client, agent, json).await,
         Command::Logs(args) => commands::logs::run(&mut client, args, json).await,
         Command::Unpair { agent } => commands::unpair::run(&mut client, agent, json).await,
+        Command::Approvals => commands::approvals::list(&mut client, json).await,
+        Command::Approve { id, reason } => {
+            commands::approvals::answer(&mut client, id, true, reason, json).await
+        }
+        Command::Deny { id, reason } => {
+            commands::approvals::answer(&mut client, id, false, reason, json).await
+        }
         Command::Service(_)
         | Command::Restart { .. }
         | Command::Completions { .. }

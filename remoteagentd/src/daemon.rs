@@ -75,6 +75,7 @@ pub async fn run_with_ready(
         approval: ApprovalSettings {
             policies: config.approval_policies(home.as_deref()),
             hook,
+            board: Default::default(),
         },
         seen: Arc::new(SeenEnvelopes::new(paths.envelopes_dir.clone())),
         stream_budget: config.output.stream_budget_bytes(),

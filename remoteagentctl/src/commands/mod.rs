@@ -1,6 +1,7 @@
 //! One file per command, each the client half of a daemon request
 //! (`doctor` also runs when the daemon does not).
 
+pub mod approvals;
 pub mod doctor;
 pub mod list;
 pub mod logs;

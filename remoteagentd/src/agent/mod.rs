@@ -485,7 +485,14 @@ impl Agent {
         let give_up = CancellationToken::new();
         let (approvals, inbox) = approval::channels();
         let policy = self.settings.approval.policies.for_project(&self.spec.path);
-        let session_approvals = SessionApprovals::new(policy, inbox);
+        let seat = approval::board::SessionSeat {
+            agent_id: self.spec.id.clone(),
+            agent_name: self.spec.name.clone(),
+            session_id: sid.clone(),
+            answers: approvals.answers(),
+        };
+        let session_approvals = SessionApprovals::new(policy, inbox)
+            .on_board(self.settings.approval.board.clone(), seat);
         let ctx = SessionContext {
             conn: self.link.conn(),
             agent_id: self.spec.id.clone(),
@@ -559,6 +566,8 @@ impl Agent {
                 let answer = ApprovalAnswer {
                     request_id: a.request_id,
                     allow: a.allow,
+                    origin: approval::Origin::Phone,
+                    reason: None,
                 };
                 if !s.approvals.answer(answer) {
                     tracing::warn!("approval answer dropped: the session is not taking answers");

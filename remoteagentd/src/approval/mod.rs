@@ -9,14 +9,16 @@
 //! the policy says "ask", writes `approval_request` to the output stream. The
 //! phone's answer comes back as a signed `approval` envelope, verified by the
 //! agent, and travels to the session on a second channel. The decision is
-//! only ever made by the policy, a verified envelope or the timeout: nothing
-//! the hook (or the runner) sends can approve anything.
+//! only ever made by the policy, a verified envelope, the user on the
+//! computer (`remoteagentctl approve|deny` through the [`board`]) or the
+//! timeout: nothing the hook (or the runner) sends can approve anything.
 //!
 //! ```text
 //! claude ─sh─► remoteagentd approval-hook ─socket─► control ─► supervisor ─► agent ─asks──► session ─XADD approval_request─► phone
 //! claude ◄─JSON── hook ◄─Response::ApprovalDecision── … ◄── oneshot ◄── session ◄─answers── agent ◄─signed `approval`── phone
 //! ```
 
+pub mod board;
 pub mod hook;
 pub mod policy;
 pub mod schema;
@@ -39,6 +41,8 @@ pub struct ApprovalSettings {
     /// without the hook, under its own permission rules: only where there is
     /// no daemon executable to run (the in-process tests).
     pub hook: Option<hook::HookTarget>,
+    /// Every agent's waiting requests, for `remoteagentctl approvals`.
+    pub board: board::Board,
 }
 
 /// How `runner` is told about tool approval in one session (rendered into
@@ -132,11 +136,55 @@ impl std::fmt::Debug for ApprovalAsk {
     }
 }
 
-/// The phone's answer, from a verified envelope.
+/// An answer: the phone's, from a verified envelope, or the computer's,
+/// from `remoteagentctl approve|deny`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApprovalAnswer {
     pub request_id: String,
     pub allow: bool,
+    pub origin: Origin,
+    /// The user's words (only the computer's answers carry any).
+    pub reason: Option<String>,
+}
+
+/// Where an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Phone,
+    Computer,
+}
+
+impl ApprovalAnswer {
+    /// What the runner is told, and the reason `approval_resolved` carries
+    /// (shown on the phone's approval message: who answered).
+    pub fn texts(&self) -> (Decision, String) {
+        let reason = self
+            .reason
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty());
+        let because = reason.map(|r| format!(": {r}")).unwrap_or_default();
+        match (self.origin, self.allow) {
+            (Origin::Phone, true) => (
+                Decision::allow("approved by the user on their phone"),
+                "approved from the phone".into(),
+            ),
+            (Origin::Phone, false) => (
+                Decision::deny("denied by the user on their phone; do not retry it"),
+                "denied from the phone".into(),
+            ),
+            (Origin::Computer, true) => (
+                Decision::allow(format!("approved by the user on their computer{because}")),
+                format!("approved from your computer{because}"),
+            ),
+            (Origin::Computer, false) => (
+                Decision::deny(format!(
+                    "denied by the user on their computer{because}; do not retry it"
+                )),
+                format!("denied from your computer{because}"),
+            ),
+        }
+    }
 }
 
 /// Questions queued for a session beyond those it has taken in; more are
@@ -192,6 +240,11 @@ impl ApprovalSenders {
     /// Hands an answer to the session; false when it could not take it.
     pub fn answer(&self, answer: ApprovalAnswer) -> bool {
         self.answers.try_send(answer).is_ok()
+    }
+
+    /// Where the computer's answers to this session go (see [`board`]).
+    pub fn answers(&self) -> mpsc::Sender<ApprovalAnswer> {
+        self.answers.clone()
     }
 }
 
@@ -311,6 +364,7 @@ mod tests {
                 program: "/usr/bin/remoteagentd".into(),
                 socket: "/run/ra.sock".into(),
             }),
+            board: board::Board::default(),
         };
         let agent = remoteagent_proto::AgentId::parse("a").unwrap();
         let session = remoteagent_proto::SessionId::parse("s").unwrap();
@@ -327,6 +381,46 @@ mod tests {
         let expected =
             hook::settings_json(settings.hook.as_ref().unwrap(), &agent, &session, 300).unwrap();
         assert_eq!(mode, ApprovalMode::Hook { settings: expected });
+    }
+
+    #[test]
+    fn answers_say_who_answered() {
+        let answer = |origin, allow, reason: Option<&str>| {
+            ApprovalAnswer {
+                request_id: "r".into(),
+                allow,
+                origin,
+                reason: reason.map(str::to_string),
+            }
+            .texts()
+        };
+        assert_eq!(
+            answer(Origin::Phone, true, None),
+            (
+                Decision::allow("approved by the user on their phone"),
+                "approved from the phone".to_string()
+            )
+        );
+        assert_eq!(
+            answer(Origin::Phone, false, None).1,
+            "denied from the phone"
+        );
+        assert_eq!(
+            answer(Origin::Computer, true, Some("  ")),
+            (
+                Decision::allow("approved by the user on their computer"),
+                "approved from your computer".to_string()
+            )
+        );
+        assert_eq!(
+            answer(Origin::Computer, false, Some("use make check")),
+            (
+                Decision::deny(
+                    "denied by the user on their computer: use make check; do not retry it"
+                ),
+                "denied from your computer: use make check".to_string()
+            )
+        );
     }
 
     #[test]

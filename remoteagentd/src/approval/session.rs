@@ -1,7 +1,9 @@
 //! The session's side of tool approval: questions from the hook come in,
 //! the project's policy answers them or the phone is asked
 //! (`approval_request`), and every request asked ends with exactly one
-//! `approval_resolved`: the phone's answer, the timeout, or the session's end.
+//! `approval_resolved`: the phone's answer, the computer's, the timeout, or
+//! the session's end. Each request is pinned on the daemon's [`Board`] while
+//! it waits, so `remoteagentctl` can list and answer it.
 //!
 //! The session's pump loop awaits [`SessionApprovals::next`] in its
 //! `select!` next to the runner's pipes and calls
@@ -16,6 +18,7 @@ use remoteagent_proto::events::{
 };
 use tokio::time::Instant;
 
+use super::board::{Board, Pin, SessionSeat};
 use super::policy::{ProjectPolicy, Verdict};
 use super::{ApprovalAnswer, ApprovalAsk, ApprovalInbox, Decision, new_request_id, short_summary};
 use crate::output::{OutputError, OutputWriter};
@@ -50,6 +53,19 @@ pub struct SessionApprovals {
     asks_open: bool,
     answers_open: bool,
     pending: Vec<Pending>,
+    /// Where waiting requests are pinned; `None` in unit tests of the loop.
+    board: Option<(Board, SessionSeat)>,
+}
+
+impl Drop for SessionApprovals {
+    /// A session that never reached [`SessionApprovals::end`] (its task
+    /// panicked) takes its requests off the board.
+    fn drop(&mut self) {
+        if let Some((board, _)) = &self.board {
+            let ids: Vec<String> = self.pending.iter().map(|p| p.id.clone()).collect();
+            board.withdraw(&ids);
+        }
+    }
 }
 
 impl SessionApprovals {
@@ -60,7 +76,14 @@ impl SessionApprovals {
             asks_open: true,
             answers_open: true,
             pending: Vec::new(),
+            board: None,
         }
+    }
+
+    /// Pins this session's waiting requests on `board`, for the computer.
+    pub fn on_board(mut self, board: Board, seat: SessionSeat) -> Self {
+        self.board = Some((board, seat));
+        self
     }
 
     /// What the project's policy does with a tool no entry allows.
@@ -163,18 +186,40 @@ impl SessionApprovals {
                 let timeout_secs = self.policy.timeout_secs;
                 tracing::info!(request = %id, tool = %tool, summary = %label, timeout_secs, "asking the phone for approval");
                 log.note(&format!("approval {id} asked: {label}"));
-                out.event(OutputEvent::ApprovalRequest(ApprovalRequestPayload {
-                    request_id: id.clone(),
-                    tool,
-                    summary,
-                    timeout_secs,
-                }))
-                .await?;
+                let deadline = Instant::now() + Duration::from_secs(timeout_secs);
+                // Pinned before the phone sees it, so whoever sees the
+                // request can answer it from the computer too.
+                if let Some((board, seat)) = &self.board {
+                    board.pin(
+                        seat,
+                        Pin {
+                            request_id: &id,
+                            tool: &tool,
+                            summary: &summary,
+                            label: &label,
+                            deadline,
+                        },
+                    );
+                }
+                let asked = out
+                    .event(OutputEvent::ApprovalRequest(ApprovalRequestPayload {
+                        request_id: id.clone(),
+                        tool,
+                        summary,
+                        timeout_secs,
+                    }))
+                    .await;
+                if let Err(e) = asked {
+                    if let Some((board, _)) = &self.board {
+                        board.withdraw(std::slice::from_ref(&id));
+                    }
+                    return Err(e);
+                }
                 self.pending.push(Pending {
                     id,
                     label,
                     reply,
-                    deadline: Instant::now() + Duration::from_secs(timeout_secs),
+                    deadline,
                 });
             }
         }
@@ -192,18 +237,9 @@ impl SessionApprovals {
             return Ok(());
         };
         let pending = self.pending.remove(at);
-        let (decision, word) = if answer.allow {
-            (
-                Decision::allow("approved by the user on their phone"),
-                "approved",
-            )
-        } else {
-            (
-                Decision::deny("denied by the user on their phone; do not retry it"),
-                "denied",
-            )
-        };
-        self.resolve(pending, decision, word, out, log).await
+        // The reason says who answered: the phone's message shows it.
+        let (decision, reason) = answer.texts();
+        self.resolve(pending, decision, &reason, out, log).await
     }
 
     async fn on_expired(
@@ -258,6 +294,9 @@ impl SessionApprovals {
         log: &mut SessionLog,
     ) -> Result<(), OutputError> {
         let allow = decision.allow;
+        if let Some((board, _)) = &self.board {
+            board.resolved(&pending.id, allow, reason);
+        }
         let delivered = pending.reply.send(decision).is_ok();
         tracing::info!(request = %pending.id, allow, reason, delivered, "approval request resolved");
         log.note(&format!(

@@ -6,9 +6,11 @@
 //!   NDJSON codec of `remoteagent_control::codec` (line cap included).
 //! * one file per request: [`pair`], [`list`], [`status`], [`stop`],
 //!   [`logs`], [`unpair`], [`approval`] (Claude Code's approval hook),
-//!   [`doctor`] (the daemon's half of `remoteagentctl doctor`), [`reload`].
+//!   [`doctor`] (the daemon's half of `remoteagentctl doctor`), [`reload`],
+//!   [`approvals`] (listing and answering approval requests from the computer).
 
 pub mod approval;
+pub mod approvals;
 pub mod doctor;
 pub mod list;
 pub mod logs;

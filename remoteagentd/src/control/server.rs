@@ -366,6 +366,10 @@ async fn dispatch(
         Request::Approval(request) => super::approval::handle(supervisor, request).await.map(Some),
         Request::Doctor => Ok(Some(super::doctor::handle(supervisor).await)),
         Request::Reload => super::reload::handle(supervisor).map(Some),
+        Request::Approvals => Ok(Some(super::approvals::list(supervisor))),
+        Request::ApprovalAnswer(request) => super::approvals::answer(supervisor, request)
+            .await
+            .map(Some),
     };
     match result {
         Ok(Some(response)) => Reply::done(id, response),

@@ -12,7 +12,11 @@ use std::process::{Command, Stdio};
 
 use execution_support::daemon::{DAEMON, DaemonHome};
 use execution_support::*;
+use remoteagent_control::{Client, ClientError};
 use remoteagent_proto::SessionId;
+use remoteagent_proto::control::{
+    ApprovalAnswerRequest, ErrorCode, ErrorInfo, PendingApproval, Request, Response,
+};
 use remoteagent_proto::envelope;
 use remoteagent_proto::events::{
     ApprovalPayload, ApprovalRequestPayload, ApprovalResolvedPayload, CommandEvent, DoneStatus,
@@ -181,7 +185,7 @@ async fn approved_on_the_phone_the_tool_runs() {
         vec![ApprovalResolvedPayload {
             request_id: req.request_id.clone(),
             allow: true,
-            reason: "approved".into(),
+            reason: "approved from the phone".into(),
         }]
     );
     let asked = position(&events, |e| matches!(e, OutputEvent::ApprovalRequest(_)));
@@ -234,7 +238,7 @@ async fn denied_on_the_phone_the_tool_does_not_run() {
     let r = resolved(&events);
     assert_eq!(r.len(), 1);
     assert!(!r[0].allow);
-    assert_eq!(r[0].reason, "denied");
+    assert_eq!(r[0].reason, "denied from the phone");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -403,6 +407,175 @@ async fn an_abort_resolves_the_waiting_request_before_done() {
     assert!(
         chunk_text(&probe_events).contains("ran: notes.txt"),
         "{probe_events:?}"
+    );
+    assert_eq!(resolved(&s.events(&sid).await).len(), 1);
+}
+
+/// One control request to the daemon, as `remoteagentctl` sends it.
+async fn control(d: &Daemon, request: Request) -> Result<Response, ErrorInfo> {
+    let mut client = Client::connect(&d.socket()).await.unwrap();
+    match client.call(request).await {
+        Ok(response) => Ok(response),
+        Err(ClientError::Daemon(info)) => Err(info),
+        Err(e) => panic!("control request failed: {e}"),
+    }
+}
+
+fn answer(request: &str, allow: bool, reason: Option<&str>) -> Request {
+    Request::ApprovalAnswer(ApprovalAnswerRequest {
+        request: request.to_string(),
+        allow,
+        reason: reason.map(str::to_string),
+    })
+}
+
+async fn pending(d: &Daemon) -> Vec<PendingApproval> {
+    match control(d, Request::Approvals).await {
+        Ok(Response::Approvals { requests }) => requests,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn answered_from_the_computer_the_phone_comes_too_late() {
+    let s = Setup::new().await;
+    let d = Daemon::start(&s, "").await;
+    assert!(pending(&d).await.is_empty());
+    let sid = SessionId::generate();
+    s.send(s.command(&sid, "Bash make deploy\nBash make release"))
+        .await;
+    let req = d.approval_request(&s, &sid).await;
+
+    // Listed with who asks, what and how long it has left.
+    let listed = pending(&d).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].request_id, req.request_id);
+    assert_eq!(listed[0].agent_id, s.agent);
+    assert_eq!(listed[0].session_id, sid);
+    assert_eq!(
+        (listed[0].tool.as_str(), listed[0].summary.as_str()),
+        ("Bash", "make deploy")
+    );
+    assert!((250..=300).contains(&listed[0].left_secs), "{listed:?}");
+
+    // Approved from the computer by a prefix of the id.
+    let answered = control(&d, answer(&req.request_id[..4], true, None)).await;
+    assert_eq!(
+        answered,
+        Ok(Response::ApprovalAnswered {
+            request_id: req.request_id.clone(),
+            agent_name: listed[0].agent_name.clone(),
+            label: "Bash make deploy".into(),
+            allow: true,
+            reason: "approved from your computer".into(),
+        })
+    );
+    // The phone's later press is ignored.
+    s.send(approval(&sid, &req.request_id, false)).await;
+    let ignored = wait_for(WAIT, || async {
+        d.log()
+            .contains("approval answer ignored: no such request is waiting")
+            .then_some(())
+    })
+    .await;
+    assert!(ignored.is_some(), "{}", d.log());
+
+    // The second tool use, denied from the computer with a reason.
+    let first = req.request_id.clone();
+    let second = d
+        .wait_event(&s, &sid, |e| match e {
+            OutputEvent::ApprovalRequest(r) if r.request_id != first => Some(r.clone()),
+            _ => None,
+        })
+        .await;
+    let denied = control(
+        &d,
+        answer(&second.request_id, false, Some("use make check")),
+    )
+    .await;
+    assert!(
+        matches!(&denied, Ok(Response::ApprovalAnswered { allow: false, reason, .. }) if reason == "denied from your computer: use make check"),
+        "{denied:?}"
+    );
+
+    let events = s.wait_done(&sid).await;
+    assert_eq!(done_of(&events).status, DoneStatus::Ok, "{}", d.log());
+    let text = chunk_text(&events);
+    assert!(text.contains("ran: make deploy"), "{text}");
+    assert!(!text.contains("ran: make release"), "{text}");
+    assert!(
+        text.contains(
+            "denied: denied by the user on their computer: use make check; do not retry it"
+        ),
+        "{text}"
+    );
+    assert_eq!(
+        resolved(&events),
+        vec![
+            ApprovalResolvedPayload {
+                request_id: req.request_id.clone(),
+                allow: true,
+                reason: "approved from your computer".into(),
+            },
+            ApprovalResolvedPayload {
+                request_id: second.request_id.clone(),
+                allow: false,
+                reason: "denied from your computer: use make check".into(),
+            },
+        ]
+    );
+    let log = d.session_log(&s, &sid);
+    assert!(
+        log.contains(&format!(
+            "approval {} allowed: Bash make deploy (approved from your computer)",
+            req.request_id
+        )),
+        "{log}"
+    );
+
+    // Answered already, or never asked.
+    let again = control(&d, answer(&req.request_id, false, None)).await;
+    assert_eq!(
+        again.err().map(|e| (e.code, e.message)),
+        Some((
+            ErrorCode::Conflict,
+            format!(
+                "request {} was already answered: approved from your computer",
+                req.request_id
+            )
+        ))
+    );
+    let unknown = control(&d, answer("zz9", true, None)).await;
+    assert_eq!(
+        unknown.err().map(|e| (e.code, e.message)),
+        Some((
+            ErrorCode::NotFound,
+            "no approval request zz9 is waiting".to_string()
+        ))
+    );
+    assert!(pending(&d).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn answered_on_the_phone_first_the_computer_is_told() {
+    let s = Setup::new().await;
+    let d = Daemon::start(&s, "").await;
+    let sid = SessionId::generate();
+    s.send(s.command(&sid, "Bash make deploy")).await;
+    let req = d.approval_request(&s, &sid).await;
+    s.send(approval(&sid, &req.request_id, true)).await;
+    let events = s.wait_done(&sid).await;
+    assert!(chunk_text(&events).contains("ran: make deploy"));
+    let late = control(&d, answer(&req.request_id, false, Some("no"))).await;
+    assert_eq!(
+        late.err().map(|e| (e.code, e.message)),
+        Some((
+            ErrorCode::Conflict,
+            format!(
+                "request {} was already answered: approved from the phone",
+                req.request_id
+            )
+        ))
     );
     assert_eq!(resolved(&s.events(&sid).await).len(), 1);
 }

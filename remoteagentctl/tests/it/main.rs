@@ -4,6 +4,7 @@
 //! whatever is process-wide (environment, current directory, the global
 //! tracing subscriber, fixed ports or paths) is never changed by a test.
 
+mod approvals;
 mod common;
 mod completion;
 mod daemon_cli;

@@ -222,8 +222,9 @@ pub(super) fn lost_text(chunks: u64) -> String {
     }
 }
 
-/// `✅ approved`, `⛔ denied — no answer in 300 s` (plain text). The reason is
-/// left out where it only repeats the verdict.
+/// `✅ approved`, `⛔ denied — no answer in 300 s`, `✅ approved from your
+/// computer` (plain text). The reason is left out where it only repeats the
+/// verdict, and stands alone where it starts with it (who answered).
 fn verdict_text(allow: bool, reason: &str) -> String {
     let reason = cut_to(reason.trim(), MAX_REASON_CHARS);
     let (mark, word) = if allow {
@@ -231,8 +232,13 @@ fn verdict_text(allow: bool, reason: &str) -> String {
     } else {
         ("⛔", "denied")
     };
+    let says_it = reason
+        .get(..word.len() + 1)
+        .is_some_and(|start| start.eq_ignore_ascii_case(&format!("{word} ")));
     if reason.is_empty() || reason.eq_ignore_ascii_case(word) {
         format!("{mark} {word}")
+    } else if says_it {
+        format!("{mark} {reason}")
     } else {
         format!("{mark} {word} — {reason}")
     }
@@ -607,6 +613,18 @@ mod tests {
         assert_eq!(
             approval_resolved_html("x", true, "approved"),
             "x\n✅ approved"
+        );
+        assert_eq!(
+            approval_resolved_html("x", true, "approved from your computer"),
+            "x\n✅ approved from your computer"
+        );
+        assert_eq!(
+            approval_resolved_html("x", false, "denied from your computer: use <make>"),
+            "x\n⛔ denied from your computer: use &lt;make&gt;"
+        );
+        assert_eq!(
+            approval_resolved_html("x", false, "denied from the phone"),
+            "x\n⛔ denied from the phone"
         );
         assert_eq!(
             approval_resolved_html("x", false, "<b>"),

@@ -253,11 +253,11 @@ impl Board {
     }
 
     /// A session that ends without resolving its requests (its task
-    /// panicked) takes them down, so the board never shows a request
-    /// nobody can answer any more.
-    pub fn withdraw(&self, request_ids: &[String]) {
+    /// panicked, its stream could not be written) takes them down, denied
+    /// for `reason`, so the board never shows a request nobody can answer.
+    pub fn withdraw(&self, request_ids: &[String], reason: &str) {
         for id in request_ids {
-            self.resolved(id, false, super::session::SESSION_ENDED);
+            self.resolved(id, false, reason);
         }
     }
 }
@@ -327,7 +327,7 @@ mod tests {
         );
         // A resolved request and a waiting one under one prefix: ambiguous.
         assert_eq!(board.find("Ab").err().unwrap().code, ErrorCode::Ambiguous);
-        board.withdraw(&["Abd456".to_string()]);
+        board.withdraw(&["Abd456".to_string()], "the session ended");
         assert!(board.list().is_empty());
         assert_eq!(
             board.find("Abd").err().unwrap().message,

@@ -63,7 +63,7 @@ impl Drop for SessionApprovals {
     fn drop(&mut self) {
         if let Some((board, _)) = &self.board {
             let ids: Vec<String> = self.pending.iter().map(|p| p.id.clone()).collect();
-            board.withdraw(&ids);
+            board.withdraw(&ids, SESSION_ENDED);
         }
     }
 }
@@ -211,7 +211,7 @@ impl SessionApprovals {
                     .await;
                 if let Err(e) = asked {
                     if let Some((board, _)) = &self.board {
-                        board.withdraw(std::slice::from_ref(&id));
+                        board.withdraw(std::slice::from_ref(&id), SESSION_ENDED);
                     }
                     return Err(e);
                 }

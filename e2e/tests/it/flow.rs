@@ -552,6 +552,13 @@ async fn tool_approval_from_the_phone() {
     let shown = w.tg.message(OWNER, message).unwrap();
     assert!(button(&shown, "approve:").is_none(), "{shown:#?}");
     assert!(shown.text.to_lowercase().contains("approved"), "{shown:#?}");
+    // Once resolved, it says who answered.
+    let verdict = wait_for(WAIT, || {
+        let m = w.tg.message(OWNER, message);
+        async move { m.filter(|m| m.text.ends_with("✅ approved from the phone")) }
+    })
+    .await;
+    assert!(verdict.is_some(), "{:#?}", w.tg.message(OWNER, message));
 
     // The second request is not answered: denied after 4 s, and said so.
     let (second, _, _) = w.wait_approval(OWNER, "rm -rf build").await;
@@ -575,4 +582,40 @@ async fn tool_approval_from_the_phone() {
     // The end, with the turns and cost Claude Code reported.
     let (ping, _) = w.wait_ping(OWNER, "✅ app finished in").await;
     assert!(ping.text.ends_with(" · 1 turn · $0.00"), "{ping:#?}");
+}
+
+/// Tool approval answered from the computer: the request the phone shows is
+/// listed by `remoteagentctl approvals` and approved there; the runner runs
+/// the command, and the phone's approval message loses its buttons and says
+/// who answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_approval_from_the_computer() {
+    let w = World::start_with(false, "").await;
+    let fake_claude = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../remoteagentd/tests/fixtures/fake-claude/claude");
+    w.home.install_tool("claude", &fake_claude).unwrap();
+    w.pair_with("app", &["--runner", "claude"], OWNER).await;
+
+    w.say(OWNER, "Bash make deploy").await;
+    let (message, _, _) = w.wait_approval(OWNER, "make deploy").await;
+    let listed: serde_json::Value = serde_json::from_str(&tokio::task::block_in_place(|| {
+        w.ctl_ok(&["approvals", "--json"])
+    }))
+    .unwrap();
+    assert_eq!(listed[0]["tool"], "Bash", "{listed}");
+    let id = listed[0]["request_id"].as_str().unwrap().to_string();
+    let approved = tokio::task::block_in_place(|| w.ctl_ok(&["approve", &id]));
+    assert!(approved.starts_with("Approved request"), "{approved}");
+
+    w.wait_text(OWNER, "showing the approved command ran", |t| {
+        t.contains("ran: make deploy")
+    })
+    .await;
+    let shown = wait_for(WAIT, || {
+        let m = w.tg.message(OWNER, message);
+        async move { m.filter(|m| m.text.ends_with("✅ approved from your computer")) }
+    })
+    .await;
+    let shown = shown.unwrap_or_else(|| panic!("{:#?}", w.tg.message(OWNER, message)));
+    assert!(button(&shown, "approve:").is_none(), "{shown:#?}");
 }

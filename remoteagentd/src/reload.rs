@@ -92,7 +92,8 @@ pub fn changed_keys(old: &Config, new: &Config) -> Vec<&'static str> {
 }
 
 /// The agent settings `config` gives, keeping what the config does not set
-/// (the log root, the hook's target, the replay record) from `base`.
+/// (the log root, the hook's target, the approval board, the replay
+/// record) from `base`.
 pub fn agent_settings(base: &AgentSettings, config: &Config) -> AgentSettings {
     let home = std::env::var_os("HOME")
         .filter(|h| !h.is_empty())

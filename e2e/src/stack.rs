@@ -3,11 +3,14 @@
 //! temporary home pointed at that cloud. A test's own `World` holds one and
 //! adds what is particular to it (a project, a PostgreSQL database).
 
+use std::path::PathBuf;
+use std::time::Duration;
+
 use anyhow::Result;
 use remoteagent_testkit::RedisServer;
 use remoteagent_testkit::telegram::FakeTelegram;
 
-use crate::{Cloud, Daemon, Home};
+use crate::{Cloud, Daemon, Home, fixture};
 
 /// Field order is drop order: the processes go before the servers they use.
 pub struct Stack {
@@ -63,6 +66,30 @@ impl Stack {
     /// defaults.
     pub async fn start() -> Result<Stack> {
         Self::start_on(RedisServer::start()?, None, "").await
+    }
+
+    /// `remoteagentctl pair` of the project `name` run by the fixture
+    /// `runner` (`--command`), confirmed by `user` sending `/pair CODE`;
+    /// the test fails unless `pair` exits 0 within `wait` (it returns once
+    /// the agent is online). Returns the project's folder.
+    pub async fn pair_project(
+        &self,
+        user: i64,
+        name: &str,
+        runner: &str,
+        wait: Duration,
+    ) -> PathBuf {
+        let project = self.home.project(name).expect("a project folder");
+        let runner = fixture(runner);
+        let runner = runner.to_str().expect("a UTF-8 fixture path");
+        let (mut ctl, code) = self
+            .home
+            .start_pairing(&format!("pair-{name}"), &project, &["--command", runner])
+            .await;
+        self.cloud.say(user, &format!("/pair {code}")).await;
+        let exit = ctl.wait(wait).await.expect("pair runs");
+        assert_eq!(exit, Some(0), "pair failed:\n{}", ctl.output());
+        project
     }
 
     /// Every message text in `chat` as the user sees it now.

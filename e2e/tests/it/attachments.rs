@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use remoteagent_e2e::{Stack, fixture};
+use remoteagent_e2e::Stack;
 use remoteagent_proto::{AgentId, names};
 use remoteagent_testkit::telegram::updates;
 use remoteagent_testkit::{RedisServer, wait_for};
@@ -35,19 +35,7 @@ impl World {
     /// Pairs the project `name` with the `attached.sh` runner; returns the
     /// agent's id.
     async fn pair(&self, name: &str) -> AgentId {
-        let project = self.home.project(name).unwrap();
-        let runner = fixture("attached.sh");
-        let (mut ctl, code) = self
-            .home
-            .start_pairing(
-                &format!("pair-{name}"),
-                &project,
-                &["--command", runner.to_str().unwrap()],
-            )
-            .await;
-        self.cloud.say(OWNER, &format!("/pair {code}")).await;
-        let exit = ctl.wait(WAIT).await.unwrap();
-        assert_eq!(exit, Some(0), "pair failed:\n{}", ctl.output());
+        self.pair_project(OWNER, name, "attached.sh", WAIT).await;
         let out = self.home.ctl(&["list", "--json"]).unwrap();
         let list: Value = serde_json::from_slice(&out.stdout).unwrap();
         AgentId::parse(list[0]["id"].as_str().unwrap()).unwrap()

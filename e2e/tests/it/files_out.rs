@@ -8,7 +8,7 @@ use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use remoteagent_e2e::{Stack, fixture};
+use remoteagent_e2e::Stack;
 use remoteagent_testkit::telegram::FakeDocument;
 use remoteagent_testkit::{RedisServer, wait_for};
 
@@ -31,21 +31,8 @@ impl World {
 
     /// Pairs project `name` run by the fixture `runner`; its folder.
     async fn pair(&self, name: &str, runner: &str) -> PathBuf {
-        let project = self.home.project(name).unwrap();
-        let runner = fixture(runner);
-        let (mut ctl, code) = self
-            .home
-            .start_pairing(
-                &format!("pair-{name}"),
-                &project,
-                &["--command", runner.to_str().unwrap()],
-            )
-            .await;
-        self.cloud.say(OWNER, &format!("/pair {code}")).await;
-        let exit = ctl.wait(WAIT).await.unwrap();
         // `pair` returns once the agent is online.
-        assert_eq!(exit, Some(0), "pair failed:\n{}", ctl.output());
-        project
+        self.pair_project(OWNER, name, runner, WAIT).await
     }
 
     /// Waits for a message in the owner's chat containing `needle`.

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use remoteagent_e2e::{Stack, fixture};
+use remoteagent_e2e::Stack;
 use remoteagent_testkit::wait_for;
 
 const OWNER: i64 = 3003;
@@ -33,19 +33,7 @@ impl World {
     }
 
     async fn pair(&self, name: &str, runner: &str) {
-        let project = self.home.project(name).unwrap();
-        let runner = fixture(runner);
-        let (mut ctl, code) = self
-            .home
-            .start_pairing(
-                &format!("pair-{name}"),
-                &project,
-                &["--command", runner.to_str().unwrap()],
-            )
-            .await;
-        self.say(&format!("/pair {code}")).await;
-        let exit = ctl.wait(WAIT).await.unwrap();
-        assert_eq!(exit, Some(0), "pair failed:\n{}", ctl.output());
+        self.pair_project(OWNER, name, runner, WAIT).await;
     }
 
     /// The Redis ACL user of the (only) paired agent.

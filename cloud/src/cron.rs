@@ -1,6 +1,7 @@
 //! Periodic work: trial reminders (also `remoteagent-cloud cron`), and
 //! housekeeping (Redis users of expired pairing codes, old dedup rows).
 
+use remoteagent_proto::text::plural::count;
 use std::time::Duration;
 
 use remoteagent_proto::AgentId;
@@ -33,9 +34,10 @@ pub async fn send_trial_reminders(state: &AppState) -> Result<usize, CronError> 
         }
         let hours = ((user.trial_ends_at - now).max(0) / 3_600_000).max(1);
         let text = format!(
-            "⏳ Your RemoteAgent trial ends in about {hours} hour(s). After that the free plan \
-             allows {} agent(s); agents beyond that keep working but you cannot pair new ones.",
-            state.config.free_plan_agents
+            "⏳ Your RemoteAgent trial ends in about {}. After that the free plan \
+             allows {}; agents beyond that keep working but you cannot pair new ones.",
+            count(hours as u64, "hour", "hours"),
+            count(u64::from(state.config.free_plan_agents), "agent", "agents"),
         );
         match state.outbox.send(user.telegram_id, text, None).await {
             Ok(_) => {

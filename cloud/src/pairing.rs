@@ -5,6 +5,7 @@
 //! creates the agent, its JWT and its Redis user, and tells the waiting
 //! daemon on `pair:{pairingId}`.
 
+use remoteagent_proto::text::plural::count;
 use std::time::Duration;
 
 use rand::Rng;
@@ -179,6 +180,11 @@ pub struct Paired {
     pub hostname: String,
 }
 
+/// "1 agent", "3 agents", for the plan limit's message.
+fn agents(n: impl std::borrow::Borrow<i64>) -> String {
+    count((*n.borrow()).max(0) as u64, "agent", "agents")
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfirmError {
     #[error("Too many wrong codes. Try again in {0} minutes.")]
@@ -192,7 +198,8 @@ pub enum ConfirmError {
     #[error("This code was already used. Run remoteagentctl pair again for a new one.")]
     Used,
     #[error(
-        "Your plan allows {0} agent(s) and you have reached it. Unpair one with /unpair NAME, or upgrade."
+        "Your plan allows {} and you have reached it. Unpair one with /unpair NAME, or upgrade.",
+        agents(.0)
     )]
     PlanLimit(i64),
     #[error(

@@ -1,6 +1,7 @@
 //! Plans: a trial of `TRIAL_DAYS` with no agent limit, then the free plan's
 //! `FREE_PLAN_AGENTS`; `pro` has no limit.
 
+use remoteagent_proto::text::plural::count;
 use crate::db::users::{Plan, User};
 
 /// The most active agents `user` may have at `now_ms`, or `None` for no limit.
@@ -18,9 +19,15 @@ pub fn describe(user: &User, free_plan_agents: u32, now_ms: i64) -> String {
         Plan::Pro => "Pro (no agent limit)".into(),
         Plan::Trial if now_ms < user.trial_ends_at => {
             let days = (user.trial_ends_at - now_ms).div_euclid(24 * 3600 * 1000);
-            format!("Trial, {days} day(s) left (no agent limit)")
+            format!(
+                "Trial, {} left (no agent limit)",
+                count(days.max(0) as u64, "day", "days")
+            )
         }
-        _ => format!("Free ({free_plan_agents} agent(s))"),
+        _ => format!(
+            "Free ({})",
+            count(u64::from(free_plan_agents), "agent", "agents")
+        ),
     }
 }
 

@@ -15,6 +15,7 @@
 //!   what is on screen.
 
 pub mod ansi;
+pub mod plural;
 
 /// Longest agent (project) name kept, in characters.
 pub const MAX_NAME_CHARS: usize = 40;

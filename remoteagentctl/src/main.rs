@@ -29,7 +29,7 @@ use remoteagent_proto::runner::Preset;
 use crate::client::Client;
 use crate::error::{CliError, exit};
 
-const EXIT_CODES: &str = "Exit codes: 0 ok, 1 error (`service status`: not active, or no service manager), 2 usage, 3 daemon not running, 4 agent/session/approval request not found or ambiguous.";
+const EXIT_CODES: &str = "Exit codes: 0 ok, 1 error (`service status`: not active, or no service manager), 2 usage, 3 daemon not running, 4 agent/run/approval request not found or ambiguous.";
 
 #[derive(Debug, Parser)]
 #[command(name = "remoteagentctl", version, disable_help_subcommand = true, about = "Control remoteagentd: pair project folders with Telegram, list, stop, logs, answer approval requests, unpair.", after_help = EXIT_CODES)]
@@ -80,9 +80,9 @@ enum Command {
         /// Agent name or id prefix.
         agent: String,
     },
-    /// Show session logs, like journalctl: the newest session's last lines,
-    /// or one --session, or all --since a time; -f follows new lines (and
-    /// later sessions); --list lists the sessions.
+    /// Show the logs of runs, like journalctl: the newest run's last lines,
+    /// or one --run, or all --since a time; -f follows new lines (and later
+    /// runs); --list lists the runs.
     Logs(commands::logs::LogsArgs),
     /// List the tool-approval requests waiting for an answer, of all agents.
     Approvals,

@@ -103,7 +103,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ),
     (
         "XDG_STATE_HOME",
-        "where session logs, the inbox of files from the phone, the replay record and the --daemonize log live",
+        "where the runs' logs, the inbox of files from the phone, the replay record and the --daemonize log live",
     ),
     (
         "XDG_RUNTIME_DIR",

@@ -25,7 +25,7 @@ pub const FILES: &[(&str, &str)] = &[
     ),
     (
         "$XDG_STATE_HOME/remoteagent/inbox/ (~/.local/state/remoteagent/inbox/)",
-        "Files sent from the phone with a prompt, AGENT_ID/SESSION_ID/NAME (folders 0700, files 0600); deleted with the session's log.",
+        "Files sent from the phone with a prompt, AGENT_ID/SESSION_ID/NAME (folders 0700, files 0600); deleted with the run's log.",
     ),
     (
         "$XDG_STATE_HOME/remoteagent/envelopes/ (~/.local/state/remoteagent/envelopes/)",
@@ -58,8 +58,8 @@ pub fn render(cmd: clap::Command) -> std::io::Result<Vec<u8>> {
     extra.push_str(&section("ENVIRONMENT", ENV_VARS));
     extra.push_str(&format!(
         ".SH SIGNALS\n.TP\nSIGHUP\n{}\n.TP\nSIGTERM, SIGINT\n{}\n",
-        escape("Read the config file again: changed settings apply from the next session; secret_store takes effect after a restart; a broken file is refused and the previous config kept (said in the log, `remoteagentctl status` and `doctor`)."),
-        escape("Stop: every running session is aborted and its end published; a second signal exits at once."),
+        escape("Read the config file again: changed settings apply from the next run; secret_store takes effect after a restart; a broken file is refused and the previous config kept (said in the log, `remoteagentctl status` and `doctor`)."),
+        escape("Stop: every run is aborted and its end published; a second signal exits at once."),
     ));
     Ok(insert_before_version(&page, &extra).into_bytes())
 }

@@ -437,7 +437,7 @@ impl Supervisor {
             ));
         };
         handle.abort_running().await.ok_or_else(|| {
-            ControlError::new(ErrorCode::Conflict, "the agent has no running session")
+            ControlError::new(ErrorCode::Conflict, "the agent has no run going on")
         })
     }
 

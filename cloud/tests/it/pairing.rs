@@ -195,7 +195,7 @@ async fn the_plan_limit_is_enforced_after_the_trial(app: &TestApp) {
         PairEvent::PairFailed(f) => assert_eq!(f.reason, "plan_limit"),
         other => panic!("expected pair_failed, got {other:?}"),
     }
-    app.expect_message(user, "Your plan allows 1 agent(s)")
+    app.expect_message(user, "Your plan allows 1 agent and you have reached it")
         .await;
     assert_eq!(agents::count_active(&app.state.db, user).await.unwrap(), 2);
     // Pro has no limit.

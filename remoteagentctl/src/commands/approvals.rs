@@ -41,7 +41,7 @@ fn lines(r: &PendingApproval) -> [String; 2] {
     };
     [
         format!(
-            "{}  {} (session {})  {}: {}",
+            "{}  {} (run {})  {}: {}",
             shown(&r.request_id),
             shown(&r.agent_name),
             short_id(r.session_id.as_str()),

@@ -35,7 +35,8 @@ pub async fn run(socket: &Path, json: bool) -> Result<(), CliError> {
     match failed {
         0 => Ok(()),
         n => Err(CliError::error(format!(
-            "{n} check(s) failed; each ✖ says how to fix it"
+            "{} failed; each ✖ says how to fix it",
+            remoteagent_proto::text::plural::count(n as u64, "check", "checks")
         ))),
     }
 }

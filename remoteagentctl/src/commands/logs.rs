@@ -1,12 +1,14 @@
-//! `remoteagentctl logs [AGENT] [--session ID] [-n N] [--since WHEN] [-f]
-//! [-t] [--list]`: the local session logs, as `journalctl` shows a unit's.
+//! `remoteagentctl logs [AGENT] [--run ID] [-n N] [--since WHEN] [-f]
+//! [-t] [--list]`: the local logs of the runs (one per prompt), as
+//! `journalctl` shows a unit's.
 //!
-//! Each session's lines come under a header line (`-- session 1a2b3c4d of
-//! web, started …: prompt… --`); without an agent, each line also starts
-//! with its agent's name. `-t` puts the time each line was written in front
+//! Each run's lines come under a header line (`-- run 1a2b3c4d of web,
+//! started …: prompt… --`); without an agent, each line also starts with
+//! its agent's name. `-t` puts the time each line was written in front
 //! (RFC 3339, UTC; logs from before lines were timed show none). With `-f`
-//! new lines follow, of the sessions that start later too, until Ctrl-C; or,
-//! with `--session`, until that session's end. `--list` lists the sessions.
+//! new lines follow, of the runs that start later too, until Ctrl-C; or,
+//! with `--run` (older name `--session`), until that run's end. `--list`
+//! lists the runs.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -29,15 +31,16 @@ const PROMPT_CHARS: usize = 60;
 pub struct LogsArgs {
     /// Agent name or id prefix (default: all agents).
     pub agent: Option<String>,
-    /// A session id, or a unique prefix of one (see --list).
-    #[arg(long, value_name = "ID")]
+    /// A run's id, or a unique prefix of one (see --list). `--session` is
+    /// its older name.
+    #[arg(long = "run", alias = "session", value_name = "ID")]
     pub session: Option<String>,
     /// How many lines from the end (default 50; with --since, all); with
-    /// --list, how many sessions (the newest).
+    /// --list, how many runs (the newest).
     #[arg(short = 'n', long = "lines", value_name = "N")]
     pub lines: Option<usize>,
-    /// Keep printing new lines, of sessions that start later too, until
-    /// Ctrl-C; with --session, until that session is done.
+    /// Keep printing new lines, of runs that start later too, until
+    /// Ctrl-C; with --run, until that run is done.
     #[arg(short, long)]
     pub follow: bool,
     /// Only what was logged since WHEN: a time ago (30s, 10m, 2h, 1d, 1w)
@@ -47,7 +50,7 @@ pub struct LogsArgs {
     /// Show when each line was written (RFC 3339, UTC).
     #[arg(short, long)]
     pub timestamps: bool,
-    /// List the sessions that have a log, newest last: a table on a
+    /// List the runs that have a log, newest last: a table on a
     /// terminal, tab-separated lines otherwise, or JSON with --json.
     #[arg(long, conflicts_with_all = ["session", "follow", "timestamps"])]
     pub list: bool,
@@ -176,14 +179,14 @@ impl Printer {
     }
 }
 
-/// `-- session 1a2b3c4d of web, started 2026-03-04T10:11:12Z: fix the tests --`
+/// `-- run 1a2b3c4d of web, started 2026-03-04T10:11:12Z: fix the tests --`
 fn header(info: &LogSessionInfo) -> String {
     let started = info.started_at_ms.map_or_else(
         || "at an unknown time".to_string(),
         |ms| rfc3339::format(ms, false),
     );
     format!(
-        "-- session {} of {}, started {started}: {} --",
+        "-- run {} of {}, started {started}: {} --",
         short_id(info.session_id.as_str()),
         shown(&info.agent_name),
         first_words(&info.prompt)
@@ -212,7 +215,7 @@ fn first_words(prompt: &str) -> String {
 }
 
 const LIST_HEADER: [&str; 6] = [
-    "AGENT", "SESSION", "STARTED", "DURATION", "OUTCOME", "PROMPT",
+    "AGENT", "RUN", "STARTED", "DURATION", "OUTCOME", "PROMPT",
 ];
 
 fn print_list(sessions: &[LogSessionInfo], json: bool, no_headers: bool) -> Result<(), CliError> {
@@ -236,7 +239,7 @@ fn print_list(sessions: &[LogSessionInfo], json: bool, no_headers: bool) -> Resu
 /// `--list` on a terminal.
 fn table(sessions: &[LogSessionInfo], no_headers: bool) -> String {
     if sessions.is_empty() {
-        return "No session logs.".into();
+        return "No run logs.".into();
     }
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
@@ -321,7 +324,7 @@ mod tests {
         let h = header(&info);
         assert_eq!(
             h,
-            "-- session 1a2b3c4d of web, started 2026-03-04T10:11:12Z: fix the failing test in the parser and… --"
+            "-- run 1a2b3c4d of web, started 2026-03-04T10:11:12Z: fix the failing test in the parser and… --"
         );
         assert_eq!(
             list_row(&info),
@@ -349,7 +352,7 @@ mod tests {
             assert!(shown.contains(text), "{text}: {shown}");
         }
         assert!(!shown.contains('\x1b'), "{shown:?}");
-        assert_eq!(table(&[], false), "No session logs.");
+        assert_eq!(table(&[], false), "No run logs.");
         assert_eq!(duration(400), "0.4s");
         assert_eq!(duration(7_620_000), "2h07m");
     }

@@ -108,7 +108,7 @@ pub async fn run(client: &mut Client, args: PairArgs) -> Result<(), CliError> {
                             agent.runner.display_name()
                         ))?;
                         if agent.online {
-                            out("Send it a message in Telegram to start a session.")?;
+                            out("Send it a message in Telegram to start a run.")?;
                         } else {
                             out("It is not online yet: the daemon has not reached Redis. \
                                  `remoteagentctl list` shows when it is; until then the bot answers that it is offline.")?;
@@ -168,8 +168,8 @@ fn show_code(
         out(&format!("or open {}", shown(connect_url)))?;
     }
     out(&format!(
-        "The code expires in {} minute(s).",
-        minutes_left(expires_at_ms)
+        "The code expires in {}.",
+        remoteagent_proto::text::plural::count(minutes_left(expires_at_ms), "minute", "minutes")
     ))?;
     Ok(())
 }

@@ -26,7 +26,7 @@ pub async fn run(client: &mut Client, json: bool) -> Result<(), CliError> {
         }
     );
     println!(
-        "agents:   {} paired, {} online, {} running a session",
+        "agents:   {} paired, {} online, {} running",
         status.agents, status.agents_online, status.sessions_running
     );
     println!("socket:   {}", status.socket.display());

@@ -1,4 +1,4 @@
-//! `remoteagentctl stop AGENT`: abort the agent's running session.
+//! `remoteagentctl stop AGENT`: abort the agent's run.
 
 use remoteagent_proto::control::{AgentRequest, Request, Response};
 use remoteagent_proto::elapsed::ago;
@@ -28,8 +28,8 @@ pub async fn run(client: &mut Client, agent: String, json: bool) -> Result<(), C
             let since = started_at_ms
                 .map(|at| format!("started {}", ago(now_ms().saturating_sub(at))))
                 .unwrap_or_else(|| short_id(session_id.as_str()).to_string());
-            println!("Stopped {who}'s session ({since}).");
-            println!("Its output: remoteagentctl logs --session {session_id}");
+            println!("Stopped {who}'s run ({since}).");
+            println!("Its output: remoteagentctl logs --run {session_id}");
             Ok(())
         }
         other => Err(CliError::error(format!("unexpected answer: {other:?}"))),

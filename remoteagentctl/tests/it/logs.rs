@@ -1,6 +1,6 @@
 //! `remoteagentctl logs` like journalctl, against the real daemon and a
 //! script runner: `-f` follows an agent into a session that starts after it
-//! began, `--session PREFIX -f` ends at that session's done, `--since`
+//! began, `--run PREFIX -f` ends at that run's done, `--since`
 //! picks lines by the time they were written, `--list` lists the sessions,
 //! and session id prefixes resolve like agent ones (ambiguous or unknown:
 //! exit 4); a bad `--since` is a usage error (exit 2).
@@ -69,7 +69,7 @@ async fn follow_goes_on_into_a_later_session_and_a_followed_session_ends_at_done
     let (seen, lines) = blocking(move || (lines.until("# done ok"), lines)).await;
     assert!(
         seen.starts_with(&format!(
-            "-- session {} of web, started ",
+            "-- run {} of web, started ",
             &first.as_str()[..8]
         )),
         "{seen}"
@@ -83,15 +83,15 @@ async fn follow_goes_on_into_a_later_session_and_a_followed_session_ends_at_done
     let second = SessionId::generate();
     s.publish(&s.sign(&second, "wait for it", 30)).await;
     let (seen, lines) = blocking(move || (lines.until("out: wait for it"), lines)).await;
-    let header = format!("-- session {} of web, started ", &second.as_str()[..8]);
+    let header = format!("-- run {} of web, started ", &second.as_str()[..8]);
     assert!(seen.starts_with(&header), "{seen}");
     assert!(seen.contains(": wait for it --\n"), "{seen}");
 
-    // `--session PREFIX -f` follows that session alone and exits 0 after
+    // `--run PREFIX -f` follows that run alone and exits 0 after
     // its done line.
     let h = s.home.clone();
     let prefix = second.as_str()[..6].to_string();
-    let mut one = blocking(move || h.spawn_ctl(&["logs", "--session", &prefix, "-f", "-t"])).await;
+    let mut one = blocking(move || h.spawn_ctl(&["logs", "--run", &prefix, "-f", "-t"])).await;
     let one_lines = Lines::of(&mut one);
     let (head, one_lines) =
         blocking(move || (one_lines.until("out: wait for it"), one_lines)).await;
@@ -143,7 +143,7 @@ async fn since_list_and_session_prefixes() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
-        text.starts_with("-- session feed02-n of web, started ")
+        text.starts_with("-- run feed02-n of web, started ")
             && text.contains("out: the new one")
             && !text.contains("the old one"),
         "{text}"
@@ -156,7 +156,7 @@ async fn since_list_and_session_prefixes() {
     let at_old = text.find("web: out: the old one").expect(&text);
     let at_new = text.find("web: out: the new one").expect(&text);
     assert!(at_old < at_new, "{text}");
-    assert!(text.contains("-- session feed01-o of web"), "{text}");
+    assert!(text.contains("-- run feed01-o of web"), "{text}");
     // `-n` counts lines across sessions, from the end.
     let out = s.ctl_out(&["logs", "web", "--since", "1d", "-n", "1"]);
     let text = stdout(&out);
@@ -203,7 +203,7 @@ async fn since_list_and_session_prefixes() {
     assert_eq!(list[0]["prompt"], "the new one");
 
     // Session prefixes: unique works, shared is ambiguous, none is unknown.
-    let out = s.ctl_out(&["logs", "--session", "feed01", "-n", "3"]);
+    let out = s.ctl_out(&["logs", "--run", "feed01", "-n", "3"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("end: the old one"),
@@ -214,7 +214,7 @@ async fn since_list_and_session_prefixes() {
     assert_eq!(out.status.code(), Some(4), "{}", stdout(&out));
     let said = stderr(&out);
     assert!(
-        said.contains("several sessions")
+        said.contains("several runs")
             && said.contains(old.as_str())
             && said.contains(new.as_str()),
         "{said}"
@@ -222,7 +222,7 @@ async fn since_list_and_session_prefixes() {
     let out = s.ctl_out(&["logs", "web", "--session", "cafe"]);
     assert_eq!(out.status.code(), Some(4), "{}", stdout(&out));
     assert!(
-        stderr(&out).contains("no session 'cafe'"),
+        stderr(&out).contains("no run 'cafe'"),
         "{}",
         stderr(&out)
     );
@@ -282,7 +282,7 @@ async fn follow_without_an_agent_follows_every_agent_and_names_each_line() {
     assert_eq!(receivers, 1);
     let (seen, lines) = blocking(move || (lines.until("api: # done ok"), lines)).await;
     assert!(
-        seen.contains("-- session api001-s of api, started ")
+        seen.contains("-- run api001-s of api, started ")
             && seen.contains("api: out: from api")
             && seen.contains("api: end: from api"),
         "{seen}"
@@ -291,7 +291,7 @@ async fn follow_without_an_agent_follows_every_agent_and_names_each_line() {
     let again = SessionId::parse("web002-again").unwrap();
     s.publish(&s.sign(&again, "web again", 30)).await;
     let (seen, lines) = blocking(move || (lines.until("web: end: web again"), lines)).await;
-    assert!(seen.contains("-- session web002-a of web"), "{seen}");
+    assert!(seen.contains("-- run web002-a of web"), "{seen}");
     sigint(&follower);
     let (_, out) = blocking(move || (lines.rest(), finish(follower))).await;
     assert!(out.status.success(), "{}", stderr(&out));

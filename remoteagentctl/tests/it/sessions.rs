@@ -139,7 +139,7 @@ async fn stop_aborts_a_long_session() {
     let said = stdout(&out);
     // The session started seconds ago, said as `status` says a span.
     let since = said
-        .strip_prefix("Stopped web's session (started ")
+        .strip_prefix("Stopped web's run (started ")
         .and_then(|rest| rest.split_once(").\n"))
         .map(|(since, _)| since.to_string());
     let spoken = since.as_deref().is_some_and(|since| {
@@ -147,7 +147,7 @@ async fn stop_aborts_a_long_session() {
     });
     assert!(spoken, "{said}");
     assert!(
-        said.contains(&format!("logs --session {session}")),
+        said.contains(&format!("logs --run {session}")),
         "{said}"
     );
     let (events, status) = s.wait_done(&session).await;

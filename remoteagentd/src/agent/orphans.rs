@@ -106,7 +106,7 @@ pub(super) fn sweep(
     tokio::spawn(
         async move {
             let message = format!(
-                "the daemon stopped before this session finished (restarted at {})",
+                "the daemon stopped before this run finished (restarted at {})",
                 crate::util::time::rfc3339_now()
             );
             let mut conn = conn;
@@ -200,7 +200,7 @@ async fn finish_with_retries(
         tracing::warn!(error = %e, attempt = backoff.failures(), "ending an unfinished session; retrying");
         if !sleep_unless_cancelled(delay, stop).await {
             tracing::info!(
-                "the agent is stopping; the unfinished session is ended at the next start"
+                "the agent is stopping; the unfinished run is ended at the next start"
             );
             return;
         }

@@ -128,7 +128,7 @@ pub async fn run_session(
     out.set_budget(
         ctx.settings.stream_budget,
         format!(
-            "remoteagentctl logs {} --session {sid} (the file {})",
+            "remoteagentctl logs {} --run {sid} (the file {})",
             ctx.agent_name,
             home_relative(&log_file, std::env::var_os("HOME").as_deref())
         ),

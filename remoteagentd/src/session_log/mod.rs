@@ -320,7 +320,7 @@ impl SessionLog {
                 "\n# … the local log stops here: it reached its cap of {mb} MB ([logs] max_log_mb); the output after this is not kept\n"
             ));
             self.raise(format!(
-                "⚠️ This session's local log reached its cap of {mb} MB ([logs] max_log_mb in the daemon's config): output past it is not kept on the computer"
+                "⚠️ This run's local log reached its cap of {mb} MB ([logs] max_log_mb in the daemon's config): output past it is not kept on the computer"
             ));
             return;
         }
@@ -387,7 +387,7 @@ impl SessionLog {
             tracing::warn!(error = %e, "session log write failed; the local log stops here");
             self.file = None;
             self.raise(format!(
-                "⚠️ This session's local log could not be written ({e}): output from here is not kept on the computer"
+                "⚠️ This run's local log could not be written ({e}): output from here is not kept on the computer"
             ));
             return;
         }

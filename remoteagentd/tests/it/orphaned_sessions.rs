@@ -13,7 +13,7 @@ use remoteagent_proto::events::{DoneStatus, OutputEvent};
 use remoteagent_proto::runner::RunnerSpec;
 use remoteagent_testkit::wait_for;
 
-const MESSAGE: &str = "the daemon stopped before this session finished (restarted at ";
+const MESSAGE: &str = "the daemon stopped before this run finished (restarted at ";
 
 fn dones(events: &[OutputEvent]) -> usize {
     events

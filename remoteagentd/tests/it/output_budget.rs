@@ -47,7 +47,7 @@ async fn output_past_the_budget_stays_in_the_local_log_and_is_counted() {
     assert_eq!(notices.len(), 1, "{notices:?}");
     assert!(
         notices[0].contains("1 MB")
-            && notices[0].contains(&format!("remoteagentctl logs proj --session {sid}"))
+            && notices[0].contains(&format!("remoteagentctl logs proj --run {sid}"))
             && notices[0].contains(&format!("{sid}.log")),
         "{}",
         notices[0]

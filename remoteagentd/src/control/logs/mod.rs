@@ -104,7 +104,7 @@ pub async fn handle(
             None => {
                 return Err(ControlError::new(
                     ErrorCode::NotFound,
-                    "no session logs yet",
+                    "no run logs yet",
                 ));
             }
         },

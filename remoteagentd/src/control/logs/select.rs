@@ -85,7 +85,7 @@ impl<'a> Scope<'a> {
             1 => Ok(candidates.remove(0)),
             0 => Err(ControlError::new(
                 ErrorCode::NotFound,
-                format!("no session '{query}' (see `remoteagentctl logs --list`)"),
+                format!("no run '{query}' (see `remoteagentctl logs --list`)"),
             )),
             _ => {
                 let mut names: Vec<String> = candidates
@@ -96,7 +96,7 @@ impl<'a> Scope<'a> {
                 Err(ControlError::new(
                     ErrorCode::Ambiguous,
                     format!(
-                        "'{query}' matches several sessions: {}; use a longer id prefix",
+                        "'{query}' matches several runs: {}; use a longer id prefix",
                         names.join(", ")
                     ),
                 ))

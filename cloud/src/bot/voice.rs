@@ -426,6 +426,8 @@ pub async fn press(state: &AppState, query: &CallbackQuery, rest: &str) -> Resul
         chat: pending.chat,
         user,
         private: true,
+        thread: None,
+        forum: state.topics_in_private,
     };
     match action {
         Action::Run => run(&ctx, id, pending, message).await,

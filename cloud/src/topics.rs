@@ -63,7 +63,10 @@ pub async fn ensure(
     let name = topic_name(agent_name);
     if let Some(topic) = topics::get(db, chat, agent).await? {
         if topic.name != name {
-            match telegram.rename_forum_topic(chat, topic.thread_id, &name).await {
+            match telegram
+                .rename_forum_topic(chat, topic.thread_id, &name)
+                .await
+            {
                 Ok(()) => {
                     topics::rename(db, chat, agent, &name).await?;
                     tracing::info!(chat, agent = %agent, "topic renamed after its agent");

@@ -78,7 +78,11 @@ impl Io for LiveIo {
         keyboard: Option<InlineKeyboard>,
     ) -> Result<i64, TelegramError> {
         let to = self.topic.to(chat);
-        let result = self.ctx.outbox.send_to(to, html.clone(), keyboard.clone()).await;
+        let result = self
+            .ctx
+            .outbox
+            .send_to(to, html.clone(), keyboard.clone())
+            .await;
         match self.topic.repair_if_gone(&self.ctx, to, &result).await {
             Some(to) => self.ctx.outbox.send_to(to, html, keyboard).await,
             None => result,
@@ -92,7 +96,11 @@ impl Io for LiveIo {
         reply_to: i64,
     ) -> Result<i64, TelegramError> {
         let to = self.topic.to(chat);
-        let result = self.ctx.outbox.send_reply_to(to, html.clone(), reply_to).await;
+        let result = self
+            .ctx
+            .outbox
+            .send_reply_to(to, html.clone(), reply_to)
+            .await;
         match self.topic.repair_if_gone(&self.ctx, to, &result).await {
             // The replied-to message went with the topic.
             Some(to) => self.ctx.outbox.send_to(to, html, None).await,

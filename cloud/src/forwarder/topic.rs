@@ -56,6 +56,12 @@ impl TopicTarget {
         let failed = to.thread?;
         match result {
             Err(e) if e.is_thread_gone() => {}
+            // Closed (the agent was unpaired as the run ended): what is
+            // left goes to the chat itself.
+            Err(TelegramError::Api { description, .. }) if description.contains("TOPIC_CLOSED") => {
+                self.thread = 0;
+                return Some(self.to(to.chat));
+            }
             _ => return None,
         }
         let reopened = match &ctx.options.notify_db {

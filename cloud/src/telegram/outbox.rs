@@ -293,7 +293,14 @@ impl Outbox {
         document: Document,
     ) -> Result<i64, TelegramError> {
         let (tx, rx) = oneshot::channel();
-        let mut op = Self::op(Kind::Send, to.chat, 0, String::new(), None, Waiter::Sent(tx));
+        let mut op = Self::op(
+            Kind::Send,
+            to.chat,
+            0,
+            String::new(),
+            None,
+            Waiter::Sent(tx),
+        );
         op.document = Some(Box::new(document));
         op.thread = to.thread;
         self.submit(op);
@@ -522,12 +529,7 @@ impl Sender {
                         Some(doc) => telegram.send_document_to(to, doc).await,
                         None => {
                             telegram
-                                .send_message_to(
-                                    to,
-                                    &op.html,
-                                    op.keyboard.as_ref(),
-                                    op.reply_to,
-                                )
+                                .send_message_to(to, &op.html, op.keyboard.as_ref(), op.reply_to)
                                 .await
                         }
                     },

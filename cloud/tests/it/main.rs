@@ -30,5 +30,6 @@ mod poll;
 mod redis_blocking;
 mod telegram_client;
 mod telegram_outbox;
+mod topics;
 mod voice;
 mod webhook;

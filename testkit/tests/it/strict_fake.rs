@@ -222,13 +222,13 @@ async fn break_rule(tg: &FakeTelegram, id: RuleId) -> (&'static str, Answer) {
             .await,
         ),
         TopicRightsMissing => {
-            tg.make_forum(-100_42, false);
+            tg.make_forum(-10_042, false);
             (
                 "createForumTopic",
                 call(
                     tg,
                     "createForumTopic",
-                    json!({"chat_id": -100_42, "name": "hello"}),
+                    json!({"chat_id": -10_042, "name": "hello"}),
                 )
                 .await,
             )

@@ -150,26 +150,26 @@ async fn a_forum_group_needs_the_right_to_manage_topics_and_a_private_chat_the_m
     let (status, body) = call(
         &tg,
         "createForumTopic",
-        json!({"chat_id": -100_7, "name": "x"}),
+        json!({"chat_id": -1_007, "name": "x"}),
     )
     .await;
     assert_eq!(
         (status, body["description"].clone()),
         (400, json!(rule(RuleId::NotAForum).description))
     );
-    tg.make_forum(-100_7, false);
+    tg.make_forum(-1_007, false);
     let (status, body) = call(
         &tg,
         "createForumTopic",
-        json!({"chat_id": -100_7, "name": "x"}),
+        json!({"chat_id": -1_007, "name": "x"}),
     )
     .await;
     assert_eq!(
         (status, body["description"].clone()),
         (400, json!(rule(RuleId::TopicRightsMissing).description))
     );
-    tg.make_forum(-100_7, true);
-    let thread = create(&tg, -100_7, "x").await;
+    tg.make_forum(-1_007, true);
+    let thread = create(&tg, -1_007, "x").await;
     // A topic of one chat is not a thread of another.
     tg.enable_private_topics();
     let (status, body) = call(

@@ -21,6 +21,7 @@ mod forwarder_orphans;
 mod forwarder_ping;
 mod forwarder_resume;
 mod forwarder_support;
+mod forwarder_topics;
 mod get;
 mod groups;
 mod notify;

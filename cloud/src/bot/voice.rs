@@ -92,8 +92,12 @@ pub async fn handle(ctx: &Ctx<'_>, message: &Message) -> Result<()> {
         ctx.reply(too_big(Some(size))).await;
         return Ok(());
     }
-    let placeholder = ctx.state.outbox.queue_send(
-        ctx.chat,
+    // In a topic, the transcript shows there, where the voice note is.
+    let placeholder = ctx.state.outbox.queue_send_to(
+        crate::telegram::ChatRef {
+            chat: ctx.chat,
+            thread: ctx.thread,
+        },
         format!("🎙 Transcribing for <b>{}</b>…", escape_html(&agent.name)),
         None,
     );

@@ -125,17 +125,22 @@ impl App {
             .await
             .map_err(redis_err)?;
         let telegram = telegram_client(&config);
-        let bot_username = match tokio::time::timeout(Duration::from_secs(10), telegram.get_me())
-            .await
+        let (bot_username, topics_in_private) = match tokio::time::timeout(
+            Duration::from_secs(10),
+            telegram.get_me(),
+        )
+        .await
         {
-            Ok(Ok(me)) => me.username,
+            Ok(Ok(me)) => (me.username, me.has_topics_enabled),
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "getMe failed; the /connect page will have no login widget");
-                None
+                tracing::warn!(error = %e, "getMe failed; the /connect page will have no login widget, and private chats no topics");
+                (None, false)
             }
             Err(_) => {
-                tracing::warn!("getMe timed out; the /connect page will have no login widget");
-                None
+                tracing::warn!(
+                    "getMe timed out; the /connect page will have no login widget, and private chats no topics"
+                );
+                (None, false)
             }
         };
         let (tx, finished) = mpsc::unbounded_channel();
@@ -164,6 +169,7 @@ impl App {
             telegram,
             metrics: Metrics::default(),
             bot_username,
+            topics_in_private,
             unknown_users: Default::default(),
             lanes: Default::default(),
             shutdown: CancellationToken::new(),

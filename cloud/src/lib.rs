@@ -38,6 +38,7 @@ pub mod redis_acl;
 pub mod state;
 pub mod stt;
 pub mod telegram;
+pub mod topics;
 pub mod unpair;
 pub mod updates;
 

@@ -36,6 +36,9 @@ pub struct Inner {
     pub metrics: Metrics,
     /// The bot's @username, when `getMe` answered at start-up.
     pub bot_username: Option<String>,
+    /// The bot's forum topic mode is on (`getMe`'s `has_topics_enabled`):
+    /// private chats have one topic per agent (see [`crate::topics`]).
+    pub topics_in_private: bool,
     /// Telegram users recently found to have no row (never paired).
     pub unknown_users: UnknownUsers,
     /// Per-user queues that keep each user's updates in order.

@@ -1,7 +1,7 @@
 //! Unpairing, from the bot (`/unpair NAME`) or the daemon
 //! (`DELETE /api/agents/{id}`): tell the daemon (signed `unpaired`), delete
-//! its Redis user (Redis drops its connections), revoke the row, tell the
-//! owner.
+//! its Redis user (Redis drops its connections), revoke the row, close its
+//! forum topics, tell the owner.
 
 use remoteagent_proto::events::{CommandEvent, DoneStatus, UnpairedPayload};
 
@@ -68,6 +68,8 @@ pub async fn unpair(state: &AppState, agent: &agents::Agent) -> Result<bool, Unp
     {
         users::set_current_agent(&state.db, agent.owner, None).await?;
     }
+    // Its forum topics are told and closed (`crate::topics`).
+    crate::topics::close_all(&state.db, &state.outbox, &id, &agent.name).await;
     tracing::info!(agent = %id, owner = agent.owner, "agent unpaired");
     let text = format!("🔌 <b>{}</b> was unpaired.", escape_html(&agent.name));
     // Private chats have the user's id as chat id.

@@ -41,7 +41,25 @@ impl Stack {
         daemon_config: &str,
         cloud_env: &[(&str, &str)],
     ) -> Result<Stack> {
-        let tg = FakeTelegram::start().await;
+        Self::start_with_fake(
+            redis,
+            database_url,
+            daemon_config,
+            cloud_env,
+            FakeTelegram::start().await,
+        )
+        .await
+    }
+
+    /// Like [`Stack::start_with_cloud_env`], against a fake Bot API the test
+    /// prepared (its forums, the bot's topic mode) before the cloud starts.
+    pub async fn start_with_fake(
+        redis: RedisServer,
+        database_url: Option<&str>,
+        daemon_config: &str,
+        cloud_env: &[(&str, &str)],
+        tg: FakeTelegram,
+    ) -> Result<Stack> {
         let cloud = Cloud::start_env(
             &redis.url(),
             &tg.api_base(),

@@ -146,6 +146,8 @@ async fn use_agent(
         chat,
         user,
         private,
+        thread: None,
+        forum: private && state.topics_in_private,
     };
     ctx.reply(format!(
         "Now talking to <b>{}</b>.",

@@ -71,6 +71,16 @@ pub async fn handle(
             _ => Ok(()),
         };
     }
+    // In a forum, the owner's messages in their agent's topic are its
+    // prompts, mentioned or not.
+    if let Some(agent) = super::topics::topic_agent(ctx).await? {
+        let prompt = match me {
+            Some(me) => strip_mentions(text, me),
+            None => text.to_string(),
+        };
+        tracing::info!(chat = ctx.chat, user = ctx.user, agent = %agent.id, "prompt from an agent's topic");
+        return super::prompt::run_for_agent(ctx, agent, prompt.trim()).await;
+    }
     let mentioned = me.is_some_and(|me| mentions(text, me));
     if !replies_to_me(message, me) && !mentioned {
         return Ok(());
@@ -87,11 +97,14 @@ pub async fn handle(
     super::prompt::run_for_agent(ctx, agent, prompt.trim()).await
 }
 
-/// Whether `message` replies to one of the bot's (`me`) messages.
+/// Whether `message` replies to one of the bot's (`me`) messages. In a
+/// forum topic, Telegram makes every message a "reply" to the message
+/// that created the topic: that one does not count.
 fn replies_to_me(message: &Message, me: Option<&str>) -> bool {
     message
         .reply_to_message
         .as_ref()
+        .filter(|r| message.topic() != Some(r.message_id))
         .and_then(|r| r.from.as_ref())
         .is_some_and(|from| {
             from.is_bot

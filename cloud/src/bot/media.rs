@@ -90,6 +90,9 @@ async fn settle(state: AppState, chat: i64, user: i64, private: bool, seq: u64) 
         chat,
         user,
         private,
+        thread: None,
+        // A private chat's topics are the bot's (a group's need its message).
+        forum: private && state.topics_in_private,
     };
     let result = async {
         match attachments::settle_album(&ctx, seq).await? {

@@ -15,6 +15,7 @@ pub mod prompt;
 pub mod start;
 pub mod status;
 pub mod stop;
+pub mod topics;
 pub mod unpair;
 pub mod update;
 pub mod voice;
@@ -32,6 +33,11 @@ pub struct Ctx<'a> {
     pub user: i64,
     /// A one-to-one chat with the bot; false in groups (see [`group`]).
     pub private: bool,
+    /// The forum topic the update came from; replies go there too.
+    pub thread: Option<i64>,
+    /// The chat has topics: each agent's runs go to its own (see
+    /// [`topics`]).
+    pub forum: bool,
 }
 
 impl Ctx<'_> {
@@ -47,10 +53,11 @@ impl Ctx<'_> {
     /// and every user's updates would stall through a 429's pause. A
     /// failure is still logged (and the outbox logs it too).
     pub async fn reply_with(&self, html: impl Into<String>, keyboard: Option<InlineKeyboard>) {
-        let sending = self
-            .state
-            .outbox
-            .queue_send(self.chat, html.into(), keyboard);
+        let to = crate::telegram::ChatRef {
+            chat: self.chat,
+            thread: self.thread,
+        };
+        let sending = self.state.outbox.queue_send_to(to, html.into(), keyboard);
         let chat = self.chat;
         tokio::spawn(async move {
             if let Err(e) = sending.wait().await {
@@ -62,6 +69,10 @@ impl Ctx<'_> {
     /// The user's current agent, checked to be theirs and active. When there
     /// is none, the user has been told what to do and `None` is returned.
     pub async fn owned_current_agent(&self) -> Result<Option<agent_rows::Agent>> {
+        // In an agent's topic, that agent is the current one.
+        if let Some(agent) = topics::topic_agent(self).await? {
+            return Ok(Some(agent));
+        }
         let user = users::get(&self.state.db, self.user).await?;
         let agent = match user.as_ref().and_then(|u| u.current_agent.clone()) {
             Some(id) => agent_rows::get(&self.state.db, &id).await?,
@@ -138,11 +149,14 @@ async fn handle_message(state: &AppState, message: Message) {
     if from.is_bot {
         return;
     }
+    let private = message.chat.is_private();
     let ctx = Ctx {
         state,
         chat: message.chat.id,
         user: from.id,
-        private: message.chat.is_private(),
+        private,
+        thread: message.topic(),
+        forum: topics::chat_has_topics(state, &message),
     };
     // Photos and documents go into the next prompt (`media`).
     if let Some(incoming) = attachments::Incoming::of(&message) {

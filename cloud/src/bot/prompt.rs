@@ -53,6 +53,10 @@ pub async fn run(ctx: &Ctx<'_>, text: &str) -> Result<()> {
         ctx.reply(super::NO_AGENTS).await;
         return Ok(());
     };
+    // In an agent's topic, the prompt is that agent's.
+    if let Some(agent) = super::topics::topic_agent(ctx).await? {
+        return publish(ctx, &user, agent, text).await;
+    }
     // The user's current agent, read directly in the usual case (it is
     // theirs and active); anything else goes the long way, which explains
     // the problem to the user.
@@ -105,6 +109,7 @@ async fn publish(
     let text = taken.prompt(text);
     let text = text.as_str();
     let fresh = user.next_new;
+    let thread = super::topics::thread_for_run(ctx, &agent).await;
     let session_id = SessionId::generate();
     let start = SessionStart {
         agent_id: agent_id.clone(),
@@ -114,6 +119,7 @@ async fn publish(
         // Outside a private chat, approval requests go to the owner alone:
         // a group must not see (let alone answer) what the agent asks.
         approval_chat_id: (!ctx.private).then_some(ctx.user),
+        thread,
     };
     // Both must be in place before the command is published; they do not
     // depend on each other, so they go at the same time.

@@ -20,6 +20,11 @@ Files your agent writes to <code>.remoteagent/outbox/</code> arrive here when th
 /status — current agent, running prompt, plan\n\
 /notify on|off — a message when a run ends, so your phone notifies you (on by default)\n\
 /unpair NAME — revoke an agent\n\n\
+<b>Topics</b>\n\
+With topics on (my forum topic mode in this chat, or a forum group you opted in), each agent \
+gets its own topic, named after it, the first time you use it: its runs, approvals and files \
+show there, and whatever you write in an agent's topic goes to that agent with no /use. \
+Unpairing an agent closes its topic; a topic you delete is opened again on its next run.\n\n\
 <b>Groups</b>\n\
 Prompts come from this private chat. To use an agent in a group, send /allowgroup there \
 (/disallowgroup undoes it); then your messages there that mention me or reply to me are prompts.";

@@ -14,11 +14,13 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<()> {
         return Ok(());
     };
     let mut lines = Vec::new();
-    let current = match &user.current_agent {
-        Some(id) => agents::get(&ctx.state.db, id)
+    // In an agent's topic, that agent is the current one.
+    let current = match (super::topics::topic_agent(ctx).await?, &user.current_agent) {
+        (Some(agent), _) => Some(agent),
+        (None, Some(id)) => agents::get(&ctx.state.db, id)
             .await?
             .filter(|a| a.is_active() && a.owner == ctx.user),
-        None => None,
+        (None, None) => None,
     };
     match current {
         Some(agent) => {

@@ -42,6 +42,19 @@ pub struct Message {
     /// An audio file (music kind).
     #[serde(default)]
     pub audio: Option<FileRef>,
+    /// The forum topic the message was written in (with
+    /// `is_topic_message`); see `crate::topics`.
+    #[serde(default)]
+    pub message_thread_id: Option<i64>,
+    #[serde(default)]
+    pub is_topic_message: bool,
+}
+
+impl Message {
+    /// The forum topic the message was written in, if any.
+    pub fn topic(&self) -> Option<i64> {
+        self.message_thread_id.filter(|_| self.is_topic_message)
+    }
 }
 
 /// One size of a photo.
@@ -75,6 +88,8 @@ pub struct FileRef {
 #[derive(Debug, Clone, Deserialize)]
 pub struct RepliedTo {
     #[serde(default)]
+    pub message_id: i64,
+    #[serde(default)]
     pub from: Option<User>,
 }
 
@@ -101,6 +116,9 @@ pub struct Chat {
     pub id: i64,
     #[serde(default, rename = "type")]
     pub kind: String,
+    /// A supergroup with topics.
+    #[serde(default)]
+    pub is_forum: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -92,8 +92,12 @@ pub async fn handle(ctx: &Ctx<'_>, message: &Message) -> Result<()> {
         ctx.reply(too_big(Some(size))).await;
         return Ok(());
     }
-    let placeholder = ctx.state.outbox.queue_send(
-        ctx.chat,
+    // In a topic, the transcript shows there, where the voice note is.
+    let placeholder = ctx.state.outbox.queue_send_to(
+        crate::telegram::ChatRef {
+            chat: ctx.chat,
+            thread: ctx.thread,
+        },
         format!("🎙 Transcribing for <b>{}</b>…", escape_html(&agent.name)),
         None,
     );
@@ -426,6 +430,8 @@ pub async fn press(state: &AppState, query: &CallbackQuery, rest: &str) -> Resul
         chat: pending.chat,
         user,
         private: true,
+        thread: None,
+        forum: state.topics_in_private,
     };
     match action {
         Action::Run => run(&ctx, id, pending, message).await,

@@ -6,7 +6,7 @@
 //! UUID column fails), and `?` placeholders break on PostgreSQL.
 //!
 //! * [`users`], [`agents`], [`sessions`], [`pairing`], [`groups`],
-//!   [`poll_offsets`], [`notify`]: one module per table, plain functions over [`Db`];
+//!   [`poll_offsets`], [`notify`], [`topics`]: one module per table, plain functions over [`Db`];
 //!   rows are `#[derive(sqlx::FromRow)]` with typed ids.
 
 pub mod agents;
@@ -15,6 +15,7 @@ pub mod notify;
 pub mod pairing;
 pub mod poll_offsets;
 pub mod sessions;
+pub mod topics;
 pub mod users;
 
 use std::time::Duration;
@@ -88,6 +89,7 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: "0005_notify_settings.sql",
         postgres: "0005_notify_settings.sql"
     ),
+    migration!(8, "0008_agent_topics.sql"),
 ];
 
 impl Db {

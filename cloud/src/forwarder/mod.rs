@@ -49,6 +49,7 @@ mod page;
 mod pager;
 mod session;
 mod store;
+mod topic;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -77,6 +78,9 @@ pub struct SessionStart {
     /// Where approval requests go: the owner's private chat. `None`: the
     /// session's own chat (a private chat already).
     pub approval_chat_id: Option<i64>,
+    /// The forum topic of the agent in `chat_id` (`crate::topics`): every
+    /// message of the session in that chat goes there.
+    pub thread: Option<i64>,
 }
 
 /// Sent when a session's `done` has been delivered, so the bot can record it.
@@ -145,7 +149,10 @@ pub struct ForwarderOptions {
     /// may still turn it off for themselves (`/notify off`).
     pub final_notify: bool,
     /// Where each user's `/notify` choice is read; without a database every
-    /// user gets the message (as long as `final_notify`).
+    /// user gets the message (as long as `final_notify`). Also where a
+    /// session whose topic was deleted records the topic opened anew
+    /// (`crate::topics::recreate`); without it, such output goes to the
+    /// chat itself.
     pub notify_db: Option<crate::db::Db>,
 }
 
@@ -331,6 +338,7 @@ impl Forwarder {
             skip: 0,
             more: store::Progress {
                 approval_chat: session.approval_chat_id.unwrap_or(0),
+                thread: session.thread.unwrap_or(0),
                 ..store::Progress::default()
             },
         };

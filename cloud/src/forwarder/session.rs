@@ -50,6 +50,9 @@ pub(super) struct LiveIo {
     last_save: Instant,
     /// The state last stored whole, to store again should Redis lose it.
     last_state: Option<SavedState>,
+    /// The session's chat and forum topic there (`crate::topics`); the
+    /// topic may be opened anew mid-session when the user deleted it.
+    topic: super::topic::TopicTarget,
 }
 
 impl LiveIo {
@@ -74,7 +77,16 @@ impl Io for LiveIo {
         html: String,
         keyboard: Option<InlineKeyboard>,
     ) -> Result<i64, TelegramError> {
-        self.ctx.outbox.send(chat, html, keyboard).await
+        let to = self.topic.to(chat);
+        let result = self
+            .ctx
+            .outbox
+            .send_to(to, html.clone(), keyboard.clone())
+            .await;
+        match self.topic.repair_if_gone(&self.ctx, to, &result).await {
+            Some(to) => self.ctx.outbox.send_to(to, html, keyboard).await,
+            None => result,
+        }
     }
 
     async fn send_reply(
@@ -83,7 +95,17 @@ impl Io for LiveIo {
         html: String,
         reply_to: i64,
     ) -> Result<i64, TelegramError> {
-        self.ctx.outbox.send_reply(chat, html, reply_to).await
+        let to = self.topic.to(chat);
+        let result = self
+            .ctx
+            .outbox
+            .send_reply_to(to, html.clone(), reply_to)
+            .await;
+        match self.topic.repair_if_gone(&self.ctx, to, &result).await {
+            // The replied-to message went with the topic.
+            Some(to) => self.ctx.outbox.send_to(to, html, None).await,
+            None => result,
+        }
     }
 
     async fn wants_ping(&mut self, user: i64) -> bool {
@@ -135,7 +157,12 @@ impl Io for LiveIo {
     }
 
     async fn send_document(&mut self, chat: i64, document: Document) -> Result<i64, TelegramError> {
-        self.ctx.outbox.send_document(chat, document).await
+        let to = self.topic.to(chat);
+        let result = self.ctx.outbox.send_document_to(to, document.clone()).await;
+        match self.topic.repair_if_gone(&self.ctx, to, &result).await {
+            Some(to) => self.ctx.outbox.send_document_to(to, document).await,
+            None => result,
+        }
     }
 
     async fn output_file(
@@ -198,7 +225,10 @@ impl Io for LiveIo {
         let ttl = self.ctx.options.lock_ttl;
         let session = self.session.clone();
         if let Some(state) = state {
-            self.last_state = Some(state.clone());
+            let mut state = state.clone();
+            // The topic may have been opened anew since the pager's copy.
+            state.more.thread = self.topic.thread();
+            self.last_state = Some(state);
         }
         let mut whole = state.is_some();
         loop {
@@ -310,6 +340,7 @@ impl Session {
             last_delivery: None,
             last_save: Instant::now(),
             last_state: None,
+            topic: super::topic::TopicTarget::of(&saved),
         };
         let pager = Pager::new(io, saved, ctx.options.page_chars, ctx.options.max_pages);
         Session {

@@ -93,6 +93,9 @@ pub(super) struct Progress {
     /// wanted): a replica that finishes the session again must not send
     /// it twice, nor show the status again.
     pub pinged: bool,
+    /// The forum topic of the session's chat its messages go to (0: the
+    /// chat itself); see `crate::topics`.
+    pub thread: i64,
 }
 
 /// Approval messages remembered per session. Resolved ones are kept for a
@@ -152,6 +155,7 @@ impl Progress {
             ("file_pending", self.file_pending.clone()),
             ("status_msg", self.status_msg.to_string()),
             ("pinged", u8::from(self.pinged).to_string()),
+            ("thread", self.thread.to_string()),
         ]
     }
 
@@ -180,6 +184,7 @@ impl Progress {
             file_pending: map.get("file_pending").cloned().unwrap_or_default(),
             status_msg: num(map, "status_msg")?,
             pinged: num::<u8>(map, "pinged")? != 0,
+            thread: num(map, "thread")?,
         })
     }
 }

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::console::Console;
-use super::{BotUser, InlineKeyboard, TelegramError};
+use super::{BotUser, ChatRef, InlineKeyboard, TelegramError};
 
 /// How long to wait when Telegram says 429 without `retry_after`.
 const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
@@ -185,6 +185,20 @@ impl Telegram {
         keyboard: Option<&InlineKeyboard>,
         reply_to: Option<i64>,
     ) -> Result<i64, TelegramError> {
+        self.send_message_to(ChatRef::flat(chat_id), html, keyboard, reply_to)
+            .await
+    }
+
+    /// [`Telegram::send_message_replying`] into a forum topic of the chat
+    /// when `to.thread` is set (`message_thread_id`).
+    pub async fn send_message_to(
+        &self,
+        to: ChatRef,
+        html: &str,
+        keyboard: Option<&InlineKeyboard>,
+        reply_to: Option<i64>,
+    ) -> Result<i64, TelegramError> {
+        let chat_id = to.chat;
         match &*self.backend {
             Backend::Console(c) => Ok(c.send(chat_id, html, keyboard, reply_to)),
             Backend::Api(api) => {
@@ -194,6 +208,9 @@ impl Telegram {
                     "parse_mode": "HTML",
                     "link_preview_options": {"is_disabled": true},
                 });
+                if let Some(thread) = to.thread {
+                    body["message_thread_id"] = json!(thread);
+                }
                 if let Some(k) = keyboard {
                     body["reply_markup"] = json!(k);
                 }
@@ -247,6 +264,16 @@ impl Telegram {
     /// Uploads a document (`multipart/form-data`); returns the new message's
     /// id. A file that cannot be read is a transport error (nothing was sent).
     pub async fn send_document(&self, chat_id: i64, doc: &Document) -> Result<i64, TelegramError> {
+        self.send_document_to(ChatRef::flat(chat_id), doc).await
+    }
+
+    /// [`Telegram::send_document`] into a forum topic when `to.thread` is set.
+    pub async fn send_document_to(
+        &self,
+        to: ChatRef,
+        doc: &Document,
+    ) -> Result<i64, TelegramError> {
+        let chat_id = to.chat;
         match &*self.backend {
             Backend::Console(c) => {
                 let size = match &doc.source {
@@ -279,6 +306,9 @@ impl Telegram {
                 let mut form = reqwest::multipart::Form::new()
                     .text("chat_id", chat_id.to_string())
                     .part("document", part);
+                if let Some(thread) = to.thread {
+                    form = form.text("message_thread_id", thread.to_string());
+                }
                 if let Some(caption) = &doc.caption {
                     form = form
                         .text("caption", caption.clone())
@@ -384,6 +414,7 @@ impl Telegram {
             Backend::Console(_) => Ok(BotUser {
                 id: 0,
                 username: Some("console".into()),
+                has_topics_enabled: false,
             }),
             Backend::Api(api) => api.call("getMe", &json!({})).await,
         }
@@ -414,6 +445,60 @@ impl Telegram {
                 description: "console mode has no files".into(),
             }),
             Backend::Api(api) => api.download(file_path, max_bytes).await,
+        }
+    }
+
+    /// `createForumTopic`: a new topic named `name` in a forum supergroup
+    /// or a private chat with topics; its `message_thread_id`. Console
+    /// mode has no topics (`None`: the chat stays flat).
+    pub async fn create_forum_topic(
+        &self,
+        chat_id: i64,
+        name: &str,
+    ) -> Result<Option<i64>, TelegramError> {
+        #[derive(Deserialize)]
+        struct ForumTopic {
+            message_thread_id: i64,
+        }
+        match &*self.backend {
+            Backend::Console(_) => Ok(None),
+            Backend::Api(api) => {
+                let body = json!({"chat_id": chat_id, "name": name});
+                let topic: ForumTopic = api.call("createForumTopic", &body).await?;
+                Ok(Some(topic.message_thread_id))
+            }
+        }
+    }
+
+    /// `editForumTopic` with a new name; one that is already the topic's
+    /// ("TOPIC_NOT_MODIFIED") counts as done.
+    pub async fn rename_forum_topic(
+        &self,
+        chat_id: i64,
+        thread: i64,
+        name: &str,
+    ) -> Result<(), TelegramError> {
+        let body = json!({"chat_id": chat_id, "message_thread_id": thread, "name": name});
+        match self.call_raw("editForumTopic", &body).await {
+            Err(TelegramError::Api { description, .. })
+                if description.contains("TOPIC_NOT_MODIFIED") =>
+            {
+                Ok(())
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
+    /// `closeForumTopic`; a topic closed already counts as done.
+    pub async fn close_forum_topic(&self, chat_id: i64, thread: i64) -> Result<(), TelegramError> {
+        let body = json!({"chat_id": chat_id, "message_thread_id": thread});
+        match self.call_raw("closeForumTopic", &body).await {
+            Err(TelegramError::Api { description, .. })
+                if description.contains("TOPIC_NOT_MODIFIED") =>
+            {
+                Ok(())
+            }
+            other => other.map(|_| ()),
         }
     }
 

@@ -38,6 +38,32 @@ impl TelegramError {
     }
 }
 
+/// Where a message goes: a chat, and in it a forum topic
+/// (`message_thread_id`) or, with `thread: None`, the chat itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChatRef {
+    pub chat: i64,
+    pub thread: Option<i64>,
+}
+
+impl ChatRef {
+    /// The chat itself, no topic.
+    pub fn flat(chat: i64) -> Self {
+        ChatRef { chat, thread: None }
+    }
+}
+
+impl TelegramError {
+    /// Telegram's answer to a send into a topic that no longer exists (the
+    /// user deleted it).
+    pub fn is_thread_gone(&self) -> bool {
+        matches!(self, TelegramError::Api { code: 400, description }
+            if description.contains("message thread not found")
+                || description.contains("TOPIC_ID_INVALID")
+                || description.contains("TOPIC_DELETED"))
+    }
+}
+
 /// One button under a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InlineButton {
@@ -68,4 +94,8 @@ impl InlineKeyboard {
 pub struct BotUser {
     pub id: i64,
     pub username: Option<String>,
+    /// The bot's forum topic mode in private chats (BotFather): private
+    /// chats with it have topics.
+    #[serde(default)]
+    pub has_topics_enabled: bool,
 }

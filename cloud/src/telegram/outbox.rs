@@ -20,7 +20,7 @@ use remoteagent_proto::backoff::Backoff;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::{Document, InlineKeyboard, Telegram, TelegramError};
+use super::{ChatRef, Document, InlineKeyboard, Telegram, TelegramError};
 
 /// Pacing of the outbox.
 #[derive(Debug, Clone)]
@@ -83,6 +83,8 @@ struct Op {
     document: Option<Box<Document>>,
     /// A send that replies to this message of the chat.
     reply_to: Option<i64>,
+    /// A send into this forum topic of the chat (pacing stays per chat).
+    thread: Option<i64>,
     seq: u64,
     /// Waits between network failures of an edit or delete, set at its
     /// first failure.
@@ -202,6 +204,7 @@ impl Outbox {
             keyboard,
             document: None,
             reply_to: None,
+            thread: None,
             seq: 0,
             retries: None,
             waiters: vec![waiter],
@@ -222,16 +225,31 @@ impl Outbox {
     /// chat's messages queued before it, and before those queued after.
     /// Dropping the returned [`Sending`] does not cancel the send.
     pub fn queue_send(&self, chat: i64, html: String, keyboard: Option<InlineKeyboard>) -> Sending {
+        self.queue_send_to(ChatRef::flat(chat), html, keyboard)
+    }
+
+    /// [`Outbox::queue_send`] into a forum topic when `to.thread` is set.
+    pub fn queue_send_to(
+        &self,
+        to: ChatRef,
+        html: String,
+        keyboard: Option<InlineKeyboard>,
+    ) -> Sending {
         let (tx, rx) = oneshot::channel();
-        self.submit(Self::op(
-            Kind::Send,
-            chat,
-            0,
-            html,
-            keyboard,
-            Waiter::Sent(tx),
-        ));
+        let mut op = Self::op(Kind::Send, to.chat, 0, html, keyboard, Waiter::Sent(tx));
+        op.thread = to.thread;
+        self.submit(op);
         Sending(rx)
+    }
+
+    /// [`Outbox::send`] into a forum topic when `to.thread` is set.
+    pub async fn send_to(
+        &self,
+        to: ChatRef,
+        html: String,
+        keyboard: Option<InlineKeyboard>,
+    ) -> Result<i64, TelegramError> {
+        self.queue_send_to(to, html, keyboard).wait().await
     }
 
     /// Sends a new message that replies to message `reply_to` of the chat
@@ -243,9 +261,21 @@ impl Outbox {
         html: String,
         reply_to: i64,
     ) -> Result<i64, TelegramError> {
+        self.send_reply_to(ChatRef::flat(chat), html, reply_to)
+            .await
+    }
+
+    /// [`Outbox::send_reply`] in a forum topic when `to.thread` is set.
+    pub async fn send_reply_to(
+        &self,
+        to: ChatRef,
+        html: String,
+        reply_to: i64,
+    ) -> Result<i64, TelegramError> {
         let (tx, rx) = oneshot::channel();
-        let mut op = Self::op(Kind::Send, chat, 0, html, None, Waiter::Sent(tx));
+        let mut op = Self::op(Kind::Send, to.chat, 0, html, None, Waiter::Sent(tx));
         op.reply_to = Some(reply_to);
+        op.thread = to.thread;
         self.submit(op);
         rx.await.unwrap_or_else(|_| Err(stopped()))
     }
@@ -253,9 +283,26 @@ impl Outbox {
     /// Sends a document (in line with the chat's messages, paced like them)
     /// and returns its message id once delivered.
     pub async fn send_document(&self, chat: i64, document: Document) -> Result<i64, TelegramError> {
+        self.send_document_to(ChatRef::flat(chat), document).await
+    }
+
+    /// [`Outbox::send_document`] into a forum topic when `to.thread` is set.
+    pub async fn send_document_to(
+        &self,
+        to: ChatRef,
+        document: Document,
+    ) -> Result<i64, TelegramError> {
         let (tx, rx) = oneshot::channel();
-        let mut op = Self::op(Kind::Send, chat, 0, String::new(), None, Waiter::Sent(tx));
+        let mut op = Self::op(
+            Kind::Send,
+            to.chat,
+            0,
+            String::new(),
+            None,
+            Waiter::Sent(tx),
+        );
         op.document = Some(Box::new(document));
+        op.thread = to.thread;
         self.submit(op);
         rx.await.unwrap_or_else(|_| Err(stopped()))
     }
@@ -473,17 +520,16 @@ impl Sender {
             let telegram = self.telegram.clone();
             let done_tx = done_tx.clone();
             tokio::spawn(async move {
+                let to = ChatRef {
+                    chat: op.chat,
+                    thread: op.thread,
+                };
                 let result = match op.kind {
                     Kind::Send => match &op.document {
-                        Some(doc) => telegram.send_document(op.chat, doc).await,
+                        Some(doc) => telegram.send_document_to(to, doc).await,
                         None => {
                             telegram
-                                .send_message_replying(
-                                    op.chat,
-                                    &op.html,
-                                    op.keyboard.as_ref(),
-                                    op.reply_to,
-                                )
+                                .send_message_to(to, &op.html, op.keyboard.as_ref(), op.reply_to)
                                 .await
                         }
                     },

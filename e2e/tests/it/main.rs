@@ -12,4 +12,5 @@ mod recovery;
 mod reliability;
 mod security_cloud;
 mod setup;
+mod topics;
 mod voice;

@@ -30,6 +30,8 @@
 //!   [`FakeTelegram::add_file`].
 //! * `polling`: `getUpdates` (offset, limit, long poll, 409s) over the
 //!   updates a test pushes with [`FakeTelegram::push_update`].
+//! * `topics`: forum topics (`createForumTopic` …, `message_thread_id`),
+//!   in the chats a test made forums.
 
 mod answer;
 pub mod checks;
@@ -40,6 +42,7 @@ mod params;
 mod polling;
 pub mod rules;
 mod server;
+mod topics;
 pub mod updates;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -60,6 +63,7 @@ pub use html::html_to_text;
 pub use rules::{
     MAX_CAPTION_CHARS, MAX_MESSAGE_CHARS, MAX_UPLOAD_BYTES, RULES, Refusal, Rule, RuleId,
 };
+pub use topics::{FakeTopic, MAX_TOPIC_NAME_CHARS};
 
 /// The bot token the fake accepts (any other token gets 401 Unauthorized).
 const FAKE_TOKEN: &str = "7000000001:AAFakeTelegramTokenForTestsOnly_xyz";
@@ -93,6 +97,11 @@ impl Call {
     /// `chat_id` of the call, if it has a numeric one.
     pub fn chat_id(&self) -> Option<i64> {
         as_i64(self.body.get("chat_id")?)
+    }
+
+    /// `message_thread_id` of the call (the forum topic), if any.
+    pub fn thread(&self) -> Option<i64> {
+        as_i64(self.body.get("message_thread_id")?)
     }
 
     /// `message_id` of the call (edits, deletes), if any.
@@ -142,6 +151,8 @@ pub struct FakeMessage {
     /// in the same chat; `None` when it replies to none, or was sent
     /// without its reply because that message was gone.
     pub reply_to: Option<i64>,
+    /// The forum topic it was sent into (`message_thread_id`), if any.
+    pub thread: Option<i64>,
 }
 
 impl FakeMessage {
@@ -172,6 +183,8 @@ pub struct FakeDocument {
     pub bytes: Vec<u8>,
     /// The message it replies to, as for [`FakeMessage::reply_to`].
     pub reply_to: Option<i64>,
+    /// The forum topic it was sent into, as for [`FakeMessage::thread`].
+    pub thread: Option<i64>,
 }
 
 /// The bytes can be large: Debug shows their size.
@@ -184,6 +197,7 @@ impl std::fmt::Debug for FakeDocument {
             .field("size", &self.size)
             .field("caption", &self.caption)
             .field("reply_to", &self.reply_to)
+            .field("thread", &self.thread)
             .field("bytes", &format_args!("{} bytes", self.bytes.len()))
             .finish()
     }
@@ -228,6 +242,8 @@ struct Inner {
     next_file: u64,
     /// The file paths downloaded, in order.
     downloads: Vec<String>,
+    /// Forums and their topics.
+    topics: topics::Topics,
 }
 
 type Shared = Arc<Mutex<Inner>>;

@@ -42,6 +42,13 @@
 //! | `getUpdates` while a webhook is set | getUpdates | 409 | Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first |
 //! | a waiting `getUpdates` overtaken by another | getUpdates | 409 | Conflict: terminated by other getUpdates request; make sure that only one bot instance is running |
 //! | wrong token | all | 401 | Unauthorized |
+//! | `createForumTopic` in a chat that is not a forum (a group without topics, a private chat while the bot's topic mode is off) | createForumTopic | 400 | Bad Request: the chat is not a forum |
+//! | `createForumTopic` in a forum supergroup where the bot may not manage topics | createForumTopic | 400 | Bad Request: not enough rights to create a topic |
+//! | topic `name` empty once trimmed (a longer one than 128 characters is cut there, as TDLib does) | createForumTopic, editForumTopic | 400 | Bad Request: title must be non-empty |
+//! | `message_thread_id` of no live topic of the chat | sendMessage, sendDocument, sendChatAction | 400 | Bad Request: message thread not found |
+//! | send into a closed topic | sendMessage, sendDocument | 400 | Bad Request: TOPIC_CLOSED |
+//! | edit, close or delete of a topic that does not exist (or was deleted) | editForumTopic, closeForumTopic, reopenForumTopic, deleteForumTopic | 400 | Bad Request: TOPIC_ID_INVALID |
+//! | edit that keeps the name, close of a closed topic, reopen of an open one | editForumTopic, closeForumTopic, reopenForumTopic | 400 | Bad Request: TOPIC_NOT_MODIFIED |
 //!
 //! A request breaking several rules gets the first that applies, in the
 //! Bot API server's order: text, then `reply_markup`, then
@@ -113,6 +120,13 @@ rule_ids! {
     WebhookActive,
     TerminatedByOtherPoll,
     Unauthorized,
+    NotAForum,
+    TopicRightsMissing,
+    TopicTitleEmpty,
+    ThreadNotFound,
+    TopicClosed,
+    TopicIdInvalid,
+    TopicNotModified,
 }
 
 /// One refusal of the Bot API.
@@ -150,6 +164,13 @@ pub const BLOCKABLE_METHODS: &[&str] = &[
     "sendChatAction",
 ];
 const ALL: &[&str] = &["*"];
+/// Methods that manage an existing forum topic.
+const TOPIC_METHODS: &[&str] = &[
+    "editForumTopic",
+    "closeForumTopic",
+    "reopenForumTopic",
+    "deleteForumTopic",
+];
 
 /// The table: one row per refusal.
 pub const RULES: &[Rule] = &[
@@ -383,6 +404,55 @@ pub const RULES: &[Rule] = &[
         methods: ALL,
         code: 401,
         description: "Unauthorized",
+    },
+    Rule {
+        id: RuleId::NotAForum,
+        documentation: "createForumTopic: Use this method to create a topic in a forum supergroup chat or a private chat with a user. In the case of a supergroup chat the bot must be an administrator in the chat for this to work and must have the can_manage_topics administrator right (private chats: User.has_topics_enabled, the bot's forum topic mode)",
+        methods: &["createForumTopic"],
+        code: 400,
+        description: "Bad Request: the chat is not a forum",
+    },
+    Rule {
+        id: RuleId::TopicRightsMissing,
+        documentation: "createForumTopic: the bot must be an administrator in the chat for this to work and must have the can_manage_topics administrator right",
+        methods: &["createForumTopic"],
+        code: 400,
+        description: "Bad Request: not enough rights to create a topic",
+    },
+    Rule {
+        id: RuleId::TopicTitleEmpty,
+        documentation: "name (String, required): Topic name, 1-128 characters (TDLib cuts a longer name to 128 and refuses an empty one)",
+        methods: &["createForumTopic", "editForumTopic"],
+        code: 400,
+        description: "Bad Request: title must be non-empty",
+    },
+    Rule {
+        id: RuleId::ThreadNotFound,
+        documentation: "message_thread_id (Integer, optional): Unique identifier for the target message thread (topic) of a forum; for forum supergroups and private chats of bots with forum topic mode enabled only",
+        methods: &["sendMessage", "sendDocument", "sendChatAction"],
+        code: 400,
+        description: "Bad Request: message thread not found",
+    },
+    Rule {
+        id: RuleId::TopicClosed,
+        documentation: "closeForumTopic: Use this method to close an open topic in a forum supergroup chat (nothing more can be sent into it: TOPIC_CLOSED)",
+        methods: SEND_METHODS,
+        code: 400,
+        description: "Bad Request: TOPIC_CLOSED",
+    },
+    Rule {
+        id: RuleId::TopicIdInvalid,
+        documentation: "message_thread_id (Integer, required): Unique identifier for the target message thread of the forum topic",
+        methods: TOPIC_METHODS,
+        code: 400,
+        description: "Bad Request: TOPIC_ID_INVALID",
+    },
+    Rule {
+        id: RuleId::TopicNotModified,
+        documentation: "editForumTopic / closeForumTopic / reopenForumTopic: a change that changes nothing is refused (TOPIC_NOT_MODIFIED)",
+        methods: &["editForumTopic", "closeForumTopic", "reopenForumTopic"],
+        code: 400,
+        description: "Bad Request: TOPIC_NOT_MODIFIED",
     },
 ];
 

@@ -195,6 +195,10 @@ fn plain_message_json(chat_id: i64, m: &FakeMessage) -> Value {
     if let Some(markup) = &m.reply_markup {
         v["reply_markup"] = markup.clone();
     }
+    if let Some(thread) = m.thread {
+        v["message_thread_id"] = json!(thread);
+        v["is_topic_message"] = json!(true);
+    }
     v
 }
 
@@ -211,6 +215,7 @@ fn dispatch(state: &mut Inner, method: &str, body: &Value, files: Files) -> Resu
             "can_join_groups": true,
             "can_read_all_group_messages": false,
             "supports_inline_queries": false,
+            "has_topics_enabled": super::topics::private_enabled(state),
         })),
         "sendMessage" => {
             let html = string_param(body, "text").unwrap_or_default();
@@ -218,6 +223,7 @@ fn dispatch(state: &mut Inner, method: &str, body: &Value, files: Files) -> Resu
             let reply_markup = parse_reply_markup(body.get("reply_markup"))?;
             let reply = parse_reply_parameters(body)?;
             let chat_id = require_chat(body)?;
+            let thread = super::topics::send_thread(state, chat_id, body)?;
             let reply_to = reply_target(state, chat_id, reply)?;
             refuse_if_blocked(state, method, chat_id)?;
             let chat = state.chats.entry(chat_id).or_default();
@@ -230,6 +236,7 @@ fn dispatch(state: &mut Inner, method: &str, body: &Value, files: Files) -> Resu
                 reply_markup,
                 edits: 0,
                 reply_to,
+                thread,
             };
             let result = message_json(state, chat_id, &message);
             state
@@ -294,6 +301,7 @@ fn dispatch(state: &mut Inner, method: &str, body: &Value, files: Files) -> Resu
         "getFile" => super::files::get_file(state, body),
         "sendChatAction" => {
             let chat_id = require_chat(body)?;
+            super::topics::action_thread(state, chat_id, body)?;
             refuse_if_blocked(state, method, chat_id)?;
             Ok(json!(true))
         }
@@ -323,7 +331,8 @@ fn dispatch(state: &mut Inner, method: &str, body: &Value, files: Files) -> Resu
             }
             Ok(json!(true))
         }
-        _ => Ok(json!(true)),
+        _ => super::topics::dispatch(state, method, body, || require_chat(body))
+            .unwrap_or(Ok(json!(true))),
     }
 }
 
@@ -361,6 +370,7 @@ fn send_document(
     if uploaded {
         check_upload(bytes.len())?;
     }
+    let thread = super::topics::send_thread(state, chat_id, body)?;
     let reply_to = reply_target(state, chat_id, reply)?;
     refuse_if_blocked(state, method, chat_id)?;
     let chat = state.chats.entry(chat_id).or_default();
@@ -394,6 +404,10 @@ fn send_document(
     if let Some(target) = reply_to.and_then(|id| replied_json(state, chat_id, id)) {
         result["reply_to_message"] = target;
     }
+    if let Some(thread) = thread {
+        result["message_thread_id"] = json!(thread);
+        result["is_topic_message"] = json!(true);
+    }
     state.documents.push(FakeDocument {
         chat_id,
         message_id,
@@ -404,6 +418,7 @@ fn send_document(
         caption_html,
         bytes,
         reply_to,
+        thread,
     });
     Ok(result)
 }

@@ -85,6 +85,26 @@ pub fn replying_to_bot(mut update: Value, message_id: i64) -> Value {
     update
 }
 
+/// `update` (a message) written in forum topic `thread` of its chat, as
+/// Telegram sends it: `message_thread_id`, `is_topic_message`, the chat's
+/// `is_forum`, and a `reply_to_message` that is the service message that
+/// created the topic (the bot created it, so it is the bot's).
+pub fn in_topic(mut update: Value, thread: i64, topic_name: &str) -> Value {
+    update["message"]["chat"]["is_forum"] = json!(true);
+    update["message"]["message_thread_id"] = json!(thread);
+    update["message"]["is_topic_message"] = json!(true);
+    let chat = update["message"]["chat"].clone();
+    update["message"]["reply_to_message"] = json!({
+        "message_id": thread,
+        "from": {"id": super::BOT_ID, "is_bot": true, "first_name": "RemoteAgent", "username": super::BOT_USERNAME},
+        "chat": chat,
+        "date": now(),
+        "message_thread_id": thread,
+        "forum_topic_created": {"name": topic_name, "icon_color": 0x6F_B9_F0},
+    });
+    update
+}
+
 /// A press on an inline button with `data` under the bot's message
 /// `message_id` in private chat `chat_id`.
 pub fn callback(update_id: i64, user_id: i64, chat_id: i64, message_id: i64, data: &str) -> Value {

@@ -7,3 +7,4 @@
 mod get_updates;
 mod strict_fake;
 mod stt_fake;
+mod topics_fake;

@@ -211,7 +211,97 @@ async fn break_rule(tg: &FakeTelegram, id: RuleId) -> (&'static str, Answer) {
             ("getUpdates", first)
         }
         Unauthorized => (sm, post(tg, "123:wrong", sm, send("hello")).await),
+        // Forum topics (`topics.rs` of the fake; more in `topics_fake.rs`).
+        NotAForum => (
+            "createForumTopic",
+            call(
+                tg,
+                "createForumTopic",
+                json!({"chat_id": CHAT, "name": "hello"}),
+            )
+            .await,
+        ),
+        TopicRightsMissing => {
+            tg.make_forum(-10_042, false);
+            (
+                "createForumTopic",
+                call(
+                    tg,
+                    "createForumTopic",
+                    json!({"chat_id": -10_042, "name": "hello"}),
+                )
+                .await,
+            )
+        }
+        TopicTitleEmpty => {
+            tg.enable_private_topics();
+            (
+                "createForumTopic",
+                call(
+                    tg,
+                    "createForumTopic",
+                    json!({"chat_id": CHAT, "name": "  "}),
+                )
+                .await,
+            )
+        }
+        ThreadNotFound => (
+            sm,
+            call(
+                tg,
+                sm,
+                json!({"chat_id": CHAT, "text": "hi", "message_thread_id": 777}),
+            )
+            .await,
+        ),
+        TopicClosed => {
+            let thread = new_topic(tg, "hello").await;
+            let closed = call(tg, "closeForumTopic", topic_body(thread)).await;
+            assert_eq!(closed.status, 200, "{}", closed.body);
+            (
+                sm,
+                call(
+                    tg,
+                    sm,
+                    json!({"chat_id": CHAT, "text": "hi", "message_thread_id": thread}),
+                )
+                .await,
+            )
+        }
+        TopicIdInvalid => {
+            tg.enable_private_topics();
+            (
+                "closeForumTopic",
+                call(tg, "closeForumTopic", topic_body(777)).await,
+            )
+        }
+        TopicNotModified => {
+            let thread = new_topic(tg, "hello").await;
+            let mut body = topic_body(thread);
+            body["name"] = json!("hello");
+            ("editForumTopic", call(tg, "editForumTopic", body).await)
+        }
     }
+}
+
+/// `{chat_id, message_thread_id}` of a topic of [`CHAT`].
+fn topic_body(thread: i64) -> Value {
+    json!({"chat_id": CHAT, "message_thread_id": thread})
+}
+
+/// Turns on the bot's topics in private chats and creates one in [`CHAT`].
+async fn new_topic(tg: &FakeTelegram, name: &str) -> i64 {
+    tg.enable_private_topics();
+    let made = call(
+        tg,
+        "createForumTopic",
+        json!({"chat_id": CHAT, "name": name}),
+    )
+    .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    made.body["result"]["message_thread_id"]
+        .as_i64()
+        .expect("a thread id")
 }
 
 /// The description a row's request must get, where it is not the row's

@@ -48,6 +48,7 @@ impl Ids {
             chat_id: self.chat,
             agent_name: name.to_string(),
             approval_chat_id: None,
+            thread: None,
         }
     }
 }

@@ -117,7 +117,15 @@ impl TestApp {
 
     /// Starts with extra configuration pairs (overriding the defaults).
     pub async fn start_with(backend: Backend, extra: &[(&str, &str)]) -> Self {
-        let tg = FakeTelegram::start().await;
+        Self::start_with_fake(backend, extra, FakeTelegram::start().await).await
+    }
+
+    /// Starts against a fake the test prepared (forums, topic mode).
+    pub async fn start_with_fake(
+        backend: Backend,
+        extra: &[(&str, &str)],
+        tg: FakeTelegram,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().to_str().unwrap().to_string();
         let (database_url, pg) = match backend {

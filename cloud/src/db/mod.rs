@@ -6,7 +6,7 @@
 //! UUID column fails), and `?` placeholders break on PostgreSQL.
 //!
 //! * [`users`], [`agents`], [`sessions`], [`pairing`], [`groups`],
-//!   [`poll_offsets`], [`notify`]: one module per table, plain functions over [`Db`];
+//!   [`poll_offsets`], [`notify`], [`queue`]: one module per table, plain functions over [`Db`];
 //!   rows are `#[derive(sqlx::FromRow)]` with typed ids.
 
 pub mod agents;
@@ -14,6 +14,7 @@ pub mod groups;
 pub mod notify;
 pub mod pairing;
 pub mod poll_offsets;
+pub mod queue;
 pub mod sessions;
 pub mod users;
 
@@ -88,6 +89,7 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: "0005_notify_settings.sql",
         postgres: "0005_notify_settings.sql"
     ),
+    migration!(6, "0006_prompt_queue.sql"),
 ];
 
 impl Db {

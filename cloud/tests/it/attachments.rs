@@ -17,13 +17,18 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use support::{Backend, TestApp, next_message, user_id};
 
+/// The next prompt's command; its run is ended at once, as a daemon
+/// would, so that the next prompt is not queued behind it.
 async fn next_prompt(app: &TestApp, sub: &mut PubSub, agent: &AgentId) -> CommandPayload {
     let token = next_message(sub).await;
     match envelope::verify(&app.state.key.public_key(), agent, &token)
         .unwrap()
         .command
     {
-        CommandEvent::Command(c) => c,
+        CommandEvent::Command(c) => {
+            app.end_run(agent, &c.session_id).await;
+            c
+        }
         other => panic!("expected a command, got {other:?}"),
     }
 }

@@ -374,3 +374,27 @@ on_both!(
     housekeeping_runs_or_drops_a_waiting_queue,
     offline_is_refused_not_queued,
 );
+
+/// `QUEUE_MAX_PROMPTS`: 5 by default, 1 to 100, anything else refused
+/// with the setting's name.
+#[test]
+fn the_queue_limit_is_a_checked_setting() {
+    use remoteagent_cloud::Config;
+    let base = [
+        ("PUBLIC_URL", "https://ra.example/"),
+        ("TELEGRAM_BOT_TOKEN", "123:abc"),
+        ("TELEGRAM_WEBHOOK_SECRET", "s3cret-hook"),
+        ("REMOTEAGENT_DATA_DIR", "/tmp/ra-test"),
+    ];
+    assert_eq!(Config::from_pairs(base).unwrap().queue_max_prompts, 5);
+    let with = |v: &'static str| {
+        let mut pairs = base.to_vec();
+        pairs.push(("QUEUE_MAX_PROMPTS", v));
+        Config::from_pairs(pairs)
+    };
+    assert_eq!(with("1").unwrap().queue_max_prompts, 1);
+    for bad in ["0", "101", "five"] {
+        let err = with(bad).unwrap_err().to_string();
+        assert!(err.contains("QUEUE_MAX_PROMPTS"), "{bad}: {err}");
+    }
+}

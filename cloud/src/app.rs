@@ -230,6 +230,12 @@ async fn record_finished(state: AppState, mut finished: mpsc::UnboundedReceiver<
             Some(f.duration_ms as i64),
         )
         .await;
+        // The agent is free: its next queued prompt runs (on a task of its
+        // own, so that the next report is not held up).
+        tokio::spawn(crate::bot::dequeue::after_run(
+            state.clone(),
+            f.agent_id.clone(),
+        ));
         match result {
             Ok(_) => {
                 tracing::info!(agent = %f.agent_id, session = %f.session_id, status = f.status.as_str(), "session finished")

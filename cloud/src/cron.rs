@@ -61,6 +61,11 @@ pub async fn housekeeping(state: &AppState) -> Result<(), CronError> {
     if let Err(e) = crate::pairing::sweep_expired(state, now - day).await {
         tracing::warn!(error = %e, "removing Redis users of expired pairing codes");
     }
+    // Queues whose agent is idle: after a restart, or a run's end whose
+    // report was lost.
+    if let Err(e) = crate::bot::dequeue::sweep(state).await {
+        tracing::warn!(error = %e, "running queued prompts");
+    }
     restore_redis_users(state).await?;
     codes::prune(&state.db, now - day).await?;
     Ok(())

@@ -8,6 +8,7 @@
 //! | `use:{agentId}` | make that agent current |
 //! | `approve:{sessionId}:{requestId}`, `deny:…` | answer an approval request |
 //! | `voice:run:{id}`, `voice:edit:…`, `voice:cancel:…` | a voice note's transcript (`voice.rs`; only its sender) |
+//! | `queue:run:{id}`, `queue:cancel:{id}` | a queued prompt: ▶ Run now — stop current, ✖ Cancel (`dequeue.rs`) |
 //!
 //! An answered approval request loses its buttons at once (so it cannot be
 //! answered twice) and shows "⏳ approved, telling the agent…" until the
@@ -79,6 +80,9 @@ async fn dispatch(state: &AppState, query: &CallbackQuery, data: &str) -> Result
     }
     if let Some(rest) = data.strip_prefix("voice:") {
         return super::voice::press(state, query, rest).await;
+    }
+    if let Some(rest) = data.strip_prefix("queue:") {
+        return super::dequeue::press(state, query, rest).await;
     }
     Ok("This button is no longer supported.".into())
 }

@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod attachments;
 pub mod callback;
+pub mod dequeue;
 pub mod get;
 pub mod group;
 pub mod media;
@@ -12,6 +13,7 @@ pub mod new;
 pub mod notify;
 pub mod pair;
 pub mod prompt;
+pub mod queue;
 pub mod start;
 pub mod status;
 pub mod stop;
@@ -205,6 +207,7 @@ async fn handle_message(state: &AppState, message: Message) {
             "get" => get::run(&ctx, cmd.args).await,
             "status" => status::run(&ctx).await,
             "notify" => notify::run(&ctx, cmd.args).await,
+            "queue" => queue::list(&ctx).await,
             "unpair" => unpair::run(&ctx, cmd.args).await,
             "allowgroup" | "disallowgroup" => {
                 ctx.reply(group::ONLY_IN_GROUPS).await;

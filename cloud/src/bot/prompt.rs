@@ -9,7 +9,7 @@
 use remoteagent_proto::events::{CommandEvent, CommandPayload, DoneStatus, MAX_PROMPT_BYTES};
 use remoteagent_proto::{AgentId, SessionId};
 
-use super::{Ctx, attachments};
+use super::{Ctx, attachments, queue};
 use crate::commands;
 use crate::db::{agents, sessions, users};
 use crate::error::{Error, Result};
@@ -73,7 +73,26 @@ pub async fn run(ctx: &Ctx<'_>, text: &str) -> Result<()> {
             None => return Ok(()),
         },
     };
-    publish(ctx, &user, agent, text).await
+    publish(ctx, &user, agent, text, Origin::Typed).await
+}
+
+/// Where a prompt comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// Typed now: it may have to wait in the queue, and takes the files
+    /// waiting in its chat.
+    Typed,
+    /// Taken from the queue (by `bot::dequeue`, holding the agent's start
+    /// key): it runs; it carries no files (the queue refuses those).
+    Queued,
+}
+
+/// A queued prompt whose turn came, for `agent` (active and online).
+pub async fn run_queued(ctx: &Ctx<'_>, agent: agents::Agent, text: &str) -> Result<()> {
+    let Some(user) = users::get(&ctx.state.db, ctx.user).await? else {
+        return Err(Error::internal("a queued prompt's sender has no user row"));
+    };
+    publish(ctx, &user, agent, text, Origin::Queued).await
 }
 
 /// A prompt for `agent` (already checked to be the user's and active), from
@@ -85,7 +104,7 @@ pub async fn run_for_agent(ctx: &Ctx<'_>, agent: agents::Agent, text: &str) -> R
     let Some(user) = users::get(&ctx.state.db, ctx.user).await? else {
         return Err(Error::internal("an agent's owner has no user row"));
     };
-    publish(ctx, &user, agent, text).await
+    publish(ctx, &user, agent, text, Origin::Typed).await
 }
 
 async fn publish(
@@ -93,6 +112,7 @@ async fn publish(
     user: &users::User,
     agent: agents::Agent,
     text: &str,
+    origin: Origin,
 ) -> Result<()> {
     let state = ctx.state;
     let agent_id = agent.id.clone();
@@ -101,9 +121,22 @@ async fn publish(
         ctx.reply(offline_text(&agent)).await;
         return Ok(());
     }
+    // A busy agent's prompt waits in the queue (`queue`); the guard keeps
+    // another replica from starting a run until this one is recorded.
+    let _start = match origin {
+        Origin::Typed => match queue::gate(ctx, &agent, text).await? {
+            queue::Gate::Run(guard) => Some(guard),
+            queue::Gate::Held => return Ok(()),
+        },
+        Origin::Queued => None,
+    };
     // Files sent before the prompt in this chat go with it (`attachments`);
     // `None`: one was lost, the user has been told and nothing runs.
-    let Some(taken) = attachments::take_for_prompt(ctx, &agent).await? else {
+    let taken = match origin {
+        Origin::Typed => attachments::take_for_prompt(ctx, &agent).await?,
+        Origin::Queued => Some(attachments::Taken::default()),
+    };
+    let Some(taken) = taken else {
         return Ok(());
     };
     let text = taken.prompt(text);

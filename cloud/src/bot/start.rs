@@ -12,10 +12,13 @@ Any text message is a prompt for your current agent.\n\
 A photo or document goes with a prompt: its caption, or your next message.\n\
 A voice note is transcribed and shown with ▶ Run (when the cloud has speech to text).\n\
 Files your agent writes to <code>.remoteagent/outbox/</code> arrive here when the run ends.\n\
+A prompt sent while your agent is busy waits in its queue and runs when the run ends; \
+its buttons: ▶ Run now — stop current, ✖ Cancel.\n\
 /agents — your agents and which are online\n\
 /use NAME — switch the current agent\n\
 /new — the next prompt starts a fresh conversation\n\
 /stop — abort the running prompt\n\
+/queue — the prompts waiting while your agent is busy, with ✖ Cancel\n\
 /get PATH — a file of the project as a document (a folder comes zipped)\n\
 /status — current agent, running prompt, plan\n\
 /notify on|off — a message when a run ends, so your phone notifies you (on by default)\n\

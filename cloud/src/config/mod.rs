@@ -155,6 +155,9 @@ pub struct Config {
     /// notifies (`FINAL_NOTIFY`, default true); each user may turn it off
     /// for themselves with `/notify off`.
     pub final_notify: bool,
+    /// Prompts that may wait per agent while it is busy with a run
+    /// (`QUEUE_MAX_PROMPTS`, default 5).
+    pub queue_max_prompts: usize,
 }
 
 impl Config {
@@ -382,6 +385,7 @@ impl Config {
             Some(1_000_000),
         ));
         let final_notify = p.check(flag(v, "FINAL_NOTIFY"));
+        let queue_max_prompts = p.check(at_least(v, "QUEUE_MAX_PROMPTS", 1usize, Some(100)));
         let free_plan_agents = p.check(parsed(v, "FREE_PLAN_AGENTS"));
         let trial_days = p.check(parsed(v, "TRIAL_DAYS"));
         let trusted_proxies = p.check(trusted_proxies(v));
@@ -459,6 +463,8 @@ impl Config {
             attachments_max_files,
             attachments_max_total_bytes: attachments_max_total_mb * 1_000_000,
             final_notify,
+            // A refused value was recorded as a problem above.
+            queue_max_prompts: queue_max_prompts.unwrap_or(5),
         })
     }
 }

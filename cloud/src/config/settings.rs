@@ -211,6 +211,11 @@ pub const SETTINGS: &[Setting] = &[
         DefaultValue::Value("true"),
         "when a run ends, also send a new message (the phone notifies; edits are silent); false: only the output message is updated. Each user may turn it off with /notify off",
     ),
+    setting(
+        "QUEUE_MAX_PROMPTS",
+        DefaultValue::Value("5"),
+        "prompts that may wait per agent while it is busy with a run (1-100)",
+    ),
 ];
 
 /// The settings as `--help` lists them.

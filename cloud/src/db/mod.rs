@@ -6,7 +6,8 @@
 //! UUID column fails), and `?` placeholders break on PostgreSQL.
 //!
 //! * [`users`], [`agents`], [`sessions`], [`pairing`], [`groups`],
-//!   [`poll_offsets`], [`notify`], [`topics`]: one module per table, plain functions over [`Db`];
+//!   [`poll_offsets`], [`notify`], [`queue`], [`topics`]: one module per table, plain
+//!   functions over [`Db`];
 //!   rows are `#[derive(sqlx::FromRow)]` with typed ids.
 
 pub mod agents;
@@ -14,6 +15,7 @@ pub mod groups;
 pub mod notify;
 pub mod pairing;
 pub mod poll_offsets;
+pub mod queue;
 pub mod sessions;
 pub mod topics;
 pub mod users;
@@ -89,6 +91,7 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: "0005_notify_settings.sql",
         postgres: "0005_notify_settings.sql"
     ),
+    migration!(6, "0006_prompt_queue.sql"),
     migration!(8, "0008_agent_topics.sql"),
 ];
 

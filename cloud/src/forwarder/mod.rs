@@ -414,6 +414,19 @@ impl Forwarder {
     }
 }
 
+/// Whether `session` is still being forwarded: registered and not
+/// finished (what the prompt queue counts as a run in progress).
+pub async fn is_forwarding<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
+    session: &SessionId,
+) -> redis::RedisResult<bool> {
+    redis::cmd("SISMEMBER")
+        .arg(store::ACTIVE_KEY)
+        .arg(session.as_str())
+        .query_async(conn)
+        .await
+}
+
 /// An approval request's message, as the forwarder shows it (for the bot's
 /// button handler).
 #[derive(Debug, Clone, PartialEq, Eq)]

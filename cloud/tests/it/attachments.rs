@@ -17,13 +17,18 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use support::{Backend, TestApp, next_message, user_id};
 
+/// The next prompt's command; its run is ended at once, as a daemon
+/// would, so that the next prompt is not queued behind it.
 async fn next_prompt(app: &TestApp, sub: &mut PubSub, agent: &AgentId) -> CommandPayload {
     let token = next_message(sub).await;
     match envelope::verify(&app.state.key.public_key(), agent, &token)
         .unwrap()
         .command
     {
-        CommandEvent::Command(c) => c,
+        CommandEvent::Command(c) => {
+            app.end_run(agent, &c.session_id).await;
+            c
+        }
         other => panic!("expected a command, got {other:?}"),
     }
 }
@@ -172,9 +177,52 @@ async fn files_without_a_caption_wait_for_the_next_message(app: &TestApp) {
     );
 }
 
+/// While the agent is busy with a run, a prompt that would take files is
+/// not queued (the files would expire in the queue): it is refused in
+/// words, and the files stay waiting for the prompt sent after the run.
+async fn a_prompt_with_files_is_not_queued(app: &TestApp) {
+    let user = user_id();
+    let (agent, mut sub) = app.online_agent(user, "hello").await;
+    app.say(user, "first").await;
+    let token = next_message(&mut sub).await;
+    let CommandEvent::Command(first) =
+        envelope::verify(&app.state.key.public_key(), &agent, &token)
+            .unwrap()
+            .command
+    else {
+        panic!("expected a command");
+    };
+    let shot = bytes_of(2000, 4);
+    photo(app, user, &shot, None).await;
+    app.expect_message(user, "What should it do with it?").await;
+    app.say(user, "describe it").await;
+    let refused = app
+        .expect_message(user, "a prompt with files does not wait in the queue")
+        .await;
+    assert_eq!(
+        refused,
+        "📎 hello is busy with a run, and a prompt with files does not wait in the queue (files \
+are kept only 15 minutes). Nothing was queued; your files are still waiting: send your prompt \
+again when the run ends."
+    );
+    assert_eq!(
+        remoteagent_cloud::db::queue::count(&app.state.db, &agent)
+            .await
+            .unwrap(),
+        0
+    );
+    app.end_run(&agent, &first.session_id).await;
+    app.say(user, "describe it").await;
+    let cmd = next_prompt(app, &mut sub, &agent).await;
+    assert_eq!(cmd.prompt, "describe it");
+    assert_eq!(cmd.attachments.len(), 1);
+    assert_stored(app, &agent, &cmd.attachments[0], &shot).await;
+}
+
 both_backends!(
     a_captioned_photo_runs_at_once_with_its_largest_size,
     files_without_a_caption_wait_for_the_next_message,
+    a_prompt_with_files_is_not_queued,
 );
 
 /// An album: one message per photo, the caption on the first; one prompt

@@ -577,6 +577,9 @@ async fn a_users_updates_are_handled_in_order(app: &TestApp) {
         panic!("expected a command for alpha");
     };
     assert_eq!(cmd.prompt, "while locked, for alpha");
+    // Each run ends (as its daemon would) before the next prompt, which
+    // would otherwise wait in the queue.
+    app.end_run(&a.agent_id, &cmd.session_id).await;
 
     for round in 0..6 {
         for (name, agent, sub) in [
@@ -589,6 +592,7 @@ async fn a_users_updates_are_handled_in_order(app: &TestApp) {
                 panic!("expected a command for {name}");
             };
             assert_eq!(cmd.prompt, format!("round {round} for {name}"));
+            app.end_run(agent, &cmd.session_id).await;
         }
     }
 }

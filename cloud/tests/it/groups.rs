@@ -57,10 +57,9 @@ async fn a_group_runs_nothing_until_the_owner_opts_it_in(app: &TestApp) {
     in_group(app, owner, group, &format!("{me} rm -rf ~")).await;
     in_group(app, owner, group, &format!("{me} please rm -rf ~")).await;
     app.say(owner, "private prompt").await;
-    assert_eq!(
-        next_prompt(app, &mut sub, &agent).await.prompt,
-        "private prompt"
-    );
+    let private = next_prompt(app, &mut sub, &agent).await;
+    assert_eq!(private.prompt, "private prompt");
+    app.end_run(&agent, &private.session_id).await;
     app.expect_message(group, HINT).await;
     assert_eq!(app.count_messages(group, HINT), 1);
     assert_eq!(app.count_messages(group, "proj is working"), 0);
@@ -80,11 +79,13 @@ async fn a_group_runs_nothing_until_the_owner_opts_it_in(app: &TestApp) {
     assert_eq!(first.prompt, "run the tests");
     app.expect_message(group, "proj is working").await;
     let bot_message = app.tg.messages(group).last().unwrap().message_id;
+    // The run ends (as its daemon would), so the next prompt runs at once
+    // instead of waiting in the queue.
+    app.end_run(&agent, &first.session_id).await;
     reply_in_group(app, owner, group, "and the lints", bot_message).await;
-    assert_eq!(
-        next_prompt(app, &mut sub, &agent).await.prompt,
-        "and the lints"
-    );
+    let second = next_prompt(app, &mut sub, &agent).await;
+    assert_eq!(second.prompt, "and the lints");
+    app.end_run(&agent, &second.session_id).await;
     // The hint was not repeated for the stranger.
     assert_eq!(app.count_messages(group, HINT), 1);
     // Only the owner's prompts: a stranger's reply runs nothing either.

@@ -28,6 +28,7 @@ mod notify;
 mod ops;
 mod pairing;
 mod poll;
+mod queue;
 mod redis_blocking;
 mod telegram_client;
 mod telegram_outbox;

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use remoteagent_proto::envelope::EnvelopeClaims;
-use remoteagent_proto::events::{DonePayload, DoneStatus, NoticePayload, OutputEvent};
+use remoteagent_proto::events::{DonePayload, DoneStatus};
 use remoteagent_proto::{AgentId, SessionId, names, now_secs};
 use tokio_util::sync::CancellationToken;
 
@@ -67,12 +67,15 @@ pub(super) async fn ran_before(
 }
 
 /// Why a prompt is refused, if it is: its own faults first (they stay
-/// faults when the agent is idle), then the session `busy` with.
+/// faults when the agent is idle), then a run in progress (`busy`). The
+/// cloud queues prompts for a busy agent, so this is the backstop for a
+/// race between replicas or an older cloud; it names the agent, never the
+/// session's id.
 pub(super) fn prompt_refusal(
     prompt: &str,
     max_prompt_bytes: usize,
     agent_name: &str,
-    busy: Option<&SessionId>,
+    busy: bool,
 ) -> Option<String> {
     if prompt.len() > max_prompt_bytes {
         Some(format!(
@@ -82,26 +85,24 @@ pub(super) fn prompt_refusal(
         ))
     } else if prompt.trim().is_empty() {
         Some("the prompt is empty".to_string())
+    } else if busy {
+        Some(format!(
+            "{agent_name} is busy with another run; send this prompt again when it ends, or /stop it first"
+        ))
     } else {
-        busy.map(|busy| {
-            format!(
-                "{agent_name} is busy with another session ({busy}); /stop it or wait for it to finish"
-            )
-        })
+        None
     }
 }
 
-/// Tells the owner that session `sid` will not run: a notice and
-/// `done {rejected}` on its stream.
+/// Tells the owner that session `sid` will not run: `done {rejected}`
+/// with the reason, on its stream. The reason is written once: the cloud
+/// shows it in the status line ("⚠️ rejected: …"), and a notice with the
+/// same sentence printed it twice.
 pub(super) async fn refuse(conn: SharedConn, agent: &AgentId, sid: &SessionId, message: String) {
     tracing::info!(session = %sid, reason = %message, "command refused");
     let key = names::output_stream(agent, sid);
     let mut out = OutputWriter::new(conn, key, CancellationToken::new());
     let written = tokio::time::timeout(REFUSAL_TIMEOUT, async {
-        out.event(OutputEvent::Notice(NoticePayload {
-            text: message.clone(),
-        }))
-        .await?;
         out.finish(DonePayload {
             status: DoneStatus::Rejected,
             exit_code: None,
@@ -127,16 +128,16 @@ mod tests {
 
     #[test]
     fn a_prompt_is_refused_for_its_own_faults_before_a_busy_agent() {
-        let busy = SessionId::generate();
-        assert_eq!(prompt_refusal("go", 10, "app", None), None);
-        let too_long = prompt_refusal("0123456789x", 10, "app", Some(&busy)).unwrap();
+        assert_eq!(prompt_refusal("go", 10, "app", false), None);
+        let too_long = prompt_refusal("0123456789x", 10, "app", true).unwrap();
         assert_eq!(too_long, "the prompt is 11 bytes; the limit is 10");
-        let empty = prompt_refusal(" \n", 10, "app", Some(&busy)).unwrap();
+        let empty = prompt_refusal(" \n", 10, "app", true).unwrap();
         assert_eq!(empty, "the prompt is empty");
-        let taken = prompt_refusal("go", 10, "app", Some(&busy)).unwrap();
-        assert!(
-            taken.starts_with("app is busy with another session ("),
-            "{taken}"
+        // One sentence naming the agent, no session id.
+        let taken = prompt_refusal("go", 10, "app", true).unwrap();
+        assert_eq!(
+            taken,
+            "app is busy with another run; send this prompt again when it ends, or /stop it first"
         );
     }
 }

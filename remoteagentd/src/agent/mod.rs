@@ -466,7 +466,7 @@ impl Agent {
                 tracing::warn!(session = %sid, error = %e, "cannot check the session's stream in Redis; relying on the envelope record and the local log")
             }
         }
-        let busy = self.session.as_ref().map(|s| &s.id);
+        let busy = self.session.is_some();
         let refusal = admission::prompt_refusal(
             &cmd.prompt,
             self.settings.max_prompt_bytes,

@@ -145,7 +145,7 @@ async fn files_reach_the_runner_from_a_private_inbox_outside_the_project() {
     assert_eq!(left, 0);
 }
 
-/// A refused command: a notice naming why, `done {rejected}`, and nothing
+/// A refused command: `done {rejected}` naming why, and nothing
 /// of the session (no `started`, no log, no inbox, the runner never ran).
 /// Returns once the agent is free again (a session's `done` is written
 /// just before its slot is freed).
@@ -159,11 +159,10 @@ async fn assert_refused(s: &Setup, agent: &AgentHandle, sid: &SessionId, expecte
     assert!(idle.is_some(), "the agent stayed busy after a refusal");
     let done = done_of(&events);
     assert_eq!(done.status, DoneStatus::Rejected);
-    let said = notices(&events);
-    assert!(
-        said.iter().any(|n| n.contains(expected)),
-        "no notice with {expected:?}: {said:?}"
-    );
+    // Said once, in `done` (the cloud's status line), not also as a notice.
+    let said = done.message.clone().unwrap_or_default();
+    assert!(said.contains(expected), "no {expected:?} in {said:?}");
+    assert!(notices(&events).is_empty(), "{events:?}");
     assert!(
         !events.iter().any(|e| matches!(e, OutputEvent::Started(_))),
         "{events:?}"

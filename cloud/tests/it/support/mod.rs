@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+mod runs;
+
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 

@@ -3,6 +3,7 @@
 //! logged and answered with a short apology, never with details.
 
 pub mod agents;
+pub mod answer;
 pub mod attachments;
 pub mod callback;
 pub mod get;
@@ -202,7 +203,11 @@ async fn handle_message(state: &AppState, message: Message) {
                 Ok(())
             }
         },
-        None => prompt::run(&ctx, text).await,
+        // After ✎ other / ✎ Revise the next text is an answer, not a prompt.
+        None => match answer::take_text(&ctx, text).await {
+            Ok(false) => prompt::run(&ctx, text).await,
+            taken => taken.map(|_| ()),
+        },
     };
     if let Err(e) = result {
         tracing::error!(chat = ctx.chat, user = ctx.user, error = %e, "handling a message");

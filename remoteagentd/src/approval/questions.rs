@@ -393,16 +393,16 @@ mod tests {
             decision.reason
         );
         assert_eq!(reason, "revision asked from the phone: use sqlite");
-        let Outcome::Done { decision, reason } =
-            plan.outcome(&answer(false, None, Origin::Phone))
+        let Outcome::Done { decision, reason } = plan.outcome(&answer(false, None, Origin::Phone))
         else {
             panic!()
         };
         assert!(!decision.allow);
         assert_eq!(reason, "plan rejected from the phone");
-        let Some(Ok(Special::Plan(long))) =
-            classify(EXIT_PLAN_MODE, &json!({"plan": "x".repeat(MAX_PLAN_CHARS + 10)}))
-        else {
+        let Some(Ok(Special::Plan(long))) = classify(
+            EXIT_PLAN_MODE,
+            &json!({"plan": "x".repeat(MAX_PLAN_CHARS + 10)}),
+        ) else {
             panic!()
         };
         assert_eq!(long.plan.chars().count(), MAX_PLAN_CHARS);

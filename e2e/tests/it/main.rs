@@ -8,6 +8,7 @@ mod attachments;
 mod doctor;
 mod files_out;
 mod flow;
+mod questions;
 mod recovery;
 mod reliability;
 mod security_cloud;

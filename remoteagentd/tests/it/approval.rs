@@ -96,6 +96,7 @@ fn approval(session: &SessionId, request_id: &str, allow: bool) -> CommandEvent 
         session_id: session.clone(),
         request_id: request_id.to_string(),
         allow,
+        answer: None,
     })
 }
 
@@ -426,6 +427,7 @@ fn answer(request: &str, allow: bool, reason: Option<&str>) -> Request {
         request: request.to_string(),
         allow,
         reason: reason.map(str::to_string),
+        answer: None,
     })
 }
 

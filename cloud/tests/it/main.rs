@@ -27,6 +27,7 @@ mod notify;
 mod ops;
 mod pairing;
 mod poll;
+mod questions;
 mod redis_blocking;
 mod telegram_client;
 mod telegram_outbox;

@@ -72,7 +72,11 @@ pub fn classify(tool: &str, input: &Value) -> Option<Result<Special, String>> {
                 .trim();
             let total = plan.chars().count();
             let kept = cut_chars(plan, MAX_PLAN_CHARS);
-            let cut = total.saturating_sub(kept.chars().count()) as u64;
+            // The `…` that ends a cut plan stands in for one character.
+            let cut = match total > MAX_PLAN_CHARS {
+                true => (total - (MAX_PLAN_CHARS - 1)) as u64,
+                false => 0,
+            };
             Some(Ok(Special::Plan(PlanAsk {
                 plan: kept,
                 cut_chars: cut,

@@ -20,6 +20,10 @@ Files your agent writes to <code>.remoteagent/outbox/</code> arrive here when th
 /status — current agent, running prompt, plan\n\
 /notify on|off — a message when a run ends, so your phone notifies you (on by default)\n\
 /unpair NAME — revoke an agent\n\n\
+<b>Buttons</b>\n\
+A tool Claude wants to use comes with ✅ Approve / ⛔ Deny.\n\
+Claude's questions come with one button per option and ✎ other: tap it, then send your answer.\n\
+A plan comes with ✅ Approve plan / ✎ Revise (then send what to change) / ⛔ Reject.\n\n\
 <b>Groups</b>\n\
 Prompts come from this private chat. To use an agent in a group, send /allowgroup there \
 (/disallowgroup undoes it); then your messages there that mention me or reply to me are prompts.";

@@ -98,8 +98,37 @@ async fn open(
     }))
 }
 
+/// Whether `query` is a press of a question's or a plan's button.
+pub fn is_answer(query: &CallbackQuery) -> bool {
+    query
+        .data
+        .as_deref()
+        .is_some_and(|d| d.starts_with(questions::PREFIX))
+}
+
+/// Handles the press and answers the query (Telegram shows a spinner
+/// until it is).
+pub async fn handle(state: &AppState, query: CallbackQuery) {
+    let data = query.data.clone().unwrap_or_default();
+    let rest = data.strip_prefix(questions::PREFIX).unwrap_or_default();
+    let text = match press(state, &query, rest).await {
+        Ok(text) => text,
+        Err(e) => {
+            tracing::error!(user = query.from.id, data = %data, error = %e, "handling a question's button");
+            "Something went wrong. Please try again.".to_string()
+        }
+    };
+    if let Err(e) = state
+        .telegram
+        .answer_callback_query(&query.id, Some(&text))
+        .await
+    {
+        tracing::warn!(user = query.from.id, error = %e, "answering a callback query");
+    }
+}
+
 /// A press of `ans:{rest}`; the text the button's spinner shows.
-pub async fn press(state: &AppState, query: &CallbackQuery, rest: &str) -> Result<String> {
+async fn press(state: &AppState, query: &CallbackQuery, rest: &str) -> Result<String> {
     let user = query.from.id;
     let (chat, private) = query
         .message

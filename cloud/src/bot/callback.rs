@@ -8,7 +8,7 @@
 //! | `use:{agentId}` | make that agent current |
 //! | `approve:{sessionId}:{requestId}`, `deny:…` | answer an approval request |
 //! | `voice:run:{id}`, `voice:edit:…`, `voice:cancel:…` | a voice note's transcript (`voice.rs`; only its sender) |
-//! | `ans:{sessionId}:{requestId}:{choice}` | a question's option or a plan's answer (`answer.rs`) |
+//! | `ans:{sessionId}:{requestId}:{choice}` | a question's option or a plan's answer (routed to `answer.rs` by `bot::handle`) |
 //!
 //! An answered approval request loses its buttons at once (so it cannot be
 //! answered twice) and shows "⏳ approved, telling the agent…" until the
@@ -77,9 +77,6 @@ async fn dispatch(state: &AppState, query: &CallbackQuery, data: &str) -> Result
     }
     if let Some(rest) = data.strip_prefix("deny:") {
         return approval(state, user, rest, false).await;
-    }
-    if let Some(rest) = data.strip_prefix(crate::forwarder::questions::PREFIX) {
-        return super::answer::press(state, query, rest).await;
     }
     if let Some(rest) = data.strip_prefix("voice:") {
         return super::voice::press(state, query, rest).await;

@@ -126,7 +126,11 @@ async fn handle_logged(state: AppState, update: Update) {
 /// Handles one update (already deduplicated by the webhook).
 pub async fn handle(state: AppState, update: Update) {
     if let Some(query) = update.callback_query {
-        callback::handle(&state, query).await;
+        if answer::is_answer(&query) {
+            answer::handle(&state, query).await;
+        } else {
+            callback::handle(&state, query).await;
+        }
     } else if let Some(message) = update.message {
         handle_message(&state, message).await;
     }

@@ -83,6 +83,9 @@ pub struct ApprovalAnswerRequest {
     /// Why, passed on to the runner and shown on the phone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The answer to a question (`remoteagentctl approve ID --answer TEXT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
 }
 
 /// One approval request waiting for an answer (`remoteagentctl approvals`).
@@ -348,6 +351,10 @@ pub enum Response {
         allow: bool,
         /// Why, in words the runner shows the model (and the user).
         reason: String,
+        /// The tool's input as it should run: an `AskUserQuestion` with the
+        /// user's `answers` (`crate::questions`). Older hooks ignore it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        updated_input: Option<serde_json::Value>,
     },
 }
 
@@ -571,6 +578,7 @@ mod tests {
             Response::ApprovalDecision {
                 allow: false,
                 reason: "no answer in 300 s".into(),
+                updated_input: None,
             },
         );
         let s = serde_json::to_string(&r).unwrap();

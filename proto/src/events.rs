@@ -103,6 +103,10 @@ pub struct ApprovalPayload {
     pub session_id: SessionId,
     pub request_id: String,
     pub allow: bool,
+    /// The user's answer to a question, or their feedback on a plan
+    /// (`crate::questions`); older daemons ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,6 +192,14 @@ pub struct ApprovalRequestPayload {
     /// Seconds after which the daemon denies an unanswered request (0: unknown).
     #[serde(default)]
     pub timeout_secs: u64,
+    /// A question or a plan rather than a tool use (`crate::questions`);
+    /// absent for plain approvals, ignored by older readers.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::questions::lenient_kind"
+    )]
+    pub kind: Option<crate::questions::AskKind>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -503,6 +515,17 @@ mod tests {
                 tool: "Bash".into(),
                 summary: "rm -rf target".into(),
                 timeout_secs: 300,
+                kind: None,
+            }),
+            OutputEvent::ApprovalRequest(ApprovalRequestPayload {
+                request_id: "q".into(),
+                tool: "ExitPlanMode".into(),
+                summary: "plan".into(),
+                timeout_secs: 300,
+                kind: Some(crate::questions::AskKind::Plan(crate::questions::PlanAsk {
+                    plan: "1. read".into(),
+                    cut_chars: 0,
+                })),
             }),
             OutputEvent::ApprovalResolved(ApprovalResolvedPayload {
                 request_id: "r".into(),

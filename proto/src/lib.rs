@@ -19,6 +19,8 @@
 //!   outbox): their description, blob keys, safe names and limits.
 //! * [`text`]: cleaning remote text (names, prompts) before it is stored or
 //!   shown.
+//! * [`questions`]: Claude Code's questions and plans shown as buttons
+//!   (the optional parts of approval requests and answers).
 //! * [`elapsed`]: the one way a span of time is written for people
 //!   (`1m 5s`, `1m 5s ago`).
 //!
@@ -35,6 +37,7 @@ pub mod files;
 pub mod ids;
 pub mod keys;
 pub mod names;
+pub mod questions;
 pub mod rfc3339;
 pub mod runner;
 pub mod stream;

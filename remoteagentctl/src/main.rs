@@ -86,21 +86,32 @@ enum Command {
     Logs(commands::logs::LogsArgs),
     /// List the tool-approval requests waiting for an answer, of all agents.
     Approvals,
-    /// Approve a waiting tool-approval request (instead of on the phone).
+    /// Approve a waiting tool-approval request (instead of on the phone);
+    /// a question is approved with its --answer, a plan as it is.
     Approve {
         /// The request id, or an unambiguous prefix of it.
         id: String,
         /// Why, passed on to the agent.
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
+        /// The answer to a question (Claude's AskUserQuestion): an option's
+        /// label or your own words.
+        #[arg(long, value_name = "TEXT")]
+        answer: Option<String>,
     },
-    /// Deny a waiting tool-approval request (instead of on the phone).
+    /// Deny a waiting tool-approval request (instead of on the phone);
+    /// declines a question, rejects a plan, or with --answer asks for the
+    /// plan to be revised.
     Deny {
         /// The request id, or an unambiguous prefix of it.
         id: String,
         /// Why, passed on to the agent (and shown on the phone).
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
+        /// For a plan (Claude's ExitPlanMode): what to change; Claude
+        /// revises the plan and asks again.
+        #[arg(long, value_name = "TEXT")]
+        answer: Option<String>,
     },
     /// Unpair an agent: revoke it in the cloud and forget it here.
     Unpair {
@@ -230,11 +241,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Logs(args) => commands::logs::run(&mut client, args, json).await,
         Command::Unpair { agent } => commands::unpair::run(&mut client, agent, json).await,
         Command::Approvals => commands::approvals::list(&mut client, json).await,
-        Command::Approve { id, reason } => {
-            commands::approvals::answer(&mut client, id, true, reason, json).await
+        Command::Approve { id, reason, answer } => {
+            commands::approvals::answer(&mut client, id, true, reason, answer, json).await
         }
-        Command::Deny { id, reason } => {
-            commands::approvals::answer(&mut client, id, false, reason, json).await
+        Command::Deny { id, reason, answer } => {
+            commands::approvals::answer(&mut client, id, false, reason, answer, json).await
         }
         Command::Service(_)
         | Command::Restart { .. }

@@ -9,6 +9,7 @@
 //! | `approve:{sessionId}:{requestId}`, `deny:…` | answer an approval request |
 //! | `voice:run:{id}`, `voice:edit:…`, `voice:cancel:…` | a voice note's transcript (`voice.rs`; only its sender) |
 //! | `queue:run:{id}`, `queue:cancel:{id}` | a queued prompt: ▶ Run now — stop current, ✖ Cancel (`dequeue.rs`) |
+//! | `ans:{sessionId}:{requestId}:{choice}` | a question's option or a plan's answer (routed to `answer.rs` by `bot::handle`) |
 //!
 //! An answered approval request loses its buttons at once (so it cannot be
 //! answered twice) and shows "⏳ approved, telling the agent…" until the
@@ -27,7 +28,7 @@ use crate::state::AppState;
 use crate::telegram::escape_html;
 use crate::telegram::outbox::Delivery;
 
-const NOT_YOURS: &str = "Only the account that paired this agent can do that.";
+pub(super) const NOT_YOURS: &str = "Only the account that paired this agent can do that.";
 /// The session behind a button is gone (or never existed): said to anyone,
 /// owner or not, since a session id gives nothing away.
 pub const SESSION_ENDED: &str = "This session has ended.";
@@ -36,7 +37,7 @@ pub const SESSION_ENDED: &str = "This session has ended.";
 pub const UNKNOWN_REQUEST: &str = "That request is unknown or was already answered.";
 
 /// What a button's session id leads to.
-enum Lookup {
+pub(super) enum Lookup {
     Owned(Box<(sessions::Session, agents::Agent)>),
     NotYours,
     Ended,
@@ -88,7 +89,7 @@ async fn dispatch(state: &AppState, query: &CallbackQuery, data: &str) -> Result
 }
 
 /// The session and its agent, if both exist and `user` owns the agent.
-async fn owned_session(state: &AppState, user: i64, session: &str) -> Result<Lookup> {
+pub(super) async fn owned_session(state: &AppState, user: i64, session: &str) -> Result<Lookup> {
     // Button data is whatever a client sends: an id that cannot be one
     // names no session.
     let Ok(session) = SessionId::parse(session) else {
@@ -196,6 +197,7 @@ async fn approval(state: &AppState, user: i64, rest: &str, allow: bool) -> Resul
         session_id: session_id.clone(),
         request_id: request.to_string(),
         allow,
+        answer: None,
     });
     let receivers = commands::publish(&state.redis, &state.key, &agent_id, command)
         .await
@@ -237,7 +239,7 @@ fn show_pending(
     });
 }
 
-async fn restore_verdict(
+pub(super) async fn restore_verdict(
     state: &AppState,
     session: &SessionId,
     request: &str,

@@ -3,6 +3,7 @@
 //! logged and answered with a short apology, never with details.
 
 pub mod agents;
+pub mod answer;
 pub mod attachments;
 pub mod callback;
 pub mod dequeue;
@@ -138,7 +139,11 @@ async fn handle_logged(state: AppState, update: Update) {
 /// Handles one update (already deduplicated by the webhook).
 pub async fn handle(state: AppState, update: Update) {
     if let Some(query) = update.callback_query {
-        callback::handle(&state, query).await;
+        if answer::is_answer(&query) {
+            answer::handle(&state, query).await;
+        } else {
+            callback::handle(&state, query).await;
+        }
     } else if let Some(message) = update.message {
         handle_message(&state, message).await;
     }
@@ -219,7 +224,11 @@ async fn handle_message(state: &AppState, message: Message) {
                 Ok(())
             }
         },
-        None => prompt::run(&ctx, text).await,
+        // After ✎ other / ✎ Revise the next text is an answer, not a prompt.
+        None => match answer::take_text(&ctx, text).await {
+            Ok(false) => prompt::run(&ctx, text).await,
+            taken => taken.map(|_| ()),
+        },
     };
     if let Err(e) = result {
         tracing::error!(chat = ctx.chat, user = ctx.user, error = %e, "handling a message");

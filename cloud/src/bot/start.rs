@@ -28,6 +28,10 @@ With topics on (my forum topic mode in this chat, or a forum group you opted in)
 gets its own topic, named after it, the first time you use it: its runs, approvals and files \
 show there, and whatever you write in an agent's topic goes to that agent with no /use. \
 Unpairing an agent closes its topic; a topic you delete is opened again on its next run.\n\n\
+<b>Buttons</b>\n\
+A tool Claude wants to use comes with ✅ Approve / ⛔ Deny.\n\
+Claude's questions come with one button per option and ✎ other: tap it, then send your answer.\n\
+A plan comes with ✅ Approve plan / ✎ Revise (then send what to change) / ⛔ Reject.\n\n\
 <b>Groups</b>\n\
 Prompts come from this private chat. To use an agent in a group, send /allowgroup there \
 (/disallowgroup undoes it); then your messages there that mention me or reply to me are prompts.";

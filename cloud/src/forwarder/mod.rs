@@ -47,6 +47,7 @@ mod output_file;
 mod own_conn;
 mod page;
 mod pager;
+pub mod questions;
 mod session;
 mod store;
 mod topic;
@@ -437,6 +438,8 @@ pub struct ApprovalView {
     pub html: String,
     /// Set once the daemon's verdict arrived: the message with the verdict.
     pub resolved_html: Option<String>,
+    /// A question or a plan: what its buttons need.
+    pub ask: Option<questions::Asked>,
 }
 
 impl ApprovalView {
@@ -465,6 +468,7 @@ pub async fn approval_message<C: redis::aio::ConnectionLike + Send>(
             message_id: a.msg,
             html: a.html,
             resolved_html: a.resolved,
+            ask: a.ask,
         }))
 }
 

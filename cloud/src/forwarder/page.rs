@@ -20,10 +20,10 @@ const MAX_REASON_CHARS: usize = 300;
 
 /// Longest agent name shown in a message of its own (an approval request,
 /// the ping).
-const MAX_NAME_CHARS: usize = 64;
+pub(super) const MAX_NAME_CHARS: usize = 64;
 
 /// Telegram's limit on `callback_data`, in bytes.
-const MAX_CALLBACK_DATA: usize = 64;
+pub(super) const MAX_CALLBACK_DATA: usize = 64;
 
 /// The message currently being filled. Earlier pages are finished and
 /// forgotten, so a session's memory is bounded by one page.
@@ -76,7 +76,7 @@ fn cut(text: &str) -> String {
 
 /// `text` cut to at most `max` units (see [`render::visible_len`]), ending
 /// with `…` if cut.
-fn cut_to(text: &str, max: usize) -> String {
+pub(super) fn cut_to(text: &str, max: usize) -> String {
     if render::visible_len(text) <= max {
         return text.to_string();
     }
@@ -235,9 +235,16 @@ fn verdict_text(allow: bool, reason: &str) -> String {
     let says_it = reason
         .get(..word.len() + 1)
         .is_some_and(|start| start.eq_ignore_ascii_case(&format!("{word} ")));
-    if reason.is_empty() || reason.eq_ignore_ascii_case(word) {
+    // Questions and plans say what happened in their own words
+    // (`answered from the phone: Blue`, `plan rejected from the phone`).
+    let own_words = ["answered ", "declined ", "plan "]
+        .iter()
+        .any(|w| reason.starts_with(w));
+    if reason.starts_with("revision ") {
+        format!("✎ {reason}")
+    } else if reason.is_empty() || reason.eq_ignore_ascii_case(word) {
         format!("{mark} {word}")
-    } else if says_it {
+    } else if says_it || own_words {
         format!("{mark} {reason}")
     } else {
         format!("{mark} {word} — {reason}")
@@ -382,7 +389,7 @@ pub(super) fn approval_keyboard(session: &SessionId, request_id: &str) -> Option
 }
 
 /// `5 min`, `90 s`, `2 h`.
-fn approx_duration(secs: u64) -> String {
+pub(super) fn approx_duration(secs: u64) -> String {
     if secs >= 3600 && secs.is_multiple_of(3600) {
         format!("{} h", secs / 3600)
     } else if secs >= 60 && secs.is_multiple_of(60) {
@@ -629,6 +636,18 @@ mod tests {
         assert_eq!(
             approval_resolved_html("x", false, "<b>"),
             "x\n⛔ denied — &lt;b&gt;"
+        );
+        assert_eq!(
+            approval_resolved_html("x", true, "answered from the phone: <Blue>"),
+            "x\n✅ answered from the phone: &lt;Blue&gt;"
+        );
+        assert_eq!(
+            approval_resolved_html("x", false, "plan rejected from the phone"),
+            "x\n⛔ plan rejected from the phone"
+        );
+        assert_eq!(
+            approval_resolved_html("x", false, "revision asked from the phone: smaller"),
+            "x\n✎ revision asked from the phone: smaller"
         );
         assert_eq!(
             approval_pending_html("x", true),

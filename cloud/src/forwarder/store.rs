@@ -115,6 +115,9 @@ pub(crate) struct ApprovalMessage {
     /// The HTML with the verdict, once resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved: Option<String>,
+    /// A question or a plan: what its buttons need (`questions`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ask: Option<super::questions::Asked>,
 }
 
 impl Progress {

@@ -391,6 +391,7 @@ fn approval_request(request_id: &str, summary: &str) -> OutputEvent {
         tool: "Bash".into(),
         summary: summary.into(),
         timeout_secs: 300,
+        kind: None,
     })
 }
 
@@ -469,6 +470,7 @@ async fn an_approval_is_answered_with_its_buttons(app: &TestApp) {
             session_id: sid.clone(),
             request_id: "req-1".into(),
             allow: true,
+            answer: None,
         })
     );
     let id = request.message_id;

@@ -253,6 +253,7 @@ async fn statuses_notices_and_the_stop_button_render() {
         tool: "Bash".into(),
         summary: "rm -rf target".into(),
         timeout_secs: 300,
+        kind: None,
     });
     // Output so far stays on its page; the request is a message below it.
     xadd(&mut conn, &run, &appr).await;

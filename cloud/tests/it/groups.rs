@@ -206,6 +206,7 @@ async fn a_group_sessions_approvals_go_to_the_owners_private_chat() {
         tool: "Bash".into(),
         summary: "make deploy".into(),
         timeout_secs: 300,
+        kind: None,
     });
     let mut conn = app
         .redis

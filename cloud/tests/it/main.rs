@@ -29,6 +29,7 @@ mod ops;
 mod pairing;
 mod poll;
 mod queue;
+mod questions;
 mod redis_blocking;
 mod telegram_client;
 mod telegram_outbox;

@@ -9,6 +9,7 @@ mod doctor;
 mod files_out;
 mod flow;
 mod queue;
+mod questions;
 mod recovery;
 mod reliability;
 mod security_cloud;

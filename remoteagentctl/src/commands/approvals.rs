@@ -28,7 +28,9 @@ pub async fn list(client: &mut Client, json: bool) -> Result<(), CliError> {
             print_line(&line)?;
         }
     }
-    print_line("Answer with `remoteagentctl approve ID` or `remoteagentctl deny ID --reason TEXT`.")
+    print_line(
+        "Answer with `remoteagentctl approve ID` or `remoteagentctl deny ID --reason TEXT`; a question (AskUserQuestion) with `remoteagentctl approve ID --answer TEXT`.",
+    )
 }
 
 /// Two lines per request: who asks what, then the times.
@@ -61,6 +63,7 @@ pub async fn answer(
     request: String,
     allow: bool,
     reason: Option<String>,
+    answer: Option<String>,
     json: bool,
 ) -> Result<(), CliError> {
     let response = client
@@ -68,6 +71,7 @@ pub async fn answer(
             request,
             allow,
             reason,
+            answer,
         }))
         .await?;
     if json {
@@ -79,14 +83,27 @@ pub async fn answer(
             agent_name,
             label,
             allow,
-            reason: _,
+            reason,
         } => print_line(&format!(
             "{} request {} of {}: {}.",
-            if allow { "Approved" } else { "Denied" },
+            verb(allow, &reason),
             shown(&request_id),
             shown(&agent_name),
             shown(&label)
         )),
         other => Err(CliError::error(format!("unexpected answer: {other:?}"))),
+    }
+}
+
+/// "Approved", "Denied", or for questions and plans what the answer did.
+fn verb(allow: bool, reason: &str) -> &'static str {
+    if reason.starts_with("answered ") {
+        "Answered"
+    } else if reason.starts_with("revision ") {
+        "Asked to revise"
+    } else if allow {
+        "Approved"
+    } else {
+        "Denied"
     }
 }

@@ -59,6 +59,7 @@ impl Paired {
                 session_id: session.clone(),
                 request_id: request_id.to_string(),
                 allow,
+                answer: None,
             }),
             30,
         )

@@ -568,6 +568,7 @@ impl Agent {
                     allow: a.allow,
                     origin: approval::Origin::Phone,
                     reason: None,
+                    answer: a.answer,
                 };
                 if !s.approvals.answer(answer) {
                     tracing::warn!("approval answer dropped: the session is not taking answers");

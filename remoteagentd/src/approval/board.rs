@@ -78,7 +78,9 @@ impl Resolved {
     /// `approved from the phone`, `denied, no answer in 300 s`.
     pub fn outcome(&self) -> String {
         let word = if self.allow { "approved" } else { "denied" };
-        if self.reason.starts_with(word) {
+        // Questions and plans say what happened in their own words.
+        let own = ["answered ", "declined ", "plan ", "revision "];
+        if self.reason.starts_with(word) || own.iter().any(|w| self.reason.starts_with(w)) {
             self.reason.clone()
         } else {
             format!("{word}, {}", self.reason)
@@ -89,6 +91,8 @@ impl Resolved {
 /// A waiting request found by its id: where to send the answer.
 pub struct Found {
     pub request_id: String,
+    /// The runner's tool ("AskUserQuestion" is answered with a text).
+    pub tool: String,
     pub answers: mpsc::Sender<ApprovalAnswer>,
 }
 
@@ -228,6 +232,7 @@ impl Board {
         match (pending.as_slice(), resolved.as_slice()) {
             ([entry], []) => Ok(Found {
                 request_id: entry.request_id.clone(),
+                tool: entry.tool.clone(),
                 answers: entry.seat.answers.clone(),
             }),
             ([], [r]) => Err(already_answered(r)),

@@ -152,15 +152,20 @@ pub fn run(args: &HookArgs, stdin: impl Read) -> String {
 }
 
 /// Claude Code's `PreToolUse` output for a decision.
+/// An allow may carry `updatedInput`: the tool's input with the user's
+/// answers (see [`super::questions`]).
 pub fn decision_json(decision: &Decision) -> String {
-    json!({
-        "hookSpecificOutput": {
-            "hookEventName": "PreToolUse",
-            "permissionDecision": if decision.allow { "allow" } else { "deny" },
-            "permissionDecisionReason": decision.reason,
-        }
-    })
-    .to_string()
+    let mut output = json!({
+        "hookEventName": "PreToolUse",
+        "permissionDecision": if decision.allow { "allow" } else { "deny" },
+        "permissionDecisionReason": decision.reason,
+    });
+    if let (true, Some(input), Value::Object(fields)) =
+        (decision.allow, &decision.updated_input, &mut output)
+    {
+        fields.insert("updatedInput".into(), input.clone());
+    }
+    json!({ "hookSpecificOutput": output }).to_string()
 }
 
 /// The tool use named by the hook's input: (tool, input).
@@ -272,9 +277,18 @@ fn ask(args: &HookArgs, stdin: impl Read) -> Result<Decision, String> {
         return Err(error.message);
     }
     match (reply.id, reply.data) {
-        (APPROVAL_ID, Some(Response::ApprovalDecision { allow, reason })) => {
-            Ok(Decision { allow, reason })
-        }
+        (
+            APPROVAL_ID,
+            Some(Response::ApprovalDecision {
+                allow,
+                reason,
+                updated_input,
+            }),
+        ) => Ok(Decision {
+            allow,
+            reason,
+            updated_input,
+        }),
         (_, other) => Err(format!("remoteagentd answered unexpectedly: {other:?}")),
     }
 }

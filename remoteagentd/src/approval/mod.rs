@@ -21,6 +21,7 @@
 pub mod board;
 pub mod hook;
 pub mod policy;
+pub mod questions;
 pub mod schema;
 pub mod session;
 
@@ -101,6 +102,8 @@ pub struct Decision {
     pub allow: bool,
     /// Why, in words the runner passes on to the model.
     pub reason: String,
+    /// The tool's input to run with instead (a question's answers).
+    pub updated_input: Option<Value>,
 }
 
 impl Decision {
@@ -108,6 +111,7 @@ impl Decision {
         Decision {
             allow: true,
             reason: reason.into(),
+            updated_input: None,
         }
     }
 
@@ -115,6 +119,7 @@ impl Decision {
         Decision {
             allow: false,
             reason: reason.into(),
+            updated_input: None,
         }
     }
 }
@@ -145,6 +150,9 @@ pub struct ApprovalAnswer {
     pub origin: Origin,
     /// The user's words (only the computer's answers carry any).
     pub reason: Option<String>,
+    /// The answer to a question, or the feedback on a plan
+    /// ([`questions`]).
+    pub answer: Option<String>,
 }
 
 /// Where an answer came from.
@@ -391,6 +399,7 @@ mod tests {
                 allow,
                 origin,
                 reason: reason.map(str::to_string),
+                answer: None,
             }
             .texts()
         };

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 
 use super::board::{Board, Pin, SessionSeat};
 use super::policy::{ProjectPolicy, Verdict};
+use super::questions::{Outcome, Special};
 use super::{ApprovalAnswer, ApprovalAsk, ApprovalInbox, Decision, new_request_id, short_summary};
 use crate::output::{OutputError, OutputWriter};
 use crate::session_log::SessionLog;
@@ -36,6 +37,8 @@ struct Pending {
     label: String,
     reply: tokio::sync::oneshot::Sender<Decision>,
     deadline: Instant,
+    /// A question or a plan rather than a tool use.
+    special: Option<Special>,
 }
 
 /// What [`SessionApprovals::next`] found to do.
@@ -140,9 +143,27 @@ impl SessionApprovals {
         log: &mut SessionLog,
     ) -> Result<(), OutputError> {
         let ApprovalAsk { tool, input, reply } = ask;
-        let summary = super::summary(&tool, &input);
+        // Questions and plans are the user's to answer, whatever the policy.
+        let special = match super::questions::classify(&tool, &input) {
+            Some(Ok(special)) => Some(special),
+            Some(Err(reason)) => {
+                tracing::info!(tool = %tool, "question denied: it cannot be shown");
+                log.note(&format!("approval: {tool}: {reason}"));
+                let _ = reply.send(Decision::deny(reason));
+                return Ok(());
+            }
+            None => None,
+        };
+        let summary = match &special {
+            Some(special) => special.summary(),
+            None => super::summary(&tool, &input),
+        };
         let label = short_summary(&tool, &summary);
-        match self.policy.decide(&tool, &input) {
+        let verdict = match special {
+            Some(_) => Verdict::Ask,
+            None => self.policy.decide(&tool, &input),
+        };
+        match verdict {
             Verdict::Allow => {
                 tracing::info!(tool = %tool, summary = %label, "tool use allowed by the project's policy");
                 log.note(&format!(
@@ -177,6 +198,39 @@ impl SessionApprovals {
                 tracing::info!(tool = %tool, "approval request withdrawn before it was asked");
             }
             Verdict::Ask => {
+                self.ask_phone(
+                    Asking {
+                        tool,
+                        summary,
+                        label,
+                        special,
+                    },
+                    reply,
+                    out,
+                    log,
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Pins the request, writes `approval_request` and waits for it.
+    async fn ask_phone(
+        &mut self,
+        asking: Asking,
+        reply: tokio::sync::oneshot::Sender<Decision>,
+        out: &mut OutputWriter,
+        log: &mut SessionLog,
+    ) -> Result<(), OutputError> {
+        let Asking {
+            tool,
+            summary,
+            label,
+            special,
+        } = asking;
+        {
+            {
                 let id = loop {
                     let id = new_request_id();
                     if !self.pending.iter().any(|p| p.id == id) {
@@ -207,6 +261,7 @@ impl SessionApprovals {
                         tool,
                         summary,
                         timeout_secs,
+                        kind: special.as_ref().map(Special::kind),
                     }))
                     .await;
                 if let Err(e) = asked {
@@ -220,6 +275,7 @@ impl SessionApprovals {
                     label,
                     reply,
                     deadline,
+                    special,
                 });
             }
         }
@@ -236,10 +292,32 @@ impl SessionApprovals {
             tracing::info!(request = %answer.request_id, "approval answer ignored: no such request is waiting");
             return Ok(());
         };
-        let pending = self.pending.remove(at);
-        // The reason says who answered: the phone's message shows it.
-        let (decision, reason) = answer.texts();
-        self.resolve(pending, decision, &reason, out, log).await
+        let mut pending = self.pending.remove(at);
+        let Some(special) = pending.special.take() else {
+            // The reason says who answered: the phone's message shows it.
+            let (decision, reason) = answer.texts();
+            return self.resolve(pending, decision, &reason, out, log).await;
+        };
+        match special.outcome(&answer) {
+            Outcome::Done { decision, reason } => {
+                self.resolve(pending, decision, &reason, out, log).await
+            }
+            Outcome::Next { set, reason } => {
+                // This question shows its answer; the runner waits for the
+                // rest, asked as a new request with a fresh timeout.
+                self.announce(&pending.id, &pending.label, true, &reason, out, log)
+                    .await?;
+                let special = Special::Questions(set);
+                let summary = special.summary();
+                let asking = Asking {
+                    tool: remoteagent_proto::questions::ASK_USER_QUESTION.to_string(),
+                    label: short_summary(remoteagent_proto::questions::ASK_USER_QUESTION, &summary),
+                    summary,
+                    special: Some(special),
+                };
+                self.ask_phone(asking, pending.reply, out, log).await
+            }
+        }
     }
 
     async fn on_expired(
@@ -294,22 +372,42 @@ impl SessionApprovals {
         log: &mut SessionLog,
     ) -> Result<(), OutputError> {
         let allow = decision.allow;
-        if let Some((board, _)) = &self.board {
-            board.resolved(&pending.id, allow, reason);
-        }
         let delivered = pending.reply.send(decision).is_ok();
         tracing::info!(request = %pending.id, allow, reason, delivered, "approval request resolved");
+        self.announce(&pending.id, &pending.label, allow, reason, out, log)
+            .await
+    }
+
+    /// Takes a request off the board and tells the stream how it ended.
+    async fn announce(
+        &self,
+        id: &str,
+        label: &str,
+        allow: bool,
+        reason: &str,
+        out: &mut OutputWriter,
+        log: &mut SessionLog,
+    ) -> Result<(), OutputError> {
+        if let Some((board, _)) = &self.board {
+            board.resolved(id, allow, reason);
+        }
         log.note(&format!(
-            "approval {} {}: {} ({reason})",
-            pending.id,
+            "approval {id} {}: {label} ({reason})",
             if allow { "allowed" } else { "denied" },
-            pending.label
         ));
         out.event(OutputEvent::ApprovalResolved(ApprovalResolvedPayload {
-            request_id: pending.id,
+            request_id: id.to_string(),
             allow,
             reason: reason.to_string(),
         }))
         .await
     }
+}
+
+/// A request about to be asked.
+struct Asking {
+    tool: String,
+    summary: String,
+    label: String,
+    special: Option<Special>,
 }

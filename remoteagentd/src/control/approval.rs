@@ -44,5 +44,6 @@ pub async fn handle(
     Ok(Response::ApprovalDecision {
         allow: decision.allow,
         reason: decision.reason,
+        updated_input: decision.updated_input,
     })
 }

@@ -12,7 +12,9 @@ use std::time::Duration;
 use remoteagent_proto::control::{ApprovalAnswerRequest, ErrorCode, Response};
 
 use super::ControlError;
-use crate::approval::board::already_answered;
+use remoteagent_proto::questions::{ASK_USER_QUESTION, EXIT_PLAN_MODE, MAX_ANSWER_CHARS};
+
+use crate::approval::board::{Found, already_answered};
 use crate::approval::{ApprovalAnswer, Origin};
 use crate::supervisor::Supervisor;
 
@@ -36,6 +38,7 @@ pub async fn answer(
         request: prefix,
         allow,
         reason,
+        answer,
     } = request;
     let prefix = prefix.trim();
     if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_alphanumeric()) {
@@ -55,15 +58,29 @@ pub async fn answer(
             format!("the reason must be one line of at most {MAX_REASON_CHARS} characters"),
         ));
     }
+    let answer = answer
+        .map(|a| a.trim().to_string())
+        .filter(|a| !a.is_empty());
+    if let Some(a) = &answer
+        && (a.chars().count() > MAX_ANSWER_CHARS || a.chars().any(char::is_control))
+    {
+        return Err(ControlError::new(
+            ErrorCode::BadRequest,
+            format!("the answer must be one line of at most {MAX_ANSWER_CHARS} characters"),
+        ));
+    }
     let board = supervisor.settings().approval.board.clone();
     // Subscribed before the lookup, so the resolution cannot slip by.
     let mut changes = board.changes();
     let found = board.find(prefix)?;
+    check_answer_fits(&found, allow, answer.is_some())?;
+    let special = [ASK_USER_QUESTION, EXIT_PLAN_MODE].contains(&found.tool.as_str());
     let answer = ApprovalAnswer {
         request_id: found.request_id.clone(),
         allow,
         origin: Origin::Computer,
         reason,
+        answer,
     };
     let (_, ours) = answer.texts();
     tracing::info!(request = %found.request_id, allow, "approval answer from the computer");
@@ -91,7 +108,14 @@ pub async fn answer(
             )));
         }
     };
-    if outcome.allow != allow || outcome.reason != ours {
+    // A question's or a plan's outcome is worded by the session; it names
+    // who answered.
+    let won = if special {
+        outcome.reason.contains("from your computer")
+    } else {
+        outcome.reason == ours
+    };
+    if outcome.allow != allow || !won {
         // Another answer got there first.
         return Err(already_answered(&outcome));
     }
@@ -102,4 +126,26 @@ pub async fn answer(
         allow,
         reason: outcome.reason,
     })
+}
+
+/// A question needs an answer to be approved, a plan takes one only as the
+/// feedback of a denial (a revision), and a tool use takes none.
+fn check_answer_fits(found: &Found, allow: bool, has_answer: bool) -> Result<(), ControlError> {
+    let id = &found.request_id;
+    let refuse = |text: String| Err(ControlError::new(ErrorCode::BadRequest, text));
+    match (found.tool.as_str(), allow, has_answer) {
+        (ASK_USER_QUESTION, true, false) => refuse(format!(
+            "request {id} is a question: answer it with remoteagentctl approve {id} --answer TEXT (see its options in remoteagentctl approvals), or decline with remoteagentctl deny {id}"
+        )),
+        (EXIT_PLAN_MODE, true, true) => refuse(format!(
+            "request {id} is a plan: approve it as it is with remoteagentctl approve {id}, or ask for changes with remoteagentctl deny {id} --answer TEXT"
+        )),
+        (ASK_USER_QUESTION, false, true) => refuse(format!(
+            "an answer approves a question: remoteagentctl approve {id} --answer TEXT"
+        )),
+        (ASK_USER_QUESTION | EXIT_PLAN_MODE, _, _) | (_, _, false) => Ok(()),
+        (_, _, true) => refuse(format!(
+            "request {id} asks to use a tool, not a question: --answer is for questions and plans"
+        )),
+    }
 }

@@ -96,6 +96,7 @@ fn approval(session: &SessionId, request_id: &str, allow: bool) -> CommandEvent 
         session_id: session.clone(),
         request_id: request_id.to_string(),
         allow,
+        answer: None,
     })
 }
 
@@ -426,6 +427,7 @@ fn answer(request: &str, allow: bool, reason: Option<&str>) -> Request {
         request: request.to_string(),
         allow,
         reason: reason.map(str::to_string),
+        answer: None,
     })
 }
 
@@ -595,5 +597,105 @@ async fn the_hook_denies_when_the_daemon_is_not_running() {
         stdout.lines().count(),
         1,
         "nothing but the decision: {stdout}"
+    );
+}
+
+/// The phone's answer with a text (a question's answer, a plan's feedback).
+fn answer_with(
+    session: &SessionId,
+    request_id: &str,
+    allow: bool,
+    text: Option<&str>,
+) -> CommandEvent {
+    CommandEvent::Approval(ApprovalPayload {
+        session_id: session.clone(),
+        request_id: request_id.to_string(),
+        allow,
+        answer: text.map(str::to_string),
+    })
+}
+
+/// Questions and plans are the user's, whatever the policy: under `deny`
+/// with both tools listed in `allow_tools`, the question and the plan are
+/// still asked (with their `kind`); the question's answer reaches Claude
+/// in the hook's `updatedInput`, a revision as the denial's reason (Claude
+/// presents a revised plan, asked anew), and a rejection as a denial.
+#[tokio::test(flavor = "multi_thread")]
+async fn questions_and_plans_are_asked_whatever_the_policy() {
+    use remoteagent_proto::questions::AskKind;
+    let s = Setup::new().await;
+    let config =
+        "[approval]\npolicy = \"deny\"\nallow_tools = [\"AskUserQuestion\", \"ExitPlanMode\"]\n";
+    let d = Daemon::start(&s, config).await;
+    let sid = SessionId::generate();
+    s.send(s.command(
+        &sid,
+        "AskUserQuestion {\"questions\": [{\"question\": \"Which colour?\", \"header\": \"Colour\", \"options\": [{\"label\": \"Blue\", \"description\": \"cool\"}, {\"label\": \"Red\"}], \"multiSelect\": false}]}\nExitPlanMode 1. paint it",
+    ))
+    .await;
+    let q = d.approval_request(&s, &sid).await;
+    let Some(AskKind::Question(question)) = &q.kind else {
+        panic!("{q:?}")
+    };
+    assert_eq!(question.question, "Which colour?");
+    assert_eq!(question.options[0].description, "cool");
+    assert_eq!(q.summary, "Which colour?\n1. Blue\n2. Red");
+    s.send(answer_with(&sid, &q.request_id, true, Some("Blue")))
+        .await;
+
+    let plan_request = |after: Vec<String>| {
+        move |e: &OutputEvent| match e {
+            OutputEvent::ApprovalRequest(r)
+                if matches!(r.kind, Some(AskKind::Plan(_))) && !after.contains(&r.request_id) =>
+            {
+                Some(r.clone())
+            }
+            _ => None,
+        }
+    };
+    let plan = d.wait_event(&s, &sid, plan_request(vec![])).await;
+    let Some(AskKind::Plan(p)) = &plan.kind else {
+        panic!()
+    };
+    assert_eq!(p.plan, "1. paint it");
+    s.send(answer_with(
+        &sid,
+        &plan.request_id,
+        false,
+        Some("use green"),
+    ))
+    .await;
+    let revised = d
+        .wait_event(&s, &sid, plan_request(vec![plan.request_id.clone()]))
+        .await;
+    let Some(AskKind::Plan(p)) = &revised.kind else {
+        panic!()
+    };
+    assert_eq!(p.plan, "(revised) 1. paint it");
+    s.send(answer_with(&sid, &revised.request_id, false, None))
+        .await;
+
+    let events = s.wait_done(&sid).await;
+    let text = chunk_text(&events);
+    assert!(
+        text.contains(r#"answers: {"Which colour?": "Blue"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("revising: The user wants the plan revised: use green"),
+        "{text}"
+    );
+    assert!(
+        text.contains("denied: the user rejected the plan from the phone"),
+        "{text}"
+    );
+    let reasons: Vec<String> = resolved(&events).into_iter().map(|r| r.reason).collect();
+    assert_eq!(
+        reasons,
+        [
+            "answered from the phone: Blue",
+            "revision asked from the phone: use green",
+            "plan rejected from the phone"
+        ]
     );
 }

@@ -7,6 +7,7 @@ use remoteagent_proto::events::{ApprovalRequestPayload, ApprovalResolvedPayload}
 use super::delivery::Shown;
 use super::{Io, Pager, Stop};
 use crate::forwarder::page::{self, Line};
+use crate::forwarder::questions::Asked;
 use crate::forwarder::store::ApprovalMessage;
 
 impl<I: Io> Pager<I> {
@@ -24,14 +25,19 @@ impl<I: Io> Pager<I> {
             // Applied again after a restart: it is already shown.
             return Ok(());
         }
-        let keyboard = page::approval_keyboard(&self.saved.session_id, &a.request_id);
-        if keyboard.is_none() {
-            tracing::warn!(agent = %self.saved.agent_id, session = %self.saved.session_id, request = %a.request_id, "approval request id does not fit a button: shown without buttons");
-        }
-        let html = page::approval_html(&self.saved.agent_name, &a.tool, &a.summary, a.timeout_secs);
         let chat = self.approval_chat();
         if chat == self.chat() {
             self.break_page().await?;
+        }
+        let (html, keyboard) = match &a.kind {
+            Some(kind) => self.question_message(chat, a, kind).await,
+            None => (
+                page::approval_html(&self.saved.agent_name, &a.tool, &a.summary, a.timeout_secs),
+                page::approval_keyboard(&self.saved.session_id, &a.request_id),
+            ),
+        };
+        if keyboard.is_none() {
+            tracing::warn!(agent = %self.saved.agent_id, session = %self.saved.session_id, request = %a.request_id, "approval request id does not fit a button: shown without buttons");
         }
         let msg = self
             .send_now(chat, html.clone(), keyboard)
@@ -52,6 +58,7 @@ impl<I: Io> Pager<I> {
             msg,
             html,
             resolved: None,
+            ask: a.kind.as_ref().map(Asked::of),
         });
         self.save(true).await
     }

@@ -28,6 +28,7 @@ mod delivery;
 mod files;
 mod io;
 mod ping;
+mod questions;
 
 use remoteagent_proto::events::{ChunkPayload, DonePayload, OutputEvent};
 

@@ -176,6 +176,7 @@ pub fn approval_request(request_id: &str, tool: &str, summary: &str) -> OutputEv
         tool: tool.into(),
         summary: summary.into(),
         timeout_secs: 300,
+        kind: None,
     })
 }
 

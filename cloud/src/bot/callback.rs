@@ -7,6 +7,7 @@
 //! | `stop:{sessionId}` | abort that session |
 //! | `use:{agentId}` | make that agent current |
 //! | `approve:{sessionId}:{requestId}`, `deny:…` | answer an approval request |
+//! | `mode:{agentId}:{mode}` | set that agent's mode (`mode.rs`) |
 //! | `voice:run:{id}`, `voice:edit:…`, `voice:cancel:…` | a voice note's transcript (`voice.rs`; only its sender) |
 //!
 //! An answered approval request loses its buttons at once (so it cannot be
@@ -26,7 +27,7 @@ use crate::state::AppState;
 use crate::telegram::escape_html;
 use crate::telegram::outbox::Delivery;
 
-const NOT_YOURS: &str = "Only the account that paired this agent can do that.";
+pub(super) const NOT_YOURS: &str = "Only the account that paired this agent can do that.";
 /// The session behind a button is gone (or never existed): said to anyone,
 /// owner or not, since a session id gives nothing away.
 pub const SESSION_ENDED: &str = "This session has ended.";
@@ -76,6 +77,13 @@ async fn dispatch(state: &AppState, query: &CallbackQuery, data: &str) -> Result
     }
     if let Some(rest) = data.strip_prefix("deny:") {
         return approval(state, user, rest, false).await;
+    }
+    if let Some(rest) = data.strip_prefix("mode:") {
+        let place = query
+            .message
+            .as_ref()
+            .map_or((user, true), |m| (m.chat.id, m.chat.is_private()));
+        return super::mode::press(state, user, place, rest).await;
     }
     if let Some(rest) = data.strip_prefix("voice:") {
         return super::voice::press(state, query, rest).await;

@@ -8,6 +8,7 @@ pub mod callback;
 pub mod get;
 pub mod group;
 pub mod media;
+pub mod mode;
 pub mod new;
 pub mod notify;
 pub mod pair;
@@ -191,6 +192,7 @@ async fn handle_message(state: &AppState, message: Message) {
             "get" => get::run(&ctx, cmd.args).await,
             "status" => status::run(&ctx).await,
             "notify" => notify::run(&ctx, cmd.args).await,
+            "mode" => mode::run(&ctx, cmd.args).await,
             "unpair" => unpair::run(&ctx, cmd.args).await,
             "allowgroup" | "disallowgroup" => {
                 ctx.reply(group::ONLY_IN_GROUPS).await;

@@ -15,6 +15,7 @@ Files your agent writes to <code>.remoteagent/outbox/</code> arrive here when th
 /agents — your agents and which are online\n\
 /use NAME — switch the current agent\n\
 /new — the next prompt starts a fresh conversation\n\
+/mode — how freely the current agent may act: plan, ask, edits or auto (buttons; /mode plan sets it)\n\
 /stop — abort the running prompt\n\
 /get PATH — a file of the project as a document (a folder comes zipped)\n\
 /status — current agent, running prompt, plan\n\

@@ -6,11 +6,12 @@
 //! UUID column fails), and `?` placeholders break on PostgreSQL.
 //!
 //! * [`users`], [`agents`], [`sessions`], [`pairing`], [`groups`],
-//!   [`poll_offsets`], [`notify`]: one module per table, plain functions over [`Db`];
+//!   [`poll_offsets`], [`notify`], [`modes`]: one module per table, plain functions over [`Db`];
 //!   rows are `#[derive(sqlx::FromRow)]` with typed ids.
 
 pub mod agents;
 pub mod groups;
+pub mod modes;
 pub mod notify;
 pub mod pairing;
 pub mod poll_offsets;
@@ -88,6 +89,7 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: "0005_notify_settings.sql",
         postgres: "0005_notify_settings.sql"
     ),
+    migration!(7, "0007_agent_modes.sql"),
 ];
 
 impl Db {

@@ -93,6 +93,9 @@ pub(super) struct Progress {
     /// wanted): a replica that finishes the session again must not send
     /// it twice, nor show the status again.
     pub pinged: bool,
+    /// The run's mode as its `started` said (`plan`…; empty: none, or an
+    /// older daemon), shown in the status line.
+    pub mode: String,
 }
 
 /// Approval messages remembered per session. Resolved ones are kept for a
@@ -152,6 +155,7 @@ impl Progress {
             ("file_pending", self.file_pending.clone()),
             ("status_msg", self.status_msg.to_string()),
             ("pinged", u8::from(self.pinged).to_string()),
+            ("mode", self.mode.clone()),
         ]
     }
 
@@ -180,6 +184,7 @@ impl Progress {
             file_pending: map.get("file_pending").cloned().unwrap_or_default(),
             status_msg: num(map, "status_msg")?,
             pinged: num::<u8>(map, "pinged")? != 0,
+            mode: map.get("mode").cloned().unwrap_or_default(),
         })
     }
 }

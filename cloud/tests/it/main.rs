@@ -23,6 +23,7 @@ mod forwarder_resume;
 mod forwarder_support;
 mod get;
 mod groups;
+mod modes;
 mod notify;
 mod ops;
 mod pairing;

@@ -7,6 +7,7 @@
 mod attachments;
 mod doctor;
 mod files_out;
+mod modes;
 mod flow;
 mod recovery;
 mod reliability;

@@ -92,6 +92,23 @@ pub fn lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Mode>, D::Error
     Ok(value.and_then(|v| serde_json::from_value(v).ok()))
 }
 
+/// The part of an agent's presence value (the JSON its daemon refreshes in
+/// `presence:{agentId}`) that says whether its runner takes modes, so that
+/// `/mode` can tell the owner when it has no effect. Absent (an older
+/// daemon, or a value that is not JSON): unknown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceModes {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modes: Option<bool>,
+}
+
+impl PresenceModes {
+    /// Read from a presence value; anything unreadable is unknown.
+    pub fn of(value: &str) -> PresenceModes {
+        serde_json::from_str(value).unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +141,16 @@ mod tests {
             "'yolo' is not a mode; the modes are plan, ask, edits and auto"
         );
         assert!("".parse::<Mode>().is_err());
+    }
+
+    #[test]
+    fn presence_says_whether_the_runner_takes_modes() {
+        let of = |v: &str| PresenceModes::of(v).modes;
+        assert_eq!(of(r#"{"hostname":"h","busy":false,"modes":false}"#), Some(false));
+        assert_eq!(of(r#"{"modes":true}"#), Some(true));
+        assert_eq!(of(r#"{"hostname":"h"}"#), None);
+        assert_eq!(of("1"), None);
+        assert_eq!(of(r#"{"modes":"yes"}"#), None);
     }
 
     #[derive(Debug, Deserialize)]

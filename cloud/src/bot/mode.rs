@@ -7,7 +7,7 @@
 //! true`, and the run then says which mode it runs in.
 
 use remoteagent_proto::AgentId;
-use remoteagent_proto::modes::Mode;
+use remoteagent_proto::modes::{Mode, PresenceModes};
 
 use super::Ctx;
 use crate::db::{agents, modes};
@@ -18,8 +18,7 @@ use crate::telegram::{InlineButton, InlineKeyboard, escape_html};
 /// Said under every answer: where the last word is.
 const POLICY_NOTE: &str = "Its computer may run it stricter: a mode looser than the \
 computer's approval policy is only taken where its config says \
-<code>allow_remote_loosen = true</code>. Modes apply to Claude Code and Codex; \
-a custom command runs as configured.";
+<code>allow_remote_loosen = true</code>.";
 
 /// The callback data of the button that sets `mode` for `agent`.
 pub fn button_data(agent: &AgentId, mode: Mode) -> String {
@@ -31,17 +30,21 @@ pub async fn run(ctx: &Ctx<'_>, args: &str) -> Result<()> {
         return Ok(());
     };
     let name = escape_html(&agent.name);
+    let note = no_effect_note(ctx.state, &agent.id, &name).await;
     let args = args.trim();
     if args.is_empty() {
         let current = modes::get(&ctx.state.db, &agent.id).await?;
-        ctx.reply_with(show(&name, current), Some(keyboard(&agent.id, current)))
-            .await;
+        ctx.reply_with(
+            show(&name, current) + &note,
+            Some(keyboard(&agent.id, current)),
+        )
+        .await;
         return Ok(());
     }
     match args.parse::<Mode>() {
         Ok(mode) => {
             modes::set(&ctx.state.db, &agent.id, mode).await?;
-            ctx.reply(set_text(&name, mode)).await;
+            ctx.reply(set_text(&name, mode) + &note).await;
         }
         Err(e) => {
             ctx.reply(format!(
@@ -52,6 +55,31 @@ pub async fn run(ctx: &Ctx<'_>, args: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Said once under `/mode`'s answer when the agent's daemon reports (in
+/// its presence value) a runner that takes no modes: a custom command,
+/// Aider or Gemini. Unknown (offline, an older daemon): nothing.
+async fn no_effect_note(state: &AppState, agent: &AgentId, name: &str) -> String {
+    let mut conn = state.redis.clone();
+    let value: Option<String> = match redis::cmd("GET")
+        .arg(remoteagent_proto::names::presence_key(agent))
+        .query_async(&mut conn)
+        .await
+    {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(agent = %agent, error = %e, "reading the agent's presence for /mode");
+            None
+        }
+    };
+    match value.map(|v| PresenceModes::of(&v).modes) {
+        Some(Some(false)) => format!(
+            "\n\n⚠️ <b>{name}</b> runs a custom command (or Aider or Gemini): modes have \
+             no effect on it; only Claude Code and Codex take them."
+        ),
+        _ => String::new(),
+    }
 }
 
 /// `/mode`'s answer: the chosen mode (or none) and what each does.
@@ -125,7 +153,9 @@ pub async fn press(
         user,
         private,
     };
-    ctx.reply(set_text(&escape_html(&agent.name), mode)).await;
+    let name = escape_html(&agent.name);
+    let note = no_effect_note(state, &agent.id, &name).await;
+    ctx.reply(set_text(&name, mode) + &note).await;
     Ok(format!("{}: {mode} mode", agent.name))
 }
 

@@ -121,6 +121,7 @@ async fn the_mode_is_stored_per_agent_and_sent_with_every_prompt(app: &TestApp) 
         .expect_message(user, "No mode chosen for hello")
         .await;
     assert!(shown.contains("allow_remote_loosen = true"), "{shown}");
+    assert!(!shown.contains("no effect"), "{shown}");
     let message = app
         .tg
         .messages(user)
@@ -193,6 +194,25 @@ async fn the_mode_is_stored_per_agent_and_sent_with_every_prompt(app: &TestApp) 
         app.press(user, &format!("mode:{agent}:yolo")).await,
         "This button is malformed."
     );
+    // A daemon that reports a runner without modes: said once in the answer.
+    let mut conn = app
+        .redis
+        .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
+        .await
+        .unwrap();
+    redis::cmd("SET")
+        .arg(names::presence_key(&agent))
+        .arg(r#"{"hostname":"box","version":"0","busy":false,"modes":false}"#)
+        .arg("EX")
+        .arg(120)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    app.say(user, "/mode").await;
+    let note = "hello runs a custom command (or Aider or Gemini): modes have no effect on it";
+    let shown = app.expect_message(user, note).await;
+    assert!(shown.starts_with("⚙️ hello is in edits mode."), "{shown}");
+    assert_eq!(shown.matches(note).count(), 1, "{shown}");
     // Another agent of the same owner has its own mode.
     let (other, _other_sub) = app.online_agent(user, "other").await;
     assert_eq!(modes::get(&app.state.db, &other).await.unwrap(), None);

@@ -158,4 +158,13 @@ async fn mode_plan_reaches_the_argv_and_a_looser_mode_is_clamped() {
     assert!(has_pair(&argv, "--permission-mode", "acceptEdits"), "{argv:?}");
     assert!(output.contains("permission mode: acceptEdits"), "{output}");
     assert!(!output.contains("runs in ask mode"), "{output}");
+
+    // A custom command takes no modes: its daemon says so in its
+    // presence, and `/mode` says so once.
+    w.pair_project(OWNER, "plain", "answer.sh", WAIT).await;
+    w.say_and_wait(
+        "/mode",
+        "plain runs a custom command (or Aider or Gemini): modes have no effect on it",
+    )
+    .await;
 }

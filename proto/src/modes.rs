@@ -14,9 +14,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// One mode, ordered from strictest to loosest.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// The runner plans and changes nothing (Claude Code's plan mode,
@@ -146,7 +144,10 @@ mod tests {
     #[test]
     fn presence_says_whether_the_runner_takes_modes() {
         let of = |v: &str| PresenceModes::of(v).modes;
-        assert_eq!(of(r#"{"hostname":"h","busy":false,"modes":false}"#), Some(false));
+        assert_eq!(
+            of(r#"{"hostname":"h","busy":false,"modes":false}"#),
+            Some(false)
+        );
         assert_eq!(of(r#"{"modes":true}"#), Some(true));
         assert_eq!(of(r#"{"hostname":"h"}"#), None);
         assert_eq!(of("1"), None);

@@ -68,7 +68,10 @@ async fn run_in_mode(
         (row.status != "running").then_some(())
     })
     .await;
-    assert!(finished.is_some(), "the session was not recorded as finished");
+    assert!(
+        finished.is_some(),
+        "the session was not recorded as finished"
+    );
     app.tg
         .messages(user)
         .into_iter()
@@ -117,9 +120,7 @@ async fn the_mode_is_stored_per_agent_and_sent_with_every_prompt(app: &TestApp) 
     let (agent, mut sub) = app.online_agent(user, "hello").await;
 
     app.say(user, "/mode").await;
-    let shown = app
-        .expect_message(user, "No mode chosen for hello")
-        .await;
+    let shown = app.expect_message(user, "No mode chosen for hello").await;
     assert!(shown.contains("allow_remote_loosen = true"), "{shown}");
     assert!(!shown.contains("no effect"), "{shown}");
     let message = app
@@ -155,7 +156,10 @@ async fn the_mode_is_stored_per_agent_and_sent_with_every_prompt(app: &TestApp) 
 
     // A stranger's press (forged callback data) changes nothing.
     let answer = app.press(user_id(), &format!("mode:{agent}:auto")).await;
-    assert_eq!(answer, "Only the account that paired this agent can do that.");
+    assert_eq!(
+        answer,
+        "Only the account that paired this agent can do that."
+    );
     assert_eq!(
         modes::get(&app.state.db, &agent).await.unwrap(),
         Some(Mode::Plan)

@@ -7,8 +7,8 @@
 mod attachments;
 mod doctor;
 mod files_out;
-mod modes;
 mod flow;
+mod modes;
 mod recovery;
 mod reliability;
 mod security_cloud;

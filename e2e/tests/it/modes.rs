@@ -28,7 +28,10 @@ impl World {
         let stack = Stack::start_on(RedisServer::start().unwrap(), None, "")
             .await
             .unwrap();
-        stack.home.install_tool("claude", &fixture("claude-argv")).unwrap();
+        stack
+            .home
+            .install_tool("claude", &fixture("claude-argv"))
+            .unwrap();
         let project = stack.home.project("app").unwrap();
         let (mut ctl, code) = stack
             .home
@@ -111,18 +114,27 @@ async fn mode_plan_reaches_the_argv_and_a_looser_mode_is_clamped() {
 
     // `/mode plan`, then a prompt: Claude Code is started in plan mode,
     // still with the approval hook, and the status line says so.
-    w.say_and_wait("/mode plan", "app runs in plan mode from the next prompt on")
-        .await;
+    w.say_and_wait(
+        "/mode plan",
+        "app runs in plan mode from the next prompt on",
+    )
+    .await;
     let (output, argv) = w.run("make a plan", " · plan mode").await;
     assert!(has_pair(&argv, "--permission-mode", "plan"), "{argv:?}");
-    assert!(argv.iter().any(|a| a == "--settings"), "the hook is kept: {argv:?}");
+    assert!(
+        argv.iter().any(|a| a == "--settings"),
+        "the hook is kept: {argv:?}"
+    );
     assert!(output.contains("permission mode: plan"), "{output}");
     assert!(!output.contains(CLAMPED), "{output}");
 
     // `auto` is looser than this computer's policy (`ask`) and the config
     // does not allow loosening: the run is in ask mode and says why.
-    w.say_and_wait("/mode auto", "app runs in auto mode from the next prompt on")
-        .await;
+    w.say_and_wait(
+        "/mode auto",
+        "app runs in auto mode from the next prompt on",
+    )
+    .await;
     let (output, argv) = w.run("do it all", " · ask mode").await;
     assert!(output.contains(CLAMPED), "{output}");
     assert!(
@@ -152,10 +164,16 @@ async fn mode_plan_reaches_the_argv_and_a_looser_mode_is_clamped() {
         "{}",
         String::from_utf8_lossy(&reload.stderr)
     );
-    w.say_and_wait("/mode edits", "app runs in edits mode from the next prompt on")
-        .await;
+    w.say_and_wait(
+        "/mode edits",
+        "app runs in edits mode from the next prompt on",
+    )
+    .await;
     let (output, argv) = w.run("fix the typo", " · edits mode").await;
-    assert!(has_pair(&argv, "--permission-mode", "acceptEdits"), "{argv:?}");
+    assert!(
+        has_pair(&argv, "--permission-mode", "acceptEdits"),
+        "{argv:?}"
+    );
     assert!(output.contains("permission mode: acceptEdits"), "{output}");
     assert!(!output.contains("runs in ask mode"), "{output}");
 

@@ -195,7 +195,12 @@ mod tests {
 
     #[test]
     fn a_clamp_says_so_in_words() {
-        let chosen = choose(policy(PolicyKind::Ask, false), &CLAUDE, Some(Mode::Auto), "hello");
+        let chosen = choose(
+            policy(PolicyKind::Ask, false),
+            &CLAUDE,
+            Some(Mode::Auto),
+            "hello",
+        );
         assert_eq!(
             chosen.notice.as_deref(),
             Some(
@@ -211,7 +216,12 @@ mod tests {
             RunnerSpec::Preset(Preset::Aider),
             RunnerSpec::Preset(Preset::Gemini),
         ] {
-            let chosen = choose(policy(PolicyKind::Ask, false), &runner, Some(Mode::Auto), "x");
+            let chosen = choose(
+                policy(PolicyKind::Ask, false),
+                &runner,
+                Some(Mode::Auto),
+                "x",
+            );
             assert_eq!(chosen.mode, None);
             assert_eq!(chosen.notice, None);
             assert_eq!(chosen.policy, policy(PolicyKind::Ask, false));
@@ -228,17 +238,32 @@ mod tests {
         let edit = json!({"file_path": "/p/a.rs"});
         let hook = |kind, mode| choose(policy(kind, true), &CLAUDE, Some(mode), "x").policy;
         use super::super::policy::Verdict;
-        assert_eq!(hook(PolicyKind::Allow, Mode::Plan).decide("Bash", &bash), Verdict::Ask);
-        assert_eq!(hook(PolicyKind::Deny, Mode::Plan).decide("Bash", &bash), Verdict::Deny);
-        assert_eq!(hook(PolicyKind::Allow, Mode::Ask).decide("Bash", &bash), Verdict::Ask);
+        assert_eq!(
+            hook(PolicyKind::Allow, Mode::Plan).decide("Bash", &bash),
+            Verdict::Ask
+        );
+        assert_eq!(
+            hook(PolicyKind::Deny, Mode::Plan).decide("Bash", &bash),
+            Verdict::Deny
+        );
+        assert_eq!(
+            hook(PolicyKind::Allow, Mode::Ask).decide("Bash", &bash),
+            Verdict::Ask
+        );
         let edits = hook(PolicyKind::Allow, Mode::Edits);
         assert_eq!(edits.decide("Edit", &edit), Verdict::Allow);
         assert_eq!(edits.decide("Write", &edit), Verdict::Allow);
         assert_eq!(edits.decide("Bash", &bash), Verdict::Ask);
-        assert_eq!(hook(PolicyKind::Ask, Mode::Auto).decide("Bash", &bash), Verdict::Allow);
+        assert_eq!(
+            hook(PolicyKind::Ask, Mode::Auto).decide("Bash", &bash),
+            Verdict::Allow
+        );
         // Read-only tools stay allowed in every mode.
         let read = json!({"file_path": "/p/a.rs"});
-        assert_eq!(hook(PolicyKind::Deny, Mode::Plan).decide("Read", &read), Verdict::Allow);
+        assert_eq!(
+            hook(PolicyKind::Deny, Mode::Plan).decide("Read", &read),
+            Verdict::Allow
+        );
     }
 
     #[test]
@@ -279,9 +304,18 @@ mod tests {
             )
         };
         assert_eq!(codex(Mode::Plan), ApprovalMode::Sandbox(Sandbox::ReadOnly));
-        assert_eq!(codex(Mode::Ask), ApprovalMode::Sandbox(Sandbox::WorkspaceWrite));
-        assert_eq!(codex(Mode::Edits), ApprovalMode::Sandbox(Sandbox::WorkspaceWrite));
-        assert_eq!(codex(Mode::Auto), ApprovalMode::Sandbox(Sandbox::FullAccess));
+        assert_eq!(
+            codex(Mode::Ask),
+            ApprovalMode::Sandbox(Sandbox::WorkspaceWrite)
+        );
+        assert_eq!(
+            codex(Mode::Edits),
+            ApprovalMode::Sandbox(Sandbox::WorkspaceWrite)
+        );
+        assert_eq!(
+            codex(Mode::Auto),
+            ApprovalMode::Sandbox(Sandbox::FullAccess)
+        );
         // No mode: as chosen before.
         assert_eq!(with_mode(hooked(), &CLAUDE, None), hooked());
     }
@@ -297,7 +331,11 @@ mod tests {
         ] {
             let mode = choose(policy(kind, false), &CODEX, None, "x").mode;
             assert_eq!(
-                with_mode(ApprovalMode::Sandbox(super::super::sandbox(kind)), &CODEX, mode),
+                with_mode(
+                    ApprovalMode::Sandbox(super::super::sandbox(kind)),
+                    &CODEX,
+                    mode
+                ),
                 ApprovalMode::Sandbox(sandbox)
             );
         }

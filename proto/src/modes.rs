@@ -154,6 +154,25 @@ mod tests {
         assert_eq!(of(r#"{"modes":"yes"}"#), None);
     }
 
+    /// An older daemon ignores `mode`; a newer cloud's unknown mode still
+    /// lets this build read the command (without a mode).
+    #[test]
+    fn commands_carry_the_mode_leniently() {
+        use crate::events::CommandEvent;
+        let read = |mode: &str| {
+            let json = format!(
+                r#"{{"event":"command","payload":{{"sessionId":"s1","prompt":"p"{mode}}}}}"#
+            );
+            match serde_json::from_str::<CommandEvent>(&json).unwrap() {
+                CommandEvent::Command(c) => c.mode,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(read(r#","mode":"plan""#), Some(Mode::Plan));
+        assert_eq!(read(r#","mode":"turbo""#), None);
+        assert_eq!(read(""), None);
+    }
+
     #[derive(Debug, Deserialize)]
     struct Holder {
         #[serde(default, deserialize_with = "lenient")]

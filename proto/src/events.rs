@@ -89,6 +89,14 @@ pub struct CommandPayload {
     /// one of them is missing or its hash differs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<crate::files::Attachment>,
+    /// The mode chosen on the phone (`/mode`); the daemon may only run it
+    /// stricter (`crate::modes`). Absent: the computer's policy decides.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::modes::lenient"
+    )]
+    pub mode: Option<crate::modes::Mode>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,6 +168,14 @@ pub struct StartedPayload {
     /// Display name of the runner ("claude", "command", …).
     pub runner: String,
     pub started_at_ms: u64,
+    /// The mode the run is in, after the daemon's clamp; absent for runners
+    /// that take no modes (and from older daemons).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::modes::lenient"
+    )]
+    pub mode: Option<crate::modes::Mode>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -453,6 +469,7 @@ mod tests {
             prompt: "fix the tests".into(),
             r#continue: true,
             attachments: Vec::new(),
+            mode: None,
         });
         let json = serde_json::to_value(&ev).unwrap();
         assert_eq!(
@@ -504,6 +521,7 @@ mod tests {
                 agent_id: AgentId::parse("a1").unwrap(),
                 runner: "claude".into(),
                 started_at_ms: 5,
+                mode: Some(crate::modes::Mode::Plan),
             }),
             OutputEvent::Chunk(ChunkPayload {
                 seq: 0,

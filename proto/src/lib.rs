@@ -13,6 +13,7 @@
 //! * [`stream`]: an output stream's entry (encode/parse) and the commands
 //!   that end a stream with `done`, as data each side turns into a pipeline.
 //! * [`runner`]: which AI CLI a project runs.
+//! * [`modes`]: `plan` < `ask` < `edits` < `auto`, the modes `/mode` sets.
 //! * [`backoff`]: the one retry policy (how long until the next attempt,
 //!   and whether there is one), shared by the daemon and the cloud.
 //! * [`files`]: files between phone and project (attachments, `/get`, the
@@ -36,6 +37,7 @@ pub mod events;
 pub mod files;
 pub mod ids;
 pub mod keys;
+pub mod modes;
 pub mod names;
 pub mod questions;
 pub mod rfc3339;

@@ -10,6 +10,7 @@
 //! policy = "ask"                  # "ask" the phone | "allow" | "deny"
 //! allow_tools = ["Read", "Glob", "Grep", "LS", "TodoWrite", "NotebookRead"]
 //! timeout_secs = 300              # unanswered requests are denied after this
+//! allow_remote_loosen = false     # may the phone's /mode be looser than policy
 //!
 //! [output]
 //! stream_budget_mb = 64           # output per session sent to the cloud; the
@@ -65,6 +66,7 @@ pub const KEYS: &[&str] = &[
     "approval.policy",
     "approval.allow_tools",
     "approval.timeout_secs",
+    "approval.allow_remote_loosen",
     "output.stream_budget_mb",
     "outbox.hint",
     "logs.max_log_mb",
@@ -616,6 +618,7 @@ path = "/srv/site"
                 policy: Some(PolicyKind::Allow),
                 allow_tools: None,
                 timeout_secs: Some(30),
+                allow_remote_loosen: None,
             }
         );
         assert_eq!(c.projects[1].approval, ApprovalOverride::default());

@@ -7,6 +7,7 @@
 //! | `stop:{sessionId}` | abort that session |
 //! | `use:{agentId}` | make that agent current |
 //! | `approve:{sessionId}:{requestId}`, `deny:…` | answer an approval request |
+//! | `mode:{agentId}:{mode}` | set that agent's mode (`mode.rs`) |
 //! | `voice:run:{id}`, `voice:edit:…`, `voice:cancel:…` | a voice note's transcript (`voice.rs`; only its sender) |
 //! | `queue:run:{id}`, `queue:cancel:{id}` | a queued prompt: ▶ Run now — stop current, ✖ Cancel (`dequeue.rs`) |
 //! | `ans:{sessionId}:{requestId}:{choice}` | a question's option or a plan's answer (routed to `answer.rs` by `bot::handle`) |
@@ -78,6 +79,13 @@ async fn dispatch(state: &AppState, query: &CallbackQuery, data: &str) -> Result
     }
     if let Some(rest) = data.strip_prefix("deny:") {
         return approval(state, user, rest, false).await;
+    }
+    if let Some(rest) = data.strip_prefix("mode:") {
+        let place = query
+            .message
+            .as_ref()
+            .map_or((user, true), |m| (m.chat.id, m.chat.is_private()));
+        return super::mode::press(state, user, place, rest).await;
     }
     if let Some(rest) = data.strip_prefix("voice:") {
         return super::voice::press(state, query, rest).await;

@@ -10,6 +10,7 @@ pub mod dequeue;
 pub mod get;
 pub mod group;
 pub mod media;
+pub mod mode;
 pub mod new;
 pub mod notify;
 pub mod pair;
@@ -213,6 +214,7 @@ async fn handle_message(state: &AppState, message: Message) {
             "status" => status::run(&ctx).await,
             "notify" => notify::run(&ctx, cmd.args).await,
             "queue" => queue::list(&ctx).await,
+            "mode" => mode::run(&ctx, cmd.args).await,
             "unpair" => unpair::run(&ctx, cmd.args).await,
             "allowgroup" | "disallowgroup" => {
                 ctx.reply(group::ONLY_IN_GROUPS).await;

@@ -130,6 +130,8 @@ async fn publish(
         },
         Origin::Queued => None,
     };
+    // The agent's `/mode`, read before anything of the session exists.
+    let mode = crate::db::modes::get(&state.db, &agent_id).await?;
     // Files sent before the prompt in this chat go with it (`attachments`);
     // `None`: one was lost, the user has been told and nothing runs.
     let taken = match origin {
@@ -194,6 +196,7 @@ async fn publish(
         prompt: text.to_string(),
         r#continue: !fresh,
         attachments: taken.files.clone(),
+        mode,
     });
     let receivers = match commands::publish(&state.redis, &state.key, &agent_id, command).await {
         Ok(n) => n,

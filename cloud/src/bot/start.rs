@@ -17,6 +17,7 @@ its buttons: ▶ Run now — stop current, ✖ Cancel.\n\
 /agents — your agents and which are online\n\
 /use NAME — switch the current agent\n\
 /new — the next prompt starts a fresh conversation\n\
+/mode — how freely the current agent may act: plan, ask, edits or auto (buttons; /mode plan sets it)\n\
 /stop — abort the running prompt\n\
 /queue — the prompts waiting while your agent is busy, with ✖ Cancel\n\
 /get PATH — a file of the project as a document (a folder comes zipped)\n\

@@ -6,12 +6,13 @@
 //! UUID column fails), and `?` placeholders break on PostgreSQL.
 //!
 //! * [`users`], [`agents`], [`sessions`], [`pairing`], [`groups`],
-//!   [`poll_offsets`], [`notify`], [`queue`], [`topics`]: one module per table, plain
-//!   functions over [`Db`];
+//!   [`poll_offsets`], [`notify`], [`queue`], [`modes`], [`topics`]: one module per
+//!   table, plain functions over [`Db`];
 //!   rows are `#[derive(sqlx::FromRow)]` with typed ids.
 
 pub mod agents;
 pub mod groups;
+pub mod modes;
 pub mod notify;
 pub mod pairing;
 pub mod poll_offsets;
@@ -92,6 +93,7 @@ const MIGRATIONS: &[Migration] = &[
         postgres: "0005_notify_settings.sql"
     ),
     migration!(6, "0006_prompt_queue.sql"),
+    migration!(7, "0007_agent_modes.sql"),
     migration!(8, "0008_agent_topics.sql"),
 ];
 

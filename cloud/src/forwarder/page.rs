@@ -171,6 +171,21 @@ impl Line {
         )
     }
 
+    /// A status line followed by the run's mode (`✅ done in 3.0 s · plan
+    /// mode`); as it is without one. `mode` is what the daemon sent, cut
+    /// short.
+    pub fn in_mode(self, mode: &str) -> Line {
+        let mode = cut_to(mode.trim(), 16);
+        if mode.is_empty() {
+            return self;
+        }
+        let tail = format!(" · {mode} mode");
+        Line {
+            chars: self.chars + render::visible_len(&tail),
+            html: format!("{}{}", self.html, escape_html(&tail)),
+        }
+    }
+
     /// This line, cut to at most `max` units (a page smaller than a line).
     pub fn fit(self, max: usize) -> Line {
         if self.chars <= max {
@@ -482,6 +497,22 @@ mod tests {
             turns: None,
             cost_usd: None,
         }
+    }
+
+    #[test]
+    fn the_status_line_shows_the_mode() {
+        let status = Line::status(&done(DoneStatus::Ok, Some(0), None));
+        let plain = status.clone();
+        let with = status.in_mode("plan");
+        assert_eq!(with.html, format!("{} · plan mode", plain.html));
+        assert_eq!(
+            with.chars,
+            render::visible_len(&render::html_to_text(&with.html))
+        );
+        assert_eq!(plain.clone().in_mode(""), plain);
+        // Whatever a daemon sends is escaped.
+        let odd = Line::status(&done(DoneStatus::Ok, Some(0), None)).in_mode("<b>");
+        assert!(odd.html.ends_with("· &lt;b&gt; mode"), "{}", odd.html);
     }
 
     #[test]

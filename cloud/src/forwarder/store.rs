@@ -96,6 +96,9 @@ pub(super) struct Progress {
     /// The forum topic of the session's chat its messages go to (0: the
     /// chat itself); see `crate::topics`.
     pub thread: i64,
+    /// The run's mode as its `started` said (`plan`…; empty: none, or an
+    /// older daemon), shown in the status line.
+    pub mode: String,
 }
 
 /// Approval messages remembered per session. Resolved ones are kept for a
@@ -159,6 +162,7 @@ impl Progress {
             ("status_msg", self.status_msg.to_string()),
             ("pinged", u8::from(self.pinged).to_string()),
             ("thread", self.thread.to_string()),
+            ("mode", self.mode.clone()),
         ]
     }
 
@@ -188,6 +192,7 @@ impl Progress {
             status_msg: num(map, "status_msg")?,
             pinged: num::<u8>(map, "pinged")? != 0,
             thread: num(map, "thread")?,
+            mode: map.get("mode").cloned().unwrap_or_default(),
         })
     }
 }

@@ -52,6 +52,7 @@ fn started(agent: &AgentId, get: &GetFilePayload) -> OutputEvent {
         agent_id: agent.clone(),
         runner: "/get".into(),
         started_at_ms: now_ms(),
+        mode: None,
     })
 }
 

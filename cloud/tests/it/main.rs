@@ -24,6 +24,7 @@ mod forwarder_support;
 mod forwarder_topics;
 mod get;
 mod groups;
+mod modes;
 mod notify;
 mod ops;
 mod pairing;

@@ -69,6 +69,8 @@ pub(super) struct LinkSetup {
     channel: String,
     presence_key: String,
     hostname: String,
+    /// Said in the presence value (`proto::modes::PresenceModes`).
+    takes_modes: bool,
     online: watch::Sender<bool>,
     push_tx: mpsc::UnboundedSender<PushInfo>,
     push_rx: mpsc::UnboundedReceiver<PushInfo>,
@@ -87,6 +89,7 @@ impl LinkSetup {
             channel: names::agent_channel(&spec.id),
             presence_key: names::presence_key(&spec.id),
             hostname,
+            takes_modes: crate::approval::modes::takes_modes(&spec.runner),
             online,
             push_tx,
             push_rx,
@@ -321,6 +324,7 @@ impl Link {
             "hostname": self.setup.hostname,
             "version": env!("CARGO_PKG_VERSION"),
             "busy": busy,
+            "modes": self.setup.takes_modes,
         })
         .to_string();
         let mut set = redis::cmd("SET");

@@ -485,13 +485,15 @@ impl Agent {
         let give_up = CancellationToken::new();
         let (approvals, inbox) = approval::channels();
         let policy = self.settings.approval.policies.for_project(&self.spec.path);
+        // The phone's mode, clamped to this computer's policy.
+        let chosen = approval::modes::choose(policy, &self.spec.runner, cmd.mode, &self.spec.name);
         let seat = approval::board::SessionSeat {
             agent_id: self.spec.id.clone(),
             agent_name: self.spec.name.clone(),
             session_id: sid.clone(),
             answers: approvals.answers(),
         };
-        let session_approvals = SessionApprovals::new(policy, inbox)
+        let session_approvals = SessionApprovals::new(chosen.policy, inbox)
             .on_board(self.settings.approval.board.clone(), seat);
         let ctx = SessionContext {
             conn: self.link.conn(),
@@ -504,6 +506,8 @@ impl Agent {
             conversation: self.spec.conversation.clone(),
             blobs: blob_store(&self.spec),
             hostname: crate::util::names::clean_hostname(),
+            mode: chosen.mode,
+            mode_notice: chosen.notice,
         };
         let span = tracing::info_span!("session", session = %sid);
         let join = tokio::spawn(

@@ -49,6 +49,11 @@ pub struct SessionContext {
     pub blobs: crate::files::BlobStore,
     /// This computer's name, for notices about files that stay on it.
     pub hostname: String,
+    /// The run's mode after the clamp (`crate::approval::modes`); `None`
+    /// for runners that take no modes.
+    pub mode: Option<remoteagent_proto::modes::Mode>,
+    /// Why the phone's mode was not taken, said after `started`.
+    pub mode_notice: Option<String>,
 }
 
 /// How a session is told to stop, remembering who asked first (the
@@ -228,8 +233,13 @@ async fn pump(
         agent_id: ctx.agent_id.clone(),
         runner: ctx.runner.display_name(),
         started_at_ms: now_ms(),
+        mode: ctx.mode,
     }))
     .await?;
+    if let Some(text) = &ctx.mode_notice {
+        out.event(OutputEvent::Notice(NoticePayload { text: text.clone() }))
+            .await?;
+    }
     prune_logs_in_background(ctx);
 
     let spawned = crate::approval::runner_mode(
@@ -240,6 +250,7 @@ async fn pump(
         approvals.policy_kind(),
         approvals.timeout_secs(),
     )
+    .map(|approval| crate::approval::modes::with_mode(approval, &ctx.runner, ctx.mode))
     .and_then(|approval| {
         let invocation = Invocation {
             prompt: &ctx.command.prompt,
@@ -281,6 +292,9 @@ async fn pump(
     // After the runner record, which must stay the log's second line.
     for file in attached.iter().flat_map(|a| &a.files) {
         log.note(&format!("attached: {}", file.path.display()));
+    }
+    if let Some(text) = &ctx.mode_notice {
+        log.note(text);
     }
 
     let mut stdout = Utf8Stream::new();

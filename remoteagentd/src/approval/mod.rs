@@ -20,6 +20,7 @@
 
 pub mod board;
 pub mod hook;
+pub mod modes;
 pub mod policy;
 pub mod questions;
 pub mod schema;

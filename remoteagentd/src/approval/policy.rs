@@ -156,6 +156,8 @@ pub struct ProjectPolicy {
     pub policy: PolicyKind,
     pub allow_tools: Vec<ToolRule>,
     pub timeout_secs: u64,
+    /// Whether the phone's mode may be looser than `policy`.
+    pub allow_remote_loosen: bool,
 }
 
 impl Default for ProjectPolicy {
@@ -170,6 +172,7 @@ impl Default for ProjectPolicy {
                 })
                 .collect(),
             timeout_secs: DEFAULT_TIMEOUT_SECS,
+            allow_remote_loosen: false,
         }
     }
 }
@@ -216,11 +219,13 @@ impl ApprovalPolicies {
             policy,
             allow_tools,
             timeout_secs,
+            allow_remote_loosen,
         } = defaults;
         let defaults = ProjectPolicy {
             policy: *policy,
             allow_tools: parse_rules(allow_tools),
             timeout_secs: *timeout_secs,
+            allow_remote_loosen: *allow_remote_loosen,
         };
         let mut resolved = Vec::new();
         for (path, overrides) in projects {
@@ -253,6 +258,9 @@ impl ApprovalPolicies {
             }
             if let Some(secs) = o.timeout_secs {
                 policy.timeout_secs = secs;
+            }
+            if let Some(loosen) = o.allow_remote_loosen {
+                policy.allow_remote_loosen = loosen;
             }
         }
         policy
@@ -428,12 +436,14 @@ mod tests {
             policy: Some(PolicyKind::Deny),
             allow_tools: Some(vec!["Read".into(), "Bash(cargo test*)".into()]),
             timeout_secs: None,
+            allow_remote_loosen: Some(true),
         };
         let projects = [("~/code/app", &app_overrides)];
         let all = ApprovalPolicies::new(&defaults, projects, Some(home.path()));
         let p = all.for_project(&app);
         assert_eq!(p.policy, PolicyKind::Deny);
         assert_eq!(p.timeout_secs, 60, "not overridden: the default");
+        assert!(p.allow_remote_loosen);
         assert_eq!(p.allow_tools, vec![rule("Read"), rule("Bash(cargo test*)")]);
         // The same folder through a symlink is the same project.
         let link = home.path().join("link");
@@ -442,6 +452,7 @@ mod tests {
         let d = all.for_project(&other);
         assert_eq!(d.policy, PolicyKind::Ask);
         assert_eq!(d.timeout_secs, 60);
+        assert!(!d.allow_remote_loosen, "the default: stricter only");
         assert_eq!(d.allow_tools.len(), DEFAULT_ALLOW_TOOLS.len());
         // Without a home, `~/` entries cannot apply.
         let homeless = ApprovalPolicies::new(&defaults, projects, None);

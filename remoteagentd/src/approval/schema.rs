@@ -33,6 +33,9 @@ pub struct ApprovalDefaults {
     pub policy: PolicyKind,
     pub allow_tools: Vec<String>,
     pub timeout_secs: u64,
+    /// Whether the phone's `/mode` may be looser than this policy (see
+    /// `crate::approval::modes`); by default it may only be stricter.
+    pub allow_remote_loosen: bool,
 }
 
 impl Default for ApprovalDefaults {
@@ -41,6 +44,7 @@ impl Default for ApprovalDefaults {
             policy: PolicyKind::Ask,
             allow_tools: DEFAULT_ALLOW_TOOLS.iter().map(|t| t.to_string()).collect(),
             timeout_secs: DEFAULT_TIMEOUT_SECS,
+            allow_remote_loosen: false,
         }
     }
 }
@@ -52,4 +56,5 @@ pub struct ApprovalOverride {
     pub policy: Option<PolicyKind>,
     pub allow_tools: Option<Vec<String>>,
     pub timeout_secs: Option<u64>,
+    pub allow_remote_loosen: Option<bool>,
 }

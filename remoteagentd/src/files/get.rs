@@ -89,6 +89,7 @@ impl GetJob {
                 agent_id: self.agent.clone(),
                 runner: "/get".into(),
                 started_at_ms: now_ms(),
+                mode: None,
             })),
         )
         .await;

@@ -75,6 +75,32 @@ pub enum ApprovalMode {
     Hook { settings: String },
     /// A runner that cannot ask (Codex) runs in this sandbox.
     Sandbox(Sandbox),
+    /// Claude Code in one of its permission modes (`--permission-mode`,
+    /// chosen by the run's mode, `crate::approval::modes`), with the hook's
+    /// `--settings` when the daemon has one.
+    Permission {
+        mode: PermissionMode,
+        hook: Option<String>,
+    },
+}
+
+/// Claude Code's `--permission-mode` values the modes use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PermissionMode {
+    /// Plans, changes nothing.
+    Plan,
+    /// File edits accepted without asking.
+    AcceptEdits,
+}
+
+impl PermissionMode {
+    /// Claude Code's name for it.
+    pub fn claude_name(self) -> &'static str {
+        match self {
+            PermissionMode::Plan => "plan",
+            PermissionMode::AcceptEdits => "acceptEdits",
+        }
+    }
 }
 
 /// Files that came with the prompt, saved in the session's inbox
@@ -156,7 +182,8 @@ pub fn size_text(bytes: u64) -> String {
 ///
 /// - Claude Code: `claude -p <prompt> --output-format stream-json --verbose`,
 ///   plus `--add-dir <inbox>` when files came with the prompt, plus
-///   `--resume <id>` or `--continue`, plus `--settings <hook JSON>`.
+///   `--resume <id>` or `--continue`, plus `--permission-mode <mode>` (plan,
+///   acceptEdits) and `--settings <hook JSON>`.
 /// - Codex: `codex exec [--sandbox <mode>] --json [resume <id> | resume
 ///   --last] -- <prompt>`; the sandbox option comes right after `exec`,
 ///   before any `resume` subcommand, where Codex reads it; the `--` keeps a
@@ -195,8 +222,17 @@ pub fn command_line(
                 Resume::Latest => args.push("--continue".into()),
                 Resume::Id(id) => args.extend(["--resume".into(), id.to_string()]),
             }
-            if let ApprovalMode::Hook { settings } = &invocation.approval {
-                args.extend(["--settings".into(), settings.clone()]);
+            match &invocation.approval {
+                ApprovalMode::Hook { settings } => {
+                    args.extend(["--settings".into(), settings.clone()]);
+                }
+                ApprovalMode::Permission { mode, hook } => {
+                    args.extend(["--permission-mode".into(), mode.claude_name().into()]);
+                    if let Some(settings) = hook {
+                        args.extend(["--settings".into(), settings.clone()]);
+                    }
+                }
+                ApprovalMode::RunnerDefault | ApprovalMode::Sandbox(_) => {}
             }
             if let Some(hint) = invocation.hint {
                 args.extend(["--append-system-prompt".into(), hint.to_string()]);
@@ -361,6 +397,61 @@ mod tests {
             ApprovalMode::Sandbox(Sandbox::ReadOnly),
         );
         assert_eq!(a, plain(&claude, "go", Resume::Fresh).1);
+    }
+
+    #[test]
+    fn claude_gets_its_permission_mode_before_the_hook() {
+        let claude = RunnerSpec::Preset(Preset::Claude);
+        let permission = |mode, hook: Option<&str>| ApprovalMode::Permission {
+            mode,
+            hook: hook.map(str::to_string),
+        };
+        let (_, a) = line(
+            &claude,
+            "go",
+            Resume::Id("3f6d"),
+            permission(PermissionMode::Plan, Some(HOOK)),
+        );
+        assert_eq!(
+            a,
+            strings(&[
+                "-p",
+                "go",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--resume",
+                "3f6d",
+                "--permission-mode",
+                "plan",
+                "--settings",
+                HOOK
+            ])
+        );
+        let (_, a) = line(
+            &claude,
+            "go",
+            Resume::Fresh,
+            permission(PermissionMode::AcceptEdits, None),
+        );
+        assert_eq!(a[5..], strings(&["--permission-mode", "acceptEdits"]));
+        // Other runners know no permission mode.
+        let codex = RunnerSpec::Preset(Preset::Codex);
+        let (_, a) = line(
+            &codex,
+            "go",
+            Resume::Fresh,
+            permission(PermissionMode::Plan, Some(HOOK)),
+        );
+        assert_eq!(a, strings(&["exec", "--json", "--", "go"]));
+        let custom = RunnerSpec::Command(vec!["t".into()]);
+        let (_, a) = line(
+            &custom,
+            "go",
+            Resume::Fresh,
+            permission(PermissionMode::Plan, None),
+        );
+        assert_eq!(a, strings(&["go"]));
     }
 
     #[test]

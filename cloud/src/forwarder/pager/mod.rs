@@ -137,7 +137,10 @@ impl<I: Io> Pager<I> {
                 self.finish(&done, entry_id).await?;
                 return Ok(Some(done));
             }
-            OutputEvent::Started(_) | OutputEvent::Unknown => {}
+            OutputEvent::Started(s) => {
+                self.saved.more.mode = s.mode.map(|m| m.to_string()).unwrap_or_default();
+            }
+            OutputEvent::Unknown => {}
         }
         self.saved.last_id = entry_id.to_string();
         self.saved.skip = 0;
@@ -438,7 +441,7 @@ impl<I: Io> Pager<I> {
     async fn finish(&mut self, done: &DonePayload, entry_id: &str) -> Result<(), Stop> {
         self.check_failed_edit().await?;
         self.close_open_approvals().await;
-        let status = Line::status(done);
+        let status = Line::status(done).in_mode(&self.saved.more.mode);
         let withheld = (done.withheld_bytes > 0)
             .then(|| Line::withheld(done.withheld_bytes, &self.saved.agent_name));
         if self.saved.more.overflow {

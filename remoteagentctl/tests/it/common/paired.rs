@@ -82,6 +82,7 @@ impl Paired {
                 prompt: prompt.into(),
                 r#continue: false,
                 attachments: Vec::new(),
+                mode: None,
             }),
             lifetime_secs,
         )

@@ -120,6 +120,7 @@ impl Setup {
             prompt: prompt.into(),
             r#continue: false,
             attachments: Vec::new(),
+            mode: None,
         })
     }
 

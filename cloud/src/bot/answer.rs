@@ -146,6 +146,8 @@ async fn press(state: &AppState, query: &CallbackQuery, rest: &str) -> Result<St
         chat,
         user,
         private,
+        thread: None,
+        forum: private && state.topics_in_private,
     };
     match (&o.ask, choice) {
         (Asked::Question { labels, multi }, Choice::Pick(n)) if !multi => match labels.get(n) {

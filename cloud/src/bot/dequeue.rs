@@ -96,6 +96,10 @@ pub async fn run_next(state: &AppState, agent_id: &AgentId) -> Result<()> {
         chat: entry.chat_id,
         user: entry.user_id,
         private: entry.private_chat,
+        // A queued prompt's run goes to its agent's topic where the chat
+        // has topics (`publish` opens or finds it), as an album's does.
+        thread: None,
+        forum: entry.private_chat && state.topics_in_private,
     };
     if let Some(message) = entry.message_id {
         // The edit goes first: the outbox keeps a chat's messages in
@@ -151,6 +155,8 @@ async fn drop_all(
             chat: entry.chat_id,
             user: entry.user_id,
             private: entry.private_chat,
+            thread: None,
+            forum: entry.private_chat && state.topics_in_private,
         };
         ctx.reply(format!(
             "⚪ <b>{}</b> was not available when your queued prompt's turn came ({why}), so it \

@@ -55,7 +55,7 @@ pub async fn run(ctx: &Ctx<'_>, text: &str) -> Result<()> {
     };
     // In an agent's topic, the prompt is that agent's.
     if let Some(agent) = super::topics::topic_agent(ctx).await? {
-        return publish(ctx, &user, agent, text).await;
+        return publish(ctx, &user, agent, text, Origin::Typed).await;
     }
     // The user's current agent, read directly in the usual case (it is
     // theirs and active); anything else goes the long way, which explains

@@ -63,6 +63,9 @@ pub enum CommandEvent {
     /// `/get PATH`: send a file of the project (answered on the output
     /// stream of the payload's session id).
     GetFile(crate::files::GetFilePayload),
+    /// `/sessions`: list the agent's recent sessions (answered on the output
+    /// stream of the payload's session id).
+    ListSessions(crate::sessions::ListSessionsPayload),
     /// An event this build does not know; skipped by readers.
     #[serde(rename = "unknown")]
     Unknown,
@@ -74,6 +77,7 @@ tolerant_deserialize!(CommandEvent {
     "approval" => Approval,
     "unpaired" => Unpaired,
     "get_file" => GetFile,
+    "list_sessions" => ListSessions,
 });
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +93,10 @@ pub struct CommandPayload {
     /// one of them is missing or its hash differs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<crate::files::Attachment>,
+    /// Continue this session (a conversation id from `/sessions`) instead
+    /// of the agent's last one; wins over `continue`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +139,8 @@ pub enum OutputEvent {
     Notice(NoticePayload),
     /// A file for the chat (`/get`, or the runner's outbox), in a blob key.
     File(crate::files::FilePayload),
+    /// The agent's recent sessions (the answer to `list_sessions`).
+    Sessions(crate::sessions::SessionsPayload),
     /// The session ended. Always the last event of a stream.
     Done(DonePayload),
     /// An event this build does not know; skipped by readers.
@@ -145,6 +155,7 @@ tolerant_deserialize!(OutputEvent {
     "approval_resolved" => ApprovalResolved,
     "notice" => Notice,
     "file" => File,
+    "sessions" => Sessions,
     "done" => Done,
 });
 
@@ -441,6 +452,7 @@ mod tests {
             prompt: "fix the tests".into(),
             r#continue: true,
             attachments: Vec::new(),
+            resume: None,
         });
         let json = serde_json::to_value(&ev).unwrap();
         assert_eq!(

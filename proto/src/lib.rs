@@ -17,6 +17,8 @@
 //!   and whether there is one), shared by the daemon and the cloud.
 //! * [`files`]: files between phone and project (attachments, `/get`, the
 //!   outbox): their description, blob keys, safe names and limits.
+//! * [`sessions`]: the conversations an agent's runner had (`/sessions`,
+//!   `remoteagentctl sessions`, resuming one).
 //! * [`text`]: cleaning remote text (names, prompts) before it is stored or
 //!   shown.
 //! * [`elapsed`]: the one way a span of time is written for people
@@ -37,6 +39,7 @@ pub mod keys;
 pub mod names;
 pub mod rfc3339;
 pub mod runner;
+pub mod sessions;
 pub mod stream;
 pub mod text;
 pub mod token;

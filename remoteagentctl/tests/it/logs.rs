@@ -268,6 +268,7 @@ async fn follow_without_an_agent_follows_every_agent_and_names_each_line() {
             prompt: "from api".into(),
             r#continue: false,
             attachments: Vec::new(),
+            resume: None,
         }),
         30,
     )

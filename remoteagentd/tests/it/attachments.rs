@@ -47,6 +47,7 @@ fn with_files(sid: &SessionId, prompt: &str, files: Vec<Attachment>) -> CommandE
         prompt: prompt.into(),
         r#continue: false,
         attachments: files,
+        resume: None,
     })
 }
 

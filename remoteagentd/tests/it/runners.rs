@@ -202,6 +202,7 @@ impl Home {
                 prompt: text.into(),
                 r#continue: continue_,
                 attachments: Vec::new(),
+                resume: None,
             }))
             .await;
         let events = setup.wait_done(&session).await;
@@ -321,6 +322,7 @@ async fn claude_streams_readable_text_and_resumes_its_conversation() {
             prompt: "long task".into(),
             r#continue: false,
             attachments: Vec::new(),
+            resume: None,
         }))
         .await;
     let reported = wait_for(WAIT, || async {

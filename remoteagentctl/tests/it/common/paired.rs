@@ -82,6 +82,7 @@ impl Paired {
                 prompt: prompt.into(),
                 r#continue: false,
                 attachments: Vec::new(),
+                resume: None,
             }),
             lifetime_secs,
         )

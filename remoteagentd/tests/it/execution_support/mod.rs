@@ -75,6 +75,9 @@ impl Setup {
                     root: logs.path().join("inbox"),
                     limits: Default::default(),
                 },
+                conversations: remoteagentd::conversations::History::new(
+                    logs.path().join("conversations"),
+                ),
             }),
             logs,
             redis,
@@ -120,6 +123,7 @@ impl Setup {
             prompt: prompt.into(),
             r#continue: false,
             attachments: Vec::new(),
+            resume: None,
         })
     }
 

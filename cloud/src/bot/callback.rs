@@ -7,6 +7,7 @@
 //! | `stop:{sessionId}` | abort that session |
 //! | `use:{agentId}` | make that agent current |
 //! | `approve:{sessionId}:{requestId}`, `deny:…` | answer an approval request |
+//! | `sres:{list}:{n}` | ▶ Resume: the next prompt continues that session (`sessions/`; owner only) |
 //! | `voice:run:{id}`, `voice:edit:…`, `voice:cancel:…` | a voice note's transcript (`voice.rs`; only its sender) |
 //!
 //! An answered approval request loses its buttons at once (so it cannot be
@@ -76,6 +77,9 @@ async fn dispatch(state: &AppState, query: &CallbackQuery, data: &str) -> Result
     }
     if let Some(rest) = data.strip_prefix("deny:") {
         return approval(state, user, rest, false).await;
+    }
+    if let Some(rest) = data.strip_prefix("sres:") {
+        return super::sessions::press(state, query, rest).await;
     }
     if let Some(rest) = data.strip_prefix("voice:") {
         return super::voice::press(state, query, rest).await;

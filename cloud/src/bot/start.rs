@@ -14,7 +14,8 @@ A voice note is transcribed and shown with ▶ Run (when the cloud has speech to
 Files your agent writes to <code>.remoteagent/outbox/</code> arrive here when the run ends.\n\
 /agents — your agents and which are online\n\
 /use NAME — switch the current agent\n\
-/new — the next prompt starts a fresh conversation\n\
+/new — the next prompt starts a new session\n\
+/sessions — the agent's recent sessions; ▶ Resume makes the next prompt continue one\n\
 /stop — abort the running prompt\n\
 /get PATH — a file of the project as a document (a folder comes zipped)\n\
 /status — current agent, running prompt, plan\n\

@@ -136,7 +136,8 @@ impl<I: Io> Pager<I> {
                 self.finish(&done, entry_id).await?;
                 return Ok(Some(done));
             }
-            OutputEvent::Started(_) | OutputEvent::Unknown => {}
+            // `sessions` answers `/sessions` on a stream of its own (`bot/sessions`).
+            OutputEvent::Started(_) | OutputEvent::Sessions(_) | OutputEvent::Unknown => {}
         }
         self.saved.last_id = entry_id.to_string();
         self.saved.skip = 0;

@@ -143,7 +143,10 @@ mod tests {
 
     #[test]
     fn a_first_prompt_is_one_short_line() {
-        assert_eq!(first_prompt("fix\nthe  \x1b[31mtests\x1b[0m"), "fix the tests");
+        assert_eq!(
+            first_prompt("fix\nthe  \x1b[31mtests\x1b[0m"),
+            "fix the tests"
+        );
         let long = "word ".repeat(100);
         let cut = first_prompt(&long);
         assert_eq!(cut.chars().count(), MAX_FIRST_PROMPT_CHARS);

@@ -11,7 +11,10 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<()> {
     };
     users::set_next_new(&ctx.state.db, ctx.user, true).await?;
     super::sessions::clear(ctx.state, ctx.user, &agent.id).await?;
-    ctx.reply("🆕 Your next prompt starts a new conversation.")
-        .await;
+    ctx.reply(format!(
+        "🆕 Your next prompt to <b>{}</b> starts a new session.",
+        crate::telegram::escape_html(&agent.name)
+    ))
+    .await;
     Ok(())
 }

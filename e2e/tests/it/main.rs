@@ -11,5 +11,6 @@ mod flow;
 mod recovery;
 mod reliability;
 mod security_cloud;
+mod sessions;
 mod setup;
 mod voice;

@@ -15,7 +15,10 @@ use crate::client::Client;
 use crate::error::CliError;
 
 pub async fn run(client: &mut Client, agent: String, json: bool) -> Result<(), CliError> {
-    let list = match client.call(Request::Sessions(AgentRequest { agent })).await? {
+    let list = match client
+        .call(Request::Sessions(AgentRequest { agent }))
+        .await?
+    {
         Response::Sessions(list) => list,
         other => return Err(CliError::error(format!("unexpected answer: {other:?}"))),
     };
@@ -113,14 +116,20 @@ mod tests {
             ],
         };
         let out = text(&list, 121_000).join("\n");
-        assert!(out.starts_with("Sessions of web in /p, newest first:"), "{out}");
+        assert!(
+            out.starts_with("Sessions of web in /p, newest first:"),
+            "{out}"
+        );
         assert!(out.contains("1m 0s ago"), "{out}");
         assert!(out.contains("1 run"), "{out}");
         assert!(out.contains("$0.13"), "{out}");
         assert!(out.contains("“fix the tests”"), "{out}");
         assert!(out.contains("  #1  cd /p && claude --resume a1"), "{out}");
         assert!(out.contains("  #2  (aider cannot resume"), "{out}");
-        assert!(!out.contains('\u{1b}') && !out.contains('\u{202e}'), "{out}");
+        assert!(
+            !out.contains('\u{1b}') && !out.contains('\u{202e}'),
+            "{out}"
+        );
         let empty = AgentSessions {
             sessions: Vec::new(),
             ..list

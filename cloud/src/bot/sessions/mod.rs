@@ -147,10 +147,19 @@ mod tests {
             125_000,
         );
         assert!(text.starts_with("🗂 Sessions of <b>hello</b>"), "{text}");
-        assert!(text.contains("1m 5s ago · 2 runs · 9 turns · $0.09"), "{text}");
+        assert!(
+            text.contains("1m 5s ago · 2 runs · 9 turns · $0.09"),
+            "{text}"
+        );
         assert!(text.contains("· 1 run\n"), "{text}");
-        assert!(text.contains("“fix &lt;b&gt;the&lt;/b&gt; tests”"), "{text}");
-        assert!(!text.contains("0f1e2d3c") && !text.contains("a9b8c7d6"), "{text}");
+        assert!(
+            text.contains("“fix &lt;b&gt;the&lt;/b&gt; tests”"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("0f1e2d3c") && !text.contains("a9b8c7d6"),
+            "{text}"
+        );
         assert!(!text.contains("(s)"), "{text}");
         assert_eq!(
             list_text("hello", &[], 0),

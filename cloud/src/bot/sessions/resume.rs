@@ -144,7 +144,10 @@ pub async fn press(state: &AppState, query: &CallbackQuery, rest: &str) -> Resul
             tracing::warn!(chat, error = %e, "saying which session continues");
         }
     });
-    Ok(format!("Your next prompt to {} continues that session.", agent.name))
+    Ok(format!(
+        "Your next prompt to {} continues that session.",
+        agent.name
+    ))
 }
 
 /// The session the user's next prompt to `agent` continues, if one was

@@ -69,10 +69,14 @@ impl Waiter {
                     super::super::prompt::offline_text(&self.agent)
                 }
             }
-            End::Unfinished => format!("⚠️ <b>{name}</b> did not finish its list of sessions in time."),
+            End::Unfinished => {
+                format!("⚠️ <b>{name}</b> did not finish its list of sessions in time.")
+            }
             End::Unreadable(e) => {
                 tracing::error!(agent = %self.agent.id, request = %self.request, error = %e, "reading a /sessions answer");
-                format!("⚠️ The list of sessions of <b>{name}</b> could not be read. Please try again.")
+                format!(
+                    "⚠️ The list of sessions of <b>{name}</b> could not be read. Please try again."
+                )
             }
         };
         self.say(words).await;
@@ -115,8 +119,7 @@ impl Waiter {
     /// Reads the answer's stream until `done` or a deadline.
     async fn follow(&self) -> End {
         let stream_key = names::output_stream(&self.agent.id, &self.request);
-        let mut done_by =
-            Instant::now() + Duration::from_secs(self.state.config.get_answer_secs);
+        let mut done_by = Instant::now() + Duration::from_secs(self.state.config.get_answer_secs);
         let mut answered = false;
         let mut said_something = false;
         let mut last_id = "0-0".to_string();
@@ -129,7 +132,11 @@ impl Waiter {
             .count(16);
         loop {
             if Instant::now() >= done_by {
-                return if answered { End::Unfinished } else { End::Silent };
+                return if answered {
+                    End::Unfinished
+                } else {
+                    End::Silent
+                };
             }
             if conn.is_none() {
                 conn = match self.connect().await {

@@ -102,7 +102,7 @@ mod tests {
                 last_at_ms: 61_000,
                 runs: 1,
                 turns: Some(3),
-                cost_usd: Usd::from_dollars(0.125),
+                cost_usd: Usd::from_dollars(0.126),
             },
             resume_command: command.map(str::to_string),
         };

@@ -99,7 +99,7 @@ impl History {
             .into_iter()
             .filter(|s| valid_conversation_id(&s.id))
             .collect();
-        sessions.sort_by(|a, b| b.last_at_ms.cmp(&a.last_at_ms));
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.last_at_ms));
         sessions.truncate(MAX_SESSIONS);
         Ok(sessions)
     }

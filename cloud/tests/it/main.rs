@@ -28,6 +28,7 @@ mod ops;
 mod pairing;
 mod poll;
 mod redis_blocking;
+mod sessions;
 mod telegram_client;
 mod telegram_outbox;
 mod voice;

@@ -44,6 +44,7 @@ pub mod stream;
 pub mod text;
 pub mod token;
 pub mod url;
+pub mod usd;
 
 pub use ids::{AgentId, IdError, PairingId, SessionId};
 

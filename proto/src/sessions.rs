@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::SessionId;
-use crate::events::Usd;
+use crate::usd::Usd;
 
 /// How many sessions the daemon remembers per agent (the newest).
 pub const MAX_SESSIONS: usize = 20;

@@ -10,7 +10,7 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<()> {
         return Ok(());
     };
     users::set_next_new(&ctx.state.db, ctx.user, true).await?;
-    super::sessions::clear(ctx.state, ctx.user, &agent.id).await?;
+    crate::resume_choice::clear(ctx.state, ctx.user, &agent.id).await?;
     ctx.reply(format!(
         "🆕 Your next prompt to <b>{}</b> starts a new session.",
         crate::telegram::escape_html(&agent.name)

@@ -151,7 +151,7 @@ async fn publish(
         }
     }
     // A session chosen with ▶ Resume (`/sessions`) goes with this prompt.
-    let resume = super::sessions::pending(state, ctx.user, &agent_id).await?;
+    let resume = crate::resume_choice::pending(state, ctx.user, &agent_id).await?;
     let command = CommandEvent::Command(CommandPayload {
         session_id: session_id.clone(),
         prompt: text.to_string(),
@@ -196,7 +196,7 @@ async fn publish(
         users::set_next_new(&state.db, ctx.user, false).await?;
     }
     if resume.is_some() {
-        super::sessions::taken(state, ctx.user, &agent_id).await?;
+        crate::resume_choice::taken(state, ctx.user, &agent_id).await?;
     }
     agents::touch(&state.db, &agent.id).await?;
     tracing::info!(agent = %agent_id, session = %session_id, chat = ctx.chat, fresh, "prompt published");

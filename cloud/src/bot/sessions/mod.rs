@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::telegram::{InlineButton, InlineKeyboard, escape_html};
 
-pub use resume::{Resume, clear, pending, press, taken};
+pub use resume::press;
 
 /// Sessions shown at most (the daemon keeps 20).
 const SHOWN: usize = 10;

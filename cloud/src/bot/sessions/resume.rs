@@ -5,9 +5,8 @@
 //!   which agent, and each session's id, first prompt and time. Buttons
 //!   carry `sres:{list}:{n}` (the ids stay out of the chat and fit the 64
 //!   bytes of callback data).
-//! - `ra:resume:{user}:{agentId}` ([`KEEP_SECS`]): the session the user's
-//!   next prompt to that agent continues (the command's `resume`). Taken
-//!   by that prompt once published; `/new` removes it.
+//! - `ra:resume:{user}:{agentId}`: the choice, kept by
+//!   `crate::resume_choice` for the next prompt to that agent.
 
 use remoteagent_proto::AgentId;
 use remoteagent_proto::sessions::SessionSummary;
@@ -29,24 +28,11 @@ const EXPIRED: &str = "This list is too old; send /sessions again.";
 struct Shown {
     user: i64,
     agent_id: AgentId,
-    sessions: Vec<Resume>,
-}
-
-/// A session chosen with ▶ Resume: what the next prompt continues.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Resume {
-    /// The runner's conversation id.
-    pub id: String,
-    pub first_prompt: String,
-    pub last_at_ms: u64,
+    sessions: Vec<crate::resume_choice::Resume>,
 }
 
 fn list_key(list: &str) -> String {
     format!("ra:sessions:{list}")
-}
-
-fn resume_key(user: i64, agent: &AgentId) -> String {
-    format!("ra:resume:{user}:{agent}")
 }
 
 pub(super) fn button_data(list: &str, n: usize) -> String {
@@ -71,7 +57,7 @@ pub(super) async fn keep_list(
         agent_id: agent.clone(),
         sessions: sessions
             .iter()
-            .map(|s| Resume {
+            .map(|s| crate::resume_choice::Resume {
                 id: s.id.clone(),
                 first_prompt: s.first_prompt.clone(),
                 last_at_ms: s.last_at_ms,
@@ -119,14 +105,7 @@ pub async fn press(state: &AppState, query: &CallbackQuery, rest: &str) -> Resul
     let Some(chosen) = shown.sessions.get(n) else {
         return Ok(EXPIRED.into());
     };
-    let json = serde_json::to_string(chosen).map_err(Error::internal)?;
-    redis::cmd("SET")
-        .arg(resume_key(user, &agent.id))
-        .arg(json)
-        .arg("EX")
-        .arg(KEEP_SECS)
-        .query_async::<()>(&mut state.redis.clone())
-        .await?;
+    crate::resume_choice::choose(state, user, &agent.id, chosen).await?;
     // A `/new` sent before is overruled by the choice made after it.
     users::set_next_new(&state.db, user, false).await?;
     tracing::info!(user, agent = %agent.id, "a session was chosen to continue");
@@ -148,31 +127,6 @@ pub async fn press(state: &AppState, query: &CallbackQuery, rest: &str) -> Resul
         "Your next prompt to {} continues that session.",
         agent.name
     ))
-}
-
-/// The session the user's next prompt to `agent` continues, if one was
-/// chosen.
-pub async fn pending(state: &AppState, user: i64, agent: &AgentId) -> Result<Option<Resume>> {
-    let json: Option<String> = redis::cmd("GET")
-        .arg(resume_key(user, agent))
-        .query_async(&mut state.redis.clone())
-        .await?;
-    Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
-}
-
-/// The chosen session went with a prompt: later prompts continue the
-/// agent's last session as usual (which is now this one).
-pub async fn taken(state: &AppState, user: i64, agent: &AgentId) -> Result<()> {
-    clear(state, user, agent).await
-}
-
-/// `/new`: no chosen session any more.
-pub async fn clear(state: &AppState, user: i64, agent: &AgentId) -> Result<()> {
-    redis::cmd("DEL")
-        .arg(resume_key(user, agent))
-        .query_async::<i64>(&mut state.redis.clone())
-        .await?;
-    Ok(())
 }
 
 #[cfg(test)]

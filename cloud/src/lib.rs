@@ -35,6 +35,7 @@ pub mod plans;
 pub mod poll;
 pub mod rate_limit;
 pub mod redis_acl;
+pub mod resume_choice;
 pub mod state;
 pub mod stt;
 pub mod telegram;

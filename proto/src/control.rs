@@ -73,6 +73,9 @@ pub enum Request {
     /// request was already answered, [`ErrorCode::NotFound`] for an unknown
     /// id and [`ErrorCode::Ambiguous`] for a prefix of several.
     ApprovalAnswer(ApprovalAnswerRequest),
+    /// `remoteagentctl sessions NAME`: the agent's recent sessions
+    /// (conversations with the AI). Answered with [`Response::Sessions`].
+    Sessions(AgentRequest),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -346,6 +349,8 @@ pub enum Response {
         /// What the phone's message shows ("approved from your computer").
         reason: String,
     },
+    /// The answer to [`Request::Sessions`].
+    Sessions(crate::sessions::AgentSessions),
     /// The answer to [`Request::Approval`].
     ApprovalDecision {
         allow: bool,

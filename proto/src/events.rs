@@ -13,6 +13,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::{AgentId, SessionId};
 
+pub use crate::usd::Usd;
+
 /// The outer shape of every event, read first so that an unknown `event`
 /// name can be skipped whatever its payload looks like.
 #[derive(Deserialize)]
@@ -63,6 +65,9 @@ pub enum CommandEvent {
     /// `/get PATH`: send a file of the project (answered on the output
     /// stream of the payload's session id).
     GetFile(crate::files::GetFilePayload),
+    /// `/sessions`: list the agent's recent sessions (answered on the output
+    /// stream of the payload's session id).
+    ListSessions(crate::sessions::ListSessionsPayload),
     /// An event this build does not know; skipped by readers.
     #[serde(rename = "unknown")]
     Unknown,
@@ -74,6 +79,7 @@ tolerant_deserialize!(CommandEvent {
     "approval" => Approval,
     "unpaired" => Unpaired,
     "get_file" => GetFile,
+    "list_sessions" => ListSessions,
 });
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +103,10 @@ pub struct CommandPayload {
         deserialize_with = "crate::modes::lenient"
     )]
     pub mode: Option<crate::modes::Mode>,
+    /// Continue this session (a conversation id from `/sessions`) instead
+    /// of the agent's last one; wins over `continue`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +153,8 @@ pub enum OutputEvent {
     Notice(NoticePayload),
     /// A file for the chat (`/get`, or the runner's outbox), in a blob key.
     File(crate::files::FilePayload),
+    /// The agent's recent sessions (the answer to `list_sessions`).
+    Sessions(crate::sessions::SessionsPayload),
     /// The session ended. Always the last event of a stream.
     Done(DonePayload),
     /// An event this build does not know; skipped by readers.
@@ -157,6 +169,7 @@ tolerant_deserialize!(OutputEvent {
     "approval_resolved" => ApprovalResolved,
     "notice" => Notice,
     "file" => File,
+    "sessions" => Sessions,
     "done" => Done,
 });
 
@@ -356,44 +369,6 @@ impl StoppedBy {
     }
 }
 
-/// An amount of US dollars, kept in millionths so that it compares exactly;
-/// on the wire a plain JSON number of dollars (`0.0912`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Usd {
-    micros: u64,
-}
-
-impl Usd {
-    /// `dollars` rounded to a millionth; `None` unless finite and not
-    /// negative.
-    pub fn from_dollars(dollars: f64) -> Option<Usd> {
-        if !(0.0..=1e12).contains(&dollars) {
-            return None;
-        }
-        Some(Usd {
-            micros: (dollars * 1e6).round() as u64,
-        })
-    }
-
-    pub fn dollars(self) -> f64 {
-        self.micros as f64 / 1e6
-    }
-}
-
-impl Serialize for Usd {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(self.dollars())
-    }
-}
-
-impl<'de> Deserialize<'de> for Usd {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let dollars = f64::deserialize(d)?;
-        Usd::from_dollars(dollars)
-            .ok_or_else(|| D::Error::custom(format!("not an amount of dollars: {dollars}")))
-    }
-}
-
 /// Outcome of a pairing, published on `pair:{pairingId}`.
 #[derive(Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", content = "payload", rename_all = "snake_case")]
@@ -470,6 +445,7 @@ mod tests {
             r#continue: true,
             attachments: Vec::new(),
             mode: None,
+            resume: None,
         });
         let json = serde_json::to_value(&ev).unwrap();
         assert_eq!(

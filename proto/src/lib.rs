@@ -18,6 +18,8 @@
 //!   and whether there is one), shared by the daemon and the cloud.
 //! * [`files`]: files between phone and project (attachments, `/get`, the
 //!   outbox): their description, blob keys, safe names and limits.
+//! * [`sessions`]: the conversations an agent's runner had (`/sessions`,
+//!   `remoteagentctl sessions`, resuming one).
 //! * [`text`]: cleaning remote text (names, prompts) before it is stored or
 //!   shown.
 //! * [`questions`]: Claude Code's questions and plans shown as buttons
@@ -42,10 +44,12 @@ pub mod names;
 pub mod questions;
 pub mod rfc3339;
 pub mod runner;
+pub mod sessions;
 pub mod stream;
 pub mod text;
 pub mod token;
 pub mod url;
+pub mod usd;
 
 pub use ids::{AgentId, IdError, PairingId, SessionId};
 

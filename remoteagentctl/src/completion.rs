@@ -28,7 +28,7 @@ pub const AGENTS_HELPER: &str = "__complete-agents";
 /// How long completion waits for the daemon: a TAB must never hang.
 pub const ANSWER_WITHIN: Duration = Duration::from_millis(700);
 /// The subcommands whose positional `agent` names an agent.
-const AGENT_COMMANDS: &[&str] = &["stop", "logs", "unpair"];
+const AGENT_COMMANDS: &[&str] = &["stop", "logs", "sessions", "unpair"];
 
 /// `--runner`'s parser: the presets' names as possible values (help and
 /// completion show them), any case accepted.

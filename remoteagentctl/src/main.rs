@@ -32,7 +32,7 @@ use crate::error::{CliError, exit};
 const EXIT_CODES: &str = "Exit codes: 0 ok, 1 error (`service status`: not active, or no service manager), 2 usage, 3 daemon not running, 4 agent/run/approval request not found or ambiguous.";
 
 #[derive(Debug, Parser)]
-#[command(name = "remoteagentctl", version, disable_help_subcommand = true, about = "Control remoteagentd: pair project folders with Telegram, list, stop, logs, answer approval requests, unpair.", after_help = EXIT_CODES)]
+#[command(name = "remoteagentctl", version, disable_help_subcommand = true, about = "Control remoteagentd: pair project folders with Telegram, list, stop, logs, sessions, answer approval requests, unpair.", after_help = EXIT_CODES)]
 struct Cli {
     /// The daemon's control socket.
     #[arg(long, global = true, env = "REMOTEAGENT_SOCKET", value_name = "PATH")]
@@ -84,6 +84,13 @@ enum Command {
     /// or one --run, or all --since a time; -f follows new lines (and later
     /// runs); --list lists the runs.
     Logs(commands::logs::LogsArgs),
+    /// List an agent's recent sessions (conversations with the AI: when,
+    /// runs, turns, cost, first prompt) and the command that continues each
+    /// in a terminal in the project (`claude --resume ID`).
+    Sessions {
+        /// Agent name or id prefix.
+        agent: String,
+    },
     /// List the tool-approval requests waiting for an answer, of all agents.
     Approvals,
     /// Approve a waiting tool-approval request (instead of on the phone);
@@ -240,6 +247,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Stop { agent } => commands::stop::run(&mut client, agent, json).await,
         Command::Logs(args) => commands::logs::run(&mut client, args, json).await,
         Command::Unpair { agent } => commands::unpair::run(&mut client, agent, json).await,
+        Command::Sessions { agent } => commands::sessions::run(&mut client, agent, json).await,
         Command::Approvals => commands::approvals::list(&mut client, json).await,
         Command::Approve { id, reason, answer } => {
             commands::approvals::answer(&mut client, id, true, reason, answer, json).await

@@ -86,6 +86,7 @@ pub async fn run_with_ready(
             root: paths.inbox_root.clone(),
             limits: config.attachments.limits(),
         },
+        conversations: crate::conversations::History::new(paths.conversations_dir.clone()),
     };
     let secrets = SecretStore::new(config.secret_store, paths.secrets_dir.clone());
     let state = StateDir::new(paths.agents_dir.clone());

@@ -46,6 +46,7 @@ pub mod session_log;
 
 pub mod config;
 pub mod control;
+pub mod conversations;
 pub mod daemon;
 pub mod logging;
 pub mod man;

@@ -57,6 +57,9 @@ pub struct Paths {
     /// `$XDG_STATE_HOME/remoteagent/inbox/`: `{agentId}/{sessionId}/`, the
     /// files sent from the phone with a prompt (see `inbox`).
     pub inbox_root: PathBuf,
+    /// `$XDG_STATE_HOME/remoteagent/conversations/`: `{agentId}.json`, the
+    /// agent's recent sessions (see `conversations`).
+    pub conversations_dir: PathBuf,
     /// `$XDG_RUNTIME_DIR/remoteagent/remoteagentd.sock`.
     pub socket: PathBuf,
 }
@@ -72,6 +75,7 @@ impl Paths {
             log_root: dirs.state.join("logs"),
             envelopes_dir: dirs.state.join("envelopes"),
             inbox_root: dirs.state.join("inbox"),
+            conversations_dir: dirs.state.join("conversations"),
             socket: default_socket_path(),
         })
     }

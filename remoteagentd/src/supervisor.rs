@@ -476,6 +476,9 @@ impl Supervisor {
         if let Err(e) = self.state.remove(id) {
             tracing::warn!(agent = %id, error = %e, "could not delete the agent's metadata");
         }
+        if let Err(e) = self.settings().conversations.remove(id) {
+            tracing::warn!(agent = %id, error = %e, "could not delete the agent's list of sessions");
+        }
         // Its envelopes can no longer verify (nobody pins its key): the
         // record of seen ones has nothing left to guard.
         self.settings().seen.forget(id);
@@ -581,6 +584,7 @@ mod tests {
                 root: root.join("inbox"),
                 limits: Default::default(),
             },
+            conversations: crate::conversations::History::new(root.join("conversations")),
         };
         let (s, _rx) = Supervisor::new(
             Config::default(),

@@ -8,6 +8,7 @@
 //! | `use:{agentId}` | make that agent current |
 //! | `approve:{sessionId}:{requestId}`, `deny:…` | answer an approval request |
 //! | `mode:{agentId}:{mode}` | set that agent's mode (`mode.rs`) |
+//! | `sres:{list}:{n}` | ▶ Resume: the next prompt continues that session (`sessions/`; owner only) |
 //! | `voice:run:{id}`, `voice:edit:…`, `voice:cancel:…` | a voice note's transcript (`voice.rs`; only its sender) |
 //! | `queue:run:{id}`, `queue:cancel:{id}` | a queued prompt: ▶ Run now — stop current, ✖ Cancel (`dequeue.rs`) |
 //! | `ans:{sessionId}:{requestId}:{choice}` | a question's option or a plan's answer (routed to `answer.rs` by `bot::handle`) |
@@ -86,6 +87,9 @@ async fn dispatch(state: &AppState, query: &CallbackQuery, data: &str) -> Result
             .as_ref()
             .map_or((user, true), |m| (m.chat.id, m.chat.is_private()));
         return super::mode::press(state, user, place, rest).await;
+    }
+    if let Some(rest) = data.strip_prefix("sres:") {
+        return super::sessions::press(state, query, rest).await;
     }
     if let Some(rest) = data.strip_prefix("voice:") {
         return super::voice::press(state, query, rest).await;

@@ -16,6 +16,7 @@ pub mod notify;
 pub mod pair;
 pub mod prompt;
 pub mod queue;
+pub mod sessions;
 pub mod start;
 pub mod status;
 pub mod stop;
@@ -211,6 +212,7 @@ async fn handle_message(state: &AppState, message: Message) {
             "new" => new::run(&ctx).await,
             "stop" => stop::run(&ctx).await,
             "get" => get::run(&ctx, cmd.args).await,
+            "sessions" => sessions::run(&ctx).await,
             "status" => status::run(&ctx).await,
             "notify" => notify::run(&ctx, cmd.args).await,
             "queue" => queue::list(&ctx).await,

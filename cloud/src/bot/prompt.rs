@@ -191,12 +191,15 @@ async fn publish(
             return Err(e.into());
         }
     }
+    // A session chosen with ▶ Resume (`/sessions`) goes with this prompt.
+    let resume = crate::resume_choice::pending(state, ctx.user, &agent_id).await?;
     let command = CommandEvent::Command(CommandPayload {
         session_id: session_id.clone(),
         prompt: text.to_string(),
         r#continue: !fresh,
         attachments: taken.files.clone(),
         mode,
+        resume: resume.as_ref().map(|r| r.id.clone()),
     });
     let receivers = match commands::publish(&state.redis, &state.key, &agent_id, command).await {
         Ok(n) => n,
@@ -233,6 +236,9 @@ async fn publish(
     }
     if fresh {
         users::set_next_new(&state.db, ctx.user, false).await?;
+    }
+    if resume.is_some() {
+        crate::resume_choice::taken(state, ctx.user, &agent_id).await?;
     }
     agents::touch(&state.db, &agent.id).await?;
     tracing::info!(agent = %agent_id, session = %session_id, chat = ctx.chat, fresh, "prompt published");

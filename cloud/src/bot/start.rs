@@ -16,8 +16,9 @@ A prompt sent while your agent is busy waits in its queue and runs when the run 
 its buttons: ▶ Run now — stop current, ✖ Cancel.\n\
 /agents — your agents and which are online\n\
 /use NAME — switch the current agent\n\
-/new — the next prompt starts a fresh conversation\n\
+/new — the next prompt starts a new session\n\
 /mode — how freely the current agent may act: plan, ask, edits or auto (buttons; /mode plan sets it)\n\
+/sessions — the agent's recent sessions; ▶ Resume makes the next prompt continue one\n\
 /stop — abort the running prompt\n\
 /queue — the prompts waiting while your agent is busy, with ✖ Cancel\n\
 /get PATH — a file of the project as a document (a folder comes zipped)\n\

@@ -39,7 +39,7 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<()> {
                 None => lines.push("Nothing running.".into()),
             }
             if user.next_new {
-                lines.push("The next prompt starts a new conversation.".into());
+                lines.push("The next prompt starts a new session.".into());
             }
         }
         None => lines.push("No agent selected (/agents).".into()),

@@ -154,7 +154,7 @@ pub const SETTINGS: &[Setting] = &[
     setting(
         "GET_ANSWER_SECS",
         DefaultValue::Value("20"),
-        "how long /get waits for the daemon's first answer (at least 1)",
+        "how long /get and /sessions wait for the daemon's first answer (at least 1)",
     ),
     setting(
         "TRUSTED_PROXIES",

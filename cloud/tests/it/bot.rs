@@ -106,7 +106,8 @@ async fn a_prompt_becomes_a_signed_command_and_a_forwarded_session(app: &TestApp
     // /new: the next prompt does not continue the conversation, the one
     // after it does again.
     app.say(user, "/new").await;
-    app.expect_message(user, "new conversation").await;
+    app.expect_message(user, "Your next prompt to proj starts a new session.")
+        .await;
     app.say(user, "start over").await;
     let CommandEvent::Command(fresh) = next_command(app, &mut sub, &agent).await else {
         panic!("expected a command");

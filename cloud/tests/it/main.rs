@@ -32,6 +32,7 @@ mod poll;
 mod queue;
 mod questions;
 mod redis_blocking;
+mod sessions;
 mod telegram_client;
 mod telegram_outbox;
 mod topics;

@@ -14,6 +14,7 @@ mod queue;
 mod recovery;
 mod reliability;
 mod security_cloud;
+mod sessions;
 mod setup;
 mod topics;
 mod voice;

@@ -269,6 +269,7 @@ async fn follow_without_an_agent_follows_every_agent_and_names_each_line() {
             r#continue: false,
             attachments: Vec::new(),
             mode: None,
+            resume: None,
         }),
         30,
     )

@@ -18,4 +18,5 @@ mod readme;
 mod reload;
 mod service;
 mod service_control;
+mod session_list;
 mod sessions;

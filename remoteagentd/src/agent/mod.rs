@@ -423,6 +423,7 @@ impl Agent {
                 return Flow::Stop;
             }
             CommandEvent::GetFile(get) => self.answer_get(get),
+            CommandEvent::ListSessions(list) => self.answer_list_sessions(list),
             CommandEvent::Unknown => {
                 tracing::info!("skipped a command of a kind this daemon does not know")
             }
@@ -472,7 +473,8 @@ impl Agent {
             self.settings.max_prompt_bytes,
             &self.spec.name,
             busy,
-        );
+        )
+        .or_else(|| crate::conversations::resume_refusal(&cmd));
         if let Some(message) = refusal {
             // Files sent with it are not kept: the owner must know to send
             // them again.
@@ -540,6 +542,20 @@ impl Agent {
         };
         let span = tracing::info_span!("get", session = %get.session_id);
         self.gets.spawn(job.run(get).instrument(span));
+    }
+
+    /// Answers `/sessions` in a task of its own, beside `/get`s (it only
+    /// reads a small file), so a running session neither waits nor holds
+    /// it up.
+    fn answer_list_sessions(&mut self, list: remoteagent_proto::sessions::ListSessionsPayload) {
+        while self.gets.try_join_next().is_some() {}
+        let job = crate::conversations::answer::ListJob {
+            conn: self.link.conn(),
+            agent: self.spec.id.clone(),
+            history: self.settings.conversations.clone(),
+        };
+        let span = tracing::info_span!("sessions", session = %list.session_id);
+        self.gets.spawn(job.run(list).instrument(span));
     }
 
     /// Hands a tool-approval question to the running session without

@@ -25,7 +25,7 @@ use crate::redis_conn::SharedConn;
 use crate::runner::format::OutputFormat;
 use crate::runner::process::RunnerRecord;
 use crate::runner::utf8::Utf8Stream;
-use crate::runner::{Attached, Invocation, Resume, Running, command_line};
+use crate::runner::{Attached, Invocation, Running, command_line};
 use crate::session_log::{self, SessionLog};
 use crate::util::time::sleep_until_opt;
 
@@ -150,6 +150,7 @@ pub async fn run_session(
     );
     log.limit(ctx.settings.log_limits.max_log_bytes);
     let mut format = OutputFormat::for_runner(&ctx.runner, &ctx.path);
+    let started_at_ms = now_ms();
     let pumped = pump(
         &ctx,
         attached.as_ref(),
@@ -163,6 +164,9 @@ pub async fn run_session(
     let outcome = SessionOutcome {
         conversation: format.conversation().map(str::to_string),
     };
+    // Before the `done`: whoever sees the run end (`/sessions` right after
+    // it) finds its session listed.
+    remember_session(&ctx, &format, started_at_ms).await;
     let mut done = match pumped {
         Ok(done) => done,
         Err(e) => {
@@ -254,7 +258,7 @@ async fn pump(
     .and_then(|approval| {
         let invocation = Invocation {
             prompt: &ctx.command.prompt,
-            resume: Resume::choose(ctx.command.r#continue, ctx.conversation.as_deref()),
+            resume: crate::conversations::resume_for(&ctx.command, ctx.conversation.as_deref()),
             approval,
             hint: ctx
                 .settings
@@ -426,6 +430,38 @@ async fn pump(
     };
     drop(running);
     Ok(done)
+}
+
+/// Adds this run to its session in the agent's list of sessions
+/// (`crate::conversations`), on a blocking thread; a run that reported no
+/// conversation adds nothing. A failure is logged: the run itself is done.
+async fn remember_session(ctx: &SessionContext, format: &OutputFormat, started_at_ms: u64) {
+    let Some(conversation) = format.conversation().map(str::to_string) else {
+        return;
+    };
+    let history = ctx.settings.conversations.clone();
+    let agent = ctx.agent_id.clone();
+    let runner = ctx.runner.display_name();
+    let prompt = ctx.command.prompt.clone();
+    let stats = format.stats();
+    let recorded = tokio::task::spawn_blocking(move || {
+        history.record(
+            &agent,
+            crate::conversations::Run {
+                conversation: &conversation,
+                runner: &runner,
+                prompt: &prompt,
+                started_at_ms,
+                stats,
+            },
+        )
+    })
+    .await;
+    match recorded {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not keep the run in the list of sessions"),
+        Err(e) => tracing::warn!(error = %e, "could not keep the run in the list of sessions"),
+    }
 }
 
 /// Tells the user, in the stream, when the local log stopped keeping

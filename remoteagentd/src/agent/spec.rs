@@ -60,6 +60,8 @@ pub struct AgentSettings {
     /// Where files sent with a prompt are saved, and how many a prompt may
     /// bring (`[attachments]`).
     pub inbox: crate::inbox::InboxSettings,
+    /// Each agent's recent sessions (conversations), kept after each run.
+    pub conversations: crate::conversations::History,
 }
 
 /// What an agent task tells the supervisor.

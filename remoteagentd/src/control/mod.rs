@@ -7,7 +7,8 @@
 //! * one file per request: [`pair`], [`list`], [`status`], [`stop`],
 //!   [`logs`], [`unpair`], [`approval`] (Claude Code's approval hook),
 //!   [`doctor`] (the daemon's half of `remoteagentctl doctor`), [`reload`],
-//!   [`approvals`] (listing and answering approval requests from the computer).
+//!   [`approvals`] (listing and answering approval requests from the computer),
+//!   [`sessions`] (an agent's recent sessions and how to resume each).
 
 pub mod approval;
 pub mod approvals;
@@ -17,6 +18,7 @@ pub mod logs;
 pub mod pair;
 pub mod reload;
 pub mod server;
+pub mod sessions;
 pub mod status;
 pub mod stop;
 pub mod unpair;

@@ -370,6 +370,9 @@ async fn dispatch(
         Request::ApprovalAnswer(request) => super::approvals::answer(supervisor, request)
             .await
             .map(Some),
+        Request::Sessions(AgentRequest { agent }) => {
+            super::sessions::handle(supervisor, &agent).await.map(Some)
+        }
     };
     match result {
         Ok(Some(response)) => Reply::done(id, response),

@@ -48,6 +48,7 @@ fn with_files(sid: &SessionId, prompt: &str, files: Vec<Attachment>) -> CommandE
         r#continue: false,
         attachments: files,
         mode: None,
+        resume: None,
     })
 }
 

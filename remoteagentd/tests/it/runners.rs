@@ -203,6 +203,7 @@ impl Home {
                 r#continue: continue_,
                 attachments: Vec::new(),
                 mode: None,
+                resume: None,
             }))
             .await;
         let events = setup.wait_done(&session).await;
@@ -323,6 +324,7 @@ async fn claude_streams_readable_text_and_resumes_its_conversation() {
             r#continue: false,
             attachments: Vec::new(),
             mode: None,
+            resume: None,
         }))
         .await;
     let reported = wait_for(WAIT, || async {

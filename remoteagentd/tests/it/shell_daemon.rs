@@ -18,6 +18,7 @@ fn paths(root: &std::path::Path) -> Paths {
         log_root: root.join("state/remoteagent/logs"),
         envelopes_dir: root.join("state/remoteagent/envelopes"),
         inbox_root: root.join("state/remoteagent/inbox"),
+        conversations_dir: root.join("state/remoteagent/conversations"),
         socket: root.join("run/remoteagent/remoteagentd.sock"),
     }
 }

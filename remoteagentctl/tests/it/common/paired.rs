@@ -83,6 +83,7 @@ impl Paired {
                 r#continue: false,
                 attachments: Vec::new(),
                 mode: None,
+                resume: None,
             }),
             lifetime_secs,
         )

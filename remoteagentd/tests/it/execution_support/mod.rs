@@ -75,6 +75,9 @@ impl Setup {
                     root: logs.path().join("inbox"),
                     limits: Default::default(),
                 },
+                conversations: remoteagentd::conversations::History::new(
+                    logs.path().join("conversations"),
+                ),
             }),
             logs,
             redis,
@@ -121,6 +124,7 @@ impl Setup {
             r#continue: false,
             attachments: Vec::new(),
             mode: None,
+            resume: None,
         })
     }
 

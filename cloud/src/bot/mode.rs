@@ -152,6 +152,8 @@ pub async fn press(
         chat,
         user,
         private,
+        thread: None,
+        forum: private && state.topics_in_private,
     };
     let name = escape_html(&agent.name);
     let note = no_effect_note(state, &agent.id, &name).await;

@@ -52,6 +52,7 @@ async fn answer(
             agent_id: agent.clone(),
             runner: "/sessions".into(),
             started_at_ms: now_ms(),
+            mode: None,
         }),
         OutputEvent::Sessions(SessionsPayload { sessions }),
         OutputEvent::Done(DonePayload {

@@ -61,6 +61,7 @@ async fn run(s: &Paired, prompt: &str, resume: Option<&str>) -> (Vec<OutputEvent
             r#continue: false,
             attachments: Vec::new(),
             resume: resume.map(str::to_string),
+            mode: None,
         }),
         30,
     )

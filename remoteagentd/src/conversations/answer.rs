@@ -45,6 +45,7 @@ impl ListJob {
                 agent_id: self.agent.clone(),
                 runner: "/sessions".into(),
                 started_at_ms: now_ms(),
+                mode: None,
             }))
             .await?;
             match loaded {

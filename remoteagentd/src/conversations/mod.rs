@@ -304,6 +304,7 @@ mod tests {
             r#continue: false,
             attachments: Vec::new(),
             resume: Some("older-1".into()),
+            mode: None,
         };
         assert_eq!(resume_for(&cmd, Some("last")), Resume::Id("older-1"));
         assert_eq!(resume_refusal(&cmd), None);

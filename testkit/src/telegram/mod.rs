@@ -28,11 +28,15 @@
 //! * `server`: the HTTP side: one lock for the store and the call log.
 //! * `files`: files users send (`getFile`, the download), stored with
 //!   [`FakeTelegram::add_file`].
+//! * `drafts`: `sendMessageDraft`, recorded apart from the messages
+//!   ([`FakeTelegram::drafts`]): a draft is ephemeral and never stored in
+//!   the chat.
 //! * `polling`: `getUpdates` (offset, limit, long poll, 409s) over the
 //!   updates a test pushes with [`FakeTelegram::push_update`].
 
 mod answer;
 pub mod checks;
+mod drafts;
 mod files;
 mod formatted;
 mod html;
@@ -54,6 +58,7 @@ pub use checks::{
     ReplyTo, check_caption, check_edit, check_message_text, check_reply_markup, check_upload,
     parse_reply_markup, parse_reply_parameters, utf16_len,
 };
+pub use drafts::FakeDraft;
 pub use files::{FakeFile, MAX_DOWNLOAD_BYTES};
 pub use formatted::{Entity, Rendered};
 pub use html::html_to_text;
@@ -228,6 +233,8 @@ struct Inner {
     next_file: u64,
     /// The file paths downloaded, in order.
     downloads: Vec<String>,
+    /// Drafts shown (`sendMessageDraft`), oldest first.
+    drafts: Vec<FakeDraft>,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -356,6 +363,37 @@ impl FakeTelegram {
         self.messages(chat_id)
             .into_iter()
             .find(|m| m.message_id == message_id)
+    }
+
+    /// The drafts shown in a chat (`sendMessageDraft`), oldest first. They
+    /// are never among [`FakeTelegram::messages`]: Telegram does not store
+    /// a draft in the chat.
+    pub fn drafts(&self, chat_id: i64) -> Vec<FakeDraft> {
+        lock(&self.inner)
+            .drafts
+            .iter()
+            .filter(|d| d.chat_id == chat_id)
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until `pred` holds for a chat's drafts; false on timeout.
+    pub async fn wait_for_drafts(
+        &self,
+        chat_id: i64,
+        pred: impl Fn(&[FakeDraft]) -> bool,
+        timeout: Duration,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if pred(&self.drafts(chat_id)) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Documents sent with `sendDocument`, oldest first.

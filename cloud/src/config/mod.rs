@@ -15,6 +15,7 @@
 
 mod file;
 mod settings;
+mod stream_mode;
 mod stt;
 
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 pub use secrecy::{ExposeSecret, SecretString};
 pub use settings::{DefaultValue, SETTINGS, Setting, settings_help};
+pub use stream_mode::StreamMode;
 pub use stt::{DEFAULT_STT_MODEL, DEFAULT_STT_TIMEOUT_SECS, SttConfig, stt_endpoint};
 
 use file::{File, read_file};
@@ -155,6 +157,9 @@ pub struct Config {
     /// notifies (`FINAL_NOTIFY`, default true); each user may turn it off
     /// for themselves with `/notify off`.
     pub final_notify: bool,
+    /// How a running session's page is shown in private chats
+    /// (`STREAM_MODE`: edits, or drafts persisted by `sendMessage`).
+    pub stream_mode: StreamMode,
 }
 
 impl Config {
@@ -386,7 +391,10 @@ impl Config {
         let trial_days = p.check(parsed(v, "TRIAL_DAYS"));
         let trusted_proxies = p.check(trusted_proxies(v));
         let stt = stt::read(v, &mut p);
+        let stream_mode = p.check(stream_mode::read(v));
         p.into_result()?;
+        // `None` was recorded as a problem above.
+        let stream_mode = stream_mode.unwrap_or_default();
         // Every `None` here was recorded as a problem above.
         let (
             Some(bot_token),
@@ -459,6 +467,7 @@ impl Config {
             attachments_max_files,
             attachments_max_total_bytes: attachments_max_total_mb * 1_000_000,
             final_notify,
+            stream_mode,
         })
     }
 }

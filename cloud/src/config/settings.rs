@@ -211,6 +211,11 @@ pub const SETTINGS: &[Setting] = &[
         DefaultValue::Value("true"),
         "when a run ends, also send a new message (the phone notifies; edits are silent); false: only the output message is updated. Each user may turn it off with /notify off",
     ),
+    setting(
+        "STREAM_MODE",
+        DefaultValue::Value("edit"),
+        "how a run's output is shown while it streams: edit (one message edited about once a second) or draft (in private chats, a live draft that Telegram animates, saved as messages when a page fills or the run ends; groups and chats that refuse drafts get edits)",
+    ),
 ];
 
 /// The settings as `--help` lists them.

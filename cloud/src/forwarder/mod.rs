@@ -41,6 +41,7 @@
 //! stream was trimmed before it was read) is shown as lost output, live and
 //! in the file's caption, never skipped silently.
 
+mod draft_chats;
 mod entry;
 mod liveness;
 mod output_file;
@@ -144,6 +145,9 @@ pub struct ForwarderOptions {
     /// its output, so that the phone notifies (`FINAL_NOTIFY`); each user
     /// may still turn it off for themselves (`/notify off`).
     pub final_notify: bool,
+    /// How the current page is shown while a session runs in a private
+    /// chat (`STREAM_MODE`): edits, or drafts persisted by `sendMessage`.
+    pub stream_mode: crate::config::StreamMode,
     /// Where each user's `/notify` choice is read; without a database every
     /// user gets the message (as long as `final_notify`).
     pub notify_db: Option<crate::db::Db>,
@@ -161,6 +165,7 @@ impl Default for ForwarderOptions {
             orphan_after: Duration::from_secs(DEFAULT_ORPHAN_SECS),
             final_notify: true,
             notify_db: None,
+            stream_mode: crate::config::StreamMode::Edit,
         }
     }
 }
@@ -179,6 +184,8 @@ pub(crate) struct Ctx {
     cancel: CancellationToken,
     /// Sessions this forwarder is following.
     running: Mutex<HashSet<String>>,
+    /// Chats where Telegram refused a draft.
+    draft_chats: draft_chats::DraftChats,
     /// One multiplexed connection shared by the starts of all sessions, so
     /// that starting one costs no connection set-up. Short commands only:
     /// it is never handed to a session's task, which reads with `XREAD
@@ -294,6 +301,7 @@ impl Forwarder {
                 options,
                 cancel: CancellationToken::new(),
                 running: Mutex::new(HashSet::new()),
+                draft_chats: draft_chats::DraftChats::default(),
                 shared: tokio::sync::Mutex::new(None),
             }),
         }
@@ -316,6 +324,16 @@ impl Forwarder {
         Ok(())
     }
 
+    /// Whether a session in `chat` shows its page as drafts: with
+    /// `STREAM_MODE=draft`, in a private chat (Telegram allows drafts
+    /// there only; users have positive ids, groups negative ones) where no
+    /// draft was refused yet.
+    fn drafts_in(&self, chat: i64) -> bool {
+        self.ctx.options.stream_mode == crate::config::StreamMode::Draft
+            && chat > 0
+            && !self.ctx.draft_chats.is_refused(chat)
+    }
+
     /// Records a new session (its state and this replica's lock) in Redis;
     /// returns its state.
     async fn register(&self, session: SessionStart) -> Result<SavedState, ForwarderError> {
@@ -331,6 +349,7 @@ impl Forwarder {
             skip: 0,
             more: store::Progress {
                 approval_chat: session.approval_chat_id.unwrap_or(0),
+                drafts: self.drafts_in(session.chat_id),
                 ..store::Progress::default()
             },
         };

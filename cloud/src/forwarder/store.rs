@@ -93,6 +93,14 @@ pub(super) struct Progress {
     /// wanted): a replica that finishes the session again must not send
     /// it twice, nor show the status again.
     pub pinged: bool,
+    /// The current page is shown as a draft (`sendMessageDraft`) until it
+    /// is persisted with `sendMessage` (`STREAM_MODE=draft`, private
+    /// chats); turned off for good when Telegram refuses a draft.
+    pub drafts: bool,
+    /// In draft mode, the message with the Stop button sent when the
+    /// session started (the pages come below it); deleted when the session
+    /// ends (0: none).
+    pub control: i64,
 }
 
 /// Approval messages remembered per session. Resolved ones are kept for a
@@ -152,6 +160,8 @@ impl Progress {
             ("file_pending", self.file_pending.clone()),
             ("status_msg", self.status_msg.to_string()),
             ("pinged", u8::from(self.pinged).to_string()),
+            ("drafts", u8::from(self.drafts).to_string()),
+            ("control", self.control.to_string()),
         ]
     }
 
@@ -180,6 +190,8 @@ impl Progress {
             file_pending: map.get("file_pending").cloned().unwrap_or_default(),
             status_msg: num(map, "status_msg")?,
             pinged: num::<u8>(map, "pinged")? != 0,
+            drafts: num::<u8>(map, "drafts")? != 0,
+            control: num(map, "control")?,
         })
     }
 }

@@ -51,7 +51,7 @@ pub(super) fn send_message_draft(state: &mut Inner, body: &Value) -> Result<Valu
     let html = string_param(body, "text").unwrap_or_default();
     let parse_mode = body.get("parse_mode").and_then(Value::as_str);
     let rendered = check_draft_text(&html, parse_mode)?;
-    if !is_private(chat_id) {
+    if !is_private(chat_id) || state.no_drafts.contains(&chat_id) {
         return Err(Refusal::of(RuleId::DraftPeerInvalid));
     }
     if state.blocked.contains(&chat_id) {

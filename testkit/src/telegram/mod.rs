@@ -235,6 +235,8 @@ struct Inner {
     downloads: Vec<String>,
     /// Drafts shown (`sendMessageDraft`), oldest first.
     drafts: Vec<FakeDraft>,
+    /// Private chats whose drafts are refused ([`FakeTelegram::refuse_drafts`]).
+    no_drafts: HashSet<i64>,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -467,6 +469,13 @@ impl FakeTelegram {
     /// user" until [`FakeTelegram::unblock_chat`].
     pub fn block_chat(&self, chat_id: i64) {
         lock(&self.inner).blocked.insert(chat_id);
+    }
+
+    /// From now on, drafts to private chat `chat_id` are refused as in a
+    /// chat the method is not open to (400 `TEXTDRAFT_PEER_INVALID`): a
+    /// client or account without drafts. Messages and edits still work.
+    pub fn refuse_drafts(&self, chat_id: i64) {
+        lock(&self.inner).no_drafts.insert(chat_id);
     }
 
     /// The user unblocks the bot.

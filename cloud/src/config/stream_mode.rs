@@ -31,9 +31,6 @@ pub(super) fn read(values: &Values) -> Result<StreamMode, ConfigError> {
         None => Ok(StreamMode::default()),
         Some(m) if m == "edit" => Ok(StreamMode::Edit),
         Some(m) if m == "draft" => Ok(StreamMode::Draft),
-        Some(m) => Err(values.invalid(
-            "STREAM_MODE",
-            format!("expected draft or edit, got {m:?}"),
-        )),
+        Some(m) => Err(values.invalid("STREAM_MODE", format!("expected draft or edit, got {m:?}"))),
     }
 }

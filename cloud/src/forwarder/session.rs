@@ -119,12 +119,7 @@ impl Io for LiveIo {
             .await
     }
 
-    async fn draft(
-        &mut self,
-        chat: i64,
-        draft_id: i64,
-        html: String,
-    ) -> Result<(), TelegramError> {
+    async fn draft(&mut self, chat: i64, draft_id: i64, html: String) -> Result<(), TelegramError> {
         let result = self.ctx.outbox.send_draft(chat, draft_id, html).await;
         if let Err(TelegramError::Api { code: 400, .. }) = &result {
             // The chat's next sessions start with edits.

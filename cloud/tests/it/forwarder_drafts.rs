@@ -69,7 +69,11 @@ async fn in_a_private_chat_the_page_streams_as_drafts_and_the_messages_are_the_o
     assert!(pages.iter().all(|m| m.reply_markup.is_none()));
     // Every draft is a piece of the output; a page's drafts share an id.
     let drafts = tg.drafts(ids.chat);
-    assert!(drafts.iter().all(|d| visible(&text).contains(&visible(&d.text))));
+    assert!(
+        drafts
+            .iter()
+            .all(|d| visible(&text).contains(&visible(&d.text)))
+    );
     let ids_used: std::collections::BTreeSet<i64> = drafts.iter().map(|d| d.draft_id).collect();
     assert!(!ids_used.is_empty() && ids_used.len() <= pages.len());
     assert!(tg.refused_calls().is_empty(), "{:#?}", tg.refused_calls());
@@ -85,8 +89,12 @@ async fn a_draft_refused_mid_run_falls_back_to_edits_without_losing_a_byte() {
     let first = "line one\n";
     write_chunks(&mut conn, &ids, first, 100, 0).await;
     assert!(
-        tg.wait_for_drafts(ids.chat, |d| d.iter().any(|d| d.text == "line one"), TIMEOUT)
-            .await
+        tg.wait_for_drafts(
+            ids.chat,
+            |d| d.iter().any(|d| d.text == "line one"),
+            TIMEOUT
+        )
+        .await
     );
     // The chat stops taking drafts (a client without them): 400.
     tg.refuse_drafts(ids.chat);
@@ -99,8 +107,12 @@ async fn a_draft_refused_mid_run_falls_back_to_edits_without_losing_a_byte() {
         // Each in a batch of its own, so each would be a draft.
         let shown = visible(&text);
         assert!(
-            tg.wait_for_messages(ids.chat, |m| m.iter().any(|m| visible(&m.text) == shown), TIMEOUT)
-                .await,
+            tg.wait_for_messages(
+                ids.chat,
+                |m| m.iter().any(|m| visible(&m.text) == shown),
+                TIMEOUT
+            )
+            .await,
             "the page shows {text:?} by edits"
         );
     }
@@ -150,7 +162,10 @@ async fn a_draft_refused_mid_run_falls_back_to_edits_without_losing_a_byte() {
                 .then_some(id)
         })
     };
-    assert!(tg.wait_for(|c| placeholder_sent(c).is_some(), TIMEOUT).await);
+    assert!(
+        tg.wait_for(|c| placeholder_sent(c).is_some(), TIMEOUT)
+            .await
+    );
     let placeholder = placeholder_sent(&tg.calls()).unwrap();
     write_chunks(&mut conn, &next, "again\n", 100, 0).await;
     let mut end = done(DoneStatus::Ok, Some(0), 1000, None);
@@ -187,6 +202,9 @@ async fn in_a_group_the_page_is_edited_and_no_draft_is_tried() {
     finished(&mut rx).await;
     assert!(tg.calls_of("sendMessageDraft").is_empty());
     let page = tg.message(ids.chat, placeholder).expect("the page");
-    assert_eq!(page.text, "group line one\ngroup line two\n\n✅ done in 1.0 s");
+    assert_eq!(
+        page.text,
+        "group line one\ngroup line two\n\n✅ done in 1.0 s"
+    );
     assert!(page.edits > 0);
 }

@@ -35,7 +35,12 @@ impl World {
     }
 
     /// Waits for a message of `chat` that `pred` accepts.
-    async fn wait_message(&self, chat: i64, what: &str, pred: impl Fn(&FakeMessage) -> bool) -> FakeMessage {
+    async fn wait_message(
+        &self,
+        chat: i64,
+        what: &str,
+        pred: impl Fn(&FakeMessage) -> bool,
+    ) -> FakeMessage {
         let found = wait_for(WAIT, || {
             let hit = self.tg.messages(chat).into_iter().find(|m| pred(m));
             async move { hit }
@@ -101,14 +106,17 @@ async fn in_a_private_chat_a_run_streams_through_drafts_and_persists_the_output_
         assert!(numbered(40).starts_with(&d.text), "{d:#?}");
     }
     // Each draft came before the message that persisted the page.
-    let persisted = w
-        .tg
-        .calls_of("sendMessage")
-        .into_iter()
-        .find(|c| c.ok() && c.response["result"]["message_id"] == output_id)
-        .expect("the sendMessage of the output");
+    let persisted =
+        w.tg.calls_of("sendMessage")
+            .into_iter()
+            .find(|c| c.ok() && c.response["result"]["message_id"] == output_id)
+            .expect("the sendMessage of the output");
     assert!(drafts.iter().all(|d| d.at <= persisted.at));
-    assert!(w.tg.refused_calls().is_empty(), "{:#?}", w.tg.refused_calls());
+    assert!(
+        w.tg.refused_calls().is_empty(),
+        "{:#?}",
+        w.tg.refused_calls()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,12 +145,11 @@ async fn drafts_fall_back_to_edits_in_a_group() {
     // The placeholder was edited into the output, as with STREAM_MODE=edit.
     assert!(output.edits > 0, "{output:#?}");
     assert_eq!(output.reply_markup, None);
-    let group_drafts: Vec<_> = w
-        .tg
-        .calls_of("sendMessageDraft")
-        .into_iter()
-        .filter(|c| c.chat_id() == Some(GROUP))
-        .collect();
+    let group_drafts: Vec<_> =
+        w.tg.calls_of("sendMessageDraft")
+            .into_iter()
+            .filter(|c| c.chat_id() == Some(GROUP))
+            .collect();
     assert!(group_drafts.is_empty(), "{group_drafts:#?}");
     assert!(w.tg.drafts(GROUP).is_empty());
 }

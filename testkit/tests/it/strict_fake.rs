@@ -629,9 +629,7 @@ async fn media_updates_are_shaped_like_telegrams() {
 #[tokio::test]
 async fn drafts_are_shown_in_private_chats_only_and_never_stored() {
     let tg = FakeTelegram::start().await;
-    let draft = |chat: i64, id: Value, text: &str| {
-        json!({"chat_id": chat, "draft_id": id, "text": text, "parse_mode": "HTML"})
-    };
+    let draft = |chat: i64, id: Value, text: &str| json!({"chat_id": chat, "draft_id": id, "text": text, "parse_mode": "HTML"});
     let md = "sendMessageDraft";
     for text in ["<b>par</b>", "<b>partial</b> text", ""] {
         let a = call(&tg, md, draft(CHAT, json!(7), text)).await;
@@ -654,7 +652,10 @@ async fn drafts_are_shown_in_private_chats_only_and_never_stored() {
     assert!(tg.drafts(group).is_empty() && tg.drafts(small_group).is_empty());
 
     let no_id = call(&tg, md, json!({"chat_id": CHAT, "text": "hi"})).await;
-    assert_eq!(no_id.description(), "Bad Request: draft_id must be non-zero");
+    assert_eq!(
+        no_id.description(),
+        "Bad Request: draft_id must be non-zero"
+    );
     let long = call(&tg, md, draft(CHAT, json!(7), &"🚀".repeat(2049))).await;
     assert_eq!(long.description(), "Bad Request: message is too long");
     let bad_html = call(&tg, md, draft(CHAT, json!(7), "a < b")).await;
@@ -668,7 +669,10 @@ async fn drafts_are_shown_in_private_chats_only_and_never_stored() {
     tg.block_chat(CHAT);
     let blocked = call(&tg, md, draft(CHAT, json!(7), "hi")).await;
     assert_eq!(blocked.status, 403);
-    assert_eq!(blocked.description(), "Forbidden: bot was blocked by the user");
+    assert_eq!(
+        blocked.description(),
+        "Forbidden: bot was blocked by the user"
+    );
     assert_eq!(tg.drafts(CHAT).len(), 3, "nothing refused was shown");
     // 429s apply to drafts as to every method.
     tg.unblock_chat(CHAT);

@@ -25,10 +25,7 @@ use crate::telegram::{TelegramError, escape_html};
 impl<I: Io> Pager<I> {
     /// Whether the current page is shown as a draft now.
     pub(super) fn drafting(&self) -> bool {
-        self.saved.more.drafts
-            && !self.saved.more.overflow
-            && self.page.message == 0
-            && !self.muted
+        self.saved.more.drafts && !self.saved.more.overflow && self.page.message == 0 && !self.muted
     }
 
     /// The draft id of the current page: one per session page (so that a

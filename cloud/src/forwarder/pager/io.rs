@@ -73,8 +73,7 @@ pub(in crate::forwarder) trait Io {
     /// Shows `html` as draft `draft_id` of a private chat
     /// (`sendMessageDraft`) and waits for Telegram's answer; never retried
     /// (a draft is only a preview of text persisted later).
-    async fn draft(&mut self, chat: i64, draft_id: i64, html: String)
-    -> Result<(), TelegramError>;
+    async fn draft(&mut self, chat: i64, draft_id: i64, html: String) -> Result<(), TelegramError>;
     /// Deletes a message and waits.
     async fn delete(&mut self, chat: i64, message: i64) -> Result<(), TelegramError>;
     /// Queues a live edit that later edits of the same message may replace;

@@ -224,12 +224,7 @@ impl Io for &mut Sim {
         Ok(())
     }
 
-    async fn draft(
-        &mut self,
-        chat: i64,
-        draft_id: i64,
-        html: String,
-    ) -> Result<(), TelegramError> {
+    async fn draft(&mut self, chat: i64, draft_id: i64, html: String) -> Result<(), TelegramError> {
         assert_eq!(chat, CHAT);
         if self.fault(self.transport_rate) {
             return Err(TelegramError::Transport("connection reset".into()));

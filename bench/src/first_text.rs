@@ -3,7 +3,8 @@
 //! measured in the same run, on the same Redis, machine and runner. The
 //! runner prints a line, then works for a second: the text is shown while
 //! the run streams (an edit of the placeholder, paced about once a second
-//! per chat, or a draft, not paced). Each chat is left idle between its
+//! per chat, or a draft, not paced). One prompt at a time (the next after
+//! the run's `done` is in Redis), and each chat left idle between its
 //! prompts (its previous run's last messages sent), so that both modes
 //! start from a chat the outbox may write to at once.
 
@@ -35,7 +36,7 @@ async fn measure(
     runner: &std::path::Path,
     cfg: &Config,
     first_user: i64,
-) -> Result<(Vec<Duration>, Vec<Duration>, usize)> {
+) -> Result<(Vec<Duration>, Vec<Duration>, Vec<Duration>, usize)> {
     // A Redis of its own: the cloud's pairing rate limit (10 a minute per
     // address) lives there.
     let redis = Redis::start()?;
@@ -58,6 +59,12 @@ async fn measure(
             .pair(&http, &cloud.url, &format!("{mode}{i}"), runner, *user)
             .await?;
     }
+    let mut xadds = crate::latency::watch_xadds(&redis.url()).await?;
+    let mut conn = redis::Client::open(redis.url())?
+        .get_multiplexed_async_connection()
+        .await?;
+    let mut seen = std::collections::HashSet::new();
+    let mut to_chunk = Vec::with_capacity(cfg.prompts);
     // Let the pairing confirmations drain from the paced outbox.
     tokio::time::sleep(cfg.chat_gap).await;
     eprintln!("first text ({mode}): {} prompts", cfg.prompts);
@@ -70,12 +77,18 @@ async fn measure(
             tokio::time::sleep_until(*t + cfg.chat_gap).await;
         }
         let prompt = format!("{mode}{i}x");
+        while xadds.try_recv().is_ok() {}
         let t0 = Instant::now();
         last.insert(user, t0);
         let status =
             world::post_update(&http, &cloud.url, &world::text_update(user, &prompt)).await?;
         if status == 200 {
             posted.push((user, prompt, t0));
+            if let Ok((_, chunk)) =
+                crate::latency::first_chunk(&mut xadds, &mut conn, &mut seen, t0).await
+            {
+                to_chunk.push(chunk);
+            }
         } else {
             failures += 1;
         }
@@ -118,15 +131,18 @@ async fn measure(
     }
     drop(machine);
     drop(cloud);
-    Ok((samples, placeholders, failures))
+    Ok((samples, placeholders, to_chunk, failures))
 }
 
 pub async fn run(cfg: &Config) -> Result<Vec<Row>> {
     let tmp = tempfile::tempdir()?;
     let runner = world::script(tmp.path(), "pong.sh", "echo \"pong $1\"\nsleep 1")?;
-    let (mut edit, mut edit_ph, edit_failed) = measure("edit", &runner, cfg, 20_000).await?;
-    let (mut draft, mut draft_ph, draft_failed) = measure("draft", &runner, cfg, 30_000).await?;
+    let (mut edit, mut edit_ph, mut edit_ch, edit_failed) =
+        measure("edit", &runner, cfg, 20_000).await?;
+    let (mut draft, mut draft_ph, mut draft_ch, draft_failed) =
+        measure("draft", &runner, cfg, 30_000).await?;
     let (ep50, dp50) = (quantile(&mut edit_ph, 0.5), quantile(&mut draft_ph, 0.5));
+    let (ec50, dc50) = (quantile(&mut edit_ch, 0.5), quantile(&mut draft_ch, 0.5));
     let (e50, e99) = (quantile(&mut edit, 0.5), quantile(&mut edit, 0.99));
     let (d50, d99) = (quantile(&mut draft, 0.5), quantile(&mut draft, 0.99));
     let edit_base = format!("edit p50 {:.0} ms", ms(e50));
@@ -159,6 +175,10 @@ pub async fn run(cfg: &Config) -> Result<Vec<Row>> {
         Row::new(
             "first text: breakdown p50: webhook → placeholder sent (edit / draft)",
             format!("{:.1} / {:.1} ms", ms(ep50), ms(dp50)),
+        ),
+        Row::new(
+            "first text: breakdown p50: webhook → first chunk XADDed (edit / draft)",
+            format!("{:.1} / {:.1} ms", ms(ec50), ms(dc50)),
         ),
         Row::new(
             "first text: prompts not shown (edit / draft)",

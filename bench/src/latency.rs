@@ -97,7 +97,7 @@ fn spawn_cost(runner: &std::path::Path, rounds: usize) -> Result<Vec<Duration>> 
 }
 
 /// XADDs seen through keyspace notifications: (stream key, when).
-async fn watch_xadds(url: &str) -> Result<mpsc::UnboundedReceiver<(String, Instant)>> {
+pub(crate) async fn watch_xadds(url: &str) -> Result<mpsc::UnboundedReceiver<(String, Instant)>> {
     let client = redis::Client::open(url)?;
     let mut conn = client.get_multiplexed_async_connection().await?;
     let _: () = redis::cmd("CONFIG")
@@ -307,7 +307,7 @@ pub async fn run(cfg: &Config) -> Result<Vec<Row>> {
 /// Waits for the stream of the session just started; returns the times from
 /// `t0` to the notifications of its first entry (`started`) and of its first
 /// `chunk` entry.
-async fn first_chunk(
+pub(crate) async fn first_chunk(
     xadds: &mut mpsc::UnboundedReceiver<(String, Instant)>,
     conn: &mut redis::aio::MultiplexedConnection,
     seen: &mut HashSet<String>,

@@ -3,7 +3,7 @@
 //! run, printed as one table.
 //!
 //! ```text
-//! remoteagent-bench [--quick] [--only latency,throughput,scale,cloud,bounds] [--out FILE]
+//! remoteagent-bench [--quick] [--only latency,first_text,throughput,scale,cloud,bounds] [--out FILE]
 //! ```
 //!
 //! It starts the release binaries that sit next to it (or in
@@ -14,6 +14,7 @@
 
 mod bounds;
 mod cloud_load;
+mod first_text;
 mod latency;
 mod report;
 mod scale;
@@ -33,7 +34,14 @@ struct Args {
     out: Option<String>,
 }
 
-const SECTIONS: [&str; 5] = ["latency", "throughput", "scale", "cloud", "bounds"];
+const SECTIONS: [&str; 6] = [
+    "latency",
+    "first_text",
+    "throughput",
+    "scale",
+    "cloud",
+    "bounds",
+];
 
 fn parse_args() -> Result<Args> {
     let mut args = Args {
@@ -94,6 +102,20 @@ async fn run(args: Args) -> Result<()> {
             ),
         };
         collect("latency", latency::run(&cfg).await, &mut rows, &mut failed);
+    }
+    if wants("first_text") {
+        let cfg = first_text::Config {
+            prompts: if q { 20 } else { 100 },
+            users: 10,
+            // A run's messages take about 4 s at 1 request/s per chat.
+            chat_gap: Duration::from_secs(5),
+        };
+        collect(
+            "first_text",
+            first_text::run(&cfg).await,
+            &mut rows,
+            &mut failed,
+        );
     }
     if wants("throughput") {
         let bytes = if q { 20_000_000 } else { 200_000_000 };

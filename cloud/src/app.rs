@@ -154,6 +154,7 @@ impl App {
                 orphan_after: Duration::from_secs(config.forwarder_orphan_secs),
                 final_notify: config.final_notify,
                 notify_db: Some(db.clone()),
+                stream_mode: config.stream_mode,
                 ..ForwarderOptions::default()
             },
         );

@@ -123,6 +123,29 @@ impl Cloud {
         bot_token: &str,
         database_url: Option<&str>,
     ) -> Result<Cloud> {
+        Self::start_binary_env(
+            binary,
+            rust_log,
+            redis_url,
+            telegram_api,
+            bot_token,
+            database_url,
+            &[],
+        )
+        .await
+    }
+
+    /// [`Cloud::start_binary`] with `extra` environment variables (the
+    /// settings a benchmark compares).
+    pub async fn start_binary_env(
+        binary: &Path,
+        rust_log: &str,
+        redis_url: &str,
+        telegram_api: &str,
+        bot_token: &str,
+        database_url: Option<&str>,
+        extra: &[(&str, &str)],
+    ) -> Result<Cloud> {
         let launch = Launch {
             binary: binary.to_path_buf(),
             rust_log: rust_log.to_string(),
@@ -131,7 +154,10 @@ impl Cloud {
             telegram_api: telegram_api.to_string(),
             bot_token: bot_token.to_string(),
             database_url: database_url.map(str::to_string),
-            extra: Vec::new(),
+            extra: extra
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             umask: None,
         };
         Self::launch(launch, tempfile::tempdir()?).await

@@ -15,6 +15,7 @@
 
 mod file;
 mod settings;
+mod stream_mode;
 mod stt;
 
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 pub use secrecy::{ExposeSecret, SecretString};
 pub use settings::{DefaultValue, SETTINGS, Setting, settings_help};
+pub use stream_mode::StreamMode;
 pub use stt::{DEFAULT_STT_MODEL, DEFAULT_STT_TIMEOUT_SECS, SttConfig, stt_endpoint};
 
 use file::{File, read_file};
@@ -158,6 +160,9 @@ pub struct Config {
     /// Prompts that may wait per agent while it is busy with a run
     /// (`QUEUE_MAX_PROMPTS`, default 5).
     pub queue_max_prompts: usize,
+    /// How a running session's page is shown in private chats
+    /// (`STREAM_MODE`: edits, or drafts persisted by `sendMessage`).
+    pub stream_mode: StreamMode,
 }
 
 impl Config {
@@ -390,7 +395,10 @@ impl Config {
         let trial_days = p.check(parsed(v, "TRIAL_DAYS"));
         let trusted_proxies = p.check(trusted_proxies(v));
         let stt = stt::read(v, &mut p);
+        let stream_mode = p.check(stream_mode::read(v));
         p.into_result()?;
+        // `None` was recorded as a problem above.
+        let stream_mode = stream_mode.unwrap_or_default();
         // Every `None` here was recorded as a problem above.
         let (
             Some(bot_token),
@@ -465,6 +473,7 @@ impl Config {
             final_notify,
             // A refused value was recorded as a problem above.
             queue_max_prompts: queue_max_prompts.unwrap_or(5),
+            stream_mode,
         })
     }
 }

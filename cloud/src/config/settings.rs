@@ -216,6 +216,11 @@ pub const SETTINGS: &[Setting] = &[
         DefaultValue::Value("5"),
         "prompts that may wait per agent while it is busy with a run (1-100)",
     ),
+    setting(
+        "STREAM_MODE",
+        DefaultValue::Value("edit"),
+        "how a run's output is shown while it streams: edit (one message edited about once a second) or draft (in private chats, a live draft that Telegram animates, saved as messages when a page fills or the run ends; groups and chats that refuse drafts get edits)",
+    ),
 ];
 
 /// The settings as `--help` lists them.

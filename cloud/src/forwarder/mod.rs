@@ -41,6 +41,7 @@
 //! stream was trimmed before it was read) is shown as lost output, live and
 //! in the file's caption, never skipped silently.
 
+mod draft_chats;
 mod entry;
 mod liveness;
 mod output_file;
@@ -149,6 +150,9 @@ pub struct ForwarderOptions {
     /// its output, so that the phone notifies (`FINAL_NOTIFY`); each user
     /// may still turn it off for themselves (`/notify off`).
     pub final_notify: bool,
+    /// How the current page is shown while a session runs in a private
+    /// chat (`STREAM_MODE`): edits, or drafts persisted by `sendMessage`.
+    pub stream_mode: crate::config::StreamMode,
     /// Where each user's `/notify` choice is read; without a database every
     /// user gets the message (as long as `final_notify`). Also where a
     /// session whose topic was deleted records the topic opened anew
@@ -169,6 +173,7 @@ impl Default for ForwarderOptions {
             orphan_after: Duration::from_secs(DEFAULT_ORPHAN_SECS),
             final_notify: true,
             notify_db: None,
+            stream_mode: crate::config::StreamMode::Edit,
         }
     }
 }
@@ -187,6 +192,8 @@ pub(crate) struct Ctx {
     cancel: CancellationToken,
     /// Sessions this forwarder is following.
     running: Mutex<HashSet<String>>,
+    /// Chats where Telegram refused a draft.
+    draft_chats: draft_chats::DraftChats,
     /// One multiplexed connection shared by the starts of all sessions, so
     /// that starting one costs no connection set-up. Short commands only:
     /// it is never handed to a session's task, which reads with `XREAD
@@ -302,6 +309,7 @@ impl Forwarder {
                 options,
                 cancel: CancellationToken::new(),
                 running: Mutex::new(HashSet::new()),
+                draft_chats: draft_chats::DraftChats::default(),
                 shared: tokio::sync::Mutex::new(None),
             }),
         }
@@ -324,6 +332,16 @@ impl Forwarder {
         Ok(())
     }
 
+    /// Whether a session in `chat` shows its page as drafts: with
+    /// `STREAM_MODE=draft`, in a private chat (Telegram allows drafts
+    /// there only; users have positive ids, groups negative ones) where no
+    /// draft was refused yet.
+    fn drafts_in(&self, chat: i64) -> bool {
+        self.ctx.options.stream_mode == crate::config::StreamMode::Draft
+            && chat > 0
+            && !self.ctx.draft_chats.is_refused(chat)
+    }
+
     /// Records a new session (its state and this replica's lock) in Redis;
     /// returns its state.
     async fn register(&self, session: SessionStart) -> Result<SavedState, ForwarderError> {
@@ -340,6 +358,7 @@ impl Forwarder {
             more: store::Progress {
                 approval_chat: session.approval_chat_id.unwrap_or(0),
                 thread: session.thread.unwrap_or(0),
+                drafts: self.drafts_in(session.chat_id),
                 ..store::Progress::default()
             },
         };

@@ -141,6 +141,19 @@ impl Io for LiveIo {
             .await
     }
 
+    async fn draft(&mut self, chat: i64, draft_id: i64, html: String) -> Result<(), TelegramError> {
+        let result = self.ctx.outbox.send_draft(chat, draft_id, html).await;
+        if let Err(TelegramError::Api { code: 400, .. }) = &result {
+            // The chat's next sessions start with edits.
+            self.ctx.draft_chats.refused(chat);
+        }
+        result
+    }
+
+    async fn delete(&mut self, chat: i64, message: i64) -> Result<(), TelegramError> {
+        self.ctx.outbox.delete(chat, message).wait().await
+    }
+
     fn edit_soon(&mut self, chat: i64, message: i64, html: String, keyboard: InlineKeyboard) {
         self.last_delivery = Some(self.ctx.outbox.edit(chat, message, html, Some(keyboard)));
     }

@@ -99,6 +99,14 @@ pub(super) struct Progress {
     /// The run's mode as its `started` said (`plan`…; empty: none, or an
     /// older daemon), shown in the status line.
     pub mode: String,
+    /// The current page is shown as a draft (`sendMessageDraft`) until it
+    /// is persisted with `sendMessage` (`STREAM_MODE=draft`, private
+    /// chats); turned off for good when Telegram refuses a draft.
+    pub drafts: bool,
+    /// In draft mode, the message with the Stop button sent when the
+    /// session started (the pages come below it); deleted when the session
+    /// ends (0: none).
+    pub control: i64,
 }
 
 /// Approval messages remembered per session. Resolved ones are kept for a
@@ -163,6 +171,8 @@ impl Progress {
             ("pinged", u8::from(self.pinged).to_string()),
             ("thread", self.thread.to_string()),
             ("mode", self.mode.clone()),
+            ("drafts", u8::from(self.drafts).to_string()),
+            ("control", self.control.to_string()),
         ]
     }
 
@@ -193,6 +203,8 @@ impl Progress {
             pinged: num::<u8>(map, "pinged")? != 0,
             thread: num(map, "thread")?,
             mode: map.get("mode").cloned().unwrap_or_default(),
+            drafts: num::<u8>(map, "drafts")? != 0,
+            control: num(map, "control")?,
         })
     }
 }

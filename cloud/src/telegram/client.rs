@@ -261,6 +261,32 @@ impl Telegram {
         }
     }
 
+    /// Shows `html` as the draft `draft_id` (non-zero) of private chat
+    /// `chat_id` (`sendMessageDraft`): an animated preview that Telegram
+    /// does not store; the text must be persisted with a `sendMessage`.
+    /// Console mode prints nothing (the persisted message is printed).
+    pub async fn send_message_draft(
+        &self,
+        chat_id: i64,
+        draft_id: i64,
+        html: &str,
+    ) -> Result<(), TelegramError> {
+        match &*self.backend {
+            Backend::Console(_) => Ok(()),
+            Backend::Api(api) => {
+                let body = json!({
+                    "chat_id": chat_id,
+                    "draft_id": draft_id,
+                    "text": html,
+                    "parse_mode": "HTML",
+                });
+                api.call::<Value>("sendMessageDraft", &body)
+                    .await
+                    .map(|_| ())
+            }
+        }
+    }
+
     /// Uploads a document (`multipart/form-data`); returns the new message's
     /// id. A file that cannot be read is a transport error (nothing was sent).
     pub async fn send_document(&self, chat_id: i64, doc: &Document) -> Result<i64, TelegramError> {

@@ -11,6 +11,12 @@
 //!   gives none), then the same operation is retried in its place.
 //! * An edit whose text and buttons equal what the message already shows is
 //!   not sent at all.
+//! * A draft (`sendMessageDraft`) is not paced per chat: Telegram animates
+//!   drafts and does not limit them like edits. It still waits its turn
+//!   behind the chat's request in flight and the global interval, and is
+//!   never retried nor held back: past a 429 (and while the bot is paused
+//!   by one) it is answered `RetryAfter` at once, since the text it shows
+//!   is persisted with `sendMessage` anyway.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, OnceLock};
@@ -52,6 +58,8 @@ enum Kind {
     Send = 0,
     Delete = 1,
     Edit = 2,
+    /// `sendMessageDraft`; `Op::message` holds the draft id.
+    Draft = 3,
 }
 
 enum Waiter {
@@ -329,6 +337,26 @@ impl Outbox {
         Delivery(rx)
     }
 
+    /// Shows `html` as draft `draft_id` of a private chat and waits for
+    /// Telegram's answer (see the module's notes on drafts).
+    pub async fn send_draft(
+        &self,
+        chat: i64,
+        draft_id: i64,
+        html: String,
+    ) -> Result<(), TelegramError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Self::op(
+            Kind::Draft,
+            chat,
+            draft_id,
+            html,
+            None,
+            Waiter::Done(tx),
+        ));
+        rx.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
     /// Queues the deletion of a message; queued edits of it are dropped.
     pub fn delete(&self, chat: i64, message: i64) -> Delivery {
         let (tx, rx) = oneshot::channel();
@@ -361,6 +389,9 @@ struct Sender {
     chat_next: HashMap<i64, Instant>,
     /// Earliest time of the next request to any chat.
     global_next: Instant,
+    /// End of the pause of the last 429 (drafts are answered at once
+    /// until then).
+    paused_until: Instant,
     /// What each recently touched message shows, to skip unchanged edits.
     known: HashMap<(i64, i64), (String, Option<InlineKeyboard>)>,
     known_order: VecDeque<(i64, i64)>,
@@ -376,6 +407,7 @@ impl Sender {
             busy: HashMap::new(),
             chat_next: HashMap::new(),
             global_next: Instant::now(),
+            paused_until: Instant::now(),
             known: HashMap::new(),
             known_order: VecDeque::new(),
         }
@@ -457,7 +489,7 @@ impl Sender {
                     d.complete(Ok(key.1));
                 }
             }
-            Kind::Send => {}
+            Kind::Send | Kind::Draft => {}
         }
         op.seq = self.next_seq;
         self.next_seq += 1;
@@ -482,6 +514,20 @@ impl Sender {
                     i += 1;
                 }
             }
+            // Drafts are not held back by a 429's pause.
+            if self.paused_until > now {
+                let left = self.paused_until - now;
+                let mut i = 0;
+                while i < self.pending.len() {
+                    if self.pending[i].kind == Kind::Draft {
+                        let op = self.pending.remove(i);
+                        let secs = left.as_secs_f64().ceil() as u64;
+                        op.complete(Err(TelegramError::RetryAfter(secs.max(1))));
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
             if self.pending.is_empty() {
                 return None;
             }
@@ -491,12 +537,12 @@ impl Sender {
                 if self.busy.contains_key(&op.chat) {
                     continue;
                 }
-                let ready_at = self
-                    .chat_next
-                    .get(&op.chat)
-                    .copied()
-                    .unwrap_or(now)
-                    .max(self.global_next);
+                // Drafts are not paced per chat.
+                let chat_next = match op.kind {
+                    Kind::Draft => now,
+                    _ => self.chat_next.get(&op.chat).copied().unwrap_or(now),
+                };
+                let ready_at = chat_next.max(self.global_next);
                 if ready_at > now {
                     wake = Some(wake.map_or(ready_at, |w| w.min(ready_at)));
                     continue;
@@ -514,8 +560,10 @@ impl Sender {
             };
             let op = self.pending.remove(i);
             self.busy.insert(op.chat, ());
-            self.chat_next
-                .insert(op.chat, now + self.config.per_chat_interval);
+            if op.kind != Kind::Draft {
+                self.chat_next
+                    .insert(op.chat, now + self.config.per_chat_interval);
+            }
             self.global_next = now + self.config.global_interval;
             let telegram = self.telegram.clone();
             let done_tx = done_tx.clone();
@@ -541,6 +589,10 @@ impl Sender {
                         .delete_message(op.chat, op.message)
                         .await
                         .map(|()| op.message),
+                    Kind::Draft => telegram
+                        .send_message_draft(op.chat, op.message, &op.html)
+                        .await
+                        .map(|()| op.message),
                 };
                 let _ = done_tx.send(Finished { op, result });
             });
@@ -560,6 +612,7 @@ impl Sender {
                     }
                     Kind::Edit => self.remember(op.key(), op.html.clone(), op.keyboard.clone()),
                     Kind::Delete => self.forget(op.key()),
+                    Kind::Draft => {}
                 }
                 op.complete(Ok(id));
             }
@@ -570,11 +623,17 @@ impl Sender {
                     "Telegram rate limit: pausing the outbox"
                 );
                 self.global_next = self.global_next.max(now + Duration::from_secs(secs));
+                self.paused_until = self.paused_until.max(now + Duration::from_secs(secs));
+                if op.kind == Kind::Draft {
+                    // Not retried: the caller persists the text anyway.
+                    op.complete(Err(TelegramError::RetryAfter(secs)));
+                    return;
+                }
                 self.requeue(op);
             }
             // Edits and deletes are idempotent, so a network failure is
             // retried; a send is not, since it may have arrived.
-            Err(TelegramError::Transport(e)) if op.kind != Kind::Send => {
+            Err(TelegramError::Transport(e)) if matches!(op.kind, Kind::Edit | Kind::Delete) => {
                 let transport_retries = self.config.transport_retries;
                 let retries = op.retries.get_or_insert_with(|| {
                     Backoff::new(Duration::from_secs(2), Duration::from_secs(16))

@@ -16,6 +16,7 @@ mod bot;
 mod config;
 mod forwarder;
 mod forwarder_approvals;
+mod forwarder_drafts;
 mod forwarder_long;
 mod forwarder_orphans;
 mod forwarder_ping;

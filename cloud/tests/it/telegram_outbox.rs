@@ -140,3 +140,54 @@ async fn a_document_waits_out_a_rate_limit_and_is_sent_once() {
     assert_eq!(docs[0].message_id, id);
     assert_eq!(docs[0].bytes, b"all of it");
 }
+
+/// Drafts are not paced per chat (Telegram animates them; they are not
+/// limited like edits), nor do they hold up the chat's next message; a 429
+/// answers a draft at once, not retried, and drafts sent while the bot is
+/// paused are answered the same way, without a request.
+#[tokio::test]
+async fn drafts_are_not_paced_and_never_wait_out_a_429() {
+    use remoteagent_cloud::telegram::TelegramError;
+    let tg = FakeTelegram::start().await;
+    let out = outbox(&tg, Duration::from_secs(1));
+    let id = out.send(11, "placeholder".into(), None).await.unwrap();
+    for i in 1..=5 {
+        out.send_draft(11, 77, format!("draft {i}")).await.unwrap();
+    }
+    let send_at = tg.calls_of("sendMessage")[0].at;
+    let drafts = tg.calls_of("sendMessageDraft");
+    assert_eq!(drafts.len(), 5);
+    // All five within the second the chat's pacing would have cost one.
+    assert!(drafts[4].at.duration_since(send_at) < Duration::from_millis(900));
+    assert_eq!(tg.drafts(11).last().unwrap().text, "draft 5");
+    // The chat's next edit still waits for its own slot after the send,
+    // not for the drafts.
+    out.edit(11, id, "edited".into(), None)
+        .wait()
+        .await
+        .unwrap();
+    let edit_at = tg.calls_of("editMessageText")[0].at;
+    let waited = edit_at.duration_since(send_at);
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_millis(1_900),
+        "{waited:?}"
+    );
+
+    tg.fail_next("sendMessageDraft", 1, 3);
+    let limited = out.send_draft(11, 77, "limited".into()).await;
+    assert!(
+        matches!(limited, Err(TelegramError::RetryAfter(3))),
+        "{limited:?}"
+    );
+    let before = tg.calls_of("sendMessageDraft").len();
+    let paused = out.send_draft(11, 77, "paused".into()).await;
+    assert!(
+        matches!(paused, Err(TelegramError::RetryAfter(_))),
+        "{paused:?}"
+    );
+    assert_eq!(
+        tg.calls_of("sendMessageDraft").len(),
+        before,
+        "sent while paused"
+    );
+}

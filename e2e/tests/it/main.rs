@@ -6,6 +6,7 @@
 
 mod attachments;
 mod doctor;
+mod drafts;
 mod files_out;
 mod flow;
 mod modes;

@@ -132,6 +132,16 @@ pub fn check_message_text(text: &str, parse_mode: Option<&str>) -> Result<Render
     Ok(rendered)
 }
 
+/// Checks a draft's text (`sendMessageDraft`): as a message's, except
+/// that an empty text is allowed (Telegram shows "Thinking…" for it).
+pub fn check_draft_text(text: &str, parse_mode: Option<&str>) -> Result<Rendered, Refusal> {
+    let rendered = render(text, parse_mode, true)?;
+    if utf16_len(&rendered.text) > MAX_MESSAGE_CHARS {
+        return Err(Refusal::of(RuleId::MessageTooLong));
+    }
+    Ok(rendered)
+}
+
 /// Checks a caption (`sendDocument`): `None` when Telegram shows none (an
 /// empty caption, or one of whitespace only).
 pub fn check_caption(caption: &str, parse_mode: Option<&str>) -> Result<Option<Rendered>, Refusal> {

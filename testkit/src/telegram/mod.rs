@@ -28,6 +28,9 @@
 //! * `server`: the HTTP side: one lock for the store and the call log.
 //! * `files`: files users send (`getFile`, the download), stored with
 //!   [`FakeTelegram::add_file`].
+//! * `drafts`: `sendMessageDraft`, recorded apart from the messages
+//!   ([`FakeTelegram::drafts`]): a draft is ephemeral and never stored in
+//!   the chat.
 //! * `polling`: `getUpdates` (offset, limit, long poll, 409s) over the
 //!   updates a test pushes with [`FakeTelegram::push_update`].
 //! * `topics`: forum topics (`createForumTopic` …, `message_thread_id`),
@@ -35,6 +38,7 @@
 
 mod answer;
 pub mod checks;
+mod drafts;
 mod files;
 mod formatted;
 mod html;
@@ -57,6 +61,7 @@ pub use checks::{
     ReplyTo, check_caption, check_edit, check_message_text, check_reply_markup, check_upload,
     parse_reply_markup, parse_reply_parameters, utf16_len,
 };
+pub use drafts::FakeDraft;
 pub use files::{FakeFile, MAX_DOWNLOAD_BYTES};
 pub use formatted::{Entity, Rendered};
 pub use html::html_to_text;
@@ -244,6 +249,10 @@ struct Inner {
     downloads: Vec<String>,
     /// Forums and their topics.
     topics: topics::Topics,
+    /// Drafts shown (`sendMessageDraft`), oldest first.
+    drafts: Vec<FakeDraft>,
+    /// Private chats whose drafts are refused ([`FakeTelegram::refuse_drafts`]).
+    no_drafts: HashSet<i64>,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -374,6 +383,37 @@ impl FakeTelegram {
             .find(|m| m.message_id == message_id)
     }
 
+    /// The drafts shown in a chat (`sendMessageDraft`), oldest first. They
+    /// are never among [`FakeTelegram::messages`]: Telegram does not store
+    /// a draft in the chat.
+    pub fn drafts(&self, chat_id: i64) -> Vec<FakeDraft> {
+        lock(&self.inner)
+            .drafts
+            .iter()
+            .filter(|d| d.chat_id == chat_id)
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until `pred` holds for a chat's drafts; false on timeout.
+    pub async fn wait_for_drafts(
+        &self,
+        chat_id: i64,
+        pred: impl Fn(&[FakeDraft]) -> bool,
+        timeout: Duration,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if pred(&self.drafts(chat_id)) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Documents sent with `sendDocument`, oldest first.
     pub fn documents(&self) -> Vec<FakeDocument> {
         lock(&self.inner).documents.clone()
@@ -445,6 +485,13 @@ impl FakeTelegram {
     /// user" until [`FakeTelegram::unblock_chat`].
     pub fn block_chat(&self, chat_id: i64) {
         lock(&self.inner).blocked.insert(chat_id);
+    }
+
+    /// From now on, drafts to private chat `chat_id` are refused as in a
+    /// chat the method is not open to (400 `TEXTDRAFT_PEER_INVALID`): a
+    /// client or account without drafts. Messages and edits still work.
+    pub fn refuse_drafts(&self, chat_id: i64) {
+        lock(&self.inner).no_drafts.insert(chat_id);
     }
 
     /// The user unblocks the bot.

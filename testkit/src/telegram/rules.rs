@@ -49,6 +49,21 @@
 //! | send into a closed topic | sendMessage, sendDocument | 400 | Bad Request: TOPIC_CLOSED |
 //! | edit, close or delete of a topic that does not exist (or was deleted) | editForumTopic, closeForumTopic, reopenForumTopic, deleteForumTopic | 400 | Bad Request: TOPIC_ID_INVALID |
 //! | edit that keeps the name, close of a closed topic, reopen of an open one | editForumTopic, closeForumTopic, reopenForumTopic | 400 | Bad Request: TOPIC_NOT_MODIFIED |
+//! | a draft outside a private chat | sendMessageDraft | 400 | Bad Request: TEXTDRAFT_PEER_INVALID |
+//! | `draft_id` missing or 0 | sendMessageDraft | 400 | Bad Request: draft_id must be non-zero |
+//!
+//! `sendMessageDraft` (Bot API 9.3; every bot since 9.5) is documented as
+//! "stream a partial message to a user while the message is being
+//! generated": `chat_id` is the "target private chat", `draft_id` "must be
+//! non-zero", `text` is "0-4096 characters after entities parsing" (empty
+//! shows "Thinking…"), with `parse_mode`/`entities` as for `sendMessage`,
+//! and the draft is "ephemeral … a temporary 30-second preview": it must be
+//! persisted with `sendMessage`. Of its refusals, the text's (raw length,
+//! `parse_mode`, HTML, 4096 units) are the documented limits answered as
+//! `sendMessage` answers them (assumed: the same TDLib text checks); the
+//! group refusal `TEXTDRAFT_PEER_INVALID` is observed (bots that streamed
+//! drafts to groups report it, nullclaw/nullclaw#626); the `draft_id` text
+//! is assumed (the documentation states the rule, not the answer).
 //!
 //! A request breaking several rules gets the first that applies, in the
 //! Bot API server's order: text, then `reply_markup`, then
@@ -127,6 +142,8 @@ rule_ids! {
     TopicClosed,
     TopicIdInvalid,
     TopicNotModified,
+    DraftPeerInvalid,
+    DraftIdInvalid,
 }
 
 /// One refusal of the Bot API.
@@ -145,7 +162,14 @@ pub struct Rule {
 }
 
 const TEXT_METHODS: &[&str] = &["sendMessage", "editMessageText"];
-const FORMATTED_METHODS: &[&str] = &["sendMessage", "editMessageText", "sendDocument"];
+/// Methods whose text is limited to 4096 units once parsed.
+const LENGTH_METHODS: &[&str] = &["sendMessage", "editMessageText", "sendMessageDraft"];
+const FORMATTED_METHODS: &[&str] = &[
+    "sendMessage",
+    "editMessageText",
+    "sendDocument",
+    "sendMessageDraft",
+];
 const MARKUP_METHODS: &[&str] = &[
     "sendMessage",
     "editMessageText",
@@ -162,6 +186,7 @@ pub const BLOCKABLE_METHODS: &[&str] = &[
     "editMessageReplyMarkup",
     "sendDocument",
     "sendChatAction",
+    "sendMessageDraft",
 ];
 const ALL: &[&str] = &["*"];
 /// Methods that manage an existing forum topic.
@@ -211,8 +236,8 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: RuleId::MessageTooLong,
-        documentation: "text: 1-4096 characters after entities parsing (counted in UTF-16 code units, as entity offsets are)",
-        methods: TEXT_METHODS,
+        documentation: "text: 1-4096 characters after entities parsing (counted in UTF-16 code units, as entity offsets are); sendMessageDraft: 0-4096",
+        methods: LENGTH_METHODS,
         code: 400,
         description: "Bad Request: message is too long",
     },
@@ -453,6 +478,20 @@ pub const RULES: &[Rule] = &[
         methods: &["editForumTopic", "closeForumTopic", "reopenForumTopic"],
         code: 400,
         description: "Bad Request: TOPIC_NOT_MODIFIED",
+    },
+    Rule {
+        id: RuleId::DraftPeerInvalid,
+        documentation: "sendMessageDraft chat_id (Integer, required): Unique identifier for the target private chat (observed answer for a group: TEXTDRAFT_PEER_INVALID)",
+        methods: &["sendMessageDraft"],
+        code: 400,
+        description: "Bad Request: TEXTDRAFT_PEER_INVALID",
+    },
+    Rule {
+        id: RuleId::DraftIdInvalid,
+        documentation: "sendMessageDraft draft_id (Integer, required): Unique identifier of the message draft; must be non-zero (answer assumed)",
+        methods: &["sendMessageDraft"],
+        code: 400,
+        description: "Bad Request: draft_id must be non-zero",
     },
 ];
 

@@ -298,6 +298,7 @@ fn dispatch(state: &mut Inner, method: &str, body: &Value, files: Files) -> Resu
             Ok(json!(true))
         }
         "sendDocument" => send_document(state, method, body, files),
+        "sendMessageDraft" => super::drafts::send_message_draft(state, body),
         "getFile" => super::files::get_file(state, body),
         "sendChatAction" => {
             let chat_id = require_chat(body)?;

@@ -281,6 +281,14 @@ async fn break_rule(tg: &FakeTelegram, id: RuleId) -> (&'static str, Answer) {
             body["name"] = json!("hello");
             ("editForumTopic", call(tg, "editForumTopic", body).await)
         }
+        DraftPeerInvalid => {
+            let body = json!({"chat_id": -100_123, "draft_id": 1, "text": "a"});
+            ("sendMessageDraft", call(tg, "sendMessageDraft", body).await)
+        }
+        DraftIdInvalid => {
+            let body = json!({"chat_id": CHAT, "draft_id": 0, "text": "a"});
+            ("sendMessageDraft", call(tg, "sendMessageDraft", body).await)
+        }
     }
 }
 
@@ -702,4 +710,64 @@ async fn media_updates_are_shaped_like_telegrams() {
     let ogg = tg.add_file(vec![0x4f; 100], "voice", "oga");
     let u = updates::voice(3, 5, 5, &ogg, 3);
     assert_eq!(u["message"]["voice"]["mime_type"], "audio/ogg");
+}
+
+/// `sendMessageDraft` as Telegram has it: shown in private chats only, never
+/// stored as a message, refused in a group (`TEXTDRAFT_PEER_INVALID`), with
+/// a zero or missing `draft_id`, or with a text `sendMessage` would refuse
+/// (but not an empty one: that is the "Thinking…" placeholder).
+#[tokio::test]
+async fn drafts_are_shown_in_private_chats_only_and_never_stored() {
+    let tg = FakeTelegram::start().await;
+    let draft = |chat: i64, id: Value, text: &str| json!({"chat_id": chat, "draft_id": id, "text": text, "parse_mode": "HTML"});
+    let md = "sendMessageDraft";
+    for text in ["<b>par</b>", "<b>partial</b> text", ""] {
+        let a = call(&tg, md, draft(CHAT, json!(7), text)).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        assert_eq!(a.body["result"], json!(true));
+    }
+    let shown = tg.drafts(CHAT);
+    let texts: Vec<&str> = shown.iter().map(|d| d.text.as_str()).collect();
+    assert_eq!(texts, ["par", "partial text", ""]);
+    assert!(shown.iter().all(|d| d.draft_id == 7));
+    assert!(tg.messages(CHAT).is_empty(), "a draft is not a message");
+
+    let group = -100_555;
+    let refused = call(&tg, md, draft(group, json!(7), "hi")).await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.description(), "Bad Request: TEXTDRAFT_PEER_INVALID");
+    let small_group = -555;
+    let refused = call(&tg, md, draft(small_group, json!(7), "hi")).await;
+    assert_eq!(refused.description(), "Bad Request: TEXTDRAFT_PEER_INVALID");
+    assert!(tg.drafts(group).is_empty() && tg.drafts(small_group).is_empty());
+
+    let no_id = call(&tg, md, json!({"chat_id": CHAT, "text": "hi"})).await;
+    assert_eq!(
+        no_id.description(),
+        "Bad Request: draft_id must be non-zero"
+    );
+    let long = call(&tg, md, draft(CHAT, json!(7), &"🚀".repeat(2049))).await;
+    assert_eq!(long.description(), "Bad Request: message is too long");
+    let bad_html = call(&tg, md, draft(CHAT, json!(7), "a < b")).await;
+    assert!(
+        bad_html
+            .description()
+            .starts_with("Bad Request: can't parse entities: "),
+        "{}",
+        bad_html.body
+    );
+    tg.block_chat(CHAT);
+    let blocked = call(&tg, md, draft(CHAT, json!(7), "hi")).await;
+    assert_eq!(blocked.status, 403);
+    assert_eq!(
+        blocked.description(),
+        "Forbidden: bot was blocked by the user"
+    );
+    assert_eq!(tg.drafts(CHAT).len(), 3, "nothing refused was shown");
+    // 429s apply to drafts as to every method.
+    tg.unblock_chat(CHAT);
+    tg.fail_next(md, 1, 3);
+    let limited = call(&tg, md, draft(CHAT, json!(7), "hi")).await;
+    assert_eq!(limited.status, 429);
+    assert_eq!(limited.body["parameters"]["retry_after"], json!(3));
 }

@@ -70,6 +70,12 @@ pub(in crate::forwarder) trait Io {
         html: String,
         keyboard: Option<InlineKeyboard>,
     ) -> Result<(), TelegramError>;
+    /// Shows `html` as draft `draft_id` of a private chat
+    /// (`sendMessageDraft`) and waits for Telegram's answer; never retried
+    /// (a draft is only a preview of text persisted later).
+    async fn draft(&mut self, chat: i64, draft_id: i64, html: String) -> Result<(), TelegramError>;
+    /// Deletes a message and waits.
+    async fn delete(&mut self, chat: i64, message: i64) -> Result<(), TelegramError>;
     /// Queues a live edit that later edits of the same message may replace;
     /// its failure is reported by [`Io::failed_edit`].
     fn edit_soon(&mut self, chat: i64, message: i64, html: String, keyboard: InlineKeyboard);

@@ -21,10 +21,12 @@
 //! message to Telegram (retries, repairs, the output file), `approvals.rs`
 //! shows approval requests and their verdicts, `files.rs` sends the files
 //! of `file` events, `ping.rs` sends the session's end as a new message,
+//! `draft.rs` shows the current page as a live draft (`STREAM_MODE=draft`),
 //! and `io.rs` is the interface to the world.
 
 mod approvals;
 mod delivery;
+mod draft;
 mod files;
 mod io;
 mod ping;
@@ -107,6 +109,9 @@ impl<I: Io> Pager<I> {
 
     /// Sends the placeholder of a new session.
     pub async fn placeholder(&mut self) {
+        if self.saved.more.drafts {
+            return self.control_placeholder().await;
+        }
         if self.page.message == 0 && self.page.is_empty() {
             let html = page::placeholder(&self.saved.agent_name);
             if let Some(id) = self
@@ -163,6 +168,9 @@ impl<I: Io> Pager<I> {
     /// outbox may merge with later ones) and store the progress.
     pub async fn flush(&mut self) -> Result<(), Stop> {
         self.check_failed_edit().await?;
+        if self.drafting() && self.flush_draft().await {
+            return self.save(true).await;
+        }
         if !self.muted {
             if self.page.message == 0 {
                 // After an approval request the next page waits for output:
@@ -458,13 +466,14 @@ impl<I: Io> Pager<I> {
                 self.send_output_file(&status, withheld.as_ref(), done, entry_id)
                     .await?;
             }
+            self.close_control().await?;
             return self.ping(done).await;
         }
         if self.saved.more.pinged {
             // Finished again by a replica that took over after the status
             // and the ping went out: the stored page shows the status.
             self.drop_button().await;
-            return Ok(());
+            return self.close_control().await;
         }
         // Chunks the daemon wrote after the last one that arrived.
         let missing = done.chunks.saturating_sub(self.saved.more.next_seq);
@@ -486,6 +495,7 @@ impl<I: Io> Pager<I> {
         }
         self.page.push_html(&end.html, end.chars);
         self.deliver_final_page().await?;
+        self.close_control().await?;
         self.ping(done).await
     }
 }

@@ -67,6 +67,17 @@ struct Sim {
     /// is deleted just before the reply: the refusal the pager must
     /// survive.
     refuse_missing_reply: bool,
+    /// Drafts shown: (draft id, visible text).
+    drafts: Vec<(i64, String)>,
+    /// Drafts refused with a 400 (a chat the method is not open to), at
+    /// this rate per draft; 1.0 refuses every draft.
+    draft_refuse_rate: f64,
+    /// Drafts refused so far.
+    drafts_refused: u32,
+    /// Messages the bot deleted (the control message).
+    bot_deleted: BTreeMap<i64, Msg>,
+    /// Edits Telegram accepted.
+    edits: u32,
 }
 
 /// Telegram's checks of a message text in HTML parse mode (the strict
@@ -206,10 +217,43 @@ impl Io for &mut Sim {
             ));
         }
         // "message is not modified" counts as done (the client says so).
+        self.edits += 1;
         m.text = text;
         m.keyboard = keyboard.is_some();
         self.maybe_delete();
         Ok(())
+    }
+
+    async fn draft(&mut self, chat: i64, draft_id: i64, html: String) -> Result<(), TelegramError> {
+        assert_eq!(chat, CHAT);
+        if self.fault(self.transport_rate) {
+            return Err(TelegramError::Transport("connection reset".into()));
+        }
+        if self.fault(self.draft_refuse_rate) {
+            self.drafts_refused += 1;
+            return Err(refused("Bad Request: TEXTDRAFT_PEER_INVALID".into()));
+        }
+        if draft_id == 0 {
+            self.refusals.push("a draft with id 0".into());
+            return Err(refused("Bad Request: draft_id must be non-zero".into()));
+        }
+        let rendered = checks::check_draft_text(&html, Some("HTML")).map_err(|r| {
+            self.refusals
+                .push(format!("sendMessageDraft {html:?}: {}", r.description));
+            refused(r.description.clone())
+        })?;
+        self.drafts.push((draft_id, rendered.text));
+        Ok(())
+    }
+
+    async fn delete(&mut self, _chat: i64, message: i64) -> Result<(), TelegramError> {
+        match self.messages.remove(&message) {
+            Some(m) => {
+                self.bot_deleted.insert(message, m);
+                Ok(())
+            }
+            None => Err(refused("Bad Request: message to delete not found".into())),
+        }
     }
 
     fn edit_soon(&mut self, chat: i64, message: i64, html: String, keyboard: InlineKeyboard) {
@@ -372,6 +416,9 @@ struct Run {
     seed: u64,
     page_chars: usize,
     max_pages: usize,
+    /// `STREAM_MODE=draft`: the page is shown as drafts, and drafts are
+    /// refused at this rate (`None`: edit mode).
+    drafts: Option<f64>,
 }
 
 async fn run(r: Run) {
@@ -430,17 +477,19 @@ async fn run(r: Run) {
         crash_rate: if r.seed.is_multiple_of(2) { 0.15 } else { 0.0 },
         output: output.clone(),
         lost_chunks: lost,
+        draft_refuse_rate: r.drafts.unwrap_or(0.0),
         ..Sim::default()
     };
     let ctx = format!(
-        "seed {} page {} pages {}",
-        r.seed, r.page_chars, r.max_pages
+        "seed {} page {} pages {} drafts {:?}",
+        r.seed, r.page_chars, r.max_pages, r.drafts
     );
 
     // Follow the stream; after a crash, a new pager resumes from the last
     // stored state, from the entry after its `last_id` (or the entry
     // `skip` bytes into which it stopped).
     let mut saved = state();
+    saved.more.drafts = r.drafts.is_some();
     let mut first = true;
     let mut resumes = 0;
     'outer: loop {
@@ -610,6 +659,32 @@ async fn run(r: Run) {
         let said = all_seen.values().any(|m| m.text.contains("of output w"));
         assert!(said, "{ctx}: {lost} lost chunks not announced");
     }
+    match r.drafts {
+        None => assert!(sim.drafts.is_empty(), "{ctx}: a draft in edit mode"),
+        Some(_) => {
+            // The control message is gone (or kept without its button).
+            let controls = sim.bot_deleted.len()
+                + messages
+                    .iter()
+                    .filter(|(_, m)| m.text.contains("the output is in the messages below"))
+                    .count();
+            assert!(controls <= 1, "{ctx}: {controls} control messages");
+            let faults = deleted_some || sim.crash_rate > 0.0;
+            if sim.drafts_refused == 0 && document.is_none() && !faults {
+                // Drafts all along: no page was edited, each was persisted
+                // by one sendMessage.
+                assert_eq!(sim.edits, 0, "{ctx}: pages edited in draft mode");
+                if !all.is_empty() {
+                    assert!(!sim.drafts.is_empty(), "{ctx}: no draft shown");
+                }
+            }
+            // Every draft shows a piece of the output (and the pager's own
+            // lines), never more than a page.
+            for (_, text) in &sim.drafts {
+                assert!(checks::utf16_len(text) <= r.page_chars, "{ctx}");
+            }
+        }
+    }
 }
 
 /// Whether a message is the ping of agent `hello`.
@@ -651,6 +726,31 @@ async fn any_output_is_shown_or_attached_exactly_once_within_telegrams_rules() {
             seed,
             page_chars,
             max_pages,
+            drafts: None,
+        })
+        .await;
+    }
+}
+
+/// The same with `STREAM_MODE=draft`: the live page is a draft, persisted
+/// by `sendMessage` when it fills or the session ends, so the messages
+/// left in the chat are the output exactly; drafts refused now and then
+/// (or always, as in a chat they are not open to) fall back to edits
+/// without losing a byte.
+#[tokio::test]
+async fn with_drafts_the_persisted_messages_are_the_output_exactly() {
+    for seed in 0..400u64 {
+        let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(104_729));
+        let page_chars = *[64usize, 100, 257, 1000, 4096]
+            .get(rng.gen_range(0..5))
+            .unwrap();
+        let max_pages = rng.gen_range(1..12);
+        let refuse = *[0.0, 0.0, 0.05, 0.3, 1.0].get(rng.gen_range(0..5)).unwrap();
+        run(Run {
+            seed,
+            page_chars,
+            max_pages,
+            drafts: Some(refuse),
         })
         .await;
     }

@@ -1,8 +1,8 @@
 //! Plans: a trial of `TRIAL_DAYS` with no agent limit, then the free plan's
 //! `FREE_PLAN_AGENTS`; `pro` has no limit.
 
-use remoteagent_proto::text::plural::count;
 use crate::db::users::{Plan, User};
+use remoteagent_proto::text::plural::count;
 
 /// The most active agents `user` may have at `now_ms`, or `None` for no limit.
 pub fn agent_limit(user: &User, free_plan_agents: u32, now_ms: i64) -> Option<i64> {

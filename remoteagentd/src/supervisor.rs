@@ -436,9 +436,10 @@ impl Supervisor {
                 "the agent is not running, so nothing can be stopped",
             ));
         };
-        handle.abort_running().await.ok_or_else(|| {
-            ControlError::new(ErrorCode::Conflict, "the agent has no run going on")
-        })
+        handle
+            .abort_running()
+            .await
+            .ok_or_else(|| ControlError::new(ErrorCode::Conflict, "the agent has no run going on"))
     }
 
     /// Asks agent `id`'s running session `session` whether its runner may

@@ -142,7 +142,8 @@ impl Io for LiveIo {
     }
 
     async fn draft(&mut self, chat: i64, draft_id: i64, html: String) -> Result<(), TelegramError> {
-        let result = self.ctx.outbox.send_draft(chat, draft_id, html).await;
+        let to = self.topic.to(chat);
+        let result = self.ctx.outbox.send_draft(to, draft_id, html).await;
         if let Err(TelegramError::Api { code: 400, .. }) = &result {
             // The chat's next sessions start with edits.
             self.ctx.draft_chats.refused(chat);

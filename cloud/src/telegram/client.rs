@@ -267,19 +267,23 @@ impl Telegram {
     /// Console mode prints nothing (the persisted message is printed).
     pub async fn send_message_draft(
         &self,
-        chat_id: i64,
+        to: ChatRef,
         draft_id: i64,
         html: &str,
     ) -> Result<(), TelegramError> {
         match &*self.backend {
             Backend::Console(_) => Ok(()),
             Backend::Api(api) => {
-                let body = json!({
-                    "chat_id": chat_id,
+                let mut body = json!({
+                    "chat_id": to.chat,
                     "draft_id": draft_id,
                     "text": html,
                     "parse_mode": "HTML",
                 });
+                // A draft in a forum topic shows in that topic.
+                if let Some(thread) = to.thread {
+                    body["message_thread_id"] = json!(thread);
+                }
                 api.call::<Value>("sendMessageDraft", &body)
                     .await
                     .map(|_| ())

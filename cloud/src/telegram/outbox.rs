@@ -341,19 +341,14 @@ impl Outbox {
     /// Telegram's answer (see the module's notes on drafts).
     pub async fn send_draft(
         &self,
-        chat: i64,
+        to: ChatRef,
         draft_id: i64,
         html: String,
     ) -> Result<(), TelegramError> {
         let (tx, rx) = oneshot::channel();
-        self.submit(Self::op(
-            Kind::Draft,
-            chat,
-            draft_id,
-            html,
-            None,
-            Waiter::Done(tx),
-        ));
+        let mut op = Self::op(Kind::Draft, to.chat, draft_id, html, None, Waiter::Done(tx));
+        op.thread = to.thread;
+        self.submit(op);
         rx.await.unwrap_or_else(|_| Err(stopped()))
     }
 
@@ -590,7 +585,14 @@ impl Sender {
                         .await
                         .map(|()| op.message),
                     Kind::Draft => telegram
-                        .send_message_draft(op.chat, op.message, &op.html)
+                        .send_message_draft(
+                            ChatRef {
+                                chat: op.chat,
+                                thread: op.thread,
+                            },
+                            op.message,
+                            &op.html,
+                        )
                         .await
                         .map(|()| op.message),
                 };

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use remoteagent_cloud::telegram::{Outbox, OutboxConfig, Telegram};
+use remoteagent_cloud::telegram::{ChatRef, Outbox, OutboxConfig, Telegram};
 use remoteagent_testkit::telegram::FakeTelegram;
 
 fn outbox(tg: &FakeTelegram, per_chat: Duration) -> Outbox {
@@ -152,7 +152,9 @@ async fn drafts_are_not_paced_and_never_wait_out_a_429() {
     let out = outbox(&tg, Duration::from_secs(1));
     let id = out.send(11, "placeholder".into(), None).await.unwrap();
     for i in 1..=5 {
-        out.send_draft(11, 77, format!("draft {i}")).await.unwrap();
+        out.send_draft(ChatRef::flat(11), 77, format!("draft {i}"))
+            .await
+            .unwrap();
     }
     let send_at = tg.calls_of("sendMessage")[0].at;
     let drafts = tg.calls_of("sendMessageDraft");
@@ -174,13 +176,15 @@ async fn drafts_are_not_paced_and_never_wait_out_a_429() {
     );
 
     tg.fail_next("sendMessageDraft", 1, 3);
-    let limited = out.send_draft(11, 77, "limited".into()).await;
+    let limited = out
+        .send_draft(ChatRef::flat(11), 77, "limited".into())
+        .await;
     assert!(
         matches!(limited, Err(TelegramError::RetryAfter(3))),
         "{limited:?}"
     );
     let before = tg.calls_of("sendMessageDraft").len();
-    let paused = out.send_draft(11, 77, "paused".into()).await;
+    let paused = out.send_draft(ChatRef::flat(11), 77, "paused".into()).await;
     assert!(
         matches!(paused, Err(TelegramError::RetryAfter(_))),
         "{paused:?}"

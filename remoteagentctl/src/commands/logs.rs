@@ -214,9 +214,7 @@ fn first_words(prompt: &str) -> String {
     out
 }
 
-const LIST_HEADER: [&str; 6] = [
-    "AGENT", "RUN", "STARTED", "DURATION", "OUTCOME", "PROMPT",
-];
+const LIST_HEADER: [&str; 6] = ["AGENT", "RUN", "STARTED", "DURATION", "OUTCOME", "PROMPT"];
 
 fn print_list(sessions: &[LogSessionInfo], json: bool, no_headers: bool) -> Result<(), CliError> {
     if json {

@@ -40,7 +40,11 @@ async fn without_a_daemon_it_says_how_to_start_one() {
     let text = stdout(&out);
     assert!(text.contains("✖ daemon:"), "{text}");
     assert!(text.contains("fix: start it"), "{text}");
-    assert!(stderr(&out).contains(" failed; each ✖ says how to fix it"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(" failed; each ✖ says how to fix it"),
+        "{}",
+        stderr(&out)
+    );
 
     let (code, report) = doctor_json(&home);
     assert_eq!(code, Some(1));

@@ -68,10 +68,7 @@ async fn follow_goes_on_into_a_later_session_and_a_followed_session_ends_at_done
     let lines = Lines::of(&mut follower);
     let (seen, lines) = blocking(move || (lines.until("# done ok"), lines)).await;
     assert!(
-        seen.starts_with(&format!(
-            "-- run {} of web, started ",
-            &first.as_str()[..8]
-        )),
+        seen.starts_with(&format!("-- run {} of web, started ", &first.as_str()[..8])),
         "{seen}"
     );
     assert!(
@@ -214,18 +211,12 @@ async fn since_list_and_session_prefixes() {
     assert_eq!(out.status.code(), Some(4), "{}", stdout(&out));
     let said = stderr(&out);
     assert!(
-        said.contains("several runs")
-            && said.contains(old.as_str())
-            && said.contains(new.as_str()),
+        said.contains("several runs") && said.contains(old.as_str()) && said.contains(new.as_str()),
         "{said}"
     );
     let out = s.ctl_out(&["logs", "web", "--session", "cafe"]);
     assert_eq!(out.status.code(), Some(4), "{}", stdout(&out));
-    assert!(
-        stderr(&out).contains("no run 'cafe'"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("no run 'cafe'"), "{}", stderr(&out));
 }
 
 #[test]

@@ -146,10 +146,7 @@ async fn stop_aborts_a_long_session() {
         since == "just now" || since.strip_suffix(" ago").is_some_and(is_span)
     });
     assert!(spoken, "{said}");
-    assert!(
-        said.contains(&format!("logs --run {session}")),
-        "{said}"
-    );
+    assert!(said.contains(&format!("logs --run {session}")), "{said}");
     let (events, status) = s.wait_done(&session).await;
     assert_eq!(status, DoneStatus::Aborted);
     assert!(!output_text(&events).contains("never"));

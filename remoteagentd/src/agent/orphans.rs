@@ -199,9 +199,7 @@ async fn finish_with_retries(
         };
         tracing::warn!(error = %e, attempt = backoff.failures(), "ending an unfinished session; retrying");
         if !sleep_unless_cancelled(delay, stop).await {
-            tracing::info!(
-                "the agent is stopping; the unfinished run is ended at the next start"
-            );
+            tracing::info!("the agent is stopping; the unfinished run is ended at the next start");
             return;
         }
     }

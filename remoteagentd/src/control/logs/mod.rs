@@ -102,10 +102,7 @@ pub async fn handle(
             // Following waits for the first session; otherwise say so.
             None if follow => Vec::new(),
             None => {
-                return Err(ControlError::new(
-                    ErrorCode::NotFound,
-                    "no run logs yet",
-                ));
+                return Err(ControlError::new(ErrorCode::NotFound, "no run logs yet"));
             }
         },
     };

@@ -33,7 +33,7 @@ use crate::telegram::outbox::Delivery;
 pub(super) const NOT_YOURS: &str = "Only the account that paired this agent can do that.";
 /// The session behind a button is gone (or never existed): said to anyone,
 /// owner or not, since a session id gives nothing away.
-pub const SESSION_ENDED: &str = "This session has ended.";
+pub const SESSION_ENDED: &str = "This run has ended.";
 /// An approval button whose request the forwarder never showed or whose
 /// answer is already recorded.
 pub const UNKNOWN_REQUEST: &str = "That request is unknown or was already answered.";

@@ -184,7 +184,7 @@ async fn publish(
                     &agent_id,
                     &session_id,
                     DoneStatus::Error,
-                    "could not record the session",
+                    "could not record the run",
                 )
                 .await;
             }

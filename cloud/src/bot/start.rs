@@ -19,21 +19,25 @@ its buttons: ▶ Run now — stop current, ✖ Cancel.\n\
 /new — the next prompt starts a new session\n\
 /mode — how freely the current agent may act: plan, ask, edits or auto (buttons; /mode plan sets it)\n\
 /sessions — the agent's recent sessions; ▶ Resume makes the next prompt continue one\n\
-/stop — abort the running prompt\n\
+/stop — stop the current agent's run\n\
 /queue — the prompts waiting while your agent is busy, with ✖ Cancel\n\
 /get PATH — a file of the project as a document (a folder comes zipped)\n\
-/status — current agent, running prompt, plan\n\
+/status — current agent, its run, plan\n\
 /notify on|off — a message when a run ends, so your phone notifies you (on by default)\n\
-/unpair NAME — revoke an agent\n\n\
+/unpair NAME — revoke an agent\n\
+/help — this list\n\n\
 <b>Topics</b>\n\
 With topics on (my forum topic mode in this chat, or a forum group you opted in), each agent \
 gets its own topic, named after it, the first time you use it: its runs, approvals and files \
 show there, and whatever you write in an agent's topic goes to that agent with no /use. \
 Unpairing an agent closes its topic; a topic you delete is opened again on its next run.\n\n\
 <b>Buttons</b>\n\
+⏹ Stop under a run's output stops it.\n\
 A tool Claude wants to use comes with ✅ Approve / ⛔ Deny.\n\
 Claude's questions come with one button per option and ✎ other: tap it, then send your answer.\n\
-A plan comes with ✅ Approve plan / ✎ Revise (then send what to change) / ⛔ Reject.\n\n\
+A plan comes with ✅ Approve plan / ✎ Revise (then send what to change) / ⛔ Reject.\n\
+A queued prompt: ▶ Run now — stop current / ✖ Cancel. A voice note: ▶ Run / ✎ Edit / ✖ Cancel.\n\
+/agents, /mode and /sessions answer with buttons: pick an agent, a mode, ▶ Resume a session.\n\n\
 <b>Groups</b>\n\
 Prompts come from this private chat. To use an agent in a group, send /allowgroup there \
 (/disallowgroup undoes it); then your messages there that mention me or reply to me are prompts.";
@@ -51,4 +55,46 @@ pub async fn start(ctx: &Ctx<'_>, args: &str) -> Result<()> {
 pub async fn help(ctx: &Ctx<'_>) -> Result<()> {
     ctx.reply(HELP).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HELP;
+
+    /// The commands `bot::mod`'s dispatcher routes: every `"name" =>` (or
+    /// `"a" | "b" =>`) arm of its command match.
+    fn routed_commands() -> Vec<String> {
+        let source = include_str!("mod.rs");
+        let mut names = Vec::new();
+        for line in source.lines().map(str::trim) {
+            let Some((arm, _)) = line.split_once("=>") else {
+                continue;
+            };
+            let parts: Vec<&str> = arm.split('|').map(str::trim).collect();
+            if parts.iter().all(|p| {
+                p.len() > 2
+                    && p.starts_with('"')
+                    && p.ends_with('"')
+                    && p[1..p.len() - 1].bytes().all(|b| b.is_ascii_lowercase())
+            }) {
+                names.extend(parts.iter().map(|p| p[1..p.len() - 1].to_string()));
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn help_lists_every_command_the_bot_answers() {
+        let routed = routed_commands();
+        assert!(
+            routed.len() >= 14,
+            "the dispatcher's arms were not found: {routed:?}"
+        );
+        for name in routed.iter().filter(|n| n.as_str() != "start") {
+            assert!(
+                HELP.contains(&format!("/{name}")),
+                "/help does not mention /{name}"
+            );
+        }
+    }
 }

@@ -144,12 +144,12 @@ pub const SETTINGS: &[Setting] = &[
     setting(
         "FORWARDER_MAX_PAGES",
         DefaultValue::Value("8"),
-        "pages of output shown live per session; then a file (at least 1)",
+        "pages of output shown live per run; then a file (at least 1)",
     ),
     setting(
         "FORWARDER_ORPHAN_SECS",
         DefaultValue::Value("45"),
-        "end a silent session whose agent is offline this long (at least 1)",
+        "end a silent run whose agent is offline this long (at least 1)",
     ),
     setting(
         "GET_ANSWER_SECS",

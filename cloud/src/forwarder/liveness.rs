@@ -15,7 +15,7 @@ use tokio::time::Instant;
 const CHECK_EVERY_MAX: Duration = Duration::from_secs(5);
 
 /// The status message of a session ended because its agent went away.
-pub(super) const OFFLINE_MESSAGE: &str = "the agent went offline before the session finished";
+pub(super) const OFFLINE_MESSAGE: &str = "the agent went offline before the run finished";
 
 pub(super) struct Liveness {
     /// How long the agent must have been seen offline, and the stream

@@ -148,7 +148,7 @@ impl Line {
     pub fn overflow() -> Self {
         Line::new(
             "",
-            "… output continues: the whole output will be attached as a file when the session ends",
+            "… output continues: the whole output will be attached as a file when the run ends",
             Some("i"),
         )
     }
@@ -163,7 +163,7 @@ impl Line {
         Line::new(
             "",
             &format!(
-                "⚠️ {} more output is not shown here (past this session's limit in Redis): it is all in the log on the computer: remoteagentctl logs {}",
+                "⚠️ {} more output is not shown here (past this run's limit in Redis): it is all in the log on the computer: remoteagentctl logs {}",
                 size_text(bytes),
                 cut_to(agent_name, 64)
             ),

@@ -367,12 +367,12 @@ async fn buttons_of_a_vanished_session_say_it_ended(app: &TestApp) {
     ] {
         assert_eq!(
             app.press(user, &data).await,
-            "This session has ended.",
+            "This run has ended.",
             "{data}"
         );
         assert_eq!(
             app.press(user_id(), &data).await,
-            "This session has ended.",
+            "This run has ended.",
             "{data}"
         );
     }

@@ -163,7 +163,7 @@ async fn an_approval_request_gets_buttons_and_its_verdict() {
     xadd(
         &mut conn,
         &ids,
-        &approval_resolved("zz", false, "the session ended"),
+        &approval_resolved("zz", false, "the run ended"),
     )
     .await;
     xadd(&mut conn, &ids, &done(DoneStatus::Ok, Some(0), 2_000, None)).await;
@@ -189,7 +189,7 @@ async fn an_approval_request_gets_buttons_and_its_verdict() {
     );
     assert_eq!(
         texts[5],
-        "🔐 request zz: ⛔ denied — the session ended\n\n✅ done in 2.0 s"
+        "🔐 request zz: ⛔ denied — the run ended\n\n✅ done in 2.0 s"
     );
     assert!(messages.iter().all(|m| m.reply_markup.is_none()));
     // Nothing was ever rejected by the fake (HTML, lengths, empty texts).

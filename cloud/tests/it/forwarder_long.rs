@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 const FAST: Duration = Duration::from_millis(100);
 const PAGE: usize = 200;
 const CONTINUES: &str =
-    "… output continues: the whole output will be attached as a file when the session ends";
+    "… output continues: the whole output will be attached as a file when the run ends";
 
 fn url() -> String {
     remoteagent_testkit::redis_url()

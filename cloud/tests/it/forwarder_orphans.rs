@@ -18,7 +18,7 @@ use remoteagent_testkit::wait_for;
 use support::{Backend, TIMEOUT, TestApp, next_message, user_id};
 
 const GRACE: &str = "1";
-const OFFLINE_STATUS: &str = "❌ error: the agent went offline before the session finished";
+const OFFLINE_STATUS: &str = "❌ error: the agent went offline before the run finished";
 
 /// An agent of its own user, online, with a session running on it.
 struct Running {
@@ -180,7 +180,7 @@ async fn a_session_of_a_vanished_daemon_ends_and_a_silent_one_does_not(backend: 
     assert_eq!(done[0].status, DoneStatus::Error);
     assert_eq!(
         done[0].message.as_deref(),
-        Some("the agent went offline before the session finished")
+        Some("the agent went offline before the run finished")
     );
     // The page shows the output and the error, without its Stop button.
     let shown = wait_for(TIMEOUT, || async {

@@ -390,11 +390,11 @@ async fn a_vanished_sessions_button_says_it_ended() {
     let gone = SessionId::generate();
     assert_eq!(
         w.press(OWNER, &format!("stop:{gone}")).await,
-        "This session has ended."
+        "This run has ended."
     );
     assert_eq!(
         w.press(OWNER, &format!("approve:{gone}:req-1")).await,
-        "This session has ended."
+        "This run has ended."
     );
 }
 

@@ -332,11 +332,11 @@ mod tests {
         );
         // A resolved request and a waiting one under one prefix: ambiguous.
         assert_eq!(board.find("Ab").err().unwrap().code, ErrorCode::Ambiguous);
-        board.withdraw(&["Abd456".to_string()], "the session ended");
+        board.withdraw(&["Abd456".to_string()], "the run ended");
         assert!(board.list().is_empty());
         assert_eq!(
             board.find("Abd").err().unwrap().message,
-            "request Abd456 was already answered: denied, the session ended"
+            "request Abd456 was already answered: denied, the run ended"
         );
     }
 

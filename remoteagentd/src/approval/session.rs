@@ -28,7 +28,7 @@ use crate::session_log::SessionLog;
 /// Requests waiting for the phone at once; more are denied at once.
 pub const MAX_PENDING: usize = 8;
 /// The reason given for requests still open when the session ends.
-pub const SESSION_ENDED: &str = "the session ended";
+pub const SESSION_ENDED: &str = "the run ended";
 
 /// A request the phone has not answered yet.
 struct Pending {

@@ -380,7 +380,7 @@ async fn an_abort_resolves_the_waiting_request_before_done() {
         vec![ApprovalResolvedPayload {
             request_id: req.request_id.clone(),
             allow: false,
-            reason: "the session ended".into(),
+            reason: "the run ended".into(),
         }]
     );
     let ended = position(&events, |e| matches!(e, OutputEvent::ApprovalResolved(_)));

@@ -106,7 +106,7 @@ impl<I: Io> Pager<I> {
             .map(|a| (a.rid.clone(), a.msg, a.html.clone()))
             .collect();
         for (rid, msg, html) in open {
-            let closed = page::approval_resolved_html(&html, false, "the session ended");
+            let closed = page::approval_resolved_html(&html, false, "the run ended");
             let _ = self.edit_now(chat, msg, closed.clone(), None).await;
             if let Some(a) = self.saved.more.approval_mut(&rid) {
                 a.resolved = Some(closed);

@@ -399,7 +399,7 @@ impl<I: Io> Pager<I> {
         self.saved.more.refused = true;
         tracing::error!(agent = %self.saved.agent_id, session = %self.saved.session_id, why, "output could not be shown live; it will be attached as a file");
         let line = Line::notice(&format!(
-            "⚠️ Part of the output could not be shown here ({why}). The whole output will be attached as a file when the session ends."
+            "⚠️ Part of the output could not be shown here ({why}). The whole output will be attached as a file when the run ends."
         ));
         self.page = Page::default();
         if let Some(id) = self

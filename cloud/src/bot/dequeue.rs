@@ -13,10 +13,7 @@
 //! comes is dropped, with the rest of that agent's queue: the user is told
 //! in words, each prompt quoted, and asked to send it again.
 
-use std::time::Duration;
-
 use remoteagent_proto::AgentId;
-use remoteagent_proto::backoff::Backoff;
 
 use super::queue::{self, StartGuard};
 use super::update::CallbackQuery;
@@ -48,31 +45,10 @@ pub async fn sweep(state: &AppState) -> Result<()> {
     Ok(())
 }
 
-/// Takes the start key of `agent`, waiting a little while someone else
-/// holds it: a start holds it for a few Redis and database round trips.
-/// `None`: still held; its holder starts a run or queues, and the run's
-/// end (or the housekeeping pass) comes back here.
-async fn start_key(state: &AppState, agent: &AgentId) -> Result<Option<StartGuard>> {
-    let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(200))
-        .attempts(12)
-        .without_jitter();
-    loop {
-        if let Some(guard) = StartGuard::take(&state.redis, agent).await? {
-            return Ok(Some(guard));
-        }
-        let Some(delay) = backoff.next_delay() else {
-            return Ok(None);
-        };
-        tokio::select! {
-            () = state.shutdown.cancelled() => return Ok(None),
-            () = tokio::time::sleep(delay) => {}
-        }
-    }
-}
-
 /// Runs the next queued prompt of `agent` if it is idle.
 pub async fn run_next(state: &AppState, agent_id: &AgentId) -> Result<()> {
-    let Some(_guard) = start_key(state, agent_id).await? else {
+    let Some(_guard) = StartGuard::take_waiting(&state.redis, agent_id, &state.shutdown).await?
+    else {
         return Ok(());
     };
     if queue::busy(state, agent_id).await? {

@@ -193,7 +193,9 @@ async fn questions_and_plans_are_answered_with_buttons(app: &TestApp) {
         answer(&sid, "p1", false, Some("smaller steps"))
     );
     wait_message(app, user, |m| m.text == "✎ Sent to careful.").await;
-    // The next text is a prompt again (the agent answers it as busy).
+    // The next text is a prompt again (once the run ended, so that it is
+    // not queued).
+    app.end_run(&agent, &sid).await;
     app.say(user, "and then?").await;
     let CommandEvent::Command(next) = next_command(app, &mut sub, &agent).await else {
         panic!("expected a command");

@@ -181,10 +181,13 @@ async fn resume_goes_with_the_next_prompt_only(backend: Backend) {
     let cmd = next_prompt(&app, &mut sub, &agent).await;
     assert_eq!(cmd.resume.as_deref(), Some("old-0002"));
     assert!(cmd.r#continue, "{cmd:?}");
+    // Each run ends (as its daemon would), so the next prompt is not queued.
+    app.end_run(&agent, &cmd.session_id).await;
     // Once: the prompt after continues the agent's last session as usual.
     app.say(user, "and then").await;
     let cmd = next_prompt(&app, &mut sub, &agent).await;
     assert_eq!(cmd.resume, None);
+    app.end_run(&agent, &cmd.session_id).await;
 
     // /new after a press forgets it.
     app.press_on(user, message, &older).await;

@@ -124,6 +124,7 @@ async fn topic_opened_on_first_use_takes_its_agents_messages(app: &TestApp) {
     expect_in_topic(app, user, thread, "alpha is working").await;
     run_prints(app, &alpha, &cmd.session_id, "alpha says hi").await;
     expect_in_topic(app, user, thread, "alpha says hi").await;
+    app.wait_run_ended(&cmd.session_id).await;
     app.tg
         .wait_for(
             |calls| {
@@ -195,6 +196,7 @@ async fn a_deleted_topic_is_opened_again(app: &TestApp) {
     let first = topic_named(app, user, "gamma");
     run_prints(app, &agent, &cmd.session_id, "first run").await;
     expect_in_topic(app, user, first, "first run").await;
+    app.wait_run_ended(&cmd.session_id).await;
     app.tg.user_deletes_topic(user, first);
     // The next run finds the topic gone, opens a new one and shows there.
     app.say(user, "two").await;
@@ -208,6 +210,7 @@ async fn a_deleted_topic_is_opened_again(app: &TestApp) {
     let second = topic_named(app, user, "gamma");
     assert_ne!(first, second);
     expect_in_topic(app, user, second, "second run").await;
+    app.wait_run_ended(&cmd.session_id).await;
     // The one refusal was the send into the deleted topic.
     let refused = app.tg.refused_calls();
     assert!(
@@ -225,8 +228,9 @@ async fn renaming_and_unpairing_rename_and_close_the_topic(app: &TestApp) {
     let user = user_id();
     let (agent, mut sub) = app.online_agent(user, "delta").await;
     app.say(user, "one").await;
-    next_prompt(app, &mut sub, &agent).await;
+    let one = next_prompt(app, &mut sub, &agent).await;
     let thread = topic_named(app, user, "delta");
+    app.end_run(&agent, &one.session_id).await;
     // The agent is renamed (its row's name changed): the next run renames
     // the topic.
     sqlx::query("UPDATE agents SET name = 'delta2' WHERE id = $1")
@@ -300,12 +304,14 @@ async fn a_forum_group_gets_a_topic_per_agent() {
     app.expect_message(group, "opted in").await;
     let mention = in_group(owner, &format!("@{BOT_USERNAME} build it"));
     assert_eq!(app.webhook(&mention).await.status(), 200);
-    assert_eq!(next_prompt(&app, &mut sub, &agent).await.prompt, "build it");
+    let build = next_prompt(&app, &mut sub, &agent).await;
+    assert_eq!(build.prompt, "build it");
     let thread = topic_named(&app, group, "proj");
     expect_in_topic(&app, group, thread, "proj is working").await;
     let stranger = user_id();
     let theirs = updates::in_topic(in_group(stranger, "rm -rf ~"), thread, "proj");
     assert_eq!(app.webhook(&theirs).await.status(), 200);
+    app.end_run(&agent, &build.session_id).await;
     let mine = updates::in_topic(in_group(owner, "and test it"), thread, "proj");
     assert_eq!(app.webhook(&mine).await.status(), 200);
     assert_eq!(

@@ -112,7 +112,7 @@ async fn approvals_are_listed_and_answered_from_the_computer() {
     let text = stdout(&listed);
     assert!(listed.status.success(), "{}", stderr(&listed));
     assert!(text.contains(&id), "{text}");
-    assert!(text.contains("web (session "), "{text}");
+    assert!(text.contains("web (run "), "{text}");
     assert!(text.contains("Bash: make deploy"), "{text}");
     assert!(text.contains("unless answered"), "{text}");
     let json = s.ctl_answer(&["--json", "approvals"]).await;

@@ -287,8 +287,9 @@ async fn a_command_that_cannot_be_recorded_is_refused_and_the_owner_told() {
     s.publish(&env).await;
     assert_eq!(s.wait_status(&session).await, DoneStatus::Rejected);
     assert_eq!(s.runs(), 0);
+    // A refusal says why once, in its `done`.
     let notice = s.events(&session).await.into_iter().find_map(|e| match e {
-        OutputEvent::Notice(n) => Some(n.text),
+        OutputEvent::Done(d) => d.message,
         _ => None,
     });
     assert!(

@@ -170,9 +170,7 @@ async fn since_list_and_session_prefixes() {
     let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
     assert_eq!(
         rows[0],
-        vec![
-            "AGENT", "SESSION", "STARTED", "DURATION", "OUTCOME", "PROMPT"
-        ]
+        vec!["AGENT", "RUN", "STARTED", "DURATION", "OUTCOME", "PROMPT"]
     );
     assert_eq!(rows.len(), 3, "{text}");
     assert_eq!(&rows[1][..2], &["web", "feed01-o"]);

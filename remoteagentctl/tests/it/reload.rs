@@ -174,8 +174,9 @@ async fn a_running_agent_takes_a_reloaded_setting_at_its_next_session() {
     let second = SessionId::generate();
     s.publish(&s.sign(&second, prompt, 60)).await;
     assert_eq!(s.wait_status(&second).await, DoneStatus::Rejected);
+    // A refusal says why once, in its `done`.
     let notice = s.events(&second).await.into_iter().find_map(|e| match e {
-        OutputEvent::Notice(n) => Some(n.text),
+        OutputEvent::Done(d) => d.message,
         _ => None,
     });
     assert!(

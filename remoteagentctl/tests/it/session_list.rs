@@ -134,7 +134,7 @@ async fn sessions_lists_each_with_the_command_that_resumes_it() {
     assert!(
         events
             .iter()
-            .any(|e| matches!(e, OutputEvent::Notice(n) if n.text.contains("nothing ran"))),
+            .any(|e| matches!(e, OutputEvent::Done(d) if d.message.as_deref().is_some_and(|m| m.contains("nothing ran")))),
         "{events:?}"
     );
     assert_eq!(runs(&s.project).len(), 3);

@@ -5,10 +5,13 @@
 //! the key taken queues its prompt, or leaves the queue to the holder.
 
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use redis::Script;
 use redis::aio::ConnectionManager;
 use remoteagent_proto::AgentId;
+use remoteagent_proto::backoff::Backoff;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 
@@ -34,6 +37,36 @@ pub struct StartGuard {
 }
 
 impl StartGuard {
+    /// Takes the key, waiting a little while someone else holds it: a
+    /// start (or a run's end looking at the queue) holds it for a few Redis
+    /// and database round trips. `None`: still held after about 2 s, or
+    /// the cloud is shutting down.
+    ///
+    /// Waiting matters: a typed prompt that found the key held by a run's
+    /// end that was just finding the queue empty would otherwise be queued
+    /// behind nothing, and wait for the housekeeping pass.
+    pub async fn take_waiting(
+        redis: &ConnectionManager,
+        agent: &AgentId,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<StartGuard>> {
+        let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(200))
+            .attempts(12)
+            .without_jitter();
+        loop {
+            if let Some(guard) = StartGuard::take(redis, agent).await? {
+                return Ok(Some(guard));
+            }
+            let Some(delay) = backoff.next_delay() else {
+                return Ok(None);
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(None),
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
     /// Takes the key; `None` when someone else holds it.
     pub async fn take(redis: &ConnectionManager, agent: &AgentId) -> Result<Option<StartGuard>> {
         let key = key(agent);

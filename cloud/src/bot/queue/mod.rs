@@ -58,7 +58,7 @@ pub async fn busy(state: &AppState, agent: &AgentId) -> Result<bool> {
 /// Decides whether `text`, typed for `agent` (online), runs now or waits.
 pub async fn gate(ctx: &Ctx<'_>, agent: &agents::Agent, text: &str) -> Result<Gate> {
     let state = ctx.state;
-    let guard = StartGuard::take(&state.redis, &agent.id).await?;
+    let guard = StartGuard::take_waiting(&state.redis, &agent.id, &state.shutdown).await?;
     let guard = match guard {
         Some(g)
             if queue::count(&state.db, &agent.id).await? == 0

@@ -37,6 +37,12 @@ impl TestApp {
             .query_async::<String>(&mut conn)
             .await
             .unwrap();
+        self.wait_run_ended(session).await;
+    }
+
+    /// Waits until the cloud has recorded the end of `session` (its `done`
+    /// is in the stream already).
+    pub async fn wait_run_ended(&self, session: &SessionId) {
         let ended = remoteagent_testkit::wait_for(TIMEOUT, || async {
             let row = sessions::get(&self.state.db, session).await.unwrap();
             row.filter(|r| r.status != sessions::RUNNING).map(|_| ())

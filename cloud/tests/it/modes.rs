@@ -61,7 +61,7 @@ async fn run_in_mode(
             cost_usd: None,
         }),
     ] {
-        xadd(app, agent, session, &event).await;
+        app.xadd(agent, session, &event).await;
     }
     let finished = remoteagent_testkit::wait_for(TIMEOUT, || async {
         let row = sessions::get(&app.state.db, session).await.unwrap()?;
@@ -78,22 +78,6 @@ async fn run_in_mode(
         .find(|m| m.text.starts_with(&line))
         .expect("the output message")
         .text
-}
-
-async fn xadd(app: &TestApp, agent: &AgentId, session: &SessionId, event: &OutputEvent) {
-    let mut conn = app
-        .redis
-        .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
-        .await
-        .unwrap();
-    redis::cmd("XADD")
-        .arg(names::output_stream(agent, session))
-        .arg("*")
-        .arg(names::STREAM_FIELD)
-        .arg(serde_json::to_string(event).unwrap())
-        .query_async::<String>(&mut conn)
-        .await
-        .unwrap();
 }
 
 /// `user` sends `text`; returns the mode its command carried, once its

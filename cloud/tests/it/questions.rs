@@ -10,7 +10,7 @@ use remoteagent_proto::events::{
     ApprovalPayload, ApprovalRequestPayload, CommandEvent, OutputEvent,
 };
 use remoteagent_proto::questions::{AskKind, PlanAsk, QuestionAsk, QuestionOption};
-use remoteagent_proto::{AgentId, SessionId, envelope, names};
+use remoteagent_proto::{AgentId, SessionId, envelope};
 use remoteagent_testkit::telegram::FakeMessage;
 use support::{TIMEOUT, TestApp, next_message, user_id};
 
@@ -19,22 +19,6 @@ async fn next_command(app: &TestApp, sub: &mut PubSub, agent: &AgentId) -> Comma
     envelope::verify(&app.state.key.public_key(), agent, &token)
         .unwrap()
         .command
-}
-
-async fn xadd(app: &TestApp, agent: &AgentId, session: &SessionId, event: &OutputEvent) {
-    let mut conn = app
-        .redis
-        .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
-        .await
-        .unwrap();
-    redis::cmd("XADD")
-        .arg(names::output_stream(agent, session))
-        .arg("*")
-        .arg(names::STREAM_FIELD)
-        .arg(serde_json::to_string(event).unwrap())
-        .query_async::<String>(&mut conn)
-        .await
-        .unwrap();
 }
 
 async fn wait_message(
@@ -118,13 +102,8 @@ async fn questions_and_plans_are_answered_with_buttons(app: &TestApp) {
         index: 1,
         count: 1,
     };
-    xadd(
-        app,
-        &agent,
-        &sid,
-        &request(&rid, AskKind::Question(question)),
-    )
-    .await;
+    app.xadd(&agent, &sid, &request(&rid, AskKind::Question(question)))
+        .await;
     let shown = wait_message(app, user, |m| m.text.contains("Which <db>?")).await;
     assert!(
         shown.text.starts_with(
@@ -171,7 +150,8 @@ async fn questions_and_plans_are_answered_with_buttons(app: &TestApp) {
         plan: "1. add <tests>\n2. ship".into(),
         cut_chars: 0,
     };
-    xadd(app, &agent, &sid, &request("p1", AskKind::Plan(plan))).await;
+    app.xadd(&agent, &sid, &request("p1", AskKind::Plan(plan)))
+        .await;
     let shown = wait_message(app, user, |m| m.text.starts_with("📋 careful has a plan:")).await;
     assert!(shown.text.contains("1. add <tests>\n2. ship"), "{shown:#?}");
     let texts: Vec<String> = buttons(&shown).into_iter().map(|(t, _)| t).collect();

@@ -35,11 +35,6 @@ async fn next_prompt(app: &TestApp, sub: &mut PubSub, agent: &AgentId) -> Comman
 
 /// Ends `session` as the daemon would: `done` in its stream.
 async fn end_run(app: &TestApp, agent: &AgentId, session: &SessionId, status: DoneStatus) {
-    let mut conn = app
-        .redis
-        .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
-        .await
-        .unwrap();
     let done = OutputEvent::Done(DonePayload {
         status,
         exit_code: Some(0),
@@ -51,14 +46,7 @@ async fn end_run(app: &TestApp, agent: &AgentId, session: &SessionId, status: Do
         turns: None,
         cost_usd: None,
     });
-    redis::cmd("XADD")
-        .arg(names::output_stream(agent, session))
-        .arg("*")
-        .arg(names::STREAM_FIELD)
-        .arg(serde_json::to_string(&done).unwrap())
-        .query_async::<String>(&mut conn)
-        .await
-        .unwrap();
+    app.xadd(agent, session, &done).await;
 }
 
 async fn wait_message(

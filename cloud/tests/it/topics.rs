@@ -10,7 +10,7 @@ use redis::aio::PubSub;
 use remoteagent_proto::events::{
     ChunkPayload, CommandEvent, CommandPayload, DonePayload, DoneStatus, OutputEvent, StreamKind,
 };
-use remoteagent_proto::{AgentId, SessionId, envelope, names};
+use remoteagent_proto::{AgentId, SessionId, envelope};
 use remoteagent_testkit::telegram::{BOT_USERNAME, FakeTelegram, updates};
 use support::{Backend, TIMEOUT, TestApp, next_message, user_id};
 
@@ -31,22 +31,6 @@ async fn next_prompt(app: &TestApp, sub: &mut PubSub, agent: &AgentId) -> Comman
     }
 }
 
-async fn xadd(app: &TestApp, agent: &AgentId, session: &SessionId, event: &OutputEvent) {
-    let mut conn = app
-        .redis
-        .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
-        .await
-        .unwrap();
-    redis::cmd("XADD")
-        .arg(names::output_stream(agent, session))
-        .arg("*")
-        .arg(names::STREAM_FIELD)
-        .arg(serde_json::to_string(event).unwrap())
-        .query_async::<String>(&mut conn)
-        .await
-        .unwrap();
-}
-
 /// The runner prints `text` and the run ends.
 async fn run_prints(app: &TestApp, agent: &AgentId, session: &SessionId, text: &str) {
     let chunk = OutputEvent::Chunk(ChunkPayload {
@@ -54,7 +38,7 @@ async fn run_prints(app: &TestApp, agent: &AgentId, session: &SessionId, text: &
         stream: StreamKind::Stdout,
         text: format!("{text}\n"),
     });
-    xadd(app, agent, session, &chunk).await;
+    app.xadd(agent, session, &chunk).await;
     let done = OutputEvent::Done(DonePayload {
         status: DoneStatus::Ok,
         exit_code: Some(0),
@@ -66,7 +50,7 @@ async fn run_prints(app: &TestApp, agent: &AgentId, session: &SessionId, text: &
         turns: None,
         cost_usd: None,
     });
-    xadd(app, agent, session, &done).await;
+    app.xadd(agent, session, &done).await;
 }
 
 /// `user` writes `text` in topic `thread` of their private chat.

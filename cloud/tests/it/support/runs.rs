@@ -13,11 +13,6 @@ impl TestApp {
     /// Ends `session` of `agent` with `done {ok}` and waits until its row
     /// no longer says running (the agent is free for the next prompt).
     pub async fn end_run(&self, agent: &AgentId, session: &SessionId) {
-        let mut conn = self
-            .redis
-            .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
-            .await
-            .unwrap();
         let done = OutputEvent::Done(DonePayload {
             status: DoneStatus::Ok,
             exit_code: Some(0),
@@ -29,15 +24,26 @@ impl TestApp {
             turns: None,
             cost_usd: None,
         });
+        self.xadd(agent, session, &done).await;
+        self.wait_run_ended(session).await;
+    }
+
+    /// Appends `event` to the output stream of `session`, as its daemon
+    /// would.
+    pub async fn xadd(&self, agent: &AgentId, session: &SessionId, event: &OutputEvent) {
+        let mut conn = self
+            .redis
+            .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
+            .await
+            .unwrap();
         redis::cmd("XADD")
             .arg(names::output_stream(agent, session))
             .arg("*")
             .arg(names::STREAM_FIELD)
-            .arg(serde_json::to_string(&done).unwrap())
+            .arg(serde_json::to_string(event).unwrap())
             .query_async::<String>(&mut conn)
             .await
             .unwrap();
-        self.wait_run_ended(session).await;
     }
 
     /// Waits until the cloud has recorded the end of `session` (its `done`

@@ -68,6 +68,9 @@ pub enum CommandEvent {
     /// `/sessions`: list the agent's recent sessions (answered on the output
     /// stream of the payload's session id).
     ListSessions(crate::sessions::ListSessionsPayload),
+    /// A diff card's button (Diff, Undo, Commit, Branch) on a run's
+    /// checkpoint (answered on the output stream of the payload's session id).
+    Checkpoint(crate::checkpoints::CheckpointPayload),
     /// An event this build does not know; skipped by readers.
     #[serde(rename = "unknown")]
     Unknown,
@@ -80,6 +83,7 @@ tolerant_deserialize!(CommandEvent {
     "unpaired" => Unpaired,
     "get_file" => GetFile,
     "list_sessions" => ListSessions,
+    "checkpoint" => Checkpoint,
 });
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +159,10 @@ pub enum OutputEvent {
     File(crate::files::FilePayload),
     /// The agent's recent sessions (the answer to `list_sessions`).
     Sessions(crate::sessions::SessionsPayload),
+    /// What the run changed in its git project (before `done`).
+    Changes(crate::checkpoints::ChangesPayload),
+    /// The answer to a `checkpoint` command.
+    CheckpointResult(crate::checkpoints::CheckpointResult),
     /// The session ended. Always the last event of a stream.
     Done(DonePayload),
     /// An event this build does not know; skipped by readers.
@@ -170,6 +178,8 @@ tolerant_deserialize!(OutputEvent {
     "notice" => Notice,
     "file" => File,
     "sessions" => Sessions,
+    "changes" => Changes,
+    "checkpoint_result" => CheckpointResult,
     "done" => Done,
 });
 

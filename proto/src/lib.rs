@@ -24,6 +24,8 @@
 //!   shown.
 //! * [`questions`]: Claude Code's questions and plans shown as buttons
 //!   (the optional parts of approval requests and answers).
+//! * [`checkpoints`]: what a run changed in a git project (the diff card)
+//!   and the Diff/Undo/Commit/Branch asked of it.
 //! * [`elapsed`]: the one way a span of time is written for people
 //!   (`1m 5s`, `1m 5s ago`).
 //!
@@ -32,6 +34,7 @@
 
 pub mod api;
 pub mod backoff;
+pub mod checkpoints;
 pub mod control;
 pub mod elapsed;
 pub mod envelope;

@@ -424,6 +424,11 @@ impl Agent {
             }
             CommandEvent::GetFile(get) => self.answer_get(get),
             CommandEvent::ListSessions(list) => self.answer_list_sessions(list),
+            // Checkpoints are being built (issue 18): until then, a kind this
+            // daemon does not act on.
+            CommandEvent::Checkpoint(_) => {
+                tracing::info!("skipped a checkpoint command: this daemon keeps no checkpoints yet")
+            }
             CommandEvent::Unknown => {
                 tracing::info!("skipped a command of a kind this daemon does not know")
             }

@@ -146,7 +146,10 @@ impl<I: Io> Pager<I> {
                 self.saved.more.mode = s.mode.map(|m| m.to_string()).unwrap_or_default();
             }
             // `sessions` answers `/sessions` on a stream of its own (`bot/sessions`).
-            OutputEvent::Sessions(_) | OutputEvent::Unknown => {}
+            OutputEvent::Sessions(_)
+            | OutputEvent::Changes(_)
+            | OutputEvent::CheckpointResult(_)
+            | OutputEvent::Unknown => {}
         }
         self.saved.last_id = entry_id.to_string();
         self.saved.skip = 0;

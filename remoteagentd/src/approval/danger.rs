@@ -194,7 +194,10 @@ impl DangerList {
                         .find_map(|k| input.get(*k).and_then(Value::as_str))
                     && let Some(shown) = place.outside(path, true)
                 {
-                    add(format!("writes {shown}, outside the project folder"));
+                    add(format!(
+                        "writes {}, outside the project folder",
+                        for_reason(&shown)
+                    ));
                 }
             }
             _ => {}
@@ -705,6 +708,18 @@ fn skip_options<'a>(args: &'a [Word], with_value: &[&str]) -> &'a [Word] {
     args.get(i..).unwrap_or(&[])
 }
 
+/// Longest path quoted in a reason.
+const REASON_PATH_CHARS: usize = 80;
+
+/// A path as a reason quotes it: one line, short.
+fn for_reason(path: &str) -> String {
+    let line: String = path
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    super::truncate_chars(&line, REASON_PATH_CHARS)
+}
+
 fn program_name(word: &str) -> String {
     word.rsplit('/').next().unwrap_or(word).to_string()
 }
@@ -803,7 +818,7 @@ fn rm_findings(args: &[Word], place: &Place, found: &mut Vec<(Check, String)>) {
         let reason = if target.dynamic {
             Some(format!(
                 "deletes {}, a path only known when the command runs",
-                target.text
+                for_reason(&target.text)
             ))
         } else {
             // A glob deletes what its folder holds: `/*` is `/`.
@@ -824,7 +839,10 @@ fn rm_findings(args: &[Word], place: &Place, found: &mut Vec<(Check, String)>) {
                 Some(_) if place.is_root(&checked) => {
                     Some("deletes the whole project folder".to_string())
                 }
-                Some(_) => Some(format!("deletes {text}, outside the project folder")),
+                Some(_) => Some(format!(
+                    "deletes {}, outside the project folder",
+                    for_reason(text)
+                )),
                 None => None,
             }
         };
@@ -974,6 +992,8 @@ mod tests {
         asks(&f, "rm -rf $HOME/x", "only known when");
         asks(&f, "rm -rf \"$DIR\"/build", "only known when");
         asks(&f, "rm -rf .", "whole project");
+        // A reason quotes a path on one line.
+        asks(&f, "rm -rf '/x\ny'", "deletes /x y, outside");
         asks(&f, "sudo rm -rf /var/x", "sudo");
         asks(&f, "xargs rm -rf /etc", "outside");
         // Through a symlink that leads out of the project.

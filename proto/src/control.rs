@@ -157,6 +157,10 @@ pub struct ApprovalRequest {
     /// typed by the model: never logged in full.
     #[serde(default)]
     pub input: serde_json::Value,
+    /// The runner's working folder when it asked (Claude Code's hook input
+    /// has it): where a command runs, shown with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
 }
 
 fn default_lines() -> usize {
@@ -563,6 +567,7 @@ mod tests {
                 session: SessionId::parse("s1").unwrap(),
                 tool: "Bash".into(),
                 input: serde_json::json!({"command": "cargo test"}),
+                cwd: Some("/p".into()),
             }),
         };
         let v = serde_json::to_value(&m).unwrap();

@@ -217,7 +217,7 @@ pub struct ChunkPayload {
     pub text: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApprovalRequestPayload {
     /// Chosen by the daemon, unique within the session; see
@@ -239,7 +239,24 @@ pub struct ApprovalRequestPayload {
         deserialize_with = "crate::questions::lenient_kind"
     )]
     pub kind: Option<crate::questions::AskKind>,
+
+    // What is approved, shown in full (absent from older daemons).
+    /// Why this use always asks (`rm -rf` outside the project, a force
+    /// push …), in words; the message is marked ⚠️.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub danger: Option<String>,
+    /// An edit's change as a unified diff (at most [`MAX_DIFF_BYTES`]; a
+    /// longer one is cut and says so in its last line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    /// A command's working folder, relative to the project (`.` is the
+    /// project folder), absolute when outside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
 }
+
+/// Largest `diff` of an `approval_request`.
+pub const MAX_DIFF_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -520,6 +537,9 @@ mod tests {
                 summary: "rm -rf target".into(),
                 timeout_secs: 300,
                 kind: None,
+                danger: Some("force-pushes with git".into()),
+                diff: Some("--- a/x\n+++ b/x\n".into()),
+                cwd: Some("src".into()),
             }),
             OutputEvent::ApprovalRequest(ApprovalRequestPayload {
                 request_id: "q".into(),
@@ -530,6 +550,7 @@ mod tests {
                     plan: "1. read".into(),
                     cut_chars: 0,
                 })),
+                ..Default::default()
             }),
             OutputEvent::ApprovalResolved(ApprovalResolvedPayload {
                 request_id: "r".into(),

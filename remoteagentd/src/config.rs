@@ -11,6 +11,10 @@
 //! allow_tools = ["Read", "Glob", "Grep", "LS", "TodoWrite", "NotebookRead"]
 //! timeout_secs = 300              # unanswered requests are denied after this
 //! allow_remote_loosen = false     # may the phone's /mode be looser than policy
+//! danger_checks_off = []          # built-in dangerous uses not to ask about:
+//!                                 # rm-outside, git-push-force, git-reset-hard,
+//!                                 # write-outside, pipe-to-shell, sudo
+//! always_ask = ["Bash(terraform destroy*)"]  # more uses asked even under "allow"
 //!
 //! [output]
 //! stream_budget_mb = 64           # output per session sent to the cloud; the
@@ -67,6 +71,8 @@ pub const KEYS: &[&str] = &[
     "approval.allow_tools",
     "approval.timeout_secs",
     "approval.allow_remote_loosen",
+    "approval.danger_checks_off",
+    "approval.always_ask",
     "output.stream_budget_mb",
     "outbox.hint",
     "logs.max_log_mb",
@@ -370,6 +376,12 @@ impl Config {
             "approval",
             Some(&config.approval.allow_tools),
             Some(config.approval.timeout_secs),
+        )
+        .map_err(|m| invalid(&m))?;
+        crate::approval::danger::check_config(
+            "approval",
+            &config.approval.danger_checks_off,
+            &config.approval.always_ask,
         )
         .map_err(|m| invalid(&m))?;
         let mut seen: Vec<&str> = Vec::new();

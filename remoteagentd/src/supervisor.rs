@@ -452,13 +452,14 @@ impl Supervisor {
         session: SessionId,
         tool: String,
         input: serde_json::Value,
+        cwd: Option<String>,
     ) -> Decision {
         let handle = self.slots().get(id).and_then(|s| s.handle.clone());
         let Some(handle) = handle else {
             tracing::info!(agent = %id, session = %session, "approval request denied: no such agent running");
             return Decision::deny("no such agent running");
         };
-        let decision = handle.ask_approval(session, tool, input);
+        let decision = handle.ask_approval(session, tool, input, cwd);
         drop(handle);
         decision.await
     }

@@ -50,6 +50,7 @@ mod page;
 mod pager;
 pub mod questions;
 mod session;
+mod shown;
 mod store;
 mod topic;
 

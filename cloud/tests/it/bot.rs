@@ -393,6 +393,7 @@ fn approval_request(request_id: &str, summary: &str) -> OutputEvent {
         summary: summary.into(),
         timeout_secs: 300,
         kind: None,
+        ..Default::default()
     })
 }
 

@@ -21,6 +21,7 @@ mod forwarder_long;
 mod forwarder_orphans;
 mod forwarder_ping;
 mod forwarder_resume;
+mod forwarder_shown;
 mod forwarder_support;
 mod forwarder_topics;
 mod get;

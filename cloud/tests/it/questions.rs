@@ -61,6 +61,7 @@ fn request(id: &str, kind: AskKind) -> OutputEvent {
         summary: "s".into(),
         timeout_secs: 300,
         kind: Some(kind),
+        ..Default::default()
     })
 }
 

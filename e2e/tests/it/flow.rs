@@ -619,3 +619,104 @@ async fn tool_approval_from_the_computer() {
     let shown = shown.unwrap_or_else(|| panic!("{:#?}", w.tg.message(OWNER, message)));
     assert!(button(&shown, "approve:").is_none(), "{shown:#?}");
 }
+
+/// `git` in `dir`, which must succeed; returns its stdout, trimmed.
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Dangerous uses always ask (issue 17): under `policy = "allow"` a
+/// harmless command runs without asking, while `git push --force` is asked
+/// on the phone, marked ⚠️ with the reason, even though the policy allows
+/// everything. Denied, it does not run: the real remote keeps its commit.
+/// The session log says why it asked and how it ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_force_push_asks_even_under_allow() {
+    let w = World::start_with(false, "[approval]\npolicy = \"allow\"\n").await;
+    let fake_claude = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../remoteagentd/tests/fixtures/fake-claude/claude");
+    w.home.install_tool("claude", &fake_claude).unwrap();
+    w.pair_with("app", &["--runner", "claude"], OWNER).await;
+
+    // A real repository with a real remote, whose history the push would
+    // rewrite: the local commit was amended after it was pushed.
+    let project = w.home.project("app").unwrap();
+    let remote = project.parent().unwrap().join("remote.git");
+    git(
+        project.parent().unwrap(),
+        &["init", "-q", "--bare", "remote.git"],
+    );
+    git(&project, &["init", "-q", "-b", "main"]);
+    std::fs::write(project.join("a.txt"), "one\n").unwrap();
+    git(&project, &["add", "a.txt"]);
+    git(&project, &["commit", "-q", "-m", "one"]);
+    git(
+        &project,
+        &["remote", "add", "origin", remote.to_str().unwrap()],
+    );
+    git(&project, &["push", "-q", "origin", "main"]);
+    let pushed = git(&remote, &["rev-parse", "main"]);
+    git(&project, &["commit", "-q", "--amend", "-m", "rewritten"]);
+    std::fs::write(project.join(".fake-claude-exec"), "").unwrap();
+
+    w.say(
+        OWNER,
+        "Bash touch harmless.txt\nBash git push --force origin main",
+    )
+    .await;
+    let (message, _, deny) = w.wait_approval(OWNER, "git push --force").await;
+    let request = w.tg.message(OWNER, message).unwrap();
+    assert!(
+        request.text.starts_with(
+            "⚠️ Dangerous: force-pushes with git, which can overwrite commits on the remote\n🔐 app asks to run:\ngit push --force origin main\nin the project folder\n"
+        ),
+        "{request:#?}"
+    );
+    // The harmless command ran under `allow` without asking.
+    assert!(project.join("harmless.txt").exists());
+    assert!(
+        !w.texts(OWNER)
+            .iter()
+            .any(|t| t.contains("asks to run:\ntouch")),
+        "{:#?}",
+        w.texts(OWNER)
+    );
+
+    w.press(OWNER, OWNER, message, &deny).await;
+    let finished = w
+        .wait_text(OWNER, "with the denial and the end", |t| {
+            t.contains("denied:") && t.contains("done")
+        })
+        .await;
+    assert!(!finished.contains("ran: git push"), "{finished}");
+    let (_, _) = w.wait_ping(OWNER, "✅ app finished in").await;
+    // From the runner's side: the remote still has the commit it had.
+    assert_eq!(git(&remote, &["rev-parse", "main"]), pushed);
+
+    let log = w.ctl_ok(&["logs", "app"]);
+    assert!(
+        log.contains("approval: Bash touch harmless.txt: allowed by this project's policy"),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            "asked: Bash git push --force origin main (⚠️ force-pushes with git, which can overwrite commits on the remote)"
+        ),
+        "{log}"
+    );
+    assert!(
+        log.contains("denied: Bash git push --force origin main (denied from the phone)"),
+        "{log}"
+    );
+}

@@ -167,11 +167,17 @@ impl AgentHandle {
         session: SessionId,
         tool: String,
         input: serde_json::Value,
+        cwd: Option<String>,
     ) -> impl std::future::Future<Output = Decision> + Send + 'static {
         let control = self.control.clone();
         async move {
             let (reply, decision) = oneshot::channel();
-            let ask = ApprovalAsk { tool, input, reply };
+            let ask = ApprovalAsk {
+                tool,
+                input,
+                cwd,
+                reply,
+            };
             if control.send(Control::Approval(session, ask)).await.is_err() {
                 return Decision::deny("the agent is stopping");
             }

@@ -169,7 +169,7 @@ pub fn decision_json(decision: &Decision) -> String {
 }
 
 /// The tool use named by the hook's input: (tool, input).
-fn parse_input(stdin: impl Read) -> Result<(String, Value), String> {
+fn parse_input(stdin: impl Read) -> Result<(String, Value, Option<String>), String> {
     let mut bytes = Vec::new();
     stdin
         .take(MAX_STDIN_BYTES as u64 + 1)
@@ -195,7 +195,8 @@ fn parse_input(stdin: impl Read) -> Result<(String, Value), String> {
         .ok_or("the hook input names no tool (tool_name)")?
         .to_string();
     let input = value.get("tool_input").cloned().unwrap_or(Value::Null);
-    Ok((tool, input))
+    let cwd = value.get("cwd").and_then(Value::as_str).map(str::to_string);
+    Ok((tool, input, cwd))
 }
 
 /// The request line; a tool input too large for one control-socket line is
@@ -217,6 +218,7 @@ fn request_line(id: u64, request: ApprovalRequest) -> Result<Vec<u8>, String> {
         session,
         tool,
         input,
+        cwd,
     } = request;
     let mut reduced = serde_json::Map::new();
     if let Value::Object(fields) = &input {
@@ -227,11 +229,14 @@ fn request_line(id: u64, request: ApprovalRequest) -> Result<Vec<u8>, String> {
             }
         }
     }
+    // Said, so that no diff is made of the cut strings.
+    reduced.insert(super::shown::INPUT_CUT.into(), Value::Bool(true));
     let line = encode(ApprovalRequest {
         agent,
         session,
         tool,
         input: Value::Object(reduced),
+        cwd,
     })?;
     if line.len() > MAX_LINE_BYTES {
         return Err("the tool request is too large to ask about".into());
@@ -244,7 +249,7 @@ const APPROVAL_ID: u64 = remoteagent_control::blocking::HELLO_ID + 1;
 
 fn ask(args: &HookArgs, stdin: impl Read) -> Result<Decision, String> {
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs.max(1));
-    let (tool, input) = parse_input(stdin)?;
+    let (tool, input, cwd) = parse_input(stdin)?;
     let agent = AgentId::parse(&args.agent).map_err(|e| format!("bad --agent: {e}"))?;
     let session = SessionId::parse(&args.session).map_err(|e| format!("bad --session: {e}"))?;
 
@@ -255,6 +260,7 @@ fn ask(args: &HookArgs, stdin: impl Read) -> Result<Decision, String> {
             session,
             tool,
             input,
+            cwd,
         },
     )?;
     // The owner check (another user's socket could answer "allow") and the
@@ -478,6 +484,7 @@ mod tests {
             session: SessionId::parse("s").unwrap(),
             tool: "Write".into(),
             input: json!({"file_path": "/p/big.txt", "content": "x".repeat(MAX_LINE_BYTES), "n": 1}),
+            cwd: None,
         };
         let line = request_line(2, request).unwrap();
         assert!(line.len() <= MAX_LINE_BYTES);

@@ -19,12 +19,14 @@
 //! ```
 
 pub mod board;
+pub mod danger;
 pub mod hook;
 pub mod modes;
 pub mod policy;
 pub mod questions;
 pub mod schema;
 pub mod session;
+pub mod shown;
 
 use rand::Rng;
 use remoteagent_proto::runner::{Preset, RunnerSpec};
@@ -130,6 +132,8 @@ pub struct ApprovalAsk {
     pub tool: String,
     /// Never logged in full: it may hold secrets typed by the model.
     pub input: Value,
+    /// The runner's working folder, when it said (absolute).
+    pub cwd: Option<String>,
     pub reply: oneshot::Sender<Decision>,
 }
 

@@ -158,6 +158,11 @@ pub struct ProjectPolicy {
     pub timeout_secs: u64,
     /// Whether the phone's mode may be looser than `policy`.
     pub allow_remote_loosen: bool,
+    /// What always asks (`super::danger`), whatever the rest says.
+    pub danger: super::danger::DangerList,
+    /// The project folder, where the danger checks and the paths shown
+    /// start from (set by [`ApprovalPolicies::for_project`]).
+    pub root: PathBuf,
 }
 
 impl Default for ProjectPolicy {
@@ -173,6 +178,8 @@ impl Default for ProjectPolicy {
                 .collect(),
             timeout_secs: DEFAULT_TIMEOUT_SECS,
             allow_remote_loosen: false,
+            danger: super::danger::DangerList::default(),
+            root: PathBuf::from("/"),
         }
     }
 }
@@ -220,12 +227,16 @@ impl ApprovalPolicies {
             allow_tools,
             timeout_secs,
             allow_remote_loosen,
+            danger_checks_off,
+            always_ask,
         } = defaults;
         let defaults = ProjectPolicy {
             policy: *policy,
             allow_tools: parse_rules(allow_tools),
             timeout_secs: *timeout_secs,
             allow_remote_loosen: *allow_remote_loosen,
+            danger: super::danger::DangerList::new(danger_checks_off, always_ask),
+            root: PathBuf::from("/"),
         };
         let mut resolved = Vec::new();
         for (path, overrides) in projects {
@@ -249,6 +260,7 @@ impl ApprovalPolicies {
         let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
         let wanted = canonical(path);
         let mut policy = self.defaults.clone();
+        policy.root = path.to_path_buf();
         if let Some((_, o)) = self.projects.iter().find(|(p, _)| canonical(p) == wanted) {
             if let Some(kind) = o.policy {
                 policy.policy = kind;

@@ -36,6 +36,11 @@ pub struct ApprovalDefaults {
     /// Whether the phone's `/mode` may be looser than this policy (see
     /// `crate::approval::modes`); by default it may only be stricter.
     pub allow_remote_loosen: bool,
+    /// Built-in dangerous uses not to ask about (`crate::approval::danger`,
+    /// by name: `sudo`, `git-push-force` …); by default all ask.
+    pub danger_checks_off: Vec<String>,
+    /// More uses that always ask, even under `allow` (`allow_tools` syntax).
+    pub always_ask: Vec<String>,
 }
 
 impl Default for ApprovalDefaults {
@@ -45,6 +50,8 @@ impl Default for ApprovalDefaults {
             allow_tools: DEFAULT_ALLOW_TOOLS.iter().map(|t| t.to_string()).collect(),
             timeout_secs: DEFAULT_TIMEOUT_SECS,
             allow_remote_loosen: false,
+            danger_checks_off: Vec::new(),
+            always_ask: Vec::new(),
         }
     }
 }

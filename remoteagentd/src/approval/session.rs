@@ -142,7 +142,13 @@ impl SessionApprovals {
         out: &mut OutputWriter,
         log: &mut SessionLog,
     ) -> Result<(), OutputError> {
-        let ApprovalAsk { tool, input, reply } = ask;
+        let ApprovalAsk {
+            tool,
+            input,
+            cwd,
+            reply,
+        } = ask;
+        let cwd = cwd.map(std::path::PathBuf::from);
         // Questions and plans are the user's to answer, whatever the policy.
         let special = match super::questions::classify(&tool, &input) {
             Some(Ok(special)) => Some(special),
@@ -154,14 +160,34 @@ impl SessionApprovals {
             }
             None => None,
         };
-        let summary = match &special {
-            Some(special) => special.summary(),
-            None => super::summary(&tool, &input),
+        // Checked first: a dangerous use asks whatever the policy, the mode
+        // or a rule says (where the policy denies, it stays denied).
+        let danger = match &special {
+            Some(_) => None,
+            None => self
+                .policy
+                .danger
+                .classify(&tool, &input, &self.policy.root, cwd.as_deref()),
         };
+        let shown = match &special {
+            Some(special) => super::shown::Shown {
+                summary: special.summary(),
+                ..Default::default()
+            },
+            None => super::shown::shown(
+                &tool,
+                &input,
+                super::summary(&tool, &input),
+                &self.policy.root,
+                cwd.as_deref(),
+            ),
+        };
+        let summary = shown.summary.clone();
         let label = short_summary(&tool, &summary);
-        let verdict = match special {
-            Some(_) => Verdict::Ask,
-            None => self.policy.decide(&tool, &input),
+        let verdict = match (&special, &danger) {
+            (Some(_), _) => Verdict::Ask,
+            (None, Some(_)) => super::danger::verdict(self.policy.policy),
+            (None, None) => self.policy.decide(&tool, &input),
         };
         match verdict {
             Verdict::Allow => {
@@ -204,6 +230,9 @@ impl SessionApprovals {
                         summary,
                         label,
                         special,
+                        danger: danger.map(|d| d.reason),
+                        diff: shown.diff,
+                        cwd: shown.cwd,
                     },
                     reply,
                     out,
@@ -228,6 +257,9 @@ impl SessionApprovals {
             summary,
             label,
             special,
+            danger,
+            diff,
+            cwd,
         } = asking;
         {
             {
@@ -239,7 +271,10 @@ impl SessionApprovals {
                 };
                 let timeout_secs = self.policy.timeout_secs;
                 tracing::info!(request = %id, tool = %tool, summary = %label, timeout_secs, "asking the phone for approval");
-                log.note(&format!("approval {id} asked: {label}"));
+                match &danger {
+                    Some(why) => log.note(&format!("approval {id} asked: {label} (⚠️ {why})")),
+                    None => log.note(&format!("approval {id} asked: {label}")),
+                }
                 let deadline = Instant::now() + Duration::from_secs(timeout_secs);
                 // Pinned before the phone sees it, so whoever sees the
                 // request can answer it from the computer too.
@@ -262,6 +297,9 @@ impl SessionApprovals {
                         summary,
                         timeout_secs,
                         kind: special.as_ref().map(Special::kind),
+                        danger,
+                        diff,
+                        cwd,
                     }))
                     .await;
                 if let Err(e) = asked {
@@ -314,6 +352,9 @@ impl SessionApprovals {
                     label: short_summary(remoteagent_proto::questions::ASK_USER_QUESTION, &summary),
                     summary,
                     special: Some(special),
+                    danger: None,
+                    diff: None,
+                    cwd: None,
                 };
                 self.ask_phone(asking, pending.reply, out, log).await
             }
@@ -410,4 +451,8 @@ struct Asking {
     summary: String,
     label: String,
     special: Option<Special>,
+    /// Why it always asks (⚠️), the edit's diff, the command's folder.
+    danger: Option<String>,
+    diff: Option<String>,
+    cwd: Option<String>,
 }

@@ -22,6 +22,7 @@ pub async fn handle(
         session,
         tool,
         input,
+        cwd,
     } = request;
     if tool.trim().is_empty()
         || tool.chars().count() > MAX_TOOL_CHARS
@@ -35,7 +36,7 @@ pub async fn handle(
     // The input is not logged: it may hold secrets the model typed.
     let span = tracing::info_span!("approval", agent = %agent, session = %session, tool = %tool);
     let decision = supervisor
-        .ask_approval(&agent, session, tool, input)
+        .ask_approval(&agent, session, tool, input, cwd)
         .instrument(span.clone())
         .await;
     span.in_scope(|| {

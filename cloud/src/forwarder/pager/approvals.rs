@@ -32,7 +32,7 @@ impl<I: Io> Pager<I> {
         let (html, keyboard) = match &a.kind {
             Some(kind) => self.question_message(chat, a, kind).await,
             None => (
-                page::approval_html(&self.saved.agent_name, &a.tool, &a.summary, a.timeout_secs),
+                self.tool_message(chat, a).await,
                 page::approval_keyboard(&self.saved.session_id, &a.request_id),
             ),
         };

@@ -31,6 +31,7 @@ mod files;
 mod io;
 mod ping;
 mod questions;
+mod shown;
 
 use remoteagent_proto::events::{ChunkPayload, DonePayload, OutputEvent};
 

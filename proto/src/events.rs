@@ -68,6 +68,9 @@ pub enum CommandEvent {
     /// `/sessions`: list the agent's recent sessions (answered on the output
     /// stream of the payload's session id).
     ListSessions(crate::sessions::ListSessionsPayload),
+    /// `/rules`: list (and maybe revoke one of) the agent's approval rules
+    /// (answered on the output stream of the payload's session id).
+    ListRules(crate::rules::ListRulesPayload),
     /// An event this build does not know; skipped by readers.
     #[serde(rename = "unknown")]
     Unknown,
@@ -80,6 +83,7 @@ tolerant_deserialize!(CommandEvent {
     "unpaired" => Unpaired,
     "get_file" => GetFile,
     "list_sessions" => ListSessions,
+    "list_rules" => ListRules,
 });
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +129,15 @@ pub struct ApprovalPayload {
     /// (`crate::questions`); older daemons ignore it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer: Option<String>,
+    // Scoped answers (`crate::rules`).
+    /// Once, this session or always here: whether the daemon saves the
+    /// rule it offered with the request. Absent: once.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::rules::lenient_scope"
+    )]
+    pub scope: Option<crate::rules::Scope>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +168,8 @@ pub enum OutputEvent {
     File(crate::files::FilePayload),
     /// The agent's recent sessions (the answer to `list_sessions`).
     Sessions(crate::sessions::SessionsPayload),
+    /// The agent's approval rules (the answer to `list_rules`).
+    Rules(crate::rules::RulesPayload),
     /// The session ended. Always the last event of a stream.
     Done(DonePayload),
     /// An event this build does not know; skipped by readers.
@@ -170,6 +185,7 @@ tolerant_deserialize!(OutputEvent {
     "notice" => Notice,
     "file" => File,
     "sessions" => Sessions,
+    "rules" => Rules,
     "done" => Done,
 });
 
@@ -229,6 +245,12 @@ pub struct ApprovalRequestPayload {
         deserialize_with = "crate::questions::lenient_kind"
     )]
     pub kind: Option<crate::questions::AskKind>,
+    // Scoped answers (`crate::rules`).
+    /// The rule the daemon saves when the answer's scope is "this session"
+    /// or "always here" (`Bash(cargo test *)`); absent when no narrow rule
+    /// is safe to offer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -510,6 +532,7 @@ mod tests {
                 summary: "rm -rf target".into(),
                 timeout_secs: 300,
                 kind: None,
+                rule: None,
             }),
             OutputEvent::ApprovalRequest(ApprovalRequestPayload {
                 request_id: "q".into(),
@@ -520,6 +543,7 @@ mod tests {
                     plan: "1. read".into(),
                     cut_chars: 0,
                 })),
+                rule: None,
             }),
             OutputEvent::ApprovalResolved(ApprovalResolvedPayload {
                 request_id: "r".into(),

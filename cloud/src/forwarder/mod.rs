@@ -49,6 +49,7 @@ mod own_conn;
 mod page;
 mod pager;
 pub mod questions;
+pub mod scoped;
 mod session;
 mod store;
 mod topic;
@@ -459,6 +460,8 @@ pub struct ApprovalView {
     pub resolved_html: Option<String>,
     /// A question or a plan: what its buttons need.
     pub ask: Option<questions::Asked>,
+    /// The rule the request offered (scoped answers).
+    pub rule: Option<String>,
 }
 
 impl ApprovalView {
@@ -488,6 +491,7 @@ pub async fn approval_message<C: redis::aio::ConnectionLike + Send>(
             html: a.html,
             resolved_html: a.resolved,
             ask: a.ask,
+            rule: a.rule,
         }))
 }
 

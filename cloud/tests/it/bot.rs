@@ -393,6 +393,7 @@ fn approval_request(request_id: &str, summary: &str) -> OutputEvent {
         summary: summary.into(),
         timeout_secs: 300,
         kind: None,
+        rule: None,
     })
 }
 
@@ -472,6 +473,7 @@ async fn an_approval_is_answered_with_its_buttons(app: &TestApp) {
             request_id: "req-1".into(),
             allow: true,
             answer: None,
+            scope: None,
         })
     );
     let id = request.message_id;

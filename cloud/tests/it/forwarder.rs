@@ -254,6 +254,7 @@ async fn statuses_notices_and_the_stop_button_render() {
         summary: "rm -rf target".into(),
         timeout_secs: 300,
         kind: None,
+        rule: None,
     });
     // Output so far stays on its page; the request is a message below it.
     xadd(&mut conn, &run, &appr).await;

@@ -207,6 +207,7 @@ async fn a_group_sessions_approvals_go_to_the_owners_private_chat() {
         summary: "make deploy".into(),
         timeout_secs: 300,
         kind: None,
+        rule: None,
     });
     let mut conn = app
         .redis

@@ -61,6 +61,7 @@ fn request(id: &str, kind: AskKind) -> OutputEvent {
         summary: "s".into(),
         timeout_secs: 300,
         kind: Some(kind),
+        rule: None,
     })
 }
 
@@ -70,6 +71,7 @@ fn answer(sid: &SessionId, rid: &str, allow: bool, text: Option<&str>) -> Comman
         request_id: rid.into(),
         allow,
         answer: text.map(str::to_string),
+        scope: None,
     })
 }
 

@@ -145,8 +145,9 @@ impl<I: Io> Pager<I> {
             OutputEvent::Started(s) => {
                 self.saved.more.mode = s.mode.map(|m| m.to_string()).unwrap_or_default();
             }
-            // `sessions` answers `/sessions` on a stream of its own (`bot/sessions`).
-            OutputEvent::Sessions(_) | OutputEvent::Unknown => {}
+            // `sessions` and `rules` answer `/sessions` and `/rules` on a
+            // stream of their own (`bot/sessions`).
+            OutputEvent::Sessions(_) | OutputEvent::Rules(_) | OutputEvent::Unknown => {}
         }
         self.saved.last_id = entry_id.to_string();
         self.saved.skip = 0;

@@ -177,6 +177,7 @@ pub fn approval_request(request_id: &str, tool: &str, summary: &str) -> OutputEv
         summary: summary.into(),
         timeout_secs: 300,
         kind: None,
+        rule: None,
     })
 }
 

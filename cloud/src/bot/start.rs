@@ -34,8 +34,8 @@ show there, and whatever you write in an agent's topic goes to that agent with n
 Unpairing an agent closes its topic; a topic you delete is opened again on its next run.\n\n\
 <b>Buttons</b>\n\
 ⏹ Stop under a run's output stops it.\n\
-A tool Claude wants to use comes with ✅ Once / ⛔ Deny, and when a narrow rule fits, \
-✅ <i>rule</i> this session / ✅ <i>rule</i> always here: tool uses that rule matches then run without asking.\n\
+A tool Claude wants to use comes with ✅ Approve / ⛔ Deny; when a narrow rule fits, ✅ Once / \
+✅ <i>rule</i> this session / ✅ <i>rule</i> always here: tool uses that rule matches then run without asking (/rules).\n\
 Claude's questions come with one button per option and ✎ other: tap it, then send your answer.\n\
 A plan comes with ✅ Approve plan / ✎ Revise (then send what to change) / ⛔ Reject.\n\
 A queued prompt: ▶ Run now — stop current / ✖ Cancel. A voice note: ▶ Run / ✎ Edit / ✖ Cancel.\n\

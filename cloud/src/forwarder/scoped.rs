@@ -1,4 +1,5 @@
-//! Scoped answers on an approval request: [✅ Once | ⛔ Deny], then
+//! Scoped answers on an approval request: [✅ Once | ⛔ Deny] (plain
+//! [✅ Approve | ⛔ Deny] when no rule is offered), then
 //! [✅ `rule` this session] and [✅ `rule` always here] when the daemon
 //! offered a rule, and Stop. The rule is the daemon's (derived from the
 //! request itself); a button only picks the scope, as one letter after the
@@ -22,7 +23,6 @@ pub(super) fn keyboard(
     rule: Option<&str>,
 ) -> Option<InlineKeyboard> {
     let mut keyboard = approval_keyboard(session, request_id)?;
-    keyboard.inline_keyboard[0][0].text = "✅ Once".into();
     let Some(rule) = rule else {
         return Some(keyboard);
     };
@@ -38,6 +38,8 @@ pub(super) fn keyboard(
             callback_data: data,
         }]);
     }
+    // Beside the scoped answers, plain Approve reads "Once".
+    keyboard.inline_keyboard[0][0].text = "✅ Once".into();
     keyboard.inline_keyboard.splice(1..1, rows);
     Some(keyboard)
 }

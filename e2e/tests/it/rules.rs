@@ -278,6 +278,21 @@ async fn an_always_rule_survives_a_restart_and_is_revoked_from_rules() {
         w.session_logs()
     );
 
+    // The computer sees the same rule, and counts what it allowed.
+    let local = tokio::task::block_in_place(|| w.home.ctl(&["rules", "app"]).unwrap());
+    let local = String::from_utf8_lossy(&local.stdout).into_owned();
+    assert!(
+        local.contains("1  Bash(cargo build *)  (always here, 1 use)"),
+        "{local}"
+    );
+    let status = tokio::task::block_in_place(|| w.home.ctl(&["status"]).unwrap());
+    assert!(
+        String::from_utf8_lossy(&status.stdout)
+            .contains("rules:    1 tool use allowed without asking"),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+
     // /rules lists it; 🗑 Revoke removes it.
     w.cloud.say(OWNER, "/rules").await;
     let list = w
@@ -302,10 +317,18 @@ async fn an_always_rule_survives_a_restart_and_is_revoked_from_rules() {
             .contains("cargo build")
     );
 
-    // Asked again.
+    // Asked again; saved for this session, then revoked from the computer.
     w.cloud.say(OWNER, "Bash cargo build --lib").await;
     let again = w.request_for("cargo build --lib").await;
-    w.press(&again, "⛔ Deny").await;
-    w.wait_output("denied: denied by the user on their phone")
-        .await;
+    w.press(&again, "✅ cargo build * this session").await;
+    w.wait_output("ran: cargo build --lib").await;
+    w.wait_idle().await;
+    let revoked =
+        tokio::task::block_in_place(|| w.home.ctl(&["rules", "app", "--revoke", "2"]).unwrap());
+    let revoked = String::from_utf8_lossy(&revoked.stdout).into_owned();
+    assert!(
+        revoked.contains("Revoked rule 2: Bash(cargo build *)")
+            && revoked.contains("app has no approval rules."),
+        "{revoked}"
+    );
 }

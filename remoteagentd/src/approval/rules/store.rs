@@ -295,6 +295,13 @@ impl RuleStore {
         self.with(agent, |rules| rules.uses.values().sum())
     }
 
+    /// Automatic allows of every agent's rules since the daemon started
+    /// (`remoteagentctl status`).
+    pub fn auto_allowed_total(&self) -> u64 {
+        let agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
+        agents.values().flat_map(|r| r.uses.values()).sum()
+    }
+
     /// Forgets an agent's rules (unpair); a missing file is no error.
     pub fn forget(&self, agent: &AgentId) -> Result<(), StoreError> {
         self.agents

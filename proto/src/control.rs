@@ -76,6 +76,28 @@ pub enum Request {
     /// `remoteagentctl sessions NAME`: the agent's recent sessions
     /// (conversations with the AI). Answered with [`Response::Sessions`].
     Sessions(AgentRequest),
+    /// `remoteagentctl rules NAME [--revoke N]`: the agent's approval
+    /// rules (`crate::rules`), after revoking one. Answered with
+    /// [`Response::Rules`].
+    Rules(RulesRequest),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RulesRequest {
+    pub agent: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke: Option<u32>,
+}
+
+/// The answer to [`Request::Rules`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRules {
+    pub agent_name: String,
+    #[serde(flatten)]
+    pub rules: crate::rules::RulesPayload,
+    /// Tool uses the agent's rules allowed since the daemon started.
+    #[serde(default)]
+    pub auto_allowed: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -355,6 +377,8 @@ pub enum Response {
     },
     /// The answer to [`Request::Sessions`].
     Sessions(crate::sessions::AgentSessions),
+    /// The answer to [`Request::Rules`].
+    Rules(AgentRules),
     /// The answer to [`Request::Approval`].
     ApprovalDecision {
         allow: bool,
@@ -496,6 +520,10 @@ pub struct DaemonStatus {
     /// Config keys changed since the start that need a restart.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub restart_needed: Vec<String>,
+    /// Tool uses approval rules allowed without asking since the start
+    /// (`crate::rules`); older daemons send none.
+    #[serde(default)]
+    pub auto_allowed: u64,
 }
 
 #[cfg(test)]

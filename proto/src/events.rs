@@ -71,6 +71,9 @@ pub enum CommandEvent {
     /// A diff card's button (Diff, Undo, Commit, Branch) on a run's
     /// checkpoint (answered on the output stream of the payload's session id).
     Checkpoint(crate::checkpoints::CheckpointPayload),
+    /// `/rules`: list (and maybe revoke one of) the agent's approval rules
+    /// (answered on the output stream of the payload's session id).
+    ListRules(crate::rules::ListRulesPayload),
     /// An event this build does not know; skipped by readers.
     #[serde(rename = "unknown")]
     Unknown,
@@ -84,6 +87,7 @@ tolerant_deserialize!(CommandEvent {
     "get_file" => GetFile,
     "list_sessions" => ListSessions,
     "checkpoint" => Checkpoint,
+    "list_rules" => ListRules,
 });
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +133,15 @@ pub struct ApprovalPayload {
     /// (`crate::questions`); older daemons ignore it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer: Option<String>,
+    // Scoped answers (`crate::rules`).
+    /// Once, this session or always here: whether the daemon saves the
+    /// rule it offered with the request. Absent: once.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::rules::lenient_scope"
+    )]
+    pub scope: Option<crate::rules::Scope>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,6 +176,8 @@ pub enum OutputEvent {
     Changes(crate::checkpoints::ChangesPayload),
     /// The answer to a `checkpoint` command.
     CheckpointResult(crate::checkpoints::CheckpointResult),
+    /// The agent's approval rules (the answer to `list_rules`).
+    Rules(crate::rules::RulesPayload),
     /// The session ended. Always the last event of a stream.
     Done(DonePayload),
     /// An event this build does not know; skipped by readers.
@@ -180,6 +195,7 @@ tolerant_deserialize!(OutputEvent {
     "sessions" => Sessions,
     "changes" => Changes,
     "checkpoint_result" => CheckpointResult,
+    "rules" => Rules,
     "done" => Done,
 });
 
@@ -253,6 +269,12 @@ pub struct ApprovalRequestPayload {
     /// project folder), absolute when outside it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
+    // Scoped answers (`crate::rules`).
+    /// The rule the daemon saves when the answer's scope is "this session"
+    /// or "always here" (`Bash(cargo test *)`); absent when no narrow rule
+    /// is safe to offer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 /// Largest `diff` of an `approval_request`.
@@ -540,6 +562,7 @@ mod tests {
                 danger: Some("force-pushes with git".into()),
                 diff: Some("--- a/x\n+++ b/x\n".into()),
                 cwd: Some("src".into()),
+                rule: None,
             }),
             OutputEvent::ApprovalRequest(ApprovalRequestPayload {
                 request_id: "q".into(),

@@ -46,6 +46,7 @@ pub mod modes;
 pub mod names;
 pub mod questions;
 pub mod rfc3339;
+pub mod rules;
 pub mod runner;
 pub mod sessions;
 pub mod stream;

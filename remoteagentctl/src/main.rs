@@ -91,6 +91,15 @@ enum Command {
         /// Agent name or id prefix.
         agent: String,
     },
+    /// List an agent's approval rules (saved from the phone's "this
+    /// session" / "always here" buttons), or revoke one with --revoke N.
+    Rules {
+        /// Agent name or id prefix.
+        agent: String,
+        /// Revoke the rule with this number first.
+        #[arg(long, value_name = "N")]
+        revoke: Option<u32>,
+    },
     /// List the tool-approval requests waiting for an answer, of all agents.
     Approvals,
     /// Approve a waiting tool-approval request (instead of on the phone);
@@ -248,6 +257,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Logs(args) => commands::logs::run(&mut client, args, json).await,
         Command::Unpair { agent } => commands::unpair::run(&mut client, agent, json).await,
         Command::Sessions { agent } => commands::sessions::run(&mut client, agent, json).await,
+        Command::Rules { agent, revoke } => {
+            commands::rules::run(&mut client, agent, revoke, json).await
+        }
         Command::Approvals => commands::approvals::list(&mut client, json).await,
         Command::Approve { id, reason, answer } => {
             commands::approvals::answer(&mut client, id, true, reason, answer, json).await

@@ -76,6 +76,7 @@ pub async fn run_with_ready(
             policies: config.approval_policies(home.as_deref()),
             hook,
             board: Default::default(),
+            rules: crate::approval::rules::RuleStore::new(paths.rules_dir.clone()),
         },
         seen: Arc::new(SeenEnvelopes::new(paths.envelopes_dir.clone())),
         stream_budget: config.output.stream_budget_bytes(),

@@ -60,6 +60,10 @@ pub struct Paths {
     /// `$XDG_STATE_HOME/remoteagent/conversations/`: `{agentId}.json`, the
     /// agent's recent sessions (see `conversations`).
     pub conversations_dir: PathBuf,
+    /// `$XDG_CONFIG_HOME/remoteagent/rules/`: `{agentId}.json`, the
+    /// approval rules saved "always here" (see `approval::rules`); in the
+    /// config directory, never in a project folder the agent can write.
+    pub rules_dir: PathBuf,
     /// `$XDG_RUNTIME_DIR/remoteagent/remoteagentd.sock`.
     pub socket: PathBuf,
 }
@@ -76,6 +80,7 @@ impl Paths {
             envelopes_dir: dirs.state.join("envelopes"),
             inbox_root: dirs.state.join("inbox"),
             conversations_dir: dirs.state.join("conversations"),
+            rules_dir: dirs.config.join("rules"),
             socket: default_socket_path(),
         })
     }

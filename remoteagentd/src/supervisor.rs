@@ -424,6 +424,7 @@ impl Supervisor {
             cloud_url: self.config().cloud_url.clone(),
             config_problem: reload.failure,
             restart_needed: reload.restart_needed,
+            auto_allowed: self.settings().approval.rules.auto_allowed_total(),
         }
     }
 
@@ -480,6 +481,9 @@ impl Supervisor {
         }
         if let Err(e) = self.settings().conversations.remove(id) {
             tracing::warn!(agent = %id, error = %e, "could not delete the agent's list of sessions");
+        }
+        if let Err(e) = self.settings().approval.rules.forget(id) {
+            tracing::warn!(agent = %id, error = %e, "could not delete the agent's approval rules");
         }
         // Its envelopes can no longer verify (nobody pins its key): the
         // record of seen ones has nothing left to guard.

@@ -311,6 +311,7 @@ async fn send(
         request_id: o.request.clone(),
         allow,
         answer,
+        scope: None,
     });
     let receivers = commands::publish(&state.redis, &state.key, &o.agent, command)
         .await

@@ -7,7 +7,9 @@
 //! | `stop:{sessionId}` | abort that session |
 //! | `use:{agentId}` | make that agent current |
 //! | `approve:{sessionId}:{requestId}`, `deny:…` | answer an approval request |
+//! | `approve:{sessionId}:{requestId}:{s\|a}` | approve and save the request's rule for this session / always (`forwarder::scoped`) |
 //! | `mode:{agentId}:{mode}` | set that agent's mode (`mode.rs`) |
+//! | `rrev:{agentId}:{ruleId}` | 🗑 Revoke an approval rule (`rules.rs`; owner only) |
 //! | `sres:{list}:{n}` | ▶ Resume: the next prompt continues that session (`sessions/`; owner only) |
 //! | `voice:run:{id}`, `voice:edit:…`, `voice:cancel:…` | a voice note's transcript (`voice.rs`; only its sender) |
 //! | `queue:run:{id}`, `queue:cancel:{id}` | a queued prompt: ▶ Run now — stop current, ✖ Cancel (`dequeue.rs`) |
@@ -18,6 +20,7 @@
 //! forwarder replaces that with the agent's verdict.
 
 use remoteagent_proto::events::{ApprovalPayload, CommandEvent, valid_request_id};
+use remoteagent_proto::rules::Scope;
 use remoteagent_proto::{AgentId, SessionId};
 
 use super::Ctx;
@@ -87,6 +90,9 @@ async fn dispatch(state: &AppState, query: &CallbackQuery, data: &str) -> Result
             .as_ref()
             .map_or((user, true), |m| (m.chat.id, m.chat.is_private()));
         return super::mode::press(state, user, place, rest).await;
+    }
+    if let Some(rest) = data.strip_prefix("rrev:") {
+        return super::rules::press(state, query, rest).await;
     }
     if let Some(rest) = data.strip_prefix("sres:") {
         return super::sessions::press(state, query, rest).await;
@@ -178,6 +184,7 @@ async fn approval(state: &AppState, user: i64, rest: &str, allow: bool) -> Resul
     let Some((session, request)) = rest.split_once(':') else {
         return Ok("This button is malformed.".into());
     };
+    let (request, scope) = forwarder::scoped::split_scope(request);
     let (s, agent) = match owned_session(state, user, session).await? {
         Lookup::Owned(found) => *found,
         Lookup::NotYours => return Ok(NOT_YOURS.into()),
@@ -210,6 +217,7 @@ async fn approval(state: &AppState, user: i64, rest: &str, allow: bool) -> Resul
         request_id: request.to_string(),
         allow,
         answer: None,
+        scope,
     });
     let receivers = commands::publish(&state.redis, &state.key, &agent_id, command)
         .await
@@ -218,9 +226,15 @@ async fn approval(state: &AppState, user: i64, rest: &str, allow: bool) -> Resul
         // The buttons stay: the user can press again once the agent is back.
         return Ok(format!("{} is offline.", agent.name));
     }
-    tracing::info!(agent = %agent_id, session = %session_id, request, allow, "approval answer published");
+    tracing::info!(agent = %agent_id, session = %session_id, request, allow, ?scope, "approval answer published");
+    let saved = match (scope, &shown.rule) {
+        (Some(scope @ (Scope::Session | Scope::Always)), Some(rule)) if allow => {
+            Some(forwarder::scoped::saved_text(rule, &agent.name, scope))
+        }
+        _ => None,
+    };
     show_pending(state, &session_id, request, shown, allow);
-    Ok(if allow { "Approved." } else { "Denied." }.into())
+    Ok(saved.unwrap_or_else(|| if allow { "Approved." } else { "Denied." }.into()))
 }
 
 /// Shows "⏳ approved, telling the agent…" without the buttons.

@@ -16,6 +16,7 @@ pub mod notify;
 pub mod pair;
 pub mod prompt;
 pub mod queue;
+pub mod rules;
 pub mod sessions;
 pub mod start;
 pub mod status;
@@ -213,6 +214,7 @@ async fn handle_message(state: &AppState, message: Message) {
             "stop" => stop::run(&ctx).await,
             "get" => get::run(&ctx, cmd.args).await,
             "sessions" => sessions::run(&ctx).await,
+            "rules" => rules::run(&ctx).await,
             "status" => status::run(&ctx).await,
             "notify" => notify::run(&ctx, cmd.args).await,
             "queue" => queue::list(&ctx).await,

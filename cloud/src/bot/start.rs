@@ -19,6 +19,7 @@ its buttons: ▶ Run now — stop current, ✖ Cancel.\n\
 /new — the next prompt starts a new session\n\
 /mode — how freely the current agent may act: plan, ask, edits or auto (buttons; /mode plan sets it)\n\
 /sessions — the agent's recent sessions; ▶ Resume makes the next prompt continue one\n\
+/rules — the agent's approval rules (saved from ✅ this session / always here), with 🗑 Revoke\n\
 /stop — stop the current agent's run\n\
 /queue — the prompts waiting while your agent is busy, with ✖ Cancel\n\
 /get PATH — a file of the project as a document (a folder comes zipped)\n\
@@ -33,7 +34,8 @@ show there, and whatever you write in an agent's topic goes to that agent with n
 Unpairing an agent closes its topic; a topic you delete is opened again on its next run.\n\n\
 <b>Buttons</b>\n\
 ⏹ Stop under a run's output stops it.\n\
-A tool Claude wants to use comes with ✅ Approve / ⛔ Deny.\n\
+A tool Claude wants to use comes with ✅ Approve / ⛔ Deny; when a narrow rule fits, ✅ Once / \
+✅ <i>rule</i> this session / ✅ <i>rule</i> always here: tool uses that rule matches then run without asking (/rules).\n\
 Claude's questions come with one button per option and ✎ other: tap it, then send your answer.\n\
 A plan comes with ✅ Approve plan / ✎ Revise (then send what to change) / ⛔ Reject.\n\
 A queued prompt: ▶ Run now — stop current / ✖ Cancel. A voice note: ▶ Run / ✎ Edit / ✖ Cancel.\n\

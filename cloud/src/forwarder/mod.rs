@@ -49,6 +49,7 @@ mod own_conn;
 mod page;
 mod pager;
 pub mod questions;
+pub mod scoped;
 mod session;
 mod shown;
 mod store;
@@ -460,6 +461,8 @@ pub struct ApprovalView {
     pub resolved_html: Option<String>,
     /// A question or a plan: what its buttons need.
     pub ask: Option<questions::Asked>,
+    /// The rule the request offered (scoped answers).
+    pub rule: Option<String>,
 }
 
 impl ApprovalView {
@@ -489,6 +492,7 @@ pub async fn approval_message<C: redis::aio::ConnectionLike + Send>(
             html: a.html,
             resolved_html: a.resolved,
             ask: a.ask,
+            rule: a.rule,
         }))
 }
 

@@ -129,6 +129,9 @@ pub(crate) struct ApprovalMessage {
     /// A question or a plan: what its buttons need (`questions`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ask: Option<super::questions::Asked>,
+    /// The rule the request offered (scoped answers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 impl Progress {

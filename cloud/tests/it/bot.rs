@@ -473,6 +473,7 @@ async fn an_approval_is_answered_with_its_buttons(app: &TestApp) {
             request_id: "req-1".into(),
             allow: true,
             answer: None,
+            scope: None,
         })
     );
     let id = request.message_id;

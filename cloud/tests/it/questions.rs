@@ -71,6 +71,7 @@ fn answer(sid: &SessionId, rid: &str, allow: bool, text: Option<&str>) -> Comman
         request_id: rid.into(),
         allow,
         answer: text.map(str::to_string),
+        scope: None,
     })
 }
 

@@ -14,6 +14,7 @@ mod questions;
 mod queue;
 mod recovery;
 mod reliability;
+mod rules;
 mod security_cloud;
 mod sessions;
 mod setup;

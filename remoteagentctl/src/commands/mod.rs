@@ -7,6 +7,7 @@ pub mod list;
 pub mod logs;
 pub mod pair;
 pub mod reload;
+pub mod rules;
 pub mod sessions;
 pub mod status;
 pub mod stop;

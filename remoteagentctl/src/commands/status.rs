@@ -29,6 +29,12 @@ pub async fn run(client: &mut Client, json: bool) -> Result<(), CliError> {
         "agents:   {} paired, {} online, {} running",
         status.agents, status.agents_online, status.sessions_running
     );
+    if status.auto_allowed > 0 {
+        println!(
+            "rules:    {} allowed without asking (remoteagentctl rules NAME)",
+            remoteagent_proto::text::plural::count(status.auto_allowed, "tool use", "tool uses")
+        );
+    }
     println!("socket:   {}", status.socket.display());
     if !status.cloud_url.is_empty() {
         println!("cloud:    {}", shown(&status.cloud_url));

@@ -60,6 +60,7 @@ impl Paired {
                 request_id: request_id.to_string(),
                 allow,
                 answer: None,
+                scope: None,
             }),
             30,
         )

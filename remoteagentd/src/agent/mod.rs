@@ -435,6 +435,7 @@ impl Agent {
             CommandEvent::Checkpoint(_) => {
                 tracing::info!("skipped a checkpoint command: this daemon keeps no checkpoints yet")
             }
+            CommandEvent::ListRules(list) => self.answer_list_rules(list),
             CommandEvent::Unknown => {
                 tracing::info!("skipped a command of a kind this daemon does not know")
             }
@@ -506,8 +507,18 @@ impl Agent {
             session_id: sid.clone(),
             answers: approvals.answers(),
         };
+        let rules = approval::rules::SessionRules {
+            store: self.settings.approval.rules.clone(),
+            agent: self.spec.id.clone(),
+            conversation: approval::rules::SessionRules::conversation_key(
+                &crate::conversations::resume_for(&cmd, self.spec.conversation.as_deref()),
+                &sid,
+            ),
+            project: self.spec.path.clone(),
+        };
         let session_approvals = SessionApprovals::new(chosen.policy, inbox)
-            .on_board(self.settings.approval.board.clone(), seat);
+            .on_board(self.settings.approval.board.clone(), seat)
+            .with_rules(rules);
         let ctx = SessionContext {
             conn: self.link.conn(),
             agent_id: self.spec.id.clone(),
@@ -558,6 +569,19 @@ impl Agent {
     /// Answers `/sessions` in a task of its own, beside `/get`s (it only
     /// reads a small file), so a running session neither waits nor holds
     /// it up.
+    /// Answers `/rules` (and its 🗑 Revoke) in a task of its own, as
+    /// `/sessions` is.
+    fn answer_list_rules(&mut self, list: remoteagent_proto::rules::ListRulesPayload) {
+        while self.gets.try_join_next().is_some() {}
+        let job = approval::rules::answer::RulesJob {
+            conn: self.link.conn(),
+            agent: self.spec.id.clone(),
+            rules: self.settings.approval.rules.clone(),
+        };
+        let span = tracing::info_span!("rules", session = %list.session_id);
+        self.gets.spawn(job.run(list).instrument(span));
+    }
+
     fn answer_list_sessions(&mut self, list: remoteagent_proto::sessions::ListSessionsPayload) {
         while self.gets.try_join_next().is_some() {}
         let job = crate::conversations::answer::ListJob {
@@ -600,6 +624,7 @@ impl Agent {
                     origin: approval::Origin::Phone,
                     reason: None,
                     answer: a.answer,
+                    scope: a.scope,
                 };
                 if !s.approvals.answer(answer) {
                     tracing::warn!("approval answer dropped: the session is not taking answers");

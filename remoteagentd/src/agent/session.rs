@@ -164,6 +164,16 @@ pub async fn run_session(
     let outcome = SessionOutcome {
         conversation: format.conversation().map(str::to_string),
     };
+    if let Some(conversation) = &outcome.conversation {
+        // "This session" rules saved before the runner named its
+        // conversation follow it to the next run that continues it.
+        use crate::approval::rules::{conversation_key, run_key};
+        ctx.settings.approval.rules.adopt(
+            &ctx.agent_id,
+            &run_key(&sid),
+            &conversation_key(conversation),
+        );
+    }
     // Before the `done`: whoever sees the run end (`/sessions` right after
     // it) finds its session listed.
     remember_session(&ctx, &format, started_at_ms).await;

@@ -24,6 +24,7 @@ pub mod hook;
 pub mod modes;
 pub mod policy;
 pub mod questions;
+pub mod rules;
 pub mod schema;
 pub mod session;
 pub mod shown;
@@ -47,6 +48,8 @@ pub struct ApprovalSettings {
     pub hook: Option<hook::HookTarget>,
     /// Every agent's waiting requests, for `remoteagentctl approvals`.
     pub board: board::Board,
+    /// Every agent's rules saved from scoped answers.
+    pub rules: rules::RuleStore,
 }
 
 /// How `runner` is told about tool approval in one session (rendered into
@@ -158,6 +161,8 @@ pub struct ApprovalAnswer {
     /// The answer to a question, or the feedback on a plan
     /// ([`questions`]).
     pub answer: Option<String>,
+    /// Once, this session or always here ([`rules`]); `None` is once.
+    pub scope: Option<remoteagent_proto::rules::Scope>,
 }
 
 /// Where an answer came from.
@@ -378,6 +383,7 @@ mod tests {
                 socket: "/run/ra.sock".into(),
             }),
             board: board::Board::default(),
+            rules: rules::RuleStore::default(),
         };
         let agent = remoteagent_proto::AgentId::parse("a").unwrap();
         let session = remoteagent_proto::SessionId::parse("s").unwrap();
@@ -405,6 +411,7 @@ mod tests {
                 origin,
                 reason: reason.map(str::to_string),
                 answer: None,
+                scope: None,
             }
             .texts()
         };

@@ -31,9 +31,9 @@ const MAIN_ARGS: &[&str] = &[
     "url",
 ];
 /// Keys that hold a path (where `..` is refused).
-const PATH_ARGS: &[&str] = &["file_path", "notebook_path", "path"];
+pub(super) const PATH_ARGS: &[&str] = &["file_path", "notebook_path", "path"];
 /// Characters a `*` of a `Bash(...)` entry never matches.
-const SHELL_CONTROL: &[char] = &[';', '&', '|', '<', '>', '$', '`', '\n', '\r'];
+pub(super) const SHELL_CONTROL: &[char] = &[';', '&', '|', '<', '>', '$', '`', '\n', '\r'];
 
 /// One parsed `allow_tools` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,7 +117,7 @@ pub fn main_arg<'a>(tool: &str, input: &'a Value) -> Option<(&'static str, &'a s
 
 /// `*`-only glob matching over characters; `star_may_match` says which
 /// characters a `*` may stand for.
-fn glob_match(pattern: &str, text: &str, star_may_match: &dyn Fn(char) -> bool) -> bool {
+pub(super) fn glob_match(pattern: &str, text: &str, star_may_match: &dyn Fn(char) -> bool) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
     // reach[j]: the pattern so far can match the first j characters of text.

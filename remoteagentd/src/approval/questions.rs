@@ -286,6 +286,7 @@ mod tests {
             origin,
             reason: None,
             answer: text.map(str::to_string),
+            scope: None,
         }
     }
 

@@ -39,6 +39,8 @@ struct Pending {
     deadline: Instant,
     /// A question or a plan rather than a tool use.
     special: Option<Special>,
+    /// The rule the request offered, saved when the answer is scoped.
+    rule: Option<String>,
 }
 
 /// What [`SessionApprovals::next`] found to do.
@@ -58,6 +60,8 @@ pub struct SessionApprovals {
     pending: Vec<Pending>,
     /// Where waiting requests are pinned; `None` in unit tests of the loop.
     board: Option<(Board, SessionSeat)>,
+    /// Rules saved from scoped answers; `None`: none are offered or used.
+    rules: Option<super::rules::SessionRules>,
 }
 
 impl Drop for SessionApprovals {
@@ -80,7 +84,14 @@ impl SessionApprovals {
             answers_open: true,
             pending: Vec::new(),
             board: None,
+            rules: None,
         }
+    }
+
+    /// Offers, saves and applies rules from scoped answers.
+    pub fn with_rules(mut self, rules: super::rules::SessionRules) -> Self {
+        self.rules = Some(rules);
+        self
     }
 
     /// Pins this session's waiting requests on `board`, for the computer.
@@ -189,6 +200,28 @@ impl SessionApprovals {
             (None, Some(_)) => super::danger::verdict(self.policy.policy),
             (None, None) => self.policy.decide(&tool, &input),
         };
+        // Where the policy would ask, a rule saved from the phone may
+        // answer instead (`rules`) — never for a dangerous use, which always
+        // asks, and no rule is offered for one.
+        let rules = self
+            .rules
+            .as_ref()
+            .filter(|_| special.is_none() && danger.is_none());
+        if verdict == Verdict::Ask
+            && let Some(hit) = rules.and_then(|r| r.allows(&tool, &input))
+        {
+            tracing::info!(tool = %tool, summary = %label, rule = hit.id, "tool use auto-allowed by a rule");
+            log.note(&format!(
+                "approval: {label}: auto-allowed by rule {}: {}",
+                hit.id, hit.pattern
+            ));
+            let _ = reply.send(Decision::allow(format!(
+                "allowed by the user's rule {} ({}) saved from their phone",
+                hit.id, hit.pattern
+            )));
+            return Ok(());
+        }
+        let rule = rules.and_then(|r| r.offer(&tool, &input));
         match verdict {
             Verdict::Allow => {
                 tracing::info!(tool = %tool, summary = %label, "tool use allowed by the project's policy");
@@ -233,6 +266,7 @@ impl SessionApprovals {
                         danger: danger.map(|d| d.reason),
                         diff: shown.diff,
                         cwd: shown.cwd,
+                        rule,
                     },
                     reply,
                     out,
@@ -260,6 +294,7 @@ impl SessionApprovals {
             danger,
             diff,
             cwd,
+            rule,
         } = asking;
         {
             {
@@ -300,6 +335,7 @@ impl SessionApprovals {
                         danger,
                         diff,
                         cwd,
+                        rule: rule.clone(),
                     }))
                     .await;
                 if let Err(e) = asked {
@@ -314,6 +350,7 @@ impl SessionApprovals {
                     reply,
                     deadline,
                     special,
+                    rule,
                 });
             }
         }
@@ -333,7 +370,12 @@ impl SessionApprovals {
         let mut pending = self.pending.remove(at);
         let Some(special) = pending.special.take() else {
             // The reason says who answered: the phone's message shows it.
-            let (decision, reason) = answer.texts();
+            let (decision, mut reason) = answer.texts();
+            if answer.allow
+                && let Some(saved) = self.save_rule(&pending, &answer, log)
+            {
+                reason.push_str(&saved);
+            }
             return self.resolve(pending, decision, &reason, out, log).await;
         };
         match special.outcome(&answer) {
@@ -355,10 +397,39 @@ impl SessionApprovals {
                     danger: None,
                     diff: None,
                     cwd: None,
+                    rule: None,
                 };
                 self.ask_phone(asking, pending.reply, out, log).await
             }
         }
+    }
+
+    /// Saves the rule `pending` offered when `answer` scoped it beyond
+    /// this use; what to add to the verdict's reason ("; saved …" or why
+    /// not).
+    fn save_rule(
+        &self,
+        pending: &Pending,
+        answer: &ApprovalAnswer,
+        log: &mut SessionLog,
+    ) -> Option<String> {
+        use remoteagent_proto::rules::Scope;
+        let scope = answer.scope.filter(|s| *s != Scope::Once)?;
+        let (Some(rules), Some(pattern)) = (&self.rules, &pending.rule) else {
+            return Some("; no rule was saved (this request offered none)".into());
+        };
+        Some(match rules.save(pattern, scope) {
+            Ok(id) => {
+                tracing::info!(rule = id, scope = scope.words(), "approval rule saved");
+                log.note(&format!("rule {id} saved, {}: {pattern}", scope.words()));
+                format!("; saved rule {id}: {pattern}, {}", scope.words())
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "an approval rule could not be saved");
+                log.note(&format!("rule {pattern} not saved: {e}"));
+                format!("; the rule {pattern} could not be saved: {e}")
+            }
+        })
     }
 
     async fn on_expired(
@@ -455,4 +526,5 @@ struct Asking {
     danger: Option<String>,
     diff: Option<String>,
     cwd: Option<String>,
+    rule: Option<String>,
 }

@@ -81,6 +81,7 @@ pub async fn answer(
         origin: Origin::Computer,
         reason,
         answer,
+        scope: None,
     };
     let (_, ours) = answer.texts();
     tracing::info!(request = %found.request_id, allow, "approval answer from the computer");

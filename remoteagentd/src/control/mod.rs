@@ -17,6 +17,7 @@ pub mod list;
 pub mod logs;
 pub mod pair;
 pub mod reload;
+pub mod rules;
 pub mod server;
 pub mod sessions;
 pub mod status;

@@ -373,6 +373,7 @@ async fn dispatch(
         Request::Sessions(AgentRequest { agent }) => {
             super::sessions::handle(supervisor, &agent).await.map(Some)
         }
+        Request::Rules(request) => super::rules::handle(supervisor, request).await.map(Some),
     };
     match result {
         Ok(Some(response)) => Reply::done(id, response),

@@ -97,6 +97,7 @@ fn approval(session: &SessionId, request_id: &str, allow: bool) -> CommandEvent 
         request_id: request_id.to_string(),
         allow,
         answer: None,
+        scope: None,
     })
 }
 
@@ -612,6 +613,7 @@ fn answer_with(
         request_id: request_id.to_string(),
         allow,
         answer: text.map(str::to_string),
+        scope: None,
     })
 }
 

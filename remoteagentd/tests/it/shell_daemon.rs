@@ -19,6 +19,7 @@ fn paths(root: &std::path::Path) -> Paths {
         envelopes_dir: root.join("state/remoteagent/envelopes"),
         inbox_root: root.join("state/remoteagent/inbox"),
         conversations_dir: root.join("state/remoteagent/conversations"),
+        rules_dir: root.join("config/remoteagent/rules"),
         socket: root.join("run/remoteagent/remoteagentd.sock"),
     }
 }

@@ -58,9 +58,29 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<()> {
         user: ctx.user,
         agent,
         request,
+        wanted: waiter::Wanted::Sessions,
     };
     tokio::spawn(waiter.run());
     Ok(())
+}
+
+/// Follows a `/rules` answer (`bot::rules`) as a `/sessions` one is.
+pub(super) fn follow_rules(
+    state: crate::state::AppState,
+    chat: i64,
+    user: i64,
+    agent: crate::db::agents::Agent,
+    request: SessionId,
+) {
+    let waiter = waiter::Waiter {
+        state,
+        chat,
+        user,
+        agent,
+        request,
+        wanted: waiter::Wanted::Rules,
+    };
+    tokio::spawn(waiter.run());
 }
 
 /// The list as the chat shows it: the agent's name, and per session when

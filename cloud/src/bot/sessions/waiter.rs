@@ -1,4 +1,4 @@
-//! Follows one `/sessions` answer on its output stream to `done`, on a
+//! Follows one `/sessions` (or `/rules`) answer on its output stream to `done`, on a
 //! connection of its own (`XREAD BLOCK` never runs on the shared one), and
 //! shows the list with its buttons. Silence past `GET_ANSWER_SECS` (a
 //! daemon too old to know `list_sessions` skips it without a word), a
@@ -33,6 +33,24 @@ pub(super) struct Waiter {
     pub agent: Agent,
     /// The request id: the answer comes on `output:{agent}:{request}`.
     pub request: SessionId,
+    /// Which command's answer this is.
+    pub wanted: Wanted,
+}
+
+/// The answer a waiter shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::bot) enum Wanted {
+    Sessions,
+    Rules,
+}
+
+impl Wanted {
+    fn command(self) -> &'static str {
+        match self {
+            Wanted::Sessions => "/sessions",
+            Wanted::Rules => "/rules",
+        }
+    }
 }
 
 enum End {
@@ -49,7 +67,8 @@ impl Waiter {
         let end = tokio::select! {
             end = self.follow() => end,
             () = shutdown.cancelled() => {
-                self.say(format!("⚠️ The cloud is restarting: /sessions of <b>{name}</b> was cut short. Send it again in a moment.")).await;
+                let command = self.wanted.command();
+                self.say(format!("⚠️ The cloud is restarting: {command} of <b>{name}</b> was cut short. Send it again in a moment.")).await;
                 return;
             }
         };
@@ -61,21 +80,26 @@ impl Waiter {
                     .unwrap_or(true);
                 if online {
                     format!(
-                        "⚠️ <b>{name}</b> did not answer /sessions; is its daemon up to date? \
-                         /sessions needs a recent remoteagentd on {}.",
-                        escape_html(&self.agent.hostname)
+                        "⚠️ <b>{name}</b> did not answer {command}; is its daemon up to date? \
+                         {command} needs a recent remoteagentd on {}.",
+                        escape_html(&self.agent.hostname),
+                        command = self.wanted.command(),
                     )
                 } else {
                     super::super::prompt::offline_text(&self.agent)
                 }
             }
             End::Unfinished => {
-                format!("⚠️ <b>{name}</b> did not finish its list of sessions in time.")
+                format!(
+                    "⚠️ <b>{name}</b> did not finish its answer to {} in time.",
+                    self.wanted.command()
+                )
             }
             End::Unreadable(e) => {
                 tracing::error!(agent = %self.agent.id, request = %self.request, error = %e, "reading a /sessions answer");
                 format!(
-                    "⚠️ The list of sessions of <b>{name}</b> could not be read. Please try again."
+                    "⚠️ The answer of <b>{name}</b> to {} could not be read. Please try again.",
+                    self.wanted.command()
                 )
             }
         };
@@ -186,9 +210,15 @@ impl Waiter {
                     }
                 };
                 match event {
-                    OutputEvent::Sessions(answer) => {
+                    OutputEvent::Sessions(answer) if self.wanted == Wanted::Sessions => {
                         said_something = true;
                         self.show_list(answer).await;
+                    }
+                    OutputEvent::Rules(answer) if self.wanted == Wanted::Rules => {
+                        said_something = true;
+                        let text = crate::bot::rules::list_text(&self.agent.name, &answer);
+                        let keyboard = crate::bot::rules::keyboard(&self.agent.id, &answer);
+                        self.show(text, keyboard).await;
                     }
                     OutputEvent::Notice(n) => {
                         said_something = true;

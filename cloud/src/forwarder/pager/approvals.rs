@@ -8,6 +8,7 @@ use super::delivery::Shown;
 use super::{Io, Pager, Stop};
 use crate::forwarder::page::{self, Line};
 use crate::forwarder::questions::Asked;
+use crate::forwarder::scoped;
 use crate::forwarder::store::ApprovalMessage;
 
 impl<I: Io> Pager<I> {
@@ -32,8 +33,9 @@ impl<I: Io> Pager<I> {
         let (html, keyboard) = match &a.kind {
             Some(kind) => self.question_message(chat, a, kind).await,
             None => (
-                self.tool_message(chat, a).await,
-                page::approval_keyboard(&self.saved.session_id, &a.request_id),
+                self.tool_message(chat, a).await
+                    + &a.rule.as_deref().map(scoped::rule_line).unwrap_or_default(),
+                scoped::keyboard(&self.saved.session_id, &a.request_id, a.rule.as_deref()),
             ),
         };
         if keyboard.is_none() {
@@ -59,6 +61,7 @@ impl<I: Io> Pager<I> {
             html,
             resolved: None,
             ask: a.kind.as_ref().map(Asked::of),
+            rule: a.rule.clone(),
         });
         self.save(true).await
     }

@@ -146,8 +146,10 @@ impl<I: Io> Pager<I> {
             OutputEvent::Started(s) => {
                 self.saved.more.mode = s.mode.map(|m| m.to_string()).unwrap_or_default();
             }
-            // `sessions` answers `/sessions` on a stream of its own (`bot/sessions`).
+            // `sessions` and `rules` answer `/sessions` and `/rules` on a
+            // stream of their own (`bot/sessions`).
             OutputEvent::Sessions(_)
+            | OutputEvent::Rules(_)
             | OutputEvent::Changes(_)
             | OutputEvent::CheckpointResult(_)
             | OutputEvent::Unknown => {}

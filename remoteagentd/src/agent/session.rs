@@ -440,6 +440,7 @@ async fn pump(
             cost_usd: None,
         },
     };
+    let done = running.with_reported_failure(done);
     drop(running);
     Ok(done)
 }

@@ -136,11 +136,13 @@ pub fn with_mode(approval: ApprovalMode, runner: &RunnerSpec, mode: Option<Mode>
                 hook,
             }
         }
-        RunnerSpec::Preset(Preset::Codex | Preset::CodexExec) => ApprovalMode::Sandbox(match mode {
-            Mode::Plan => Sandbox::ReadOnly,
-            Mode::Ask | Mode::Edits => Sandbox::WorkspaceWrite,
-            Mode::Auto => Sandbox::FullAccess,
-        }),
+        RunnerSpec::Preset(Preset::Codex | Preset::CodexExec) => {
+            ApprovalMode::Sandbox(match mode {
+                Mode::Plan => Sandbox::ReadOnly,
+                Mode::Ask | Mode::Edits => Sandbox::WorkspaceWrite,
+                Mode::Auto => Sandbox::FullAccess,
+            })
+        }
         _ => approval,
     }
 }

@@ -184,9 +184,7 @@ pub fn runner_prompt(spec: &RunnerSpec, invocation: &Invocation<'_>) -> String {
     let text = invocation.prompt_text();
     match (spec, invocation.hint) {
         (
-            RunnerSpec::Preset(
-                Preset::Codex | Preset::CodexExec | Preset::Aider | Preset::Gemini,
-            ),
+            RunnerSpec::Preset(Preset::Codex | Preset::CodexExec | Preset::Aider | Preset::Gemini),
             Some(hint),
         ) => format!("{hint}\n\n{text}"),
         _ => text,

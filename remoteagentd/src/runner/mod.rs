@@ -11,11 +11,12 @@
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, OnceLock};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use remoteagent_proto::SessionId;
-use remoteagent_proto::events::StreamKind;
+use remoteagent_proto::events::{DonePayload, DoneStatus, StreamKind};
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
@@ -108,6 +109,9 @@ pub struct Talk {
 pub struct Running {
     child: Child,
     pgid: Pid,
+    /// Why the run failed, as a runner the daemon talks to reported it
+    /// (Codex's failed turn), although the process exits cleanly.
+    failure: Arc<OnceLock<String>>,
 }
 
 impl Running {
@@ -204,10 +208,28 @@ impl Running {
             Running {
                 child,
                 pgid: Pid::from_raw(pid as i32),
+                failure: Arc::default(),
             },
             rx,
             talk,
         ))
+    }
+
+    /// Where a runner the daemon talks to reports a failed run.
+    pub fn failure_cell(&self) -> Arc<OnceLock<String>> {
+        self.failure.clone()
+    }
+
+    /// `done` as a failure when the runner exited cleanly but reported
+    /// one ([`Running::failure_cell`]).
+    pub fn with_reported_failure(&self, mut done: DonePayload) -> DonePayload {
+        if done.status == DoneStatus::Ok
+            && let Some(message) = self.failure.get()
+        {
+            done.status = DoneStatus::Failed;
+            done.message = Some(message.clone());
+        }
+        done
     }
 
     pub fn pid(&self) -> i32 {

@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -65,15 +66,24 @@ enum Write {
     Close,
 }
 
-/// Runs the conversation until the server's stdout ends.
+/// The server's pipes, and where what it says goes.
+pub struct Pipes {
+    pub stdin: ChildStdin,
+    pub stdout: ChildStdout,
+    /// The session's pipe.
+    pub out: mpsc::Sender<PipeData>,
+}
+
+/// Runs the conversation until the server's stdout ends; a failed turn or
+/// conversation is reported in `failure` (the run's `done` says it).
 pub async fn run(
     setup: Setup,
-    stdin: ChildStdin,
-    stdout: ChildStdout,
-    out: mpsc::Sender<PipeData>,
+    pipes: Pipes,
     asks: ApprovalSenders,
     pgid: Pid,
+    failure: Arc<OnceLock<String>>,
 ) {
+    let Pipes { stdin, stdout, out } = pipes;
     let (writes, writes_rx) = mpsc::unbounded_channel();
     tokio::spawn(write_lines(stdin, writes_rx));
     let mut client = Client {
@@ -84,6 +94,7 @@ pub async fn run(
         pgid,
         changes: HashMap::new(),
         thread: None,
+        failure,
     };
     client.send(p::request(
         ID_INITIALIZE,
@@ -118,6 +129,7 @@ struct Client {
     /// The files of each `fileChange` item, by item id, for its approval.
     changes: HashMap<String, Vec<p::FileUpdate>>,
     thread: Option<String>,
+    failure: Arc<OnceLock<String>>,
 }
 
 impl Client {
@@ -153,6 +165,7 @@ impl Client {
     /// Says why the run cannot go on and ends it.
     async fn fail(&self, message: String) -> bool {
         tracing::warn!(%message, "codex app-server conversation failed");
+        let _ = self.failure.set(message.clone());
         let alive = self.emit(FAILED, json!({ "message": message })).await;
         self.close();
         alive
@@ -174,6 +187,11 @@ impl Client {
                     && let Some((id, changes)) = params.get("item").and_then(p::file_changes)
                 {
                     self.changes.insert(id, changes);
+                }
+                if method == p::TURN_COMPLETED
+                    && let Some(why) = turn_failure(&params)
+                {
+                    let _ = self.failure.set(why);
                 }
                 let alive = self.emit(&method, params).await;
                 if method == p::TURN_COMPLETED {
@@ -200,12 +218,20 @@ impl Client {
         let id = id.as_u64();
         let result = match result {
             Ok(result) => result,
+            // The thread is gone (deleted, another CODEX_HOME): the prompt
+            // still runs, in a new thread, and the user is told.
+            Err(error) if id == Some(ID_THREAD) && self.setup.resume.is_some() => {
+                tracing::info!(error = %error.message, "codex could not resume the thread; starting a new one");
+                self.setup.resume = None;
+                self.setup.fresh_note = Some(format!(
+                    "(the earlier Codex session could not be continued: {}; this starts a new one)",
+                    error.message
+                ));
+                return self.start_thread().await;
+            }
             Err(error) => {
                 let what = match id {
                     Some(ID_INITIALIZE) => "Codex did not start its session",
-                    Some(ID_THREAD) if self.setup.resume.is_some() => {
-                        "Codex could not continue the session"
-                    }
                     Some(ID_THREAD) => "Codex could not start a session",
                     _ => "Codex refused the prompt",
                 };
@@ -333,6 +359,21 @@ impl Client {
             };
             let _ = writes.send(Write::Line(p::response(&id, &answer)));
         });
+    }
+}
+
+/// Why a completed turn failed, if it did.
+fn turn_failure(params: &Value) -> Option<String> {
+    match params.pointer("/turn/status").and_then(Value::as_str)? {
+        "failed" => Some(
+            params
+                .pointer("/turn/error/message")
+                .and_then(Value::as_str)
+                .map(|m| format!("Codex's turn failed: {}", m.trim()))
+                .unwrap_or_else(|| "Codex's turn failed".into()),
+        ),
+        "interrupted" => Some("Codex's turn was interrupted".into()),
+        _ => None,
     }
 }
 

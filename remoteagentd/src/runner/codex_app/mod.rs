@@ -24,7 +24,7 @@ use remoteagent_proto::runner::{Preset, RunnerSpec};
 use tokio::sync::mpsc;
 
 use super::invocation::{ApprovalMode, Invocation, Resume, Sandbox};
-use super::{PipeData, Running, RunnerError};
+use super::{PipeData, RunnerError, Running};
 use crate::approval::ApprovalSenders;
 pub use client::Setup;
 
@@ -78,11 +78,14 @@ pub fn start(
     let pgid = nix::unistd::Pid::from_raw(running.pid());
     tokio::spawn(client::run(
         setup,
-        talk.stdin,
-        talk.stdout,
-        talk.out,
+        client::Pipes {
+            stdin: talk.stdin,
+            stdout: talk.stdout,
+            out: talk.out,
+        },
         asks,
         pgid,
+        running.failure_cell(),
     ));
     Ok((running, rx))
 }

@@ -62,7 +62,9 @@ impl EventRenderer for CodexAppEvents {
             p::THREAD_STARTED => {
                 match params.pointer("/thread/id").and_then(Value::as_str) {
                     Some(id) if valid_conversation_id(id) => self.thread_id = Some(id.to_string()),
-                    Some(_) => tracing::warn!("ignored a Codex thread id that is not a plain token"),
+                    Some(_) => {
+                        tracing::warn!("ignored a Codex thread id that is not a plain token")
+                    }
                     None => {}
                 }
                 String::new()

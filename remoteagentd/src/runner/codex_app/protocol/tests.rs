@@ -132,7 +132,10 @@ fn what_the_daemon_sends_fits_the_schema() {
     let text = branch(def(&s, "UserInput"), "text");
     let ours = turn["input"][0].as_object().unwrap();
     for key in ours.keys() {
-        assert!(text["properties"].get(key).is_some(), "UserInput has no {key}");
+        assert!(
+            text["properties"].get(key).is_some(),
+            "UserInput has no {key}"
+        );
     }
 
     // Enumerations: our names are among the schema's.
@@ -143,7 +146,10 @@ fn what_the_daemon_sends_fits_the_schema() {
         AskForApproval::Never,
     ] {
         let name = serde_json::to_value(p).unwrap();
-        assert!(policies.contains(&name.as_str().unwrap().to_string()), "{name}");
+        assert!(
+            policies.contains(&name.as_str().unwrap().to_string()),
+            "{name}"
+        );
     }
     let sandboxes = values(def(&s, "SandboxMode"));
     for sandbox in [

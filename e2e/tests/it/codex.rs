@@ -246,3 +246,25 @@ async fn stop_ends_codex_while_it_waits_for_an_answer() {
         "{log}"
     );
 }
+
+/// A Codex file change is asked as a `Write` of the file: ✅ writes it, and
+/// the output names it relative to the project.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_asks_the_phone_before_changing_a_file() {
+    let w = World::start("").await;
+    let request = w.ask("Write notes.txt hello there", "notes.txt").await;
+    assert!(
+        !w.project.join("notes.txt").exists(),
+        "written before it was approved"
+    );
+    w.press(&request, "approve:").await;
+    w.wait_runs_finished(1).await;
+    assert_eq!(
+        std::fs::read_to_string(w.project.join("notes.txt")).unwrap(),
+        "hello there\n"
+    );
+    let texts = w.texts(OWNER).join("\n");
+    assert!(texts.contains("▸ Add notes.txt"), "{texts}");
+    let log = w.session_log();
+    assert!(log.contains("allowed: Write "), "{log}");
+}

@@ -8,20 +8,42 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum Preset {
     Claude,
+    /// Codex through `codex app-server`, which asks before tool uses.
     Codex,
+    /// Codex through `codex exec --json`: the fallback for Codex versions
+    /// without `app-server`; it cannot ask, so only a sandbox applies.
+    #[serde(rename = "codex-exec", alias = "codex_exec")]
+    CodexExec,
     Aider,
     Gemini,
 }
 
 impl Preset {
-    pub const ALL: [Preset; 4] = [Preset::Claude, Preset::Codex, Preset::Aider, Preset::Gemini];
+    pub const ALL: [Preset; 5] = [
+        Preset::Claude,
+        Preset::Codex,
+        Preset::CodexExec,
+        Preset::Aider,
+        Preset::Gemini,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Preset::Claude => "claude",
             Preset::Codex => "codex",
+            Preset::CodexExec => "codex-exec",
             Preset::Aider => "aider",
             Preset::Gemini => "gemini",
+        }
+    }
+}
+
+impl Preset {
+    /// The program it runs (both Codex presets run `codex`).
+    pub fn program(self) -> &'static str {
+        match self {
+            Preset::CodexExec => "codex",
+            other => other.name(),
         }
     }
 }
@@ -33,7 +55,7 @@ impl std::str::FromStr for Preset {
             .into_iter()
             .find(|p| p.name().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| {
-                format!("unknown runner '{s}' (expected one of: claude, codex, aider, gemini)")
+                format!("unknown runner '{s}' (expected one of: claude, codex, codex-exec, aider, gemini)")
             })
     }
 }
@@ -86,5 +108,10 @@ mod tests {
         assert_eq!(c.display_name(), "r.sh");
         assert_eq!("Gemini".parse::<Preset>().unwrap(), Preset::Gemini);
         assert!("vim".parse::<Preset>().is_err());
+        assert_eq!("codex-exec".parse::<Preset>().unwrap(), Preset::CodexExec);
+        assert_eq!(
+            serde_json::to_string(&RunnerSpec::Preset(Preset::CodexExec)).unwrap(),
+            r#"{"preset":"codex-exec"}"#
+        );
     }
 }

@@ -115,7 +115,7 @@ pub fn shell_quote(word: &str) -> String {
 pub fn resume_command(project: &std::path::Path, runner: &str, id: &str) -> Option<String> {
     let resume = match runner {
         "claude" => format!("claude --resume {}", shell_quote(id)),
-        "codex" => format!("codex resume {}", shell_quote(id)),
+        "codex" | "codex-exec" => format!("codex resume {}", shell_quote(id)),
         _ => return None,
     };
     let dir = project.to_string_lossy();

@@ -169,7 +169,7 @@ mod tests {
             .unwrap()
             .map(|v| v.get_name().to_string())
             .collect();
-        assert_eq!(values, ["claude", "codex", "aider", "gemini"]);
+        assert_eq!(values, ["claude", "codex", "codex-exec", "aider", "gemini"]);
     }
 
     #[test]

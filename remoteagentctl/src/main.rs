@@ -54,7 +54,10 @@ enum Command {
         /// The agent's name (default: the folder's name).
         #[arg(long)]
         name: Option<String>,
-        /// The AI CLI to run: claude, codex, aider or gemini (default claude).
+        /// The AI CLI to run: claude, codex, codex-exec, aider or gemini
+        /// (default claude). codex runs `codex app-server`, which asks
+        /// before tool uses; codex-exec runs `codex exec`, for Codex
+        /// versions without app-server.
         #[arg(long, ignore_case = true, value_parser = completion::runner_parser(), conflicts_with = "command")]
         runner: Option<Preset>,
         /// Any other program, e.g. --command './my-agent --fast'. Split like a

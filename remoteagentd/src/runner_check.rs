@@ -20,7 +20,7 @@ pub fn missing_program(
     path: Option<&OsStr>,
 ) -> Option<String> {
     let program = match runner {
-        RunnerSpec::Preset(preset) => preset.name().to_string(),
+        RunnerSpec::Preset(preset) => preset.program().to_string(),
         RunnerSpec::Command(argv) => argv.first()?.clone(),
     };
     if program.contains('/') {

@@ -75,16 +75,20 @@ async fn bash_offers_the_running_daemons_agent_names() {
 fn runner_values_are_offered_and_in_every_script() {
     let home = Home::new();
     let (offered, err) = complete_bash(&home, &["remoteagentctl", "pair", "--runner", ""]);
-    assert_eq!(offered, ["claude", "codex", "aider", "gemini"], "{err}");
+    assert_eq!(
+        offered,
+        ["claude", "codex", "codex-exec", "aider", "gemini"],
+        "{err}"
+    );
     let zsh = stdout(&home.ctl(&["completions", "zsh"]));
     assert!(
-        zsh.contains("--runner=") && zsh.contains("(claude codex aider gemini)"),
+        zsh.contains("--runner=") && zsh.contains("(claude codex codex-exec aider gemini)"),
         "{zsh}"
     );
     assert!(zsh.contains(":agent -- Agent name or id prefix:_remoteagentctl_agents'"));
     assert!(zsh.starts_with("#compdef remoteagentctl\n"));
     let fish = stdout(&home.ctl(&["completions", "fish"]));
-    for runner in ["claude", "codex", "aider", "gemini"] {
+    for runner in ["claude", "codex", "codex-exec", "aider", "gemini"] {
         assert!(fish.contains(&format!("{runner}\\t")), "{runner}: {fish}");
     }
     for command in ["stop", "logs", "unpair"] {

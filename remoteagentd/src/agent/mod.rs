@@ -532,6 +532,7 @@ impl Agent {
             hostname: crate::util::names::clean_hostname(),
             mode: chosen.mode,
             mode_notice: chosen.notice,
+            asks: approvals.clone(),
         };
         let span = tracing::info_span!("session", session = %sid);
         let join = tokio::spawn(

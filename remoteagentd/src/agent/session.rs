@@ -54,6 +54,9 @@ pub struct SessionContext {
     pub mode: Option<remoteagent_proto::modes::Mode>,
     /// Why the phone's mode was not taken, said after `started`.
     pub mode_notice: Option<String>,
+    /// Where a runner the daemon talks to (Codex's app-server) puts its
+    /// approval requests: the same session approvals as the hook's.
+    pub asks: crate::approval::ApprovalSenders,
 }
 
 /// How a session is told to stop, remembering who asked first (the
@@ -277,10 +280,19 @@ async fn pump(
             attached,
         };
         tracing::debug!(resume = ?invocation.resume, "runner invocation");
-        command_line(&ctx.runner, &invocation)
-    })
-    .and_then(|(program, args)| {
-        Running::spawn(&program, &args, &ctx.path, &ctx.command.session_id)
+        let (program, args) = command_line(&ctx.runner, &invocation)?;
+        let sid = &ctx.command.session_id;
+        match crate::runner::codex_app::Setup::for_run(&ctx.runner, &invocation, &ctx.path) {
+            Some(setup) => crate::runner::codex_app::start(
+                &program,
+                &args,
+                &ctx.path,
+                sid,
+                setup,
+                ctx.asks.clone(),
+            ),
+            None => Running::spawn(&program, &args, &ctx.path, sid),
+        }
     });
     let (mut running, mut pipes) = match spawned {
         Ok(r) => r,
@@ -438,6 +450,7 @@ async fn pump(
             cost_usd: None,
         },
     };
+    let done = running.with_reported_failure(done);
     drop(running);
     Ok(done)
 }

@@ -56,6 +56,8 @@ pub struct ApprovalSettings {
 /// its command line by [`crate::runner::command_line`]):
 /// - Claude Code asks before each tool use through its `PreToolUse` hook,
 ///   unless the daemon has no hook target (see [`ApprovalSettings::hook`]);
+/// - Codex's app-server (`crate::runner::codex_app`) asks, through the
+///   same session approvals as the hook, inside the sandbox chosen below;
 /// - Codex cannot ask anyone from `codex exec`, so the project's policy
 ///   picks its sandbox instead: `ask` (the default) lets it write inside
 ///   the project folder only, without network; `deny` keeps it read-only;
@@ -86,7 +88,9 @@ pub fn runner_mode(
                 })?;
             Ok(ApprovalMode::Hook { settings })
         }
-        RunnerSpec::Preset(Preset::Codex) => Ok(ApprovalMode::Sandbox(sandbox(policy))),
+        RunnerSpec::Preset(Preset::Codex | Preset::CodexExec) => {
+            Ok(ApprovalMode::Sandbox(sandbox(policy)))
+        }
         RunnerSpec::Preset(Preset::Aider | Preset::Gemini) | RunnerSpec::Command(_) => {
             Ok(ApprovalMode::RunnerDefault)
         }

@@ -42,7 +42,10 @@ pub fn policy_mode(kind: PolicyKind) -> Mode {
 
 /// Whether `runner` has options for modes.
 pub fn takes_modes(runner: &RunnerSpec) -> bool {
-    matches!(runner, RunnerSpec::Preset(Preset::Claude | Preset::Codex))
+    matches!(
+        runner,
+        RunnerSpec::Preset(Preset::Claude | Preset::Codex | Preset::CodexExec)
+    )
 }
 
 /// A run's mode, decided.
@@ -133,11 +136,13 @@ pub fn with_mode(approval: ApprovalMode, runner: &RunnerSpec, mode: Option<Mode>
                 hook,
             }
         }
-        RunnerSpec::Preset(Preset::Codex) => ApprovalMode::Sandbox(match mode {
-            Mode::Plan => Sandbox::ReadOnly,
-            Mode::Ask | Mode::Edits => Sandbox::WorkspaceWrite,
-            Mode::Auto => Sandbox::FullAccess,
-        }),
+        RunnerSpec::Preset(Preset::Codex | Preset::CodexExec) => {
+            ApprovalMode::Sandbox(match mode {
+                Mode::Plan => Sandbox::ReadOnly,
+                Mode::Ask | Mode::Edits => Sandbox::WorkspaceWrite,
+                Mode::Auto => Sandbox::FullAccess,
+            })
+        }
         _ => approval,
     }
 }

@@ -20,9 +20,9 @@ use serde_json::Value;
 use super::text::{EventRenderer, JsonEvents, PathShortener, first_line, valid_conversation_id};
 
 /// Longest command shown.
-const COMMAND_CHARS: usize = 160;
+pub(crate) const COMMAND_CHARS: usize = 160;
 /// Longest error line.
-const ERROR_CHARS: usize = 300;
+pub(crate) const ERROR_CHARS: usize = 300;
 
 /// Codex's events; [`CodexStream`] is the stream around them.
 #[derive(Debug)]
@@ -203,19 +203,19 @@ fn item_type(item: &Value) -> Option<&str> {
         .and_then(Value::as_str)
 }
 
-fn command_line(item: &Value) -> String {
+pub(crate) fn command_line(item: &Value) -> String {
     let command = item.get("command").and_then(Value::as_str).unwrap_or("");
     format!("▸ $ {}\n", first_line(unwrap_shell(command), COMMAND_CHARS))
 }
 
-fn mcp_line(item: &Value) -> String {
+pub(crate) fn mcp_line(item: &Value) -> String {
     let server = item.get("server").and_then(Value::as_str).unwrap_or("mcp");
     let tool = item.get("tool").and_then(Value::as_str).unwrap_or("tool");
     format!("▸ {server}.{tool}\n")
 }
 
 /// Codex runs commands as `bash -lc '…'`; the wrapper says nothing.
-fn unwrap_shell(command: &str) -> &str {
+pub(crate) fn unwrap_shell(command: &str) -> &str {
     const SHELLS: &[&str] = &[
         "bash -lc ",
         "/bin/bash -lc ",

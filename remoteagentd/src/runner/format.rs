@@ -1,8 +1,9 @@
 //! What a session does with a runner's output before it is streamed: one
 //! [`OutputFormat`] per session, chosen by the runner.
 //!
-//! - Claude Code (`--output-format stream-json`) and Codex (`exec --json`)
-//!   write JSON events, one a line; they are rendered as readable text and
+//! - Claude Code (`--output-format stream-json`), Codex (`exec --json`) and
+//!   Codex's app-server (its notifications, `codex_app::render`) write JSON
+//!   events, one a line; they are rendered as readable text and
 //!   the conversation id they report is kept, so the next prompt can resume
 //!   that conversation.
 //! - Everything else (Aider, Gemini, custom commands) is plain text.
@@ -18,12 +19,14 @@ use remoteagent_proto::runner::{Preset, RunnerSpec};
 use super::ansi::AnsiStrip;
 use super::claude::ClaudeStream;
 use super::codex::CodexStream;
+use super::codex_app::render::CodexAppStream;
 pub use super::text::RunStats;
 
 #[derive(Debug)]
 enum Kind {
     Claude(ClaudeStream),
     Codex(CodexStream),
+    CodexApp(CodexAppStream),
     Plain,
 }
 
@@ -42,7 +45,8 @@ impl OutputFormat {
     pub fn for_runner(runner: &RunnerSpec, project: &Path) -> Self {
         let kind = match runner {
             RunnerSpec::Preset(Preset::Claude) => Kind::Claude(ClaudeStream::new(project)),
-            RunnerSpec::Preset(Preset::Codex) => Kind::Codex(CodexStream::new(project)),
+            RunnerSpec::Preset(Preset::Codex) => Kind::CodexApp(CodexAppStream::new(project)),
+            RunnerSpec::Preset(Preset::CodexExec) => Kind::Codex(CodexStream::new(project)),
             RunnerSpec::Preset(Preset::Aider | Preset::Gemini) | RunnerSpec::Command(_) => {
                 Kind::Plain
             }
@@ -60,6 +64,7 @@ impl OutputFormat {
         match &mut self.kind {
             Kind::Claude(c) => c.push(&text),
             Kind::Codex(c) => c.push(&text),
+            Kind::CodexApp(c) => c.push(&text),
             Kind::Plain => text,
         }
     }
@@ -75,6 +80,7 @@ impl OutputFormat {
         match &mut self.kind {
             Kind::Claude(c) => c.finish(),
             Kind::Codex(c) => c.finish(),
+            Kind::CodexApp(c) => c.finish(),
             Kind::Plain => String::new(),
         }
     }
@@ -88,7 +94,7 @@ impl OutputFormat {
     pub fn stats(&self) -> RunStats {
         match &self.kind {
             Kind::Claude(c) => c.stats(),
-            Kind::Codex(_) | Kind::Plain => RunStats::default(),
+            Kind::Codex(_) | Kind::CodexApp(_) | Kind::Plain => RunStats::default(),
         }
     }
 
@@ -99,6 +105,7 @@ impl OutputFormat {
         match &self.kind {
             Kind::Claude(c) => c.session_id(),
             Kind::Codex(c) => c.thread_id(),
+            Kind::CodexApp(c) => c.thread_id(),
             Kind::Plain => None,
         }
     }

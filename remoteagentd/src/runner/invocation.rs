@@ -178,14 +178,29 @@ pub fn size_text(bytes: u64) -> String {
     }
 }
 
+/// The prompt text `spec` gets: the hint before it for the presets other
+/// than Claude Code (see [`command_line`]).
+pub fn runner_prompt(spec: &RunnerSpec, invocation: &Invocation<'_>) -> String {
+    let text = invocation.prompt_text();
+    match (spec, invocation.hint) {
+        (
+            RunnerSpec::Preset(Preset::Codex | Preset::CodexExec | Preset::Aider | Preset::Gemini),
+            Some(hint),
+        ) => format!("{hint}\n\n{text}"),
+        _ => text,
+    }
+}
+
 /// Program and arguments for an invocation.
 ///
 /// - Claude Code: `claude -p <prompt> --output-format stream-json --verbose`,
 ///   plus `--add-dir <inbox>` when files came with the prompt, plus
 ///   `--resume <id>` or `--continue`, plus `--permission-mode <mode>` (plan,
 ///   acceptEdits) and `--settings <hook JSON>`.
-/// - Codex: `codex exec [--sandbox <mode>] --json [resume <id> | resume
-///   --last] -- <prompt>`; the sandbox option comes right after `exec`,
+/// - Codex: `codex app-server`; the rest goes over its stdin
+///   (`super::codex_app`).
+/// - Codex's fallback (`codex-exec`): `codex exec [--sandbox <mode>] --json
+///   [resume <id> | resume --last] -- <prompt>`; the sandbox option comes right after `exec`,
 ///   before any `resume` subcommand, where Codex reads it; the `--` keeps a
 ///   prompt that starts with `-` from being read as an option.
 /// - Aider, Gemini and custom commands get the prompt alone; they keep no
@@ -196,13 +211,7 @@ pub fn command_line(
     spec: &RunnerSpec,
     invocation: &Invocation<'_>,
 ) -> Result<(String, Vec<String>), RunnerError> {
-    let text = invocation.prompt_text();
-    let prompt = match (spec, invocation.hint) {
-        (RunnerSpec::Preset(Preset::Codex | Preset::Aider | Preset::Gemini), Some(hint)) => {
-            format!("{hint}\n\n{text}")
-        }
-        _ => text,
-    };
+    let prompt = runner_prompt(spec, invocation);
     let (program, args): (&str, Vec<String>) = match spec {
         RunnerSpec::Preset(Preset::Claude) => {
             let mut args = vec![
@@ -239,7 +248,10 @@ pub fn command_line(
             }
             ("claude", args)
         }
-        RunnerSpec::Preset(Preset::Codex) => {
+        // The prompt, the thread and the sandbox go over stdin
+        // (`super::codex_app`).
+        RunnerSpec::Preset(Preset::Codex) => ("codex", vec!["app-server".into()]),
+        RunnerSpec::Preset(Preset::CodexExec) => {
             let mut args: Vec<String> = vec!["exec".into()];
             if let ApprovalMode::Sandbox(sandbox) = invocation.approval {
                 args.extend(["--sandbox".into(), sandbox.codex_name().into()]);
@@ -436,7 +448,7 @@ mod tests {
         );
         assert_eq!(a[5..], strings(&["--permission-mode", "acceptEdits"]));
         // Other runners know no permission mode.
-        let codex = RunnerSpec::Preset(Preset::Codex);
+        let codex = RunnerSpec::Preset(Preset::CodexExec);
         let (_, a) = line(
             &codex,
             "go",
@@ -455,8 +467,30 @@ mod tests {
     }
 
     #[test]
-    fn codex_resumes_with_its_subcommand() {
+    fn codex_app_server_takes_everything_over_stdin() {
         let codex = RunnerSpec::Preset(Preset::Codex);
+        for resume in [Resume::Fresh, Resume::Latest, Resume::Id("0199a213")] {
+            let (p, a) = line(
+                &codex,
+                "-v go",
+                resume,
+                ApprovalMode::Sandbox(Sandbox::ReadOnly),
+            );
+            assert_eq!((p.as_str(), a), ("codex", strings(&["app-server"])));
+        }
+        let invocation = Invocation {
+            prompt: "go",
+            resume: Resume::Fresh,
+            approval: ApprovalMode::RunnerDefault,
+            hint: Some("Files: outbox."),
+            attached: None,
+        };
+        assert_eq!(runner_prompt(&codex, &invocation), "Files: outbox.\n\ngo");
+    }
+
+    #[test]
+    fn codex_resumes_with_its_subcommand() {
+        let codex = RunnerSpec::Preset(Preset::CodexExec);
         let (p, a) = plain(&codex, "go", Resume::Fresh);
         assert_eq!(
             (p.as_str(), a),
@@ -476,7 +510,7 @@ mod tests {
 
     #[test]
     fn codex_gets_its_sandbox_right_after_exec() {
-        let codex = RunnerSpec::Preset(Preset::Codex);
+        let codex = RunnerSpec::Preset(Preset::CodexExec);
         let sandboxed =
             |sandbox, resume| line(&codex, "go", resume, ApprovalMode::Sandbox(sandbox)).1;
         assert_eq!(
@@ -600,7 +634,7 @@ mod tests {
         );
         // The others get the paths in the prompt only.
         let (_, a) = with(
-            &RunnerSpec::Preset(Preset::Codex),
+            &RunnerSpec::Preset(Preset::CodexExec),
             Resume::Fresh,
             ApprovalMode::Sandbox(Sandbox::WorkspaceWrite),
         );
@@ -679,7 +713,7 @@ mod tests {
             strings(&["--append-system-prompt", "Files: outbox."])
         );
         assert_eq!(
-            with_hint(&RunnerSpec::Preset(Preset::Codex)),
+            with_hint(&RunnerSpec::Preset(Preset::CodexExec)),
             strings(&["exec", "--json", "--", "Files: outbox.\n\ngo"])
         );
         assert_eq!(

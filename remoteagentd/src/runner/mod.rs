@@ -11,11 +11,12 @@
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, OnceLock};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use remoteagent_proto::SessionId;
-use remoteagent_proto::events::StreamKind;
+use remoteagent_proto::events::{DonePayload, DoneStatus, StreamKind};
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
@@ -23,6 +24,7 @@ use tokio::sync::mpsc;
 pub mod ansi;
 pub mod claude;
 pub mod codex;
+pub mod codex_app;
 pub mod error;
 pub mod format;
 pub mod invocation;
@@ -95,10 +97,21 @@ pub struct PipeData {
     pub bytes: Vec<u8>,
 }
 
+/// The pipes of a runner the daemon talks to ([`Running::spawn_talking`]).
+pub struct Talk {
+    pub stdin: tokio::process::ChildStdin,
+    pub stdout: tokio::process::ChildStdout,
+    /// Where what is read from stdout goes: the session's pipe.
+    pub out: mpsc::Sender<PipeData>,
+}
+
 /// A spawned runner.
 pub struct Running {
     child: Child,
     pgid: Pid,
+    /// Why the run failed, as a runner the daemon talks to reported it
+    /// (Codex's failed turn), although the process exits cleanly.
+    failure: Arc<OnceLock<String>>,
 }
 
 impl Running {
@@ -111,13 +124,45 @@ impl Running {
         cwd: &Path,
         session: &SessionId,
     ) -> Result<(Running, mpsc::Receiver<PipeData>), RunnerError> {
+        let (running, rx, _) = Running::spawn_inner(program, args, cwd, session, false)?;
+        Ok((running, rx))
+    }
+
+    /// Like [`Running::spawn`], for a runner the daemon talks to
+    /// ([`codex_app`]): its stdin and stdout are the caller's, who hands
+    /// what it reads on with the returned sender; stderr is read as usual.
+    pub fn spawn_talking(
+        program: &str,
+        args: &[String],
+        cwd: &Path,
+        session: &SessionId,
+    ) -> Result<(Running, mpsc::Receiver<PipeData>, Talk), RunnerError> {
+        let (running, rx, talk) = Running::spawn_inner(program, args, cwd, session, true)?;
+        let talk = talk.ok_or_else(|| RunnerError::Spawn {
+            program: program.to_string(),
+            reason: "its stdin or stdout could not be opened".into(),
+        })?;
+        Ok((running, rx, talk))
+    }
+
+    fn spawn_inner(
+        program: &str,
+        args: &[String],
+        cwd: &Path,
+        session: &SessionId,
+        talking: bool,
+    ) -> Result<(Running, mpsc::Receiver<PipeData>, Option<Talk>), RunnerError> {
         let mut cmd = Command::new(program);
         cmd.args(args)
             .current_dir(cwd)
             .env_clear()
             .envs(scrubbed_env())
             .env(process::SESSION_ENV, session.as_str())
-            .stdin(Stdio::null())
+            .stdin(if talking {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -144,7 +189,16 @@ impl Running {
             reason: "exited before it could be tracked".into(),
         })?;
         let (tx, rx) = mpsc::channel(PIPE_QUEUE);
-        if let Some(out) = child.stdout.take() {
+        let mut talk = None;
+        if talking {
+            if let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) {
+                talk = Some(Talk {
+                    stdin,
+                    stdout,
+                    out: tx.clone(),
+                });
+            }
+        } else if let Some(out) = child.stdout.take() {
             tokio::spawn(read_pipe(out, StreamKind::Stdout, tx.clone()));
         }
         if let Some(err) = child.stderr.take() {
@@ -154,9 +208,28 @@ impl Running {
             Running {
                 child,
                 pgid: Pid::from_raw(pid as i32),
+                failure: Arc::default(),
             },
             rx,
+            talk,
         ))
+    }
+
+    /// Where a runner the daemon talks to reports a failed run.
+    pub fn failure_cell(&self) -> Arc<OnceLock<String>> {
+        self.failure.clone()
+    }
+
+    /// `done` as a failure when the runner exited cleanly but reported
+    /// one ([`Running::failure_cell`]).
+    pub fn with_reported_failure(&self, mut done: DonePayload) -> DonePayload {
+        if done.status == DoneStatus::Ok
+            && let Some(message) = self.failure.get()
+        {
+            done.status = DoneStatus::Failed;
+            done.message = Some(message.clone());
+        }
+        done
     }
 
     pub fn pid(&self) -> i32 {

@@ -354,11 +354,11 @@ async fn claude_streams_readable_text_and_resumes_its_conversation() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn codex_streams_readable_text_and_resumes_its_thread() {
+async fn codex_exec_streams_readable_text_and_resumes_its_thread() {
     let setup = Setup::new().await;
     let clis = FakeClis::new(&["codex"]);
     clis.replay("codex", "codex-session.jsonl");
-    let mut home = Home::new(&setup, RunnerSpec::Preset(Preset::Codex), clis).await;
+    let mut home = Home::new(&setup, RunnerSpec::Preset(Preset::CodexExec), clis).await;
     home.start_daemon(&setup).await;
     let s = |a: &[&str]| a.iter().map(|x| x.to_string()).collect::<Vec<_>>();
 

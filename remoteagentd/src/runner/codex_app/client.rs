@@ -385,7 +385,15 @@ async fn decide(asker: &ApprovalSenders, asks: Vec<(String, Value)>) -> bool {
     }
     for (tool, input) in asks {
         let (reply, answer) = oneshot::channel();
-        asker.ask(ApprovalAsk { tool, input, reply });
+        // A command's folder travels as Claude's hook sends it, so the
+        // danger checks and the request show it the same way.
+        let cwd = input.get("cwd").and_then(Value::as_str).map(str::to_string);
+        asker.ask(ApprovalAsk {
+            tool,
+            input,
+            cwd,
+            reply,
+        });
         let decision = answer
             .await
             .unwrap_or_else(|_| Decision::deny(crate::approval::session::SESSION_ENDED));

@@ -76,6 +76,20 @@ pub enum Request {
     /// `remoteagentctl sessions NAME`: the agent's recent sessions
     /// (conversations with the AI). Answered with [`Response::Sessions`].
     Sessions(AgentRequest),
+    /// `remoteagentctl diff|undo|commit NAME`: an action on a run's
+    /// checkpoint, the same as the diff card's buttons. Answered with
+    /// [`Response::Checkpoint`].
+    Checkpoint(CheckpointRequest),
+}
+
+/// An action on the checkpoint of one of an agent's runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointRequest {
+    pub agent: String,
+    /// The run; absent: the agent's last run with a checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionId>,
+    pub action: crate::checkpoints::CheckpointAction,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -351,6 +365,19 @@ pub enum Response {
     },
     /// The answer to [`Request::Sessions`].
     Sessions(crate::sessions::AgentSessions),
+    /// The answer to [`Request::Checkpoint`].
+    Checkpoint {
+        agent_name: String,
+        /// The run the action was on.
+        run: SessionId,
+        result: crate::checkpoints::CheckpointResult,
+        /// The whole diff, for a diff (never cut).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        diff: Option<String>,
+        /// The id an undo was checkpointed under (undo it with that id).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recorded_as: Option<SessionId>,
+    },
     /// The answer to [`Request::Approval`].
     ApprovalDecision {
         allow: bool,

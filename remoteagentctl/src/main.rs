@@ -91,6 +91,14 @@ enum Command {
         /// Agent name or id prefix.
         agent: String,
     },
+    /// Show what an agent's last run (or --session) changed, as a diff.
+    Diff(commands::checkpoint::DiffArgs),
+    /// Put the files an agent's last run (or --session) changed back as
+    /// they were before it; refused when one changed since, unless --force.
+    Undo(commands::checkpoint::UndoArgs),
+    /// Commit exactly what an agent's last run (or --session) changed, on
+    /// the current branch or --branch; never pushes.
+    Commit(commands::checkpoint::CommitArgs),
     /// List the tool-approval requests waiting for an answer, of all agents.
     Approvals,
     /// Approve a waiting tool-approval request (instead of on the phone);
@@ -248,6 +256,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Logs(args) => commands::logs::run(&mut client, args, json).await,
         Command::Unpair { agent } => commands::unpair::run(&mut client, agent, json).await,
         Command::Sessions { agent } => commands::sessions::run(&mut client, agent, json).await,
+        Command::Diff(args) => commands::checkpoint::diff(&mut client, args, json).await,
+        Command::Undo(args) => commands::checkpoint::undo(&mut client, args, json).await,
+        Command::Commit(args) => commands::checkpoint::commit(&mut client, args, json).await,
         Command::Approvals => commands::approvals::list(&mut client, json).await,
         Command::Approve { id, reason, answer } => {
             commands::approvals::answer(&mut client, id, true, reason, answer, json).await

@@ -59,7 +59,12 @@ impl Acted {
 
 /// Does `action` on the checkpoint of the run `run`; `answer` is the id an
 /// undo is checkpointed under. Every failure is a `Failed` in words.
-pub async fn act(ctx: &ActContext, run: &SessionId, answer: &SessionId, action: CheckpointAction) -> Acted {
+pub async fn act(
+    ctx: &ActContext,
+    run: &SessionId,
+    answer: &SessionId,
+    action: CheckpointAction,
+) -> Acted {
     match try_act(ctx, run, answer, action).await {
         Ok(a) => a,
         Err(e) => {
@@ -87,12 +92,9 @@ async fn try_act(
             let (before, after) = super::both_sides(&repo, &ctx.agent, run).await?;
             let changes = super::run_changes(&repo, &before, &after).await?;
             let path = match file {
-                Some(i) => Some(
-                    changes
-                        .get(i as usize)
-                        .map(|c| c.path.clone())
-                        .ok_or_else(|| CheckpointError::Refused("the run changed fewer files than that".into()))?,
-                ),
+                Some(i) => Some(changes.get(i as usize).map(|c| c.path.clone()).ok_or_else(
+                    || CheckpointError::Refused("the run changed fewer files than that".into()),
+                )?),
                 None => None,
             };
             let diff = super::diff_text(&repo, &before, &after, path.as_deref()).await?;
@@ -220,17 +222,23 @@ impl CheckpointJob {
             let base = format!("changes-{}-{stamp}", self.ctx.agent_name);
             for (name, bytes) in [
                 (format!("{base}.diff"), diff.clone().into_bytes()),
-                (format!("{base}.html"), super::html::render(diff, &self.ctx.agent_name).into_bytes()),
+                (
+                    format!("{base}.html"),
+                    super::html::render(diff, &self.ctx.agent_name).into_bytes(),
+                ),
             ] {
                 match self.blobs.put(&name, &bytes, &self.stopping).await {
                     Ok(file) => files.push(file),
-                    Err(e) => notes.push(format!("the whole diff could not be sent as a file: {e}")),
+                    Err(e) => {
+                        notes.push(format!("the whole diff could not be sent as a file: {e}"))
+                    }
                 }
             }
         }
         let failed = matches!(acted.result, CheckpointResult::Failed { .. });
         let written = tokio::time::timeout(WRITE_TIMEOUT, async {
-            out.event(OutputEvent::CheckpointResult(acted.result.clone())).await?;
+            out.event(OutputEvent::CheckpointResult(acted.result.clone()))
+                .await?;
             for file in files {
                 out.event(OutputEvent::File(FilePayload {
                     file,
@@ -239,12 +247,17 @@ impl CheckpointJob {
                 .await?;
             }
             for text in notes {
-                out.event(OutputEvent::Notice(NoticePayload { text })).await?;
+                out.event(OutputEvent::Notice(NoticePayload { text }))
+                    .await?;
             }
             if let Some(changes) = acted.changes {
                 out.event(OutputEvent::Changes(changes)).await?;
             }
-            let status = if failed { DoneStatus::Error } else { DoneStatus::Ok };
+            let status = if failed {
+                DoneStatus::Error
+            } else {
+                DoneStatus::Ok
+            };
             out.finish(DonePayload {
                 status,
                 exit_code: None,

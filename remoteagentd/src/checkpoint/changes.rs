@@ -5,9 +5,7 @@
 
 use std::collections::HashMap;
 
-use remoteagent_proto::checkpoints::{
-    ChangedFile, ChangesPayload, FileStatus, MAX_LISTED_FILES,
-};
+use remoteagent_proto::checkpoints::{ChangedFile, ChangesPayload, FileStatus, MAX_LISTED_FILES};
 
 use super::CheckpointError;
 use super::git::Repo;
@@ -37,10 +35,25 @@ impl Change {
 
 /// Every path changed between the commits `from` and `to`, in path order,
 /// with their line counts.
-pub async fn run_changes(repo: &Repo, from: &str, to: &str) -> Result<Vec<Change>, CheckpointError> {
-    let common = ["diff-tree", "-r", "-z", "--no-renames", "--no-ext-diff", "--no-textconv"];
+pub async fn run_changes(
+    repo: &Repo,
+    from: &str,
+    to: &str,
+) -> Result<Vec<Change>, CheckpointError> {
+    let common = [
+        "diff-tree",
+        "-r",
+        "-z",
+        "--no-renames",
+        "--no-ext-diff",
+        "--no-textconv",
+    ];
     let raw = repo.git().args(common).args(["--raw", from, to]).output();
-    let num = repo.git().args(common).args(["--numstat", from, to]).output();
+    let num = repo
+        .git()
+        .args(common)
+        .args(["--numstat", from, to])
+        .output();
     let (raw, num) = tokio::try_join!(raw, num)?;
     let counts = parse_numstat(&num);
     Ok(parse_raw(&raw)
@@ -117,7 +130,10 @@ fn parse_numstat(num: &[u8]) -> HashMap<String, (u64, u64, bool)> {
 }
 
 /// The `changes` event for these changes; `None` when nothing changed.
-pub fn changes_payload(changes: &[Change], worktree_branch: Option<String>) -> Option<ChangesPayload> {
+pub fn changes_payload(
+    changes: &[Change],
+    worktree_branch: Option<String>,
+) -> Option<ChangesPayload> {
     if changes.is_empty() {
         return None;
     }

@@ -61,7 +61,11 @@ pub async fn commit(
         ])
         .output()
         .await
-        .map_err(|e| CheckpointError::Refused(format!("the branch moved meanwhile ({e}); nothing was committed")))?;
+        .map_err(|e| {
+            CheckpointError::Refused(format!(
+                "the branch moved meanwhile ({e}); nothing was committed"
+            ))
+        })?;
     refresh_index(&repo, &changes).await?;
     Ok(Committed {
         commit: short(&new),
@@ -94,10 +98,22 @@ pub async fn branch(
     }
     let head = head_commit(&repo).await?;
     let new = commit_changes(&repo, head.as_deref(), &changes, &message).await?;
-    let short_run: String = run.as_str().chars().filter(|c| c.is_ascii_alphanumeric()).take(8).collect();
+    let short_run: String = run
+        .as_str()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(8)
+        .collect();
     let name = format!("ra/{}/{short_run}", ref_safe(agent_name));
     repo.git()
-        .args(["update-ref", "-m", "remoteagent: branch", &format!("refs/heads/{name}"), &new, NULL_OID])
+        .args([
+            "update-ref",
+            "-m",
+            "remoteagent: branch",
+            &format!("refs/heads/{name}"),
+            &new,
+            NULL_OID,
+        ])
         .output()
         .await
         .map_err(|_| CheckpointError::Refused(format!("a branch {name} already exists")))?;
@@ -112,7 +128,11 @@ pub async fn branch(
 /// A commit message proposed from the prompt's first line and the run's
 /// final summary (when there is one).
 pub fn propose_message(prompt: &str, summary: Option<&str>) -> String {
-    let first = prompt.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("Changes by the agent");
+    let first = prompt
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("Changes by the agent");
     let mut subject: String = first.chars().take(72).collect();
     if subject.chars().count() < first.chars().count() {
         subject.push('…');
@@ -128,7 +148,9 @@ pub fn propose_message(prompt: &str, summary: Option<&str>) -> String {
 fn checked_message(message: &str) -> Result<String, CheckpointError> {
     let m = message.trim();
     if m.is_empty() {
-        return Err(CheckpointError::Refused("the commit message is empty".into()));
+        return Err(CheckpointError::Refused(
+            "the commit message is empty".into(),
+        ));
     }
     if m.len() > MAX_COMMIT_MESSAGE_BYTES {
         return Err(CheckpointError::Refused(format!(
@@ -150,7 +172,11 @@ async fn commit_changes(
     }
     let index = TempIndex::empty(repo);
     if let Some(h) = head {
-        repo.git().index(index.path()).args(["read-tree", h]).output().await?;
+        repo.git()
+            .index(index.path())
+            .args(["read-tree", h])
+            .output()
+            .await?;
     }
     repo.git()
         .index(index.path())
@@ -158,9 +184,18 @@ async fn commit_changes(
         .stdin(index_info(changes))
         .output()
         .await?;
-    let tree = repo.git().index(index.path()).args(["write-tree"]).text().await?;
+    let tree = repo
+        .git()
+        .index(index.path())
+        .args(["write-tree"])
+        .text()
+        .await?;
     if let Some(h) = head {
-        let head_tree = repo.git().args(["rev-parse", &format!("{h}^{{tree}}")]).text().await?;
+        let head_tree = repo
+            .git()
+            .args(["rev-parse", &format!("{h}^{{tree}}")])
+            .text()
+            .await?;
         if head_tree == tree {
             return Err(CheckpointError::Refused(
                 "the run's changes are already committed on this branch".into(),
@@ -205,7 +240,11 @@ async fn refresh_index(repo: &Repo, changes: &[Change]) -> Result<(), Checkpoint
         .output()
         .await?;
     // Files the user edited since are "modified", which is the truth.
-    let _ = repo.git().args(["update-index", "-q", "--refresh"]).succeeds().await;
+    let _ = repo
+        .git()
+        .args(["update-index", "-q", "--refresh"])
+        .succeeds()
+        .await;
     Ok(())
 }
 
@@ -217,7 +256,13 @@ fn short(commit: &str) -> String {
 fn ref_safe(name: &str) -> String {
     let s: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let s = s.trim_matches('-').to_string();
     if s.is_empty() { "agent".into() } else { s }

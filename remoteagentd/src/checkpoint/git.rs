@@ -54,7 +54,8 @@ impl<'a> Git<'a> {
 
     /// The temporary index this command works on instead of the user's.
     pub fn index(mut self, index: &Path) -> Self {
-        self.env.push(("GIT_INDEX_FILE", index.as_os_str().to_owned()));
+        self.env
+            .push(("GIT_INDEX_FILE", index.as_os_str().to_owned()));
         self
     }
 
@@ -91,7 +92,12 @@ impl<'a> Git<'a> {
     async fn run(self) -> Result<(bool, Vec<u8>, Vec<u8>), CheckpointError> {
         let mut cmd = Command::new("git");
         cmd.current_dir(self.dir)
-            .args(["-c", "core.hooksPath=/dev/null", "-c", "core.quotePath=false"])
+            .args([
+                "-c",
+                "core.hooksPath=/dev/null",
+                "-c",
+                "core.quotePath=false",
+            ])
             .args(&self.args)
             .env("GIT_OPTIONAL_LOCKS", "0")
             .env("GIT_TERMINAL_PROMPT", "0")
@@ -111,7 +117,9 @@ impl<'a> Git<'a> {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().map_err(|e| CheckpointError::NoGit(e.to_string()))?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| CheckpointError::NoGit(e.to_string()))?;
         if let Some(input) = self.stdin {
             if let Some(mut pipe) = child.stdin.take() {
                 // Written beside the reads below: a big input must not

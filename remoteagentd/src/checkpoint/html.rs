@@ -18,7 +18,10 @@ pub fn render(diff: &str, agent_name: &str) -> String {
         } else {
             "c"
         };
-        body.push_str(&format!("<span class=\"{class}\">{}</span>\n", escape(line)));
+        body.push_str(&format!(
+            "<span class=\"{class}\">{}</span>\n",
+            escape(line)
+        ));
     }
     format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\

@@ -11,12 +11,13 @@
 //! worktree is checkpointed the same way as one in the project.
 
 pub mod answer;
-mod html;
 mod changes;
 mod commit;
 mod git;
+mod html;
 mod prune;
 mod restore;
+pub mod run;
 mod snapshot;
 #[cfg(test)]
 mod tests;
@@ -130,5 +131,6 @@ pub(crate) fn safe_relative(path: &str) -> bool {
     let p = Path::new(path);
     !path.is_empty()
         && !p.is_absolute()
-        && p.components().all(|c| matches!(c, std::path::Component::Normal(n) if n != ".git"))
+        && p.components()
+            .all(|c| matches!(c, std::path::Component::Normal(n) if n != ".git"))
 }

@@ -34,13 +34,19 @@ pub async fn prune(dir: &Path, agent: &AgentId, keep: Retention) -> Result<usize
     let prefix = agent_prefix(agent);
     let list = repo
         .git()
-        .args(["for-each-ref", "--format=%(creatordate:unix) %(refname)", &prefix])
+        .args([
+            "for-each-ref",
+            "--format=%(creatordate:unix) %(refname)",
+            &prefix,
+        ])
         .text()
         .await?;
     // Run → (newest time, its refs).
     let mut runs: BTreeMap<String, (u64, Vec<String>)> = BTreeMap::new();
     for line in list.lines() {
-        let Some((time, name)) = line.split_once(' ') else { continue };
+        let Some((time, name)) = line.split_once(' ') else {
+            continue;
+        };
         let Some(run) = name.strip_prefix(&prefix).and_then(|r| r.split('/').next()) else {
             continue;
         };
@@ -48,7 +54,10 @@ pub async fn prune(dir: &Path, agent: &AgentId, keep: Retention) -> Result<usize
         e.0 = e.0.max(time.parse().unwrap_or(0));
         e.1.push(name.to_string());
     }
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
     let oldest = now.saturating_sub(keep.max_age.as_secs());
     let mut ordered: Vec<(u64, Vec<String>)> = runs.into_values().collect();
     ordered.sort_by(|a, b| b.0.cmp(&a.0));

@@ -17,7 +17,11 @@ fn git(dir: &Path, args: &[&str]) -> Vec<u8> {
         .env_remove("GIT_INDEX_FILE")
         .output()
         .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -59,7 +63,10 @@ fn repo() -> tempfile::TempDir {
 }
 
 fn ids() -> (AgentId, SessionId) {
-    (AgentId::parse("agent1").unwrap(), SessionId::parse("run1").unwrap())
+    (
+        AgentId::parse("agent1").unwrap(),
+        SessionId::parse("run1").unwrap(),
+    )
 }
 
 struct State {
@@ -72,7 +79,10 @@ struct State {
 
 fn state(d: &Path) -> State {
     State {
-        status: git(d, &["status", "--porcelain=v1", "-z", "--untracked-files=all"]),
+        status: git(
+            d,
+            &["status", "--porcelain=v1", "-z", "--untracked-files=all"],
+        ),
         head: git_text(d, &["rev-parse", "HEAD"]),
         index: std::fs::read(d.join(".git/index")).unwrap(),
         stash: git_text(d, &["stash", "list", "--format=%H"]),
@@ -103,9 +113,15 @@ fn the_run(d: &Path) {
 
 async fn checkpointed_run(d: &Path) -> (String, String) {
     let (agent, run) = ids();
-    let before = snapshot(d, &agent, &run, Side::Before).await.unwrap().unwrap();
+    let before = snapshot(d, &agent, &run, Side::Before)
+        .await
+        .unwrap()
+        .unwrap();
     the_run(d);
-    let after = snapshot(d, &agent, &run, Side::After).await.unwrap().unwrap();
+    let after = snapshot(d, &agent, &run, Side::After)
+        .await
+        .unwrap()
+        .unwrap();
     (before, after)
 }
 
@@ -118,13 +134,23 @@ async fn a_checkpoint_leaves_status_head_index_and_stash_byte_identical() {
     let _ = state(d);
     let was = state(d);
     let (agent, run) = ids();
-    snapshot(d, &agent, &run, Side::Before).await.unwrap().unwrap();
-    snapshot(d, &agent, &run, Side::After).await.unwrap().unwrap();
+    snapshot(d, &agent, &run, Side::Before)
+        .await
+        .unwrap()
+        .unwrap();
+    snapshot(d, &agent, &run, Side::After)
+        .await
+        .unwrap()
+        .unwrap();
     assert_same(&was, &state(d));
     let leftovers: Vec<_> = std::fs::read_dir(d.join(".git"))
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("remoteagent-index"))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("remoteagent-index")
+        })
         .collect();
     assert!(leftovers.is_empty(), "no temporary index is left behind");
 }
@@ -157,7 +183,10 @@ async fn counts_equal_git_diff_numstat_and_ignored_files_never_show() {
         .collect();
     assert_eq!(got, expected);
     let paths: Vec<&str> = changes.iter().map(|c| c.path.as_str()).collect();
-    assert_eq!(paths, ["a.txt", "bin.dat", "new/file.txt", "run.sh", "src/lib.rs"]);
+    assert_eq!(
+        paths,
+        ["a.txt", "bin.dat", "new/file.txt", "run.sh", "src/lib.rs"]
+    );
     let status = |p: &str| changes.iter().find(|c| c.path == p).unwrap().file.status;
     assert_eq!(status("a.txt"), FileStatus::Modified);
     assert_eq!(status("new/file.txt"), FileStatus::Added);
@@ -183,7 +212,11 @@ async fn undo_restores_exact_bytes_modes_deleted_and_new_files_and_can_be_undone
             std::fs::read(d.join("a.txt")).unwrap(),
             std::fs::read(d.join("src/lib.rs")).unwrap(),
             std::fs::read(d.join("bin.dat")).unwrap(),
-            std::fs::metadata(d.join("run.sh")).unwrap().permissions().mode() & 0o777,
+            std::fs::metadata(d.join("run.sh"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
         )
     };
     let was = before_bytes(d);
@@ -196,15 +229,36 @@ async fn undo_restores_exact_bytes_modes_deleted_and_new_files_and_can_be_undone
     };
     assert_eq!(restored.len(), 5);
     assert_eq!(before_bytes(d), was);
-    assert!(!d.join("new").exists(), "the new file and its folder are gone");
-    assert_eq!(std::fs::read(d.join("b.txt")).unwrap(), b"bee dirty\n", "an untouched dirty file stays");
-    assert_eq!(std::fs::read(d.join("secret.env")).unwrap(), b"TOKEN=2\n", "ignored files are never touched");
+    assert!(
+        !d.join("new").exists(),
+        "the new file and its folder are gone"
+    );
+    assert_eq!(
+        std::fs::read(d.join("b.txt")).unwrap(),
+        b"bee dirty\n",
+        "an untouched dirty file stays"
+    );
+    assert_eq!(
+        std::fs::read(d.join("secret.env")).unwrap(),
+        b"TOKEN=2\n",
+        "ignored files are never touched"
+    );
     assert_eq!(changes.unwrap().files_total, 5);
     // The undo undone: the run's state is back.
     let again = SessionId::parse("undo2").unwrap();
     undo(d, &agent, &answer, &again, false).await.unwrap();
-    assert_eq!(std::fs::read(d.join("new/file.txt")).unwrap(), b"new\nfile\n");
-    assert_eq!(std::fs::metadata(d.join("run.sh")).unwrap().permissions().mode() & 0o777, 0o755);
+    assert_eq!(
+        std::fs::read(d.join("new/file.txt")).unwrap(),
+        b"new\nfile\n"
+    );
+    assert_eq!(
+        std::fs::metadata(d.join("run.sh"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o755
+    );
 }
 
 #[tokio::test]
@@ -217,12 +271,23 @@ async fn undo_refuses_naming_files_edited_after_the_run_unless_forced() {
     let (agent, run) = ids();
     let answer = SessionId::parse("undo1").unwrap();
     let out = undo(d, &agent, &run, &answer, false).await.unwrap();
-    assert_eq!(out, UndoOutcome::Refused { changed_since: vec!["a.txt".into()] });
-    assert_eq!(std::fs::read(d.join("a.txt")).unwrap(), b"the user's edit\n");
+    assert_eq!(
+        out,
+        UndoOutcome::Refused {
+            changed_since: vec!["a.txt".into()]
+        }
+    );
+    assert_eq!(
+        std::fs::read(d.join("a.txt")).unwrap(),
+        b"the user's edit\n"
+    );
     assert!(d.join("new/file.txt").exists(), "nothing was restored");
     let out = undo(d, &agent, &run, &answer, true).await.unwrap();
     assert!(matches!(out, UndoOutcome::Undone { .. }));
-    assert_eq!(std::fs::read(d.join("a.txt")).unwrap(), b"one\ntwo\nthree\n");
+    assert_eq!(
+        std::fs::read(d.join("a.txt")).unwrap(),
+        b"one\ntwo\nthree\n"
+    );
 }
 
 #[tokio::test]
@@ -232,14 +297,29 @@ async fn commit_holds_exactly_the_runs_changes_and_other_dirty_files_stay() {
     let old_head = git_text(d, &["rev-parse", "HEAD"]);
     let (_, after) = checkpointed_run(d).await;
     let (agent, run) = ids();
-    let c = commit(d, &agent, &run, "Edit a.txt\n\nDetails").await.unwrap();
+    let c = commit(d, &agent, &run, "Edit a.txt\n\nDetails")
+        .await
+        .unwrap();
     assert_eq!(c.branch, "main");
     assert_eq!(c.files, 5);
     let head = git_text(d, &["rev-parse", "HEAD"]);
     assert!(head.starts_with(&c.commit));
     assert_eq!(git_text(d, &["rev-parse", "HEAD^"]), old_head);
-    assert_eq!(git_text(d, &["log", "-1", "--format=%an <%ae>%n%B"]), "Test User <test@example.com>\nEdit a.txt\n\nDetails");
-    let files = git_text(d, &["diff-tree", "-r", "--name-only", "--no-commit-id", "HEAD^", "HEAD"]);
+    assert_eq!(
+        git_text(d, &["log", "-1", "--format=%an <%ae>%n%B"]),
+        "Test User <test@example.com>\nEdit a.txt\n\nDetails"
+    );
+    let files = git_text(
+        d,
+        &[
+            "diff-tree",
+            "-r",
+            "--name-only",
+            "--no-commit-id",
+            "HEAD^",
+            "HEAD",
+        ],
+    );
     assert_eq!(files, "a.txt\nbin.dat\nnew/file.txt\nrun.sh\nsrc/lib.rs");
     for p in ["a.txt", "bin.dat", "new/file.txt", "run.sh"] {
         assert_eq!(
@@ -250,7 +330,10 @@ async fn commit_holds_exactly_the_runs_changes_and_other_dirty_files_stay() {
     // The run's files show as committed; the user's dirty and staged files
     // stay as they were.
     let status = git(d, &["status", "--porcelain=v1", "--untracked-files=all"]);
-    assert_eq!(String::from_utf8_lossy(&status), " M b.txt\nA  staged.txt\n?? notes.txt\n");
+    assert_eq!(
+        String::from_utf8_lossy(&status),
+        " M b.txt\nA  staged.txt\n?? notes.txt\n"
+    );
 }
 
 #[tokio::test]
@@ -262,7 +345,9 @@ async fn branch_leaves_the_current_branch_untouched_and_puts_the_files_back() {
     let a_before = std::fs::read(d.join("a.txt")).unwrap();
     let (_, after) = checkpointed_run(d).await;
     let (agent, run) = ids();
-    let c = branch(d, &agent, "my agent!", &run, "Try it").await.unwrap();
+    let c = branch(d, &agent, "my agent!", &run, "Try it")
+        .await
+        .unwrap();
     assert_eq!(c.branch, "ra/my-agent/run1");
     assert_eq!(git_text(d, &["rev-parse", "HEAD"]), was_head);
     assert_eq!(git_text(d, &["symbolic-ref", "HEAD"]), was_symbolic);
@@ -279,7 +364,12 @@ async fn branch_leaves_the_current_branch_untouched_and_puts_the_files_back() {
 async fn no_repository_no_checkpoint_and_pruning_keeps_the_newest() {
     let tmp = tempfile::tempdir().unwrap();
     let (agent, run) = ids();
-    assert_eq!(snapshot(tmp.path(), &agent, &run, Side::Before).await.unwrap(), None);
+    assert_eq!(
+        snapshot(tmp.path(), &agent, &run, Side::Before)
+            .await
+            .unwrap(),
+        None
+    );
     let tmp = repo();
     let d = tmp.path();
     for i in 0..4 {
@@ -292,7 +382,10 @@ async fn no_repository_no_checkpoint_and_pruning_keeps_the_newest() {
         max_runs: 2,
     };
     assert_eq!(prune(d, &agent, keep).await.unwrap(), 2);
-    let left = git_text(d, &["for-each-ref", "--format=%(refname)", "refs/remoteagent/"]);
+    let left = git_text(
+        d,
+        &["for-each-ref", "--format=%(refname)", "refs/remoteagent/"],
+    );
     assert_eq!(left.lines().count(), 4);
     let r = Repo::find(d).await.unwrap().unwrap();
     assert!(last_run(&r, &agent).await.unwrap().is_some());

@@ -35,7 +35,10 @@ pub async fn run(cfg: &Config) -> Result<Vec<Row>> {
     for i in 0..cfg.files {
         let dir = d.join(format!("src/m{:03}", i / 100));
         std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join(format!("f{i}.rs")), format!("// file {i}\nfn f{i}() {{}}\n"))?;
+        std::fs::write(
+            dir.join(format!("f{i}.rs")),
+            format!("// file {i}\nfn f{i}() {{}}\n"),
+        )?;
     }
     git(d, &["add", "-A"])?;
     git(d, &["commit", "-q", "-m", "bench"])?;
@@ -55,8 +58,13 @@ pub async fn run(cfg: &Config) -> Result<Vec<Row>> {
         statuses.push(t.elapsed());
         let session = SessionId::parse(format!("r{round}"))?;
         let t = Instant::now();
-        remoteagentd::checkpoint::snapshot(d, &agent, &session, remoteagentd::checkpoint::Side::After)
-            .await?;
+        remoteagentd::checkpoint::snapshot(
+            d,
+            &agent,
+            &session,
+            remoteagentd::checkpoint::Side::After,
+        )
+        .await?;
         checkpoints.push(t.elapsed());
     }
     let p50 = quantile(&mut checkpoints, 0.5);

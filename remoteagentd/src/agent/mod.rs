@@ -569,6 +569,7 @@ impl Agent {
             ctx: self.checkpoint_context(),
             blobs: blob_store(&self.spec),
             stopping: self.stopping.clone(),
+            busy: self.session.is_some(),
         };
         let span = tracing::info_span!("checkpoint", session = %cmd.session_id, run = %cmd.run);
         self.gets.spawn(job.run(cmd).instrument(span));

@@ -79,6 +79,30 @@ pub async fn act(
     }
 }
 
+/// [`act`], except that what writes in the folder is refused while a run
+/// is going on there.
+pub async fn act_unless_busy(
+    ctx: &ActContext,
+    busy: bool,
+    run: &SessionId,
+    answer: &SessionId,
+    action: CheckpointAction,
+) -> Acted {
+    let writes = !matches!(
+        action,
+        CheckpointAction::Diff { .. } | CheckpointAction::ProposeCommit
+    );
+    if writes && busy {
+        return Acted::only(CheckpointResult::Failed {
+            message: format!(
+                "{} is running a prompt now; try again once that run has ended",
+                ctx.agent_name
+            ),
+        });
+    }
+    act(ctx, run, answer, action).await
+}
+
 async fn try_act(
     ctx: &ActContext,
     run: &SessionId,
@@ -187,6 +211,8 @@ pub struct CheckpointJob {
     pub ctx: ActContext,
     pub blobs: BlobStore,
     pub stopping: CancellationToken,
+    /// A run is going on in the agent's folder: what writes there waits.
+    pub busy: bool,
 }
 
 impl CheckpointJob {
@@ -210,7 +236,7 @@ impl CheckpointJob {
             tracing::warn!(session = %sid, "could not answer a checkpoint command: its stream cannot be written");
             return;
         }
-        let acted = act(&self.ctx, &cmd.run, &sid, cmd.action).await;
+        let acted = act_unless_busy(&self.ctx, self.busy, &cmd.run, &sid, cmd.action).await;
         let mut notes = Vec::new();
         let mut files = Vec::new();
         if let Some(diff) = &acted.full_diff {

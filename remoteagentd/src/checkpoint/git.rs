@@ -120,21 +120,21 @@ impl<'a> Git<'a> {
         let mut child = cmd
             .spawn()
             .map_err(|e| CheckpointError::NoGit(e.to_string()))?;
-        if let Some(input) = self.stdin {
-            if let Some(mut pipe) = child.stdin.take() {
-                // Written beside the reads below: a big input must not
-                // block on a full stdout pipe.
-                let writer = tokio::spawn(async move {
-                    let _ = pipe.write_all(&input).await;
-                    let _ = pipe.shutdown().await;
-                });
-                let out = child
-                    .wait_with_output()
-                    .await
-                    .map_err(|e| CheckpointError::Git(e.to_string()))?;
-                let _ = writer.await;
-                return Ok((out.status.success(), out.stdout, out.stderr));
-            }
+        if let Some(input) = self.stdin
+            && let Some(mut pipe) = child.stdin.take()
+        {
+            // Written beside the reads below: a big input must not
+            // block on a full stdout pipe.
+            let writer = tokio::spawn(async move {
+                let _ = pipe.write_all(&input).await;
+                let _ = pipe.shutdown().await;
+            });
+            let out = child
+                .wait_with_output()
+                .await
+                .map_err(|e| CheckpointError::Git(e.to_string()))?;
+            let _ = writer.await;
+            return Ok((out.status.success(), out.stdout, out.stderr));
         }
         let out = child
             .wait_with_output()

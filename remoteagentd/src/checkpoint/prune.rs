@@ -60,7 +60,7 @@ pub async fn prune(dir: &Path, agent: &AgentId, keep: Retention) -> Result<usize
         .as_secs();
     let oldest = now.saturating_sub(keep.max_age.as_secs());
     let mut ordered: Vec<(u64, Vec<String>)> = runs.into_values().collect();
-    ordered.sort_by(|a, b| b.0.cmp(&a.0));
+    ordered.sort_by_key(|r| std::cmp::Reverse(r.0));
     let mut script = String::new();
     let mut pruned = 0;
     for (i, (time, refs)) in ordered.into_iter().enumerate() {

@@ -373,7 +373,7 @@ async fn no_repository_no_checkpoint_and_pruning_keeps_the_newest() {
     let tmp = repo();
     let d = tmp.path();
     for i in 0..4 {
-        let s = SessionId::parse(&format!("r{i}")).unwrap();
+        let s = SessionId::parse(format!("r{i}")).unwrap();
         snapshot(d, &agent, &s, Side::Before).await.unwrap();
         snapshot(d, &agent, &s, Side::After).await.unwrap();
     }

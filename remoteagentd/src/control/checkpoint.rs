@@ -7,7 +7,7 @@ use remoteagent_proto::checkpoints::{CheckpointAction, CheckpointResult};
 use remoteagent_proto::control::{CheckpointRequest, ErrorCode, Response};
 
 use super::ControlError;
-use crate::checkpoint::answer::{ActContext, act};
+use crate::checkpoint::answer::{ActContext, act_unless_busy};
 use crate::supervisor::Supervisor;
 
 pub async fn handle(
@@ -31,7 +31,10 @@ pub async fn handle(
     let is_diff = matches!(request.action, CheckpointAction::Diff { .. });
     let is_undo = matches!(request.action, CheckpointAction::Undo { .. });
     let answer = SessionId::generate();
-    let acted = act(&ctx, &run, &answer, request.action).await;
+    let busy = supervisor
+        .agent_info(&agent_id)
+        .is_some_and(|a| a.running_session.is_some());
+    let acted = act_unless_busy(&ctx, busy, &run, &answer, request.action).await;
     let diff = match (&acted.result, acted.full_diff) {
         (_, Some(full)) => Some(full),
         (CheckpointResult::Diff { diff, .. }, None) if is_diff => Some(diff.clone()),

@@ -37,7 +37,16 @@ impl RunCheckpoint {
     pub async fn before(dir: PathBuf, agent: AgentId, session: SessionId) -> RunCheckpoint {
         let before = match snapshot(&dir, &agent, &session, Side::Before).await {
             Ok(Some(commit)) => Ok(commit),
-            Ok(None) => Err(not_a_repo_notice(&agent)),
+            // Said in the run's log and the daemon's, not on the stream:
+            // a notice there would be a line in every first run's message of
+            // every project outside git (and in the exact texts tests
+            // expect); see the report of issue 18.
+            Ok(None) => {
+                if let Some(text) = not_a_repo_notice(&agent) {
+                    tracing::info!("{text}");
+                }
+                Err(None)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "no checkpoint before the run");
                 Err(Some(format!(

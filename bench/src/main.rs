@@ -3,7 +3,7 @@
 //! run, printed as one table.
 //!
 //! ```text
-//! remoteagent-bench [--quick] [--only latency,first_text,throughput,scale,cloud,bounds] [--out FILE]
+//! remoteagent-bench [--quick] [--only latency,first_text,throughput,scale,cloud,bounds,checkpoints] [--out FILE]
 //! ```
 //!
 //! It starts the release binaries that sit next to it (or in
@@ -13,6 +13,7 @@
 //! All traffic stays on 127.0.0.1. Figures only: nothing here asserts speed.
 
 mod bounds;
+mod checkpoints;
 mod cloud_load;
 mod first_text;
 mod latency;
@@ -34,13 +35,14 @@ struct Args {
     out: Option<String>,
 }
 
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 7] = [
     "latency",
     "first_text",
     "throughput",
     "scale",
     "cloud",
     "bounds",
+    "checkpoints",
 ];
 
 fn parse_args() -> Result<Args> {
@@ -150,6 +152,18 @@ async fn run(args: Args) -> Result<()> {
     if wants("bounds") {
         let bytes = if q { 20_000_000 } else { 200_000_000 };
         collect("bounds", bounds::run(bytes).await, &mut rows, &mut failed);
+    }
+    if wants("checkpoints") {
+        let cfg = checkpoints::Config {
+            files: 10_000,
+            rounds: if q { 5 } else { 20 },
+        };
+        collect(
+            "checkpoints",
+            checkpoints::run(&cfg).await,
+            &mut rows,
+            &mut failed,
+        );
     }
     let table = report::table(&rows);
     println!("{table}");

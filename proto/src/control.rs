@@ -80,6 +80,10 @@ pub enum Request {
     /// rules (`crate::rules`), after revoking one. Answered with
     /// [`Response::Rules`].
     Rules(RulesRequest),
+    /// `remoteagentctl diff|undo|commit NAME`: an action on a run's
+    /// checkpoint, the same as the diff card's buttons. Answered with
+    /// [`Response::Checkpoint`].
+    Checkpoint(CheckpointRequest),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +102,16 @@ pub struct AgentRules {
     /// Tool uses the agent's rules allowed since the daemon started.
     #[serde(default)]
     pub auto_allowed: u64,
+}
+
+/// An action on the checkpoint of one of an agent's runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointRequest {
+    pub agent: String,
+    /// The run; absent: the agent's last run with a checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionId>,
+    pub action: crate::checkpoints::CheckpointAction,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -379,6 +393,19 @@ pub enum Response {
     Sessions(crate::sessions::AgentSessions),
     /// The answer to [`Request::Rules`].
     Rules(AgentRules),
+    /// The answer to [`Request::Checkpoint`].
+    Checkpoint {
+        agent_name: String,
+        /// The run the action was on.
+        run: SessionId,
+        result: crate::checkpoints::CheckpointResult,
+        /// The whole diff, for a diff (never cut).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        diff: Option<String>,
+        /// The id an undo was checkpointed under (undo it with that id).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recorded_as: Option<SessionId>,
+    },
     /// The answer to [`Request::Approval`].
     ApprovalDecision {
         allow: bool,

@@ -103,6 +103,14 @@ enum Command {
         #[arg(long, value_name = "N")]
         revoke: Option<u32>,
     },
+    /// Show what an agent's last run (or --session) changed, as a diff.
+    Diff(commands::checkpoint::DiffArgs),
+    /// Put the files an agent's last run (or --session) changed back as
+    /// they were before it; refused when one changed since, unless --force.
+    Undo(commands::checkpoint::UndoArgs),
+    /// Commit exactly what an agent's last run (or --session) changed, on
+    /// the current branch or --branch; never pushes.
+    Commit(commands::checkpoint::CommitArgs),
     /// List the tool-approval requests waiting for an answer, of all agents.
     Approvals,
     /// Approve a waiting tool-approval request (instead of on the phone);
@@ -263,6 +271,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Rules { agent, revoke } => {
             commands::rules::run(&mut client, agent, revoke, json).await
         }
+        Command::Diff(args) => commands::checkpoint::diff(&mut client, args, json).await,
+        Command::Undo(args) => commands::checkpoint::undo(&mut client, args, json).await,
+        Command::Commit(args) => commands::checkpoint::commit(&mut client, args, json).await,
         Command::Approvals => commands::approvals::list(&mut client, json).await,
         Command::Approve { id, reason, answer } => {
             commands::approvals::answer(&mut client, id, true, reason, answer, json).await

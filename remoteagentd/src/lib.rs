@@ -36,6 +36,7 @@
 
 pub mod agent;
 pub mod approval;
+pub mod checkpoint;
 pub mod files;
 pub mod inbox;
 pub mod output;

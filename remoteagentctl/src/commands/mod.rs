@@ -2,6 +2,7 @@
 //! (`doctor` also runs when the daemon does not).
 
 pub mod approvals;
+pub mod checkpoint;
 pub mod doctor;
 pub mod list;
 pub mod logs;

@@ -5,6 +5,7 @@
 //! tracing subscriber, fixed ports or paths) is never changed by a test.
 
 mod approvals;
+mod checkpoints;
 mod common;
 mod completion;
 mod daemon_cli;

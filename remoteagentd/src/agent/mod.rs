@@ -430,12 +430,8 @@ impl Agent {
             }
             CommandEvent::GetFile(get) => self.answer_get(get),
             CommandEvent::ListSessions(list) => self.answer_list_sessions(list),
-            // Checkpoints are being built (issue 18): until then, a kind this
-            // daemon does not act on.
-            CommandEvent::Checkpoint(_) => {
-                tracing::info!("skipped a checkpoint command: this daemon keeps no checkpoints yet")
-            }
             CommandEvent::ListRules(list) => self.answer_list_rules(list),
+            CommandEvent::Checkpoint(c) => self.answer_checkpoint(c),
             CommandEvent::Unknown => {
                 tracing::info!("skipped a command of a kind this daemon does not know")
             }
@@ -592,6 +588,31 @@ impl Agent {
         };
         let span = tracing::info_span!("sessions", session = %list.session_id);
         self.gets.spawn(job.run(list).instrument(span));
+    }
+
+    /// Answers a diff card's button (`crate::checkpoint::answer`) in a
+    /// task of its own beside `/get`s: a diff only reads, and an undo or
+    /// commit touches only the files of a run that already ended.
+    fn answer_checkpoint(&mut self, cmd: remoteagent_proto::checkpoints::CheckpointPayload) {
+        while self.gets.try_join_next().is_some() {}
+        let job = crate::checkpoint::answer::CheckpointJob {
+            conn: self.link.conn(),
+            ctx: self.checkpoint_context(),
+            blobs: blob_store(&self.spec),
+            stopping: self.stopping.clone(),
+            busy: self.session.is_some(),
+        };
+        let span = tracing::info_span!("checkpoint", session = %cmd.session_id, run = %cmd.run);
+        self.gets.spawn(job.run(cmd).instrument(span));
+    }
+
+    fn checkpoint_context(&self) -> crate::checkpoint::answer::ActContext {
+        crate::checkpoint::answer::ActContext {
+            agent: self.spec.id.clone(),
+            agent_name: self.spec.name.clone(),
+            project: self.spec.path.clone(),
+            log_root: self.settings.log_root.clone(),
+        }
     }
 
     /// Hands a tool-approval question to the running session without

@@ -154,6 +154,13 @@ pub async fn run_session(
     log.limit(ctx.settings.log_limits.max_log_bytes);
     let mut format = OutputFormat::for_runner(&ctx.runner, &ctx.path);
     let started_at_ms = now_ms();
+    // The working tree before the runner touches it (never stops the run).
+    let checkpoint = crate::checkpoint::run::RunCheckpoint::before(
+        ctx.path.clone(),
+        ctx.agent_id.clone(),
+        sid.clone(),
+    )
+    .await;
     let pumped = pump(
         &ctx,
         attached.as_ref(),
@@ -209,6 +216,12 @@ pub async fn run_session(
         log.note("output could not be delivered: Redis unreachable; the stream is ended at the next start");
         return outcome;
     }
+    // What the run changed, just before the `done` (the diff card).
+    if let Err(e) = checkpoint_end(checkpoint, &mut out, &mut log).await {
+        tracing::error!(error = %e, "the run's changes could not be delivered");
+        log.note("output could not be delivered: Redis unreachable; the stream is ended at the next start");
+        return outcome;
+    }
     // What the runner said about its run (Claude Code: turns and cost).
     let stats = format.stats();
     done.turns = stats.turns;
@@ -232,6 +245,31 @@ pub async fn run_session(
         "session finished"
     );
     outcome
+}
+
+/// The run's `after` checkpoint: its notices and `changes` on the stream,
+/// and a line in the log.
+async fn checkpoint_end(
+    checkpoint: crate::checkpoint::run::RunCheckpoint,
+    out: &mut OutputWriter,
+    log: &mut SessionLog,
+) -> Result<(), OutputError> {
+    let end = checkpoint.after().await;
+    for text in end.notices {
+        log.note(&text);
+        out.event(OutputEvent::Notice(NoticePayload { text }))
+            .await?;
+    }
+    if let Some(changes) = end.changes {
+        log.note(&format!(
+            "changed {} (+{} -{})",
+            remoteagent_proto::text::plural::count(changes.files_total, "file", "files"),
+            changes.added,
+            changes.removed
+        ));
+        out.event(OutputEvent::Changes(changes)).await?;
+    }
+    Ok(())
 }
 
 async fn pump(

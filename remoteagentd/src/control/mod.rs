@@ -12,6 +12,7 @@
 
 pub mod approval;
 pub mod approvals;
+pub mod checkpoint;
 pub mod doctor;
 pub mod list;
 pub mod logs;

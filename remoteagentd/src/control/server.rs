@@ -374,6 +374,9 @@ async fn dispatch(
             super::sessions::handle(supervisor, &agent).await.map(Some)
         }
         Request::Rules(request) => super::rules::handle(supervisor, request).await.map(Some),
+        Request::Checkpoint(request) => super::checkpoint::handle(supervisor, request)
+            .await
+            .map(Some),
     };
     match result {
         Ok(Some(response)) => Reply::done(id, response),

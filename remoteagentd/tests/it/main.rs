@@ -7,6 +7,7 @@
 
 mod approval;
 mod attachments;
+mod checkpoints;
 mod execution_reconnect;
 mod execution_redis;
 mod execution_session;

@@ -1,0 +1,322 @@
+//! The `checkpoint` command (a diff card's button, or `remoteagentctl
+//! diff|undo|commit`): [`act`] does it, shared by both; [`CheckpointJob`]
+//! answers the phone on the output stream of the payload's `session_id`:
+//! `started`, `checkpoint_result`, any `file` events (a long diff as
+//! `changes-<agent>-<time>.diff` and a coloured `.html`), an undo's own
+//! `changes`, then `done`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use remoteagent_proto::checkpoints::{
+    ChangesPayload, CheckpointAction, CheckpointPayload, CheckpointResult, MAX_INLINE_DIFF_BYTES,
+};
+use remoteagent_proto::events::{
+    DonePayload, DoneStatus, NoticePayload, OutputEvent, StartedPayload,
+};
+use remoteagent_proto::files::{FileOrigin, FilePayload};
+use remoteagent_proto::{AgentId, SessionId, names, now_ms};
+use tokio_util::sync::CancellationToken;
+
+use super::{CheckpointError, UndoOutcome};
+use crate::files::BlobStore;
+use crate::output::{OutputError, OutputWriter};
+use crate::redis_conn::SharedConn;
+
+/// Longest wait for the stream to take the answer.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Whose checkpoints, where.
+#[derive(Debug, Clone)]
+pub struct ActContext {
+    pub agent: AgentId,
+    pub agent_name: String,
+    /// The folder the run worked in (the project, or its worktree).
+    pub project: PathBuf,
+    /// Where the run's session log is (its prompt and summary).
+    pub log_root: PathBuf,
+}
+
+/// What an action produced.
+#[derive(Debug, Clone)]
+pub struct Acted {
+    pub result: CheckpointResult,
+    /// The whole diff, when the inline one was cut.
+    pub full_diff: Option<String>,
+    /// An undo's own changes (its card).
+    pub changes: Option<ChangesPayload>,
+}
+
+impl Acted {
+    fn only(result: CheckpointResult) -> Acted {
+        Acted {
+            result,
+            full_diff: None,
+            changes: None,
+        }
+    }
+}
+
+/// Does `action` on the checkpoint of the run `run`; `answer` is the id an
+/// undo is checkpointed under. Every failure is a `Failed` in words.
+pub async fn act(
+    ctx: &ActContext,
+    run: &SessionId,
+    answer: &SessionId,
+    action: CheckpointAction,
+) -> Acted {
+    match try_act(ctx, run, answer, action).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::info!(run = %run, error = %e, "a checkpoint action failed");
+            Acted::only(CheckpointResult::Failed {
+                message: match e {
+                    CheckpointError::Refused(m) => m,
+                    other => format!("git failed: {other}"),
+                },
+            })
+        }
+    }
+}
+
+/// [`act`], except that what writes in the folder is refused while a run
+/// is going on there.
+pub async fn act_unless_busy(
+    ctx: &ActContext,
+    busy: bool,
+    run: &SessionId,
+    answer: &SessionId,
+    action: CheckpointAction,
+) -> Acted {
+    let writes = !matches!(
+        action,
+        CheckpointAction::Diff { .. } | CheckpointAction::ProposeCommit
+    );
+    if writes && busy {
+        return Acted::only(CheckpointResult::Failed {
+            message: format!(
+                "{} is running a prompt now; try again once that run has ended",
+                ctx.agent_name
+            ),
+        });
+    }
+    act(ctx, run, answer, action).await
+}
+
+async fn try_act(
+    ctx: &ActContext,
+    run: &SessionId,
+    answer: &SessionId,
+    action: CheckpointAction,
+) -> Result<Acted, CheckpointError> {
+    let dir = &ctx.project;
+    Ok(match action {
+        CheckpointAction::Diff { file } => {
+            let repo = super::restore::find(dir).await?;
+            let (before, after) = super::both_sides(&repo, &ctx.agent, run).await?;
+            let changes = super::run_changes(&repo, &before, &after).await?;
+            let path = match file {
+                Some(i) => Some(changes.get(i as usize).map(|c| c.path.clone()).ok_or_else(
+                    || CheckpointError::Refused("the run changed fewer files than that".into()),
+                )?),
+                None => None,
+            };
+            let diff = super::diff_text(&repo, &before, &after, path.as_deref()).await?;
+            let truncated = diff.len() > MAX_INLINE_DIFF_BYTES;
+            let inline = cut(&diff, MAX_INLINE_DIFF_BYTES).to_string();
+            Acted {
+                result: CheckpointResult::Diff {
+                    files: changes
+                        .iter()
+                        .take(remoteagent_proto::checkpoints::MAX_LISTED_FILES)
+                        .map(|c| c.file.clone())
+                        .collect(),
+                    file,
+                    diff: inline,
+                    truncated,
+                },
+                full_diff: truncated.then_some(diff),
+                changes: None,
+            }
+        }
+        CheckpointAction::Undo { force } => {
+            match super::undo(dir, &ctx.agent, run, answer, force).await? {
+                UndoOutcome::Undone { restored, changes } => Acted {
+                    result: CheckpointResult::Undone { restored },
+                    full_diff: None,
+                    changes,
+                },
+                UndoOutcome::Refused { changed_since } => {
+                    Acted::only(CheckpointResult::UndoRefused { changed_since })
+                }
+            }
+        }
+        CheckpointAction::ProposeCommit => {
+            let repo = super::restore::find(dir).await?;
+            super::both_sides(&repo, &ctx.agent, run).await?;
+            let (prompt, summary) = run_words(ctx, run).await;
+            Acted::only(CheckpointResult::CommitProposal {
+                message: super::propose_message(&prompt, summary.as_deref()),
+            })
+        }
+        CheckpointAction::Commit { message } => {
+            let c = super::commit(dir, &ctx.agent, run, &message).await?;
+            Acted::only(CheckpointResult::Committed {
+                commit: c.commit,
+                branch: c.branch,
+                files: c.files,
+            })
+        }
+        CheckpointAction::Branch { message } => {
+            let c = super::branch(dir, &ctx.agent, &ctx.agent_name, run, &message).await?;
+            Acted::only(CheckpointResult::Committed {
+                commit: c.commit,
+                branch: c.branch,
+                files: c.files,
+            })
+        }
+    })
+}
+
+/// The run's prompt (from its log's start record) and its last words (the
+/// log's last lines of output), for a commit message.
+async fn run_words(ctx: &ActContext, run: &SessionId) -> (String, Option<String>) {
+    let path = crate::session_log::session_log_path(&ctx.log_root, &ctx.agent, run);
+    tokio::task::spawn_blocking(move || {
+        let prompt = crate::session_log::summary(&path)
+            .map(|s| s.prompt)
+            .unwrap_or_default();
+        let summary = crate::session_log::tail(&path, 12, None, None, false)
+            .ok()
+            .map(|(lines, _)| {
+                lines
+                    .into_iter()
+                    .map(|l| l.text)
+                    .filter(|t| !t.starts_with("# "))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    .trim()
+                    .to_string()
+            })
+            .filter(|s| !s.is_empty());
+        (prompt, summary)
+    })
+    .await
+    .unwrap_or_default()
+}
+
+/// What answering one `checkpoint` command needs.
+pub struct CheckpointJob {
+    pub conn: SharedConn,
+    pub ctx: ActContext,
+    pub blobs: BlobStore,
+    pub stopping: CancellationToken,
+    /// A run is going on in the agent's folder: what writes there waits.
+    pub busy: bool,
+}
+
+impl CheckpointJob {
+    pub async fn run(self, cmd: CheckpointPayload) {
+        let started = Instant::now();
+        let sid = cmd.session_id.clone();
+        let key = names::output_stream(&self.ctx.agent, &sid);
+        let mut out = OutputWriter::new(self.conn.clone(), key.clone(), CancellationToken::new());
+        let begun = tokio::time::timeout(
+            WRITE_TIMEOUT,
+            out.event(OutputEvent::Started(StartedPayload {
+                session_id: sid.clone(),
+                agent_id: self.ctx.agent.clone(),
+                runner: "checkpoint".into(),
+                started_at_ms: now_ms(),
+                mode: None,
+            })),
+        )
+        .await;
+        if !matches!(begun, Ok(Ok(()))) {
+            tracing::warn!(session = %sid, "could not answer a checkpoint command: its stream cannot be written");
+            return;
+        }
+        let acted = act_unless_busy(&self.ctx, self.busy, &cmd.run, &sid, cmd.action).await;
+        let mut notes = Vec::new();
+        let mut files = Vec::new();
+        if let Some(diff) = &acted.full_diff {
+            let stamp = remoteagent_proto::rfc3339::format(now_ms(), false)
+                .replace([':', '-'], "")
+                .chars()
+                .take(15)
+                .collect::<String>();
+            let base = format!("changes-{}-{stamp}", self.ctx.agent_name);
+            for (name, bytes) in [
+                (format!("{base}.diff"), diff.clone().into_bytes()),
+                (
+                    format!("{base}.html"),
+                    super::html::render(diff, &self.ctx.agent_name).into_bytes(),
+                ),
+            ] {
+                match self.blobs.put(&name, &bytes, &self.stopping).await {
+                    Ok(file) => files.push(file),
+                    Err(e) => {
+                        notes.push(format!("the whole diff could not be sent as a file: {e}"))
+                    }
+                }
+            }
+        }
+        let failed = matches!(acted.result, CheckpointResult::Failed { .. });
+        let written = tokio::time::timeout(WRITE_TIMEOUT, async {
+            out.event(OutputEvent::CheckpointResult(acted.result.clone()))
+                .await?;
+            for file in files {
+                out.event(OutputEvent::File(FilePayload {
+                    file,
+                    origin: FileOrigin::Get,
+                }))
+                .await?;
+            }
+            for text in notes {
+                out.event(OutputEvent::Notice(NoticePayload { text }))
+                    .await?;
+            }
+            if let Some(changes) = acted.changes {
+                out.event(OutputEvent::Changes(changes)).await?;
+            }
+            let status = if failed {
+                DoneStatus::Error
+            } else {
+                DoneStatus::Ok
+            };
+            out.finish(DonePayload {
+                status,
+                exit_code: None,
+                duration_ms: started.elapsed().as_millis() as u64,
+                message: None,
+                chunks: 0,
+                withheld_bytes: 0,
+                stopped_by: None,
+                turns: None,
+                cost_usd: None,
+            })
+            .await
+        })
+        .await;
+        let written: Result<(), OutputError> = written.unwrap_or_else(|_| {
+            Err(OutputError {
+                key,
+                reason: "timed out".into(),
+            })
+        });
+        if let Err(e) = written {
+            tracing::warn!(session = %sid, error = %e, "could not finish the answer to a checkpoint command");
+        }
+    }
+}
+
+pub(crate) fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

@@ -14,6 +14,7 @@
 //! * [`forwarder`], [`telegram`]: output to Telegram; [`blob_fetch`]: the
 //!   files daemons send (`/get`, the outbox), fetched and checked.
 
+pub mod answer_stream;
 pub mod app;
 pub mod blob_fetch;
 pub mod bot;

@@ -58,6 +58,7 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<()> {
         user: ctx.user,
         agent,
         request,
+        said_something: false,
     };
     tokio::spawn(waiter.run());
     Ok(())

@@ -18,6 +18,7 @@ pub mod answer_stream;
 pub mod app;
 pub mod blob_fetch;
 pub mod bot;
+pub mod checkpoint_card;
 pub mod client_ip;
 pub mod commands;
 pub mod config;

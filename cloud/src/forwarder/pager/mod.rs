@@ -21,10 +21,12 @@
 //! message to Telegram (retries, repairs, the output file), `approvals.rs`
 //! shows approval requests and their verdicts, `files.rs` sends the files
 //! of `file` events, `ping.rs` sends the session's end as a new message,
+//! `card.rs` the diff card of a run that changed files,
 //! `draft.rs` shows the current page as a live draft (`STREAM_MODE=draft`),
 //! and `io.rs` is the interface to the world.
 
 mod approvals;
+mod card;
 mod delivery;
 mod draft;
 mod files;
@@ -140,16 +142,18 @@ impl<I: Io> Pager<I> {
             OutputEvent::ApprovalResolved(r) => self.resolve_approval(&r).await?,
             OutputEvent::Done(done) => {
                 self.finish(&done, entry_id).await?;
+                self.send_card().await?;
                 return Ok(Some(done));
             }
+            // What the run changed: the diff card, after the end (`card.rs`).
+            OutputEvent::Changes(c) => self.keep_changes(c),
             OutputEvent::Started(s) => {
                 self.saved.more.mode = s.mode.map(|m| m.to_string()).unwrap_or_default();
             }
             // `sessions` answers `/sessions` on a stream of its own (`bot/sessions`).
-            OutputEvent::Sessions(_)
-            | OutputEvent::Changes(_)
-            | OutputEvent::CheckpointResult(_)
-            | OutputEvent::Unknown => {}
+            // `checkpoint_result` answers a card's button on a stream of its
+            // own (`bot/checkpoints`).
+            OutputEvent::Sessions(_) | OutputEvent::CheckpointResult(_) | OutputEvent::Unknown => {}
         }
         self.saved.last_id = entry_id.to_string();
         self.saved.skip = 0;

@@ -505,3 +505,47 @@ pub(super) async fn active<C: redis::aio::ConnectionLike + Send>(
         .query_async(conn)
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use remoteagent_proto::checkpoints::{ChangedFile, FileStatus};
+
+    #[test]
+    fn the_changes_and_the_card_survive_a_takeover() {
+        let mut more = Progress::default();
+        let map: HashMap<String, String> = more
+            .fields()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert_eq!(Progress::from_map(&map).unwrap(), more);
+        more.changes = Some(ChangesPayload {
+            files: vec![ChangedFile {
+                path: "<b>.rs".into(),
+                status: FileStatus::Added,
+                added: 3,
+                removed: 0,
+                binary: false,
+            }],
+            files_total: 4,
+            added: 9,
+            removed: 1,
+            worktree_branch: Some("ra/x/1".into()),
+        });
+        more.card_sent = true;
+        let map: HashMap<String, String> = more
+            .fields()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert_eq!(Progress::from_map(&map).unwrap(), more);
+        // State written by an older replica has neither.
+        let old: HashMap<String, String> = map
+            .into_iter()
+            .filter(|(k, _)| k != "changes" && k != "card_sent")
+            .collect();
+        let loaded = Progress::from_map(&old).unwrap();
+        assert_eq!((loaded.changes, loaded.card_sent), (None, false));
+    }
+}

@@ -5,6 +5,7 @@
 //! tracing subscriber, fixed ports or paths) is never changed by a test.
 
 mod attachments;
+mod checkpoints;
 mod doctor;
 mod drafts;
 mod files_out;

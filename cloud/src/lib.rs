@@ -14,9 +14,11 @@
 //! * [`forwarder`], [`telegram`]: output to Telegram; [`blob_fetch`]: the
 //!   files daemons send (`/get`, the outbox), fetched and checked.
 
+pub mod answer_stream;
 pub mod app;
 pub mod blob_fetch;
 pub mod bot;
+pub mod checkpoint_card;
 pub mod client_ip;
 pub mod commands;
 pub mod config;

@@ -13,6 +13,7 @@
 //! | `sres:{list}:{n}` | ▶ Resume: the next prompt continues that session (`sessions/`; owner only) |
 //! | `voice:run:{id}`, `voice:edit:…`, `voice:cancel:…` | a voice note's transcript (`voice.rs`; only its sender) |
 //! | `queue:run:{id}`, `queue:cancel:{id}` | a queued prompt: ▶ Run now — stop current, ✖ Cancel (`dequeue.rs`) |
+//! | `ck:{letter}:{run}`, `ck:n:{run}:{file}` | a diff card's buttons: Diff, Next file, Undo, Commit, Branch… (`checkpoints/`, `crate::checkpoint_card`; owner only) |
 //! | `ans:{sessionId}:{requestId}:{choice}` | a question's option or a plan's answer (routed to `answer.rs` by `bot::handle`) |
 //!
 //! An answered approval request loses its buttons at once (so it cannot be
@@ -102,6 +103,9 @@ async fn dispatch(state: &AppState, query: &CallbackQuery, data: &str) -> Result
     }
     if let Some(rest) = data.strip_prefix("queue:") {
         return super::dequeue::press(state, query, rest).await;
+    }
+    if let Some(rest) = data.strip_prefix(crate::checkpoint_card::PREFIX) {
+        return super::checkpoints::press(state, query, rest).await;
     }
     Ok("This button is no longer supported.".into())
 }

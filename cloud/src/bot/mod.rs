@@ -6,6 +6,7 @@ pub mod agents;
 pub mod answer;
 pub mod attachments;
 pub mod callback;
+pub mod checkpoints;
 pub mod dequeue;
 pub mod get;
 pub mod group;
@@ -230,15 +231,20 @@ async fn handle_message(state: &AppState, message: Message) {
                 Ok(())
             }
         },
-        // After ✎ other / ✎ Revise the next text is an answer, not a prompt.
-        None => match answer::take_text(&ctx, text).await {
-            Ok(false) => prompt::run(&ctx, text).await,
-            taken => taken.map(|_| ()),
-        },
+        None => typed_text(&ctx, text).await,
     };
     if let Err(e) = result {
         tracing::error!(chat = ctx.chat, user = ctx.user, error = %e, "handling a message");
         ctx.reply("Something went wrong on our side. Please try again in a moment.")
             .await;
     }
+}
+
+/// A text that is not a command: after ✎ other / ✎ Revise an answer,
+/// after ✎ Edit message a commit message, else a prompt.
+async fn typed_text(ctx: &Ctx<'_>, text: &str) -> Result<()> {
+    if answer::take_text(ctx, text).await? || checkpoints::take_text(ctx, text).await? {
+        return Ok(());
+    }
+    prompt::run(ctx, text).await
 }

@@ -3,7 +3,7 @@
 use super::Ctx;
 use crate::error::Result;
 
-const HELP: &str = "<b>RemoteAgent</b> runs the AI coding agent on your computer from here.\n\n\
+pub(crate) const HELP: &str = "<b>RemoteAgent</b> runs the AI coding agent on your computer from here.\n\n\
 <b>Pairing</b>\n\
 On your computer: <code>remoteagentctl pair ./your-project</code>, then send\n\
 /pair CODE — confirm the code it prints\n\n\
@@ -39,7 +39,10 @@ A tool Claude wants to use comes with ✅ Approve / ⛔ Deny; when a narrow rule
 Claude's questions come with one button per option and ✎ other: tap it, then send your answer.\n\
 A plan comes with ✅ Approve plan / ✎ Revise (then send what to change) / ⛔ Reject.\n\
 A queued prompt: ▶ Run now — stop current / ✖ Cancel. A voice note: ▶ Run / ✎ Edit / ✖ Cancel.\n\
-/agents, /mode and /sessions answer with buttons: pick an agent, a mode, ▶ Resume a session.\n\n\
+/agents, /mode and /sessions answer with buttons: pick an agent, a mode, ▶ Resume a session.\n\
+A run that changed files in a git project ends with a card: 🔍 Diff (▶ Next file pages through the files), \
+↩️ Undo (↩️ Undo anyway when a file changed again since), ✅ Commit or 🌿 Branch (a proposed message: \
+commit it, or ✎ Edit message and send yours).\n\n\
 <b>Groups</b>\n\
 Prompts come from this private chat. To use an agent in a group, send /allowgroup there \
 (/disallowgroup undoes it); then your messages there that mention me or reply to me are prompts.";

@@ -137,6 +137,18 @@ pub struct CallbackQuery {
 pub struct CallbackMessage {
     pub message_id: i64,
     pub chat: Chat,
+    /// The forum topic of the message (with `is_topic_message`).
+    #[serde(default)]
+    pub message_thread_id: Option<i64>,
+    #[serde(default)]
+    pub is_topic_message: bool,
+}
+
+impl CallbackMessage {
+    /// The forum topic the message is in, if any.
+    pub fn topic(&self) -> Option<i64> {
+        self.message_thread_id.filter(|_| self.is_topic_message)
+    }
 }
 
 /// A `/command@bot args` split into its parts.

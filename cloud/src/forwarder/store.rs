@@ -14,6 +14,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use redis::Script;
+use remoteagent_proto::checkpoints::ChangesPayload;
 use remoteagent_proto::{AgentId, SessionId};
 use serde::{Deserialize, Serialize};
 
@@ -107,6 +108,13 @@ pub(super) struct Progress {
     /// session started (the pages come below it); deleted when the session
     /// ends (0: none).
     pub control: i64,
+    /// What the run changed in its git project (its `changes` event, the
+    /// files cut to those the card lists), shown as the diff card after
+    /// the end (`crate::checkpoint_card`).
+    pub changes: Option<ChangesPayload>,
+    /// The diff card went out (or cannot): a replica that finishes the
+    /// session again does not send it twice.
+    pub card_sent: bool,
 }
 
 /// Approval messages remembered per session. Resolved ones are kept for a
@@ -176,6 +184,14 @@ impl Progress {
             ("mode", self.mode.clone()),
             ("drafts", u8::from(self.drafts).to_string()),
             ("control", self.control.to_string()),
+            (
+                "changes",
+                self.changes
+                    .as_ref()
+                    .and_then(|c| serde_json::to_string(c).ok())
+                    .unwrap_or_default(),
+            ),
+            ("card_sent", u8::from(self.card_sent).to_string()),
         ]
     }
 
@@ -193,6 +209,10 @@ impl Progress {
             None => Vec::new(),
             Some(v) => serde_json::from_str(v).map_err(|e| format!("bad 'approvals': {e}"))?,
         };
+        let changes = match map.get("changes").filter(|v| !v.is_empty()) {
+            None => None,
+            Some(v) => Some(serde_json::from_str(v).map_err(|e| format!("bad 'changes': {e}"))?),
+        };
         Ok(Progress {
             pages: num(map, "pages")?,
             overflow: num::<u8>(map, "overflow")? != 0,
@@ -208,6 +228,8 @@ impl Progress {
             mode: map.get("mode").cloned().unwrap_or_default(),
             drafts: num::<u8>(map, "drafts")? != 0,
             control: num(map, "control")?,
+            changes,
+            card_sent: num::<u8>(map, "card_sent")? != 0,
         })
     }
 }
@@ -485,4 +507,48 @@ pub(super) async fn active<C: redis::aio::ConnectionLike + Send>(
         .arg(ACTIVE_KEY)
         .query_async(conn)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use remoteagent_proto::checkpoints::{ChangedFile, FileStatus};
+
+    #[test]
+    fn the_changes_and_the_card_survive_a_takeover() {
+        let mut more = Progress::default();
+        let map: HashMap<String, String> = more
+            .fields()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert_eq!(Progress::from_map(&map).unwrap(), more);
+        more.changes = Some(ChangesPayload {
+            files: vec![ChangedFile {
+                path: "<b>.rs".into(),
+                status: FileStatus::Added,
+                added: 3,
+                removed: 0,
+                binary: false,
+            }],
+            files_total: 4,
+            added: 9,
+            removed: 1,
+            worktree_branch: Some("ra/x/1".into()),
+        });
+        more.card_sent = true;
+        let map: HashMap<String, String> = more
+            .fields()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert_eq!(Progress::from_map(&map).unwrap(), more);
+        // State written by an older replica has neither.
+        let old: HashMap<String, String> = map
+            .into_iter()
+            .filter(|(k, _)| k != "changes" && k != "card_sent")
+            .collect();
+        let loaded = Progress::from_map(&old).unwrap();
+        assert_eq!((loaded.changes, loaded.card_sent), (None, false));
+    }
 }

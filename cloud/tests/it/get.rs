@@ -23,7 +23,7 @@ async fn next_get(app: &TestApp, sub: &mut PubSub, agent: &AgentId) -> GetFilePa
     }
 }
 
-async fn conn(app: &TestApp) -> redis::aio::MultiplexedConnection {
+pub(crate) async fn conn(app: &TestApp) -> redis::aio::MultiplexedConnection {
     app.redis
         .get_multiplexed_async_connection_with_config(&remoteagent_testkit::conn_config())
         .await
@@ -71,7 +71,7 @@ fn done(status: DoneStatus, message: Option<&str>) -> OutputEvent {
 }
 
 /// Stores `stored` in a blob of `agent`, described as `bytes`.
-async fn blob(
+pub(crate) async fn blob(
     app: &TestApp,
     agent: &AgentId,
     name: &str,

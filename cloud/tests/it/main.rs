@@ -13,6 +13,7 @@ mod acl_watch;
 mod agents_api;
 mod attachments;
 mod bot;
+mod checkpoints;
 mod config;
 mod forwarder;
 mod forwarder_approvals;

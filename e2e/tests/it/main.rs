@@ -6,6 +6,7 @@
 
 mod attachments;
 mod codex;
+mod checkpoints;
 mod doctor;
 mod drafts;
 mod files_out;

@@ -59,6 +59,7 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<()> {
         agent,
         request,
         wanted: waiter::Wanted::Sessions,
+        said_something: false,
     };
     tokio::spawn(waiter.run());
     Ok(())
@@ -79,6 +80,7 @@ pub(super) fn follow_rules(
         agent,
         request,
         wanted: waiter::Wanted::Rules,
+        said_something: false,
     };
     tokio::spawn(waiter.run());
 }

@@ -1,30 +1,22 @@
-//! Follows one `/sessions` (or `/rules`) answer on its output stream to `done`, on a
-//! connection of its own (`XREAD BLOCK` never runs on the shared one), and
-//! shows the list with its buttons. Silence past `GET_ANSWER_SECS` (a
-//! daemon too old to know `list_sessions` skips it without a word), a
-//! stream that cannot be read and a cloud shutting down are said in words.
+//! Follows one `/sessions` (or `/rules`) answer on its output stream to `done`
+//! (`crate::answer_stream`: own connection, own task, silence past
+//! `GET_ANSWER_SECS`, an unreadable stream and a cloud shutting down said
+//! in words), and shows the list with its buttons.
 
 use std::time::Duration;
 
-use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
-use redis::streams::{StreamReadOptions, StreamReadReply};
-use remoteagent_proto::backoff::Backoff;
+use remoteagent_proto::SessionId;
 use remoteagent_proto::events::{DoneStatus, OutputEvent};
 use remoteagent_proto::sessions::SessionsPayload;
-use remoteagent_proto::{SessionId, names, stream};
-use secrecy::ExposeSecret;
-use tokio::time::Instant;
 
-use crate::commands;
+use crate::answer_stream::{self, End};
 use crate::db::agents::Agent;
 use crate::state::AppState;
-use crate::telegram::escape_html;
+use crate::telegram::{ChatRef, escape_html};
 
 /// Longest wait for the whole answer once the daemon took the command.
 const WHOLE_ANSWER: Duration = Duration::from_secs(60);
-/// Longest wait of one `XREAD BLOCK`.
-const BLOCK: Duration = Duration::from_secs(2);
 
 pub(super) struct Waiter {
     pub state: AppState,
@@ -35,6 +27,8 @@ pub(super) struct Waiter {
     pub request: SessionId,
     /// Which command's answer this is.
     pub wanted: Wanted,
+    /// The list or a notice was shown before `done`.
+    pub said_something: bool,
 }
 
 /// The answer a waiter shows.
@@ -53,53 +47,40 @@ impl Wanted {
     }
 }
 
-enum End {
-    Done,
-    Silent,
-    Unfinished,
-    Unreadable(String),
-}
-
 impl Waiter {
-    pub async fn run(self) {
-        let shutdown = self.state.shutdown.clone();
+    pub async fn run(mut self) {
+        let state = self.state.clone();
+        let (agent, request) = (self.agent.id.clone(), self.request.clone());
+        let end = answer_stream::follow(&state, &agent, &request, WHOLE_ANSWER, &mut self).await;
         let name = escape_html(&self.agent.name);
-        let end = tokio::select! {
-            end = self.follow() => end,
-            () = shutdown.cancelled() => {
-                let command = self.wanted.command();
-                self.say(format!("⚠️ The cloud is restarting: {command} of <b>{name}</b> was cut short. Send it again in a moment.")).await;
-                return;
-            }
-        };
+        let command = self.wanted.command();
         let words = match end {
-            End::Done => return,
-            End::Silent => {
-                let online = commands::is_online(&self.state.redis, &self.agent.id)
-                    .await
-                    .unwrap_or(true);
-                if online {
-                    format!(
-                        "⚠️ <b>{name}</b> did not answer {command}; is its daemon up to date? \
-                         {command} needs a recent remoteagentd on {}.",
-                        escape_html(&self.agent.hostname),
-                        command = self.wanted.command(),
-                    )
-                } else {
-                    super::super::prompt::offline_text(&self.agent)
+            End::Done(done) => {
+                if self.said_something {
+                    return;
                 }
+                let why = if done.status == DoneStatus::Ok {
+                    "the answer held no list".to_string()
+                } else {
+                    done.message.unwrap_or_else(|| done.status.as_str().into())
+                };
+                format!("⚠️ <b>{name}</b>: {}", escape_html(&why))
+            }
+            End::Cancelled => format!(
+                "⚠️ The cloud is restarting: {command} of <b>{name}</b> was cut short. Send it again in a moment."
+            ),
+            End::Silent => {
+                answer_stream::silent_words(&self.state, &self.agent, command, command)
+                    .await
+                    .unwrap_or_else(|| super::super::prompt::offline_text(&self.agent))
             }
             End::Unfinished => {
-                format!(
-                    "⚠️ <b>{name}</b> did not finish its answer to {} in time.",
-                    self.wanted.command()
-                )
+                format!("⚠️ <b>{name}</b> did not finish its answer to {command} in time.")
             }
             End::Unreadable(e) => {
-                tracing::error!(agent = %self.agent.id, request = %self.request, error = %e, "reading a /sessions answer");
+                tracing::error!(agent = %self.agent.id, request = %self.request, error = %e, "reading a /sessions or /rules answer");
                 format!(
-                    "⚠️ The answer of <b>{name}</b> to {} could not be read. Please try again.",
-                    self.wanted.command()
+                    "⚠️ The answer to {command} of <b>{name}</b> could not be read. Please try again."
                 )
             }
         };
@@ -111,7 +92,12 @@ impl Waiter {
     }
 
     async fn show(&self, html: String, keyboard: Option<crate::telegram::InlineKeyboard>) {
-        if let Err(e) = self.state.outbox.send(self.chat, html, keyboard).await {
+        if let Err(e) = self
+            .state
+            .outbox
+            .send_to(ChatRef::flat(self.chat), html, keyboard)
+            .await
+        {
             tracing::warn!(chat = self.chat, error = %e, "answering a /sessions");
         }
     }
@@ -139,132 +125,31 @@ impl Waiter {
             }
         }
     }
+}
 
-    /// Reads the answer's stream until `done` or a deadline.
-    async fn follow(&self) -> End {
-        let stream_key = names::output_stream(&self.agent.id, &self.request);
-        let mut done_by = Instant::now() + Duration::from_secs(self.state.config.get_answer_secs);
-        let mut answered = false;
-        let mut said_something = false;
-        let mut last_id = "0-0".to_string();
-        let mut conn: Option<MultiplexedConnection> = None;
-        let mut failures = Backoff::new(Duration::from_millis(500), Duration::from_secs(4))
-            .attempts(6)
-            .without_jitter();
-        let opts = StreamReadOptions::default()
-            .block(BLOCK.as_millis() as usize)
-            .count(16);
-        loop {
-            if Instant::now() >= done_by {
-                return if answered {
-                    End::Unfinished
-                } else {
-                    End::Silent
-                };
+impl answer_stream::Reader for Waiter {
+    async fn event(&mut self, _conn: &mut MultiplexedConnection, event: OutputEvent) {
+        match event {
+            OutputEvent::Sessions(answer) if self.wanted == Wanted::Sessions => {
+                self.said_something = true;
+                self.show_list(answer).await;
             }
-            if conn.is_none() {
-                conn = match self.connect().await {
-                    Ok(c) => Some(c),
-                    Err(e) => match failures.next_delay() {
-                        Some(d) => {
-                            tokio::time::sleep(d).await;
-                            continue;
-                        }
-                        None => return End::Unreadable(e.to_string()),
-                    },
-                };
+            OutputEvent::Rules(answer) if self.wanted == Wanted::Rules => {
+                self.said_something = true;
+                let text = crate::bot::rules::list_text(&self.agent.name, &answer);
+                let keyboard = crate::bot::rules::keyboard(&self.agent.id, &answer);
+                self.show(text, keyboard).await;
             }
-            let Some(c) = conn.as_mut() else { continue };
-            let reply: redis::RedisResult<Option<StreamReadReply>> =
-                redis::AsyncCommands::xread_options(c, &[&stream_key], &[&last_id], &opts).await;
-            let entries = match reply {
-                Ok(Some(r)) => r.keys.into_iter().flat_map(|k| k.ids).collect::<Vec<_>>(),
-                Ok(None) => continue,
-                Err(e) => {
-                    conn = None;
-                    match failures.next_delay() {
-                        Some(d) => {
-                            tokio::time::sleep(d).await;
-                            continue;
-                        }
-                        None => return End::Unreadable(e.to_string()),
-                    }
-                }
-            };
-            failures.reset();
-            if !answered {
-                answered = true;
-                done_by = Instant::now() + WHOLE_ANSWER;
+            OutputEvent::Notice(n) => {
+                self.said_something = true;
+                self.say(format!(
+                    "<b>{}</b>: <i>{}</i>",
+                    escape_html(&self.agent.name),
+                    escape_html(&n.text)
+                ))
+                .await;
             }
-            for entry in entries {
-                last_id = entry.id.clone();
-                let value = entry
-                    .map
-                    .get(stream::FIELD)
-                    .and_then(|v| redis::from_redis_value_ref::<String>(v).ok());
-                let event = match stream::parse(value.as_deref()) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        tracing::warn!(request = %self.request, error = %e, "skipping a malformed /sessions answer entry");
-                        continue;
-                    }
-                };
-                match event {
-                    OutputEvent::Sessions(answer) if self.wanted == Wanted::Sessions => {
-                        said_something = true;
-                        self.show_list(answer).await;
-                    }
-                    OutputEvent::Rules(answer) if self.wanted == Wanted::Rules => {
-                        said_something = true;
-                        let text = crate::bot::rules::list_text(&self.agent.name, &answer);
-                        let keyboard = crate::bot::rules::keyboard(&self.agent.id, &answer);
-                        self.show(text, keyboard).await;
-                    }
-                    OutputEvent::Notice(n) => {
-                        said_something = true;
-                        self.say(format!(
-                            "<b>{}</b>: <i>{}</i>",
-                            escape_html(&self.agent.name),
-                            escape_html(&n.text)
-                        ))
-                        .await;
-                    }
-                    OutputEvent::Done(done) => {
-                        if !said_something {
-                            let why = if done.status == DoneStatus::Ok {
-                                "the answer held no list".to_string()
-                            } else {
-                                done.message.unwrap_or_else(|| done.status.as_str().into())
-                            };
-                            self.say(format!(
-                                "⚠️ <b>{}</b>: {}",
-                                escape_html(&self.agent.name),
-                                escape_html(&why)
-                            ))
-                            .await;
-                        }
-                        if let Some(c) = conn.as_mut() {
-                            // Nobody else reads this stream.
-                            let _ = redis::cmd("DEL")
-                                .arg(&stream_key)
-                                .query_async::<i64>(c)
-                                .await;
-                        }
-                        return End::Done;
-                    }
-                    _ => {}
-                }
-            }
+            _ => {}
         }
-    }
-
-    async fn connect(&self) -> redis::RedisResult<MultiplexedConnection> {
-        let client = redis::Client::open(self.state.config.redis_url.expose_secret())?;
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_response_timeout(Some(BLOCK + Duration::from_secs(10)));
-        client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
     }
 }

@@ -21,10 +21,12 @@
 //! message to Telegram (retries, repairs, the output file), `approvals.rs`
 //! shows approval requests and their verdicts, `files.rs` sends the files
 //! of `file` events, `ping.rs` sends the session's end as a new message,
+//! `card.rs` the diff card of a run that changed files,
 //! `draft.rs` shows the current page as a live draft (`STREAM_MODE=draft`),
 //! and `io.rs` is the interface to the world.
 
 mod approvals;
+mod card;
 mod delivery;
 mod draft;
 mod files;
@@ -141,16 +143,19 @@ impl<I: Io> Pager<I> {
             OutputEvent::ApprovalResolved(r) => self.resolve_approval(&r).await?,
             OutputEvent::Done(done) => {
                 self.finish(&done, entry_id).await?;
+                self.send_card().await?;
                 return Ok(Some(done));
             }
+            // What the run changed: the diff card, after the end (`card.rs`).
+            OutputEvent::Changes(c) => self.keep_changes(c),
             OutputEvent::Started(s) => {
                 self.saved.more.mode = s.mode.map(|m| m.to_string()).unwrap_or_default();
             }
             // `sessions` and `rules` answer `/sessions` and `/rules` on a
-            // stream of their own (`bot/sessions`).
+            // stream of their own (`bot/sessions`); `checkpoint_result`
+            // answers a card's button on one too (`bot/checkpoints`).
             OutputEvent::Sessions(_)
             | OutputEvent::Rules(_)
-            | OutputEvent::Changes(_)
             | OutputEvent::CheckpointResult(_)
             | OutputEvent::Unknown => {}
         }

@@ -76,6 +76,9 @@ pub enum Request {
     /// `remoteagentctl sessions NAME`: the agent's recent sessions
     /// (conversations with the AI). Answered with [`Response::Sessions`].
     Sessions(AgentRequest),
+    /// `remoteagentctl worktrees NAME [--clean]`: the agent's worktrees of
+    /// parallel runs. Answered with [`Response::Worktrees`].
+    Worktrees(crate::worktrees::WorktreesRequest),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -351,6 +354,8 @@ pub enum Response {
     },
     /// The answer to [`Request::Sessions`].
     Sessions(crate::sessions::AgentSessions),
+    /// The answer to [`Request::Worktrees`].
+    Worktrees(crate::worktrees::AgentWorktrees),
     /// The answer to [`Request::Approval`].
     ApprovalDecision {
         allow: bool,

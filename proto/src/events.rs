@@ -71,6 +71,9 @@ pub enum CommandEvent {
     /// A diff card's button (Diff, Undo, Commit, Branch) on a run's
     /// checkpoint (answered on the output stream of the payload's session id).
     Checkpoint(crate::checkpoints::CheckpointPayload),
+    /// `/clean`: remove the agent's finished worktrees (answered on the
+    /// output stream of the payload's session id).
+    CleanWorktrees(crate::worktrees::CleanWorktreesPayload),
     /// An event this build does not know; skipped by readers.
     #[serde(rename = "unknown")]
     Unknown,
@@ -84,6 +87,7 @@ tolerant_deserialize!(CommandEvent {
     "get_file" => GetFile,
     "list_sessions" => ListSessions,
     "checkpoint" => Checkpoint,
+    "clean_worktrees" => CleanWorktrees,
 });
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -91,6 +91,16 @@ enum Command {
         /// Agent name or id prefix.
         agent: String,
     },
+    /// List the git worktrees an agent with `worktrees = true` ran prompts
+    /// in while busy (branch, state, age, files changed); --clean removes
+    /// the finished ones and keeps their branches.
+    Worktrees {
+        /// Agent name or id prefix.
+        agent: String,
+        /// Remove the finished worktrees (their branches stay).
+        #[arg(long)]
+        clean: bool,
+    },
     /// List the tool-approval requests waiting for an answer, of all agents.
     Approvals,
     /// Approve a waiting tool-approval request (instead of on the phone);
@@ -248,6 +258,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Logs(args) => commands::logs::run(&mut client, args, json).await,
         Command::Unpair { agent } => commands::unpair::run(&mut client, agent, json).await,
         Command::Sessions { agent } => commands::sessions::run(&mut client, agent, json).await,
+        Command::Worktrees { agent, clean } => {
+            commands::worktrees::run(&mut client, agent, clean, json).await
+        }
         Command::Approvals => commands::approvals::list(&mut client, json).await,
         Command::Approve { id, reason, answer } => {
             commands::approvals::answer(&mut client, id, true, reason, answer, json).await

@@ -60,6 +60,9 @@ pub struct Paths {
     /// `$XDG_STATE_HOME/remoteagent/conversations/`: `{agentId}.json`, the
     /// agent's recent sessions (see `conversations`).
     pub conversations_dir: PathBuf,
+    /// `$XDG_STATE_HOME/remoteagent/worktrees/`: `{agentId}/{short}/`, the
+    /// git worktrees of parallel runs (see `worktrees`).
+    pub worktrees_root: PathBuf,
     /// `$XDG_RUNTIME_DIR/remoteagent/remoteagentd.sock`.
     pub socket: PathBuf,
 }
@@ -76,6 +79,7 @@ impl Paths {
             envelopes_dir: dirs.state.join("envelopes"),
             inbox_root: dirs.state.join("inbox"),
             conversations_dir: dirs.state.join("conversations"),
+            worktrees_root: dirs.state.join("worktrees"),
             socket: default_socket_path(),
         })
     }

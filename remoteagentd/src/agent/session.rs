@@ -54,6 +54,10 @@ pub struct SessionContext {
     pub mode: Option<remoteagent_proto::modes::Mode>,
     /// Why the phone's mode was not taken, said after `started`.
     pub mode_notice: Option<String>,
+    /// The branch of the git worktree this run works in (`path` is the
+    /// worktree's folder) because the agent was busy; `None` in the
+    /// project folder. Said after `started` (`crate::worktrees`).
+    pub worktree_branch: Option<String>,
 }
 
 /// How a session is told to stop, remembering who asked first (the
@@ -244,6 +248,11 @@ async fn pump(
         out.event(OutputEvent::Notice(NoticePayload { text: text.clone() }))
             .await?;
     }
+    if let Some(branch) = &ctx.worktree_branch {
+        let text = crate::worktrees::running_notice(&ctx.agent_name, branch);
+        out.event(OutputEvent::Notice(NoticePayload { text }))
+            .await?;
+    }
     prune_logs_in_background(ctx);
 
     let spawned = crate::approval::runner_mode(
@@ -299,6 +308,12 @@ async fn pump(
     }
     if let Some(text) = &ctx.mode_notice {
         log.note(text);
+    }
+    if let Some(branch) = &ctx.worktree_branch {
+        log.note(&format!(
+            "running in a git worktree on the branch {branch}: {}",
+            ctx.path.display()
+        ));
     }
 
     let mut stdout = Utf8Stream::new();

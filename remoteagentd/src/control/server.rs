@@ -373,6 +373,9 @@ async fn dispatch(
         Request::Sessions(AgentRequest { agent }) => {
             super::sessions::handle(supervisor, &agent).await.map(Some)
         }
+        Request::Worktrees(request) => super::worktrees::handle(supervisor, request)
+            .await
+            .map(Some),
     };
     match result {
         Ok(Some(response)) => Reply::done(id, response),

@@ -18,3 +18,4 @@ mod runner_lifetime;
 mod runners;
 mod shell_daemon;
 mod shell_secrets;
+mod worktrees;

@@ -19,6 +19,7 @@ fn paths(root: &std::path::Path) -> Paths {
         envelopes_dir: root.join("state/remoteagent/envelopes"),
         inbox_root: root.join("state/remoteagent/inbox"),
         conversations_dir: root.join("state/remoteagent/conversations"),
+        worktrees_root: root.join("state/remoteagent/worktrees"),
         socket: root.join("run/remoteagent/remoteagentd.sock"),
     }
 }

@@ -21,6 +21,7 @@ its buttons: ▶ Run now — stop current, ✖ Cancel.\n\
 /sessions — the agent's recent sessions; ▶ Resume makes the next prompt continue one\n\
 /stop — stop the current agent's run\n\
 /queue — the prompts waiting while your agent is busy, with ✖ Cancel\n\
+/clean — remove the agent's finished worktrees of parallel runs (their branches stay)\n\
 /get PATH — a file of the project as a document (a folder comes zipped)\n\
 /status — current agent, its run, plan\n\
 /notify on|off — a message when a run ends, so your phone notifies you (on by default)\n\

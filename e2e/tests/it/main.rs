@@ -19,3 +19,4 @@ mod sessions;
 mod setup;
 mod topics;
 mod voice;
+mod worktrees;

@@ -10,6 +10,7 @@
 //! words. The list shown and the choice made are kept in Redis
 //! ([`resume`]).
 
+pub mod clean;
 mod resume;
 mod waiter;
 
@@ -58,6 +59,7 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<()> {
         user: ctx.user,
         agent,
         request,
+        what: "/sessions",
     };
     tokio::spawn(waiter.run());
     Ok(())

@@ -33,6 +33,9 @@ pub(super) struct Waiter {
     pub agent: Agent,
     /// The request id: the answer comes on `output:{agent}:{request}`.
     pub request: SessionId,
+    /// The command answered (`/sessions`, `/clean`), named in the texts
+    /// when the answer does not come.
+    pub what: &'static str,
 }
 
 enum End {
@@ -46,10 +49,11 @@ impl Waiter {
     pub async fn run(self) {
         let shutdown = self.state.shutdown.clone();
         let name = escape_html(&self.agent.name);
+        let what = self.what;
         let end = tokio::select! {
             end = self.follow() => end,
             () = shutdown.cancelled() => {
-                self.say(format!("⚠️ The cloud is restarting: /sessions of <b>{name}</b> was cut short. Send it again in a moment.")).await;
+                self.say(format!("⚠️ The cloud is restarting: {} of <b>{name}</b> was cut short. Send it again in a moment.", self.what)).await;
                 return;
             }
         };
@@ -61,8 +65,8 @@ impl Waiter {
                     .unwrap_or(true);
                 if online {
                     format!(
-                        "⚠️ <b>{name}</b> did not answer /sessions; is its daemon up to date? \
-                         /sessions needs a recent remoteagentd on {}.",
+                        "⚠️ <b>{name}</b> did not answer {what}; is its daemon up to date? \
+                         {what} needs a recent remoteagentd on {}.",
                         escape_html(&self.agent.hostname)
                     )
                 } else {
@@ -70,12 +74,16 @@ impl Waiter {
                 }
             }
             End::Unfinished => {
-                format!("⚠️ <b>{name}</b> did not finish its list of sessions in time.")
+                format!(
+                    "⚠️ <b>{name}</b> did not finish its answer to {} in time.",
+                    self.what
+                )
             }
             End::Unreadable(e) => {
                 tracing::error!(agent = %self.agent.id, request = %self.request, error = %e, "reading a /sessions answer");
                 format!(
-                    "⚠️ The list of sessions of <b>{name}</b> could not be read. Please try again."
+                    "⚠️ The answer of <b>{name}</b> to {} could not be read. Please try again.",
+                    self.what
                 )
             }
         };

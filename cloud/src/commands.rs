@@ -79,6 +79,26 @@ pub fn done_pipeline(key: &str, done: &DonePayload) -> Result<redis::Pipeline, s
 }
 
 /// Whether the agent's presence key exists (its daemon heartbeats).
+/// Whether the agent's daemon says (in its presence value) that it runs a
+/// prompt that comes while busy in a git worktree, beside the busy run.
+/// Unknown (unreadable, an older daemon): false, and the prompt queues.
+pub async fn takes_parallel_runs(conn: &ConnectionManager, agent: &AgentId) -> bool {
+    let mut conn = conn.clone();
+    match redis::cmd("GET")
+        .arg(names::presence_key(agent))
+        .query_async::<Option<String>>(&mut conn)
+        .await
+    {
+        Ok(value) => {
+            value.is_some_and(|v| remoteagent_proto::worktrees::PresenceWorktrees::of(&v).worktrees)
+        }
+        Err(e) => {
+            tracing::warn!(agent = %agent, error = %e, "reading the agent's presence for parallel runs");
+            false
+        }
+    }
+}
+
 pub async fn is_online(conn: &ConnectionManager, agent: &AgentId) -> redis::RedisResult<bool> {
     let mut conn = conn.clone();
     redis::cmd("EXISTS")

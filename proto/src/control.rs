@@ -84,6 +84,9 @@ pub enum Request {
     /// checkpoint, the same as the diff card's buttons. Answered with
     /// [`Response::Checkpoint`].
     Checkpoint(CheckpointRequest),
+    /// `remoteagentctl worktrees NAME [--clean]`: the agent's worktrees of
+    /// parallel runs. Answered with [`Response::Worktrees`].
+    Worktrees(crate::worktrees::WorktreesRequest),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -406,6 +409,8 @@ pub enum Response {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         recorded_as: Option<SessionId>,
     },
+    /// The answer to [`Request::Worktrees`].
+    Worktrees(crate::worktrees::AgentWorktrees),
     /// The answer to [`Request::Approval`].
     ApprovalDecision {
         allow: bool,

@@ -74,6 +74,9 @@ pub enum CommandEvent {
     /// `/rules`: list (and maybe revoke one of) the agent's approval rules
     /// (answered on the output stream of the payload's session id).
     ListRules(crate::rules::ListRulesPayload),
+    /// `/clean`: remove the agent's finished worktrees (answered on the
+    /// output stream of the payload's session id).
+    CleanWorktrees(crate::worktrees::CleanWorktreesPayload),
     /// An event this build does not know; skipped by readers.
     #[serde(rename = "unknown")]
     Unknown,
@@ -88,6 +91,7 @@ tolerant_deserialize!(CommandEvent {
     "list_sessions" => ListSessions,
     "checkpoint" => Checkpoint,
     "list_rules" => ListRules,
+    "clean_worktrees" => CleanWorktrees,
 });
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

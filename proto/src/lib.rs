@@ -54,6 +54,7 @@ pub mod text;
 pub mod token;
 pub mod url;
 pub mod usd;
+pub mod worktrees;
 
 pub use ids::{AgentId, IdError, PairingId, SessionId};
 

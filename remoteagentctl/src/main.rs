@@ -111,6 +111,16 @@ enum Command {
     /// Commit exactly what an agent's last run (or --session) changed, on
     /// the current branch or --branch; never pushes.
     Commit(commands::checkpoint::CommitArgs),
+    /// List the git worktrees an agent with `worktrees = true` ran prompts
+    /// in while busy (branch, state, age, files changed); --clean removes
+    /// the finished ones and keeps their branches.
+    Worktrees {
+        /// Agent name or id prefix.
+        agent: String,
+        /// Remove the finished worktrees (their branches stay).
+        #[arg(long)]
+        clean: bool,
+    },
     /// List the tool-approval requests waiting for an answer, of all agents.
     Approvals,
     /// Approve a waiting tool-approval request (instead of on the phone);
@@ -274,6 +284,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Diff(args) => commands::checkpoint::diff(&mut client, args, json).await,
         Command::Undo(args) => commands::checkpoint::undo(&mut client, args, json).await,
         Command::Commit(args) => commands::checkpoint::commit(&mut client, args, json).await,
+        Command::Worktrees { agent, clean } => {
+            commands::worktrees::run(&mut client, agent, clean, json).await
+        }
         Command::Approvals => commands::approvals::list(&mut client, json).await,
         Command::Approve { id, reason, answer } => {
             commands::approvals::answer(&mut client, id, true, reason, answer, json).await

@@ -34,6 +34,7 @@
 //! [[project]]                     # per project: absolute path or ~/...
 //! path = "~/code/app"
 //! approval = { policy = "deny", allow_tools = ["Read", "Bash(cargo test*)"] }
+//! worktrees = true                # a prompt while busy runs in a git worktree
 //! ```
 //!
 //! Tools in `allow_tools` run without asking under every policy; an entry is
@@ -81,6 +82,7 @@ pub const KEYS: &[&str] = &[
     "attachments.max_total_mb",
     "project.path",
     "project.approval",
+    "project.worktrees",
 ];
 
 /// The keys a running daemon cannot change: the secret store holds the
@@ -298,6 +300,10 @@ pub struct ProjectConfig {
     pub path: String,
     #[serde(default)]
     pub approval: ApprovalOverride,
+    /// A prompt that arrives while the agent is busy runs at once in a
+    /// fresh `git worktree` on a branch of its own (`crate::worktrees`).
+    #[serde(default)]
+    pub worktrees: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -411,6 +417,15 @@ impl Config {
 
     pub fn abort_grace(&self) -> Duration {
         Duration::from_secs(self.abort_grace_secs)
+    }
+
+    /// The projects with `worktrees = true`, `~/` expanded with `home`.
+    pub fn worktree_projects(&self, home: Option<&Path>) -> Vec<PathBuf> {
+        self.projects
+            .iter()
+            .filter(|p| p.worktrees)
+            .filter_map(|p| expand_home(p.path.trim(), home))
+            .collect()
     }
 
     /// The approval policies of every project; `~/` in project paths is

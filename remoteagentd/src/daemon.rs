@@ -88,6 +88,11 @@ pub async fn run_with_ready(
             limits: config.attachments.limits(),
         },
         conversations: crate::conversations::History::new(paths.conversations_dir.clone()),
+        worktrees: crate::worktrees::WorktreeSettings {
+            root: paths.worktrees_root.clone(),
+            projects: config.worktree_projects(home.as_deref()),
+            running: Default::default(),
+        },
     };
     let secrets = SecretStore::new(config.secret_store, paths.secrets_dir.clone());
     let state = StateDir::new(paths.agents_dir.clone());

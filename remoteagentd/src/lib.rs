@@ -61,3 +61,4 @@ pub mod state;
 pub mod supervisor;
 pub mod token_refresh;
 pub mod util;
+pub mod worktrees;

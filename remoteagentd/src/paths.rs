@@ -64,6 +64,9 @@ pub struct Paths {
     /// approval rules saved "always here" (see `approval::rules`); in the
     /// config directory, never in a project folder the agent can write.
     pub rules_dir: PathBuf,
+    /// `$XDG_STATE_HOME/remoteagent/worktrees/`: `{agentId}/{short}/`, the
+    /// git worktrees of parallel runs (see `worktrees`).
+    pub worktrees_root: PathBuf,
     /// `$XDG_RUNTIME_DIR/remoteagent/remoteagentd.sock`.
     pub socket: PathBuf,
 }
@@ -81,6 +84,7 @@ impl Paths {
             inbox_root: dirs.state.join("inbox"),
             conversations_dir: dirs.state.join("conversations"),
             rules_dir: dirs.config.join("rules"),
+            worktrees_root: dirs.state.join("worktrees"),
             socket: default_socket_path(),
         })
     }

@@ -106,6 +106,7 @@ pub fn agent_settings(base: &AgentSettings, config: &Config) -> AgentSettings {
     settings.log_limits = config.logs.limits();
     settings.outbox_hint = config.outbox.hint;
     settings.inbox.limits = config.attachments.limits();
+    settings.worktrees.projects = config.worktree_projects(home.as_deref());
     settings
 }
 

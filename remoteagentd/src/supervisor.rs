@@ -591,6 +591,7 @@ mod tests {
                 limits: Default::default(),
             },
             conversations: crate::conversations::History::new(root.join("conversations")),
+            worktrees: Default::default(),
         };
         let (s, _rx) = Supervisor::new(
             Config::default(),

@@ -216,6 +216,7 @@ async fn handle_message(state: &AppState, message: Message) {
             "get" => get::run(&ctx, cmd.args).await,
             "sessions" => sessions::run(&ctx).await,
             "rules" => rules::run(&ctx).await,
+            "clean" => sessions::clean::run(&ctx).await,
             "status" => status::run(&ctx).await,
             "notify" => notify::run(&ctx, cmd.args).await,
             "queue" => queue::list(&ctx).await,

@@ -123,7 +123,11 @@ async fn publish(
     }
     // A busy agent's prompt waits in the queue (`queue`); the guard keeps
     // another replica from starting a run until this one is recorded.
+    // An agent that takes parallel runs (worktrees, said in its presence)
+    // gets the prompt at once: its daemon runs it beside the busy one.
+    let parallel = commands::takes_parallel_runs(&state.redis, &agent_id).await;
     let _start = match origin {
+        Origin::Typed if parallel => None,
         Origin::Typed => match queue::gate(ctx, &agent, text).await? {
             queue::Gate::Run(guard) => Some(guard),
             queue::Gate::Held => return Ok(()),

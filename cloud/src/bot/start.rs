@@ -22,6 +22,7 @@ its buttons: ▶ Run now — stop current, ✖ Cancel.\n\
 /rules — the agent's approval rules (saved from ✅ this session / always here), with 🗑 Revoke\n\
 /stop — stop the current agent's run\n\
 /queue — the prompts waiting while your agent is busy, with ✖ Cancel\n\
+/clean — remove the agent's finished worktrees of parallel runs (their branches stay)\n\
 /get PATH — a file of the project as a document (a folder comes zipped)\n\
 /status — current agent, its run, plan\n\
 /notify on|off — a message when a run ends, so your phone notifies you (on by default)\n\

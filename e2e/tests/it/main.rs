@@ -5,8 +5,8 @@
 //! tracing subscriber, fixed ports or paths) is never changed by a test.
 
 mod attachments;
-mod codex;
 mod checkpoints;
+mod codex;
 mod doctor;
 mod drafts;
 mod files_out;
@@ -22,3 +22,4 @@ mod sessions;
 mod setup;
 mod topics;
 mod voice;
+mod worktrees;

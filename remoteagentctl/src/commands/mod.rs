@@ -13,6 +13,7 @@ pub mod sessions;
 pub mod status;
 pub mod stop;
 pub mod unpair;
+pub mod worktrees;
 
 use crate::error::CliError;
 

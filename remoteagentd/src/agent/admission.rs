@@ -99,10 +99,28 @@ pub(super) fn prompt_refusal(
 /// shows it in the status line ("⚠️ rejected: …"), and a notice with the
 /// same sentence printed it twice.
 pub(super) async fn refuse(conn: SharedConn, agent: &AgentId, sid: &SessionId, message: String) {
+    refuse_noting(conn, agent, sid, None, message).await
+}
+
+/// [`refuse`], with a `notice` before the `done` saying something the
+/// reason does not (why a busy worktree agent could not use a worktree).
+pub(super) async fn refuse_noting(
+    conn: SharedConn,
+    agent: &AgentId,
+    sid: &SessionId,
+    notice: Option<String>,
+    message: String,
+) {
     tracing::info!(session = %sid, reason = %message, "command refused");
     let key = names::output_stream(agent, sid);
     let mut out = OutputWriter::new(conn, key, CancellationToken::new());
     let written = tokio::time::timeout(REFUSAL_TIMEOUT, async {
+        if let Some(text) = notice {
+            out.event(remoteagent_proto::events::OutputEvent::Notice(
+                remoteagent_proto::events::NoticePayload { text },
+            ))
+            .await?;
+        }
         out.finish(DonePayload {
             status: DoneStatus::Rejected,
             exit_code: None,

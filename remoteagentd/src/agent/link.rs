@@ -71,6 +71,9 @@ pub(super) struct LinkSetup {
     hostname: String,
     /// Said in the presence value (`proto::modes::PresenceModes`).
     takes_modes: bool,
+    /// Said in the presence value (`proto::worktrees::PresenceWorktrees`):
+    /// a prompt while busy runs in a worktree, so the cloud need not queue.
+    worktrees: bool,
     online: watch::Sender<bool>,
     push_tx: mpsc::UnboundedSender<PushInfo>,
     push_rx: mpsc::UnboundedReceiver<PushInfo>,
@@ -90,6 +93,7 @@ impl LinkSetup {
             presence_key: names::presence_key(&spec.id),
             hostname,
             takes_modes: crate::approval::modes::takes_modes(&spec.runner),
+            worktrees: false,
             online,
             push_tx,
             push_rx,
@@ -176,6 +180,12 @@ pub(super) struct Link {
 
 impl Link {
     /// The connection, for everything that writes for the agent.
+    /// Whether presence says the agent takes parallel runs (worktrees);
+    /// written with the next heartbeat.
+    pub(super) fn set_worktrees(&mut self, on: bool) {
+        self.setup.worktrees = on;
+    }
+
     pub(super) fn conn(&self) -> SharedConn {
         self.conn.clone()
     }
@@ -325,6 +335,7 @@ impl Link {
             "version": env!("CARGO_PKG_VERSION"),
             "busy": busy,
             "modes": self.setup.takes_modes,
+            "worktrees": self.setup.worktrees,
         })
         .to_string();
         let mut set = redis::cmd("SET");

@@ -7,7 +7,9 @@
 //! pairing, addressed to this agent, unexpired and never seen before;
 //! anything else is dropped with a warning ([`admission`] holds the guards).
 //! One session runs at a time ([`session`]); agents never wait on each
-//! other.
+//! other. An agent whose project says `worktrees = true` also runs the
+//! prompts that arrive while busy, each in a git worktree of its own
+//! ([`parallel`], `crate::worktrees`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,6 +34,7 @@ use session::{SessionContext, SessionOutcome, run_session};
 mod admission;
 mod link;
 mod orphans;
+mod parallel;
 mod session;
 mod spec;
 
@@ -218,6 +221,8 @@ struct RunningSession {
     /// Tool-approval questions and the phone's answers, to the session.
     approvals: ApprovalSenders,
     join: JoinHandle<SessionOutcome>,
+    /// A run in a worktree holds it (running) until it ends.
+    worktree: Option<crate::worktrees::Lease>,
 }
 
 struct Agent {
@@ -232,6 +237,8 @@ struct Agent {
     /// any other task of this agent).
     seen: Arc<Mutex<AgentRecord>>,
     session: Option<RunningSession>,
+    /// Runs in worktrees beside `session` (`worktrees = true` only).
+    parallel: Vec<RunningSession>,
     /// Cancelled when the agent stops: background work (the orphan sweep)
     /// stops waiting to retry.
     stopping: CancellationToken,
@@ -282,6 +289,7 @@ async fn run_agent(
         notices,
         link: setup.into_link(conn),
         session: None,
+        parallel: Vec::new(),
         stopping: CancellationToken::new(),
         gets: JoinSet::new(),
     };
@@ -293,6 +301,8 @@ async fn run_agent(
         agent.link.conn(),
         agent.stopping.clone(),
     );
+    let worktrees = agent.settings.worktrees.enabled_for(&agent.spec.path);
+    agent.link.set_worktrees(worktrees);
     agent.heartbeat().await;
     agent.run(control).await;
 }
@@ -341,7 +351,7 @@ impl Agent {
         loop {
             tokio::select! {
                 wake = self.link.wake() => {
-                    match self.link.handle(wake, self.session.is_some()).await {
+                    match self.link.handle(wake, self.busy()).await {
                         Some(LinkEvent::Message(token)) => {
                             if let Flow::Stop = self.on_envelope(&token).await {
                                 // Unpaired from the cloud: the phone's doing.
@@ -370,6 +380,12 @@ impl Agent {
                     self.session = None;
                     self.shared.set_running(None);
                     self.remember_conversation(outcome);
+                    self.heartbeat().await;
+                }
+                ended = parallel::done(&mut self.parallel) => {
+                    // A worktree run's conversation is its own: the agent's
+                    // stays the one its project-folder runs continue.
+                    drop(self.parallel.swap_remove(ended));
                     self.heartbeat().await;
                 }
             }
@@ -410,8 +426,8 @@ impl Agent {
         }
         match claims.command {
             CommandEvent::Command(cmd) => self.start_session(cmd).await,
-            CommandEvent::Abort(abort) => match &self.session {
-                Some(s) if s.id == abort.session_id => {
+            CommandEvent::Abort(abort) => match self.find(&abort.session_id) {
+                Some(s) => {
                     tracing::info!(session = %s.id, "abort requested");
                     s.abort.stop(StoppedBy::Phone);
                 }
@@ -432,6 +448,7 @@ impl Agent {
             CommandEvent::ListSessions(list) => self.answer_list_sessions(list),
             CommandEvent::ListRules(list) => self.answer_list_rules(list),
             CommandEvent::Checkpoint(c) => self.answer_checkpoint(c),
+            CommandEvent::CleanWorktrees(clean) => self.answer_clean(clean),
             CommandEvent::Unknown => {
                 tracing::info!("skipped a command of a kind this daemon does not know")
             }
@@ -453,8 +470,10 @@ impl Agent {
     async fn start_session(&mut self, cmd: CommandPayload) {
         // A reloaded config applies from the next session on; never under
         // a running one, whose abort grace the shutdown wait must match.
-        if self.session.is_none() {
+        if !self.busy() {
             self.settings = self.live.borrow().clone();
+            let worktrees = self.settings.worktrees.enabled_for(&self.spec.path);
+            self.link.set_worktrees(worktrees);
         }
         let sid = cmd.session_id.clone();
         // A session runs at most once: a second command naming it (a
@@ -475,7 +494,22 @@ impl Agent {
                 tracing::warn!(session = %sid, error = %e, "cannot check the session's stream in Redis; relying on the envelope record and the local log")
             }
         }
-        let busy = self.session.is_some();
+        // A worktree agent runs a prompt that comes while busy beside the
+        // running one, in a worktree of its own; when none can be made, it
+        // is refused as busy, with a notice saying why.
+        let mut worktree = None;
+        let mut no_worktree = None;
+        if self.session.is_some()
+            && self.settings.worktrees.enabled_for(&self.spec.path)
+            && admission::prompt_refusal(&cmd.prompt, self.settings.max_prompt_bytes, "", false)
+                .is_none()
+        {
+            match parallel::make_worktree(&self.spec, &self.settings.worktrees, &sid).await {
+                Ok(made) => worktree = Some(made),
+                Err(why) => no_worktree = Some(parallel::no_worktree_notice(&self.spec.name, &why)),
+            }
+        }
+        let busy = self.session.is_some() && worktree.is_none();
         let refusal = admission::prompt_refusal(
             &cmd.prompt,
             self.settings.max_prompt_bytes,
@@ -487,8 +521,13 @@ impl Agent {
             // Files sent with it are not kept: the owner must know to send
             // them again.
             let message = message + &crate::inbox::not_kept_note(&cmd.attachments);
-            admission::refuse(self.link.conn(), &self.spec.id, &sid, message).await;
+            admission::refuse_noting(self.link.conn(), &self.spec.id, &sid, no_worktree, message)
+                .await;
             return;
+        }
+        let mut cmd = cmd;
+        if worktree.is_some() {
+            parallel::fresh_conversation(&mut cmd);
         }
 
         let abort = StopSignal::default();
@@ -519,11 +558,17 @@ impl Agent {
             conn: self.link.conn(),
             agent_id: self.spec.id.clone(),
             agent_name: self.spec.name.clone(),
-            path: self.spec.path.clone(),
+            path: worktree
+                .as_ref()
+                .map_or_else(|| self.spec.path.clone(), |w| w.dir.clone()),
             runner: self.spec.runner.clone(),
             settings: self.settings.clone(),
             command: cmd,
-            conversation: self.spec.conversation.clone(),
+            conversation: match worktree {
+                Some(_) => None,
+                None => self.spec.conversation.clone(),
+            },
+            worktree_branch: worktree.as_ref().map(|w| w.branch.clone()),
             blobs: blob_store(&self.spec),
             hostname: crate::util::names::clean_hostname(),
             mode: chosen.mode,
@@ -534,14 +579,21 @@ impl Agent {
         let join = tokio::spawn(
             run_session(ctx, session_approvals, abort.clone(), give_up.clone()).instrument(span),
         );
-        self.shared.set_running(Some(sid.clone()));
-        self.session = Some(RunningSession {
-            id: sid,
+        let lease = worktree.map(|w| self.settings.worktrees.running.lease(w.dir));
+        let running = RunningSession {
+            id: sid.clone(),
             abort,
             give_up,
             approvals,
             join,
-        });
+            worktree: lease,
+        };
+        if running.worktree.is_some() {
+            self.parallel.push(running);
+        } else {
+            self.shared.set_running(Some(sid));
+            self.session = Some(running);
+        }
         self.heartbeat().await;
     }
 
@@ -615,12 +667,41 @@ impl Agent {
         }
     }
 
+    /// `/clean`: removes the finished worktrees in a task of its own,
+    /// beside any run (the running ones are left alone).
+    fn answer_clean(&mut self, clean: remoteagent_proto::worktrees::CleanWorktreesPayload) {
+        while self.gets.try_join_next().is_some() {}
+        let job = crate::worktrees::answer::CleanJob {
+            conn: self.link.conn(),
+            agent: self.spec.id.clone(),
+            name: self.spec.name.clone(),
+            path: self.spec.path.clone(),
+            settings: self.settings.worktrees.clone(),
+        };
+        let span = tracing::info_span!("clean", session = %clean.session_id);
+        self.gets.spawn(job.run(clean).instrument(span));
+    }
+
+    /// The running session `id`: the one in the project folder or one in
+    /// a worktree.
+    fn find(&self, id: &SessionId) -> Option<&RunningSession> {
+        self.session
+            .iter()
+            .chain(self.parallel.iter())
+            .find(|s| &s.id == id)
+    }
+
+    /// A run is going (in the project folder or a worktree).
+    fn busy(&self) -> bool {
+        self.session.is_some() || !self.parallel.is_empty()
+    }
+
     /// Hands a tool-approval question to the running session without
     /// waiting for its answer; any other session id is denied at once.
     fn route_approval(&self, session: SessionId, ask: ApprovalAsk) {
-        match &self.session {
-            Some(s) if s.id == session => s.approvals.ask(ask),
-            _ => {
+        match self.find(&session) {
+            Some(s) => s.approvals.ask(ask),
+            None => {
                 tracing::info!(session = %session, tool = %ask.tool, "approval request denied: that session is not running");
                 let _ = ask.reply.send(Decision::deny(NOT_RUNNING));
             }
@@ -637,8 +718,8 @@ impl Agent {
             tracing::warn!("approval answer ignored: malformed request id");
             return;
         }
-        match &self.session {
-            Some(s) if s.id == a.session_id => {
+        match self.find(&a.session_id) {
+            Some(s) => {
                 tracing::info!(allow = a.allow, "approval answer received");
                 let answer = ApprovalAnswer {
                     request_id: a.request_id,
@@ -652,14 +733,22 @@ impl Agent {
                     tracing::warn!("approval answer dropped: the session is not taking answers");
                 }
             }
-            _ => tracing::info!("approval answer ignored: that session is not running"),
+            None => tracing::info!("approval answer ignored: that session is not running"),
         }
     }
 
     /// Aborts the running session and waits for its `done`, which says
     /// who stopped it.
+    /// Without one in the project folder, the newest worktree run is the
+    /// one stopped.
     async fn abort_and_wait(&mut self, by: StoppedBy) -> Option<SessionId> {
-        let session = self.session.take()?;
+        let Some(session) = self.session.take() else {
+            let run = self.parallel.pop()?;
+            let id = run.id.clone();
+            parallel::abort_all(vec![run], by, self.settings.abort_grace + SHUTDOWN_SLACK).await;
+            self.heartbeat().await;
+            return Some(id);
+        };
         session.abort.stop(by);
         let wait = self.settings.abort_grace + SHUTDOWN_SLACK;
         let mut join = session.join;
@@ -705,12 +794,19 @@ impl Agent {
 
     /// Refreshes presence, saying whether a session runs.
     async fn heartbeat(&mut self) -> bool {
-        self.link.heartbeat(self.session.is_some()).await
+        let busy = self.busy();
+        self.link.heartbeat(busy).await
     }
 
     /// Shutdown: abort the session (publishing its `done`), remove presence.
     async fn stop(&mut self, by: StoppedBy) {
         self.stopping.cancel();
+        let wait = self.settings.abort_grace + SHUTDOWN_SLACK;
+        // Every run is told at once; the project folder's is waited for last.
+        if let Some(s) = &self.session {
+            s.abort.stop(by);
+        }
+        parallel::abort_all(std::mem::take(&mut self.parallel), by, wait).await;
         self.abort_and_wait(by).await;
         // Each `/get` says it was cut short, on the link still open.
         let gets = async { while self.gets.join_next().await.is_some() {} };

@@ -57,6 +57,10 @@ pub struct SessionContext {
     /// Where a runner the daemon talks to (Codex's app-server) puts its
     /// approval requests: the same session approvals as the hook's.
     pub asks: crate::approval::ApprovalSenders,
+    /// The branch of the git worktree this run works in (`path` is the
+    /// worktree's folder) because the agent was busy; `None` in the
+    /// project folder. Said after `started` (`crate::worktrees`).
+    pub worktree_branch: Option<String>,
 }
 
 /// How a session is told to stop, remembering who asked first (the
@@ -155,12 +159,13 @@ pub async fn run_session(
     let mut format = OutputFormat::for_runner(&ctx.runner, &ctx.path);
     let started_at_ms = now_ms();
     // The working tree before the runner touches it (never stops the run).
-    let checkpoint = crate::checkpoint::run::RunCheckpoint::before(
+    let mut checkpoint = crate::checkpoint::run::RunCheckpoint::before(
         ctx.path.clone(),
         ctx.agent_id.clone(),
         sid.clone(),
     )
     .await;
+    checkpoint.worktree_branch = ctx.worktree_branch.clone();
     let pumped = pump(
         &ctx,
         attached.as_ref(),
@@ -295,6 +300,11 @@ async fn pump(
         out.event(OutputEvent::Notice(NoticePayload { text: text.clone() }))
             .await?;
     }
+    if let Some(branch) = &ctx.worktree_branch {
+        let text = crate::worktrees::running_notice(&ctx.agent_name, branch);
+        out.event(OutputEvent::Notice(NoticePayload { text }))
+            .await?;
+    }
     prune_logs_in_background(ctx);
 
     let spawned = crate::approval::runner_mode(
@@ -359,6 +369,12 @@ async fn pump(
     }
     if let Some(text) = &ctx.mode_notice {
         log.note(text);
+    }
+    if let Some(branch) = &ctx.worktree_branch {
+        log.note(&format!(
+            "running in a git worktree on the branch {branch}: {}",
+            ctx.path.display()
+        ));
     }
 
     let mut stdout = Utf8Stream::new();

@@ -62,6 +62,9 @@ pub struct AgentSettings {
     pub inbox: crate::inbox::InboxSettings,
     /// Each agent's recent sessions (conversations), kept after each run.
     pub conversations: crate::conversations::History,
+    /// Which projects run a prompt that comes while busy in a git
+    /// worktree, and where those live (`[[project]] worktrees`).
+    pub worktrees: crate::worktrees::WorktreeSettings,
 }
 
 /// What an agent task tells the supervisor.

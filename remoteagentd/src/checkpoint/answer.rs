@@ -110,6 +110,16 @@ async fn try_act(
     action: CheckpointAction,
 ) -> Result<Acted, CheckpointError> {
     let dir = &ctx.project;
+    let writes = !matches!(
+        action,
+        CheckpointAction::Diff { .. } | CheckpointAction::ProposeCommit
+    );
+    if writes && ran_in_a_worktree(dir, &ctx.agent, run).await? {
+        return Err(CheckpointError::Refused(format!(
+            "this run worked in a git worktree of its own, so its changes are on its branch,              not in the project folder: see `remoteagentctl worktrees {}`",
+            ctx.agent_name
+        )));
+    }
     Ok(match action {
         CheckpointAction::Diff { file } => {
             let repo = super::restore::find(dir).await?;
@@ -319,4 +329,25 @@ pub(crate) fn cut(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+/// Whether the run `run` worked in a worktree of its own (see
+/// [`super::worktree_ref`]).
+async fn ran_in_a_worktree(
+    dir: &std::path::Path,
+    agent: &remoteagent_proto::AgentId,
+    run: &SessionId,
+) -> Result<bool, CheckpointError> {
+    let Some(repo) = super::git::Repo::find(dir).await? else {
+        return Ok(false);
+    };
+    repo.git()
+        .args([
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &super::worktree_ref(agent, run),
+        ])
+        .succeeds()
+        .await
 }

@@ -53,6 +53,13 @@ pub fn ref_name(agent: &AgentId, session: &SessionId, side: Side) -> String {
     format!("refs/remoteagent/{agent}/{session}/{}", side.as_str())
 }
 
+/// Marks a run that worked in a git worktree of its own (`worktrees =
+/// true`): its `after` commit. Undo, commit and branch act on the project
+/// folder, so they refuse such a run; its work stays on its branch.
+pub fn worktree_ref(agent: &AgentId, session: &SessionId) -> String {
+    format!("refs/remoteagent/{agent}/{session}/worktree")
+}
+
 /// The prefix of every checkpoint ref of an agent.
 pub fn agent_prefix(agent: &AgentId) -> String {
     format!("refs/remoteagent/{agent}/")

@@ -86,6 +86,14 @@ impl RunCheckpoint {
             let repo = Repo::find(&self.dir).await?.ok_or_else(|| {
                 super::CheckpointError::Refused("the project is no longer a git repository".into())
             })?;
+            if self.worktree_branch.is_some() {
+                super::snapshot::set_ref(
+                    &repo,
+                    &super::worktree_ref(&self.agent, &self.session),
+                    &after,
+                )
+                .await?;
+            }
             run_changes(&repo, &before, &after).await
         };
         let end = match taken.await {

@@ -24,6 +24,7 @@ pub mod sessions;
 pub mod status;
 pub mod stop;
 pub mod unpair;
+pub mod worktrees;
 
 pub use crate::request_error::ControlError;
 pub use server::{BindError, ControlServer};

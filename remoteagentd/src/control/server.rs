@@ -377,6 +377,9 @@ async fn dispatch(
         Request::Checkpoint(request) => super::checkpoint::handle(supervisor, request)
             .await
             .map(Some),
+        Request::Worktrees(request) => super::worktrees::handle(supervisor, request)
+            .await
+            .map(Some),
     };
     match result {
         Ok(Some(response)) => Reply::done(id, response),

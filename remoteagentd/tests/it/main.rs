@@ -19,3 +19,4 @@ mod runner_lifetime;
 mod runners;
 mod shell_daemon;
 mod shell_secrets;
+mod worktrees;

@@ -20,6 +20,7 @@ fn paths(root: &std::path::Path) -> Paths {
         inbox_root: root.join("state/remoteagent/inbox"),
         conversations_dir: root.join("state/remoteagent/conversations"),
         rules_dir: root.join("config/remoteagent/rules"),
+        worktrees_root: root.join("state/remoteagent/worktrees"),
         socket: root.join("run/remoteagent/remoteagentd.sock"),
     }
 }

@@ -10,6 +10,7 @@
 //! words. The list shown and the choice made are kept in Redis
 //! ([`resume`]).
 
+pub mod clean;
 mod resume;
 mod waiter;
 

@@ -1,4 +1,4 @@
-//! Follows one `/sessions` (or `/rules`) answer on its output stream to `done`
+//! Follows one `/sessions` (or `/rules`, `/clean`) answer on its output stream to `done`
 //! (`crate::answer_stream`: own connection, own task, silence past
 //! `GET_ANSWER_SECS`, an unreadable stream and a cloud shutting down said
 //! in words), and shows the list with its buttons.
@@ -36,6 +36,8 @@ pub(super) struct Waiter {
 pub(in crate::bot) enum Wanted {
     Sessions,
     Rules,
+    /// `/clean`: its answer is notices (`bot::sessions::clean`).
+    Clean,
 }
 
 impl Wanted {
@@ -43,6 +45,7 @@ impl Wanted {
         match self {
             Wanted::Sessions => "/sessions",
             Wanted::Rules => "/rules",
+            Wanted::Clean => "/clean",
         }
     }
 }
@@ -69,11 +72,9 @@ impl Waiter {
             End::Cancelled => format!(
                 "⚠️ The cloud is restarting: {command} of <b>{name}</b> was cut short. Send it again in a moment."
             ),
-            End::Silent => {
-                answer_stream::silent_words(&self.state, &self.agent, command, command)
-                    .await
-                    .unwrap_or_else(|| super::super::prompt::offline_text(&self.agent))
-            }
+            End::Silent => answer_stream::silent_words(&self.state, &self.agent, command, command)
+                .await
+                .unwrap_or_else(|| super::super::prompt::offline_text(&self.agent)),
             End::Unfinished => {
                 format!("⚠️ <b>{name}</b> did not finish its answer to {command} in time.")
             }

@@ -78,6 +78,10 @@ impl Setup {
                 conversations: remoteagentd::conversations::History::new(
                     logs.path().join("conversations"),
                 ),
+                worktrees: remoteagentd::worktrees::WorktreeSettings {
+                    root: logs.path().join("worktrees"),
+                    ..Default::default()
+                },
             }),
             logs,
             redis,

@@ -34,7 +34,7 @@ use crate::state::AppState;
 use crate::telegram::escape_html;
 use crate::telegram::outbox::Delivery;
 
-pub(super) const NOT_YOURS: &str = "Only the account that paired this agent can do that.";
+pub(super) use super::owner::NOT_YOURS;
 /// The session behind a button is gone (or never existed): said to anyone,
 /// owner or not, since a session id gives nothing away.
 pub const SESSION_ENDED: &str = "This run has ended.";

@@ -14,6 +14,7 @@ pub mod media;
 pub mod mode;
 pub mod new;
 pub mod notify;
+mod owner;
 pub mod pair;
 pub mod prompt;
 pub mod queue;

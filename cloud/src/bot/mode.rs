@@ -141,7 +141,7 @@ pub async fn press(
         return Ok("That agent no longer exists.".into());
     };
     if agent.owner != user {
-        return Ok(super::callback::NOT_YOURS.into());
+        return Ok(super::owner::NOT_YOURS.into());
     }
     if !agent.is_active() {
         return Ok(format!("{} was unpaired.", agent.name));

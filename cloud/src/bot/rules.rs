@@ -55,7 +55,7 @@ async fn ask(
         return Ok(false);
     }
     tracing::info!(agent = %agent.id, request = %request, ?revoke, "/rules published");
-    super::sessions::follow_rules(state.clone(), chat, user, agent, request);
+    super::sessions::follow_rules(state.clone(), chat, user, agent, request, view);
     Ok(true)
 }
 
@@ -72,7 +72,7 @@ pub async fn press(state: &AppState, query: &CallbackQuery, rest: &str) -> Resul
         return Ok("That agent no longer exists.".into());
     };
     if agent.owner != user {
-        return Ok(super::callback::NOT_YOURS.into());
+        return Ok(super::owner::NOT_YOURS.into());
     }
     if !agent.is_active() {
         return Ok("That agent was unpaired.".into());
@@ -87,6 +87,14 @@ pub async fn press(state: &AppState, query: &CallbackQuery, rest: &str) -> Resul
 }
 
 /// The list as the chat shows it.
+/// The answer as the chat shows it: the list and its Revoke buttons.
+fn view(
+    agent: &crate::db::agents::Agent,
+    answer: &RulesPayload,
+) -> (String, Option<InlineKeyboard>) {
+    (list_text(&agent.name, answer), keyboard(&agent.id, answer))
+}
+
 pub(super) fn list_text(agent_name: &str, answer: &RulesPayload) -> String {
     let name = escape_html(agent_name);
     let mut text = String::new();

@@ -337,7 +337,7 @@ async fn pump(
                 &ctx.path,
                 sid,
                 setup,
-                ctx.asks.clone(),
+                ctx.asks.tool_asker(),
             ),
             None => Running::spawn(&program, &args, &ctx.path, sid),
         }

@@ -23,7 +23,8 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value;
 
-use super::policy::{PolicyKind, ToolRule, Verdict};
+use super::matcher::{ToolRule, Verdict};
+use super::schema::PolicyKind;
 
 /// The built-in checks, by the name `danger_checks_off` uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,6 +21,7 @@
 pub mod board;
 pub mod danger;
 pub mod hook;
+pub mod matcher;
 pub mod modes;
 pub mod policy;
 pub mod questions;
@@ -220,6 +221,25 @@ const ANSWER_QUEUE: usize = 16;
 pub struct ApprovalSenders {
     asks: mpsc::Sender<ApprovalAsk>,
     answers: mpsc::Sender<ApprovalAnswer>,
+}
+
+impl ApprovalSenders {
+    /// The asker a runner the daemon talks to (Codex's app-server) puts
+    /// its tool uses to: each goes through the session's approvals like a
+    /// hook request; a session that ended denies.
+    pub fn tool_asker(&self) -> crate::runner::codex_app::ToolAsker {
+        let senders = self.clone();
+        std::sync::Arc::new(move |tool, input, cwd| {
+            let (reply, answer) = oneshot::channel();
+            senders.ask(ApprovalAsk {
+                tool,
+                input,
+                cwd,
+                reply,
+            });
+            Box::pin(async move { answer.await.map(|d| d.allow).unwrap_or(false) })
+        })
+    }
 }
 
 /// The session's ends.

@@ -31,7 +31,7 @@ use crate::state::AppState;
 use crate::telegram::{ChatRef, escape_html};
 use texts::Asked;
 
-const NOT_YOURS: &str = "Only the account that paired this agent can do that.";
+use super::owner::NOT_YOURS;
 const UNKNOWN: &str = "This card is too old or unknown.";
 const MALFORMED: &str = "This button is malformed.";
 

@@ -73,6 +73,7 @@ pub(super) fn follow_rules(
     user: i64,
     agent: crate::db::agents::Agent,
     request: SessionId,
+    view: waiter::RulesView,
 ) {
     let waiter = waiter::Waiter {
         state,
@@ -80,7 +81,7 @@ pub(super) fn follow_rules(
         user,
         agent,
         request,
-        wanted: waiter::Wanted::Rules,
+        wanted: waiter::Wanted::Rules(view),
         said_something: false,
     };
     tokio::spawn(waiter.run());

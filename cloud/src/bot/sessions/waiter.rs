@@ -31,11 +31,18 @@ pub(super) struct Waiter {
     pub said_something: bool,
 }
 
+/// How `/rules` shows its answer (`bot::rules`), handed in so this reader
+/// does not depend on the module that depends on it.
+pub(in crate::bot) type RulesView = fn(
+    &Agent,
+    &remoteagent_proto::rules::RulesPayload,
+) -> (String, Option<crate::telegram::InlineKeyboard>);
+
 /// The answer a waiter shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 pub(in crate::bot) enum Wanted {
     Sessions,
-    Rules,
+    Rules(RulesView),
     /// `/clean`: its answer is notices (`bot::sessions::clean`).
     Clean,
 }
@@ -44,7 +51,7 @@ impl Wanted {
     fn command(self) -> &'static str {
         match self {
             Wanted::Sessions => "/sessions",
-            Wanted::Rules => "/rules",
+            Wanted::Rules(_) => "/rules",
             Wanted::Clean => "/clean",
         }
     }
@@ -131,15 +138,16 @@ impl Waiter {
 impl answer_stream::Reader for Waiter {
     async fn event(&mut self, _conn: &mut MultiplexedConnection, event: OutputEvent) {
         match event {
-            OutputEvent::Sessions(answer) if self.wanted == Wanted::Sessions => {
+            OutputEvent::Sessions(answer) if matches!(self.wanted, Wanted::Sessions) => {
                 self.said_something = true;
                 self.show_list(answer).await;
             }
-            OutputEvent::Rules(answer) if self.wanted == Wanted::Rules => {
-                self.said_something = true;
-                let text = crate::bot::rules::list_text(&self.agent.name, &answer);
-                let keyboard = crate::bot::rules::keyboard(&self.agent.id, &answer);
-                self.show(text, keyboard).await;
+            OutputEvent::Rules(answer) => {
+                if let Wanted::Rules(view) = self.wanted {
+                    self.said_something = true;
+                    let (text, keyboard) = view(&self.agent, &answer);
+                    self.show(text, keyboard).await;
+                }
             }
             OutputEvent::Notice(n) => {
                 self.said_something = true;

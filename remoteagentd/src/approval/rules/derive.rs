@@ -27,7 +27,7 @@ use std::path::{Component, Path};
 
 use serde_json::Value;
 
-use super::super::policy::{PATH_ARGS, SHELL_CONTROL, ToolRule, glob_match, main_arg};
+use super::super::matcher::{PATH_ARGS, SHELL_CONTROL, ToolRule, glob_match, main_arg};
 
 /// Programs whose arguments are another command: a prefix rule would
 /// allow anything.

@@ -23,11 +23,11 @@ use remoteagent_proto::events::StreamKind;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::process::{ChildStdin, ChildStdout};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
+use super::ToolAsker;
 use super::protocol::{self as p, Incoming};
-use crate::approval::{ApprovalAsk, ApprovalSenders, Decision};
 use crate::runner::PipeData;
 use crate::runner::text::{MAX_LINE, valid_conversation_id};
 
@@ -79,7 +79,7 @@ pub struct Pipes {
 pub async fn run(
     setup: Setup,
     pipes: Pipes,
-    asks: ApprovalSenders,
+    asks: ToolAsker,
     pgid: Pid,
     failure: Arc<OnceLock<String>>,
 ) {
@@ -124,7 +124,7 @@ struct Client {
     setup: Setup,
     out: mpsc::Sender<PipeData>,
     writes: mpsc::UnboundedSender<Write>,
-    asks: ApprovalSenders,
+    asks: ToolAsker,
     pgid: Pid,
     /// The files of each `fileChange` item, by item id, for its approval.
     changes: HashMap<String, Vec<p::FileUpdate>>,
@@ -379,25 +379,15 @@ fn turn_failure(params: &Value) -> Option<String> {
 
 /// Asks each tool use in turn; true only when every one is allowed. An
 /// empty list (a request that could not be read) is declined.
-async fn decide(asker: &ApprovalSenders, asks: Vec<(String, Value)>) -> bool {
+async fn decide(asker: &ToolAsker, asks: Vec<(String, Value)>) -> bool {
     if asks.is_empty() {
         return false;
     }
     for (tool, input) in asks {
-        let (reply, answer) = oneshot::channel();
         // A command's folder travels as Claude's hook sends it, so the
         // danger checks and the request show it the same way.
         let cwd = input.get("cwd").and_then(Value::as_str).map(str::to_string);
-        asker.ask(ApprovalAsk {
-            tool,
-            input,
-            cwd,
-            reply,
-        });
-        let decision = answer
-            .await
-            .unwrap_or_else(|_| Decision::deny(crate::approval::session::SESSION_ENDED));
-        if !decision.allow {
+        if !asker(tool, input, cwd).await {
             return false;
         }
     }

@@ -25,7 +25,6 @@ use tokio::sync::mpsc;
 
 use super::invocation::{ApprovalMode, Invocation, Resume, Sandbox};
 use super::{PipeData, RunnerError, Running};
-use crate::approval::ApprovalSenders;
 pub use client::Setup;
 
 /// Said when the user continues but no earlier Codex session is known.
@@ -63,6 +62,21 @@ impl Setup {
     }
 }
 
+/// Who decides a tool use Codex asks about: given the tool, its input and
+/// its folder, resolves to whether it is allowed. The session's approvals
+/// (`crate::approval::ApprovalSenders::tool_asker`) — the same policy,
+/// rules and phone buttons as Claude's hook. A function rather than the
+/// approval types, so the runner does not depend on `approval`.
+pub type ToolAsker = std::sync::Arc<
+    dyn Fn(
+            String,
+            serde_json::Value,
+            Option<String>,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// Starts `program args` (`codex app-server`) in `cwd` and the conversation
 /// with it; the rendered-to-be events arrive on the receiver like any
 /// runner's output.
@@ -72,7 +86,7 @@ pub fn start(
     cwd: &Path,
     session: &SessionId,
     setup: Setup,
-    asks: ApprovalSenders,
+    asks: ToolAsker,
 ) -> Result<(Running, mpsc::Receiver<PipeData>), RunnerError> {
     let (running, rx, talk) = Running::spawn_talking(program, args, cwd, session)?;
     let pgid = nix::unistd::Pid::from_raw(running.pid());

@@ -633,7 +633,7 @@ mod tests {
         let v = serde_json::to_value(&m).unwrap();
         assert_eq!(
             v,
-            serde_json::json!({"id":2,"request":{"type":"approval","agent":"a1","session":"s1","tool":"Bash","input":{"command":"cargo test"}}})
+            serde_json::json!({"id":2,"request":{"type":"approval","agent":"a1","session":"s1","tool":"Bash","input":{"command":"cargo test"},"cwd":"/p"}})
         );
         assert_eq!(serde_json::from_value::<ClientMessage>(v).unwrap(), m);
         // Ids end up in lookups and logs: a bad one is refused on the way in.

@@ -268,3 +268,82 @@ async fn codex_asks_the_phone_before_changing_a_file() {
     let log = w.session_log();
     assert!(log.contains("allowed: Write "), "{log}");
 }
+
+/// A Codex command answered "this session" on the phone saves the rule the
+/// daemon offered (`Bash(touch marker *)`): the next matching command runs
+/// without a request (the session log says which rule allowed it), and a
+/// chained one (`…; touch bad.txt`) is asked again — `*` never matches
+/// `;` — and, denied, does not run. The same rules as Claude's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_rule_answers_codex_too_but_never_for_a_chained_command() {
+    let w = World::start("").await;
+    let first = w
+        .ask(
+            "Bash touch marker one.txt\nBash touch marker two.txt\nBash touch marker three.txt; touch bad.txt",
+            "touch marker one.txt",
+        )
+        .await;
+    assert!(
+        first.text.contains("Bash(touch marker *)"),
+        "no rule offered: {first:#?}"
+    );
+    let session_scope = scoped_button(&first, ":s")
+        .unwrap_or_else(|| panic!("no 'this session' button: {first:#?}"));
+    let update = updates::callback(
+        w.cloud.update_id(),
+        OWNER,
+        OWNER,
+        first.message_id,
+        &session_scope,
+    );
+    w.cloud.deliver(&update).await;
+
+    // The chained command is asked; the matching one before it was not.
+    let chained = w.wait_request("touch bad.txt").await;
+    assert!(
+        w.project.join("one.txt").exists(),
+        "the approved command did not run"
+    );
+    assert!(
+        w.project.join("two.txt").exists(),
+        "the command the rule allows did not run"
+    );
+    let asked_for_two =
+        w.tg.messages(OWNER)
+            .iter()
+            .any(|m| m.text.contains("touch marker two.txt") && button(m, "approve:").is_some());
+    assert!(!asked_for_two, "a command the rule allows was asked about");
+    assert!(
+        scoped_button(&chained, ":s").is_none(),
+        "a rule was offered for a chained command: {chained:#?}"
+    );
+    w.press(&chained, "deny:").await;
+    w.wait_runs_finished(1).await;
+    assert!(
+        !w.project.join("bad.txt").exists(),
+        "a denied chained command ran"
+    );
+    let log = w.session_log();
+    assert!(
+        log.contains("auto-allowed by rule 1: Bash(touch marker *)"),
+        "no auto-allow in the log:\n{log}"
+    );
+    assert!(
+        log.contains("denied: Bash touch marker three.txt; touch bad.txt"),
+        "no denial in the log:\n{log}"
+    );
+}
+
+/// The callback data of `message`'s approve button whose data ends with
+/// `scope` (`:s` this session, `:a` always here).
+fn scoped_button(message: &FakeMessage, scope: &str) -> Option<String> {
+    message
+        .reply_markup
+        .as_ref()?
+        .get("inline_keyboard")?
+        .as_array()?
+        .iter()
+        .flat_map(|row| row.as_array().cloned().unwrap_or_default())
+        .filter_map(|b| b.get("callback_data")?.as_str().map(str::to_string))
+        .find(|d| d.starts_with("approve:") && d.ends_with(scope))
+}

@@ -597,7 +597,7 @@ async fn tool_approval_from_the_computer() {
     w.pair_with("app", &["--runner", "claude"], OWNER).await;
 
     w.say(OWNER, "Bash make deploy").await;
-    let (message, _, _) = w.wait_approval(OWNER, "make deploy").await;
+    let (message, _, deny) = w.wait_approval(OWNER, "make deploy").await;
     let listed: serde_json::Value = serde_json::from_str(&tokio::task::block_in_place(|| {
         w.ctl_ok(&["approvals", "--json"])
     }))
@@ -618,6 +618,29 @@ async fn tool_approval_from_the_computer() {
     .await;
     let shown = shown.unwrap_or_else(|| panic!("{:#?}", w.tg.message(OWNER, message)));
     assert!(button(&shown, "approve:").is_none(), "{shown:#?}");
+
+    // The first answer won: a later press of the phone's Deny (a stale
+    // button, as a slow phone sends it) is told so and changes nothing.
+    let before = w.tg.calls_of("answerCallbackQuery").len();
+    w.press(OWNER, OWNER, message, &deny).await;
+    let toast = wait_for(WAIT, || {
+        let calls = w.tg.calls_of("answerCallbackQuery");
+        async move {
+            calls
+                .get(before)
+                .map(|c| c.body["text"].as_str().unwrap_or("").to_string())
+        }
+    })
+    .await
+    .unwrap_or_else(|| panic!("the late press was never answered"));
+    assert_eq!(toast, "That request is unknown or was already answered.");
+    let after = w.tg.message(OWNER, message).unwrap();
+    assert!(
+        after.text.ends_with("✅ approved from your computer"),
+        "{after:#?}"
+    );
+    let log = tokio::task::block_in_place(|| w.ctl_ok(&["logs", "app"]));
+    assert!(!log.contains("denied: Bash make deploy"), "{log}");
 }
 
 /// `git` in `dir`, which must succeed; returns its stdout, trimmed.

@@ -31,6 +31,10 @@ impl Side {
 const CHECKPOINT_NAME: &str = "RemoteAgent checkpoint";
 const CHECKPOINT_EMAIL: &str = "remoteagent@localhost";
 
+/// How far back from now an entry of the user's index is checked by
+/// content rather than trusted by its stat data (see [`TempIndex::seeded`]).
+const RECHECKED: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A temporary index file in the worktree's git dir, removed on drop.
 pub(crate) struct TempIndex {
     path: PathBuf,
@@ -54,9 +58,28 @@ impl TempIndex {
         let tmp = TempIndex::empty(repo);
         match tokio::fs::copy(&repo.index, &tmp.path).await {
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(tmp),
             Err(e) => return Err(e.into()),
         }
+        // Git trusts an entry's stat data only when the file is older than
+        // the index ("racy git"); an edit that kept the size, made in the
+        // same second as the entry was recorded, looks unchanged otherwise.
+        // A fresh copy would have a fresh mtime and trust every entry, so the
+        // copy is dated at the index's own mtime, and no later than a few
+        // seconds ago: the entries recorded in those seconds are checked by
+        // content, which also covers an index git rewrote since (a run's
+        // edits are seconds old). Older entries keep git's own rule.
+        let (from, to) = (repo.index.clone(), tmp.path.clone());
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let recent = std::time::SystemTime::now() - RECHECKED;
+            let modified = std::fs::metadata(&from)?.modified()?.min(recent);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&to)?
+                .set_modified(modified)
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
         Ok(tmp)
     }
 

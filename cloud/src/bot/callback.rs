@@ -184,6 +184,30 @@ async fn use_agent(
     Ok(format!("Now using {}", agent.name))
 }
 
+/// How long a press waits for the forwarder to record the request it
+/// shows: the message reaches the phone a moment before the forwarder
+/// saves it, and a quick press (or a loaded cloud) falls in between.
+const SHOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The approval message the forwarder recorded for `request`, waiting up
+/// to [`SHOWN_GRACE`] for it to be recorded.
+async fn shown_approval(
+    state: &AppState,
+    session: &remoteagent_proto::SessionId,
+    request: &str,
+) -> Result<Option<forwarder::ApprovalView>> {
+    let deadline = tokio::time::Instant::now() + SHOWN_GRACE;
+    loop {
+        let shown = forwarder::approval_message(&mut state.redis.clone(), session, request)
+            .await
+            .map_err(Error::internal)?;
+        if shown.is_some() || tokio::time::Instant::now() >= deadline {
+            return Ok(shown);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 async fn approval(state: &AppState, user: i64, rest: &str, allow: bool) -> Result<String> {
     let Some((session, request)) = rest.split_once(':') else {
         return Ok("This button is malformed.".into());
@@ -206,9 +230,7 @@ async fn approval(state: &AppState, user: i64, rest: &str, allow: bool) -> Resul
     // at once (see `show_pending`). A request the forwarder never showed
     // has no button anyone could have pressed: forged or long gone, it is
     // not passed on, and nobody is told "Approved." for nothing.
-    let shown = forwarder::approval_message(&mut state.redis.clone(), &session_id, request)
-        .await
-        .map_err(Error::internal)?;
+    let shown = shown_approval(state, &session_id, request).await?;
     let Some(shown) = shown else {
         tracing::info!(agent = %agent_id, session = %session_id, request, "approval answer for an unknown request");
         return Ok(UNKNOWN_REQUEST.into());

@@ -84,6 +84,11 @@ pub fn agent_acl_rules(agent: &AgentId) -> Vec<String> {
     for cmd in [
         "+subscribe",
         "+unsubscribe",
+        // Sharded pub/sub and the slot map: a daemon on a Redis Cluster
+        // (`SSUBSCRIBE`, where only the channel's shard carries commands).
+        "+ssubscribe",
+        "+sunsubscribe",
+        "+cluster|slots",
         "+ping",
         "+hello",
         "+auth",
@@ -106,7 +111,8 @@ pub fn agent_acl_rules(agent: &AgentId) -> Vec<String> {
 }
 
 /// The Redis ACL rules of a pairing attempt's short-lived user (without the
-/// password rule): it may only SUBSCRIBE to `pair:{pairingId}`.
+/// password rule): it may only SUBSCRIBE (or SSUBSCRIBE, on a cluster) to
+/// `pair:{pairingId}`.
 pub fn pairing_acl_rules(pairing: &PairingId) -> Vec<String> {
     let mut rules: Vec<String> = ["on", "resetkeys", "resetchannels", "-@all"]
         .iter()
@@ -116,6 +122,9 @@ pub fn pairing_acl_rules(pairing: &PairingId) -> Vec<String> {
     for cmd in [
         "+subscribe",
         "+unsubscribe",
+        "+ssubscribe",
+        "+sunsubscribe",
+        "+cluster|slots",
         "+ping",
         "+hello",
         "+auth",

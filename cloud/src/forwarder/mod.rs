@@ -43,6 +43,7 @@
 
 mod draft_chats;
 mod entry;
+pub mod keys;
 mod liveness;
 mod output_file;
 mod own_conn;
@@ -412,8 +413,9 @@ impl Forwarder {
         let ctx = self.ctx.clone();
         tokio::spawn(async move {
             let mut conn: Option<MultiplexedConnection> = None;
+            let mut migrated = false;
             loop {
-                if let Err(e) = resume_once(&ctx, &mut conn).await {
+                if let Err(e) = resume_once(&ctx, &mut conn, &mut migrated).await {
                     tracing::warn!(error = %e, "looking for sessions to resume");
                     conn = None;
                 }
@@ -443,7 +445,7 @@ pub async fn is_forwarding<C: redis::aio::ConnectionLike + Send>(
     session: &SessionId,
 ) -> redis::RedisResult<bool> {
     redis::cmd("SISMEMBER")
-        .arg(store::ACTIVE_KEY)
+        .arg(keys::active_key_of(session))
         .arg(session.as_str())
         .query_async(conn)
         .await
@@ -497,9 +499,12 @@ pub async fn approval_message<C: redis::aio::ConnectionLike + Send>(
 }
 
 /// Claims and resumes every active session nobody holds.
+/// First, once, moves the sessions an older release left in the single
+/// set of unfinished sessions into their shards (`store::migrate_legacy`).
 async fn resume_once(
     ctx: &Arc<Ctx>,
     conn: &mut Option<MultiplexedConnection>,
+    migrated: &mut bool,
 ) -> redis::RedisResult<()> {
     if conn.is_none() {
         *conn = Some(ctx.connect().await?);
@@ -507,6 +512,13 @@ async fn resume_once(
     let Some(c) = conn.as_mut() else {
         return Ok(());
     };
+    if !*migrated {
+        let moved = store::migrate_legacy(c).await?;
+        if moved > 0 {
+            tracing::info!(moved, "moved unfinished sessions of an older release into their shards");
+        }
+        *migrated = true;
+    }
     for sid in store::active(c).await? {
         if ctx.cancel.is_cancelled() {
             return Ok(());

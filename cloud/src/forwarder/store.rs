@@ -1,13 +1,15 @@
 //! The forwarder's state in Redis, shared by all replicas.
 //!
-//! * `ra:fwd:{sessionId}`: hash of a session's progress (agent, chat, current
-//!   message and its text, last delivered stream id).
-//! * `ra:fwd:active`: set of unfinished session ids.
-//! * `ra:fwd:lock:{sessionId}`: the owning replica's token, with a TTL the
-//!   owner keeps refreshing; a resumer takes over a session whose lock is gone.
+//! Per session (names and slots in [`super::keys`]): a hash of its progress
+//! (agent, chat, current message and its text, last delivered stream id),
+//! the owning replica's lock with a TTL the owner keeps refreshing (a
+//! resumer takes over a session whose lock is gone), a tombstone once
+//! finished, and its id in its shard's set of unfinished sessions.
 //!
 //! Every write goes through a Lua script that first checks the lock, so a
 //! replica that lost a session can never overwrite its new owner's progress.
+//! A script's keys all carry the session's shard tag: one slot, so the
+//! scripts run on a Redis Cluster too.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -18,27 +20,12 @@ use remoteagent_proto::checkpoints::ChangesPayload;
 use remoteagent_proto::{AgentId, SessionId};
 use serde::{Deserialize, Serialize};
 
-/// Unfinished sessions.
-pub(super) const ACTIVE_KEY: &str = "ra:fwd:active";
+use super::keys::{self, active_key_of, done_key, lock_key, state_key};
 
 /// A session's state expires if nobody touches it for this long (a session
 /// whose daemon never answers must not linger forever).
 const STATE_TTL_SECS: u64 = 2 * 24 * 3600;
 
-pub(super) fn state_key(session: &SessionId) -> String {
-    format!("ra:fwd:{session}")
-}
-
-pub(super) fn lock_key(session: &SessionId) -> String {
-    format!("ra:fwd:lock:{session}")
-}
-
-/// Set when a session was finished, for as long as its stream lives.
-pub(super) fn done_key(session: &SessionId) -> String {
-    format!("ra:fwd:done:{session}")
-}
-
-/// A session's progress as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct SavedState {
     pub agent_id: AgentId,
@@ -359,7 +346,7 @@ pub(super) async fn create<C: redis::aio::ConnectionLike + Send>(
     let mut inv = CREATE.prepare_invoke();
     inv.key(lock_key(&state.session_id))
         .key(state_key(&state.session_id))
-        .key(ACTIVE_KEY)
+        .key(active_key_of(&state.session_id))
         .arg(token)
         .arg(ms(ttl))
         .arg(STATE_TTL_SECS)
@@ -396,7 +383,7 @@ pub(super) async fn save<C: redis::aio::ConnectionLike + Send>(
     inv.key(lock_key(session))
         .key(state_key(session))
         .key(done_key(session))
-        .key(ACTIVE_KEY)
+        .key(active_key_of(session))
         .arg(token)
         .arg(ms(ttl))
         .arg(STATE_TTL_SECS)
@@ -424,7 +411,7 @@ pub(super) async fn claim<C: redis::aio::ConnectionLike + Send>(
     CLAIM
         .key(lock_key(session))
         .key(state_key(session))
-        .key(ACTIVE_KEY)
+        .key(active_key_of(session))
         .arg(token)
         .arg(ms(ttl))
         .arg(session.as_str())
@@ -441,7 +428,7 @@ pub(super) async fn finish<C: redis::aio::ConnectionLike + Send>(
     let done: i64 = FINISH
         .key(lock_key(session))
         .key(state_key(session))
-        .key(ACTIVE_KEY)
+        .key(active_key_of(session))
         .key(done_key(session))
         .arg(token)
         .arg(session.as_str())
@@ -499,14 +486,64 @@ pub(super) async fn approvals<C: redis::aio::ConnectionLike + Send>(
     Ok(Some((chat, approvals)))
 }
 
-/// Ids of the unfinished sessions.
+/// Ids of the unfinished sessions, shard by shard (one `SMEMBERS` per
+/// shard: each shard's set lives in its own slot).
 pub(super) async fn active<C: redis::aio::ConnectionLike + Send>(
     conn: &mut C,
 ) -> redis::RedisResult<Vec<String>> {
-    redis::cmd("SMEMBERS")
-        .arg(ACTIVE_KEY)
+    let mut all = Vec::new();
+    for shard in 0..keys::SHARDS {
+        let ids: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(keys::active_key(shard))
+            .query_async(conn)
+            .await?;
+        all.extend(ids);
+    }
+    Ok(all)
+}
+
+/// Moves the sessions a release before the shards left unfinished (in
+/// `ra:fwd:active`, standalone Redis only) into their shards, keys and
+/// all, so an upgrade loses no running session. Returns how many moved.
+/// Run by every forwarder at start; two replicas doing it at once move
+/// each session once (`SREM` decides who does).
+pub(super) async fn migrate_legacy<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
+) -> redis::RedisResult<usize> {
+    let ids: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(keys::LEGACY_ACTIVE_KEY)
         .query_async(conn)
-        .await
+        .await?;
+    let mut moved = 0;
+    for id in ids {
+        let removed: i64 = redis::cmd("SREM")
+            .arg(keys::LEGACY_ACTIVE_KEY)
+            .arg(&id)
+            .query_async(conn)
+            .await?;
+        let Ok(session) = SessionId::parse(id) else {
+            continue;
+        };
+        if removed == 0 {
+            continue;
+        }
+        for (old, new) in [
+            (keys::legacy::state_key(&session), state_key(&session)),
+            (keys::legacy::lock_key(&session), lock_key(&session)),
+            (keys::legacy::done_key(&session), done_key(&session)),
+        ] {
+            // A key that is not there (no lock: nobody owns it now) is fine.
+            let _: redis::RedisResult<()> =
+                redis::cmd("RENAME").arg(&old).arg(&new).query_async(conn).await;
+        }
+        let _: i64 = redis::cmd("SADD")
+            .arg(active_key_of(&session))
+            .arg(session.as_str())
+            .query_async(conn)
+            .await?;
+        moved += 1;
+    }
+    Ok(moved)
 }
 
 #[cfg(test)]

@@ -208,7 +208,7 @@ async fn a_request_before_any_output_closes_the_placeholder() {
     // Nothing is sent below the request while it waits for an answer: the
     // batch that carried it is done once its progress is stored past it
     // (a page below it would have been sent before that).
-    let state_key = format!("ra:fwd:{}", ids.session);
+    let state_key = remoteagent_cloud::forwarder::keys::state_key(&ids.session);
     let stored = remoteagent_testkit::wait_for(TIMEOUT, || {
         let mut conn = conn.clone();
         let (state_key, request) = (state_key.clone(), request.clone());

@@ -230,7 +230,7 @@ async fn a_ping_is_sent_once_across_a_takeover() {
                 .await
                 .unwrap();
         }
-        let state_key = format!("ra:fwd:{}", ids.session);
+        let state_key = remoteagent_cloud::forwarder::keys::state_key(&ids.session);
         let chars = html.chars().count().to_string();
         let fields: Vec<(&str, String)> = vec![
             ("agent", ids.agent.to_string()),
@@ -250,7 +250,7 @@ async fn a_ping_is_sent_once_across_a_takeover() {
         ];
         let _: () = conn.hset_multiple(&state_key, &fields).await.unwrap();
         let _: () = conn
-            .sadd("ra:fwd:active", ids.session.as_str())
+            .sadd(remoteagent_cloud::forwarder::keys::active_key_of(&ids.session), ids.session.as_str())
             .await
             .unwrap();
         let sends_before = tg.calls_of("sendMessage").len();

@@ -100,7 +100,7 @@ async fn a_dead_replica_is_taken_over_after_its_lock_lapses() {
         .await
         .unwrap();
 
-    let state_key = format!("ra:fwd:{}", ids.session);
+    let state_key = remoteagent_cloud::forwarder::keys::state_key(&ids.session);
     let fields: Vec<(&str, String)> = vec![
         ("agent", ids.agent.to_string()),
         ("session", ids.session.to_string()),
@@ -114,11 +114,11 @@ async fn a_dead_replica_is_taken_over_after_its_lock_lapses() {
     ];
     let _: () = conn.hset_multiple(&state_key, &fields).await.unwrap();
     let _: () = conn
-        .sadd("ra:fwd:active", ids.session.as_str())
+        .sadd(remoteagent_cloud::forwarder::keys::active_key_of(&ids.session), ids.session.as_str())
         .await
         .unwrap();
     let _: () = redis::cmd("SET")
-        .arg(format!("ra:fwd:lock:{}", ids.session))
+        .arg(remoteagent_cloud::forwarder::keys::lock_key(&ids.session))
         .arg("dead-replica:1")
         .arg("PX")
         .arg(1500)
@@ -210,7 +210,7 @@ async fn a_redis_that_lost_everything_strands_nothing() {
 
     let _: () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
     // The forwarder notices the missing state on its next lock refresh.
-    let state_key = format!("ra:fwd:{}", ids.session);
+    let state_key = remoteagent_cloud::forwarder::keys::state_key(&ids.session);
     let restored = tokio::time::timeout(TIMEOUT, async {
         loop {
             let exists: bool = conn.exists(&state_key).await.unwrap();
@@ -249,4 +249,54 @@ async fn a_redis_that_lost_everything_strands_nothing() {
     );
     assert!(tg.calls().iter().all(|c| c.ok()), "{:?}", tg.calls());
     fwd.shutdown();
+}
+
+/// An upgrade: a release before the shards left a session unfinished in
+/// `ra:fwd:active` (its state under `ra:fwd:{sid}`, no lock: its replica is
+/// gone). The new forwarder moves it into its shard and finishes it.
+#[tokio::test]
+async fn a_session_left_by_a_release_before_the_shards_is_moved_and_finished() {
+    use remoteagent_cloud::forwarder::keys;
+    let server = RedisServer::start().unwrap();
+    let tg = FakeTelegram::start().await;
+    let mut conn = connect(&server.url()).await;
+    let ids = Ids::new();
+    let text = "line one\nline two\n";
+    write_chunks(&mut conn, &ids, text, 1000, 0).await;
+    xadd(&mut conn, &ids, &done(DoneStatus::Ok, Some(0), 100, None)).await;
+
+    let fields: Vec<(&str, String)> = vec![
+        ("agent", ids.agent.to_string()),
+        ("session", ids.session.to_string()),
+        ("chat", ids.chat.to_string()),
+        ("name", "claude".into()),
+        ("msg", "0".into()),
+        ("html", String::new()),
+        ("chars", "0".into()),
+        ("last_id", "0-0".into()),
+        ("skip", "0".into()),
+    ];
+    let legacy_state = keys::legacy::state_key(&ids.session);
+    let _: () = conn.hset_multiple(&legacy_state, &fields).await.unwrap();
+    let _: () = conn
+        .sadd(keys::LEGACY_ACTIVE_KEY, ids.session.as_str())
+        .await
+        .unwrap();
+
+    let (b, mut rx) = forwarder(&tg, &server.url(), "replica-new", FAST, options(PAGE));
+    b.spawn_resumer(CancellationToken::new());
+    finished(&mut rx).await;
+
+    let (body, status) = body_and_status(&output_of(&tg, ids.chat, "claude"));
+    assert_shows(&body, text);
+    assert_eq!(status, "✅ done in 0.1 s");
+    // Nothing is left in the old layout, and the session is finished in
+    // the new one.
+    let legacy: Vec<String> = conn.smembers(keys::LEGACY_ACTIVE_KEY).await.unwrap();
+    assert!(legacy.is_empty(), "{legacy:?}");
+    let old_state: bool = conn.exists(&legacy_state).await.unwrap();
+    assert!(!old_state);
+    let done_mark: bool = conn.exists(keys::done_key(&ids.session)).await.unwrap();
+    assert!(done_mark, "the finished session has its tombstone");
+    b.shutdown();
 }

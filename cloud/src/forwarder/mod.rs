@@ -515,7 +515,10 @@ async fn resume_once(
     if !*migrated {
         let moved = store::migrate_legacy(c).await?;
         if moved > 0 {
-            tracing::info!(moved, "moved unfinished sessions of an older release into their shards");
+            tracing::info!(
+                moved,
+                "moved unfinished sessions of an older release into their shards"
+            );
         }
         *migrated = true;
     }

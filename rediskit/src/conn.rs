@@ -32,7 +32,26 @@ use crate::target::Target;
 pub enum Conn {
     Plain(MultiplexedConnection),
     Managed(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(ClusterConn),
+}
+
+/// redis-rs's cluster connection, with what [`crate::nodes`] needs to
+/// reach one node directly: the login and protocol the cluster connection
+/// uses, and the per-node connections opened so far.
+#[derive(Clone)]
+pub struct ClusterConn {
+    pub(crate) conn: ClusterConnection,
+    pub(crate) settings: redis::RedisConnectionInfo,
+    pub(crate) direct: std::sync::Arc<
+        tokio::sync::Mutex<std::collections::HashMap<String, MultiplexedConnection>>,
+    >,
+}
+
+impl ClusterConn {
+    /// The redis-rs connection (routes by key, follows `MOVED`).
+    pub fn inner(&mut self) -> &mut ClusterConnection {
+        &mut self.conn
+    }
 }
 
 /// How to connect. The defaults are redis-rs's.
@@ -115,6 +134,16 @@ pub async fn dedicated(target: &Target, options: &Options) -> redis::RedisResult
 }
 
 async fn cluster(nodes: Vec<redis::ConnectionInfo>, options: &Options) -> redis::RedisResult<Conn> {
+    // Direct connections to one node (`nodes`) speak RESP2 and get no
+    // pushes: they only send admin commands.
+    let settings = nodes
+        .first()
+        .map(|n| {
+            n.redis_settings()
+                .clone()
+                .set_protocol(redis::ProtocolVersion::RESP2)
+        })
+        .unwrap_or_default();
     let mut builder = ClusterClientBuilder::new(nodes);
     if let Some(tx) = &options.push {
         builder = builder.push_sender(tx.clone());
@@ -135,7 +164,11 @@ async fn cluster(nodes: Vec<redis::ConnectionInfo>, options: &Options) -> redis:
         builder = builder.max_retry_wait(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     }
     let client = builder.build()?;
-    Ok(Conn::Cluster(client.get_async_connection().await?))
+    Ok(Conn::Cluster(ClusterConn {
+        conn: client.get_async_connection().await?,
+        settings,
+        direct: Default::default(),
+    }))
 }
 
 impl Conn {
@@ -151,7 +184,7 @@ impl Conn {
         match self {
             Conn::Plain(c) => c.subscribe(channel).await,
             Conn::Managed(c) => c.subscribe(channel).await,
-            Conn::Cluster(c) => c.ssubscribe(channel).await,
+            Conn::Cluster(c) => c.conn.ssubscribe(channel).await,
         }
     }
 
@@ -159,7 +192,7 @@ impl Conn {
         match self {
             Conn::Plain(c) => c.unsubscribe(channel).await,
             Conn::Managed(c) => c.unsubscribe(channel).await,
-            Conn::Cluster(c) => c.sunsubscribe(channel).await,
+            Conn::Cluster(c) => c.conn.sunsubscribe(channel).await,
         }
     }
 
@@ -175,7 +208,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Plain(c) => c.req_packed_command(cmd),
             Conn::Managed(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.conn.req_packed_command(cmd),
         }
     }
 
@@ -188,7 +221,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Plain(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Managed(c) => c.req_packed_commands(pipeline, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.conn.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -196,7 +229,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Plain(c) => c.get_db(),
             Conn::Managed(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
+            Conn::Cluster(c) => c.conn.get_db(),
         }
     }
 }

@@ -5,10 +5,15 @@ use std::time::Duration;
 
 use redis::Value;
 use remoteagent_rediskit::{Conn, Options, Target, conn, nodes};
+use remoteagent_testkit::RedisCluster;
 use tokio::sync::mpsc;
 
-fn cluster_urls() -> String {
-    std::env::var("REDISKIT_CLUSTER").expect("REDISKIT_CLUSTER")
+/// A private cluster, started off the async runtime (it blocks).
+async fn start_cluster() -> RedisCluster {
+    tokio::task::spawn_blocking(RedisCluster::start)
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 async fn admin(target: &Target) -> Conn {
@@ -17,7 +22,8 @@ async fn admin(target: &Target) -> Conn {
 
 #[tokio::test]
 async fn commands_scripts_and_pipelines_reach_the_slot_owner() {
-    let target = Target::parse(&cluster_urls(), false).unwrap();
+    let cluster = start_cluster().await;
+    let target = Target::parse(&cluster.urls(), false).unwrap();
     let mut c = admin(&target).await;
     assert!(c.is_cluster());
     for key in ["a", "b", "c", "d", "e", "f"] {
@@ -60,7 +66,11 @@ async fn commands_scripts_and_pipelines_reach_the_slot_owner() {
 
 #[tokio::test]
 async fn sharded_pubsub_carries_a_message_and_counts_the_receiver() {
-    let target = Target::parse(&cluster_urls(), false).unwrap();
+    let cluster = start_cluster().await;
+    // One seed marked `cluster=true` is enough: the client learns the rest.
+    let seed = format!("{}?cluster=true", cluster.node_urls()[0]);
+    let target = Target::parse(&seed, false).unwrap();
+    assert!(target.is_cluster());
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut sub = conn::managed(
         &target,
@@ -95,7 +105,8 @@ async fn sharded_pubsub_carries_a_message_and_counts_the_receiver() {
 
 #[tokio::test]
 async fn a_command_on_every_node_answers_per_node() {
-    let target = Target::parse(&cluster_urls(), false).unwrap();
+    let cluster = start_cluster().await;
+    let target = Target::parse(&cluster.urls(), false).unwrap();
     let mut c = admin(&target).await;
     let mut setuser = redis::cmd("ACL");
     setuser
@@ -135,4 +146,151 @@ async fn a_command_on_every_node_answers_per_node() {
         .await
         .unwrap();
     assert_eq!(v, None);
+
+    // A node that joins later, empty, is listed at once (it has no user
+    // yet: what the cloud's watch repairs).
+    let primary = cluster.primary_for_key("k:1").unwrap();
+    let mut cluster = cluster;
+    let fresh = tokio::task::spawn_blocking(move || {
+        let port = cluster.add_replica(primary).unwrap();
+        (cluster, port)
+    })
+    .await
+    .unwrap();
+    let (cluster, port) = fresh;
+    let mut getuser = redis::cmd("ACL");
+    getuser.arg("GETUSER").arg("rediskit-test");
+    let answers = nodes::each_node(&mut c, &getuser).await.unwrap();
+    assert_eq!(answers.len(), 7, "{answers:?}");
+    let (_, on_fresh) = answers
+        .iter()
+        .find(|(addr, _)| addr.ends_with(&format!(":{port}")))
+        .expect("the new node is listed");
+    assert_eq!(on_fresh.as_ref().unwrap(), &Value::Nil);
+    drop(cluster);
+}
+
+/// A failover of the shard that owns a subscribed channel unsubscribes
+/// the subscriber (an `SUnsubscribe` push from the old primary). The
+/// subscriber's repair, as the daemon does it: a new connection (a fresh
+/// slot map), subscribe again, and check with `primary_subscribers` that
+/// the subscription sits on the primary, where `SPUBLISH` counts it.
+#[tokio::test]
+async fn after_a_failover_a_new_subscription_lands_on_the_new_primary() {
+    let cluster = start_cluster().await;
+    let target = Target::parse(&cluster.urls(), false).unwrap();
+    let channel = "agent:failover-1";
+    let subscribe = |tx: mpsc::UnboundedSender<redis::PushInfo>| {
+        let target = target.clone();
+        async move {
+            let mut sub = conn::managed(
+                &target,
+                &Options {
+                    push: Some(tx),
+                    ..Options::default()
+                },
+            )
+            .await
+            .unwrap();
+            sub.subscribe(channel).await.unwrap();
+            sub
+        }
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut sub = subscribe(tx).await;
+    assert_eq!(
+        remoteagent_rediskit::pubsub::primary_subscribers(&mut sub, channel)
+            .await
+            .unwrap(),
+        Some(1)
+    );
+
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.failover_for_key(channel).unwrap();
+        cluster
+    })
+    .await
+    .unwrap();
+
+    // The old primary says the subscription is gone.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let push = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .expect("no SUnsubscribe after the failover")
+            .unwrap();
+        if push.kind == redis::PushKind::SUnsubscribe {
+            break;
+        }
+    }
+    // Repair until the new primary holds the subscription.
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    loop {
+        drop(sub);
+        sub = subscribe(tx.clone()).await;
+        let on_primary = remoteagent_rediskit::pubsub::primary_subscribers(&mut sub, channel)
+            .await
+            .unwrap();
+        if on_primary == Some(1) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never on the primary"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut publisher = admin(&target).await;
+    let receivers: i64 = publisher
+        .publish_cmd(channel, b"after")
+        .query_async(&mut publisher)
+        .await
+        .unwrap();
+    assert_eq!(receivers, 1);
+    loop {
+        let push = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if let Some(msg) = redis::Msg::from_push_info(push) {
+            assert_eq!(msg.get_payload_bytes(), b"after");
+            break;
+        }
+    }
+    drop(cluster);
+}
+
+/// A dedicated cluster connection can wait in `XREAD BLOCK` while another
+/// connection writes (the forwarder's way of reading a stream).
+#[tokio::test]
+async fn a_blocking_read_waits_on_its_own_cluster_connection() {
+    let cluster = start_cluster().await;
+    let target = Target::parse(&cluster.urls(), false).unwrap();
+    let mut blocked = conn::dedicated(&target, &Options::default()).await.unwrap();
+    let reader = tokio::spawn(async move {
+        let v: Value = redis::cmd("XREAD")
+            .arg("BLOCK")
+            .arg(0)
+            .arg("STREAMS")
+            .arg("output:a:s")
+            .arg("0-0")
+            .query_async(&mut blocked)
+            .await
+            .unwrap();
+        v
+    });
+    let mut writer = admin(&target).await;
+    let _: String = redis::cmd("XADD")
+        .arg("output:a:s")
+        .arg("*")
+        .arg("event")
+        .arg("x")
+        .query_async(&mut writer)
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(20), reader)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(got, Value::Nil);
 }

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use redis::{Cmd, RedisResult, Value};
 use remoteagent_proto::{AgentId, PairingId, names};
-use remoteagent_rediskit::Conn;
+use remoteagent_rediskit::{Conn, Target};
 use remoteagent_rediskit::nodes::NodeAddr;
 use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
@@ -44,7 +44,7 @@ pub const USER_CHECK_EVERY: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct Acl {
     enabled: bool,
-    conn: Conn,
+    nodes: Arc<nodes::Nodes>,
     /// Set once every agent user's rules were found or made current.
     rules_current: Arc<AtomicBool>,
     /// Set when a node refused or missed a change (a cluster node down for
@@ -90,10 +90,11 @@ fn scrubbed(e: &redis::RedisError, what: &str, node: &str) -> redis::RedisError 
 }
 
 impl Acl {
-    pub fn new(enabled: bool, conn: Conn) -> Self {
+    /// `conn` reaches the server or cluster `target` names.
+    pub fn new(enabled: bool, conn: Conn, target: &Target) -> Self {
         Acl {
             enabled,
-            conn,
+            nodes: Arc::new(nodes::Nodes::new(conn, target)),
             rules_current: Arc::new(AtomicBool::new(false)),
             repair: Arc::new(AtomicBool::new(false)),
         }
@@ -107,7 +108,7 @@ impl Acl {
     /// with its address and marked for the watch's repair; the result is an
     /// error when `need` was not met (the first failure, node named).
     async fn change(&self, cmd: &Cmd, what: &str, need: Need) -> RedisResult<()> {
-        let answers = nodes::on_every_node(&self.conn, cmd)
+        let answers = self.nodes.on_every_node(cmd)
             .await
             .map_err(|e| scrubbed(&e, what, remoteagent_rediskit::nodes::STANDALONE))?;
         let mut first_error = None;
@@ -208,7 +209,7 @@ impl Acl {
         if !self.enabled {
             return Ok(0);
         }
-        let all = nodes::list(&self.conn).await?;
+        let all = self.nodes.list().await?;
         let mut restored = 0;
         let mut first_error = None;
         for node in &all {
@@ -231,7 +232,7 @@ impl Acl {
         let mut cmd = redis::cmd("ACL");
         cmd.arg("USERS");
         let names: Vec<String> =
-            redis::from_redis_value(nodes::on_node(&self.conn, node, &cmd).await?)?;
+            redis::from_redis_value(self.nodes.on_node(node, &cmd).await?)?;
         Ok(names.into_iter().collect())
     }
 
@@ -253,7 +254,7 @@ impl Acl {
                 continue;
             }
             let cmd = Self::agent_user_cmd(agent, hash);
-            nodes::on_node(&self.conn, node, &cmd)
+            self.nodes.on_node(node, &cmd)
                 .await
                 .map_err(|e| scrubbed(&e, "ACL SETUSER", node))?;
             restored.push(agent.clone());
@@ -289,7 +290,7 @@ impl Acl {
         for id in &stale {
             let mut del = redis::cmd("ACL");
             del.arg("DELUSER").arg(names::agent_redis_user(id));
-            nodes::on_node(&self.conn, node, &del).await?;
+            self.nodes.on_node(node, &del).await?;
         }
         Ok(restored.len() - restored.iter().filter(|id| stale.contains(id)).count())
     }
@@ -308,12 +309,12 @@ impl Acl {
             return Ok(0);
         }
         let mut updated = 0;
-        for node in nodes::list(&self.conn).await? {
+        for node in self.nodes.list().await? {
             for agent in agents {
                 let name = names::agent_redis_user(agent);
                 let mut get = redis::cmd("ACL");
                 get.arg("GETUSER").arg(&name);
-                let described = nodes::on_node(&self.conn, &node, &get).await?;
+                let described = self.nodes.on_node(&node, &get).await?;
                 if matches!(described, Value::Nil) {
                     continue;
                 }
@@ -326,7 +327,7 @@ impl Acl {
                 for rule in &wanted {
                     set.arg(rule);
                 }
-                nodes::on_node(&self.conn, &node, &set)
+                self.nodes.on_node(&node, &set)
                     .await
                     .map_err(|e| scrubbed(&e, "ACL SETUSER", &node))?;
                 tracing::info!(agent = %agent, node = %node, "brought an agent's Redis user's rules up to date");
@@ -405,7 +406,7 @@ pub async fn restore_lost_users(acl: &Acl, db: &Db) -> Result<usize, WatchError>
     }
     let mut get = redis::cmd("ACL");
     get.arg("GETUSER").arg(SENTINEL_USER);
-    let answers = nodes::on_every_node(&acl.conn, &get).await?;
+    let answers = acl.nodes.on_every_node(&get).await?;
     let repair_all = acl.repair.swap(false, Ordering::SeqCst);
     let mut lacking: Vec<NodeAddr> = Vec::new();
     let mut failed = Vec::new();
@@ -453,7 +454,7 @@ pub async fn restore_lost_users(acl: &Acl, db: &Db) -> Result<usize, WatchError>
                 .arg(SENTINEL_USER)
                 .arg("reset")
                 .arg("off");
-            nodes::on_node(&acl.conn, node, &sentinel).await?;
+            acl.nodes.on_node(node, &sentinel).await?;
             Ok::<usize, WatchError>(n)
         };
         match repaired.await {

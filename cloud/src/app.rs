@@ -124,9 +124,7 @@ impl App {
             response_timeout: Some(Duration::from_secs(5)),
             ..rediskit::Options::default()
         };
-        let redis = conn::managed(&target, &shared)
-            .await
-            .map_err(redis_err)?;
+        let redis = conn::managed(&target, &shared).await.map_err(redis_err)?;
         let telegram = telegram_client(&config);
         let (bot_username, topics_in_private) = match tokio::time::timeout(
             Duration::from_secs(10),

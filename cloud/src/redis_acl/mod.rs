@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use redis::{Cmd, RedisResult, Value};
 use remoteagent_proto::{AgentId, PairingId, names};
-use remoteagent_rediskit::{Conn, Target};
 use remoteagent_rediskit::nodes::NodeAddr;
+use remoteagent_rediskit::{Conn, Target};
 use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 
@@ -108,7 +108,9 @@ impl Acl {
     /// with its address and marked for the watch's repair; the result is an
     /// error when `need` was not met (the first failure, node named).
     async fn change(&self, cmd: &Cmd, what: &str, need: Need) -> RedisResult<()> {
-        let answers = self.nodes.on_every_node(cmd)
+        let answers = self
+            .nodes
+            .on_every_node(cmd)
             .await
             .map_err(|e| scrubbed(&e, what, remoteagent_rediskit::nodes::STANDALONE))?;
         let mut first_error = None;
@@ -197,10 +199,11 @@ impl Acl {
     }
 
     /// Re-creates the users of `agents` (id, token hash) that a node does
-    /// not know, e.g. after a restart of a Redis without an ACL file, and
-    /// deletes on each node the users of agents no longer active (a
-    /// deletion a node missed). Users that exist are left alone, so their
-    /// connections are not disturbed. Returns how many were re-created.
+    /// not know, e.g. after a restart of a Redis without an ACL file, and on
+    /// a cluster deletes on each node the users of agents no longer active
+    /// (a deletion a node missed while it was unreachable, whichever replica
+    /// saw it fail). Users that exist are left alone, so their connections
+    /// are not disturbed. Returns how many were re-created.
     pub async fn restore_agent_users(
         &self,
         db: &Db,
@@ -210,10 +213,11 @@ impl Acl {
             return Ok(0);
         }
         let all = self.nodes.list().await?;
+        let sweep = self.nodes.is_cluster();
         let mut restored = 0;
         let mut first_error = None;
         for node in &all {
-            match self.repair_node(db, node, agents, true).await {
+            match self.repair_node(db, node, agents, sweep).await {
                 Ok(n) => restored += n,
                 Err(e) => {
                     tracing::warn!(node = %node, error = %e, "checking a Redis node's agent users");
@@ -231,8 +235,7 @@ impl Acl {
     async fn users_on(&self, node: &str) -> RedisResult<HashSet<String>> {
         let mut cmd = redis::cmd("ACL");
         cmd.arg("USERS");
-        let names: Vec<String> =
-            redis::from_redis_value(self.nodes.on_node(node, &cmd).await?)?;
+        let names: Vec<String> = redis::from_redis_value(self.nodes.on_node(node, &cmd).await?)?;
         Ok(names.into_iter().collect())
     }
 
@@ -254,7 +257,8 @@ impl Acl {
                 continue;
             }
             let cmd = Self::agent_user_cmd(agent, hash);
-            self.nodes.on_node(node, &cmd)
+            self.nodes
+                .on_node(node, &cmd)
                 .await
                 .map_err(|e| scrubbed(&e, "ACL SETUSER", node))?;
             restored.push(agent.clone());
@@ -327,7 +331,8 @@ impl Acl {
                 for rule in &wanted {
                     set.arg(rule);
                 }
-                self.nodes.on_node(&node, &set)
+                self.nodes
+                    .on_node(&node, &set)
                     .await
                     .map_err(|e| scrubbed(&e, "ACL SETUSER", &node))?;
                 tracing::info!(agent = %agent, node = %node, "brought an agent's Redis user's rules up to date");
@@ -368,7 +373,9 @@ impl Acl {
 }
 
 async fn is_active(db: &Db, id: &AgentId) -> Result<bool, sqlx::Error> {
-    Ok(db::agents::get(db, id).await?.is_some_and(|a| a.is_active()))
+    Ok(db::agents::get(db, id)
+        .await?
+        .is_some_and(|a| a.is_active()))
 }
 
 /// 32 random bytes as hex: a password nobody types.

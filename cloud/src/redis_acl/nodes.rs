@@ -48,6 +48,10 @@ impl Nodes {
         }
     }
 
+    pub(super) fn is_cluster(&self) -> bool {
+        self.seed.is_some()
+    }
+
     /// The nodes that must hold the users: the standalone server, or every
     /// primary and replica the cluster lists, but those flagged failed (or
     /// suspected: a node that stopped answering is tried again at the next
@@ -71,7 +75,10 @@ impl Nodes {
     /// `Err` only when no node could be asked at all.
     pub(super) async fn on_every_node(&self, cmd: &Cmd) -> RedisResult<Answers> {
         if !self.conn.is_cluster() {
-            return Ok(vec![(STANDALONE.to_string(), on_standalone(&self.conn, cmd).await)]);
+            return Ok(vec![(
+                STANDALONE.to_string(),
+                on_standalone(&self.conn, cmd).await,
+            )]);
         }
         let listed = self.list().await;
         let mut c = self.conn.clone();
@@ -132,7 +139,10 @@ impl Nodes {
                 Err(redis::RedisError::from((
                     redis::ErrorKind::Io,
                     "no answer",
-                    format!("node {addr} did not answer within {} s", NODE_TIMEOUT.as_secs()),
+                    format!(
+                        "node {addr} did not answer within {} s",
+                        NODE_TIMEOUT.as_secs()
+                    ),
                 )))
             }
         }
@@ -172,10 +182,7 @@ impl Nodes {
             ..Options::default()
         };
         let c = conn::dedicated(&Target::Standalone(info), &options).await?;
-        self.direct
-            .lock()
-            .await
-            .insert(addr.to_string(), c.clone());
+        self.direct.lock().await.insert(addr.to_string(), c.clone());
         Ok(c)
     }
 }

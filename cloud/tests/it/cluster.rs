@@ -99,7 +99,9 @@ async fn subscriber(
     password: &str,
     channel: &str,
 ) -> (Conn, mpsc::UnboundedReceiver<redis::PushInfo>) {
-    let target = Target::parse(url, false).unwrap().with_login(user, password);
+    let target = Target::parse(url, false)
+        .unwrap()
+        .with_login(user, password);
     assert!(target.is_cluster(), "{url} should name the cluster");
     let (tx, rx) = mpsc::unbounded_channel();
     let mut sub = conn::managed(
@@ -307,7 +309,9 @@ async fn the_forwarder_forwards_and_hands_over_a_session_on_a_cluster() {
     );
     // Replica A stops mid-stream; B takes the session over.
     shutdown_a.cancel();
-    let part2: String = (0..10).map(|i| format!("b{i:02} after the handover\n")).collect();
+    let part2: String = (0..10)
+        .map(|i| format!("b{i:02} after the handover\n"))
+        .collect();
     write_chunks(&mut conn, &ids, &part2, 9, n).await;
     xadd(&mut conn, &ids, &done(DoneStatus::Ok, Some(0), 4_200, None)).await;
 
@@ -316,7 +320,10 @@ async fn the_forwarder_forwards_and_hands_over_a_session_on_a_cluster() {
     b.spawn_resumer(shutdown_b.clone());
     let fin = finished(&mut rx_b).await;
     assert_eq!(fin.session_id, ids.session);
-    assert!(rx_a.try_recv().is_err(), "the stopped replica reported the session");
+    assert!(
+        rx_a.try_recv().is_err(),
+        "the stopped replica reported the session"
+    );
 
     let (messages, ping) = output_and_ping(&tg, ids.chat, "claude");
     let (body, status) = body_and_status(&messages);
@@ -363,7 +370,12 @@ async fn the_pair_limit_holds_across_two_clouds() {
         let app = if i % 2 == 0 { &one } else { &two };
         let response = post(app).await.unwrap();
         let status = response.status();
-        assert_eq!(status, 200, "request {i}: {}", response.text().await.unwrap());
+        assert_eq!(
+            status,
+            200,
+            "request {i}: {}",
+            response.text().await.unwrap()
+        );
     }
     for app in [&one, &two] {
         let response = post(app).await.unwrap();
@@ -424,7 +436,11 @@ async fn files_move_to_another_agent_on_a_cluster() {
             .await
             .unwrap();
         assert_eq!(moved.as_deref(), Some(bytes.as_slice()));
-        let ttl: i64 = redis::cmd("TTL").arg(&a.key).query_async(&mut conn).await.unwrap();
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(&a.key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
         assert!(ttl > 0, "the moved blob must expire");
         let old: bool = redis::cmd("EXISTS")
             .arg(&files[i].attachment.key)
@@ -447,7 +463,9 @@ async fn files_move_to_another_agent_on_a_cluster() {
             other => panic!("{other:?}"),
         })
         .collect();
-    pending::delete_blobs(&app.state.redis, &moved).await.unwrap();
+    pending::delete_blobs(&app.state.redis, &moved)
+        .await
+        .unwrap();
     for f in &moved {
         let left: bool = redis::cmd("EXISTS")
             .arg(&f.attachment.key)
@@ -458,4 +476,3 @@ async fn files_move_to_another_agent_on_a_cluster() {
     }
     app.finish().await;
 }
-

@@ -41,7 +41,9 @@ pub enum Conn {
 #[derive(Clone)]
 pub struct ClusterConn {
     pub(crate) conn: ClusterConnection,
-    pub(crate) settings: redis::RedisConnectionInfo,
+    /// The first seed's details (login, TLS), RESP2: a node's address
+    /// replaces the seed's for a direct connection.
+    pub(crate) seed: redis::ConnectionInfo,
     pub(crate) direct: std::sync::Arc<
         tokio::sync::Mutex<std::collections::HashMap<String, MultiplexedConnection>>,
     >,
@@ -136,14 +138,21 @@ pub async fn dedicated(target: &Target, options: &Options) -> redis::RedisResult
 async fn cluster(nodes: Vec<redis::ConnectionInfo>, options: &Options) -> redis::RedisResult<Conn> {
     // Direct connections to one node (`nodes`) speak RESP2 and get no
     // pushes: they only send admin commands.
-    let settings = nodes
+    let seed = nodes
         .first()
         .map(|n| {
-            n.redis_settings()
+            let settings = n
+                .redis_settings()
                 .clone()
-                .set_protocol(redis::ProtocolVersion::RESP2)
+                .set_protocol(redis::ProtocolVersion::RESP2);
+            n.clone().set_redis_settings(settings)
         })
-        .unwrap_or_default();
+        .ok_or_else(|| {
+            redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "a cluster needs at least one seed node",
+            ))
+        })?;
     let mut builder = ClusterClientBuilder::new(nodes);
     if let Some(tx) = &options.push {
         builder = builder.push_sender(tx.clone());
@@ -166,7 +175,7 @@ async fn cluster(nodes: Vec<redis::ConnectionInfo>, options: &Options) -> redis:
     let client = builder.build()?;
     Ok(Conn::Cluster(ClusterConn {
         conn: client.get_async_connection().await?,
-        settings,
+        seed,
         direct: Default::default(),
     }))
 }

@@ -26,10 +26,11 @@ pub const STANDALONE: &str = "standalone";
 /// How long a node may take to accept a direct connection or answer.
 const NODE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Runs `cmd` on every node (primaries and replicas) and returns each
-/// node's answer. On a standalone server, one answer named
-/// [`STANDALONE`]. A node that cannot be reached is an error for that
-/// node only; failing to list the nodes is an error for the call.
+/// Runs `cmd` on every node (primaries and replicas), all at once, and
+/// returns each node's answer. On a standalone server, one answer named
+/// [`STANDALONE`]. A node that cannot be reached, or does not answer
+/// within 5 s, is an error for that node only; failing to list the nodes
+/// is an error for the call.
 pub async fn each_node(
     conn: &mut Conn,
     cmd: &Cmd,
@@ -37,17 +38,14 @@ pub async fn each_node(
     match conn {
         Conn::Cluster(c) => {
             let addrs = addresses(c).await?;
-            let mut answers = Vec::with_capacity(addrs.len());
-            for addr in addrs {
+            let c = &*c;
+            let asks = addrs.into_iter().map(|addr| async move {
                 let answer = direct(c, &addr, cmd).await;
-                answers.push((addr, answer));
-            }
-            Ok(answers)
+                (addr, answer)
+            });
+            Ok(futures::future::join_all(asks).await)
         }
-        other => {
-            let value = cmd.query_async::<Value>(other).await;
-            Ok(vec![(STANDALONE.to_string(), value)])
-        }
+        other => Ok(vec![(STANDALONE.to_string(), standalone(other, cmd).await)]),
     }
 }
 
@@ -57,20 +55,44 @@ pub async fn on_node<T: FromRedisValue>(
     addr: &str,
     cmd: &Cmd,
 ) -> redis::RedisResult<T> {
+    let value = match conn {
+        Conn::Cluster(c) => direct(c, addr, cmd).await?,
+        other => standalone(other, cmd).await?,
+    };
+    T::from_redis_value(value).map_err(Into::into)
+}
+
+/// The nodes `CLUSTER NODES` lists as reachable members (not failed nor
+/// suspected, not in handshake, with an address); on a standalone server,
+/// [`STANDALONE`].
+pub async fn list(conn: &mut Conn) -> redis::RedisResult<Vec<NodeAddr>> {
     match conn {
-        Conn::Cluster(c) => T::from_redis_value(direct(c, addr, cmd).await?).map_err(Into::into),
-        other => cmd.query_async(other).await,
+        Conn::Cluster(c) => addresses(c).await,
+        _ => Ok(vec![STANDALONE.to_string()]),
     }
 }
 
-/// The nodes `CLUSTER NODES` lists as reachable members (not failed, not
-/// in handshake, with an address).
-pub async fn addresses(c: &mut ClusterConn) -> redis::RedisResult<Vec<NodeAddr>> {
+async fn addresses(c: &mut ClusterConn) -> redis::RedisResult<Vec<NodeAddr>> {
     let text: String = redis::cmd("CLUSTER")
         .arg("NODES")
         .query_async(&mut c.conn)
         .await?;
     Ok(parse_nodes(&text).into_iter().map(|n| n.addr).collect())
+}
+
+/// `cmd` on the standalone server, and once more if the first try met a
+/// dead connection: after a Redis restart the manager reconnects only once
+/// a call has failed on the old socket, and that call should not be the
+/// one that fails. Every command sent through here is idempotent.
+async fn standalone(conn: &mut Conn, cmd: &Cmd) -> redis::RedisResult<Value> {
+    let answer = match cmd.query_async::<Value>(conn).await {
+        Err(e) if e.is_io_error() || e.is_connection_dropped() => cmd.query_async(conn).await,
+        other => other,
+    };
+    match answer {
+        Ok(Value::ServerError(e)) => Err(e.into()),
+        other => other,
+    }
 }
 
 /// One line of `CLUSTER NODES`.
@@ -92,15 +114,17 @@ pub fn parse_nodes(text: &str) -> Vec<NodeLine> {
                 return None;
             }
             let flags = fields[2];
+            // A suspected node (`fail?`) is left out too: it is asked
+            // again at the next call, once it is back or forgotten.
             if flags
                 .split(',')
-                .any(|f| matches!(f, "fail" | "handshake" | "noaddr"))
+                .any(|f| matches!(f, "fail" | "fail?" | "handshake" | "noaddr"))
             {
                 return None;
             }
             // `ip:port@cport[,hostname]`
-            let addr = fields[1].split('@').next()?.to_string();
-            if addr.starts_with(':') {
+            let addr = fields[1].split(['@', ',']).next()?.to_string();
+            if addr.starts_with(':') || addr.is_empty() {
                 return None;
             }
             let slots = fields[8..]
@@ -121,29 +145,43 @@ pub fn parse_nodes(text: &str) -> Vec<NodeLine> {
         .collect()
 }
 
-/// `cmd` on `addr` over the cached direct connection, opened if needed;
-/// a connection that failed is dropped, so the next call opens a new one.
+/// `cmd` on `addr` within [`NODE_TIMEOUT`], over the cached direct
+/// connection, opened if needed; a connection that failed is dropped, so
+/// the next call opens a new one.
 async fn direct(c: &ClusterConn, addr: &str, cmd: &Cmd) -> redis::RedisResult<Value> {
-    let mut cached = c.direct.lock().await;
-    let mut node = match cached.get(addr) {
-        Some(conn) => conn.clone(),
-        None => {
-            let conn = open(c, addr).await?;
-            cached.insert(addr.to_string(), conn.clone());
-            conn
-        }
+    let asked = async {
+        let cached = c.direct.lock().await.get(addr).cloned();
+        let mut node = match cached {
+            Some(conn) => conn,
+            None => {
+                let conn = open(c, addr).await?;
+                c.direct.lock().await.insert(addr.to_string(), conn.clone());
+                conn
+            }
+        };
+        cmd.query_async::<Value>(&mut node).await
     };
-    drop(cached);
-    let answer = cmd.query_async::<Value>(&mut node).await;
-    if answer
-        .as_ref()
-        .is_err_and(|e| e.is_io_error() || e.is_timeout() || e.is_connection_dropped())
-    {
-        c.direct.lock().await.remove(addr);
+    let answer = match tokio::time::timeout(NODE_TIMEOUT, asked).await {
+        Ok(answer) => answer,
+        Err(_) => Err(redis::RedisError::from((
+            redis::ErrorKind::Io,
+            "no answer",
+            format!("node {addr} did not answer within {} s", NODE_TIMEOUT.as_secs()),
+        ))),
+    };
+    match answer {
+        Ok(Value::ServerError(e)) => Err(e.into()),
+        Err(e) => {
+            if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
+                c.direct.lock().await.remove(addr);
+            }
+            Err(e)
+        }
+        ok => ok,
     }
-    answer
 }
 
+/// A connection to the node `addr` with the seed's login and TLS.
 async fn open(c: &ClusterConn, addr: &str) -> redis::RedisResult<MultiplexedConnection> {
     let (host, port) = addr
         .rsplit_once(':')
@@ -155,8 +193,20 @@ async fn open(c: &ClusterConn, addr: &str) -> redis::RedisResult<MultiplexedConn
                 addr.to_string(),
             ))
         })?;
-    let info: ConnectionInfo = ConnectionAddr::Tcp(host, port).into_connection_info()?;
-    let info = info.set_redis_settings(c.settings.clone());
+    let node_addr = match c.seed.addr() {
+        ConnectionAddr::TcpTls {
+            insecure,
+            tls_params,
+            ..
+        } => ConnectionAddr::TcpTls {
+            host,
+            port,
+            insecure: *insecure,
+            tls_params: tls_params.clone(),
+        },
+        _ => ConnectionAddr::Tcp(host, port),
+    };
+    let info: ConnectionInfo = c.seed.clone().set_addr(node_addr);
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(NODE_TIMEOUT))
         .set_response_timeout(Some(NODE_TIMEOUT));
@@ -164,8 +214,6 @@ async fn open(c: &ClusterConn, addr: &str) -> redis::RedisResult<MultiplexedConn
         .get_multiplexed_async_connection_with_config(&config)
         .await
 }
-
-use redis::IntoConnectionInfo;
 
 #[cfg(test)]
 mod tests {
@@ -178,6 +226,7 @@ ee36 127.0.0.1:31002@41002 master - 0 1796 3 connected 10923-16383
 ae19 127.0.0.1:31001@41001 myself,master - 0 1796 2 connected 5461-10922 [5000->-abc]
 ab68 127.0.0.1:31003@41003,node-4 slave ee36 0 1796 3 connected
 dead 127.0.0.1:31009@41009 slave,fail ee36 0 1796 3 disconnected
+susp 127.0.0.1:31008@41008 slave,fail? ee36 0 1796 3 connected
 hand :0@0 handshake,noaddr - 0 0 0 disconnected
 ";
         let nodes = parse_nodes(text);

@@ -14,10 +14,10 @@
 
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
 use remoteagent_proto::SessionId;
 use remoteagent_proto::events::{CommandEvent, DoneStatus, OutputEvent};
 use remoteagent_proto::files::GetFilePayload;
+use remoteagent_rediskit::Conn;
 
 use super::Ctx;
 use crate::answer_stream;
@@ -148,7 +148,7 @@ impl Waiter {
 }
 
 impl answer_stream::Reader for Waiter {
-    async fn event(&mut self, conn: &mut MultiplexedConnection, event: OutputEvent) {
+    async fn event(&mut self, conn: &mut Conn, event: OutputEvent) {
         match event {
             OutputEvent::Notice(n) => {
                 self.said_something = true;

@@ -153,12 +153,15 @@ struct Health {
     failures: u32,
     /// The last failure was Redis refusing the agent's credentials.
     auth_refused: bool,
+    /// The subscription is gone and subscribing again failed: only a new
+    /// connection brings it back (a working heartbeat does not say so).
+    subscription_lost: bool,
 }
 
 impl Health {
     /// The connection manager will not recover by itself: build a new one.
     fn needs_rebuild(&self) -> bool {
-        self.auth_refused || self.failures >= REBUILD_AFTER_FAILURES
+        self.auth_refused || self.subscription_lost || self.failures >= REBUILD_AFTER_FAILURES
     }
 }
 
@@ -271,6 +274,17 @@ impl Link {
                 self.heartbeat(busy).await;
                 None
             }
+            // Only `close` unsubscribes, and its pushes are never read: this
+            // one the server sent by itself. On a cluster a node drops a
+            // sharded subscription when the channel's slot leaves it (a
+            // failover, a resharding), and redis-rs forgets the channel with
+            // it: subscribe again, at the slot's new owner.
+            PushKind::Unsubscribe | PushKind::SUnsubscribe => {
+                if push_channel(&push) == Some(self.setup.channel.as_bytes()) {
+                    self.resubscribe().await;
+                }
+                None
+            }
             PushKind::Message | PushKind::SMessage => {
                 let msg = redis::Msg::from_push_info(push)?;
                 if msg.get_channel_name() != self.setup.channel {
@@ -293,6 +307,31 @@ impl Link {
                 }
             }
             _ => None,
+        }
+    }
+
+    /// Subscribes again on the current connection after the server dropped
+    /// the subscription; when that fails, a new connection (which
+    /// subscribes) is built soon.
+    async fn resubscribe(&mut self) {
+        tracing::info!("the command channel's subscription was dropped by Redis (its slot moved); subscribing again");
+        let mut conn = self.conn.get();
+        let res = tokio::time::timeout(HEARTBEAT_TIMEOUT, conn.subscribe(&self.setup.channel))
+            .await
+            .unwrap_or_else(|_| {
+                Err(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "subscribing timed out",
+                )))
+            });
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "cannot subscribe again; building a new Redis connection");
+            self.setup.online.send_replace(false);
+            self.health.subscription_lost = true;
+            self.health.auth_refused = is_auth_error(&e);
+            if self.reconnect_at.is_none() && self.rebuild.is_none() {
+                self.schedule_reconnect();
+            }
         }
     }
 
@@ -360,8 +399,15 @@ impl Link {
                 // cloud checks exists now. The manager resubscribes on
                 // reconnect, so a working connection means the subscription
                 // is back too.
-                self.setup.online.send_replace(true);
-                self.health = Health::default();
+                // Without its subscription the agent is not online: a
+                // rebuild is on its way.
+                if !self.health.subscription_lost {
+                    self.setup.online.send_replace(true);
+                }
+                self.health = Health {
+                    subscription_lost: self.health.subscription_lost,
+                    ..Health::default()
+                };
                 self.backoff.reset();
                 true
             }
@@ -386,6 +432,15 @@ impl Link {
         let mut conn = self.conn.get();
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.unsubscribe(&self.setup.channel)).await;
         self.setup.online.send_replace(false);
+    }
+}
+
+/// The channel a subscription push is about.
+fn push_channel(push: &PushInfo) -> Option<&[u8]> {
+    match push.data.first()? {
+        redis::Value::BulkString(name) => Some(name),
+        redis::Value::SimpleString(name) => Some(name.as_bytes()),
+        _ => None,
     }
 }
 

@@ -153,15 +153,18 @@ struct Health {
     failures: u32,
     /// The last failure was Redis refusing the agent's credentials.
     auth_refused: bool,
-    /// The subscription is gone and subscribing again failed: only a new
-    /// connection brings it back (a working heartbeat does not say so).
+    /// On a cluster, the subscription may be gone or stale (see
+    /// [`Link::on_push`]): only a new connection brings it back, so a
+    /// working heartbeat does not clear this.
     subscription_lost: bool,
 }
 
 impl Health {
     /// The connection manager will not recover by itself: build a new one.
     fn needs_rebuild(&self) -> bool {
-        self.auth_refused || self.subscription_lost || self.failures >= REBUILD_AFTER_FAILURES
+        self.auth_refused
+            || self.subscription_lost
+            || self.failures >= REBUILD_AFTER_FAILURES
     }
 }
 
@@ -261,7 +264,14 @@ impl Link {
         match push.kind {
             PushKind::Disconnection => {
                 self.setup.online.send_replace(false);
-                tracing::warn!("Redis connection lost; reconnecting");
+                // A cluster connection reconnects each node, but when a node
+                // is gone for good its replica serves the channel's slot and
+                // nothing moves the subscription there until the slot map is
+                // read again: a new connection reads it. (A standalone
+                // manager resubscribes by itself.)
+                if self.conn.get().is_cluster() {
+                    self.health.subscription_lost = true;
+                }
                 if self.rebuild.is_none() {
                     self.schedule_reconnect();
                 }
@@ -278,10 +288,20 @@ impl Link {
             // one the server sent by itself. On a cluster a node drops a
             // sharded subscription when the channel's slot leaves it (a
             // failover, a resharding), and redis-rs forgets the channel with
-            // it: subscribe again, at the slot's new owner.
+            // it. Subscribing again on this connection would follow its
+            // stale slot map to the old node, now a replica, which accepts
+            // a sharded subscription too: messages would still come, but the
+            // cloud's `SPUBLISH` at the new primary would count no receiver
+            // and say the agent is offline. A new connection reads the slot
+            // map afresh and subscribes at the slot's owner.
             PushKind::Unsubscribe | PushKind::SUnsubscribe => {
                 if push_channel(&push) == Some(self.setup.channel.as_bytes()) {
-                    self.resubscribe().await;
+                    tracing::info!("Redis dropped the command channel's subscription (its slot moved); connecting again");
+                    self.setup.online.send_replace(false);
+                    self.health.subscription_lost = true;
+                    if self.rebuild.is_none() {
+                        self.reconnect_at = Some(Instant::now());
+                    }
                 }
                 None
             }
@@ -307,31 +327,6 @@ impl Link {
                 }
             }
             _ => None,
-        }
-    }
-
-    /// Subscribes again on the current connection after the server dropped
-    /// the subscription; when that fails, a new connection (which
-    /// subscribes) is built soon.
-    async fn resubscribe(&mut self) {
-        tracing::info!("the command channel's subscription was dropped by Redis (its slot moved); subscribing again");
-        let mut conn = self.conn.get();
-        let res = tokio::time::timeout(HEARTBEAT_TIMEOUT, conn.subscribe(&self.setup.channel))
-            .await
-            .unwrap_or_else(|_| {
-                Err(redis::RedisError::from((
-                    redis::ErrorKind::Io,
-                    "subscribing timed out",
-                )))
-            });
-        if let Err(e) = res {
-            tracing::warn!(error = %e, "cannot subscribe again; building a new Redis connection");
-            self.setup.online.send_replace(false);
-            self.health.subscription_lost = true;
-            self.health.auth_refused = is_auth_error(&e);
-            if self.reconnect_at.is_none() && self.rebuild.is_none() {
-                self.schedule_reconnect();
-            }
         }
     }
 
@@ -399,8 +394,7 @@ impl Link {
                 // cloud checks exists now. The manager resubscribes on
                 // reconnect, so a working connection means the subscription
                 // is back too.
-                // Without its subscription the agent is not online: a
-                // rebuild is on its way.
+                // Not without its subscription: a new connection is on its way.
                 if !self.health.subscription_lost {
                     self.setup.online.send_replace(true);
                 }

@@ -135,8 +135,12 @@ impl ClusterSetup {
     }
 
     /// `SPUBLISH` on the agent's channel, as the cloud does; the receivers.
+    /// On a fresh connection: one whose slot map is stale after a failover
+    /// publishes at the old primary, now a replica, which takes a sharded
+    /// publish too but counts only its own subscribers.
     async fn publish(&self, message: &str) -> redis::RedisResult<i64> {
-        let mut admin = self.admin.clone();
+        let target = Target::parse(&self.cluster.urls(), false).unwrap();
+        let mut admin = conn::dedicated(&target, &admin_options()).await?;
         admin
             .publish_cmd(&names::agent_channel(&self.agent), message.as_bytes())
             .query_async(&mut admin)
@@ -154,8 +158,41 @@ impl ClusterSetup {
             (self.publish(&token).await.ok() == Some(1)).then_some(())
         })
         .await;
-        assert!(received.is_some(), "the agent never received {prompt:?}");
+        if received.is_none() {
+            panic!(
+                "the agent never received {prompt:?}; subscribers by node: {:?}",
+                self.subscribers_by_node().await
+            );
+        }
         self.wait_done(&sid).await
+    }
+
+    /// Each node's role and count of subscribers to the agent's channel,
+    /// for a failure's message.
+    async fn subscribers_by_node(&self) -> Vec<(u16, String, i64)> {
+        let mut found = Vec::new();
+        for port in self.cluster.ports() {
+            let target = Target::parse(&format!("redis://127.0.0.1:{port}"), false).unwrap();
+            let Ok(mut node) = conn::dedicated(&target, &admin_options()).await else {
+                continue;
+            };
+            let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
+                .arg("SHARDNUMSUB")
+                .arg(names::agent_channel(&self.agent))
+                .query_async(&mut node)
+                .await
+                .unwrap_or_default();
+            let role: Vec<Value> = redis::cmd("ROLE")
+                .query_async(&mut node)
+                .await
+                .unwrap_or_default();
+            let role = match role.first() {
+                Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                _ => "?".into(),
+            };
+            found.push((port, role, counts.first().map_or(-1, |c| c.1)));
+        }
+        found
     }
 
     async fn events(&self, sid: &SessionId) -> redis::RedisResult<Vec<OutputEvent>> {

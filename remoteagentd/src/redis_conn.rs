@@ -164,7 +164,7 @@ mod tests {
             let client = redis::Client::open(s.url()).unwrap();
             ConnectionManager::new(client)
         };
-        let shared = SharedConn::new(manager(&a).await.unwrap());
+        let shared = SharedConn::from(manager(&a).await.unwrap());
         let mut clone = shared.clone();
         let () = redis::cmd("SET")
             .arg("k")
@@ -172,7 +172,7 @@ mod tests {
             .query_async(&mut clone)
             .await
             .unwrap();
-        shared.replace(manager(&b).await.unwrap());
+        shared.replace(Conn::Managed(manager(&b).await.unwrap()));
         let () = redis::cmd("SET")
             .arg("k")
             .arg("b")

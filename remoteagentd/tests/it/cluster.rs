@@ -251,7 +251,10 @@ async fn the_agent_takes_sharded_commands_and_writes_through_the_cluster() {
     let presence = s.presence().await.expect("presence key set");
     assert!(presence.contains("\"busy\""), "{presence}");
     agent.shutdown().await;
-    let gone = wait_for(WAIT, || async { s.presence().await.is_none().then_some(()) }).await;
+    let gone = wait_for(WAIT, || async {
+        s.presence().await.is_none().then_some(())
+    })
+    .await;
     assert!(gone.is_some(), "presence stayed after the agent stopped");
 }
 
@@ -331,7 +334,10 @@ async fn a_refused_login_on_a_cluster_is_an_auth_error() {
     };
     // A user no node knows: as after every node restarted without ACLs.
     let target = agent_target(&s.cluster.urls(), "ra-agent-gone", "secret").unwrap();
-    let err = conn::managed(&target, &options).await.err().expect("refused");
+    let err = conn::managed(&target, &options)
+        .await
+        .err()
+        .expect("refused");
     assert!(is_auth_error(&err), "{err:?}");
     // The right password on a user every node knows: fine.
     let target = agent_target(&s.cluster.urls(), &s.user, &s.jwt).unwrap();
@@ -344,7 +350,10 @@ async fn a_refused_login_on_a_cluster_is_an_auth_error() {
     assert_eq!(n, 0);
     // A wrong password.
     let target = agent_target(&s.cluster.urls(), &s.user, "wrong").unwrap();
-    let err = conn::managed(&target, &options).await.err().expect("refused");
+    let err = conn::managed(&target, &options)
+        .await
+        .err()
+        .expect("refused");
     assert!(is_auth_error(&err), "{err:?}");
 
     // The user gone from the node owning the presence key only: a command
@@ -354,7 +363,9 @@ async fn a_refused_login_on_a_cluster_is_an_auth_error() {
         .primary_for_key(&names::presence_key(&s.agent))
         .unwrap();
     let owner_target = Target::parse(&format!("redis://127.0.0.1:{owner}"), false).unwrap();
-    let mut node = conn::dedicated(&owner_target, &admin_options()).await.unwrap();
+    let mut node = conn::dedicated(&owner_target, &admin_options())
+        .await
+        .unwrap();
     let _: Value = redis::cmd("ACL")
         .arg("DELUSER")
         .arg(&s.user)

@@ -383,3 +383,47 @@ async fn a_refused_login_on_a_cluster_is_an_auth_error() {
     };
     assert!(is_auth_error(&err), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_go_both_ways_through_the_cluster_as_the_agent() {
+    let s = ClusterSetup::new().await;
+    let store = remoteagentd::files::BlobStore::new(
+        s.agent.clone(),
+        s.cluster.urls(),
+        s.user.clone(),
+        s.jwt.clone().into(),
+    );
+    // Out (`/get`, the outbox): written as the agent, on its own connection.
+    let bytes = b"hello from the project\n".repeat(1000);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let attachment = store.put("notes.txt", &bytes, &cancel).await.unwrap();
+    let mut admin = s.admin.clone();
+    let stored: Vec<u8> = redis::cmd("GET")
+        .arg(&attachment.key)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(stored, bytes);
+
+    // In (a prompt's files): fetched, checked, saved and deleted as the agent.
+    let sid = SessionId::generate();
+    let mut conn = store.connection(attachment.size).await.unwrap();
+    let attached = remoteagentd::inbox::receive(
+        &mut conn,
+        &s.settings.inbox,
+        &s.agent,
+        &sid,
+        std::slice::from_ref(&attachment),
+    )
+    .await
+    .unwrap();
+    let saved = remoteagentd::inbox::session_dir(&s.settings.inbox.root, &s.agent, &sid)
+        .join("notes.txt");
+    assert_eq!(std::fs::read(&saved).unwrap(), bytes, "{attached:?}");
+    let left: i64 = redis::cmd("EXISTS")
+        .arg(&attachment.key)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the blob was not deleted");
+}

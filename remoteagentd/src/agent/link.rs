@@ -273,6 +273,7 @@ impl Link {
         match push.kind {
             PushKind::Disconnection => {
                 self.setup.online.send_replace(false);
+                tracing::warn!("Redis connection lost; reconnecting");
                 // A cluster connection reconnects each node, but when a node
                 // is gone for good its replica serves the channel's slot and
                 // nothing moves the subscription there until the slot map is
@@ -404,8 +405,8 @@ impl Link {
                 // The one place `online` turns true: the presence key the
                 // cloud checks exists now. The manager resubscribes on
                 // reconnect, so a working connection means the subscription
-                // is back too.
-                // Not without its subscription: a new connection is on its way.
+                // is back too; unless a cluster node dropped it, and then a
+                // new connection is on its way.
                 if !self.health.subscription_lost {
                     self.setup.online.send_replace(true);
                 }

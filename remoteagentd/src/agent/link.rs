@@ -1,7 +1,18 @@
 //! The agent's link to Redis: one RESP3 connection used both to SUBSCRIBE
 //! to its command channel and to write (output streams, presence).
 //!
+//! On a Redis Cluster (the URL stored at pairing lists its nodes) the
+//! connection is redis-rs's cluster connection and the subscription is
+//! sharded (`SSUBSCRIBE`: only the channel's shard carries the cloud's
+//! `SPUBLISH`); messages come as `SMessage` pushes. Writes are single
+//! commands routed by key, or pipelines on one key (one slot).
+//!
 //! redis-rs's manager reconnects and resubscribes by itself after a blip.
+//! Its cluster connection reconnects each node and resubscribes on a node
+//! it reconnects to, but not where a slot moved: a node that loses the
+//! channel's slot (failover, resharding) drops the subscription with a
+//! `SUNSUBSCRIBE` push, and a node that dies leaves it nowhere. Both make
+//! the link build a new connection, which reads the slot map afresh.
 //! When the connection stays broken (Redis refusing the login because the
 //! agent's ACL user was lost in a restart, or several heartbeats failing in
 //! a row), the link builds a new one in the background and swaps it in for
@@ -21,16 +32,16 @@
 use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{PushInfo, PushKind};
 use remoteagent_proto::backoff::Backoff;
 use remoteagent_proto::names;
+use remoteagent_rediskit::{Conn, Options, conn as rconn};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinError, JoinHandle};
 use tokio::time::{Instant, Interval};
 
 use super::spec::AgentSpec;
-use crate::redis_conn::{SharedConn, agent_client, is_auth_error};
+use crate::redis_conn::{SharedConn, agent_target, is_auth_error};
 use crate::util::time::{join_opt, sleep_until_opt};
 
 /// Largest message accepted on the command channel. A signed envelope with
@@ -50,6 +61,10 @@ const RECONNECT_BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), RECO
 const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait for a new connection and its subscription.
 const REBUILD_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long after a node dropped the subscription (its slot moved) the new
+/// connection reads the slot map: the cluster's nodes learn of a failover
+/// over their bus within milliseconds, but not all at once.
+const SLOT_MOVE_SETTLE: Duration = Duration::from_secs(1);
 /// Longest wait for each of the last calls when the agent stops.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -102,7 +117,7 @@ impl LinkSetup {
 
     /// One attempt at connecting and subscribing; the caller retries with
     /// [`CONNECT_BACKOFF`].
-    pub(super) async fn connect(&self) -> redis::RedisResult<ConnectionManager> {
+    pub(super) async fn connect(&self) -> redis::RedisResult<Conn> {
         connect_and_subscribe(
             self.login.clone(),
             self.channel.clone(),
@@ -113,7 +128,7 @@ impl LinkSetup {
 
     /// The link over `conn`, a connection [`LinkSetup::connect`] made. Not
     /// online yet: that waits for the first heartbeat.
-    pub(super) fn into_link(self, conn: ConnectionManager) -> Link {
+    pub(super) fn into_link(self, conn: Conn) -> Link {
         let mut heartbeat = tokio::time::interval(Duration::from_secs(names::HEARTBEAT_SECS));
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Link {
@@ -143,7 +158,7 @@ pub(super) enum Wake {
     Push(Option<PushInfo>),
     Heartbeat,
     Reconnect,
-    Rebuilt(Result<redis::RedisResult<ConnectionManager>, JoinError>),
+    Rebuilt(Result<redis::RedisResult<Conn>, JoinError>),
 }
 
 /// Health of the connection, as its heartbeats see it.
@@ -153,12 +168,16 @@ struct Health {
     failures: u32,
     /// The last failure was Redis refusing the agent's credentials.
     auth_refused: bool,
+    /// On a cluster, the subscription may be gone or stale (see
+    /// [`Link::on_push`]): only a new connection brings it back, so a
+    /// working heartbeat does not clear this.
+    subscription_lost: bool,
 }
 
 impl Health {
     /// The connection manager will not recover by itself: build a new one.
     fn needs_rebuild(&self) -> bool {
-        self.auth_refused || self.failures >= REBUILD_AFTER_FAILURES
+        self.auth_refused || self.subscription_lost || self.failures >= REBUILD_AFTER_FAILURES
     }
 }
 
@@ -175,7 +194,7 @@ pub(super) struct Link {
     /// connection is built in the background instead.
     reconnect_at: Option<Instant>,
     backoff: Backoff,
-    rebuild: Option<JoinHandle<redis::RedisResult<ConnectionManager>>>,
+    rebuild: Option<JoinHandle<redis::RedisResult<Conn>>>,
 }
 
 impl Link {
@@ -259,18 +278,54 @@ impl Link {
             PushKind::Disconnection => {
                 self.setup.online.send_replace(false);
                 tracing::warn!("Redis connection lost; reconnecting");
+                // A cluster connection reconnects each node, but when a node
+                // is gone for good its replica serves the channel's slot and
+                // nothing moves the subscription there until the slot map is
+                // read again: a new connection reads it. (A standalone
+                // manager resubscribes by itself.)
+                if self.conn.get().is_cluster() {
+                    self.health.subscription_lost = true;
+                }
                 if self.rebuild.is_none() {
                     self.schedule_reconnect();
                 }
                 None
             }
-            PushKind::Subscribe => {
+            // `SSubscribe`/`SMessage`: the sharded kinds, on a cluster.
+            PushKind::Subscribe | PushKind::SSubscribe => {
                 // Subscribed again after a reconnect. Presence may have
                 // expired during the outage: write it before saying online.
                 self.heartbeat(busy).await;
                 None
             }
-            PushKind::Message => {
+            // Only `close` unsubscribes, and its pushes are never read: this
+            // one the server sent by itself. On a cluster a node drops a
+            // sharded subscription when the channel's slot leaves it (a
+            // failover, a resharding), and redis-rs forgets the channel with
+            // it. Subscribing again on this connection would follow its
+            // stale slot map to the old node, now a replica, which accepts
+            // a sharded subscription too: messages would still come, but the
+            // cloud's `SPUBLISH` at the new primary would count no receiver
+            // and say the agent is offline. A new connection reads the slot
+            // map afresh and subscribes at the slot's owner.
+            PushKind::Unsubscribe | PushKind::SUnsubscribe => {
+                if push_channel(&push) == Some(self.setup.channel.as_bytes()) {
+                    tracing::info!(
+                        "Redis dropped the command channel's subscription (its slot moved); connecting again"
+                    );
+                    self.setup.online.send_replace(false);
+                    self.health.subscription_lost = true;
+                    // Not at once: the node that dropped it learnt of the
+                    // move first, and a slot map read from a node that has
+                    // not yet would send the new subscription to the old
+                    // node again.
+                    if self.rebuild.is_none() {
+                        self.reconnect_at = Some(Instant::now() + SLOT_MOVE_SETTLE);
+                    }
+                }
+                None
+            }
+            PushKind::Message | PushKind::SMessage => {
                 let msg = redis::Msg::from_push_info(push)?;
                 if msg.get_channel_name() != self.setup.channel {
                     return None;
@@ -358,9 +413,15 @@ impl Link {
                 // The one place `online` turns true: the presence key the
                 // cloud checks exists now. The manager resubscribes on
                 // reconnect, so a working connection means the subscription
-                // is back too.
-                self.setup.online.send_replace(true);
-                self.health = Health::default();
+                // is back too; unless a cluster node dropped it, and then a
+                // new connection is on its way.
+                if !self.health.subscription_lost {
+                    self.setup.online.send_replace(true);
+                }
+                self.health = Health {
+                    subscription_lost: self.health.subscription_lost,
+                    ..Health::default()
+                };
                 self.backoff.reset();
                 true
             }
@@ -388,24 +449,36 @@ impl Link {
     }
 }
 
-/// A new client, connection manager and subscription to `channel`.
+/// The channel a subscription push is about.
+fn push_channel(push: &PushInfo) -> Option<&[u8]> {
+    match push.data.first()? {
+        redis::Value::BulkString(name) => Some(name),
+        redis::Value::SimpleString(name) => Some(name.as_bytes()),
+        _ => None,
+    }
+}
+
+/// A new connection and subscription to `channel`: a manager and
+/// `SUBSCRIBE` on a standalone server, a cluster connection and `SSUBSCRIBE`
+/// on a Redis Cluster (the cloud then `SPUBLISH`es to the channel's shard).
 async fn connect_and_subscribe(
     login: RedisLogin,
     channel: String,
     push_tx: mpsc::UnboundedSender<PushInfo>,
-) -> redis::RedisResult<ConnectionManager> {
-    let client = agent_client(&login.url, &login.username, login.password.expose_secret())?;
-    // Few quick retries inside the manager (a blip heals in well under a
+) -> redis::RedisResult<Conn> {
+    let target = agent_target(&login.url, &login.username, login.password.expose_secret())?;
+    // Few quick retries inside the connection (a blip heals in well under a
     // second); longer outages are the link's job, with its own backoff and
-    // a fresh manager when this one gives up for good.
-    let config = ConnectionManagerConfig::new()
-        .set_push_sender(push_tx)
-        .set_automatic_resubscription()
-        .set_connection_timeout(Some(Duration::from_secs(5)))
-        .set_response_timeout(Some(Duration::from_secs(10)))
-        .set_number_of_retries(3)
-        .set_max_delay(Duration::from_secs(2));
-    let mut conn = ConnectionManager::new_with_config(client, config).await?;
+    // a fresh connection when this one gives up for good.
+    let options = Options {
+        push: Some(push_tx),
+        resp3: true,
+        connection_timeout: Some(Duration::from_secs(5)),
+        response_timeout: Some(Duration::from_secs(10)),
+        retries: Some(3),
+        max_delay: Some(Duration::from_secs(2)),
+    };
+    let mut conn = rconn::managed(&target, &options).await?;
     conn.subscribe(&channel).await?;
     Ok(conn)
 }

@@ -89,8 +89,6 @@ pub fn agent_acl_rules(agent: &AgentId) -> Vec<String> {
         "+ssubscribe",
         "+sunsubscribe",
         "+cluster|slots",
-        // Where its subscription sits (`rediskit::pubsub::primary_subscribers`).
-        "+pubsub|shardnumsub",
         "+ping",
         "+hello",
         "+auth",

@@ -41,12 +41,16 @@ pub enum Conn {
 #[derive(Clone)]
 pub struct ClusterConn {
     pub(crate) conn: ClusterConnection,
+    pub(crate) nodes: std::sync::Arc<Nodes>,
+}
+
+/// How to reach one node directly, shared by every clone.
+pub(crate) struct Nodes {
     /// The first seed's details (login, TLS), RESP2: a node's address
     /// replaces the seed's for a direct connection.
     pub(crate) seed: redis::ConnectionInfo,
-    pub(crate) direct: std::sync::Arc<
-        tokio::sync::Mutex<std::collections::HashMap<String, MultiplexedConnection>>,
-    >,
+    /// The direct connections opened so far, by `host:port`.
+    pub(crate) direct: tokio::sync::Mutex<std::collections::HashMap<String, MultiplexedConnection>>,
 }
 
 impl ClusterConn {
@@ -175,8 +179,10 @@ async fn cluster(nodes: Vec<redis::ConnectionInfo>, options: &Options) -> redis:
     let client = builder.build()?;
     Ok(Conn::Cluster(ClusterConn {
         conn: client.get_async_connection().await?,
-        seed,
-        direct: Default::default(),
+        nodes: std::sync::Arc::new(Nodes {
+            seed,
+            direct: Default::default(),
+        }),
     }))
 }
 

@@ -150,12 +150,16 @@ pub fn parse_nodes(text: &str) -> Vec<NodeLine> {
 /// the next call opens a new one.
 async fn direct(c: &ClusterConn, addr: &str, cmd: &Cmd) -> redis::RedisResult<Value> {
     let asked = async {
-        let cached = c.direct.lock().await.get(addr).cloned();
+        let cached = c.nodes.direct.lock().await.get(addr).cloned();
         let mut node = match cached {
             Some(conn) => conn,
             None => {
                 let conn = open(c, addr).await?;
-                c.direct.lock().await.insert(addr.to_string(), conn.clone());
+                c.nodes
+                    .direct
+                    .lock()
+                    .await
+                    .insert(addr.to_string(), conn.clone());
                 conn
             }
         };
@@ -166,14 +170,17 @@ async fn direct(c: &ClusterConn, addr: &str, cmd: &Cmd) -> redis::RedisResult<Va
         Err(_) => Err(redis::RedisError::from((
             redis::ErrorKind::Io,
             "no answer",
-            format!("node {addr} did not answer within {} s", NODE_TIMEOUT.as_secs()),
+            format!(
+                "node {addr} did not answer within {} s",
+                NODE_TIMEOUT.as_secs()
+            ),
         ))),
     };
     match answer {
         Ok(Value::ServerError(e)) => Err(e.into()),
         Err(e) => {
             if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
-                c.direct.lock().await.remove(addr);
+                c.nodes.direct.lock().await.remove(addr);
             }
             Err(e)
         }
@@ -193,7 +200,7 @@ async fn open(c: &ClusterConn, addr: &str) -> redis::RedisResult<MultiplexedConn
                 addr.to_string(),
             ))
         })?;
-    let node_addr = match c.seed.addr() {
+    let node_addr = match c.nodes.seed.addr() {
         ConnectionAddr::TcpTls {
             insecure,
             tls_params,
@@ -206,7 +213,7 @@ async fn open(c: &ClusterConn, addr: &str) -> redis::RedisResult<MultiplexedConn
         },
         _ => ConnectionAddr::Tcp(host, port),
     };
-    let info: ConnectionInfo = c.seed.clone().set_addr(node_addr);
+    let info: ConnectionInfo = c.nodes.seed.clone().set_addr(node_addr);
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(NODE_TIMEOUT))
         .set_response_timeout(Some(NODE_TIMEOUT));

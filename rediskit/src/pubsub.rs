@@ -18,60 +18,72 @@ pub fn publish_cmd(cluster: bool, channel: &str, payload: &[u8]) -> Cmd {
     cmd
 }
 
-/// Whether a subscription to `channel` is where publishers find it: on a
-/// standalone server always (`None`: nothing to check); on a cluster,
-/// how many subscribers the primary owning the channel's slot has
-/// (`PUBSUB SHARDNUMSUB` there).
+/// Publishes `payload` on `channel` and returns how many subscribers got
+/// it.
 ///
-/// Why it matters: a failover turns the old primary into a replica and
-/// unsubscribes its shard-channel clients (an `SUnsubscribe` push);
-/// redis-rs forgets the subscription and a new `SSUBSCRIBE` may still go
-/// to the old node by a stale slot map, where replicas accept it. The
-/// subscriber then receives messages (replicated to it) but `SPUBLISH`
-/// on the primary counts 0 receivers, which the cloud reads as "the agent
-/// is offline". A subscriber that finds 0 here builds a new connection
-/// (a fresh slot map) and subscribes again.
-pub async fn primary_subscribers(
-    conn: &mut Conn,
-    channel: &str,
-) -> redis::RedisResult<Option<i64>> {
-    let Conn::Cluster(c) = conn else {
-        return Ok(None);
-    };
+/// On a cluster, `SPUBLISH` reaches the subscribers of every node of the
+/// channel's shard (over the cluster bus), but its answer counts only the
+/// subscribers of the node that ran it. After a failover, a connection
+/// whose slot map is out of date sends it to the old primary, a replica
+/// of the same shard now, which accepts it: the message arrives, the
+/// answer says 0, and the cloud would tell the user the agent is offline
+/// while it runs the prompt. So a 0 on a cluster is checked, never
+/// published again (that would deliver twice): the answer is the number
+/// of subscribers on all the shard's nodes (`PUBSUB SHARDNUMSUB` on each).
+/// A subscriber that joined or left in the instant between the two is
+/// the one case this can count wrong.
+pub async fn publish(conn: &mut Conn, channel: &str, payload: &[u8]) -> redis::RedisResult<i64> {
+    let receivers: i64 = conn.publish_cmd(channel, payload).query_async(conn).await?;
+    if receivers > 0 || !conn.is_cluster() {
+        return Ok(receivers);
+    }
+    shard_subscribers(conn, channel).await
+}
+
+/// The subscribers of `channel` on every node of its shard (a cluster), or
+/// on the server (`PUBSUB NUMSUB`, standalone).
+pub async fn shard_subscribers(conn: &mut Conn, channel: &str) -> redis::RedisResult<i64> {
+    if !conn.is_cluster() {
+        let answer: Value = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(channel)
+            .query_async(conn)
+            .await?;
+        return count_of(answer);
+    }
     let slot = crate::slot::key_slot(channel);
-    let slots: Value = redis::cmd("CLUSTER")
-        .arg("SLOTS")
-        .query_async(c.inner())
-        .await?;
-    let Some(primary) = primary_of(&slots, slot) else {
-        return Err(redis::RedisError::from((
-            redis::ErrorKind::Io,
-            "no primary serves the channel's slot",
-        )));
-    };
-    let answer: Value = nodes::on_node(
-        conn,
-        &primary,
-        redis::cmd("PUBSUB").arg("SHARDNUMSUB").arg(channel),
-    )
-    .await?;
-    // [channel, count]
-    let counts: Vec<Value> = match answer {
+    let slots: Value = redis::cmd("CLUSTER").arg("SLOTS").query_async(conn).await?;
+    let shard = shard_of(&slots, slot).ok_or_else(|| {
+        redis::RedisError::from((redis::ErrorKind::Io, "no node serves the channel's slot"))
+    })?;
+    let mut total = 0;
+    let mut cmd = redis::cmd("PUBSUB");
+    cmd.arg("SHARDNUMSUB").arg(channel);
+    for node in shard {
+        total += count_of(nodes::on_node(conn, &node, &cmd).await?)?;
+    }
+    Ok(total)
+}
+
+/// The count in a `PUBSUB …NUMSUB` answer: `[channel, count]`.
+fn count_of(answer: Value) -> redis::RedisResult<i64> {
+    let fields: Vec<Value> = match answer {
         Value::Array(v) => v,
         Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
         _ => Vec::new(),
     };
-    match counts.get(1) {
-        Some(Value::Int(n)) => Ok(Some(*n)),
+    match fields.get(1) {
+        Some(Value::Int(n)) => Ok(*n),
         _ => Err(redis::RedisError::from((
             redis::ErrorKind::UnexpectedReturnType,
-            "PUBSUB SHARDNUMSUB gave no count",
+            "PUBSUB NUMSUB gave no count",
         ))),
     }
 }
 
-/// `host:port` of the primary serving `slot` in a `CLUSTER SLOTS` answer.
-fn primary_of(slots: &Value, slot: u16) -> Option<String> {
+/// `host:port` of every node (the primary first, then its replicas) that
+/// serves `slot`, in a `CLUSTER SLOTS` answer.
+fn shard_of(slots: &Value, slot: u16) -> Option<Vec<String>> {
     let Value::Array(ranges) = slots else {
         return None;
     };
@@ -79,22 +91,29 @@ fn primary_of(slots: &Value, slot: u16) -> Option<String> {
         let Value::Array(fields) = range else {
             return None;
         };
-        let (Some(Value::Int(lo)), Some(Value::Int(hi)), Some(Value::Array(node))) =
-            (fields.first(), fields.get(1), fields.get(2))
-        else {
+        let (Some(Value::Int(lo)), Some(Value::Int(hi))) = (fields.first(), fields.get(1)) else {
             return None;
         };
         if !(*lo..=*hi).contains(&i64::from(slot)) {
             return None;
         }
-        let host = match node.first()? {
-            Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-            Value::SimpleString(s) => s.clone(),
-            _ => return None,
-        };
-        let Value::Int(port) = node.get(1)? else {
-            return None;
-        };
-        Some(format!("{host}:{port}"))
+        let nodes: Vec<String> = fields[2..].iter().filter_map(node_addr).collect();
+        (!nodes.is_empty()).then_some(nodes)
     })
+}
+
+/// `host:port` of one node entry `[host, port, id, …]`.
+fn node_addr(node: &Value) -> Option<String> {
+    let Value::Array(node) = node else {
+        return None;
+    };
+    let host = match node.first()? {
+        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::SimpleString(s) => s.clone(),
+        _ => return None,
+    };
+    let Value::Int(port) = node.get(1)? else {
+        return None;
+    };
+    Some(format!("{host}:{port}"))
 }

@@ -171,12 +171,14 @@ async fn a_command_on_every_node_answers_per_node() {
 }
 
 /// A failover of the shard that owns a subscribed channel unsubscribes
-/// the subscriber (an `SUnsubscribe` push from the old primary). The
-/// subscriber's repair, as the daemon does it: a new connection (a fresh
-/// slot map), subscribe again, and check with `primary_subscribers` that
-/// the subscription sits on the primary, where `SPUBLISH` counts it.
+/// the subscriber (an `SUnsubscribe` push from the old primary); the
+/// subscriber's repair, as the daemon does it, is a new connection and a
+/// new subscription. A publisher whose slot map is out of date sends its
+/// `SPUBLISH` to the old primary: the message arrives but the answer says
+/// 0; `pubsub::publish` counts the shard's subscribers instead, and the
+/// message arrives once.
 #[tokio::test]
-async fn after_a_failover_a_new_subscription_lands_on_the_new_primary() {
+async fn after_a_failover_a_stale_publisher_still_counts_the_subscriber() {
     let cluster = start_cluster().await;
     let target = Target::parse(&cluster.urls(), false).unwrap();
     let channel = "agent:failover-1";
@@ -197,12 +199,14 @@ async fn after_a_failover_a_new_subscription_lands_on_the_new_primary() {
         }
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut sub = subscribe(tx).await;
+    let sub = subscribe(tx).await;
+    // A publisher that sends nothing more before the failover.
+    let mut stale = admin(&target).await;
     assert_eq!(
-        remoteagent_rediskit::pubsub::primary_subscribers(&mut sub, channel)
+        remoteagent_rediskit::pubsub::publish(&mut stale, channel, b"before")
             .await
             .unwrap(),
-        Some(1)
+        1
     );
 
     let cluster = tokio::task::spawn_blocking(move || {
@@ -212,7 +216,6 @@ async fn after_a_failover_a_new_subscription_lands_on_the_new_primary() {
     .await
     .unwrap();
 
-    // The old primary says the subscription is gone.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let push = tokio::time::timeout_at(deadline, rx.recv())
@@ -223,41 +226,52 @@ async fn after_a_failover_a_new_subscription_lands_on_the_new_primary() {
             break;
         }
     }
-    // Repair until the new primary holds the subscription.
+    drop(sub);
     let (tx, mut rx) = mpsc::unbounded_channel();
-    loop {
-        drop(sub);
-        sub = subscribe(tx.clone()).await;
-        let on_primary = remoteagent_rediskit::pubsub::primary_subscribers(&mut sub, channel)
+    let sub = subscribe(tx).await;
+    let mut fresh = admin(&target).await;
+    assert_eq!(
+        remoteagent_rediskit::pubsub::shard_subscribers(&mut fresh, channel)
             .await
-            .unwrap();
-        if on_primary == Some(1) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never on the primary"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let mut publisher = admin(&target).await;
-    let receivers: i64 = publisher
-        .publish_cmd(channel, b"after")
-        .query_async(&mut publisher)
+            .unwrap(),
+        1
+    );
+
+    let plain: i64 = stale
+        .publish_cmd(channel, b"one")
+        .query_async(&mut stale)
         .await
         .unwrap();
-    assert_eq!(receivers, 1);
+    assert_eq!(plain, 0, "the old primary counts nobody");
+    let counted = remoteagent_rediskit::pubsub::publish(&mut stale, channel, b"two")
+        .await
+        .unwrap();
+    assert_eq!(counted, 1);
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let push = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if let Some(msg) = redis::Msg::from_push_info(push) {
+            got.push(msg.get_payload_bytes().to_vec());
+        }
+    }
+    assert_eq!(got, [b"one".to_vec(), b"two".to_vec()]);
+    // And nothing more (each arrived once).
+    let mut probe = admin(&target).await;
+    let _ = remoteagent_rediskit::pubsub::publish(&mut probe, channel, b"end").await;
     loop {
         let push = tokio::time::timeout_at(deadline, rx.recv())
             .await
             .unwrap()
             .unwrap();
         if let Some(msg) = redis::Msg::from_push_info(push) {
-            assert_eq!(msg.get_payload_bytes(), b"after");
+            assert_eq!(msg.get_payload_bytes(), b"end");
             break;
         }
     }
-    drop(cluster);
+    drop((sub, cluster));
 }
 
 /// A dedicated cluster connection can wait in `XREAD BLOCK` while another

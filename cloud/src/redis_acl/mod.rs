@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use redis::{Cmd, RedisResult, Value};
 use remoteagent_proto::{AgentId, PairingId, names};
-use remoteagent_rediskit::nodes::NodeAddr;
 use remoteagent_rediskit::Conn;
+use remoteagent_rediskit::nodes::NodeAddr;
 use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 

@@ -171,6 +171,50 @@ async fn connect(state: &AppState) -> redis::RedisResult<Conn> {
     rconn::dedicated(&state.config.redis_target(), &options).await
 }
 
+/// How a request is named in the words about its end (HTML): `shown` in
+/// full (`/get <code>a.rs</code>`, `/sessions`, `↩ Undo`), `again` what
+/// the user does to retry ("Send it again", "Press it again").
+pub struct Asked<'a> {
+    pub shown: &'a str,
+    pub again: &'a str,
+}
+
+/// What an answer's end means for the user, when the reader said nothing
+/// of its own.
+#[derive(Debug, PartialEq)]
+pub enum EndWords {
+    /// Read to its `done`: the caller knows what an empty answer means.
+    Done(DonePayload),
+    /// The daemon said nothing: offline or too old ([`silent_words`]).
+    Silent,
+    /// Words to send as they are.
+    Say(String),
+}
+
+/// The words for `end`, an answer of the agent named `name` (HTML) to
+/// `asked`. One wording for every request (`/get`, `/sessions`, `/rules`,
+/// `/clean`, a card's buttons); an unreadable stream is logged here.
+pub fn end_words(end: End, agent: &AgentId, name: &str, asked: &Asked<'_>) -> EndWords {
+    let shown = asked.shown;
+    match end {
+        End::Done(done) => EndWords::Done(done),
+        End::Silent => EndWords::Silent,
+        End::Cancelled => EndWords::Say(format!(
+            "⚠️ The cloud is restarting: {shown} on <b>{name}</b> was cut short. {} in a moment.",
+            asked.again
+        )),
+        End::Unfinished => EndWords::Say(format!(
+            "⚠️ <b>{name}</b> did not finish its answer to {shown} in time."
+        )),
+        End::Unreadable(e) => {
+            tracing::error!(agent = %agent, asked = shown, error = %e, "reading an answer stream");
+            EndWords::Say(format!(
+                "⚠️ The answer of <b>{name}</b> to {shown} could not be read. Please try again."
+            ))
+        }
+    }
+}
+
 /// What to say when the daemon did not answer `asked` (HTML: `/get
 /// <code>a.rs</code>`) in time: offline, or too old to know `what` (`/get`,
 /// `Diff`…). `None` when the agent is offline (the bot says that its
@@ -281,4 +325,34 @@ pub async fn send_file(
         }
     }
     blob_fetch::delete(conn, &f.file.key).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_end_has_words_naming_the_request_and_the_agent() {
+        let agent = AgentId::generate();
+        let asked = Asked {
+            shown: "/get <code>a.rs</code>",
+            again: "Send it again",
+        };
+        let say = |end| match end_words(end, &agent, "<b>x</b>", &asked) {
+            EndWords::Say(text) => text,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            say(End::Cancelled),
+            "⚠️ The cloud is restarting: /get <code>a.rs</code> on <b><b>x</b></b> was cut short. Send it again in a moment."
+        );
+        assert!(
+            say(End::Unfinished).contains("did not finish its answer to /get <code>a.rs</code>")
+        );
+        assert!(say(End::Unreadable("io".into())).contains("could not be read. Please try again."));
+        assert_eq!(
+            end_words(End::Silent, &agent, "x", &asked),
+            EndWords::Silent
+        );
+    }
 }

@@ -106,8 +106,13 @@ impl Waiter {
         let end = answer_stream::follow(&state, &agent, &session, WHOLE_ANSWER, &mut self).await;
         let name = escape_html(&self.agent.name);
         let path = self.shown_path();
-        let words = match end {
-            answer_stream::End::Done(done) => {
+        let asked_html = format!("/get <code>{path}</code>");
+        let asked = answer_stream::Asked {
+            shown: &asked_html,
+            again: "Send it again",
+        };
+        let words = match answer_stream::end_words(end, &agent, &name, &asked) {
+            answer_stream::EndWords::Done(done) => {
                 tracing::info!(agent = %self.agent.id, session = %self.session, status = done.status.as_str(), "/get answered");
                 if done.status == DoneStatus::Ok || self.said_something {
                     return;
@@ -115,24 +120,12 @@ impl Waiter {
                 let why = done.message.unwrap_or_else(|| done.status.as_str().into());
                 format!("⚠️ {}", escape_html(&why))
             }
-            answer_stream::End::Cancelled => format!(
-                "⚠️ The cloud is restarting: /get <code>{path}</code> was cut short. Send it again in a moment."
-            ),
-            answer_stream::End::Silent => {
-                let asked = format!("/get <code>{path}</code>");
-                answer_stream::silent_words(&self.state, &self.agent, &asked, "/get")
+            answer_stream::EndWords::Silent => {
+                answer_stream::silent_words(&self.state, &self.agent, &asked_html, "/get")
                     .await
                     .unwrap_or_else(|| super::prompt::offline_text(&self.agent))
             }
-            answer_stream::End::Unfinished => {
-                format!("⚠️ <b>{name}</b> did not finish sending <code>{path}</code> in time.")
-            }
-            answer_stream::End::Unreadable(e) => {
-                tracing::error!(agent = %self.agent.id, session = %self.session, error = %e, "reading a /get answer");
-                format!(
-                    "⚠️ The answer of <b>{name}</b> to /get <code>{path}</code> could not be read. Please try again."
-                )
-            }
+            answer_stream::EndWords::Say(text) => text,
         };
         self.say(words).await;
     }

@@ -15,7 +15,7 @@ use remoteagent_rediskit::Conn;
 
 use super::keep;
 use super::texts::{self, Asked};
-use crate::answer_stream::{self, End};
+use crate::answer_stream::{self, EndWords};
 use crate::checkpoint_card::{self, CardOf};
 use crate::db::agents::Agent;
 use crate::state::AppState;
@@ -47,8 +47,12 @@ impl Follower {
         let end = answer_stream::follow(&state, &agent, &answer, WHOLE_ANSWER, &mut self).await;
         let name = escape_html(&self.agent.name);
         let button = self.asked.button();
-        let words = match end {
-            End::Done(done) => {
+        let asked = answer_stream::Asked {
+            shown: button,
+            again: "Press it again",
+        };
+        let words = match answer_stream::end_words(end, &agent, &name, &asked) {
+            EndWords::Done(done) => {
                 tracing::info!(agent = %self.agent.id, answer = %self.answer, status = done.status.as_str(), "checkpoint answered");
                 if self.said_something {
                     return;
@@ -60,21 +64,12 @@ impl Follower {
                 };
                 format!("⚠️ <b>{name}</b> ({button}): {}", escape_html(&why))
             }
-            End::Cancelled => format!(
-                "⚠️ The cloud is restarting: {button} on <b>{name}</b> was cut short. Press it again in a moment."
-            ),
-            End::Silent => answer_stream::silent_words(&self.state, &self.agent, button, button)
-                .await
-                .unwrap_or_else(|| super::super::prompt::offline_text(&self.agent)),
-            End::Unfinished => {
-                format!("⚠️ <b>{name}</b> did not finish its answer to {button} in time.")
+            EndWords::Silent => {
+                answer_stream::silent_words(&self.state, &self.agent, button, button)
+                    .await
+                    .unwrap_or_else(|| super::super::prompt::offline_text(&self.agent))
             }
-            End::Unreadable(e) => {
-                tracing::error!(agent = %self.agent.id, answer = %self.answer, error = %e, "reading a checkpoint answer");
-                format!(
-                    "⚠️ The answer of <b>{name}</b> to {button} could not be read. Please try again."
-                )
-            }
+            EndWords::Say(text) => text,
         };
         self.say(words).await;
     }

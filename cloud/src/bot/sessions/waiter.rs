@@ -10,7 +10,7 @@ use remoteagent_proto::events::{DoneStatus, OutputEvent};
 use remoteagent_proto::sessions::SessionsPayload;
 use remoteagent_rediskit::Conn;
 
-use crate::answer_stream::{self, End};
+use crate::answer_stream::{self, EndWords};
 use crate::db::agents::Agent;
 use crate::state::AppState;
 use crate::telegram::{ChatRef, escape_html};
@@ -64,8 +64,12 @@ impl Waiter {
         let end = answer_stream::follow(&state, &agent, &request, WHOLE_ANSWER, &mut self).await;
         let name = escape_html(&self.agent.name);
         let command = self.wanted.command();
-        let words = match end {
-            End::Done(done) => {
+        let asked = answer_stream::Asked {
+            shown: command,
+            again: "Send it again",
+        };
+        let words = match answer_stream::end_words(end, &agent, &name, &asked) {
+            EndWords::Done(done) => {
                 if self.said_something {
                     return;
                 }
@@ -76,21 +80,12 @@ impl Waiter {
                 };
                 format!("⚠️ <b>{name}</b>: {}", escape_html(&why))
             }
-            End::Cancelled => format!(
-                "⚠️ The cloud is restarting: {command} of <b>{name}</b> was cut short. Send it again in a moment."
-            ),
-            End::Silent => answer_stream::silent_words(&self.state, &self.agent, command, command)
-                .await
-                .unwrap_or_else(|| super::super::prompt::offline_text(&self.agent)),
-            End::Unfinished => {
-                format!("⚠️ <b>{name}</b> did not finish its answer to {command} in time.")
+            EndWords::Silent => {
+                answer_stream::silent_words(&self.state, &self.agent, command, command)
+                    .await
+                    .unwrap_or_else(|| super::super::prompt::offline_text(&self.agent))
             }
-            End::Unreadable(e) => {
-                tracing::error!(agent = %self.agent.id, request = %self.request, error = %e, "reading a /sessions or /rules answer");
-                format!(
-                    "⚠️ The answer to {command} of <b>{name}</b> could not be read. Please try again."
-                )
-            }
+            EndWords::Say(text) => text,
         };
         self.say(words).await;
     }

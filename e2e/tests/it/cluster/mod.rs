@@ -11,7 +11,6 @@
 //! the suite runs on a busy 2-core machine with nine servers per test.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;

@@ -68,12 +68,18 @@ impl ClusterWorld {
             start_replica(&cluster, &tg, &pg, &signing_key, 1),
             start_replica(&cluster, &tg, &pg, &signing_key, 2),
         );
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(7)
+        // REMOTEAGENT_E2E_SEED replays a run's choice of replicas.
+        let seed = std::env::var("REMOTEAGENT_E2E_SEED")
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(7)
+            })
             | 1;
-        eprintln!("[cluster] REDIS_URL={redis_url} random seed {seed}");
+        eprintln!("[cluster] REDIS_URL={redis_url} REMOTEAGENT_E2E_SEED={seed}");
         let mut w = ClusterWorld {
             agents: Vec::new(),
             replicas: vec![first, second, third],

@@ -131,7 +131,8 @@ fn numbered_problems(messages: &[FakeMessage], count: u64, allow_told_loss: bool
         }
     }
     let notices = loss_notices(messages);
-    if !missing.is_empty() && !(allow_told_loss && !notices.is_empty()) {
+    let told = allow_told_loss && !notices.is_empty();
+    if !missing.is_empty() && !told {
         problems.push(format!(
             "{} line(s) missing (first {:?}, last {:?}), loss notices {notices:?}",
             missing.len(),

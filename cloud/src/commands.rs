@@ -1,11 +1,11 @@
 //! Signing and publishing commands to a daemon on `agent:{agentId}`, and
 //! closing a session's stream when no daemon will.
 
-use remoteagent_rediskit::Conn;
 use remoteagent_proto::envelope;
 use remoteagent_proto::events::{CommandEvent, DonePayload, DoneStatus};
 use remoteagent_proto::keys::CloudSigningKey;
 use remoteagent_proto::{AgentId, SessionId, names, stream};
+use remoteagent_rediskit::Conn;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {

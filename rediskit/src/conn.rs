@@ -114,10 +114,7 @@ pub async fn dedicated(target: &Target, options: &Options) -> redis::RedisResult
     }
 }
 
-async fn cluster(
-    nodes: Vec<redis::ConnectionInfo>,
-    options: &Options,
-) -> redis::RedisResult<Conn> {
+async fn cluster(nodes: Vec<redis::ConnectionInfo>, options: &Options) -> redis::RedisResult<Conn> {
     let mut builder = ClusterClientBuilder::new(nodes);
     if let Some(tx) = &options.push {
         builder = builder.push_sender(tx.clone());

@@ -5,9 +5,7 @@
 //! ACL file, or joins new, has none. The cloud uses [`each_node`] to see
 //! which node lacks a user and [`on_node`] to set users there.
 
-use redis::cluster_routing::{
-    MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo,
-};
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, FromRedisValue, Value};
 
 use crate::conn::Conn;

@@ -101,7 +101,11 @@ mod tests {
         for byte in hashed.as_bytes() {
             crc ^= u16::from(*byte) << 8;
             for _ in 0..8 {
-                crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+                crc = if crc & 0x8000 != 0 {
+                    (crc << 1) ^ 0x1021
+                } else {
+                    crc << 1
+                };
             }
         }
         crc % 16384

@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use redis::{Cmd, RedisResult, Value};
 use remoteagent_proto::{AgentId, PairingId, names};
-use remoteagent_rediskit::Conn;
 use remoteagent_rediskit::nodes::NodeAddr;
+use remoteagent_rediskit::{Conn, Target};
 use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 
@@ -44,7 +44,7 @@ pub const USER_CHECK_EVERY: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct Acl {
     enabled: bool,
-    conn: Conn,
+    nodes: Arc<nodes::Nodes>,
     /// Set once every agent user's rules were found or made current.
     rules_current: Arc<AtomicBool>,
     /// Set when a node refused or missed a change (a cluster node down for
@@ -90,10 +90,11 @@ fn scrubbed(e: &redis::RedisError, what: &str, node: &str) -> redis::RedisError 
 }
 
 impl Acl {
-    pub fn new(enabled: bool, conn: Conn) -> Self {
+    /// `conn` reaches the server or cluster `target` names.
+    pub fn new(enabled: bool, conn: Conn, target: &Target) -> Self {
         Acl {
             enabled,
-            conn,
+            nodes: Arc::new(nodes::Nodes::new(conn, target)),
             rules_current: Arc::new(AtomicBool::new(false)),
             repair: Arc::new(AtomicBool::new(false)),
         }
@@ -107,7 +108,9 @@ impl Acl {
     /// with its address and marked for the watch's repair; the result is an
     /// error when `need` was not met (the first failure, node named).
     async fn change(&self, cmd: &Cmd, what: &str, need: Need) -> RedisResult<()> {
-        let answers = nodes::on_every_node(&self.conn, cmd)
+        let answers = self
+            .nodes
+            .on_every_node(cmd)
             .await
             .map_err(|e| scrubbed(&e, what, remoteagent_rediskit::nodes::STANDALONE))?;
         let mut first_error = None;
@@ -196,10 +199,11 @@ impl Acl {
     }
 
     /// Re-creates the users of `agents` (id, token hash) that a node does
-    /// not know, e.g. after a restart of a Redis without an ACL file, and
-    /// deletes on each node the users of agents no longer active (a
-    /// deletion a node missed). Users that exist are left alone, so their
-    /// connections are not disturbed. Returns how many were re-created.
+    /// not know, e.g. after a restart of a Redis without an ACL file, and on
+    /// a cluster deletes on each node the users of agents no longer active
+    /// (a deletion a node missed while it was unreachable, whichever replica
+    /// saw it fail). Users that exist are left alone, so their connections
+    /// are not disturbed. Returns how many were re-created.
     pub async fn restore_agent_users(
         &self,
         db: &Db,
@@ -208,11 +212,12 @@ impl Acl {
         if !self.enabled {
             return Ok(0);
         }
-        let all = nodes::list(&self.conn).await?;
+        let all = self.nodes.list().await?;
+        let sweep = self.nodes.is_cluster();
         let mut restored = 0;
         let mut first_error = None;
         for node in &all {
-            match self.repair_node(db, node, agents, true).await {
+            match self.repair_node(db, node, agents, sweep).await {
                 Ok(n) => restored += n,
                 Err(e) => {
                     tracing::warn!(node = %node, error = %e, "checking a Redis node's agent users");
@@ -230,8 +235,7 @@ impl Acl {
     async fn users_on(&self, node: &str) -> RedisResult<HashSet<String>> {
         let mut cmd = redis::cmd("ACL");
         cmd.arg("USERS");
-        let names: Vec<String> =
-            redis::from_redis_value(nodes::on_node(&self.conn, node, &cmd).await?)?;
+        let names: Vec<String> = redis::from_redis_value(self.nodes.on_node(node, &cmd).await?)?;
         Ok(names.into_iter().collect())
     }
 
@@ -253,7 +257,8 @@ impl Acl {
                 continue;
             }
             let cmd = Self::agent_user_cmd(agent, hash);
-            nodes::on_node(&self.conn, node, &cmd)
+            self.nodes
+                .on_node(node, &cmd)
                 .await
                 .map_err(|e| scrubbed(&e, "ACL SETUSER", node))?;
             restored.push(agent.clone());
@@ -289,7 +294,7 @@ impl Acl {
         for id in &stale {
             let mut del = redis::cmd("ACL");
             del.arg("DELUSER").arg(names::agent_redis_user(id));
-            nodes::on_node(&self.conn, node, &del).await?;
+            self.nodes.on_node(node, &del).await?;
         }
         Ok(restored.len() - restored.iter().filter(|id| stale.contains(id)).count())
     }
@@ -308,12 +313,12 @@ impl Acl {
             return Ok(0);
         }
         let mut updated = 0;
-        for node in nodes::list(&self.conn).await? {
+        for node in self.nodes.list().await? {
             for agent in agents {
                 let name = names::agent_redis_user(agent);
                 let mut get = redis::cmd("ACL");
                 get.arg("GETUSER").arg(&name);
-                let described = nodes::on_node(&self.conn, &node, &get).await?;
+                let described = self.nodes.on_node(&node, &get).await?;
                 if matches!(described, Value::Nil) {
                     continue;
                 }
@@ -326,7 +331,8 @@ impl Acl {
                 for rule in &wanted {
                     set.arg(rule);
                 }
-                nodes::on_node(&self.conn, &node, &set)
+                self.nodes
+                    .on_node(&node, &set)
                     .await
                     .map_err(|e| scrubbed(&e, "ACL SETUSER", &node))?;
                 tracing::info!(agent = %agent, node = %node, "brought an agent's Redis user's rules up to date");
@@ -367,7 +373,9 @@ impl Acl {
 }
 
 async fn is_active(db: &Db, id: &AgentId) -> Result<bool, sqlx::Error> {
-    Ok(db::agents::get(db, id).await?.is_some_and(|a| a.is_active()))
+    Ok(db::agents::get(db, id)
+        .await?
+        .is_some_and(|a| a.is_active()))
 }
 
 /// 32 random bytes as hex: a password nobody types.
@@ -405,7 +413,7 @@ pub async fn restore_lost_users(acl: &Acl, db: &Db) -> Result<usize, WatchError>
     }
     let mut get = redis::cmd("ACL");
     get.arg("GETUSER").arg(SENTINEL_USER);
-    let answers = nodes::on_every_node(&acl.conn, &get).await?;
+    let answers = acl.nodes.on_every_node(&get).await?;
     let repair_all = acl.repair.swap(false, Ordering::SeqCst);
     let mut lacking: Vec<NodeAddr> = Vec::new();
     let mut failed = Vec::new();
@@ -453,7 +461,7 @@ pub async fn restore_lost_users(acl: &Acl, db: &Db) -> Result<usize, WatchError>
                 .arg(SENTINEL_USER)
                 .arg("reset")
                 .arg("off");
-            nodes::on_node(&acl.conn, node, &sentinel).await?;
+            acl.nodes.on_node(node, &sentinel).await?;
             Ok::<usize, WatchError>(n)
         };
         match repaired.await {

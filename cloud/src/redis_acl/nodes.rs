@@ -7,12 +7,13 @@
 //! (`CLUSTER NODES`): redis-rs's own view learns a new replica only when
 //! its slot map is refreshed, which nothing else would make it do.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use redis::{Cmd, RedisResult, Value};
-use remoteagent_rediskit::Conn;
+use redis::{Cmd, ConnectionAddr, ConnectionInfo, RedisResult, Value};
 use remoteagent_rediskit::nodes::{self, NodeAddr, STANDALONE};
+use remoteagent_rediskit::{Conn, Options, Target, conn};
+use tokio::sync::Mutex;
 
 /// How long one node may take: a node that died but is not yet marked
 /// failed must not hold up the others.
@@ -22,20 +23,168 @@ const NODE_TIMEOUT: Duration = Duration::from_secs(5);
 /// [`STANDALONE`]).
 pub(super) type Answers = Vec<(NodeAddr, RedisResult<Value>)>;
 
-/// The nodes that must hold the users: the standalone server, or every
-/// primary and replica the cluster lists, but those flagged failed (or
-/// suspected: a node that stopped answering is tried again at the next
-/// check, once it is back or forgotten).
-pub(super) async fn list(conn: &Conn) -> RedisResult<Vec<NodeAddr>> {
-    if !conn.is_cluster() {
-        return Ok(vec![STANDALONE.to_string()]);
+/// The way to every node: the shared connection (a cluster connection, or
+/// the standalone server's), and on a cluster a direct connection per
+/// node. redis-rs's cluster connection reaches only the nodes of its slot
+/// map, which leaves out a replica until the cluster reports its
+/// replication offset (a fresh or new replica) and learns of new nodes only
+/// when something makes it refresh: `CLUSTER NODES` and a connection of our
+/// own reach every node.
+pub(super) struct Nodes {
+    conn: Conn,
+    /// The first seed's connection details (credentials, TLS), for direct
+    /// connections to the other nodes; `None` on a standalone server.
+    seed: Option<ConnectionInfo>,
+    direct: Mutex<HashMap<NodeAddr, Conn>>,
+}
+
+impl Nodes {
+    pub(super) fn new(conn: Conn, target: &Target) -> Nodes {
+        let seed = conn.is_cluster().then(|| target.first().clone());
+        Nodes {
+            conn,
+            seed,
+            direct: Mutex::new(HashMap::new()),
+        }
     }
-    let mut c = conn.clone();
-    let text: String = redis::cmd("CLUSTER")
-        .arg("NODES")
-        .query_async(&mut c)
-        .await?;
-    Ok(parse_cluster_nodes(&text))
+
+    pub(super) fn is_cluster(&self) -> bool {
+        self.seed.is_some()
+    }
+
+    /// The nodes that must hold the users: the standalone server, or every
+    /// primary and replica the cluster lists, but those flagged failed (or
+    /// suspected: a node that stopped answering is tried again at the next
+    /// check, once it is back or forgotten).
+    pub(super) async fn list(&self) -> RedisResult<Vec<NodeAddr>> {
+        if !self.conn.is_cluster() {
+            return Ok(vec![STANDALONE.to_string()]);
+        }
+        let mut c = self.conn.clone();
+        let text: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query_async(&mut c)
+            .await?;
+        Ok(parse_cluster_nodes(&text))
+    }
+
+    /// `cmd` on every node of [`Nodes::list`]: on a cluster through
+    /// [`nodes::each_node`] (the nodes redis-rs knows), then directly on
+    /// the listed nodes it did not reach (or all of them, when a dead node
+    /// made the whole call fail). A node's failure is that node's answer;
+    /// `Err` only when no node could be asked at all.
+    pub(super) async fn on_every_node(&self, cmd: &Cmd) -> RedisResult<Answers> {
+        if !self.conn.is_cluster() {
+            return Ok(vec![(
+                STANDALONE.to_string(),
+                on_standalone(&self.conn, cmd).await,
+            )]);
+        }
+        let listed = self.list().await;
+        let mut c = self.conn.clone();
+        let mut answers = match nodes::each_node(&mut c, cmd).await {
+            Ok(answers) => answers,
+            Err(e) => {
+                tracing::debug!(error = %e, "a command on every Redis node; asking them one by one");
+                Vec::new()
+            }
+        };
+        let listed = match listed {
+            Ok(listed) => listed,
+            Err(e) if answers.is_empty() => return Err(e),
+            Err(e) => {
+                tracing::debug!(error = %e, "listing the cluster's nodes");
+                Vec::new()
+            }
+        };
+        let answered: HashSet<NodeAddr> = answers.iter().map(|(a, _)| a.clone()).collect();
+        let rest: Vec<NodeAddr> = listed
+            .into_iter()
+            .filter(|a| !answered.contains(a))
+            .collect();
+        answers.extend(self.on_nodes(&rest, cmd).await);
+        Ok(answers)
+    }
+
+    /// `cmd` on each of `addrs` at once.
+    pub(super) async fn on_nodes(&self, addrs: &[NodeAddr], cmd: &Cmd) -> Answers {
+        let asks = addrs
+            .iter()
+            .map(|addr| async move { (addr.clone(), self.on_node(addr, cmd).await) });
+        futures::future::join_all(asks).await
+    }
+
+    /// `cmd` on the node `addr`, within [`NODE_TIMEOUT`] (on a cluster over
+    /// a direct connection to it, made on first use and dropped after an
+    /// error).
+    pub(super) async fn on_node(&self, addr: &str, cmd: &Cmd) -> RedisResult<Value> {
+        let Some(seed) = &self.seed else {
+            return on_standalone(&self.conn, cmd).await;
+        };
+        let asked = async {
+            let mut c = self.direct_conn(seed, addr).await?;
+            let answer = cmd.query_async::<Value>(&mut c).await;
+            if let Err(e) = &answer
+                && (e.is_io_error() || e.is_connection_dropped() || e.is_timeout())
+            {
+                self.direct.lock().await.remove(addr);
+            }
+            answer
+        };
+        match tokio::time::timeout(NODE_TIMEOUT, asked).await {
+            Ok(Ok(Value::ServerError(e))) => Err(e.into()),
+            Ok(answer) => answer,
+            Err(_) => {
+                self.direct.lock().await.remove(addr);
+                Err(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "no answer",
+                    format!(
+                        "node {addr} did not answer within {} s",
+                        NODE_TIMEOUT.as_secs()
+                    ),
+                )))
+            }
+        }
+    }
+
+    async fn direct_conn(&self, seed: &ConnectionInfo, addr: &str) -> RedisResult<Conn> {
+        if let Some(c) = self.direct.lock().await.get(addr) {
+            return Ok(c.clone());
+        }
+        let (host, port) = addr
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+            .ok_or_else(|| {
+                redis::RedisError::from((
+                    redis::ErrorKind::InvalidClientConfig,
+                    "not a node address",
+                    addr.to_string(),
+                ))
+            })?;
+        let node_addr = match seed.addr() {
+            ConnectionAddr::TcpTls {
+                insecure,
+                tls_params,
+                ..
+            } => ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: *insecure,
+                tls_params: tls_params.clone(),
+            },
+            _ => ConnectionAddr::Tcp(host, port),
+        };
+        let info = seed.clone().set_addr(node_addr);
+        let options = Options {
+            connection_timeout: Some(NODE_TIMEOUT),
+            response_timeout: Some(NODE_TIMEOUT),
+            ..Options::default()
+        };
+        let c = conn::dedicated(&Target::Standalone(info), &options).await?;
+        self.direct.lock().await.insert(addr.to_string(), c.clone());
+        Ok(c)
+    }
 }
 
 /// The live nodes' addresses in a `CLUSTER NODES` answer: `<id>
@@ -58,66 +207,6 @@ fn parse_cluster_nodes(text: &str) -> Vec<NodeAddr> {
         out.push(addr.to_string());
     }
     out
-}
-
-/// `cmd` on every node of [`list`]: on a cluster through
-/// [`nodes::each_node`], then one by one on the nodes it did not reach (a
-/// replica redis-rs does not know yet, or all of them when a dead node made
-/// the whole call fail). A node's failure is that node's answer; `Err`
-/// only when no node could be asked at all.
-pub(super) async fn on_every_node(conn: &Conn, cmd: &Cmd) -> RedisResult<Answers> {
-    if !conn.is_cluster() {
-        return Ok(vec![(STANDALONE.to_string(), on_standalone(conn, cmd).await)]);
-    }
-    let listed = list(conn).await;
-    let mut c = conn.clone();
-    let mut answers = match nodes::each_node(&mut c, cmd).await {
-        Ok(answers) => answers,
-        Err(e) => {
-            tracing::debug!(error = %e, "a command on every Redis node; asking them one by one");
-            Vec::new()
-        }
-    };
-    let listed = match listed {
-        Ok(listed) => listed,
-        Err(e) if answers.is_empty() => return Err(e),
-        Err(e) => {
-            tracing::debug!(error = %e, "listing the cluster's nodes");
-            Vec::new()
-        }
-    };
-    let answered: HashSet<NodeAddr> = answers.iter().map(|(a, _)| a.clone()).collect();
-    let rest: Vec<NodeAddr> = listed
-        .into_iter()
-        .filter(|a| !answered.contains(a))
-        .collect();
-    answers.extend(on_nodes(conn, &rest, cmd).await);
-    Ok(answers)
-}
-
-/// `cmd` on each of `addrs` at once, each within [`NODE_TIMEOUT`].
-pub(super) async fn on_nodes(conn: &Conn, addrs: &[NodeAddr], cmd: &Cmd) -> Answers {
-    let asks = addrs.iter().map(|addr| async move {
-        (addr.clone(), on_node(conn, addr, cmd).await)
-    });
-    futures::future::join_all(asks).await
-}
-
-/// `cmd` on the node `addr`.
-pub(super) async fn on_node(conn: &Conn, addr: &str, cmd: &Cmd) -> RedisResult<Value> {
-    if !conn.is_cluster() {
-        return on_standalone(conn, cmd).await;
-    }
-    let mut c = conn.clone();
-    match tokio::time::timeout(NODE_TIMEOUT, nodes::on_node::<Value>(&mut c, addr, cmd)).await {
-        Ok(Ok(Value::ServerError(e))) => Err(e.into()),
-        Ok(answer) => answer,
-        Err(_) => Err(redis::RedisError::from((
-            redis::ErrorKind::Io,
-            "no answer",
-            format!("node {addr} did not answer within {} s", NODE_TIMEOUT.as_secs()),
-        ))),
-    }
 }
 
 /// `cmd` on the standalone server, and once more if the first try met a

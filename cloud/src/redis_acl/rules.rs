@@ -91,4 +91,3 @@ fn value_tokens(value: &redis::Value) -> Vec<String> {
         _ => Vec::new(),
     }
 }
-

@@ -153,12 +153,18 @@ struct Health {
     failures: u32,
     /// The last failure was Redis refusing the agent's credentials.
     auth_refused: bool,
+    /// On a cluster, the subscription may be gone or stale (see
+    /// [`Link::on_push`]): only a new connection brings it back, so a
+    /// working heartbeat does not clear this.
+    subscription_lost: bool,
 }
 
 impl Health {
     /// The connection manager will not recover by itself: build a new one.
     fn needs_rebuild(&self) -> bool {
-        self.auth_refused || self.failures >= REBUILD_AFTER_FAILURES
+        self.auth_refused
+            || self.subscription_lost
+            || self.failures >= REBUILD_AFTER_FAILURES
     }
 }
 
@@ -258,7 +264,14 @@ impl Link {
         match push.kind {
             PushKind::Disconnection => {
                 self.setup.online.send_replace(false);
-                tracing::warn!("Redis connection lost; reconnecting");
+                // A cluster connection reconnects each node, but when a node
+                // is gone for good its replica serves the channel's slot and
+                // nothing moves the subscription there until the slot map is
+                // read again: a new connection reads it. (A standalone
+                // manager resubscribes by itself.)
+                if self.conn.get().is_cluster() {
+                    self.health.subscription_lost = true;
+                }
                 if self.rebuild.is_none() {
                     self.schedule_reconnect();
                 }
@@ -269,6 +282,27 @@ impl Link {
                 // Subscribed again after a reconnect. Presence may have
                 // expired during the outage: write it before saying online.
                 self.heartbeat(busy).await;
+                None
+            }
+            // Only `close` unsubscribes, and its pushes are never read: this
+            // one the server sent by itself. On a cluster a node drops a
+            // sharded subscription when the channel's slot leaves it (a
+            // failover, a resharding), and redis-rs forgets the channel with
+            // it. Subscribing again on this connection would follow its
+            // stale slot map to the old node, now a replica, which accepts
+            // a sharded subscription too: messages would still come, but the
+            // cloud's `SPUBLISH` at the new primary would count no receiver
+            // and say the agent is offline. A new connection reads the slot
+            // map afresh and subscribes at the slot's owner.
+            PushKind::Unsubscribe | PushKind::SUnsubscribe => {
+                if push_channel(&push) == Some(self.setup.channel.as_bytes()) {
+                    tracing::info!("Redis dropped the command channel's subscription (its slot moved); connecting again");
+                    self.setup.online.send_replace(false);
+                    self.health.subscription_lost = true;
+                    if self.rebuild.is_none() {
+                        self.reconnect_at = Some(Instant::now());
+                    }
+                }
                 None
             }
             PushKind::Message | PushKind::SMessage => {
@@ -360,8 +394,14 @@ impl Link {
                 // cloud checks exists now. The manager resubscribes on
                 // reconnect, so a working connection means the subscription
                 // is back too.
-                self.setup.online.send_replace(true);
-                self.health = Health::default();
+                // Not without its subscription: a new connection is on its way.
+                if !self.health.subscription_lost {
+                    self.setup.online.send_replace(true);
+                }
+                self.health = Health {
+                    subscription_lost: self.health.subscription_lost,
+                    ..Health::default()
+                };
                 self.backoff.reset();
                 true
             }
@@ -386,6 +426,15 @@ impl Link {
         let mut conn = self.conn.get();
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.unsubscribe(&self.setup.channel)).await;
         self.setup.online.send_replace(false);
+    }
+}
+
+/// The channel a subscription push is about.
+fn push_channel(push: &PushInfo) -> Option<&[u8]> {
+    match push.data.first()? {
+        redis::Value::BulkString(name) => Some(name),
+        redis::Value::SimpleString(name) => Some(name.as_bytes()),
+        _ => None,
     }
 }
 

@@ -56,7 +56,10 @@ impl ClusterWorld {
     /// `(name, runner fixture)`, the n-th owned by user `USERS[n]`.
     pub(super) async fn start(agents: &[(&str, &str)]) -> ClusterWorld {
         let cluster = block_in_place(RedisCluster::start).expect("a Redis Cluster");
-        wait_slots_list_every_node(&cluster).await;
+        // The clouds connect at once, while the replicas may still be
+        // missing from `CLUSTER SLOTS` (a replica is listed once its
+        // primary's gossip reports a replication offset, seconds later):
+        // their ACL users must reach nodes redis-rs's view lacks.
         let pg = PgDatabase::create().expect("a PostgreSQL database");
         let tg = FakeTelegram::start().await;
         let signing_key = CloudSigningKey::generate().to_base64();
@@ -368,54 +371,4 @@ pub(super) fn fwd_lock_key(session: &str) -> String {
         hash = hash.wrapping_mul(0x0100_0193);
     }
     format!("ra:{{fwd-{:02}}}:lock:{session}", hash % 32)
-}
-
-/// Waits until every node's `CLUSTER SLOTS` lists every node. A replica
-/// is left out of it until its primary's gossip reports a replication
-/// offset (a few seconds after `RedisCluster::start` returns), and a
-/// client that reads the topology meanwhile (redis-rs at connect) does not
-/// know the replica until its next refresh.
-pub(super) async fn wait_slots_list_every_node(cluster: &RedisCluster) {
-    let ports = cluster.ports();
-    let complete = wait_for(WAIT, || {
-        let ports = ports.clone();
-        async move {
-            for port in &ports {
-                let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}"))
-                    .ok()?
-                    .get_multiplexed_async_connection_with_config(
-                        &remoteagent_testkit::conn_config(),
-                    )
-                    .await
-                    .ok()?;
-                let slots: Vec<Vec<redis::Value>> = redis::cmd("CLUSTER")
-                    .arg("SLOTS")
-                    .query_async(&mut conn)
-                    .await
-                    .ok()?;
-                let mut listed: Vec<i64> = slots
-                    .iter()
-                    .flat_map(|range| range.iter().skip(2))
-                    .filter_map(|node| match node {
-                        redis::Value::Array(fields) => match fields.get(1) {
-                            Some(redis::Value::Int(p)) => Some(*p),
-                            _ => None,
-                        },
-                        _ => None,
-                    })
-                    .collect();
-                listed.sort();
-                listed.dedup();
-                if listed.len() != ports.len() {
-                    return None;
-                }
-            }
-            Some(())
-        }
-    })
-    .await;
-    assert!(
-        complete.is_some(),
-        "CLUSTER SLOTS never listed all of {ports:?}"
-    );
 }

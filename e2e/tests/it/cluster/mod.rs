@@ -528,3 +528,38 @@ async fn a_node_killed_and_replaced_keeps_agents_logged_in() {
     })
     .await;
 }
+
+/// The primary serving the run's output stream is killed with SIGKILL
+/// mid-stream: its replica is promoted by the cluster itself (no
+/// coordination, so the last writes before the crash may be gone), the
+/// daemon's writes and the forwarder's reads follow the slot, and the run
+/// ends with its status; a line that did not survive is announced as lost,
+/// none is shown twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_killed_mid_stream_ends_the_session_and_tells_any_loss() {
+    let mut w = ClusterWorld::start(&[("alpha", "numbered.sh")]).await;
+    let lines = 400;
+    let chat = w.agents[0].user;
+    w.say(chat, &format!("{lines} 10")).await;
+    let sid = w.wait_session(&w.agents[0]).await;
+    w.wait_chat(chat, WAIT, "showing line 20", |m| {
+        joined(m).contains(&numbered_line(20))
+    })
+    .await;
+    let stream = format!("output:{}:{sid}", w.agents[0].id);
+    let primary = w
+        .manage(|c| c.primary_for_key(&stream))
+        .unwrap_or_else(|e| panic!("the primary of {stream}: {e:#}"));
+    w.manage(|c| c.kill(primary))
+        .unwrap_or_else(|e| panic!("killing {primary}: {e:#}"));
+    w.manage(|c| c.wait_ok())
+        .unwrap_or_else(|e| panic!("the cluster after killing {primary}: {e:#}"));
+    let promoted = w.manage(|c| c.primary_for_key(&stream)).unwrap();
+    eprintln!("[cluster] {stream}: primary {primary} killed, {promoted} promoted");
+    let agent = &w.agents[0];
+    wait_numbered_end(&w, agent).await;
+    let messages = w.tg.messages(chat);
+    let mut problems = numbered_problems(&messages, lines, true);
+    problems.extend(end_problems(&messages, &agent.name));
+    assert_no_problems(&w, chat, "primary killed mid-stream", problems);
+}

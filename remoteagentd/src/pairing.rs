@@ -153,7 +153,11 @@ async fn subscribe(pair: &PairResponse) -> Result<PairSubscription, ControlError
         unreachable(format!("cannot reach the cloud's Redis at {shown}: {e}"))
     };
     let target = Target::parse(url, false)
-        .map_err(|e| unreachable(format!("the cloud sent a Redis address that cannot be used: {e}")))?
+        .map_err(|e| {
+            unreachable(format!(
+                "the cloud sent a Redis address that cannot be used: {e}"
+            ))
+        })?
         .with_login(&pair.redis.username, &pair.redis.password);
     let (tx, pushes) = mpsc::unbounded_channel();
     let options = Options {

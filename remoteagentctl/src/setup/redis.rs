@@ -89,11 +89,10 @@ fn major_of(version: &str) -> u32 {
 /// (a map of node to text).
 fn info_texts(value: redis::Value) -> Vec<String> {
     match value {
-        redis::Value::Map(pairs) => pairs
+        redis::Value::Map(pairs) => pairs.into_iter().flat_map(|(_, v)| info_texts(v)).collect(),
+        other => redis::from_redis_value::<String>(other)
             .into_iter()
-            .flat_map(|(_, v)| info_texts(v))
             .collect(),
-        other => redis::from_redis_value::<String>(other).into_iter().collect(),
     }
 }
 
@@ -102,7 +101,6 @@ fn info_texts(value: redis::Value) -> Vec<String> {
 fn is_auth_error(e: &redis::RedisError) -> bool {
     matches!(e.kind(), redis::ErrorKind::AuthenticationFailed)
         || e.code().is_some_and(|c| c == "NOAUTH" || c == "WRONGPASS")
-        || e
-            .detail()
+        || e.detail()
             .is_some_and(|d| d.contains("NOAUTH") || d.contains("WRONGPASS"))
 }

@@ -162,9 +162,7 @@ struct Health {
 impl Health {
     /// The connection manager will not recover by itself: build a new one.
     fn needs_rebuild(&self) -> bool {
-        self.auth_refused
-            || self.subscription_lost
-            || self.failures >= REBUILD_AFTER_FAILURES
+        self.auth_refused || self.subscription_lost || self.failures >= REBUILD_AFTER_FAILURES
     }
 }
 
@@ -296,7 +294,9 @@ impl Link {
             // map afresh and subscribes at the slot's owner.
             PushKind::Unsubscribe | PushKind::SUnsubscribe => {
                 if push_channel(&push) == Some(self.setup.channel.as_bytes()) {
-                    tracing::info!("Redis dropped the command channel's subscription (its slot moved); connecting again");
+                    tracing::info!(
+                        "Redis dropped the command channel's subscription (its slot moved); connecting again"
+                    );
                     self.setup.online.send_replace(false);
                     self.health.subscription_lost = true;
                     if self.rebuild.is_none() {

@@ -251,7 +251,10 @@ async fn the_agent_takes_sharded_commands_and_writes_through_the_cluster() {
     let presence = s.presence().await.expect("presence key set");
     assert!(presence.contains("\"busy\""), "{presence}");
     agent.shutdown().await;
-    let gone = wait_for(WAIT, || async { s.presence().await.is_none().then_some(()) }).await;
+    let gone = wait_for(WAIT, || async {
+        s.presence().await.is_none().then_some(())
+    })
+    .await;
     assert!(gone.is_some(), "presence stayed after the agent stopped");
 }
 
@@ -331,7 +334,10 @@ async fn a_refused_login_on_a_cluster_is_an_auth_error() {
     };
     // A user no node knows: as after every node restarted without ACLs.
     let target = agent_target(&s.cluster.urls(), "ra-agent-gone", "secret").unwrap();
-    let err = conn::managed(&target, &options).await.err().expect("refused");
+    let err = conn::managed(&target, &options)
+        .await
+        .err()
+        .expect("refused");
     assert!(is_auth_error(&err), "{err:?}");
     // The right password on a user every node knows: fine.
     let target = agent_target(&s.cluster.urls(), &s.user, &s.jwt).unwrap();
@@ -344,7 +350,10 @@ async fn a_refused_login_on_a_cluster_is_an_auth_error() {
     assert_eq!(n, 0);
     // A wrong password.
     let target = agent_target(&s.cluster.urls(), &s.user, "wrong").unwrap();
-    let err = conn::managed(&target, &options).await.err().expect("refused");
+    let err = conn::managed(&target, &options)
+        .await
+        .err()
+        .expect("refused");
     assert!(is_auth_error(&err), "{err:?}");
 
     // The user gone from the node owning the presence key only: a command
@@ -354,7 +363,9 @@ async fn a_refused_login_on_a_cluster_is_an_auth_error() {
         .primary_for_key(&names::presence_key(&s.agent))
         .unwrap();
     let owner_target = Target::parse(&format!("redis://127.0.0.1:{owner}"), false).unwrap();
-    let mut node = conn::dedicated(&owner_target, &admin_options()).await.unwrap();
+    let mut node = conn::dedicated(&owner_target, &admin_options())
+        .await
+        .unwrap();
     let _: Value = redis::cmd("ACL")
         .arg("DELUSER")
         .arg(&s.user)
@@ -371,4 +382,48 @@ async fn a_refused_login_on_a_cluster_is_an_auth_error() {
             .expect_err("the node without the user answered"),
     };
     assert!(is_auth_error(&err), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_go_both_ways_through_the_cluster_as_the_agent() {
+    let s = ClusterSetup::new().await;
+    let store = remoteagentd::files::BlobStore::new(
+        s.agent.clone(),
+        s.cluster.urls(),
+        s.user.clone(),
+        s.jwt.clone().into(),
+    );
+    // Out (`/get`, the outbox): written as the agent, on its own connection.
+    let bytes = b"hello from the project\n".repeat(1000);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let attachment = store.put("notes.txt", &bytes, &cancel).await.unwrap();
+    let mut admin = s.admin.clone();
+    let stored: Vec<u8> = redis::cmd("GET")
+        .arg(&attachment.key)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(stored, bytes);
+
+    // In (a prompt's files): fetched, checked, saved and deleted as the agent.
+    let sid = SessionId::generate();
+    let mut conn = store.connection(attachment.size).await.unwrap();
+    let attached = remoteagentd::inbox::receive(
+        &mut conn,
+        &s.settings.inbox,
+        &s.agent,
+        &sid,
+        std::slice::from_ref(&attachment),
+    )
+    .await
+    .unwrap();
+    let saved = remoteagentd::inbox::session_dir(&s.settings.inbox.root, &s.agent, &sid)
+        .join("notes.txt");
+    assert_eq!(std::fs::read(&saved).unwrap(), bytes, "{attached:?}");
+    let left: i64 = redis::cmd("EXISTS")
+        .arg(&attachment.key)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the blob was not deleted");
 }

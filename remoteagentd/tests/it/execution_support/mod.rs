@@ -182,9 +182,7 @@ pub fn agent_settings(logs: &Path) -> Arc<AgentSettings> {
             root: logs.join("inbox"),
             limits: Default::default(),
         },
-        conversations: remoteagentd::conversations::History::new(
-            logs.join("conversations"),
-        ),
+        conversations: remoteagentd::conversations::History::new(logs.join("conversations")),
         worktrees: remoteagentd::worktrees::WorktreeSettings {
             root: logs.join("worktrees"),
             ..Default::default()

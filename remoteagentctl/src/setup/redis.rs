@@ -104,3 +104,36 @@ fn is_auth_error(e: &redis::RedisError) -> bool {
         || e.detail()
             .is_some_and(|d| d.contains("NOAUTH") || d.contains("WRONGPASS"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use remoteagent_testkit::{RedisCluster, RedisServer};
+
+    #[tokio::test]
+    async fn a_standalone_server_answers_with_its_version() {
+        let server = RedisServer::start().unwrap();
+        let version = check(&server.url()).await.unwrap();
+        assert!(major_of(&version) >= 6, "{version}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cluster_given_as_its_nodes_answers_with_its_version() {
+        let cluster = tokio::task::block_in_place(RedisCluster::start).unwrap();
+        let version = check(&cluster.urls()).await.unwrap();
+        assert!(major_of(&version) >= 6, "{version}");
+        // One seed marked as a cluster works too.
+        let one = format!("{}?cluster=true", cluster.node_urls()[0]);
+        check(&one).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn nothing_listening_is_said_with_the_install_hint_and_no_password() {
+        let err = check("redis://:secret@127.0.0.1:1,redis://:secret2@127.0.0.1:2")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not reachable"), "{err}");
+        assert!(!err.contains("secret"), "{err}");
+    }
+}

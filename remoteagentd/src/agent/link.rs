@@ -1,7 +1,18 @@
 //! The agent's link to Redis: one RESP3 connection used both to SUBSCRIBE
 //! to its command channel and to write (output streams, presence).
 //!
+//! On a Redis Cluster (the URL stored at pairing lists its nodes) the
+//! connection is redis-rs's cluster connection and the subscription is
+//! sharded (`SSUBSCRIBE`: only the channel's shard carries the cloud's
+//! `SPUBLISH`); messages come as `SMessage` pushes. Writes are single
+//! commands routed by key, or pipelines on one key (one slot).
+//!
 //! redis-rs's manager reconnects and resubscribes by itself after a blip.
+//! Its cluster connection reconnects each node and resubscribes on a node
+//! it reconnects to, but not where a slot moved: a node that loses the
+//! channel's slot (failover, resharding) drops the subscription with a
+//! `SUNSUBSCRIBE` push, and a node that dies leaves it nowhere. Both make
+//! the link build a new connection, which reads the slot map afresh.
 //! When the connection stays broken (Redis refusing the login because the
 //! agent's ACL user was lost in a restart, or several heartbeats failing in
 //! a row), the link builds a new one in the background and swaps it in for
@@ -262,6 +273,7 @@ impl Link {
         match push.kind {
             PushKind::Disconnection => {
                 self.setup.online.send_replace(false);
+                tracing::warn!("Redis connection lost; reconnecting");
                 // A cluster connection reconnects each node, but when a node
                 // is gone for good its replica serves the channel's slot and
                 // nothing moves the subscription there until the slot map is
@@ -393,8 +405,8 @@ impl Link {
                 // The one place `online` turns true: the presence key the
                 // cloud checks exists now. The manager resubscribes on
                 // reconnect, so a working connection means the subscription
-                // is back too.
-                // Not without its subscription: a new connection is on its way.
+                // is back too; unless a cluster node dropped it, and then a
+                // new connection is on its way.
                 if !self.health.subscription_lost {
                     self.setup.online.send_replace(true);
                 }

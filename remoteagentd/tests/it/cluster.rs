@@ -417,8 +417,8 @@ async fn files_go_both_ways_through_the_cluster_as_the_agent() {
     )
     .await
     .unwrap();
-    let saved = remoteagentd::inbox::session_dir(&s.settings.inbox.root, &s.agent, &sid)
-        .join("notes.txt");
+    let saved =
+        remoteagentd::inbox::session_dir(&s.settings.inbox.root, &s.agent, &sid).join("notes.txt");
     assert_eq!(std::fs::read(&saved).unwrap(), bytes, "{attached:?}");
     let left: i64 = redis::cmd("EXISTS")
         .arg(&attachment.key)

@@ -61,6 +61,10 @@ const RECONNECT_BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), RECO
 const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait for a new connection and its subscription.
 const REBUILD_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long after a node dropped the subscription (its slot moved) the new
+/// connection reads the slot map: the cluster's nodes learn of a failover
+/// over their bus within milliseconds, but not all at once.
+const SLOT_MOVE_SETTLE: Duration = Duration::from_secs(1);
 /// Longest wait for each of the last calls when the agent stops.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -311,8 +315,12 @@ impl Link {
                     );
                     self.setup.online.send_replace(false);
                     self.health.subscription_lost = true;
+                    // Not at once: the node that dropped it learnt of the
+                    // move first, and a slot map read from a node that has
+                    // not yet would send the new subscription to the old
+                    // node again.
                     if self.rebuild.is_none() {
-                        self.reconnect_at = Some(Instant::now());
+                        self.reconnect_at = Some(Instant::now() + SLOT_MOVE_SETTLE);
                     }
                 }
                 None

@@ -205,7 +205,7 @@ impl Cloud {
     async fn launch(launch: Launch, dir: tempfile::TempDir) -> Result<Cloud> {
         let url = format!("http://127.0.0.1:{}", launch.port);
         let proc = Proc::spawn("remoteagent-cloud", launch.command(dir.path()), dir.path())?;
-        let cloud = Cloud {
+        let mut cloud = Cloud {
             proc,
             url,
             dir,
@@ -231,9 +231,14 @@ impl Cloud {
         self.wait_healthy().await
     }
 
-    async fn wait_healthy(&self) -> Result<()> {
+    async fn wait_healthy(&mut self) -> Result<()> {
         let health = format!("{}/healthz", self.url);
         for _ in 0..1500 {
+            // A cloud that refused its settings has said why: no need to
+            // wait out the guard.
+            if self.proc.has_exited() {
+                bail!("the cloud exited:\n{}", self.proc.tail(40));
+            }
             if let Ok(resp) = self.http.get(&health).send().await
                 && resp.status().is_success()
             {

@@ -69,6 +69,15 @@ impl Proc {
         self.child.as_ref().map(|c| c.id())
     }
 
+    /// Whether the process has ended (it is then reaped).
+    pub fn has_exited(&mut self) -> bool {
+        match self.child.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(Some(_))) | None => true,
+            Some(Ok(None)) => false,
+            Some(Err(_)) => true,
+        }
+    }
+
     /// The last `n` lines the process printed.
     pub fn tail(&self, n: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();

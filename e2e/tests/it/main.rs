@@ -6,6 +6,7 @@
 
 mod attachments;
 mod checkpoints;
+mod cluster;
 mod codex;
 mod doctor;
 mod drafts;

@@ -24,6 +24,7 @@
 use std::sync::LazyLock;
 
 use remoteagent_proto::SessionId;
+use remoteagent_rediskit::slot::key_slot;
 
 /// How many shards (hash slots) the forwarder's state is spread over.
 /// Changing it moves every session's keys: never change it without a
@@ -47,7 +48,7 @@ pub fn shard(session: &str) -> u32 {
 }
 
 /// Redis Cluster's hash slots.
-const SLOTS: u32 = 16_384;
+const SLOTS: u32 = remoteagent_rediskit::slot::SLOTS as u32;
 
 /// Every shard's key prefix `ra:{fwd-NN-M}`, computed once.
 static PREFIXES: LazyLock<Vec<String>> = LazyLock::new(|| {
@@ -58,29 +59,12 @@ static PREFIXES: LazyLock<Vec<String>> = LazyLock::new(|| {
             // average; the search always ends (CRC16 reaches every slot).
             let tag = (0u32..)
                 .map(|m| format!("fwd-{shard:02}-{m}"))
-                .find(|tag| range.contains(&u32::from(slot_of_tag(tag))))
+                .find(|tag| range.contains(&u32::from(key_slot(tag))))
                 .unwrap_or_default();
             format!("ra:{{{tag}}}")
         })
         .collect()
 });
-
-/// The slot of a hash tag's text: CRC16/XMODEM mod 16,384, as Redis
-/// Cluster computes it (`CLUSTER KEYSLOT`).
-pub fn slot_of_tag(tag: &str) -> u16 {
-    let mut crc: u16 = 0;
-    for byte in tag.as_bytes() {
-        crc ^= u16::from(*byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc % SLOTS as u16
-}
 
 fn tag(shard: u32) -> &'static str {
     &PREFIXES[(shard % SHARDS) as usize]
@@ -133,14 +117,7 @@ mod tests {
     /// Redis Cluster's slot of `key` (CRC16/XMODEM of the hash tag, mod
     /// 16384), to check the layout without a cluster.
     fn slot(key: &str) -> u16 {
-        let hashed = match key.find('{') {
-            Some(open) => match key[open + 1..].find('}') {
-                Some(len) if len > 0 => &key[open + 1..open + 1 + len],
-                _ => key,
-            },
-            None => key,
-        };
-        slot_of_tag(hashed)
+        key_slot(key)
     }
 
     #[test]
@@ -185,7 +162,5 @@ mod tests {
             per_primary(10923, 16384),
         ];
         assert!(thirds.iter().all(|n| (10..=11).contains(n)), "{thirds:?}");
-        // The CRC matches Redis's own (CLUSTER KEYSLOT "123456789" = 12739).
-        assert_eq!(slot("123456789"), 12739);
     }
 }

@@ -360,15 +360,8 @@ async fn start_replica(
     .unwrap_or_else(|e| panic!("cloud replica {n} did not start: {e:#}"))
 }
 
-/// The forwarder's lock of a session, named as `cloud/src/forwarder/
-/// keys.rs` names it (`ra:{fwd-NN}:lock:SID`, NN the FNV-1a of the id mod
-/// 32): computed here rather than imported, so that this suite depends on
-/// the cloud's binary only.
+/// The forwarder's lock of a session (`cloud/src/forwarder/keys.rs`).
 pub(super) fn fwd_lock_key(session: &str) -> String {
-    let mut hash: u32 = 0x811c_9dc5;
-    for byte in session.as_bytes() {
-        hash ^= u32::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0193);
-    }
-    format!("ra:{{fwd-{:02}}}:lock:{session}", hash % 32)
+    let session = remoteagent_proto::SessionId::parse(session).expect("a session id");
+    remoteagent_cloud::forwarder::keys::lock_key(&session)
 }

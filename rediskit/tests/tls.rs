@@ -58,6 +58,10 @@ fn rediss_checks_the_server_certificate_against_ssl_cert_file() {
                 Err(e) => e.to_string(),
             };
             assert!(err.contains("UnknownIssuer"), "{err}");
+            let Err(e) = conn::dedicated(&target, &options).await else {
+                panic!("connected to a server with a certificate from an unknown CA");
+            };
+            assert!(conn::explain(&e).contains("SSL_CERT_FILE"), "{e}");
 
             // Cluster seeds over TLS: redis-rs's cluster connection and
             // rediskit's direct per-node connections (`nodes`) alike.

@@ -41,7 +41,11 @@ async fn a_daemon_pairs_and_runs_a_prompt_over_rediss() {
     let project = home.project("webapp").unwrap();
     let runner = fixture("answer.sh");
     let (mut ctl, code) = home
-        .start_pairing("pair-webapp", &project, &["--command", runner.to_str().unwrap()])
+        .start_pairing(
+            "pair-webapp",
+            &project,
+            &["--command", runner.to_str().unwrap()],
+        )
         .await;
     cloud.say(OWNER, &format!("/pair {code}")).await;
     let exit = ctl.wait(WAIT).await.unwrap();

@@ -19,6 +19,9 @@ pub enum TargetError {
 }
 
 /// A standalone server or a cluster's seed nodes.
+// redis-rs's TLS settings make a `ConnectionInfo` large; a `Target` is
+// made a few times per connection, never in bulk, so boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Target {
     Standalone(ConnectionInfo),

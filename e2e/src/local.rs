@@ -56,6 +56,12 @@ impl Home {
         Ok(())
     }
 
+    /// Sets `key` in the environment of the daemon and the CLI started
+    /// from now on (`SSL_CERT_FILE` for a Redis with a private CA).
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.inner.env.insert(key.to_string(), value.to_string());
+    }
+
     /// Environment shared by the daemon and the CLI: the home's, and of the
     /// test's only its PATH (behind the home's `bin`).
     pub fn apply(&self, cmd: &mut Command) {

@@ -10,10 +10,12 @@ pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    match rest.split_once('@') {
-        Some((auth, host)) if auth.contains(':') => {
-            let user = auth.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:hidden@{host}")
+    // The last `@` before the path: a password may contain `@` itself.
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) if rest[..at].contains(':') => {
+            let user = rest[..at].split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:hidden{}", &rest[at..])
         }
         _ => url.to_string(),
     }
@@ -47,6 +49,15 @@ mod tests {
             "redis://u:hidden@a:1, redis://u:hidden@b:2"
         );
         assert_eq!(redact_url("redis://h:1"), "redis://h:1");
+        // TLS URLs, and a password with an `@` in it.
+        assert_eq!(
+            redact_url("rediss://ra-agent-x:eyJ.a@b.c@redis.example.com:6380/?cluster=true"),
+            "rediss://ra-agent-x:hidden@redis.example.com:6380/?cluster=true"
+        );
+        assert_eq!(
+            redact_url("rediss://:pw@a:1,rediss://:pw@b:2"),
+            "rediss://:hidden@a:1,rediss://:hidden@b:2"
+        );
         assert_eq!(strip_credentials("redis://u:pw@h:1/0"), "redis://h:1/0");
         assert_eq!(strip_credentials("redis://h"), "redis://h");
     }

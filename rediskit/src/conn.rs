@@ -248,3 +248,18 @@ impl ConnectionLike for Conn {
         }
     }
 }
+
+/// `err` as a sentence for the user, with what to do when the TLS
+/// server's certificate was not trusted (a private CA not in the roots).
+pub fn explain(err: &redis::RedisError) -> String {
+    let text = err.to_string();
+    if text.contains("invalid peer certificate") {
+        format!(
+            "{text} (the Redis server's TLS certificate is not trusted; if it comes from a \
+             private CA, set SSL_CERT_FILE for the daemon to a PEM file with that CA and \
+             the system's roots)"
+        )
+    } else {
+        text
+    }
+}

@@ -19,6 +19,9 @@ pub enum TargetError {
 }
 
 /// A standalone server or a cluster's seed nodes.
+// redis-rs's TLS settings make a `ConnectionInfo` large; a `Target` is
+// made a few times per connection, never in bulk, so boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Target {
     Standalone(ConnectionInfo),
@@ -146,7 +149,7 @@ fn strip_credentials(url: &str) -> String {
 fn credentials_span(url: &str) -> Option<(usize, usize)> {
     let start = url.find("://")? + 3;
     let host_end = url[start..]
-        .find(['/', '?'])
+        .find(['/', '?', '#'])
         .map_or(url.len(), |i| start + i);
     let at = url[start..host_end].rfind('@')? + start;
     Some((start, at))
@@ -232,6 +235,14 @@ mod tests {
         );
         assert_eq!(public_form("redis://a:1", false), "redis://a:1");
         assert_eq!(redact("redis://:pw@a:1"), "redis://:***@a:1");
+        assert_eq!(
+            redact("rediss://u:p@w@a:6380,rediss://u:pw@b:6380/?cluster=true"),
+            "rediss://u:***@a:6380,rediss://u:***@b:6380/?cluster=true"
+        );
+        assert_eq!(
+            public_form("rediss://admin:pw@a:6380", false),
+            "rediss://a:6380"
+        );
     }
 
     #[test]

@@ -150,7 +150,10 @@ async fn subscribe(pair: &PairResponse) -> Result<PairSubscription, ControlError
     let url = &pair.redis.url;
     let shown = rediskit::target::redact(url);
     let bad = |e: redis::RedisError| {
-        unreachable(format!("cannot reach the cloud's Redis at {shown}: {e}"))
+        unreachable(format!(
+            "cannot reach the cloud's Redis at {shown}: {}",
+            rediskit::conn::explain(&e)
+        ))
     };
     let target = Target::parse(url, false)
         .map_err(|e| {

@@ -13,11 +13,13 @@
 pub mod home;
 pub mod redis_cluster;
 pub mod redis_server;
+pub mod redis_tls;
 pub mod stt;
 pub mod telegram;
 
 pub use redis_cluster::{ClusterNode, RedisCluster};
 pub use redis_server::RedisServer;
+pub use redis_tls::{TestCa, TlsRedisCluster, TlsRedisServer};
 
 /// The shared Redis every test may use (unique key names only, never FLUSHALL).
 pub fn redis_url() -> String {

@@ -21,6 +21,7 @@ mod rules;
 mod security_cloud;
 mod sessions;
 mod setup;
+mod tls;
 mod topics;
 mod voice;
 mod worktrees;

@@ -205,7 +205,11 @@ async fn redis_login(supervisor: &Supervisor, meta: &AgentMeta, problem: Option<
         ),
         Ok(Err(e)) => Check::fail(
             name,
-            format!("Redis at {} cannot be reached: {e}", meta.redis_url),
+            format!(
+                "Redis at {} cannot be reached: {}",
+                meta.redis_url,
+                remoteagent_rediskit::conn::explain(&e)
+            ),
             "start Redis (`sudo systemctl start redis-server`), or check the cloud's REDIS_URL",
         ),
         Err(_) => Check::fail(

@@ -2,6 +2,8 @@
 //!
 //! * [`redis_server`]: a private `redis-server` on a free loopback port, which
 //!   a test may stop and restart without disturbing other tests.
+//! * [`redis_cluster`]: a private Redis Cluster (primaries with replicas) a
+//!   test may fail over, kill nodes of, or grow.
 //! * [`redis_url`]: the machine's shared Redis (from `REMOTEAGENT_TEST_REDIS_URL`).
 //! * [`database_url`]: the local PostgreSQL (from `REMOTEAGENT_TEST_DATABASE_URL`).
 //! * [`telegram`]: a fake Telegram Bot API server that records every call.
@@ -9,10 +11,12 @@
 //! * [`stt`]: a fake OpenAI-compatible speech-to-text server.
 
 pub mod home;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod stt;
 pub mod telegram;
 
+pub use redis_cluster::{ClusterNode, RedisCluster};
 pub use redis_server::RedisServer;
 
 /// The shared Redis every test may use (unique key names only, never FLUSHALL).

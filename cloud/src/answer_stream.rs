@@ -14,14 +14,12 @@
 
 use std::time::Duration;
 
-use redis::AsyncConnectionConfig;
-use redis::aio::MultiplexedConnection;
+use remoteagent_rediskit::{Conn, Options, conn as rconn};
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use remoteagent_proto::backoff::Backoff;
 use remoteagent_proto::events::{DonePayload, OutputEvent};
 use remoteagent_proto::files::FilePayload;
 use remoteagent_proto::{AgentId, SessionId, names, stream};
-use secrecy::ExposeSecret;
 use tokio::time::Instant;
 
 use crate::blob_fetch;
@@ -53,7 +51,7 @@ pub trait Reader {
     /// own connection (for a `file` event's blob).
     fn event(
         &mut self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
         event: OutputEvent,
     ) -> impl Future<Output = ()> + Send;
 }
@@ -86,7 +84,7 @@ async fn read<R: Reader>(
     let mut done_by = Instant::now() + Duration::from_secs(state.config.get_answer_secs);
     let mut answered = false;
     let mut last_id = "0-0".to_string();
-    let mut conn: Option<MultiplexedConnection> = None;
+    let mut conn: Option<Conn> = None;
     let mut failures = Backoff::new(Duration::from_millis(500), Duration::from_secs(4))
         .attempts(6)
         .without_jitter();
@@ -168,14 +166,13 @@ async fn read<R: Reader>(
 
 /// A connection of the follower's own: its `XREAD BLOCK` must hold up no
 /// one else (ARCHITECTURE.md: no blocking command on a shared one).
-async fn connect(state: &AppState) -> redis::RedisResult<MultiplexedConnection> {
-    let client = redis::Client::open(state.config.redis_url.expose_secret())?;
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(5)))
-        .set_response_timeout(Some(BLOCK + Duration::from_secs(10)));
-    client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
+async fn connect(state: &AppState) -> redis::RedisResult<Conn> {
+    let options = Options {
+        connection_timeout: Some(Duration::from_secs(5)),
+        response_timeout: Some(BLOCK + Duration::from_secs(10)),
+        ..Options::default()
+    };
+    rconn::dedicated(&state.config.redis_target(), &options).await
 }
 
 /// What to say when the daemon did not answer `asked` (HTML: `/get
@@ -214,7 +211,7 @@ pub async fn say(state: &AppState, to: ChatRef, html: String) {
 pub async fn send_file(
     state: &AppState,
     to: ChatRef,
-    conn: &mut MultiplexedConnection,
+    conn: &mut Conn,
     agent: &AgentId,
     f: &FilePayload,
     caption: String,

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use remoteagent_rediskit::{self as rediskit, conn};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -91,7 +91,7 @@ impl App {
             .await
             .map_err(|e| db_error(safe_db_url, &e))?;
         let redis_err = |e: redis::RedisError| StartError::Redis {
-            url: crate::config::redact_url(config.redis_url.expose_secret()),
+            url: config.redis_url_redacted(),
             cause: e.to_string(),
             fix: if e.is_connection_refusal() || e.is_timeout() || e.is_io_error() {
                 "start Redis there (`sudo systemctl start redis-server`), or fix REDIS_URL"
@@ -103,27 +103,41 @@ impl App {
                 "check REDIS_URL"
             },
         };
-        let client = redis::Client::open(config.redis_url.expose_secret()).map_err(redis_err)?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_response_timeout(Some(Duration::from_secs(5)));
-        // One plain connection first: a refused Redis is then reported at
-        // once, where the manager would retry with backoff for ~10 s.
-        tokio::time::timeout(
-            Duration::from_secs(5),
-            client.get_multiplexed_async_connection(),
-        )
-        .await
-        .map_err(|_| {
+        let target = config.redis_target();
+        let no_answer = || {
             redis_err(redis::RedisError::from(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 "no answer within 5 s",
             )))
-        })?
+        };
+        // One plain connection first: a refused Redis is then reported at
+        // once, where the manager would retry with backoff for ~10 s.
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            conn::dedicated(&target, &rediskit::Options::default()),
+        )
+        .await
+        .map_err(|_| no_answer())?
         .map_err(redis_err)?;
-        let redis = ConnectionManager::new_with_config(client.clone(), manager_config)
+        let shared = rediskit::Options {
+            connection_timeout: Some(Duration::from_secs(5)),
+            response_timeout: Some(Duration::from_secs(5)),
+            ..rediskit::Options::default()
+        };
+        let redis = conn::managed(&target, &shared)
             .await
             .map_err(redis_err)?;
+        // On a cluster the ACL users are kept on every node, and nodes come
+        // and go: their own connection, so that the watch's look at a new
+        // node never disturbs the connection every handler shares.
+        let acl_conn = if redis.is_cluster() {
+            tokio::time::timeout(Duration::from_secs(10), conn::managed(&target, &shared))
+                .await
+                .map_err(|_| no_answer())?
+                .map_err(redis_err)?
+        } else {
+            redis.clone()
+        };
         let telegram = telegram_client(&config);
         let (bot_username, topics_in_private) = match tokio::time::timeout(
             Duration::from_secs(10),
@@ -145,7 +159,7 @@ impl App {
         };
         let (tx, finished) = mpsc::unbounded_channel();
         let forwarder = Forwarder::with_options(
-            client,
+            target,
             Outbox::new(telegram.clone(), OutboxConfig::default()),
             tx,
             config.replica_id.clone(),
@@ -159,7 +173,7 @@ impl App {
             },
         );
         let state = AppState::new(Inner {
-            acl: Acl::new(config.redis_acl, redis.clone()),
+            acl: Acl::new(config.redis_acl, acl_conn),
             outbox: forwarder.outbox().clone(),
             forwarder,
             stt: config.stt.as_ref().map(crate::stt::Stt::new),

@@ -1,7 +1,7 @@
 //! Signing and publishing commands to a daemon on `agent:{agentId}`, and
 //! closing a session's stream when no daemon will.
 
-use redis::aio::ConnectionManager;
+use remoteagent_rediskit::Conn;
 use remoteagent_proto::envelope;
 use remoteagent_proto::events::{CommandEvent, DonePayload, DoneStatus};
 use remoteagent_proto::keys::CloudSigningKey;
@@ -22,18 +22,19 @@ pub enum PublishError {
 pub const ENVELOPE_TTL_SECS: u64 = 60;
 
 /// Signs `command` for `agent` and publishes it; returns the number of
-/// subscribers that received it (0 = the agent is offline).
+/// subscribers that received it (0 = the agent is offline). On a Redis
+/// Cluster this is a sharded `SPUBLISH`, which counts the same way: the
+/// daemon's `SSUBSCRIBE` sits on the shard owning the channel.
 pub async fn publish(
-    conn: &ConnectionManager,
+    conn: &Conn,
     key: &CloudSigningKey,
     agent: &AgentId,
     command: CommandEvent,
 ) -> Result<usize, PublishError> {
     let token = envelope::sign(key, agent, command, ENVELOPE_TTL_SECS)?;
     let mut conn = conn.clone();
-    let receivers: usize = redis::cmd("PUBLISH")
-        .arg(names::agent_channel(agent))
-        .arg(token)
+    let receivers: usize = conn
+        .publish_cmd(&names::agent_channel(agent), token.as_bytes())
         .query_async(&mut conn)
         .await?;
     Ok(receivers)
@@ -42,7 +43,7 @@ pub async fn publish(
 /// Appends a `done` to a session's stream on the daemon's behalf (used when
 /// the command reached nobody), so the forwarder closes the placeholder.
 pub async fn close_stream(
-    conn: &ConnectionManager,
+    conn: &Conn,
     agent: &AgentId,
     session: &SessionId,
     status: DoneStatus,
@@ -82,7 +83,7 @@ pub fn done_pipeline(key: &str, done: &DonePayload) -> Result<redis::Pipeline, s
 /// Whether the agent's daemon says (in its presence value) that it runs a
 /// prompt that comes while busy in a git worktree, beside the busy run.
 /// Unknown (unreadable, an older daemon): false, and the prompt queues.
-pub async fn takes_parallel_runs(conn: &ConnectionManager, agent: &AgentId) -> bool {
+pub async fn takes_parallel_runs(conn: &Conn, agent: &AgentId) -> bool {
     let mut conn = conn.clone();
     match redis::cmd("GET")
         .arg(names::presence_key(agent))
@@ -99,7 +100,7 @@ pub async fn takes_parallel_runs(conn: &ConnectionManager, agent: &AgentId) -> b
     }
 }
 
-pub async fn is_online(conn: &ConnectionManager, agent: &AgentId) -> redis::RedisResult<bool> {
+pub async fn is_online(conn: &Conn, agent: &AgentId) -> redis::RedisResult<bool> {
     let mut conn = conn.clone();
     redis::cmd("EXISTS")
         .arg(names::presence_key(agent))

@@ -426,9 +426,9 @@ async fn publish_pair_event(
 ) -> Result<usize, ConfirmError> {
     let json = serde_json::to_string(event).map_err(|e| ConfirmError::Internal(e.to_string()))?;
     let mut conn = state.redis.clone();
-    let n: usize = redis::cmd("PUBLISH")
-        .arg(names::pair_channel(pairing))
-        .arg(json)
+    // `SPUBLISH` on a cluster, where the daemon waits with `SSUBSCRIBE`.
+    let n: usize = conn
+        .publish_cmd(&names::pair_channel(pairing), json.as_bytes())
         .query_async(&mut conn)
         .await?;
     Ok(n)

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use remoteagent_rediskit::Conn;
 
 /// At most `max` events per `window` per key.
 #[derive(Debug, Clone)]
@@ -30,7 +30,7 @@ impl RedisLimit {
 
     /// Counts an event for `key`; false if the window's limit was already
     /// reached.
-    pub async fn allow(&self, redis: &ConnectionManager, key: &str) -> redis::RedisResult<bool> {
+    pub async fn allow(&self, redis: &Conn, key: &str) -> redis::RedisResult<bool> {
         let redis_key = self.redis_key(key);
         let (count,): (u64,) = redis::pipe()
             .atomic()

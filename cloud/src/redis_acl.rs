@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use remoteagent_rediskit::Conn;
 use redis::{Cmd, FromRedisValue, RedisResult};
 use remoteagent_proto::{AgentId, PairingId, names};
 use secrecy::{ExposeSecret, SecretString};
@@ -34,7 +34,7 @@ pub const USER_CHECK_EVERY: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct Acl {
     enabled: bool,
-    conn: ConnectionManager,
+    conn: Conn,
     /// Set once every agent user's rules were found or made current.
     rules_current: Arc<AtomicBool>,
 }
@@ -48,7 +48,7 @@ impl std::fmt::Debug for Acl {
 }
 
 impl Acl {
-    pub fn new(enabled: bool, conn: ConnectionManager) -> Self {
+    pub fn new(enabled: bool, conn: Conn) -> Self {
         Acl {
             enabled,
             conn,

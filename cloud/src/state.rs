@@ -6,7 +6,7 @@ use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redis::aio::ConnectionManager;
+use remoteagent_rediskit::Conn;
 use remoteagent_proto::keys::CloudSigningKey;
 use tokio_util::sync::CancellationToken;
 
@@ -23,8 +23,10 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub config: Config,
     pub db: Db,
-    /// The shared command connection (reconnects by itself).
-    pub redis: ConnectionManager,
+    /// The shared command connection (reconnects by itself): a
+    /// connection manager on a standalone server, a cluster connection on a
+    /// Redis Cluster.
+    pub redis: Conn,
     pub acl: Acl,
     pub key: CloudSigningKey,
     pub telegram: Telegram,

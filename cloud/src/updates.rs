@@ -11,7 +11,7 @@
 //! and the webhook answers 5xx, so Telegram delivers the update again later
 //! instead of it being dropped or acted on twice.
 
-use redis::aio::ConnectionManager;
+use remoteagent_rediskit::Conn;
 
 use crate::bot::update::Update;
 use crate::metrics::Metrics;
@@ -42,7 +42,7 @@ pub fn claim_key(scope: &str, update_id: i64) -> String {
 
 /// True if this call claimed the update (it was not seen before).
 pub async fn claim(
-    redis: &ConnectionManager,
+    redis: &Conn,
     scope: &str,
     update_id: i64,
 ) -> Result<bool, redis::RedisError> {

@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
+use remoteagent_rediskit::Conn;
 use remoteagent_proto::SessionId;
 use remoteagent_proto::events::{CommandEvent, DoneStatus, OutputEvent};
 use remoteagent_proto::files::GetFilePayload;
@@ -148,7 +148,7 @@ impl Waiter {
 }
 
 impl answer_stream::Reader for Waiter {
-    async fn event(&mut self, conn: &mut MultiplexedConnection, event: OutputEvent) {
+    async fn event(&mut self, conn: &mut Conn, event: OutputEvent) {
         match event {
             OutputEvent::Notice(n) => {
                 self.said_something = true;

@@ -27,6 +27,7 @@ pub use stream_mode::StreamMode;
 pub use stt::{DEFAULT_STT_MODEL, DEFAULT_STT_TIMEOUT_SECS, SttConfig, stt_endpoint};
 
 use file::{File, read_file};
+use remoteagent_rediskit as rediskit;
 use settings::{Env, Values};
 
 /// How Telegram's updates reach this cloud.
@@ -103,6 +104,11 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// May hold the Redis admin password.
     pub redis_url: SecretString,
+    /// `REDIS_URL` names a Redis Cluster even when it is one URL
+    /// (`REDIS_CLUSTER`; a list of URLs always does).
+    pub redis_cluster: bool,
+    /// `REDIS_URL` read with `REDIS_CLUSTER`, checked at start-up.
+    redis_target: RedisTarget,
     /// The Redis URL daemons are told to use (without credentials).
     pub public_redis_url: String,
     /// False for Redis servers without ACL commands: agents then use the
@@ -170,6 +176,39 @@ impl Config {
     pub fn bot_token(&self) -> &str {
         self.bot_token.expose_secret()
     }
+
+    /// What `REDIS_URL` (with `REDIS_CLUSTER`) names: one server or a
+    /// cluster's seed nodes.
+    pub fn redis_target(&self) -> rediskit::Target {
+        self.redis_target.0.clone()
+    }
+
+    /// `REDIS_URL` with its passwords hidden, for logs and errors.
+    pub fn redis_url_redacted(&self) -> String {
+        rediskit::target::redact(self.redis_url.expose_secret())
+    }
+}
+
+/// The parsed `REDIS_URL`. Its connection details hold the admin password,
+/// so its `Debug` says only what kind of Redis it is.
+#[derive(Clone)]
+struct RedisTarget(rediskit::Target);
+
+impl std::fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            rediskit::Target::Standalone(_) => f.write_str("Standalone"),
+            rediskit::Target::Cluster(seeds) => write!(f, "Cluster({} seeds)", seeds.len()),
+        }
+    }
+}
+
+/// `REDIS_URL` read with `REDIS_CLUSTER`; the error names the setting and
+/// shows the URL with its password hidden.
+fn redis_target(values: &Values, url: &str, cluster: bool) -> Result<RedisTarget, ConfigError> {
+    rediskit::Target::parse(url, cluster)
+        .map(RedisTarget)
+        .map_err(|e| values.invalid("REDIS_URL", e.to_string()))
 }
 
 // Shared with remoteagentctl, which shows the Redis URL it checks.
@@ -366,11 +405,19 @@ impl Config {
         let redis_url = v
             .get("REDIS_URL")
             .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+        let redis_cluster = p.check(flag(v, "REDIS_CLUSTER"));
+        let redis_target = p.check(redis_target(
+            v,
+            &redis_url,
+            redis_cluster.unwrap_or(false),
+        ));
         // Daemons must never learn the cloud's own Redis password: when the
-        // public URL is derived from REDIS_URL, its credentials are dropped.
-        let public_redis_url = v
-            .get("PUBLIC_REDIS_URL")
-            .unwrap_or_else(|| strip_credentials(&redis_url));
+        // public URL is derived from REDIS_URL, its credentials are dropped
+        // (from every seed of a cluster; a single seed is marked
+        // `cluster=true` so that the daemon knows).
+        let public_redis_url = v.get("PUBLIC_REDIS_URL").unwrap_or_else(|| {
+            rediskit::target::public_form(&redis_url, redis_cluster.unwrap_or(false))
+        });
         let replica_id = v.get("REMOTEAGENT_REPLICA_ID").unwrap_or_else(|| {
             let host = hostname_or_unknown();
             format!("{host}-{}", std::process::id())
@@ -411,6 +458,8 @@ impl Config {
             Some(forwarder_orphan_secs),
             Some(get_answer_secs),
             Some(redis_acl),
+            Some(redis_cluster),
+            Some(redis_target),
             Some(allow_group_prompts),
             Some(attachments_max_files),
             Some(attachments_max_total_mb),
@@ -429,6 +478,8 @@ impl Config {
             forwarder_orphan_secs,
             get_answer_secs,
             redis_acl,
+            redis_cluster,
+            redis_target,
             allow_group_prompts,
             attachments_max_files,
             attachments_max_total_mb,
@@ -450,6 +501,8 @@ impl Config {
             database_url: database_url.into(),
             data_dir,
             redis_url: redis_url.into(),
+            redis_cluster,
+            redis_target,
             public_redis_url,
             redis_acl,
             bot_token: bot_token.into(),

@@ -113,11 +113,16 @@ pub const SETTINGS: &[Setting] = &[
     secret(
         "REDIS_URL",
         DefaultValue::Value("redis://127.0.0.1:6379"),
-        "the cloud's Redis, with its admin credentials if any",
+        "the cloud's Redis, with its admin credentials if any; several URLs, comma-separated, are a Redis Cluster's seed nodes",
+    ),
+    setting(
+        "REDIS_CLUSTER",
+        DefaultValue::Value("false"),
+        "REDIS_URL is a Redis Cluster even when it names one node (a list of URLs always is)",
     ),
     setting(
         "PUBLIC_REDIS_URL",
-        DefaultValue::Derived("REDIS_URL without credentials"),
+        DefaultValue::Derived("REDIS_URL without credentials (a single cluster seed marked ?cluster=true)"),
         "the Redis URL daemons are told",
     ),
     setting(

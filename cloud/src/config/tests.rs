@@ -439,3 +439,45 @@ fn speech_to_text_settings() {
         "{err}"
     );
 }
+
+#[test]
+fn redis_cluster_is_read_with_the_url() {
+    let c = Config::from_pairs(BASE).unwrap();
+    assert!(!c.redis_cluster);
+    assert!(!c.redis_target().is_cluster());
+
+    // A list of seeds is a cluster; daemons get every seed without the
+    // cloud's password.
+    let mut pairs = BASE.to_vec();
+    pairs.push((
+        "REDIS_URL",
+        "redis://admin:hunter2@r1:7000, redis://admin:hunter2@r2:7001",
+    ));
+    let c = Config::from_pairs(pairs).unwrap();
+    assert!(c.redis_target().is_cluster());
+    assert_eq!(c.public_redis_url, "redis://r1:7000,redis://r2:7001");
+    assert!(!c.redis_url_redacted().contains("hunter2"));
+    assert!(!format!("{c:?}").contains("hunter2"));
+
+    // One seed with REDIS_CLUSTER=true: the daemon is told it is a cluster.
+    let mut pairs = BASE.to_vec();
+    pairs.push(("REDIS_URL", "redis://admin:hunter2@r1:7000"));
+    pairs.push(("REDIS_CLUSTER", "true"));
+    let c = Config::from_pairs(pairs).unwrap();
+    assert!(c.redis_cluster);
+    assert!(c.redis_target().is_cluster());
+    assert_eq!(c.public_redis_url, "redis://r1:7000?cluster=true");
+}
+
+#[test]
+fn a_bad_redis_url_names_the_setting_and_hides_the_password() {
+    let mut pairs = BASE.to_vec();
+    pairs.push(("REDIS_URL", "redis://a:hunter2@r1:7000,nope://a:hunter2@r2"));
+    let err = Config::from_pairs(pairs).unwrap_err().to_string();
+    assert!(err.contains("REDIS_URL is invalid"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    let mut pairs = BASE.to_vec();
+    pairs.push(("REDIS_CLUSTER", "maybe"));
+    let err = Config::from_pairs(pairs).unwrap_err().to_string();
+    assert!(err.contains("REDIS_CLUSTER"), "{err}");
+}

@@ -60,8 +60,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use redis::AsyncConnectionConfig;
-use redis::aio::MultiplexedConnection;
+use remoteagent_rediskit::{Conn, Options, Target, conn};
 use remoteagent_proto::events::DoneStatus;
 use remoteagent_proto::{AgentId, SessionId};
 use tokio::sync::mpsc;
@@ -183,7 +182,8 @@ impl Default for ForwarderOptions {
 
 /// What the forwarder's tasks share.
 pub(crate) struct Ctx {
-    redis: redis::Client,
+    /// The Redis server or cluster; every connection is made from it.
+    redis: Target,
     outbox: Outbox,
     finished: mpsc::UnboundedSender<SessionFinished>,
     /// The lock value: the replica id plus a per-instance nonce, so two
@@ -202,7 +202,7 @@ pub(crate) struct Ctx {
     /// it is never handed to a session's task, which reads with `XREAD
     /// BLOCK` on an [`OwnConn`] (a blocking read would hold up every other
     /// command on a shared connection, and with them every prompt's start).
-    shared: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    shared: tokio::sync::Mutex<Option<Conn>>,
 }
 
 impl Ctx {
@@ -212,7 +212,7 @@ impl Ctx {
     }
 
     /// The shared connection, connected on first use.
-    async fn shared_conn(&self) -> redis::RedisResult<MultiplexedConnection> {
+    async fn shared_conn(&self) -> redis::RedisResult<Conn> {
         let mut shared = self.shared.lock().await;
         if let Some(conn) = shared.as_ref() {
             return Ok(conn.clone());
@@ -223,7 +223,9 @@ impl Ctx {
     }
 
     /// Forgets the shared connection after an error on it, so that the next
-    /// start connects again (a multiplexed connection does not reconnect).
+    /// start connects again (a standalone server's multiplexed connection
+    /// does not reconnect; a cluster connection does, and a new one costs
+    /// only a little).
     /// True if it was forgotten.
     async fn drop_shared_conn(&self, e: &redis::RedisError) -> bool {
         let dead = e.is_io_error() || e.is_connection_dropped() || e.is_timeout();
@@ -233,15 +235,17 @@ impl Ctx {
         dead
     }
 
-    async fn connect(&self) -> redis::RedisResult<MultiplexedConnection> {
+    /// A connection of its own (on a cluster: its own sockets to every
+    /// node), see [`OwnConn`].
+    async fn connect(&self) -> redis::RedisResult<Conn> {
         // The default response timeout (0.5 s) is shorter than an XREAD
         // BLOCK: allow the block plus a margin.
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_response_timeout(Some(self.options.block + Duration::from_secs(10)));
-        self.redis
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
+        let options = Options {
+            connection_timeout: Some(Duration::from_secs(5)),
+            response_timeout: Some(self.options.block + Duration::from_secs(10)),
+            ..Options::default()
+        };
+        conn::dedicated(&self.redis, &options).await
     }
 
     /// A new connection for one task alone, the kind a blocking read needs.
@@ -278,7 +282,7 @@ impl std::fmt::Debug for Forwarder {
 impl Forwarder {
     /// `replica_id` names this process in the per-session Redis locks.
     pub fn new(
-        redis: redis::Client,
+        redis: Target,
         telegram: Telegram,
         finished: mpsc::UnboundedSender<SessionFinished>,
         replica_id: String,
@@ -296,7 +300,7 @@ impl Forwarder {
     /// Like [`Forwarder::new`], sharing the bot's `outbox` (one per bot) and
     /// with explicit tuning.
     pub fn with_options(
-        redis: redis::Client,
+        redis: Target,
         outbox: Outbox,
         finished: mpsc::UnboundedSender<SessionFinished>,
         replica_id: String,
@@ -412,7 +416,7 @@ impl Forwarder {
     pub fn spawn_resumer(&self, shutdown: CancellationToken) {
         let ctx = self.ctx.clone();
         tokio::spawn(async move {
-            let mut conn: Option<MultiplexedConnection> = None;
+            let mut conn: Option<Conn> = None;
             let mut migrated = false;
             loop {
                 if let Err(e) = resume_once(&ctx, &mut conn, &mut migrated).await {
@@ -503,7 +507,7 @@ pub async fn approval_message<C: redis::aio::ConnectionLike + Send>(
 /// set of unfinished sessions into their shards (`store::migrate_legacy`).
 async fn resume_once(
     ctx: &Arc<Ctx>,
-    conn: &mut Option<MultiplexedConnection>,
+    conn: &mut Option<Conn>,
     migrated: &mut bool,
 ) -> redis::RedisResult<()> {
     if conn.is_none() {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
+use remoteagent_rediskit::Conn;
 use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
 use remoteagent_proto::backoff::Backoff;
 use remoteagent_proto::events::DonePayload;
@@ -288,7 +288,7 @@ impl Io for LiveIo {
 fn keep_lock(ctx: Arc<Ctx>, session: remoteagent_proto::SessionId) -> AbortOnDrop {
     AbortOnDrop(tokio::spawn(async move {
         let ttl = ctx.options.lock_ttl;
-        let mut conn: Option<MultiplexedConnection> = None;
+        let mut conn: Option<Conn> = None;
         loop {
             tokio::time::sleep(ttl / 3).await;
             if conn.is_none() {

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use remoteagent_rediskit::Conn;
 
 /// Extends the lease only while this owner holds it.
 const RENEW: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
@@ -29,7 +29,7 @@ pub fn key(scope: &str) -> String {
 /// One replica's hold (or attempt to hold) on the poll lease.
 #[derive(Clone)]
 pub struct Lease {
-    redis: ConnectionManager,
+    redis: Conn,
     key: String,
     /// This process's unique value in the key.
     owner: String,
@@ -49,7 +49,7 @@ impl std::fmt::Debug for Lease {
 impl Lease {
     /// `owner` must be unique per process (two apps in one test process
     /// share a replica id, so a random part is added).
-    pub fn new(redis: ConnectionManager, scope: &str, replica_id: &str, ttl: Duration) -> Lease {
+    pub fn new(redis: Conn, scope: &str, replica_id: &str, ttl: Duration) -> Lease {
         Lease {
             redis,
             key: key(scope),

@@ -11,7 +11,6 @@ use remoteagent_proto::AgentId;
 use remoteagent_proto::backoff::Backoff;
 use remoteagent_proto::files::{BLOB_TTL_SECS, MAX_DOWNLOAD_BYTES};
 use remoteagent_proto::names;
-use secrecy::ExposeSecret;
 
 use crate::state::AppState;
 use crate::telegram::TelegramError;
@@ -92,9 +91,17 @@ pub async fn store_blob(
     bytes: &[u8],
 ) -> Result<String, redis::RedisError> {
     let key = names::blob_key(agent, &blob_id());
-    let client = redis::Client::open(state.config.redis_url.expose_secret())?;
+    // A connection of its own: a 20 MB write on the shared one would hold
+    // up every other command behind it.
+    // redis-rs's own timeouts, as ever; STORE_TIMEOUT bounds the whole.
+    let target = state.config.redis_target();
+    let options = remoteagent_rediskit::Options {
+        connection_timeout: Some(Duration::from_secs(1)),
+        response_timeout: Some(Duration::from_millis(500)),
+        ..Default::default()
+    };
     let write = async {
-        let mut conn = client.get_multiplexed_async_connection().await?;
+        let mut conn = remoteagent_rediskit::conn::dedicated(&target, &options).await?;
         redis::cmd("SET")
             .arg(&key)
             .arg(bytes)

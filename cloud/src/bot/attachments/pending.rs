@@ -4,7 +4,7 @@
 //! (`blob:{agentId}:{blobId}`) with its own TTL; the record outlives them
 //! (a day), so that a message arriving after they expired can say so.
 
-use redis::aio::ConnectionManager;
+use remoteagent_rediskit::Conn;
 use remoteagent_proto::files::{Attachment, BLOB_TTL_SECS};
 use remoteagent_proto::{AgentId, names, now_secs};
 use serde::{Deserialize, Serialize};
@@ -80,7 +80,7 @@ impl Pending {
 /// The user's record in `chat`, if any. A record that does not parse (a
 /// newer or older cloud wrote it) is left to expire and counts as none.
 pub async fn load(
-    redis: &ConnectionManager,
+    redis: &Conn,
     chat: i64,
     user: i64,
 ) -> redis::RedisResult<Option<Pending>> {
@@ -98,7 +98,7 @@ pub async fn load(
 }
 
 pub async fn save(
-    redis: &ConnectionManager,
+    redis: &Conn,
     chat: i64,
     user: i64,
     pending: &Pending,
@@ -120,7 +120,7 @@ pub async fn save(
 }
 
 /// Forgets the record (its files went with a prompt, or were dropped).
-pub async fn clear(redis: &ConnectionManager, chat: i64, user: i64) -> redis::RedisResult<()> {
+pub async fn clear(redis: &Conn, chat: i64, user: i64) -> redis::RedisResult<()> {
     redis::cmd("DEL")
         .arg(key(chat, user))
         .query_async::<i64>(&mut redis.clone())
@@ -143,7 +143,7 @@ pub enum Readied {
 /// `/use` moves to the agent the prompt goes to: blob keys are per agent,
 /// and an agent may read only its own).
 pub async fn ready_for(
-    redis: &ConnectionManager,
+    redis: &Conn,
     agent: &AgentId,
     files: &[PendingFile],
     now: u64,
@@ -155,20 +155,11 @@ pub async fn ready_for(
         if !names::is_blob_key_of(agent, &a.key) {
             let id = a.key.rsplit(':').next().unwrap_or_default().to_string();
             let to = names::blob_key(agent, &id);
-            // The id is random, so nothing is overwritten; RENAME keeps the
-            // TTL and fails when the blob is gone.
-            let moved: redis::RedisResult<()> = redis::cmd("RENAME")
-                .arg(&a.key)
-                .arg(&to)
-                .query_async(&mut conn)
-                .await;
-            match moved {
-                Ok(()) => a.key = to,
-                Err(e) if matches!(e.kind(), redis::ErrorKind::Server(_)) => {
-                    out.push(gone(file, a, now));
-                    continue;
-                }
-                Err(e) => return Err(e),
+            if move_blob(&mut conn, &a.key, &to).await? {
+                a.key = to;
+            } else {
+                out.push(gone(file, a, now));
+                continue;
             }
         }
         let refreshed: i64 = redis::cmd("EXPIRE")
@@ -185,6 +176,54 @@ pub async fn ready_for(
     Ok(out)
 }
 
+/// Moves the blob `from` to the key `to`; false when it is gone. The id is
+/// random, so nothing is overwritten.
+///
+/// A standalone server `RENAME`s it (keeping the TTL, failing when the
+/// blob is gone). On a cluster the two keys are in different slots,
+/// where `RENAME` is refused: the bytes are copied (`GET`, then `SET … EX
+/// NX` under the new key) and only then is the old key deleted, so a copy
+/// that fails leaves the file where it was and the error reaches the user
+/// like any other.
+async fn move_blob(conn: &mut Conn, from: &str, to: &str) -> redis::RedisResult<bool> {
+    if !conn.is_cluster() {
+        let moved: redis::RedisResult<()> = redis::cmd("RENAME")
+            .arg(from)
+            .arg(to)
+            .query_async(conn)
+            .await;
+        return match moved {
+            Ok(()) => Ok(true),
+            Err(e) if matches!(e.kind(), redis::ErrorKind::Server(_)) => Ok(false),
+            Err(e) => Err(e),
+        };
+    }
+    let bytes: Option<Vec<u8>> = redis::cmd("GET").arg(from).query_async(conn).await?;
+    let Some(bytes) = bytes else {
+        return Ok(false);
+    };
+    let written: Option<String> = redis::cmd("SET")
+        .arg(to)
+        .arg(bytes)
+        .arg("EX")
+        .arg(BLOB_TTL_SECS)
+        .arg("NX")
+        .query_async(conn)
+        .await?;
+    if written.is_none() {
+        return Err(redis::RedisError::from((
+            redis::ErrorKind::Client,
+            "moving a file to another agent",
+            format!("{to} exists already"),
+        )));
+    }
+    if let Err(e) = redis::cmd("DEL").arg(from).query_async::<i64>(conn).await {
+        // The copy is in place; the old blob expires with its TTL.
+        tracing::warn!(key = from, error = %e, "deleting a moved file's old blob");
+    }
+    Ok(true)
+}
+
 fn gone(file: &PendingFile, a: Attachment, now: u64) -> Readied {
     if file.aged(now) {
         Readied::Aged(a)
@@ -195,17 +234,28 @@ fn gone(file: &PendingFile, a: Attachment, now: u64) -> Readied {
 
 /// Deletes the blobs of `files` (dropped with their prompt).
 pub async fn delete_blobs(
-    redis: &ConnectionManager,
+    redis: &Conn,
     files: &[PendingFile],
 ) -> redis::RedisResult<()> {
     if files.is_empty() {
+        return Ok(());
+    }
+    let mut conn = redis.clone();
+    if conn.is_cluster() {
+        // Blobs of one agent are in many slots: one DEL each.
+        for f in files {
+            redis::cmd("DEL")
+                .arg(&f.attachment.key)
+                .query_async::<i64>(&mut conn)
+                .await?;
+        }
         return Ok(());
     }
     let mut del = redis::cmd("DEL");
     for f in files {
         del.arg(&f.attachment.key);
     }
-    del.query_async::<i64>(&mut redis.clone()).await.map(|_| ())
+    del.query_async::<i64>(&mut conn).await.map(|_| ())
 }
 
 /// Now, in Unix seconds.

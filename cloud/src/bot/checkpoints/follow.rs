@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
+use remoteagent_rediskit::Conn;
 use remoteagent_proto::SessionId;
 use remoteagent_proto::checkpoints::{ChangesPayload, CheckpointResult};
 use remoteagent_proto::events::{DoneStatus, OutputEvent};
@@ -182,7 +182,7 @@ impl Follower {
 }
 
 impl answer_stream::Reader for Follower {
-    async fn event(&mut self, conn: &mut MultiplexedConnection, event: OutputEvent) {
+    async fn event(&mut self, conn: &mut Conn, event: OutputEvent) {
         match event {
             OutputEvent::CheckpointResult(r) => {
                 self.said_something = true;

@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use redis::Script;
-use redis::aio::ConnectionManager;
+use remoteagent_rediskit::Conn;
 use remoteagent_proto::AgentId;
 use remoteagent_proto::backoff::Backoff;
 use tokio_util::sync::CancellationToken;
@@ -31,7 +31,7 @@ fn key(agent: &AgentId) -> String {
 
 /// The right to start a run for one agent; released when dropped.
 pub struct StartGuard {
-    redis: ConnectionManager,
+    redis: Conn,
     key: String,
     token: String,
 }
@@ -46,7 +46,7 @@ impl StartGuard {
     /// end that was just finding the queue empty would otherwise be queued
     /// behind nothing, and wait for the housekeeping pass.
     pub async fn take_waiting(
-        redis: &ConnectionManager,
+        redis: &Conn,
         agent: &AgentId,
         shutdown: &CancellationToken,
     ) -> Result<Option<StartGuard>> {
@@ -68,7 +68,7 @@ impl StartGuard {
     }
 
     /// Takes the key; `None` when someone else holds it.
-    pub async fn take(redis: &ConnectionManager, agent: &AgentId) -> Result<Option<StartGuard>> {
+    pub async fn take(redis: &Conn, agent: &AgentId) -> Result<Option<StartGuard>> {
         let key = key(agent);
         let token = format!("{:016x}", rand::random::<u64>());
         let set: Option<String> = redis::cmd("SET")

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
+use remoteagent_rediskit::Conn;
 use remoteagent_proto::SessionId;
 use remoteagent_proto::events::{DoneStatus, OutputEvent};
 use remoteagent_proto::sessions::SessionsPayload;
@@ -136,7 +136,7 @@ impl Waiter {
 }
 
 impl answer_stream::Reader for Waiter {
-    async fn event(&mut self, _conn: &mut MultiplexedConnection, event: OutputEvent) {
+    async fn event(&mut self, _conn: &mut Conn, event: OutputEvent) {
         match event {
             OutputEvent::Sessions(answer) if matches!(self.wanted, Wanted::Sessions) => {
                 self.said_something = true;

@@ -227,7 +227,7 @@ pub fn forwarder(
         },
     );
     let f = Forwarder::with_options(
-        redis::Client::open(redis_url).unwrap(),
+        remoteagent_rediskit::Target::parse(redis_url, false).unwrap(),
         outbox,
         tx,
         replica.to_string(),

@@ -15,15 +15,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use redis::IntoConnectionInfo;
+use redis::{PushInfo, PushKind};
 use remoteagent_proto::api::{ErrorBody, PairRequest, PairResponse};
 use remoteagent_proto::control::{AgentInfo, ErrorCode, Response};
 use remoteagent_proto::events::{PairEvent, PairedPayload};
 use remoteagent_proto::keys::CloudPublicKey;
 use remoteagent_proto::runner::RunnerSpec;
 use remoteagent_proto::{names, now_ms, text, token};
+use remoteagent_rediskit::{self as rediskit, Conn, Options, Target};
 use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::mpsc;
 
 use crate::request_error::ControlError;
 use crate::secrets::SecretError;
@@ -134,34 +135,73 @@ async fn request_code(supervisor: &Supervisor, name: &str) -> Result<PairRespons
     }
 }
 
-/// Subscribes to `pair:{pairingId}` with the pairing's own credentials.
-async fn subscribe(pair: &PairResponse) -> Result<redis::aio::PubSub, ControlError> {
+/// The pairing channel's subscription: the connection (kept open while
+/// waiting) and the messages it pushes.
+struct PairSubscription {
+    conn: Conn,
+    pushes: mpsc::UnboundedReceiver<PushInfo>,
+}
+
+/// Subscribes to `pair:{pairingId}` with the pairing's own credentials:
+/// `SUBSCRIBE` on a standalone server, `SSUBSCRIBE` on a Redis Cluster (the
+/// URL the cloud sent is then a list of nodes, or marked `cluster=true`,
+/// and the cloud `SPUBLISH`es the outcome to the channel's shard).
+async fn subscribe(pair: &PairResponse) -> Result<PairSubscription, ControlError> {
     let url = &pair.redis.url;
-    let bad =
-        |e: redis::RedisError| unreachable(format!("cannot reach the cloud's Redis at {url}: {e}"));
-    let mut info = url.as_str().into_connection_info().map_err(bad)?;
-    if !pair.redis.username.is_empty() {
-        let settings = info
-            .redis_settings()
-            .clone()
-            .set_username(&pair.redis.username)
-            .set_password(&pair.redis.password);
-        info = info.set_redis_settings(settings);
-    }
-    let client = redis::Client::open(info).map_err(bad)?;
-    let mut pubsub = tokio::time::timeout(Duration::from_secs(15), client.get_async_pubsub())
+    let shown = rediskit::target::redact(url);
+    let bad = |e: redis::RedisError| {
+        unreachable(format!("cannot reach the cloud's Redis at {shown}: {e}"))
+    };
+    let target = Target::parse(url, false)
+        .map_err(|e| unreachable(format!("the cloud sent a Redis address that cannot be used: {e}")))?
+        .with_login(&pair.redis.username, &pair.redis.password);
+    let (tx, pushes) = mpsc::unbounded_channel();
+    let options = Options {
+        push: Some(tx),
+        resp3: true,
+        connection_timeout: Some(PAIR_REDIS_TIMEOUT),
+        ..Default::default()
+    };
+    let channel = names::pair_channel(&pair.pairing_id);
+    let subscribed = async {
+        let mut conn = rediskit::conn::dedicated(&target, &options).await?;
+        conn.subscribe(&channel).await?;
+        Ok::<_, redis::RedisError>(conn)
+    };
+    let conn = tokio::time::timeout(PAIR_REDIS_TIMEOUT, subscribed)
         .await
         .map_err(|_| {
             unreachable(format!(
-                "connecting to the cloud's Redis at {url} timed out"
+                "connecting to the cloud's Redis at {shown} timed out"
             ))
         })?
         .map_err(bad)?;
-    pubsub
-        .subscribe(names::pair_channel(&pair.pairing_id))
-        .await
-        .map_err(bad)?;
-    Ok(pubsub)
+    Ok(PairSubscription { conn, pushes })
+}
+
+/// Longest wait for the connection to the cloud's Redis and the subscription.
+const PAIR_REDIS_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl PairSubscription {
+    /// The next message's payload on the pairing channel; `None` when the
+    /// connection closed for good.
+    async fn next(&mut self) -> Option<redis::Msg> {
+        while let Some(push) = self.pushes.recv().await {
+            match push.kind {
+                // `SMessage`: the sharded kind, on a cluster.
+                PushKind::Message | PushKind::SMessage => {
+                    if let Some(msg) = redis::Msg::from_push_info(push) {
+                        return Some(msg);
+                    }
+                }
+                // A cluster connection reconnects that node and subscribes
+                // again by itself; a standalone connection is gone.
+                PushKind::Disconnection if !self.conn.is_cluster() => return None,
+                _ => {}
+            }
+        }
+        None
+    }
 }
 
 /// Pairs a folder. `progress` receives the [`Response::PairCode`] once the
@@ -203,7 +243,7 @@ where
     let pair = request_code(supervisor, &name).await?;
     let pinned = CloudPublicKey::from_base64(&pair.cloud_public_key)
         .map_err(|e| refused(format!("the cloud sent an invalid public key: {e}")))?;
-    let mut pubsub = subscribe(&pair).await?;
+    let mut subscription = subscribe(&pair).await?;
     tracing::info!(pairing = %pair.pairing_id, path = %path.display(), "waiting for the pairing code to be entered");
     let warnings =
         crate::runner_check::missing_program(&runner, &path, std::env::var_os("PATH").as_deref())
@@ -220,9 +260,8 @@ where
     let remaining = Duration::from_millis(pair.expires_at_ms.saturating_sub(now_ms()));
     let deadline = tokio::time::Instant::now() + remaining;
     let paired = {
-        let mut messages = pubsub.on_message();
         loop {
-            let msg = match tokio::time::timeout_at(deadline, messages.next()).await {
+            let msg = match tokio::time::timeout_at(deadline, subscription.next()).await {
                 Err(_) => {
                     return Err(ControlError::new(
                         ErrorCode::PairExpired,
@@ -273,7 +312,7 @@ where
             }
         }
     };
-    drop(pubsub);
+    drop(subscription);
 
     // From here on the pairing is finished in its own task, so that a client
     // hanging up in the middle cannot leave a secret without metadata.

@@ -8,29 +8,36 @@
 //! this handle lets everything that writes for the agent (running sessions'
 //! output writers included) pick up the new one on their next call instead
 //! of retrying forever on the dead one.
+//!
+//! The connection is a [`rediskit::Conn`]: a manager on a standalone
+//! server, redis-rs's cluster connection on a Redis Cluster (the URL stored
+//! at pairing is then a comma-separated list of nodes, or one URL marked
+//! `cluster=true`). Everything that writes for the agent goes through it
+//! and does not care which.
 
 use std::sync::{Arc, RwLock};
 
 use redis::aio::{ConnectionLike, ConnectionManager};
-use redis::{Cmd, IntoConnectionInfo, Pipeline, RedisFuture, Value};
+use redis::{Cmd, Pipeline, RedisFuture, Value};
+use remoteagent_rediskit::{Conn, Target};
 
 /// A cheap, clonable handle; every clone sees [`SharedConn::replace`].
 #[derive(Clone)]
 pub struct SharedConn {
-    current: Arc<RwLock<ConnectionManager>>,
+    current: Arc<RwLock<Conn>>,
 }
 
 impl SharedConn {
-    pub fn new(conn: ConnectionManager) -> Self {
+    pub fn new(conn: Conn) -> Self {
         SharedConn {
             current: Arc::new(RwLock::new(conn)),
         }
     }
 
-    /// The connection in use now (a clone of the manager, itself a handle).
-    pub fn get(&self) -> ConnectionManager {
-        // A poisoned lock still holds a valid manager: a panic cannot leave
-        // a half-written `ConnectionManager` behind an assignment.
+    /// The connection in use now (a clone, itself a handle).
+    pub fn get(&self) -> Conn {
+        // A poisoned lock still holds a valid connection: a panic cannot
+        // leave a half-written `Conn` behind an assignment.
         self.current
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -38,20 +45,26 @@ impl SharedConn {
     }
 
     /// Puts `conn` in place of the current connection for every clone.
-    pub fn replace(&self, conn: ConnectionManager) {
+    pub fn replace(&self, conn: Conn) {
         let old = {
             let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
             std::mem::replace(&mut *current, conn)
         };
-        // Dropped outside the lock: the last handle of the old manager
-        // closes its connection.
+        // Dropped outside the lock: the last handle of the old connection
+        // closes it.
         drop(old);
+    }
+}
+
+impl From<Conn> for SharedConn {
+    fn from(conn: Conn) -> Self {
+        SharedConn::new(conn)
     }
 }
 
 impl From<ConnectionManager> for SharedConn {
     fn from(conn: ConnectionManager) -> Self {
-        SharedConn::new(conn)
+        SharedConn::new(Conn::Managed(conn))
     }
 }
 
@@ -76,28 +89,30 @@ impl ConnectionLike for SharedConn {
     }
 }
 
-/// A client that logs in as an agent: `url` without credentials, its ACL
-/// `username` (empty: the default user, no password) and its JWT as the
-/// password; RESP3, which the link needs for pushes. The link's connection
-/// and `doctor`'s login check both come from here.
-pub fn agent_client(
-    url: &str,
-    username: &str,
-    password: &str,
-) -> redis::RedisResult<redis::Client> {
-    let info = url.into_connection_info()?;
-    let mut settings = info
-        .redis_settings()
-        .clone()
-        .set_protocol(redis::ProtocolVersion::RESP3);
-    if !username.is_empty() {
-        settings = settings.set_username(username).set_password(password);
-    }
-    redis::Client::open(info.set_redis_settings(settings))
+/// Where and how to log in as an agent: `url` is the Redis the cloud named
+/// at pairing, without credentials (one `redis://` URL for a standalone
+/// server; a comma-separated list of nodes, or one URL with
+/// `?cluster=true`, for a Redis Cluster); `username` its ACL user (empty:
+/// the default user, no password) and its JWT the password; RESP3, which
+/// the link needs for pushes. The link's connection, the blob connections
+/// and `doctor`'s login check all come from here.
+pub fn agent_target(url: &str, username: &str, password: &str) -> redis::RedisResult<Target> {
+    let target = Target::parse(url, false).map_err(|e| {
+        redis::RedisError::from((
+            redis::ErrorKind::InvalidClientConfig,
+            "the Redis address stored at pairing cannot be used (pair the folder again)",
+            e.to_string(),
+        ))
+    })?;
+    Ok(target.with_login(username, password).resp3())
 }
 
 /// Whether `e` says Redis refused the agent's credentials (its ACL user is
 /// missing or has another password), as opposed to a lost connection.
+///
+/// A cluster connection reports a login refused by the nodes it starts
+/// from inside a wrapping error (it tried each seed node and tells how
+/// each failed), so the words are looked for too.
 pub fn is_auth_error(e: &redis::RedisError) -> bool {
     e.kind() == redis::ErrorKind::AuthenticationFailed
         || matches!(e.code(), Some("WRONGPASS" | "NOAUTH"))

@@ -21,16 +21,16 @@
 use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{PushInfo, PushKind};
 use remoteagent_proto::backoff::Backoff;
 use remoteagent_proto::names;
+use remoteagent_rediskit::{Conn, Options, conn as rconn};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinError, JoinHandle};
 use tokio::time::{Instant, Interval};
 
 use super::spec::AgentSpec;
-use crate::redis_conn::{SharedConn, agent_client, is_auth_error};
+use crate::redis_conn::{SharedConn, agent_target, is_auth_error};
 use crate::util::time::{join_opt, sleep_until_opt};
 
 /// Largest message accepted on the command channel. A signed envelope with
@@ -102,7 +102,7 @@ impl LinkSetup {
 
     /// One attempt at connecting and subscribing; the caller retries with
     /// [`CONNECT_BACKOFF`].
-    pub(super) async fn connect(&self) -> redis::RedisResult<ConnectionManager> {
+    pub(super) async fn connect(&self) -> redis::RedisResult<Conn> {
         connect_and_subscribe(
             self.login.clone(),
             self.channel.clone(),
@@ -113,7 +113,7 @@ impl LinkSetup {
 
     /// The link over `conn`, a connection [`LinkSetup::connect`] made. Not
     /// online yet: that waits for the first heartbeat.
-    pub(super) fn into_link(self, conn: ConnectionManager) -> Link {
+    pub(super) fn into_link(self, conn: Conn) -> Link {
         let mut heartbeat = tokio::time::interval(Duration::from_secs(names::HEARTBEAT_SECS));
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Link {
@@ -143,7 +143,7 @@ pub(super) enum Wake {
     Push(Option<PushInfo>),
     Heartbeat,
     Reconnect,
-    Rebuilt(Result<redis::RedisResult<ConnectionManager>, JoinError>),
+    Rebuilt(Result<redis::RedisResult<Conn>, JoinError>),
 }
 
 /// Health of the connection, as its heartbeats see it.
@@ -175,7 +175,7 @@ pub(super) struct Link {
     /// connection is built in the background instead.
     reconnect_at: Option<Instant>,
     backoff: Backoff,
-    rebuild: Option<JoinHandle<redis::RedisResult<ConnectionManager>>>,
+    rebuild: Option<JoinHandle<redis::RedisResult<Conn>>>,
 }
 
 impl Link {
@@ -264,13 +264,14 @@ impl Link {
                 }
                 None
             }
-            PushKind::Subscribe => {
+            // `SSubscribe`/`SMessage`: the sharded kinds, on a cluster.
+            PushKind::Subscribe | PushKind::SSubscribe => {
                 // Subscribed again after a reconnect. Presence may have
                 // expired during the outage: write it before saying online.
                 self.heartbeat(busy).await;
                 None
             }
-            PushKind::Message => {
+            PushKind::Message | PushKind::SMessage => {
                 let msg = redis::Msg::from_push_info(push)?;
                 if msg.get_channel_name() != self.setup.channel {
                     return None;
@@ -388,24 +389,27 @@ impl Link {
     }
 }
 
-/// A new client, connection manager and subscription to `channel`.
+/// A new connection and subscription to `channel`: a manager and
+/// `SUBSCRIBE` on a standalone server, a cluster connection and `SSUBSCRIBE`
+/// on a Redis Cluster (the cloud then `SPUBLISH`es to the channel's shard).
 async fn connect_and_subscribe(
     login: RedisLogin,
     channel: String,
     push_tx: mpsc::UnboundedSender<PushInfo>,
-) -> redis::RedisResult<ConnectionManager> {
-    let client = agent_client(&login.url, &login.username, login.password.expose_secret())?;
-    // Few quick retries inside the manager (a blip heals in well under a
+) -> redis::RedisResult<Conn> {
+    let target = agent_target(&login.url, &login.username, login.password.expose_secret())?;
+    // Few quick retries inside the connection (a blip heals in well under a
     // second); longer outages are the link's job, with its own backoff and
-    // a fresh manager when this one gives up for good.
-    let config = ConnectionManagerConfig::new()
-        .set_push_sender(push_tx)
-        .set_automatic_resubscription()
-        .set_connection_timeout(Some(Duration::from_secs(5)))
-        .set_response_timeout(Some(Duration::from_secs(10)))
-        .set_number_of_retries(3)
-        .set_max_delay(Duration::from_secs(2));
-    let mut conn = ConnectionManager::new_with_config(client, config).await?;
+    // a fresh connection when this one gives up for good.
+    let options = Options {
+        push: Some(push_tx),
+        resp3: true,
+        connection_timeout: Some(Duration::from_secs(5)),
+        response_timeout: Some(Duration::from_secs(10)),
+        retries: Some(3),
+        max_delay: Some(Duration::from_secs(2)),
+    };
+    let mut conn = rconn::managed(&target, &options).await?;
     conn.subscribe(&channel).await?;
     Ok(conn)
 }

@@ -14,7 +14,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use remoteagent_rediskit::Conn;
 use remoteagent_proto::envelope;
 use remoteagent_proto::events::{CommandEvent, CommandPayload, StoppedBy};
 use remoteagent_proto::{AgentId, SessionId};
@@ -312,7 +312,7 @@ async fn run_agent(
 async fn connect(
     setup: &LinkSetup,
     control: &mut mpsc::Receiver<Control>,
-) -> Option<ConnectionManager> {
+) -> Option<Conn> {
     let mut backoff = link::CONNECT_BACKOFF;
     loop {
         let e = match setup.connect().await {

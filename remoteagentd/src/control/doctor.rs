@@ -17,7 +17,7 @@ use secrecy::ExposeSecret;
 
 use crate::config::{Config, SecretStoreKind};
 use crate::paths::Paths;
-use crate::redis_conn::{agent_client, is_auth_error};
+use crate::redis_conn::{agent_target, is_auth_error};
 use crate::secrets::SecretError;
 use crate::state::AgentMeta;
 use crate::supervisor::Supervisor;
@@ -223,13 +223,14 @@ async fn redis_login(supervisor: &Supervisor, meta: &AgentMeta, problem: Option<
 /// A fresh connection with the agent's credentials (never the agent task's
 /// own, which would hide a refused login behind its reconnect loop).
 async fn ping_as(meta: &AgentMeta, jwt: &str) -> redis::RedisResult<()> {
-    let client = agent_client(&meta.redis_url, &meta.redis_username, jwt)?;
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(LOGIN_TIMEOUT))
-        .set_response_timeout(Some(LOGIN_TIMEOUT));
-    let mut conn = client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await?;
+    let target = agent_target(&meta.redis_url, &meta.redis_username, jwt)?;
+    let options = remoteagent_rediskit::Options {
+        connection_timeout: Some(LOGIN_TIMEOUT),
+        response_timeout: Some(LOGIN_TIMEOUT),
+        ..Default::default()
+    };
+    // On a cluster: a connection to its nodes, logged in on each it uses.
+    let mut conn = remoteagent_rediskit::conn::dedicated(&target, &options).await?;
     // The heartbeat's own command, so a user without that right fails too.
     redis::cmd("EXISTS")
         .arg(names::presence_key(&meta.id))

@@ -113,23 +113,22 @@ impl BlobStore {
     /// `bytes` in one command: a slow 50 MB `SET` or `GET` on the agent's
     /// shared link would hold up its heartbeats until it looked offline.
     /// Used for the chat's files and for the files sent with a prompt.
-    pub async fn connection(
-        &self,
-        bytes: u64,
-    ) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
-        let client = crate::redis_conn::agent_client(
+    pub async fn connection(&self, bytes: u64) -> redis::RedisResult<remoteagent_rediskit::Conn> {
+        let target = crate::redis_conn::agent_target(
             &self.url,
             &self.username,
             self.password.expose_secret(),
         )?;
         // Long enough for 50 MB at about 250 kB/s.
         let response = Duration::from_secs(30 + bytes / 250_000);
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(10)))
-            .set_response_timeout(Some(response));
-        client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
+        let options = remoteagent_rediskit::Options {
+            connection_timeout: Some(Duration::from_secs(10)),
+            response_timeout: Some(response),
+            ..Default::default()
+        };
+        // On a cluster its own sockets too (one per node, few: it lives
+        // for one file), so a long `SET` never waits behind the link.
+        remoteagent_rediskit::conn::dedicated(&target, &options).await
     }
 }
 

@@ -242,7 +242,7 @@ async fn prompts<C>(
     clouds: &[Cloud],
     tg: &FakeTelegram,
     primaries: &[String],
-    mut conn: C,
+    conn: &mut C,
     users: &[i64],
     tag: &str,
 ) -> Result<(Vec<Duration>, Vec<Duration>, usize)>
@@ -615,7 +615,7 @@ pub async fn run(cfg: &Config) -> Result<Vec<Row>> {
         rows.push(
             Row::new(
                 format!(
-                    "cluster: breakdown: webhook → first chunk XADDed, {}, p50 / p99",
+                    "cluster: webhook → first chunk XADDed, {}, p50 / p99",
                     c.name
                 ),
                 format!("{:.2} / {:.2} ms", ms(p50), ms(p99)),
@@ -623,6 +623,10 @@ pub async fn run(cfg: &Config) -> Result<Vec<Row>> {
             .baseline(
                 format!("standalone {:.2} / {:.2} ms", ms(sc50), ms(sc99)),
                 Some(ms(p50) / ms(sc50).max(1e-6)),
+            )
+            .goal(
+                "≤ 1.5× standalone (p50)",
+                ms(p50) / ms(sc50).max(1e-6) <= 1.5,
             ),
         );
     }

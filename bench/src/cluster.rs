@@ -198,6 +198,11 @@ async fn start_clouds(
     tg: &FakeTelegram,
     database_url: &str,
 ) -> Result<Vec<Cloud>> {
+    // Replicas share one signing key (daemons pin it at pairing); each
+    // would generate its own in its data dir otherwise.
+    let mut seed = [0u8; 32];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut seed)?;
+    let key = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, seed);
     let mut clouds = Vec::with_capacity(replicas);
     for _ in 0..replicas {
         clouds.push(
@@ -208,7 +213,7 @@ async fn start_clouds(
                 &tg.api_base(),
                 &tg.token(),
                 Some(database_url),
-                &[("STREAM_MODE", "draft")],
+                &[("STREAM_MODE", "draft"), ("REMOTEAGENT_SIGNING_KEY", &key)],
             )
             .await?,
         );

@@ -27,6 +27,9 @@ pub(crate) struct Load {
     pub errors: u64,
     /// Requests answered with a success.
     pub ok: u64,
+    /// Their latencies (sorted) and the load's length.
+    pub lat: Vec<Duration>,
+    pub secs: f64,
 }
 
 /// The request bodies of a load: `body(i)` is the JSON of request `i`
@@ -100,6 +103,8 @@ pub(crate) async fn generate_spread(urls: Vec<String>, cfg: &Config, body: Bodie
         p50: quantile(&mut all, 0.5),
         p99: quantile(&mut all, 0.99),
         errors: errors.load(Ordering::Relaxed),
+        lat: all,
+        secs,
     }
 }
 

@@ -45,6 +45,8 @@ pub struct Config {
     pub chat_gap: Duration,
     /// Prompts of 1000 output lines per setup (the cost per line).
     pub long_prompts: usize,
+    /// The load comes in this many turns of `load.duration` per setup.
+    pub load_rounds: usize,
     /// `redis-benchmark -n`.
     pub bench_requests: u32,
 }
@@ -225,8 +227,6 @@ async fn start_clouds(
 struct Setup {
     name: &'static str,
     replicas: usize,
-    load: Load,
-    commands_per_webhook: f64,
     to_telegram: Vec<Duration>,
     to_chunk: Vec<Duration>,
     failed: usize,
@@ -332,8 +332,7 @@ async fn setup(
     cfg: &Config,
     runner: &std::path::Path,
     first_user: i64,
-    load_base: u64,
-) -> Result<Setup> {
+) -> Result<(Setup, Stack)> {
     eprintln!("cluster: [{name}] starting");
     let backend = Backend::start(cluster).await?;
     let primaries = backend.primaries().await?;
@@ -408,37 +407,99 @@ async fn setup(
         eprintln!("cluster: [{name}] {long_failed} 1000-line prompts not shown");
     }
     let commands_per_line = (per_long - commands_per_prompt) / 1000.0;
+    drop(conn);
     drop(machine);
-
-    eprintln!(
-        "cluster: [{name}] webhook load, {} connections, {:?}",
-        cfg.load.connections, cfg.load.duration
-    );
-    let before = commands(&primaries).await?;
-    let urls = clouds
-        .iter()
-        .map(|c| format!("{}/api/telegram", c.url))
-        .collect();
-    let load =
-        cloud_load::generate_spread(urls, &cfg.load, cloud_load::webhook_body(load_base)).await;
-    let after = commands(&primaries).await?;
-    let commands_per_webhook =
-        after.saturating_sub(before) as f64 / (load.ok + load.errors).max(1) as f64;
-    drop(clouds);
-    drop(pg);
-    drop(backend);
-    Ok(Setup {
+    let setup = Setup {
         name,
         replicas,
-        load,
-        commands_per_webhook,
         to_telegram,
         to_chunk,
         failed,
         commands_per_prompt,
         commands_per_line,
         connections_per_agent,
-    })
+    };
+    Ok((
+        setup,
+        Stack {
+            clouds,
+            _tg: tg,
+            _pg: pg,
+            primaries,
+            _backend: backend,
+        },
+    ))
+}
+
+/// What stays up for the load, in drop order (clouds before their
+/// database and Redis).
+struct Stack {
+    clouds: Vec<Cloud>,
+    _tg: FakeTelegram,
+    _pg: remoteagent_e2e::PgDatabase,
+    primaries: Vec<String>,
+    _backend: Backend,
+}
+
+/// One load figure from several rounds.
+struct LoadFigures {
+    load: Load,
+    commands_per_webhook: f64,
+}
+
+/// The webhook load on every stack, in `rounds` turns (A, B, C, A, B, C,
+/// …) so that whatever else the machine does falls on all of them alike.
+async fn loads(stacks: &[Stack], cfg: &Config) -> Result<Vec<LoadFigures>> {
+    let mut parts: Vec<Vec<Load>> = stacks.iter().map(|_| Vec::new()).collect();
+    let mut cmds = vec![0u64; stacks.len()];
+    for round in 0..cfg.load_rounds.max(1) {
+        for (k, st) in stacks.iter().enumerate() {
+            let before = commands(&st.primaries).await?;
+            let urls = st
+                .clouds
+                .iter()
+                .map(|c| format!("{}/api/telegram", c.url))
+                .collect();
+            // Update ids never seen by that stack: a fresh claim each.
+            let base = 100_000_000 * (k as u64 + 1) + 10_000_000 * round as u64;
+            let load =
+                cloud_load::generate_spread(urls, &cfg.load, cloud_load::webhook_body(base)).await;
+            cmds[k] += commands(&st.primaries).await?.saturating_sub(before);
+            parts[k].push(load);
+        }
+    }
+    Ok(parts
+        .into_iter()
+        .zip(cmds)
+        .map(|(p, c)| {
+            let load = combine(p);
+            LoadFigures {
+                commands_per_webhook: c as f64 / (load.ok + load.errors).max(1) as f64,
+                load,
+            }
+        })
+        .collect())
+}
+
+/// Rounds of one load as one.
+fn combine(parts: Vec<Load>) -> Load {
+    let mut lat = Vec::new();
+    let (mut ok, mut errors, mut secs) = (0, 0, 0.0);
+    for p in parts {
+        ok += p.ok;
+        errors += p.errors;
+        secs += p.secs;
+        lat.extend(p.lat);
+    }
+    Load {
+        rps: ok as f64 / f64::max(secs, 1e-6),
+        p50: quantile(&mut lat, 0.5),
+        p99: quantile(&mut lat, 0.99),
+        errors,
+        ok,
+        lat,
+        secs,
+    }
 }
 
 /// The bench's own connection for XRANGE: one server or the cluster.
@@ -506,40 +567,31 @@ fn load_value(l: &Load) -> String {
 
 pub async fn run(cfg: &Config) -> Result<Vec<Row>> {
     let tmp = tempfile::tempdir()?;
-    // A line (1001 when the prompt says "lines"), then a short wait: the
-    // draft shows the text while the run streams; the next prompt waits
-    // for `done` in Redis.
-    let runner = world::script(tmp.path(), "pong.sh", "echo \"pong $1\"\ncase \"$1\" in *lines*) seq 1 1000 ;; esac\nsleep 0.3")?;
-    let mut s = setup(
+    // A line (and 1000 more, in 100 bursts of 10 lines 10 ms apart, when
+    // the prompt says "lines": output that streams, not one write), then a
+    // short wait: the draft shows the text while the run streams; the next
+    // prompt waits for `done` in Redis.
+    let runner = world::script(tmp.path(), "pong.sh", "echo \"pong $1\"\ncase \"$1\" in *lines*) for i in $(seq 100); do seq 10; sleep 0.01; done ;; esac\nsleep 0.3")?;
+    let (mut s, st_s) = setup(
         "standalone Redis, 1 cloud",
         false,
         1,
         cfg,
         &runner,
         40_000,
-        60_000_000,
     )
     .await?;
-    let mut c1 = setup(
-        "cluster, 1 cloud",
-        true,
-        1,
-        cfg,
-        &runner,
-        41_000,
-        70_000_000,
-    )
-    .await?;
-    let mut c3 = setup(
-        "cluster, 3 clouds",
-        true,
-        3,
-        cfg,
-        &runner,
-        42_000,
-        80_000_000,
-    )
-    .await?;
+    let (mut c1, st_c1) = setup("cluster, 1 cloud", true, 1, cfg, &runner, 41_000).await?;
+    let (mut c3, st_c3) = setup("cluster, 3 clouds", true, 3, cfg, &runner, 42_000).await?;
+    eprintln!(
+        "cluster: webhook load, {} connections, {} rounds of {:?} per setup, in turns",
+        cfg.load.connections, cfg.load_rounds, cfg.load.duration
+    );
+    let stacks = [st_s, st_c1, st_c3];
+    let figures = loads(&stacks, cfg).await?;
+    drop(stacks);
+    let [ls, l1, l3] = <[LoadFigures; 3]>::try_from(figures)
+        .map_err(|_| anyhow::anyhow!("expected three load figures"))?;
     eprintln!(
         "cluster: redis-benchmark -t set,get -n {} (standalone, one cluster node)",
         cfg.bench_requests
@@ -547,20 +599,20 @@ pub async fn run(cfg: &Config) -> Result<Vec<Row>> {
     let capacity = node_capacity(cfg.bench_requests).await;
 
     let mut rows = Vec::new();
-    let base_rps = s.load.rps;
+    let base_rps = ls.load.rps;
     rows.push(
         Row::new(
             format!("cluster: webhook on {} (PostgreSQL), req/s", s.name),
-            load_value(&s.load),
+            load_value(&ls.load),
         )
         .baseline("(the baseline)", None),
     );
-    for c in [&c1, &c3] {
-        let ratio = c.load.rps / base_rps.max(1e-6);
+    for (c, l) in [(&c1, &l1), (&c3, &l3)] {
+        let ratio = l.load.rps / base_rps.max(1e-6);
         rows.push(
             Row::new(
                 format!("cluster: webhook on {} (round-robin), req/s", c.name),
-                load_value(&c.load),
+                load_value(&l.load),
             )
             .baseline(format!("standalone {base_rps:.0}"), Some(ratio))
             .goal("≥ 0.7× standalone", ratio >= 0.7),
@@ -570,7 +622,7 @@ pub async fn run(cfg: &Config) -> Result<Vec<Row>> {
         "cluster: Redis commands per webhook (standalone / cluster 1 cloud / 3 clouds)",
         format!(
             "{:.1} / {:.1} / {:.1}",
-            s.commands_per_webhook, c1.commands_per_webhook, c3.commands_per_webhook
+            ls.commands_per_webhook, l1.commands_per_webhook, l3.commands_per_webhook
         ),
     ));
 
@@ -677,20 +729,21 @@ pub async fn run(cfg: &Config) -> Result<Vec<Row>> {
             // R commands/s a node answers, C commands a webhook costs: a
             // node alone carries R/C webhooks/s; the webhook's keys hash to
             // any slot, so 3 primaries (each on its own core) carry ≈ 3R/C.
-            let c = c1.commands_per_webhook.max(1e-6);
+            let w = l1.commands_per_webhook.max(1e-6);
+            let p = c1.commands_per_prompt.max(1e-6);
             rows.push(
                 Row::new(
-                    "cluster: ceiling Redis sets (estimate: a node's SET/s ÷ commands per webhook)",
+                    "cluster: ceiling Redis sets (estimate: a node's SET/s ÷ commands per webhook, per prompt)",
                     format!(
-                        "≈ {:.0} webhooks/s per node; 3 primaries ≈ {:.0}",
-                        node_set / c,
-                        3.0 * node_set / c
+                        "≈ {:.0} webhooks/s or {:.0} one-line prompts/s per node; 3 primaries (a core each) ≈ 3×",
+                        node_set / w,
+                        node_set / p
                     ),
                 )
                 .baseline(
                     format!(
-                        "{node_set:.0} SET/s; {:.1} commands per webhook",
-                        c1.commands_per_webhook
+                        "{node_set:.0} SET/s; {:.1} commands per webhook, {:.0} per prompt",
+                        l1.commands_per_webhook, c1.commands_per_prompt
                     ),
                     None,
                 ),

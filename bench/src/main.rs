@@ -182,10 +182,12 @@ async fn run(args: Args) -> Result<()> {
     }
     if wants("cluster") {
         let cfg = cluster::Config {
+            // 10 s of load per setup (2 s quick), in turns of 2 s.
             load: cloud_load::Config {
                 connections: 64,
-                duration: Duration::from_secs(if q { 2 } else { 10 }),
+                duration: Duration::from_secs(2),
             },
+            load_rounds: if q { 1 } else { 5 },
             prompts: if q { 20 } else { 100 },
             users: 10,
             chat_gap: Duration::from_secs(5),

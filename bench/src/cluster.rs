@@ -112,8 +112,7 @@ impl Backend {
                     let mut conn = redis::Client::open(url.as_str())?
                         .get_multiplexed_async_connection()
                         .await?;
-                    let role: Vec<redis::Value> =
-                        redis::cmd("ROLE").query_async(&mut conn).await?;
+                    let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut conn).await?;
                     if matches!(role.first(), Some(redis::Value::BulkString(b)) if b == b"master")
                         || matches!(role.first(), Some(redis::Value::SimpleString(s)) if s == "master")
                     {
@@ -377,7 +376,9 @@ async fn setup(
     // Redis commands of `count` prompts tagged `tag` (their own
     // commands: the bench's reads and the background taken out), and the
     // prompts' figures.
-    let mut phase = async |count: usize, tag: &str| -> Result<(f64, Vec<Duration>, Vec<Duration>, usize)> {
+    let mut phase = async |count: usize,
+                           tag: &str|
+           -> Result<(f64, Vec<Duration>, Vec<Duration>, usize)> {
         let before = commands(&primaries).await?;
         let own_before = BENCH_QUERIES.load(Ordering::Relaxed);
         let t = Instant::now();
@@ -400,7 +401,10 @@ async fn setup(
     eprintln!("cluster: [{name}] {} prompts", cfg.prompts);
     let tag = format!("c{first_user}p");
     let (commands_per_prompt, to_telegram, to_chunk, failed) = phase(cfg.prompts, &tag).await?;
-    eprintln!("cluster: [{name}] {} prompts of 1000 lines", cfg.long_prompts);
+    eprintln!(
+        "cluster: [{name}] {} prompts of 1000 lines",
+        cfg.long_prompts
+    );
     let tag = format!("c{first_user}lines");
     let (per_long, _, _, long_failed) = phase(cfg.long_prompts, &tag).await?;
     if long_failed > 0 {
@@ -571,16 +575,12 @@ pub async fn run(cfg: &Config) -> Result<Vec<Row>> {
     // the prompt says "lines": output that streams, not one write), then a
     // short wait: the draft shows the text while the run streams; the next
     // prompt waits for `done` in Redis.
-    let runner = world::script(tmp.path(), "pong.sh", "echo \"pong $1\"\ncase \"$1\" in *lines*) for i in $(seq 100); do seq 10; sleep 0.01; done ;; esac\nsleep 0.3")?;
-    let (mut s, st_s) = setup(
-        "standalone Redis, 1 cloud",
-        false,
-        1,
-        cfg,
-        &runner,
-        40_000,
-    )
-    .await?;
+    let runner = world::script(
+        tmp.path(),
+        "pong.sh",
+        "echo \"pong $1\"\ncase \"$1\" in *lines*) for i in $(seq 100); do seq 10; sleep 0.01; done ;; esac\nsleep 0.3",
+    )?;
+    let (mut s, st_s) = setup("standalone Redis, 1 cloud", false, 1, cfg, &runner, 40_000).await?;
     let (mut c1, st_c1) = setup("cluster, 1 cloud", true, 1, cfg, &runner, 41_000).await?;
     let (mut c3, st_c3) = setup("cluster, 3 clouds", true, 3, cfg, &runner, 42_000).await?;
     eprintln!(

@@ -93,6 +93,31 @@ impl Backend {
         }
     }
 
+    /// The pids of its `redis-server` processes (replicas too: replication
+    /// is part of what a cluster costs). A server names itself
+    /// `redis-server 127.0.0.1:PORT` in its command line.
+    fn pids(&self) -> Vec<u32> {
+        let ports = match self {
+            Backend::Standalone(r) => vec![r.port],
+            Backend::Cluster(c) => c.ports(),
+        };
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        dir.filter_map(|e| {
+            let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+            let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmd = cmd.replace('\0', " ");
+            let ours = cmd.starts_with("redis-server")
+                && ports.iter().any(|p| {
+                    cmd.contains(&format!("127.0.0.1:{p} "))
+                        || cmd.trim_end().ends_with(&format!("127.0.0.1:{p}"))
+                });
+            ours.then_some(pid)
+        })
+        .collect()
+    }
+
     /// Every server, primaries and replicas.
     fn nodes(&self) -> Vec<String> {
         match self {
@@ -430,7 +455,7 @@ async fn setup(
             _tg: tg,
             _pg: pg,
             primaries,
-            _backend: backend,
+            backend,
         },
     ))
 }
@@ -442,13 +467,24 @@ struct Stack {
     _tg: FakeTelegram,
     _pg: remoteagent_e2e::PgDatabase,
     primaries: Vec<String>,
-    _backend: Backend,
+    backend: Backend,
 }
 
 /// One load figure from several rounds.
 struct LoadFigures {
     load: Load,
     commands_per_webhook: f64,
+    /// CPU time per 1000 webhooks: the clouds, the Redis servers.
+    cloud_cpu_ms: f64,
+    redis_cpu_ms: f64,
+    redis_procs: usize,
+}
+
+/// CPU ticks of `pids`, summed (a process gone counts 0).
+fn ticks(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|p| crate::stats::cpu_ticks(*p))
+        .sum()
 }
 
 /// The webhook load on every stack, in `rounds` turns (A, B, C, A, B, C,
@@ -456,8 +492,21 @@ struct LoadFigures {
 async fn loads(stacks: &[Stack], cfg: &Config) -> Result<Vec<LoadFigures>> {
     let mut parts: Vec<Vec<Load>> = stacks.iter().map(|_| Vec::new()).collect();
     let mut cmds = vec![0u64; stacks.len()];
+    let mut cloud_ticks = vec![0u64; stacks.len()];
+    let mut redis_ticks = vec![0u64; stacks.len()];
+    let pids: Vec<(Vec<u32>, Vec<u32>)> = stacks
+        .iter()
+        .map(|st| {
+            (
+                st.clouds.iter().filter_map(|c| c.proc.pid()).collect(),
+                st.backend.pids(),
+            )
+        })
+        .collect();
     for round in 0..cfg.load_rounds.max(1) {
         for (k, st) in stacks.iter().enumerate() {
+            let (cloud_pids, redis_pids) = &pids[k];
+            let (c0, r0) = (ticks(cloud_pids), ticks(redis_pids));
             let before = commands(&st.primaries).await?;
             let urls = st
                 .clouds
@@ -469,16 +518,23 @@ async fn loads(stacks: &[Stack], cfg: &Config) -> Result<Vec<LoadFigures>> {
             let load =
                 cloud_load::generate_spread(urls, &cfg.load, cloud_load::webhook_body(base)).await;
             cmds[k] += commands(&st.primaries).await?.saturating_sub(before);
+            cloud_ticks[k] += ticks(cloud_pids).saturating_sub(c0);
+            redis_ticks[k] += ticks(redis_pids).saturating_sub(r0);
             parts[k].push(load);
         }
     }
+    let tick_ms = 1000.0 / crate::stats::ticks_per_sec();
     Ok(parts
         .into_iter()
-        .zip(cmds)
-        .map(|(p, c)| {
+        .enumerate()
+        .map(|(k, p)| {
             let load = combine(p);
+            let n = (load.ok + load.errors).max(1) as f64;
             LoadFigures {
-                commands_per_webhook: c as f64 / (load.ok + load.errors).max(1) as f64,
+                commands_per_webhook: cmds[k] as f64 / n,
+                cloud_cpu_ms: cloud_ticks[k] as f64 * tick_ms / n * 1000.0,
+                redis_cpu_ms: redis_ticks[k] as f64 * tick_ms / n * 1000.0,
+                redis_procs: pids[k].1.len(),
                 load,
             }
         })
@@ -626,6 +682,21 @@ pub async fn run(cfg: &Config) -> Result<Vec<Row>> {
         ),
     ));
 
+    rows.push(Row::new(
+        "cluster: CPU per 1000 webhooks, the clouds / the redis-servers (standalone; cluster 1 cloud; 3 clouds)",
+        format!(
+            "{:.0} / {:.0} ms ({} server); {:.0} / {:.0} ms ({} servers); {:.0} / {:.0} ms ({} servers)",
+            ls.cloud_cpu_ms,
+            ls.redis_cpu_ms,
+            ls.redis_procs,
+            l1.cloud_cpu_ms,
+            l1.redis_cpu_ms,
+            l1.redis_procs,
+            l3.cloud_cpu_ms,
+            l3.redis_cpu_ms,
+            l3.redis_procs
+        ),
+    ));
     let s50 = quantile(&mut s.to_telegram, 0.5);
     let s99 = quantile(&mut s.to_telegram, 0.99);
     let sc50 = quantile(&mut s.to_chunk, 0.5);

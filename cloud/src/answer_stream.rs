@@ -14,12 +14,12 @@
 
 use std::time::Duration;
 
-use remoteagent_rediskit::{Conn, Options, conn as rconn};
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use remoteagent_proto::backoff::Backoff;
 use remoteagent_proto::events::{DonePayload, OutputEvent};
 use remoteagent_proto::files::FilePayload;
 use remoteagent_proto::{AgentId, SessionId, names, stream};
+use remoteagent_rediskit::{Conn, Options, conn as rconn};
 use tokio::time::Instant;
 
 use crate::blob_fetch;
@@ -49,11 +49,7 @@ pub enum End {
 pub trait Reader {
     /// One event of the answer (never `done`). `conn` is the follower's
     /// own connection (for a `file` event's blob).
-    fn event(
-        &mut self,
-        conn: &mut Conn,
-        event: OutputEvent,
-    ) -> impl Future<Output = ()> + Send;
+    fn event(&mut self, conn: &mut Conn, event: OutputEvent) -> impl Future<Output = ()> + Send;
 }
 
 /// Reads the answer on `output:{agent}:{id}` until its `done` (deleting

@@ -124,20 +124,7 @@ impl App {
             response_timeout: Some(Duration::from_secs(5)),
             ..rediskit::Options::default()
         };
-        let redis = conn::managed(&target, &shared)
-            .await
-            .map_err(redis_err)?;
-        // On a cluster the ACL users are kept on every node, and nodes come
-        // and go: their own connection, so that the watch's look at a new
-        // node never disturbs the connection every handler shares.
-        let acl_conn = if redis.is_cluster() {
-            tokio::time::timeout(Duration::from_secs(10), conn::managed(&target, &shared))
-                .await
-                .map_err(|_| no_answer())?
-                .map_err(redis_err)?
-        } else {
-            redis.clone()
-        };
+        let redis = conn::managed(&target, &shared).await.map_err(redis_err)?;
         let telegram = telegram_client(&config);
         let (bot_username, topics_in_private) = match tokio::time::timeout(
             Duration::from_secs(10),
@@ -159,7 +146,7 @@ impl App {
         };
         let (tx, finished) = mpsc::unbounded_channel();
         let forwarder = Forwarder::with_options(
-            target,
+            target.clone(),
             Outbox::new(telegram.clone(), OutboxConfig::default()),
             tx,
             config.replica_id.clone(),
@@ -173,7 +160,7 @@ impl App {
             },
         );
         let state = AppState::new(Inner {
-            acl: Acl::new(config.redis_acl, acl_conn),
+            acl: Acl::new(config.redis_acl, redis.clone()),
             outbox: forwarder.outbox().clone(),
             forwarder,
             stt: config.stt.as_ref().map(crate::stt::Stt::new),

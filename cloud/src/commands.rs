@@ -1,11 +1,11 @@
 //! Signing and publishing commands to a daemon on `agent:{agentId}`, and
 //! closing a session's stream when no daemon will.
 
-use remoteagent_rediskit::Conn;
 use remoteagent_proto::envelope;
 use remoteagent_proto::events::{CommandEvent, DonePayload, DoneStatus};
 use remoteagent_proto::keys::CloudSigningKey;
 use remoteagent_proto::{AgentId, SessionId, names, stream};
+use remoteagent_rediskit::Conn;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -24,7 +24,8 @@ pub const ENVELOPE_TTL_SECS: u64 = 60;
 /// Signs `command` for `agent` and publishes it; returns the number of
 /// subscribers that received it (0 = the agent is offline). On a Redis
 /// Cluster this is a sharded `SPUBLISH`, which counts the same way: the
-/// daemon's `SSUBSCRIBE` sits on the shard owning the channel.
+/// daemon's `SSUBSCRIBE` sits on the primary owning the channel's slot (a
+/// 0 is checked there, `rediskit::pubsub::publish`).
 pub async fn publish(
     conn: &Conn,
     key: &CloudSigningKey,
@@ -33,11 +34,13 @@ pub async fn publish(
 ) -> Result<usize, PublishError> {
     let token = envelope::sign(key, agent, command, ENVELOPE_TTL_SECS)?;
     let mut conn = conn.clone();
-    let receivers: usize = conn
-        .publish_cmd(&names::agent_channel(agent), token.as_bytes())
-        .query_async(&mut conn)
-        .await?;
-    Ok(receivers)
+    let receivers = remoteagent_rediskit::pubsub::publish(
+        &mut conn,
+        &names::agent_channel(agent),
+        token.as_bytes(),
+    )
+    .await?;
+    Ok(usize::try_from(receivers).unwrap_or(0))
 }
 
 /// Appends a `done` to a session's stream on the daemon's behalf (used when

@@ -108,7 +108,7 @@ pub async fn restore_redis_users(state: &AppState) -> Result<usize, CronError> {
     if let Err(e) = state.acl.update_agent_rules_once(&ids).await {
         tracing::warn!(error = %e, "bringing agent Redis users' rules up to date");
     }
-    match state.acl.restore_agent_users(&agents).await {
+    match state.acl.restore_agent_users(&state.db, &agents).await {
         Ok(0) => Ok(0),
         Ok(n) => {
             tracing::warn!(

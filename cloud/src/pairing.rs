@@ -427,11 +427,13 @@ async fn publish_pair_event(
     let json = serde_json::to_string(event).map_err(|e| ConfirmError::Internal(e.to_string()))?;
     let mut conn = state.redis.clone();
     // `SPUBLISH` on a cluster, where the daemon waits with `SSUBSCRIBE`.
-    let n: usize = conn
-        .publish_cmd(&names::pair_channel(pairing), json.as_bytes())
-        .query_async(&mut conn)
-        .await?;
-    Ok(n)
+    let n = remoteagent_rediskit::pubsub::publish(
+        &mut conn,
+        &names::pair_channel(pairing),
+        json.as_bytes(),
+    )
+    .await?;
+    Ok(usize::try_from(n).unwrap_or(0))
 }
 
 /// Deletes the Redis users of codes that expired unused since `since`.

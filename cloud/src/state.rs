@@ -6,8 +6,8 @@ use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use remoteagent_rediskit::Conn;
 use remoteagent_proto::keys::CloudSigningKey;
+use remoteagent_rediskit::Conn;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;

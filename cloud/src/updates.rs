@@ -41,11 +41,7 @@ pub fn claim_key(scope: &str, update_id: i64) -> String {
 }
 
 /// True if this call claimed the update (it was not seen before).
-pub async fn claim(
-    redis: &Conn,
-    scope: &str,
-    update_id: i64,
-) -> Result<bool, redis::RedisError> {
+pub async fn claim(redis: &Conn, scope: &str, update_id: i64) -> Result<bool, redis::RedisError> {
     let mut conn = redis.clone();
     let reply: redis::Value = redis::cmd("SET")
         .arg(claim_key(scope, update_id))

@@ -32,7 +32,32 @@ use crate::target::Target;
 pub enum Conn {
     Plain(MultiplexedConnection),
     Managed(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(ClusterConn),
+}
+
+/// redis-rs's cluster connection, with what [`crate::nodes`] needs to
+/// reach one node directly: the login and protocol the cluster connection
+/// uses, and the per-node connections opened so far.
+#[derive(Clone)]
+pub struct ClusterConn {
+    pub(crate) conn: ClusterConnection,
+    pub(crate) nodes: std::sync::Arc<Nodes>,
+}
+
+/// How to reach one node directly, shared by every clone.
+pub(crate) struct Nodes {
+    /// The first seed's details (login, TLS), RESP2: a node's address
+    /// replaces the seed's for a direct connection.
+    pub(crate) seed: redis::ConnectionInfo,
+    /// The direct connections opened so far, by `host:port`.
+    pub(crate) direct: tokio::sync::Mutex<std::collections::HashMap<String, MultiplexedConnection>>,
+}
+
+impl ClusterConn {
+    /// The redis-rs connection (routes by key, follows `MOVED`).
+    pub fn inner(&mut self) -> &mut ClusterConnection {
+        &mut self.conn
+    }
 }
 
 /// How to connect. The defaults are redis-rs's.
@@ -114,10 +139,24 @@ pub async fn dedicated(target: &Target, options: &Options) -> redis::RedisResult
     }
 }
 
-async fn cluster(
-    nodes: Vec<redis::ConnectionInfo>,
-    options: &Options,
-) -> redis::RedisResult<Conn> {
+async fn cluster(nodes: Vec<redis::ConnectionInfo>, options: &Options) -> redis::RedisResult<Conn> {
+    // Direct connections to one node (`nodes`) speak RESP2 and get no
+    // pushes: they only send admin commands.
+    let seed = nodes
+        .first()
+        .map(|n| {
+            let settings = n
+                .redis_settings()
+                .clone()
+                .set_protocol(redis::ProtocolVersion::RESP2);
+            n.clone().set_redis_settings(settings)
+        })
+        .ok_or_else(|| {
+            redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "a cluster needs at least one seed node",
+            ))
+        })?;
     let mut builder = ClusterClientBuilder::new(nodes);
     if let Some(tx) = &options.push {
         builder = builder.push_sender(tx.clone());
@@ -138,7 +177,13 @@ async fn cluster(
         builder = builder.max_retry_wait(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     }
     let client = builder.build()?;
-    Ok(Conn::Cluster(client.get_async_connection().await?))
+    Ok(Conn::Cluster(ClusterConn {
+        conn: client.get_async_connection().await?,
+        nodes: std::sync::Arc::new(Nodes {
+            seed,
+            direct: Default::default(),
+        }),
+    }))
 }
 
 impl Conn {
@@ -154,7 +199,7 @@ impl Conn {
         match self {
             Conn::Plain(c) => c.subscribe(channel).await,
             Conn::Managed(c) => c.subscribe(channel).await,
-            Conn::Cluster(c) => c.ssubscribe(channel).await,
+            Conn::Cluster(c) => c.conn.ssubscribe(channel).await,
         }
     }
 
@@ -162,7 +207,7 @@ impl Conn {
         match self {
             Conn::Plain(c) => c.unsubscribe(channel).await,
             Conn::Managed(c) => c.unsubscribe(channel).await,
-            Conn::Cluster(c) => c.sunsubscribe(channel).await,
+            Conn::Cluster(c) => c.conn.sunsubscribe(channel).await,
         }
     }
 
@@ -178,7 +223,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Plain(c) => c.req_packed_command(cmd),
             Conn::Managed(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.conn.req_packed_command(cmd),
         }
     }
 
@@ -191,7 +236,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Plain(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Managed(c) => c.req_packed_commands(pipeline, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.conn.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -199,7 +244,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Plain(c) => c.get_db(),
             Conn::Managed(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
+            Conn::Cluster(c) => c.conn.get_db(),
         }
     }
 }

@@ -16,6 +16,7 @@
 pub mod conn;
 pub mod nodes;
 pub mod pubsub;
+pub mod slot;
 pub mod target;
 
 pub use conn::{Conn, Options};

@@ -181,20 +181,35 @@ mod tests {
 
     #[test]
     fn one_url_is_standalone_and_a_list_is_a_cluster() {
-        assert!(!Target::parse("redis://127.0.0.1:6379", false).unwrap().is_cluster());
+        assert!(
+            !Target::parse("redis://127.0.0.1:6379", false)
+                .unwrap()
+                .is_cluster()
+        );
         let t = Target::parse("redis://a:1, redis://b:2,redis://c:3", false).unwrap();
         match t {
             Target::Cluster(nodes) => assert_eq!(nodes.len(), 3),
             other => panic!("expected a cluster, got {other:?}"),
         }
         assert!(Target::parse("redis://a:1", true).unwrap().is_cluster());
-        assert!(Target::parse("redis://a:1?cluster=true", false).unwrap().is_cluster());
-        assert!(!Target::parse("redis://a:1?cluster=false", false).unwrap().is_cluster());
+        assert!(
+            Target::parse("redis://a:1?cluster=true", false)
+                .unwrap()
+                .is_cluster()
+        );
+        assert!(
+            !Target::parse("redis://a:1?cluster=false", false)
+                .unwrap()
+                .is_cluster()
+        );
     }
 
     #[test]
     fn bad_input_is_refused_with_the_password_hidden() {
-        assert!(matches!(Target::parse(" , ", false), Err(TargetError::Empty)));
+        assert!(matches!(
+            Target::parse(" , ", false),
+            Err(TargetError::Empty)
+        ));
         let err = Target::parse("redis://u:hunter2@a:1,nope://u:hunter2@b", false).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("nope://u:***@b"), "{text}");
@@ -207,7 +222,10 @@ mod tests {
             public_form("redis://admin:pw@a:1,redis://admin:pw@b:2", false),
             "redis://a:1,redis://b:2"
         );
-        assert_eq!(public_form("redis://admin:pw@a:1", true), "redis://a:1?cluster=true");
+        assert_eq!(
+            public_form("redis://admin:pw@a:1", true),
+            "redis://a:1?cluster=true"
+        );
         assert_eq!(
             public_form("redis://a:1/?protocol=resp3", true),
             "redis://a:1/?protocol=resp3&cluster=true"

@@ -170,7 +170,8 @@ enum Command {
         /// Show what would be checked, written and started, without doing it.
         #[arg(long)]
         print: bool,
-        /// The Redis the local cloud uses (Redis 6 or newer).
+        /// The Redis the local cloud uses (Redis 6 or newer): one URL, or a
+        /// Redis Cluster's nodes as a comma-separated list of URLs.
         #[arg(long, value_name = "URL", default_value = "redis://127.0.0.1:6379")]
         redis_url: String,
         /// Where the local cloud listens.

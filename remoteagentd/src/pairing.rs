@@ -153,7 +153,11 @@ async fn subscribe(pair: &PairResponse) -> Result<PairSubscription, ControlError
         unreachable(format!("cannot reach the cloud's Redis at {shown}: {e}"))
     };
     let target = Target::parse(url, false)
-        .map_err(|e| unreachable(format!("the cloud sent a Redis address that cannot be used: {e}")))?
+        .map_err(|e| {
+            unreachable(format!(
+                "the cloud sent a Redis address that cannot be used: {e}"
+            ))
+        })?
         .with_login(&pair.redis.username, &pair.redis.password);
     let (tx, pushes) = mpsc::unbounded_channel();
     let options = Options {
@@ -419,4 +423,94 @@ async fn complete(
     supervisor
         .agent_info(&id)
         .ok_or_else(|| ControlError::internal("the agent vanished right after pairing"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use remoteagent_proto::PairingId;
+    use remoteagent_proto::api::RedisCredentials;
+    use remoteagent_testkit::{RedisCluster, RedisServer};
+
+    /// A pairing answer naming `url`, with the pairing's ACL user set on
+    /// every node of `nodes` (as the cloud does).
+    async fn pair_response(url: String, nodes: &[String]) -> PairResponse {
+        let pairing_id = PairingId::generate();
+        let username = names::pairing_redis_user(&pairing_id);
+        let mut acl = redis::cmd("ACL");
+        acl.arg("SETUSER").arg(&username);
+        for rule in names::pairing_acl_rules(&pairing_id) {
+            acl.arg(rule);
+        }
+        acl.arg(">pairing-secret");
+        for node in nodes {
+            let target = Target::parse(node, false).unwrap();
+            let mut c = rediskit::conn::dedicated(&target, &Options::default())
+                .await
+                .unwrap();
+            let () = acl.query_async(&mut c).await.unwrap();
+        }
+        PairResponse {
+            code: "ABC-123".into(),
+            pairing_id,
+            expires_at_ms: now_ms() + 600_000,
+            connect_url: String::new(),
+            bot_username: None,
+            redis: RedisCredentials {
+                url,
+                username,
+                password: "pairing-secret".into(),
+            },
+            cloud_public_key: String::new(),
+        }
+    }
+
+    /// Publishes (as the cloud: `SPUBLISH` on a cluster) until the daemon's
+    /// subscription receives it.
+    async fn delivered(pair: &PairResponse, admin_url: &str) {
+        let mut sub = subscribe(pair).await.unwrap();
+        let target = Target::parse(admin_url, false).unwrap();
+        let mut admin = rediskit::conn::managed(&target, &Options::default())
+            .await
+            .unwrap();
+        let channel = names::pair_channel(&pair.pairing_id);
+        let receivers: i64 = admin
+            .publish_cmd(&channel, b"{\"event\":\"pair_failed\"}")
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        assert_eq!(receivers, 1);
+        let msg = tokio::time::timeout(Duration::from_secs(30), sub.next())
+            .await
+            .expect("no message within 30 s")
+            .expect("the subscription closed");
+        assert_eq!(msg.get_channel_name(), channel);
+        assert_eq!(msg.get_payload_bytes(), b"{\"event\":\"pair_failed\"}");
+    }
+
+    #[tokio::test]
+    async fn the_pairing_channel_is_subscribed_on_a_standalone_server() {
+        let server = RedisServer::start().unwrap();
+        let pair = pair_response(server.url(), &[server.url()]).await;
+        delivered(&pair, &server.url()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_pairing_channel_is_subscribed_sharded_on_a_cluster() {
+        let cluster = tokio::task::block_in_place(RedisCluster::start).unwrap();
+        let pair = pair_response(cluster.urls(), &cluster.node_urls()).await;
+        delivered(&pair, &cluster.urls()).await;
+    }
+
+    #[tokio::test]
+    async fn a_refused_pairing_login_is_said() {
+        let server = RedisServer::start().unwrap();
+        let mut pair = pair_response(server.url(), &[server.url()]).await;
+        pair.redis.password = "wrong".into();
+        let err = subscribe(&pair).await.err().expect("refused");
+        assert!(
+            err.to_string().contains("cannot reach the cloud's Redis"),
+            "{err}"
+        );
+    }
 }

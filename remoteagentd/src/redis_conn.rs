@@ -110,12 +110,16 @@ pub fn agent_target(url: &str, username: &str, password: &str) -> redis::RedisRe
 /// Whether `e` says Redis refused the agent's credentials (its ACL user is
 /// missing or has another password), as opposed to a lost connection.
 ///
-/// A cluster connection reports a login refused by the nodes it starts
-/// from inside a wrapping error (it tried each seed node and tells how
-/// each failed), so the words are looked for too.
+/// A cluster connection that cannot log in to any seed node says so in an
+/// I/O error "Failed to create initial connections" whose detail is the
+/// last node's refusal (`"WRONGPASS": invalid username-password pair…`):
+/// the refusal is looked for there too.
 pub fn is_auth_error(e: &redis::RedisError) -> bool {
+    const REFUSALS: [&str; 3] = ["WRONGPASS", "NOAUTH", "authentication failed"];
     e.kind() == redis::ErrorKind::AuthenticationFailed
         || matches!(e.code(), Some("WRONGPASS" | "NOAUTH"))
+        || e.detail()
+            .is_some_and(|d| REFUSALS.iter().any(|r| d.contains(r)))
 }
 
 #[cfg(test)]
@@ -160,7 +164,7 @@ mod tests {
             let client = redis::Client::open(s.url()).unwrap();
             ConnectionManager::new(client)
         };
-        let shared = SharedConn::new(manager(&a).await.unwrap());
+        let shared = SharedConn::from(manager(&a).await.unwrap());
         let mut clone = shared.clone();
         let () = redis::cmd("SET")
             .arg("k")
@@ -168,7 +172,7 @@ mod tests {
             .query_async(&mut clone)
             .await
             .unwrap();
-        shared.replace(manager(&b).await.unwrap());
+        shared.replace(Conn::Managed(manager(&b).await.unwrap()));
         let () = redis::cmd("SET")
             .arg("k")
             .arg("b")

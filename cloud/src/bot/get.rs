@@ -14,10 +14,10 @@
 
 use std::time::Duration;
 
-use remoteagent_rediskit::Conn;
 use remoteagent_proto::SessionId;
 use remoteagent_proto::events::{CommandEvent, DoneStatus, OutputEvent};
 use remoteagent_proto::files::GetFilePayload;
+use remoteagent_rediskit::Conn;
 
 use super::Ctx;
 use crate::answer_stream;

@@ -406,11 +406,7 @@ impl Config {
             .get("REDIS_URL")
             .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
         let redis_cluster = p.check(flag(v, "REDIS_CLUSTER"));
-        let redis_target = p.check(redis_target(
-            v,
-            &redis_url,
-            redis_cluster.unwrap_or(false),
-        ));
+        let redis_target = p.check(redis_target(v, &redis_url, redis_cluster.unwrap_or(false)));
         // Daemons must never learn the cloud's own Redis password: when the
         // public URL is derived from REDIS_URL, its credentials are dropped
         // (from every seed of a cluster; a single seed is marked

@@ -122,7 +122,9 @@ pub const SETTINGS: &[Setting] = &[
     ),
     setting(
         "PUBLIC_REDIS_URL",
-        DefaultValue::Derived("REDIS_URL without credentials (a single cluster seed marked ?cluster=true)"),
+        DefaultValue::Derived(
+            "REDIS_URL without credentials (a single cluster seed marked ?cluster=true)",
+        ),
         "the Redis URL daemons are told",
     ),
     setting(

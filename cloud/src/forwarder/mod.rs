@@ -60,9 +60,9 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use remoteagent_rediskit::{Conn, Options, Target, conn};
 use remoteagent_proto::events::DoneStatus;
 use remoteagent_proto::{AgentId, SessionId};
+use remoteagent_rediskit::{Conn, Options, Target, conn};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -519,7 +519,10 @@ async fn resume_once(
     if !*migrated {
         let moved = store::migrate_legacy(c).await?;
         if moved > 0 {
-            tracing::info!(moved, "moved unfinished sessions of an older release into their shards");
+            tracing::info!(
+                moved,
+                "moved unfinished sessions of an older release into their shards"
+            );
         }
         *migrated = true;
     }

@@ -13,8 +13,8 @@
 //! read delays nobody else.
 
 use redis::aio::ConnectionLike;
-use remoteagent_rediskit::Conn;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
+use remoteagent_rediskit::Conn;
 
 /// A connection of its own (see the module doc); not `Clone` on purpose.
 pub(super) struct OwnConn(Conn);

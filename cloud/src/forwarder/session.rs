@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use remoteagent_rediskit::Conn;
 use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
 use remoteagent_proto::backoff::Backoff;
 use remoteagent_proto::events::DonePayload;
 use remoteagent_proto::names;
+use remoteagent_rediskit::Conn;
 use tokio::time::Instant;
 
 use super::entry::parse_entry;

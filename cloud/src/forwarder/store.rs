@@ -533,8 +533,11 @@ pub(super) async fn migrate_legacy<C: redis::aio::ConnectionLike + Send>(
             (keys::legacy::done_key(&session), done_key(&session)),
         ] {
             // A key that is not there (no lock: nobody owns it now) is fine.
-            let _: redis::RedisResult<()> =
-                redis::cmd("RENAME").arg(&old).arg(&new).query_async(conn).await;
+            let _: redis::RedisResult<()> = redis::cmd("RENAME")
+                .arg(&old)
+                .arg(&new)
+                .query_async(conn)
+                .await;
         }
         let _: i64 = redis::cmd("SADD")
             .arg(active_key_of(&session))

@@ -70,7 +70,10 @@ async fn a_burst_becomes_full_pages_with_the_exact_text() {
         .unwrap();
     assert!(!exists);
     let active: bool = conn
-        .sismember(remoteagent_cloud::forwarder::keys::active_key_of(&ids.session), ids.session.as_str())
+        .sismember(
+            remoteagent_cloud::forwarder::keys::active_key_of(&ids.session),
+            ids.session.as_str(),
+        )
         .await
         .unwrap();
     assert!(!active);
@@ -397,7 +400,12 @@ async fn a_finished_session_is_reported_once_and_not_resumed() {
     assert_eq!(output_of(&tg, ids.chat, "a").len(), 1);
     // Nor can a later round pick it up: it is not among the unfinished
     // sessions the resumer reads, and its state is gone.
-    let active: Vec<String> = conn.smembers(remoteagent_cloud::forwarder::keys::active_key_of(&ids.session)).await.unwrap();
+    let active: Vec<String> = conn
+        .smembers(remoteagent_cloud::forwarder::keys::active_key_of(
+            &ids.session,
+        ))
+        .await
+        .unwrap();
     assert!(!active.contains(&ids.session.to_string()), "{active:?}");
     let state: bool = conn
         .exists(remoteagent_cloud::forwarder::keys::state_key(&ids.session))

@@ -250,7 +250,10 @@ async fn a_ping_is_sent_once_across_a_takeover() {
         ];
         let _: () = conn.hset_multiple(&state_key, &fields).await.unwrap();
         let _: () = conn
-            .sadd(remoteagent_cloud::forwarder::keys::active_key_of(&ids.session), ids.session.as_str())
+            .sadd(
+                remoteagent_cloud::forwarder::keys::active_key_of(&ids.session),
+                ids.session.as_str(),
+            )
             .await
             .unwrap();
         let sends_before = tg.calls_of("sendMessage").len();

@@ -114,7 +114,10 @@ async fn a_dead_replica_is_taken_over_after_its_lock_lapses() {
     ];
     let _: () = conn.hset_multiple(&state_key, &fields).await.unwrap();
     let _: () = conn
-        .sadd(remoteagent_cloud::forwarder::keys::active_key_of(&ids.session), ids.session.as_str())
+        .sadd(
+            remoteagent_cloud::forwarder::keys::active_key_of(&ids.session),
+            ids.session.as_str(),
+        )
         .await
         .unwrap();
     let _: () = redis::cmd("SET")

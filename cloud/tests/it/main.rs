@@ -14,6 +14,7 @@ mod agents_api;
 mod attachments;
 mod bot;
 mod checkpoints;
+mod cluster;
 mod config;
 mod forwarder;
 mod forwarder_approvals;

@@ -1,7 +1,18 @@
 //! The agent's link to Redis: one RESP3 connection used both to SUBSCRIBE
 //! to its command channel and to write (output streams, presence).
 //!
+//! On a Redis Cluster (the URL stored at pairing lists its nodes) the
+//! connection is redis-rs's cluster connection and the subscription is
+//! sharded (`SSUBSCRIBE`: only the channel's shard carries the cloud's
+//! `SPUBLISH`); messages come as `SMessage` pushes. Writes are single
+//! commands routed by key, or pipelines on one key (one slot).
+//!
 //! redis-rs's manager reconnects and resubscribes by itself after a blip.
+//! Its cluster connection reconnects each node and resubscribes on a node
+//! it reconnects to, but not where a slot moved: a node that loses the
+//! channel's slot (failover, resharding) drops the subscription with a
+//! `SUNSUBSCRIBE` push, and a node that dies leaves it nowhere. Both make
+//! the link build a new connection, which reads the slot map afresh.
 //! When the connection stays broken (Redis refusing the login because the
 //! agent's ACL user was lost in a restart, or several heartbeats failing in
 //! a row), the link builds a new one in the background and swaps it in for
@@ -50,6 +61,10 @@ const RECONNECT_BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), RECO
 const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait for a new connection and its subscription.
 const REBUILD_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long after a node dropped the subscription (its slot moved) the new
+/// connection reads the slot map: the cluster's nodes learn of a failover
+/// over their bus within milliseconds, but not all at once.
+const SLOT_MOVE_SETTLE: Duration = Duration::from_secs(1);
 /// Longest wait for each of the last calls when the agent stops.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -153,12 +168,16 @@ struct Health {
     failures: u32,
     /// The last failure was Redis refusing the agent's credentials.
     auth_refused: bool,
+    /// On a cluster, the subscription may be gone or stale (see
+    /// [`Link::on_push`]): only a new connection brings it back, so a
+    /// working heartbeat does not clear this.
+    subscription_lost: bool,
 }
 
 impl Health {
     /// The connection manager will not recover by itself: build a new one.
     fn needs_rebuild(&self) -> bool {
-        self.auth_refused || self.failures >= REBUILD_AFTER_FAILURES
+        self.auth_refused || self.subscription_lost || self.failures >= REBUILD_AFTER_FAILURES
     }
 }
 
@@ -259,6 +278,14 @@ impl Link {
             PushKind::Disconnection => {
                 self.setup.online.send_replace(false);
                 tracing::warn!("Redis connection lost; reconnecting");
+                // A cluster connection reconnects each node, but when a node
+                // is gone for good its replica serves the channel's slot and
+                // nothing moves the subscription there until the slot map is
+                // read again: a new connection reads it. (A standalone
+                // manager resubscribes by itself.)
+                if self.conn.get().is_cluster() {
+                    self.health.subscription_lost = true;
+                }
                 if self.rebuild.is_none() {
                     self.schedule_reconnect();
                 }
@@ -269,6 +296,33 @@ impl Link {
                 // Subscribed again after a reconnect. Presence may have
                 // expired during the outage: write it before saying online.
                 self.heartbeat(busy).await;
+                None
+            }
+            // Only `close` unsubscribes, and its pushes are never read: this
+            // one the server sent by itself. On a cluster a node drops a
+            // sharded subscription when the channel's slot leaves it (a
+            // failover, a resharding), and redis-rs forgets the channel with
+            // it. Subscribing again on this connection would follow its
+            // stale slot map to the old node, now a replica, which accepts
+            // a sharded subscription too: messages would still come, but the
+            // cloud's `SPUBLISH` at the new primary would count no receiver
+            // and say the agent is offline. A new connection reads the slot
+            // map afresh and subscribes at the slot's owner.
+            PushKind::Unsubscribe | PushKind::SUnsubscribe => {
+                if push_channel(&push) == Some(self.setup.channel.as_bytes()) {
+                    tracing::info!(
+                        "Redis dropped the command channel's subscription (its slot moved); connecting again"
+                    );
+                    self.setup.online.send_replace(false);
+                    self.health.subscription_lost = true;
+                    // Not at once: the node that dropped it learnt of the
+                    // move first, and a slot map read from a node that has
+                    // not yet would send the new subscription to the old
+                    // node again.
+                    if self.rebuild.is_none() {
+                        self.reconnect_at = Some(Instant::now() + SLOT_MOVE_SETTLE);
+                    }
+                }
                 None
             }
             PushKind::Message | PushKind::SMessage => {
@@ -359,9 +413,15 @@ impl Link {
                 // The one place `online` turns true: the presence key the
                 // cloud checks exists now. The manager resubscribes on
                 // reconnect, so a working connection means the subscription
-                // is back too.
-                self.setup.online.send_replace(true);
-                self.health = Health::default();
+                // is back too; unless a cluster node dropped it, and then a
+                // new connection is on its way.
+                if !self.health.subscription_lost {
+                    self.setup.online.send_replace(true);
+                }
+                self.health = Health {
+                    subscription_lost: self.health.subscription_lost,
+                    ..Health::default()
+                };
                 self.backoff.reset();
                 true
             }
@@ -386,6 +446,15 @@ impl Link {
         let mut conn = self.conn.get();
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.unsubscribe(&self.setup.channel)).await;
         self.setup.online.send_replace(false);
+    }
+}
+
+/// The channel a subscription push is about.
+fn push_channel(push: &PushInfo) -> Option<&[u8]> {
+    match push.data.first()? {
+        redis::Value::BulkString(name) => Some(name),
+        redis::Value::SimpleString(name) => Some(name.as_bytes()),
+        _ => None,
     }
 }
 

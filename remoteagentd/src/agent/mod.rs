@@ -14,10 +14,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use remoteagent_rediskit::Conn;
 use remoteagent_proto::envelope;
 use remoteagent_proto::events::{CommandEvent, CommandPayload, StoppedBy};
 use remoteagent_proto::{AgentId, SessionId};
+use remoteagent_rediskit::Conn;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -309,10 +309,7 @@ async fn run_agent(
 
 /// Connects and subscribes, retrying with backoff while staying responsive
 /// to the supervisor; `None` when told to stop first.
-async fn connect(
-    setup: &LinkSetup,
-    control: &mut mpsc::Receiver<Control>,
-) -> Option<Conn> {
+async fn connect(setup: &LinkSetup, control: &mut mpsc::Receiver<Control>) -> Option<Conn> {
     let mut backoff = link::CONNECT_BACKOFF;
     loop {
         let e = match setup.connect().await {

@@ -8,6 +8,7 @@
 mod approval;
 mod attachments;
 mod checkpoints;
+mod cluster;
 mod execution_reconnect;
 mod execution_redis;
 mod execution_session;

@@ -4,9 +4,9 @@
 //! (`blob:{agentId}:{blobId}`) with its own TTL; the record outlives them
 //! (a day), so that a message arriving after they expired can say so.
 
-use remoteagent_rediskit::Conn;
 use remoteagent_proto::files::{Attachment, BLOB_TTL_SECS};
 use remoteagent_proto::{AgentId, names, now_secs};
+use remoteagent_rediskit::Conn;
 use serde::{Deserialize, Serialize};
 
 /// How long the record is kept after its last change.
@@ -79,11 +79,7 @@ impl Pending {
 
 /// The user's record in `chat`, if any. A record that does not parse (a
 /// newer or older cloud wrote it) is left to expire and counts as none.
-pub async fn load(
-    redis: &Conn,
-    chat: i64,
-    user: i64,
-) -> redis::RedisResult<Option<Pending>> {
+pub async fn load(redis: &Conn, chat: i64, user: i64) -> redis::RedisResult<Option<Pending>> {
     let raw: Option<String> = redis::cmd("GET")
         .arg(key(chat, user))
         .query_async(&mut redis.clone())
@@ -97,12 +93,7 @@ pub async fn load(
     }))
 }
 
-pub async fn save(
-    redis: &Conn,
-    chat: i64,
-    user: i64,
-    pending: &Pending,
-) -> redis::RedisResult<()> {
+pub async fn save(redis: &Conn, chat: i64, user: i64, pending: &Pending) -> redis::RedisResult<()> {
     let json = serde_json::to_string(pending).map_err(|e| {
         redis::RedisError::from((
             redis::ErrorKind::Client,
@@ -233,10 +224,7 @@ fn gone(file: &PendingFile, a: Attachment, now: u64) -> Readied {
 }
 
 /// Deletes the blobs of `files` (dropped with their prompt).
-pub async fn delete_blobs(
-    redis: &Conn,
-    files: &[PendingFile],
-) -> redis::RedisResult<()> {
+pub async fn delete_blobs(redis: &Conn, files: &[PendingFile]) -> redis::RedisResult<()> {
     if files.is_empty() {
         return Ok(());
     }

@@ -8,10 +8,10 @@
 
 use std::time::Duration;
 
-use remoteagent_rediskit::Conn;
 use remoteagent_proto::SessionId;
 use remoteagent_proto::checkpoints::{ChangesPayload, CheckpointResult};
 use remoteagent_proto::events::{DoneStatus, OutputEvent};
+use remoteagent_rediskit::Conn;
 
 use super::keep;
 use super::texts::{self, Asked};

@@ -8,9 +8,9 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use redis::Script;
-use remoteagent_rediskit::Conn;
 use remoteagent_proto::AgentId;
 use remoteagent_proto::backoff::Backoff;
+use remoteagent_rediskit::Conn;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use remoteagent_rediskit::Conn;
 use remoteagent_proto::SessionId;
 use remoteagent_proto::events::{DoneStatus, OutputEvent};
 use remoteagent_proto::sessions::SessionsPayload;
+use remoteagent_rediskit::Conn;
 
 use crate::answer_stream::{self, End};
 use crate::db::agents::Agent;

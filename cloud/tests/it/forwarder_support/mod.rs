@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use redis::AsyncCommands;
 use redis::aio::MultiplexedConnection;
 use remoteagent_cloud::forwarder::{Forwarder, ForwarderOptions, SessionFinished, SessionStart};
 use remoteagent_cloud::telegram::{Outbox, OutboxConfig, Telegram};
@@ -98,13 +97,17 @@ pub async fn connect(url: &str) -> MultiplexedConnection {
 
 /// Appends one event the way the daemon does (`XADD … MAXLEN ~ … * event <json>`);
 /// the stream expires after a while so tests leave nothing behind.
-pub async fn xadd(conn: &mut MultiplexedConnection, ids: &Ids, event: &OutputEvent) -> String {
+pub async fn xadd<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
+    ids: &Ids,
+    event: &OutputEvent,
+) -> String {
     let json = serde_json::to_string(event).unwrap();
     xadd_field(conn, ids, names::STREAM_FIELD, &json).await
 }
 
-pub async fn xadd_field(
-    conn: &mut MultiplexedConnection,
+pub async fn xadd_field<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
     ids: &Ids,
     field: &str,
     value: &str,
@@ -120,14 +123,19 @@ pub async fn xadd_field(
         .query_async(conn)
         .await
         .unwrap();
-    let _: bool = conn.expire(ids.stream(), 600).await.unwrap();
+    let _: bool = redis::cmd("EXPIRE")
+        .arg(ids.stream())
+        .arg(600)
+        .query_async(conn)
+        .await
+        .unwrap();
     id
 }
 
 /// Writes `text` as chunks of `size` characters each (never splitting a
 /// character, as the daemon guarantees); returns the number of chunks.
-pub async fn write_chunks(
-    conn: &mut MultiplexedConnection,
+pub async fn write_chunks<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
     ids: &Ids,
     text: &str,
     size: usize,

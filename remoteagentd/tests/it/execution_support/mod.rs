@@ -59,30 +59,7 @@ impl Setup {
             key: CloudSigningKey::generate(),
             agent: AgentId::generate(),
             project: tempfile::tempdir().unwrap(),
-            settings: Arc::new(AgentSettings {
-                log_root: logs.path().to_path_buf(),
-                abort_grace: Duration::from_millis(500),
-                max_prompt_bytes: 4096,
-                // In-process agents have no daemon executable for Claude's
-                // approval hook; tests/approval.rs runs the real daemon.
-                approval: Default::default(),
-                seen: Arc::new(SeenEnvelopes::new(logs.path().join("envelopes"))),
-                stream_budget: remoteagentd::output::DEFAULT_STREAM_BUDGET,
-                log_limits: Default::default(),
-                log_events: Default::default(),
-                outbox_hint: true,
-                inbox: remoteagentd::inbox::InboxSettings {
-                    root: logs.path().join("inbox"),
-                    limits: Default::default(),
-                },
-                conversations: remoteagentd::conversations::History::new(
-                    logs.path().join("conversations"),
-                ),
-                worktrees: remoteagentd::worktrees::WorktreeSettings {
-                    root: logs.path().join("worktrees"),
-                    ..Default::default()
-                },
-            }),
+            settings: agent_settings(logs.path()),
             logs,
             redis,
             admin,
@@ -184,6 +161,33 @@ impl Setup {
     pub fn log_path(&self, session: &SessionId) -> PathBuf {
         remoteagentd::session_log::session_log_path(self.logs.path(), &self.agent, session)
     }
+}
+
+/// The settings of an in-process agent whose logs (and inbox, envelope
+/// record, …) live under `logs`.
+pub fn agent_settings(logs: &Path) -> Arc<AgentSettings> {
+    Arc::new(AgentSettings {
+        log_root: logs.to_path_buf(),
+        abort_grace: Duration::from_millis(500),
+        max_prompt_bytes: 4096,
+        // In-process agents have no daemon executable for Claude's
+        // approval hook; tests/approval.rs runs the real daemon.
+        approval: Default::default(),
+        seen: Arc::new(SeenEnvelopes::new(logs.join("envelopes"))),
+        stream_budget: remoteagentd::output::DEFAULT_STREAM_BUDGET,
+        log_limits: Default::default(),
+        log_events: Default::default(),
+        outbox_hint: true,
+        inbox: remoteagentd::inbox::InboxSettings {
+            root: logs.join("inbox"),
+            limits: Default::default(),
+        },
+        conversations: remoteagentd::conversations::History::new(logs.join("conversations")),
+        worktrees: remoteagentd::worktrees::WorktreeSettings {
+            root: logs.join("worktrees"),
+            ..Default::default()
+        },
+    })
 }
 
 pub async fn read_events(conn: &redis::aio::MultiplexedConnection, key: &str) -> Vec<OutputEvent> {

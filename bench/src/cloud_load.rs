@@ -20,20 +20,31 @@ pub struct Config {
     pub duration: Duration,
 }
 
-struct Load {
-    rps: f64,
-    p50: Duration,
-    p99: Duration,
-    errors: u64,
+pub(crate) struct Load {
+    pub rps: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub errors: u64,
+    /// Requests answered with a success.
+    pub ok: u64,
+    /// Their latencies (sorted) and the load's length.
+    pub lat: Vec<Duration>,
+    pub secs: f64,
 }
 
-/// `connections` workers sending back to back for `duration`. `body(i)`:
-/// the JSON of request `i` (None: a GET).
-async fn generate(
-    url: String,
-    cfg: &Config,
-    body: Arc<dyn Fn(u64) -> Option<serde_json::Value> + Send + Sync>,
-) -> Load {
+/// The request bodies of a load: `body(i)` is the JSON of request `i`
+/// (None: a GET).
+pub(crate) type Bodies = Arc<dyn Fn(u64) -> Option<serde_json::Value> + Send + Sync>;
+
+/// `connections` workers sending back to back for `duration` to `url`.
+async fn generate(url: String, cfg: &Config, body: Bodies) -> Load {
+    generate_spread(vec![url], cfg, body).await
+}
+
+/// Like [`generate`], request `i` going to `urls[i % urls.len()]` (cloud
+/// replicas behind a round-robin balancer).
+pub(crate) async fn generate_spread(urls: Vec<String>, cfg: &Config, body: Bodies) -> Load {
+    let urls = Arc::new(urls);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(cfg.connections)
         .build()
@@ -44,9 +55,9 @@ async fn generate(
     let end = start + cfg.duration;
     let mut tasks = Vec::new();
     for _ in 0..cfg.connections {
-        let (http, url, counter, errors, body) = (
+        let (http, urls, counter, errors, body) = (
             http.clone(),
-            url.clone(),
+            urls.clone(),
             counter.clone(),
             errors.clone(),
             body.clone(),
@@ -55,12 +66,13 @@ async fn generate(
             let mut lat = Vec::new();
             while Instant::now() < end {
                 let i = counter.fetch_add(1, Ordering::Relaxed);
+                let url = &urls[i as usize % urls.len().max(1)];
                 let req = match body(i) {
                     Some(b) => http
-                        .post(&url)
+                        .post(url.as_str())
                         .header("X-Telegram-Bot-Api-Secret-Token", WEBHOOK_SECRET)
                         .json(&b),
-                    None => http.get(&url),
+                    None => http.get(url.as_str()),
                 };
                 let t0 = Instant::now();
                 // A hang guard per request; a timeout counts as an error.
@@ -86,10 +98,13 @@ async fn generate(
     }
     let secs = start.elapsed().as_secs_f64();
     Load {
+        ok: all.len() as u64,
         rps: all.len() as f64 / secs,
         p50: quantile(&mut all, 0.5),
         p99: quantile(&mut all, 0.99),
         errors: errors.load(Ordering::Relaxed),
+        lat: all,
+        secs,
     }
 }
 
@@ -113,7 +128,7 @@ async fn trivial_server() -> Result<String> {
 
 /// Plain text from users nobody paired: the cloud claims the update id (in
 /// Redis), answers 200 and, in the background, tells the user how to pair.
-fn webhook_body(base: u64) -> Arc<dyn Fn(u64) -> Option<serde_json::Value> + Send + Sync> {
+pub(crate) fn webhook_body(base: u64) -> Bodies {
     Arc::new(move |i| {
         let id = (base + i) as i64;
         Some(updates::text(

@@ -98,42 +98,59 @@ fn spawn_cost(runner: &std::path::Path, rounds: usize) -> Result<Vec<Duration>> 
 
 /// XADDs seen through keyspace notifications: (stream key, when).
 pub(crate) async fn watch_xadds(url: &str) -> Result<mpsc::UnboundedReceiver<(String, Instant)>> {
-    let client = redis::Client::open(url)?;
-    let mut conn = client.get_multiplexed_async_connection().await?;
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("notify-keyspace-events")
-        .arg("Kt")
-        .query_async(&mut conn)
-        .await?;
-    let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.psubscribe("__keyspace@0__:output:*").await?;
+    watch_xadds_on(&[url.to_string()]).await
+}
+
+/// [`watch_xadds`] on several servers (a cluster's primaries: a keyspace
+/// notification is published only on the node that holds the key).
+pub(crate) async fn watch_xadds_on(
+    urls: &[String],
+) -> Result<mpsc::UnboundedReceiver<(String, Instant)>> {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut msgs = pubsub.on_message();
-        while let Some(msg) = msgs.next().await {
-            let at = Instant::now();
-            let event: String = msg.get_payload().unwrap_or_default();
-            if event != "xadd" {
-                continue;
+    for url in urls {
+        let client = redis::Client::open(url.as_str())?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("notify-keyspace-events")
+            .arg("Kt")
+            .query_async(&mut conn)
+            .await?;
+        let mut pubsub = client.get_async_pubsub().await?;
+        // `*output:*`: a cluster build may put a hash tag in front.
+        pubsub.psubscribe("__keyspace@0__:*output:*").await?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut msgs = pubsub.on_message();
+            while let Some(msg) = msgs.next().await {
+                let at = Instant::now();
+                let event: String = msg.get_payload().unwrap_or_default();
+                if event != "xadd" {
+                    continue;
+                }
+                let key = msg
+                    .get_channel_name()
+                    .trim_start_matches("__keyspace@0__:")
+                    .to_string();
+                if tx.send((key, at)).is_err() {
+                    break;
+                }
             }
-            let key = msg
-                .get_channel_name()
-                .trim_start_matches("__keyspace@0__:")
-                .to_string();
-            if tx.send((key, at)).is_err() {
-                break;
-            }
-        }
-    });
+        });
+    }
     Ok(rx)
 }
 
+/// XRANGEs this bench sent itself (to subtract from a server's command count).
+pub(crate) static BENCH_QUERIES: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(0);
+
 /// The `event` names of a stream's entries, in order.
-async fn stream_events(
-    conn: &mut redis::aio::MultiplexedConnection,
-    key: &str,
-) -> Result<Vec<String>> {
+async fn stream_events<C>(conn: &mut C, key: &str) -> Result<Vec<String>>
+where
+    C: redis::aio::ConnectionLike + Send + Sync,
+{
+    BENCH_QUERIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let reply: redis::streams::StreamRangeReply = conn.xrange_all(key).await?;
     Ok(reply
         .ids
@@ -307,12 +324,15 @@ pub async fn run(cfg: &Config) -> Result<Vec<Row>> {
 /// Waits for the stream of the session just started; returns the times from
 /// `t0` to the notifications of its first entry (`started`) and of its first
 /// `chunk` entry.
-pub(crate) async fn first_chunk(
+pub(crate) async fn first_chunk<C>(
     xadds: &mut mpsc::UnboundedReceiver<(String, Instant)>,
-    conn: &mut redis::aio::MultiplexedConnection,
+    conn: &mut C,
     seen: &mut HashSet<String>,
     t0: Instant,
-) -> Result<(Duration, Duration)> {
+) -> Result<(Duration, Duration)>
+where
+    C: redis::aio::ConnectionLike + Send + Sync,
+{
     let deadline = Instant::now() + WAIT;
     let mut key: Option<String> = None;
     let mut times: Vec<Instant> = Vec::new();

@@ -3,8 +3,12 @@
 //! run, printed as one table.
 //!
 //! ```text
-//! remoteagent-bench [--quick] [--only latency,first_text,throughput,scale,cloud,bounds,checkpoints] [--out FILE]
+//! remoteagent-bench [--quick] [--only latency,first_text,throughput,scale,cloud,bounds,checkpoints,cluster] [--out FILE]
 //! ```
+//!
+//! Without `--only`, every section but `cluster` runs: it starts two
+//! 6-node Redis Clusters and adds about 5 minutes (2 with `--quick`) to a
+//! run, for a deployment most do not use; ask for it with `--only cluster`.
 //!
 //! It starts the release binaries that sit next to it (or in
 //! `REMOTEAGENT_BENCH_BIN_DIR`), a private `redis-server` per section,
@@ -15,6 +19,7 @@
 mod bounds;
 mod checkpoints;
 mod cloud_load;
+mod cluster;
 mod first_text;
 mod latency;
 mod report;
@@ -35,7 +40,7 @@ struct Args {
     out: Option<String>,
 }
 
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "latency",
     "first_text",
     "throughput",
@@ -43,12 +48,20 @@ const SECTIONS: [&str; 7] = [
     "cloud",
     "bounds",
     "checkpoints",
+    "cluster",
 ];
+
+/// Sections only `--only` runs (see the module comment).
+const OPT_IN: [&str; 1] = ["cluster"];
 
 fn parse_args() -> Result<Args> {
     let mut args = Args {
         quick: false,
-        only: SECTIONS.iter().map(|s| s.to_string()).collect(),
+        only: SECTIONS
+            .iter()
+            .filter(|s| !OPT_IN.contains(s))
+            .map(|s| s.to_string())
+            .collect(),
         out: None,
     };
     let mut it = std::env::args().skip(1);
@@ -65,8 +78,10 @@ fn parse_args() -> Result<Args> {
             "--out" => args.out = it.next(),
             "-h" | "--help" => {
                 println!(
-                    "remoteagent-bench [--quick] [--only {}] [--out FILE]",
-                    SECTIONS.join(",")
+                    "remoteagent-bench [--quick] [--only {}] [--out FILE]\n\
+                     Without --only: every section but {} (slow; ask with --only).",
+                    SECTIONS.join(","),
+                    OPT_IN.join(",")
                 );
                 std::process::exit(0);
             }
@@ -164,6 +179,22 @@ async fn run(args: Args) -> Result<()> {
             &mut rows,
             &mut failed,
         );
+    }
+    if wants("cluster") {
+        let cfg = cluster::Config {
+            // 10 s of load per setup (2 s quick), in turns of 2 s.
+            load: cloud_load::Config {
+                connections: 64,
+                duration: Duration::from_secs(2),
+            },
+            load_rounds: if q { 1 } else { 5 },
+            prompts: if q { 20 } else { 100 },
+            users: 10,
+            chat_gap: Duration::from_secs(5),
+            long_prompts: if q { 3 } else { 10 },
+            bench_requests: if q { 20_000 } else { 100_000 },
+        };
+        collect("cluster", cluster::run(&cfg).await, &mut rows, &mut failed);
     }
     let table = report::table(&rows);
     println!("{table}");

@@ -589,7 +589,7 @@ fn redis_benchmark(port: u16, n: u32) -> Result<(f64, f64)> {
             .filter_map(|l| l.trim().strip_prefix(&format!("{cmd}: ")))
             .filter(|l| l.contains("requests per second"))
             .filter_map(|l| l.split_whitespace().next()?.parse().ok())
-            .last()
+            .next_back()
     };
     match (rate("SET"), rate("GET")) {
         (Some(s), Some(g)) => Ok((s, g)),

@@ -210,12 +210,6 @@ impl Conn {
             Conn::Cluster(c) => c.conn.sunsubscribe(channel).await,
         }
     }
-
-    /// The command that publishes `payload` on `channel` for this kind of
-    /// connection (see [`crate::pubsub::publish_cmd`]).
-    pub fn publish_cmd(&self, channel: &str, payload: &[u8]) -> Cmd {
-        crate::pubsub::publish_cmd(self.is_cluster(), channel, payload)
-    }
 }
 
 impl ConnectionLike for Conn {

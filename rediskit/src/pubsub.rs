@@ -11,6 +11,15 @@ use redis::{Cmd, Value};
 use crate::conn::Conn;
 use crate::nodes;
 
+impl Conn {
+    /// The command that publishes `payload` on `channel` for this kind of
+    /// connection ([`publish_cmd`]). Its answer on a cluster may count
+    /// too few: [`publish`] checks it.
+    pub fn publish_cmd(&self, channel: &str, payload: &[u8]) -> Cmd {
+        publish_cmd(self.is_cluster(), channel, payload)
+    }
+}
+
 /// `PUBLISH` (standalone) or `SPUBLISH` (cluster) of `payload` on `channel`.
 pub fn publish_cmd(cluster: bool, channel: &str, payload: &[u8]) -> Cmd {
     let mut cmd = redis::cmd(if cluster { "SPUBLISH" } else { "PUBLISH" });

@@ -6,6 +6,7 @@ use std::time::Duration;
 use redis::Value;
 use remoteagent_rediskit::{Conn, Options, Target, conn, nodes};
 use remoteagent_testkit::RedisCluster;
+use remoteagent_testkit::pushes::next_message;
 use tokio::sync::mpsc;
 
 /// A private cluster, started off the async runtime (it blocks).
@@ -89,18 +90,9 @@ async fn sharded_pubsub_carries_a_message_and_counts_the_receiver() {
         .await
         .unwrap();
     assert_eq!(receivers, 1);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let push = tokio::time::timeout_at(deadline, rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        if let Some(msg) = redis::Msg::from_push_info(push) {
-            assert_eq!(msg.get_channel_name(), "agent:pubsub-1");
-            assert_eq!(msg.get_payload_bytes(), b"hello");
-            break;
-        }
-    }
+    let msg = next_message(&mut rx, Duration::from_secs(10)).await;
+    assert_eq!(msg.get_channel_name(), "agent:pubsub-1");
+    assert_eq!(msg.get_payload_bytes(), b"hello");
 }
 
 #[tokio::test]
@@ -248,29 +240,16 @@ async fn after_a_failover_a_stale_publisher_still_counts_the_subscriber() {
         .unwrap();
     assert_eq!(counted, 1);
     let mut got = Vec::new();
-    while got.len() < 2 {
-        let push = tokio::time::timeout_at(deadline, rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        if let Some(msg) = redis::Msg::from_push_info(push) {
-            got.push(msg.get_payload_bytes().to_vec());
-        }
+    for _ in 0..2 {
+        let msg = next_message(&mut rx, Duration::from_secs(30)).await;
+        got.push(msg.get_payload_bytes().to_vec());
     }
     assert_eq!(got, [b"one".to_vec(), b"two".to_vec()]);
     // And nothing more (each arrived once).
     let mut probe = admin(&target).await;
     let _ = remoteagent_rediskit::pubsub::publish(&mut probe, channel, b"end").await;
-    loop {
-        let push = tokio::time::timeout_at(deadline, rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        if let Some(msg) = redis::Msg::from_push_info(push) {
-            assert_eq!(msg.get_payload_bytes(), b"end");
-            break;
-        }
-    }
+    let msg = next_message(&mut rx, Duration::from_secs(30)).await;
+    assert_eq!(msg.get_payload_bytes(), b"end");
     drop((sub, cluster));
 }
 

@@ -30,17 +30,8 @@ async fn one_url_is_a_standalone_connection_with_classic_pubsub() {
     assert!(cmd.get_packed_command().windows(7).any(|w| w == b"PUBLISH"));
     let receivers: i64 = cmd.query_async(&mut publisher).await.unwrap();
     assert_eq!(receivers, 1);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let push = tokio::time::timeout_at(deadline, rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        if let Some(msg) = redis::Msg::from_push_info(push) {
-            assert_eq!(msg.get_payload_bytes(), b"hi");
-            break;
-        }
-    }
+    let msg = remoteagent_testkit::pushes::next_message(&mut rx, Duration::from_secs(10)).await;
+    assert_eq!(msg.get_payload_bytes(), b"hi");
 
     let answers = nodes::each_node(&mut publisher, &redis::cmd("PING"))
         .await

@@ -11,6 +11,7 @@
 //! * [`stt`]: a fake OpenAI-compatible speech-to-text server.
 
 pub mod home;
+pub mod pushes;
 pub mod redis_cluster;
 pub mod redis_server;
 pub mod redis_tls;

@@ -118,15 +118,8 @@ async fn subscriber(
 }
 
 async fn next_payload(rx: &mut mpsc::UnboundedReceiver<redis::PushInfo>) -> String {
-    loop {
-        let push = tokio::time::timeout(support::TIMEOUT, rx.recv())
-            .await
-            .expect("no message in time")
-            .expect("the subscription ended");
-        if let Some(msg) = redis::Msg::from_push_info(push) {
-            return String::from_utf8(msg.get_payload_bytes().to_vec()).unwrap();
-        }
-    }
+    let msg = remoteagent_testkit::pushes::next_message(rx, support::TIMEOUT).await;
+    String::from_utf8(msg.get_payload_bytes().to_vec()).unwrap()
 }
 
 /// Pairs `project` for `user` as a daemon on the cluster would.

@@ -19,6 +19,7 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use remoteagent_e2e::{Cloud, Daemon, Home, PgDatabase, fixture};
 use remoteagent_proto::keys::CloudSigningKey;
+use remoteagent_proto::{AgentId, SessionId, names};
 use remoteagent_testkit::telegram::{FakeMessage, FakeTelegram, updates};
 use remoteagent_testkit::{RedisCluster, wait_for};
 use serde_json::json;
@@ -214,6 +215,47 @@ async fn wait_numbered_end(w: &ClusterWorld, agent: &Agent) {
     .await;
 }
 
+/// A run of `lines` numbered lines (10 ms apart) asked of the first
+/// agent, waited for until line `shown` is on screen: the opening of every
+/// test that breaks something while a run streams. Returns the replica the
+/// prompt went to, the session id and its output stream's key.
+async fn start_numbered_run(w: &ClusterWorld, lines: u64, shown: u64) -> (usize, String, String) {
+    let agent = &w.agents[0];
+    let to = w.say(agent.user, &format!("{lines} 10")).await;
+    let sid = w.wait_session(agent).await;
+    w.wait_chat(agent.user, WAIT, &format!("showing line {shown}"), |m| {
+        joined(m).contains(&numbered_line(shown))
+    })
+    .await;
+    let stream = names::output_stream(
+        &AgentId::parse(agent.id.as_str()).expect("an agent id"),
+        &SessionId::parse(sid.as_str()).expect("a session id"),
+    );
+    (to, sid, stream)
+}
+
+/// Waits for the end of the first agent's numbered run of `lines` and
+/// asserts what its chat shows: every line once and in order (or a loss
+/// told in words, where `allow_told_loss`), one status and, where
+/// `want_done`, that status is "done".
+async fn assert_numbered_run(
+    w: &ClusterWorld,
+    lines: u64,
+    allow_told_loss: bool,
+    want_done: bool,
+    what: &str,
+) {
+    let agent = &w.agents[0];
+    wait_numbered_end(w, agent).await;
+    let messages = w.tg.messages(agent.user);
+    let mut problems = numbered_problems(&messages, lines, allow_told_loss);
+    problems.extend(end_problems(&messages, &agent.name));
+    if want_done && !messages.iter().any(|m| m.text.contains("✅ done in")) {
+        problems.push("the status is not \"done\"".into());
+    }
+    assert_no_problems(w, agent.user, what, problems);
+}
+
 /// Twelve prompts, six per agent, each update to a random replica (a
 /// prompt for a busy agent waits in the shared queue and is started by
 /// whichever replica records the end before it): each runner's answer
@@ -313,12 +355,7 @@ async fn a_replica_killed_mid_stream_is_taken_over_with_nothing_lost() {
     let mut w = ClusterWorld::start(&[("alpha", "numbered.sh")]).await;
     let lines = 400;
     let chat = w.agents[0].user;
-    let to = w.say(chat, &format!("{lines} 10")).await;
-    let sid = w.wait_session(&w.agents[0]).await;
-    w.wait_chat(chat, WAIT, "showing line 30", |m| {
-        joined(m).contains(&numbered_line(30))
-    })
-    .await;
+    let (to, sid, _) = start_numbered_run(&w, lines, 30).await;
     let owner = w.wait_forwarding_replica(&sid).await;
     eprintln!("[cluster] prompt to replica {to}; replica {owner} forwards {sid}: kill -9");
     w.replicas[owner].proc.kill();
@@ -339,15 +376,7 @@ async fn a_replica_killed_mid_stream_is_taken_over_with_nothing_lost() {
     })
     .await;
     eprintln!("[cluster] taken over by replica {taken:?}");
-    let agent = &w.agents[0];
-    wait_numbered_end(&w, agent).await;
-    let messages = w.tg.messages(chat);
-    let mut problems = numbered_problems(&messages, lines, false);
-    problems.extend(end_problems(&messages, &agent.name));
-    if !messages.iter().any(|m| m.text.contains("✅ done in")) {
-        problems.push("the status is not \"done\"".into());
-    }
-    assert_no_problems(&w, chat, "takeover after kill -9", problems);
+    assert_numbered_run(&w, lines, false, true, "takeover after kill -9").await;
 }
 
 /// A manual `CLUSTER FAILOVER` of the slot of the run's output stream,
@@ -360,13 +389,7 @@ async fn a_failover_of_the_sessions_slot_mid_stream_finishes_the_session() {
     let mut w = ClusterWorld::start(&[("alpha", "numbered.sh")]).await;
     let lines = 400;
     let chat = w.agents[0].user;
-    w.say(chat, &format!("{lines} 10")).await;
-    let sid = w.wait_session(&w.agents[0]).await;
-    w.wait_chat(chat, WAIT, "showing line 20", |m| {
-        joined(m).contains(&numbered_line(20))
-    })
-    .await;
-    let stream = format!("output:{}:{sid}", w.agents[0].id);
+    let (_, sid, stream) = start_numbered_run(&w, lines, 20).await;
     let (old, new) = w
         .manage(|c| c.failover_for_key(&stream))
         .unwrap_or_else(|e| panic!("failover of {stream}'s slot: {e:#}"));
@@ -380,15 +403,7 @@ async fn a_failover_of_the_sessions_slot_mid_stream_finishes_the_session() {
         !joined(&w.tg.messages(chat)).contains(&numbered_line(lines)),
         "the run ended before the failovers were done; make it longer"
     );
-    let agent = &w.agents[0];
-    wait_numbered_end(&w, agent).await;
-    let messages = w.tg.messages(chat);
-    let mut problems = numbered_problems(&messages, lines, true);
-    problems.extend(end_problems(&messages, &agent.name));
-    if !messages.iter().any(|m| m.text.contains("✅ done in")) {
-        problems.push("the status is not \"done\"".into());
-    }
-    assert_no_problems(&w, chat, "failover mid-stream", problems);
+    assert_numbered_run(&w, lines, true, true, "failover mid-stream").await;
 }
 
 async fn pair_status(url: &str, forwarded_for: &str) -> u16 {
@@ -539,14 +554,7 @@ async fn a_node_killed_and_replaced_keeps_agents_logged_in() {
 async fn a_primary_killed_mid_stream_ends_the_session_and_tells_any_loss() {
     let mut w = ClusterWorld::start(&[("alpha", "numbered.sh")]).await;
     let lines = 400;
-    let chat = w.agents[0].user;
-    w.say(chat, &format!("{lines} 10")).await;
-    let sid = w.wait_session(&w.agents[0]).await;
-    w.wait_chat(chat, WAIT, "showing line 20", |m| {
-        joined(m).contains(&numbered_line(20))
-    })
-    .await;
-    let stream = format!("output:{}:{sid}", w.agents[0].id);
+    let (_, _, stream) = start_numbered_run(&w, lines, 20).await;
     let primary = w
         .manage(|c| c.primary_for_key(&stream))
         .unwrap_or_else(|e| panic!("the primary of {stream}: {e:#}"));
@@ -556,10 +564,5 @@ async fn a_primary_killed_mid_stream_ends_the_session_and_tells_any_loss() {
         .unwrap_or_else(|e| panic!("the cluster after killing {primary}: {e:#}"));
     let promoted = w.manage(|c| c.primary_for_key(&stream)).unwrap();
     eprintln!("[cluster] {stream}: primary {primary} killed, {promoted} promoted");
-    let agent = &w.agents[0];
-    wait_numbered_end(&w, agent).await;
-    let messages = w.tg.messages(chat);
-    let mut problems = numbered_problems(&messages, lines, true);
-    problems.extend(end_problems(&messages, &agent.name));
-    assert_no_problems(&w, chat, "primary killed mid-stream", problems);
+    assert_numbered_run(&w, lines, true, false, "primary killed mid-stream").await;
 }

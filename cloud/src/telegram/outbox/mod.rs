@@ -28,6 +28,10 @@ use tokio::time::Instant;
 
 use super::{ChatRef, Document, InlineKeyboard, Telegram, TelegramError};
 
+mod queue;
+
+use queue::{Next, Queue};
+
 /// Pacing of the outbox.
 #[derive(Debug, Clone)]
 pub struct OutboxConfig {
@@ -376,12 +380,8 @@ struct Finished {
 struct Sender {
     telegram: Telegram,
     config: OutboxConfig,
-    pending: Vec<Op>,
+    queue: Queue,
     next_seq: u64,
-    /// Chats with a request in flight.
-    busy: HashMap<i64, ()>,
-    /// Earliest time of the next request per chat.
-    chat_next: HashMap<i64, Instant>,
     /// Earliest time of the next request to any chat.
     global_next: Instant,
     /// End of the pause of the last 429 (drafts are answered at once
@@ -392,15 +392,21 @@ struct Sender {
     known_order: VecDeque<(i64, i64)>,
 }
 
+/// True if `op` is an edit to what its message already shows.
+fn is_unchanged(known: &HashMap<(i64, i64), (String, Option<InlineKeyboard>)>, op: &Op) -> bool {
+    op.kind == Kind::Edit
+        && known
+            .get(&op.key())
+            .is_some_and(|(html, kb)| *html == op.html && *kb == op.keyboard)
+}
+
 impl Sender {
     fn new(telegram: Telegram, config: OutboxConfig) -> Self {
         Sender {
             telegram,
             config,
-            pending: Vec::new(),
+            queue: Queue::default(),
             next_seq: 0,
-            busy: HashMap::new(),
-            chat_next: HashMap::new(),
             global_next: Instant::now(),
             paused_until: Instant::now(),
             known: HashMap::new(),
@@ -413,7 +419,7 @@ impl Sender {
         let mut open = true;
         loop {
             let wake = self.dispatch_ready(&done_tx);
-            if !open && self.pending.is_empty() && self.busy.is_empty() {
+            if !open && self.queue.is_idle() {
                 break;
             }
             let sleep = async {
@@ -450,114 +456,77 @@ impl Sender {
         }
     }
 
-    fn is_unchanged(&self, op: &Op) -> bool {
-        op.kind == Kind::Edit
-            && self
-                .known
-                .get(&op.key())
-                .is_some_and(|(html, kb)| *html == op.html && *kb == op.keyboard)
+    /// Settles the queued edits of `chat` that would not change their
+    /// message: they cost nothing. Only while no request of the chat is in
+    /// flight, since that request may change what the message shows.
+    fn settle_unchanged(&mut self, chat: i64, now: Instant) {
+        if self.queue.is_busy(chat) {
+            return;
+        }
+        let known = &self.known;
+        for op in self
+            .queue
+            .remove_where(chat, now, |op| is_unchanged(known, op))
+        {
+            let key = op.key();
+            tracing::debug!(chat = key.0, message = key.1, "unchanged edit skipped");
+            op.complete(Ok(key.1));
+        }
     }
 
     /// Queues a new operation, merging it with a queued edit of the same
     /// message.
     fn accept(&mut self, mut op: Op) {
+        let now = Instant::now();
+        let chat = op.chat;
         match op.kind {
             Kind::Edit => {
-                if let Some(queued) = self
-                    .pending
-                    .iter_mut()
-                    .find(|p| p.kind == Kind::Edit && p.key() == op.key())
-                {
+                if let Some(queued) = self.queue.edit_mut(op.key()) {
                     queued.html = op.html;
                     queued.keyboard = op.keyboard;
                     queued.waiters.append(&mut op.waiters);
+                    self.settle_unchanged(chat, now);
                     return;
                 }
             }
             Kind::Delete => {
-                let key = op.key();
-                let (dropped, kept): (Vec<Op>, Vec<Op>) = std::mem::take(&mut self.pending)
-                    .into_iter()
-                    .partition(|p| p.kind == Kind::Edit && p.key() == key);
-                self.pending = kept;
+                let message = op.message;
+                let dropped = self
+                    .queue
+                    .remove_where(chat, now, |p| p.kind == Kind::Edit && p.message == message);
                 for d in dropped {
-                    d.complete(Ok(key.1));
+                    d.complete(Ok(message));
                 }
+            }
+            // Drafts are not held back by a 429's pause.
+            Kind::Draft if self.paused_until > now => {
+                let secs = (self.paused_until - now).as_secs_f64().ceil() as u64;
+                op.complete(Err(TelegramError::RetryAfter(secs.max(1))));
+                return;
             }
             Kind::Send | Kind::Draft => {}
         }
         op.seq = self.next_seq;
         self.next_seq += 1;
-        self.pending.push(op);
+        let edit = op.kind == Kind::Edit;
+        self.queue.push(op, now);
+        if edit {
+            self.settle_unchanged(chat, now);
+        }
     }
 
     /// Starts every operation that may go now; returns when to look again.
     fn dispatch_ready(&mut self, done_tx: &mpsc::UnboundedSender<Finished>) -> Option<Instant> {
         loop {
             let now = Instant::now();
-            // Unchanged edits cost nothing: settle them first.
-            let mut i = 0;
-            while i < self.pending.len() {
-                if self.is_unchanged(&self.pending[i])
-                    && !self.busy.contains_key(&self.pending[i].chat)
-                {
-                    let op = self.pending.remove(i);
-                    let key = op.key();
-                    tracing::debug!(chat = key.0, message = key.1, "unchanged edit skipped");
-                    op.complete(Ok(key.1));
-                } else {
-                    i += 1;
-                }
-            }
-            // Drafts are not held back by a 429's pause.
-            if self.paused_until > now {
-                let left = self.paused_until - now;
-                let mut i = 0;
-                while i < self.pending.len() {
-                    if self.pending[i].kind == Kind::Draft {
-                        let op = self.pending.remove(i);
-                        let secs = left.as_secs_f64().ceil() as u64;
-                        op.complete(Err(TelegramError::RetryAfter(secs.max(1))));
-                    } else {
-                        i += 1;
-                    }
-                }
-            }
-            if self.pending.is_empty() {
-                return None;
-            }
-            let mut best: Option<usize> = None;
-            let mut wake: Option<Instant> = None;
-            for (i, op) in self.pending.iter().enumerate() {
-                if self.busy.contains_key(&op.chat) {
-                    continue;
-                }
-                // Drafts are not paced per chat.
-                let chat_next = match op.kind {
-                    Kind::Draft => now,
-                    _ => self.chat_next.get(&op.chat).copied().unwrap_or(now),
-                };
-                let ready_at = chat_next.max(self.global_next);
-                if ready_at > now {
-                    wake = Some(wake.map_or(ready_at, |w| w.min(ready_at)));
-                    continue;
-                }
-                let better = match best {
-                    None => true,
-                    Some(b) => (op.kind, op.seq) < (self.pending[b].kind, self.pending[b].seq),
-                };
-                if better {
-                    best = Some(i);
-                }
-            }
-            let Some(i) = best else {
-                return wake;
+            let op = match self.queue.take(now, self.global_next) {
+                Next::Go(op) => op,
+                Next::Wait(at) => return at,
             };
-            let op = self.pending.remove(i);
-            self.busy.insert(op.chat, ());
+            self.queue.set_busy(op.chat, true, now);
             if op.kind != Kind::Draft {
-                self.chat_next
-                    .insert(op.chat, now + self.config.per_chat_interval);
+                self.queue
+                    .pace(op.chat, now + self.config.per_chat_interval, now);
             }
             self.global_next = now + self.config.global_interval;
             let telegram = self.telegram.clone();
@@ -601,8 +570,15 @@ impl Sender {
         }
     }
 
-    fn finish(&mut self, Finished { mut op, result }: Finished) {
-        self.busy.remove(&op.chat);
+    fn finish(&mut self, finished: Finished) {
+        let chat = finished.op.chat;
+        self.queue.set_busy(chat, false, Instant::now());
+        self.settle(finished);
+        self.settle_unchanged(chat, Instant::now());
+    }
+
+    /// What a request's result means for its operation.
+    fn settle(&mut self, Finished { mut op, result }: Finished) {
         let now = Instant::now();
         match result {
             Ok(id) => {
@@ -626,12 +602,16 @@ impl Sender {
                 );
                 self.global_next = self.global_next.max(now + Duration::from_secs(secs));
                 self.paused_until = self.paused_until.max(now + Duration::from_secs(secs));
+                // Drafts are not retried nor held back by the pause: the
+                // callers persist their text anyway.
+                for draft in self.queue.remove_drafts(now) {
+                    draft.complete(Err(TelegramError::RetryAfter(secs)));
+                }
                 if op.kind == Kind::Draft {
-                    // Not retried: the caller persists the text anyway.
                     op.complete(Err(TelegramError::RetryAfter(secs)));
                     return;
                 }
-                self.requeue(op);
+                self.requeue(op, now);
             }
             // Edits and deletes are idempotent, so a network failure is
             // retried; a send is not, since it may have arrived.
@@ -649,13 +629,12 @@ impl Sender {
                 };
                 tracing::warn!(chat = op.chat, attempt = retries.failures(), error = %e, "Telegram unreachable: retrying");
                 let next = self
-                    .chat_next
-                    .get(&op.chat)
-                    .copied()
+                    .queue
+                    .next_of(op.chat)
                     .unwrap_or(now)
                     .max(now + backoff);
-                self.chat_next.insert(op.chat, next);
-                self.requeue(op);
+                self.queue.pace(op.chat, next, now);
+                self.requeue(op, now);
             }
             Err(e) => {
                 tracing::warn!(chat = op.chat, message = op.message, error = %e, "Telegram request failed");
@@ -666,17 +645,14 @@ impl Sender {
 
     /// Puts an operation back in its old place; a newer edit of the same
     /// message that arrived meanwhile wins, keeping the older place.
-    fn requeue(&mut self, mut op: Op) {
+    fn requeue(&mut self, mut op: Op, now: Instant) {
         if op.kind == Kind::Edit
-            && let Some(newer) = self
-                .pending
-                .iter_mut()
-                .find(|p| p.kind == Kind::Edit && p.key() == op.key())
+            && let Some(newer) = self.queue.edit_mut(op.key())
         {
-            newer.seq = newer.seq.min(op.seq);
             newer.waiters.append(&mut op.waiters);
+            self.queue.advance_edit(op.key(), op.seq, now);
             return;
         }
-        self.pending.push(op);
+        self.queue.push(op, now);
     }
 }

@@ -6,10 +6,12 @@
 //! subscribers received the message, which the cloud reads as "the agent
 //! is online" (0: say so at once).
 
-use redis::{Cmd, Value};
+use redis::{Cmd, PushInfo, Value};
+use tokio::sync::mpsc;
 
-use crate::conn::Conn;
+use crate::conn::{self, Conn, Options};
 use crate::nodes;
+use crate::target::Target;
 
 impl Conn {
     /// The command that publishes `payload` on `channel` for this kind of
@@ -18,6 +20,22 @@ impl Conn {
     pub fn publish_cmd(&self, channel: &str, payload: &[u8]) -> Cmd {
         publish_cmd(self.is_cluster(), channel, payload)
     }
+}
+
+/// A managed connection subscribed to `channel` ([`Conn::subscribe`]), its
+/// messages (and the server's other pushes) on the receiver.
+pub async fn subscriber(
+    target: &Target,
+    channel: &str,
+) -> redis::RedisResult<(Conn, mpsc::UnboundedReceiver<PushInfo>)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let options = Options {
+        push: Some(tx),
+        ..Options::default()
+    };
+    let mut sub = conn::managed(target, &options).await?;
+    sub.subscribe(channel).await?;
+    Ok((sub, rx))
 }
 
 /// `PUBLISH` (standalone) or `SPUBLISH` (cluster) of `payload` on `channel`.

@@ -4,10 +4,9 @@
 use std::time::Duration;
 
 use redis::Value;
-use remoteagent_rediskit::{Conn, Options, Target, conn, nodes};
+use remoteagent_rediskit::{Conn, Options, Target, conn, nodes, pubsub};
 use remoteagent_testkit::RedisCluster;
 use remoteagent_testkit::pushes::next_message;
-use tokio::sync::mpsc;
 
 /// A private cluster, started off the async runtime (it blocks).
 async fn start_cluster() -> RedisCluster {
@@ -72,17 +71,7 @@ async fn sharded_pubsub_carries_a_message_and_counts_the_receiver() {
     let seed = format!("{}?cluster=true", cluster.node_urls()[0]);
     let target = Target::parse(&seed, false).unwrap();
     assert!(target.is_cluster());
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut sub = conn::managed(
-        &target,
-        &Options {
-            push: Some(tx),
-            ..Options::default()
-        },
-    )
-    .await
-    .unwrap();
-    sub.subscribe("agent:pubsub-1").await.unwrap();
+    let (_sub, mut rx) = pubsub::subscriber(&target, "agent:pubsub-1").await.unwrap();
     let mut publisher = admin(&target).await;
     let receivers: i64 = publisher
         .publish_cmd("agent:pubsub-1", b"hello")
@@ -174,24 +163,7 @@ async fn after_a_failover_a_stale_publisher_still_counts_the_subscriber() {
     let cluster = start_cluster().await;
     let target = Target::parse(&cluster.urls(), false).unwrap();
     let channel = "agent:failover-1";
-    let subscribe = |tx: mpsc::UnboundedSender<redis::PushInfo>| {
-        let target = target.clone();
-        async move {
-            let mut sub = conn::managed(
-                &target,
-                &Options {
-                    push: Some(tx),
-                    ..Options::default()
-                },
-            )
-            .await
-            .unwrap();
-            sub.subscribe(channel).await.unwrap();
-            sub
-        }
-    };
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let sub = subscribe(tx).await;
+    let (sub, mut rx) = pubsub::subscriber(&target, channel).await.unwrap();
     // A publisher that sends nothing more before the failover.
     let mut stale = admin(&target).await;
     assert_eq!(
@@ -219,8 +191,7 @@ async fn after_a_failover_a_stale_publisher_still_counts_the_subscriber() {
         }
     }
     drop(sub);
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let sub = subscribe(tx).await;
+    let (sub, mut rx) = pubsub::subscriber(&target, channel).await.unwrap();
     let mut fresh = admin(&target).await;
     assert_eq!(
         remoteagent_rediskit::pubsub::shard_subscribers(&mut fresh, channel)

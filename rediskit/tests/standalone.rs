@@ -2,9 +2,8 @@
 
 use std::time::Duration;
 
-use remoteagent_rediskit::{Options, Target, conn, nodes};
+use remoteagent_rediskit::{Options, Target, conn, nodes, pubsub};
 use remoteagent_testkit::RedisServer;
-use tokio::sync::mpsc;
 
 #[tokio::test]
 async fn one_url_is_a_standalone_connection_with_classic_pubsub() {
@@ -12,18 +11,8 @@ async fn one_url_is_a_standalone_connection_with_classic_pubsub() {
     let target = Target::parse(&server.url(), false).unwrap();
     assert!(!target.is_cluster());
 
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut sub = conn::managed(
-        &target,
-        &Options {
-            push: Some(tx),
-            ..Options::default()
-        },
-    )
-    .await
-    .unwrap();
+    let (sub, mut rx) = pubsub::subscriber(&target, "agent:one").await.unwrap();
     assert!(!sub.is_cluster());
-    sub.subscribe("agent:one").await.unwrap();
 
     let mut publisher = conn::dedicated(&target, &Options::default()).await.unwrap();
     let cmd = publisher.publish_cmd("agent:one", b"hi");

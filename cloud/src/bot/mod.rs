@@ -53,6 +53,18 @@ impl Ctx<'_> {
         self.reply_with(html, None).await;
     }
 
+    /// [`Ctx::reply`] of a text that says the same each time (the help for
+    /// a stranger): not queued again while the same text still waits for
+    /// this chat ([`crate::telegram::Outbox::queue_send_once_to`]).
+    pub async fn reply_once(&self, html: &str) {
+        let to = crate::telegram::ChatRef {
+            chat: self.chat,
+            thread: self.thread,
+        };
+        let sending = self.state.outbox.queue_send_once_to(to, html.to_string());
+        log_failure(self.chat, sending);
+    }
+
     /// Queues a reply and returns without waiting for its delivery. The
     /// outbox keeps a chat's messages in the order they were queued, so
     /// nothing is gained by waiting, and waiting would hold the user's next
@@ -66,12 +78,7 @@ impl Ctx<'_> {
             thread: self.thread,
         };
         let sending = self.state.outbox.queue_send_to(to, html.into(), keyboard);
-        let chat = self.chat;
-        tokio::spawn(async move {
-            if let Err(e) = sending.wait().await {
-                tracing::warn!(chat, error = %e, "sending a bot reply");
-            }
-        });
+        log_failure(self.chat, sending);
     }
 
     /// The user's current agent, checked to be theirs and active. When there
@@ -249,4 +256,14 @@ async fn typed_text(ctx: &Ctx<'_>, text: &str) -> Result<()> {
         return Ok(());
     }
     prompt::run(ctx, text).await
+}
+
+/// Logs a queued reply's failure once its delivery is settled (the outbox
+/// logs it too); the handler does not wait for it.
+fn log_failure(chat: i64, sending: crate::telegram::Sending) {
+    tokio::spawn(async move {
+        if let Err(e) = sending.wait().await {
+            tracing::warn!(chat, error = %e, "sending a bot reply");
+        }
+    });
 }

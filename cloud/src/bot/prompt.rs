@@ -44,13 +44,15 @@ pub async fn run(ctx: &Ctx<'_>, text: &str) -> Result<()> {
     // Text from strangers stops here: no user row means nothing was ever
     // paired from this account. Remembered briefly, so that a flood of it
     // costs no database query per message.
+    // The help is queued once per chat however many messages come before
+    // it goes out.
     if state.unknown_users.contains(ctx.user) {
-        ctx.reply(super::NO_AGENTS).await;
+        ctx.reply_once(super::NO_AGENTS).await;
         return Ok(());
     }
     let Some(user) = users::get(&state.db, ctx.user).await? else {
         state.unknown_users.insert(ctx.user);
-        ctx.reply(super::NO_AGENTS).await;
+        ctx.reply_once(super::NO_AGENTS).await;
         return Ok(());
     };
     // In an agent's topic, the prompt is that agent's.

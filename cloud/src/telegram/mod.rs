@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 pub use client::{
     ALLOWED_UPDATES, Document, DocumentSource, FileInfo, MAX_CAPTION_CHARS, Telegram,
 };
-pub use outbox::{Outbox, OutboxConfig};
+pub use outbox::{Outbox, OutboxConfig, Sending};
 pub use render::{MAX_MESSAGE_CHARS, escape_html, html_to_text, split_pages};
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -21,7 +21,7 @@ use remoteagent_proto::events::{
 };
 use remoteagent_proto::files::Attachment;
 use remoteagent_proto::{AgentId, names};
-use remoteagent_rediskit::{Conn, Options, Target, conn};
+use remoteagent_rediskit::{Conn, Options, Target, conn, pubsub};
 use remoteagent_testkit::RedisCluster;
 use remoteagent_testkit::telegram::FakeTelegram;
 use support::{Backend, TestApp, user_id};
@@ -103,18 +103,7 @@ async fn subscriber(
         .unwrap()
         .with_login(user, password);
     assert!(target.is_cluster(), "{url} should name the cluster");
-    let (tx, rx) = mpsc::unbounded_channel();
-    let mut sub = conn::managed(
-        &target,
-        &Options {
-            push: Some(tx),
-            ..Options::default()
-        },
-    )
-    .await
-    .unwrap();
-    sub.subscribe(channel).await.unwrap();
-    (sub, rx)
+    pubsub::subscriber(&target, channel).await.unwrap()
 }
 
 async fn next_payload(rx: &mut mpsc::UnboundedReceiver<redis::PushInfo>) -> String {

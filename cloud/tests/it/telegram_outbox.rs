@@ -195,3 +195,39 @@ async fn drafts_are_not_paced_and_never_wait_out_a_429() {
         "sent while paused"
     );
 }
+
+/// The help for a stranger is queued once per chat: fifty messages that
+/// arrive while it waits for the chat's next slot add nobody to the queue
+/// and all learn the one delivery; other chats and other texts are not
+/// merged, nor are plain sends.
+#[tokio::test]
+async fn a_reply_sent_once_is_not_queued_twice_for_a_chat() {
+    let tg = FakeTelegram::start().await;
+    let out = outbox(&tg, Duration::from_millis(500));
+    let first = out.queue_send_once_to(ChatRef::flat(21), "help".into());
+    let more: Vec<_> = (0..50)
+        .map(|_| out.queue_send_once_to(ChatRef::flat(21), "help".into()))
+        .collect();
+    let other_chat = out.queue_send_once_to(ChatRef::flat(22), "help".into());
+    let other_text = out.queue_send_once_to(ChatRef::flat(21), "other".into());
+    let plain: Vec<_> = (0..2)
+        .map(|_| out.queue_send(23, "help".into(), None))
+        .collect();
+    let id = first.wait().await.unwrap();
+    let mut ids = Vec::new();
+    for s in more {
+        ids.push(s.wait().await.unwrap());
+    }
+    other_chat.wait().await.unwrap();
+    other_text.wait().await.unwrap();
+    for s in plain {
+        s.wait().await.unwrap();
+    }
+    let texts =
+        |chat: i64| -> Vec<String> { tg.messages(chat).into_iter().map(|m| m.text).collect() };
+    // The first went at once; the fifty waited behind it as one.
+    assert_eq!(texts(21), ["help", "help", "other"]);
+    assert!(ids.iter().all(|i| *i != id && *i == ids[0]), "{id} {ids:?}");
+    assert_eq!(texts(22), ["help"]);
+    assert_eq!(texts(23), ["help", "help"]);
+}

@@ -6,25 +6,19 @@
 //! `changes`, then `done`.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use remoteagent_proto::checkpoints::{
     ChangesPayload, CheckpointAction, CheckpointPayload, CheckpointResult, MAX_INLINE_DIFF_BYTES,
 };
-use remoteagent_proto::events::{
-    DonePayload, DoneStatus, NoticePayload, OutputEvent, StartedPayload,
-};
+use remoteagent_proto::events::{DoneStatus, NoticePayload, OutputEvent};
 use remoteagent_proto::files::{FileOrigin, FilePayload};
-use remoteagent_proto::{AgentId, SessionId, names, now_ms};
+use remoteagent_proto::{AgentId, SessionId, now_ms};
 use tokio_util::sync::CancellationToken;
 
 use super::{CheckpointError, UndoOutcome};
 use crate::files::BlobStore;
-use crate::output::{OutputError, OutputWriter};
+use crate::output::answer::Answer;
 use crate::redis_conn::SharedConn;
-
-/// Longest wait for the stream to take the answer.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Whose checkpoints, where.
 #[derive(Debug, Clone)]
@@ -227,28 +221,16 @@ pub struct CheckpointJob {
 
 impl CheckpointJob {
     pub async fn run(self, cmd: CheckpointPayload) {
-        let started = Instant::now();
         let sid = cmd.session_id.clone();
-        let key = names::output_stream(&self.ctx.agent, &sid);
-        let mut out = OutputWriter::new(self.conn.clone(), key.clone(), CancellationToken::new());
-        let begun = tokio::time::timeout(
-            WRITE_TIMEOUT,
-            out.event(OutputEvent::Started(StartedPayload {
-                session_id: sid.clone(),
-                agent_id: self.ctx.agent.clone(),
-                runner: "checkpoint".into(),
-                started_at_ms: now_ms(),
-                mode: None,
-            })),
-        )
-        .await;
-        if !matches!(begun, Ok(Ok(()))) {
-            tracing::warn!(session = %sid, "could not answer a checkpoint command: its stream cannot be written");
+        let Some(answer) =
+            Answer::start(self.conn.clone(), &self.ctx.agent, &sid, "checkpoint").await
+        else {
             return;
-        }
+        };
         let acted = act_unless_busy(&self.ctx, self.busy, &cmd.run, &sid, cmd.action).await;
+        let failed = matches!(acted.result, CheckpointResult::Failed { .. });
+        let mut events = vec![OutputEvent::CheckpointResult(acted.result.clone())];
         let mut notes = Vec::new();
-        let mut files = Vec::new();
         if let Some(diff) = &acted.full_diff {
             let stamp = remoteagent_proto::rfc3339::format(now_ms(), false)
                 .replace([':', '-'], "")
@@ -264,59 +246,30 @@ impl CheckpointJob {
                 ),
             ] {
                 match self.blobs.put(&name, &bytes, &self.stopping).await {
-                    Ok(file) => files.push(file),
+                    Ok(file) => events.push(OutputEvent::File(FilePayload {
+                        file,
+                        origin: FileOrigin::Get,
+                    })),
                     Err(e) => {
                         notes.push(format!("the whole diff could not be sent as a file: {e}"))
                     }
                 }
             }
         }
-        let failed = matches!(acted.result, CheckpointResult::Failed { .. });
-        let written = tokio::time::timeout(WRITE_TIMEOUT, async {
-            out.event(OutputEvent::CheckpointResult(acted.result.clone()))
-                .await?;
-            for file in files {
-                out.event(OutputEvent::File(FilePayload {
-                    file,
-                    origin: FileOrigin::Get,
-                }))
-                .await?;
-            }
-            for text in notes {
-                out.event(OutputEvent::Notice(NoticePayload { text }))
-                    .await?;
-            }
-            if let Some(changes) = acted.changes {
-                out.event(OutputEvent::Changes(changes)).await?;
-            }
-            let status = if failed {
-                DoneStatus::Error
-            } else {
-                DoneStatus::Ok
-            };
-            out.finish(DonePayload {
-                status,
-                exit_code: None,
-                duration_ms: started.elapsed().as_millis() as u64,
-                message: None,
-                chunks: 0,
-                withheld_bytes: 0,
-                stopped_by: None,
-                turns: None,
-                cost_usd: None,
-            })
-            .await
-        })
-        .await;
-        let written: Result<(), OutputError> = written.unwrap_or_else(|_| {
-            Err(OutputError {
-                key,
-                reason: "timed out".into(),
-            })
-        });
-        if let Err(e) = written {
-            tracing::warn!(session = %sid, error = %e, "could not finish the answer to a checkpoint command");
+        events.extend(
+            notes
+                .into_iter()
+                .map(|text| OutputEvent::Notice(NoticePayload { text })),
+        );
+        if let Some(changes) = acted.changes {
+            events.push(OutputEvent::Changes(changes));
         }
+        let status = if failed {
+            DoneStatus::Error
+        } else {
+            DoneStatus::Ok
+        };
+        answer.end(events, status, None).await;
     }
 }
 

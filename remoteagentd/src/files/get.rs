@@ -9,26 +9,20 @@
 //! (`rejected` for a refused path, `error` when reading or storing failed).
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use remoteagent_proto::events::{
-    DonePayload, DoneStatus, NoticePayload, OutputEvent, StartedPayload,
-};
+use remoteagent_proto::AgentId;
+use remoteagent_proto::events::{DoneStatus, NoticePayload, OutputEvent};
 use remoteagent_proto::files::{FileOrigin, FilePayload, GetFilePayload, safe_file_name};
-use remoteagent_proto::{AgentId, names, now_ms};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::resolve::{Target, resolve};
 use super::zip::{self, Limits, ZipError, zip_folder};
 use super::{BlobStore, ReadError, human_size, read_for_chat, shown, upload_limit_text};
-use crate::output::{OutputError, OutputWriter};
+use crate::output::answer;
 use crate::redis_conn::SharedConn;
 
 /// `/get`s an agent answers at once; more are refused until one ends.
 pub const MAX_AT_ONCE: usize = 2;
-/// Longest wait for the stream to take the answer's events.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What answering one `/get` needs.
 pub struct GetJob {
@@ -78,25 +72,12 @@ impl Answer {
 
 impl GetJob {
     pub async fn run(self, get: GetFilePayload) {
-        let started = Instant::now();
         let sid = get.session_id.clone();
-        let key = names::output_stream(&self.agent, &sid);
-        let mut out = OutputWriter::new(self.conn.clone(), key, CancellationToken::new());
-        let begun = tokio::time::timeout(
-            WRITE_TIMEOUT,
-            out.event(OutputEvent::Started(StartedPayload {
-                session_id: sid.clone(),
-                agent_id: self.agent.clone(),
-                runner: "/get".into(),
-                started_at_ms: now_ms(),
-                mode: None,
-            })),
-        )
-        .await;
-        if !matches!(begun, Ok(Ok(()))) {
-            tracing::warn!(session = %sid, "could not answer a /get: its stream cannot be written");
+        let Some(answer) =
+            answer::Answer::start(self.conn.clone(), &self.agent, &sid, "/get").await
+        else {
             return;
-        }
+        };
         let outcome = if self.busy {
             Err(Answer::rejected(format!(
                 "/get {}: {MAX_AT_ONCE} other files are still being prepared; try again in a moment",
@@ -105,40 +86,23 @@ impl GetJob {
         } else {
             self.prepare(&get.path).await
         };
-        let written = tokio::time::timeout(WRITE_TIMEOUT, async {
-            match outcome {
-                Ok((file, notes)) => {
-                    tracing::info!(session = %sid, name = %file.name, bytes = file.size, "/get answered with a file");
-                    for text in notes {
-                        out.event(OutputEvent::Notice(NoticePayload { text })).await?;
-                    }
-                    out.event(OutputEvent::File(FilePayload {
-                        file,
-                        origin: FileOrigin::Get,
-                    }))
-                    .await?;
-                    out.finish(done(DoneStatus::Ok, None, started)).await
-                }
-                Err(answer) => {
-                    tracing::info!(session = %sid, reason = %answer.text, "/get answered without a file");
-                    out.event(OutputEvent::Notice(NoticePayload {
-                        text: answer.text.clone(),
-                    }))
-                    .await?;
-                    out.finish(done(answer.status, Some(answer.text), started))
-                        .await
-                }
+        match outcome {
+            Ok((file, notes)) => {
+                tracing::info!(session = %sid, name = %file.name, bytes = file.size, "/get answered with a file");
+                let mut events: Vec<OutputEvent> = notes
+                    .into_iter()
+                    .map(|text| OutputEvent::Notice(NoticePayload { text }))
+                    .collect();
+                events.push(OutputEvent::File(FilePayload {
+                    file,
+                    origin: FileOrigin::Get,
+                }));
+                answer.end(events, DoneStatus::Ok, None).await;
             }
-        })
-        .await;
-        let written: Result<(), OutputError> = written.unwrap_or_else(|_| {
-            Err(OutputError {
-                key: names::output_stream(&self.agent, &sid),
-                reason: "timed out".into(),
-            })
-        });
-        if let Err(e) = written {
-            tracing::warn!(session = %sid, error = %e, "could not finish the answer to a /get");
+            Err(refused) => {
+                tracing::info!(session = %sid, reason = %refused.text, "/get answered without a file");
+                answer.fail(refused.status, refused.text).await;
+            }
         }
     }
 
@@ -182,20 +146,6 @@ fn stopping(path: &str) -> Answer {
         "/get {}: the daemon is stopping; send it again once it is back",
         shown(path)
     ))
-}
-
-fn done(status: DoneStatus, message: Option<String>, started: Instant) -> DonePayload {
-    DonePayload {
-        status,
-        exit_code: None,
-        duration_ms: started.elapsed().as_millis() as u64,
-        message,
-        chunks: 0,
-        withheld_bytes: 0,
-        stopped_by: None,
-        turns: None,
-        cost_usd: None,
-    }
 }
 
 /// Resolves and reads (or zips) what `requested` names in `project`.

@@ -45,6 +45,8 @@ use tokio_util::sync::CancellationToken;
 use crate::redis_conn::SharedConn;
 use crate::util::time::sleep_unless_cancelled;
 
+pub mod answer;
+
 /// Largest text of one `chunk` event. Large enough that a fast runner
 /// costs few stream entries (the stream keeps at most
 /// `OUTPUT_STREAM_MAXLEN` of them), small enough to stay far below Redis's

@@ -5,21 +5,14 @@
 //! are kept, then `done`.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use remoteagent_proto::events::{
-    DonePayload, DoneStatus, NoticePayload, OutputEvent, StartedPayload,
-};
+use remoteagent_proto::AgentId;
+use remoteagent_proto::events::{DoneStatus, NoticePayload, OutputEvent};
 use remoteagent_proto::worktrees::{AgentWorktrees, CleanWorktreesPayload, cleaned_text};
-use remoteagent_proto::{AgentId, names, now_ms};
-use tokio_util::sync::CancellationToken;
 
 use super::WorktreeSettings;
-use crate::output::OutputWriter;
+use crate::output::answer::Answer;
 use crate::redis_conn::SharedConn;
-
-/// Longest wait for the stream to take the answer.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Lists the worktrees of the agent `agent` (named `name`, project in
 /// `path`), first removing the finished ones when `clean`. Blocks (git).
@@ -69,8 +62,10 @@ pub struct CleanJob {
 impl CleanJob {
     pub async fn run(self, request: CleanWorktreesPayload) {
         let sid = request.session_id;
-        let key = names::output_stream(&self.agent, &sid);
-        let mut out = OutputWriter::new(self.conn.clone(), key, CancellationToken::new());
+        let Some(answer) = Answer::start(self.conn.clone(), &self.agent, &sid, "/clean").await
+        else {
+            return;
+        };
         let (settings, agent, name, path) = (
             self.settings.clone(),
             self.agent.clone(),
@@ -82,51 +77,23 @@ impl CleanJob {
                 .await
                 .map_err(|e| e.to_string())
                 .and_then(|r| r);
-        let (status, text) = match surveyed {
+        match surveyed {
             Ok(s) => {
                 let running = s.worktrees.iter().filter(|w| w.running).count();
                 tracing::info!(session = %sid, cleaned = s.cleaned.len(), "/clean answered");
-                (
-                    DoneStatus::Ok,
-                    cleaned_text(&s.agent_name, &s.cleaned, running),
-                )
+                let text = cleaned_text(&s.agent_name, &s.cleaned, running);
+                let notice = OutputEvent::Notice(NoticePayload { text });
+                answer.end(vec![notice], DoneStatus::Ok, None).await;
             }
             Err(e) => {
                 tracing::warn!(session = %sid, error = %e, "/clean failed");
-                (
-                    DoneStatus::Error,
-                    format!("The worktrees of {} could not be cleaned: {e}", self.name),
-                )
+                answer
+                    .fail(
+                        DoneStatus::Error,
+                        format!("The worktrees of {} could not be cleaned: {e}", self.name),
+                    )
+                    .await;
             }
-        };
-        let written = tokio::time::timeout(WRITE_TIMEOUT, async {
-            out.event(OutputEvent::Started(StartedPayload {
-                session_id: sid.clone(),
-                agent_id: self.agent.clone(),
-                runner: "/clean".into(),
-                started_at_ms: now_ms(),
-                mode: None,
-            }))
-            .await?;
-            out.event(OutputEvent::Notice(NoticePayload { text: text.clone() }))
-                .await?;
-            let message = (status != DoneStatus::Ok).then_some(text);
-            out.finish(DonePayload {
-                status,
-                exit_code: None,
-                duration_ms: 0,
-                message,
-                chunks: 0,
-                withheld_bytes: 0,
-                stopped_by: None,
-                turns: None,
-                cost_usd: None,
-            })
-            .await
-        })
-        .await;
-        if !matches!(written, Ok(Ok(()))) {
-            tracing::warn!(session = %sid, "could not answer a /clean");
         }
     }
 }

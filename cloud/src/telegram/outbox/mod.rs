@@ -98,6 +98,9 @@ struct Op {
     /// A send into this forum topic of the chat (pacing stays per chat).
     thread: Option<i64>,
     seq: u64,
+    /// A send that is not queued twice: while one with the same text waits
+    /// for the same chat (and topic), a second joins it.
+    once: bool,
     /// Waits between network failures of an edit or delete, set at its
     /// first failure.
     retries: Option<Backoff>,
@@ -218,6 +221,7 @@ impl Outbox {
             reply_to: None,
             thread: None,
             seq: 0,
+            once: false,
             retries: None,
             waiters: vec![waiter],
         }
@@ -250,6 +254,20 @@ impl Outbox {
         let (tx, rx) = oneshot::channel();
         let mut op = Self::op(Kind::Send, to.chat, 0, html, keyboard, Waiter::Sent(tx));
         op.thread = to.thread;
+        self.submit(op);
+        Sending(rx)
+    }
+
+    /// [`Outbox::queue_send_to`] of a text that says the same each time
+    /// (the help that answers a stranger): while one such send of `html`
+    /// waits for the chat, another joins it instead of queueing a copy,
+    /// so that a flood of messages costs one queued reply per chat, not
+    /// one per message. Both callers learn the one delivery's result.
+    pub fn queue_send_once_to(&self, to: ChatRef, html: String) -> Sending {
+        let (tx, rx) = oneshot::channel();
+        let mut op = Self::op(Kind::Send, to.chat, 0, html, None, Waiter::Sent(tx));
+        op.thread = to.thread;
+        op.once = true;
         self.submit(op);
         Sending(rx)
     }
@@ -503,6 +521,15 @@ impl Sender {
                 let secs = (self.paused_until - now).as_secs_f64().ceil() as u64;
                 op.complete(Err(TelegramError::RetryAfter(secs.max(1))));
                 return;
+            }
+            Kind::Send if op.once => {
+                let (html, thread) = (&op.html, op.thread);
+                if let Some(queued) = self.queue.find_mut(chat, |p| {
+                    p.once && p.kind == Kind::Send && p.thread == thread && p.html == *html
+                }) {
+                    queued.waiters.append(&mut op.waiters);
+                    return;
+                }
             }
             Kind::Send | Kind::Draft => {}
         }

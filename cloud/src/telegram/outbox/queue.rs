@@ -86,6 +86,19 @@ impl Queue {
             .find(|op| op.message == key.1)
     }
 
+    /// The first queued operation of `chat` that `pick` selects.
+    pub(super) fn find_mut(
+        &mut self,
+        chat: i64,
+        mut pick: impl FnMut(&Op) -> bool,
+    ) -> Option<&mut Op> {
+        self.chats
+            .get_mut(&chat)?
+            .ops
+            .values_mut()
+            .find(|op| pick(op))
+    }
+
     /// Moves the queued edit of message `key` to place `seq` when that is
     /// earlier than its own.
     pub(super) fn advance_edit(&mut self, key: (i64, i64), seq: u64, now: Instant) {
@@ -266,6 +279,7 @@ mod tests {
             reply_to: None,
             thread: None,
             seq,
+            once: false,
             retries: None,
             waiters: Vec::new(),
         }

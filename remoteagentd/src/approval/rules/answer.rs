@@ -3,21 +3,13 @@
 //! request id, in a task of its own beside any run, as `/sessions` is
 //! (`conversations/answer.rs`): `started`, the `rules` event, `done`.
 
-use std::time::Duration;
-
-use remoteagent_proto::events::{
-    DonePayload, DoneStatus, NoticePayload, OutputEvent, StartedPayload,
-};
+use remoteagent_proto::AgentId;
+use remoteagent_proto::events::{DoneStatus, OutputEvent};
 use remoteagent_proto::rules::{ListRulesPayload, RuleInfo, RulesPayload};
-use remoteagent_proto::{AgentId, names, now_ms};
-use tokio_util::sync::CancellationToken;
 
 use super::RuleStore;
-use crate::output::{OutputError, OutputWriter};
+use crate::output::answer::Answer;
 use crate::redis_conn::SharedConn;
-
-/// Longest wait for the stream to take the answer.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What answering one `list_rules` needs.
 pub struct RulesJob {
@@ -56,57 +48,22 @@ pub fn list_and_revoke(
 impl RulesJob {
     pub async fn run(self, request: ListRulesPayload) {
         let sid = request.session_id;
-        let key = names::output_stream(&self.agent, &sid);
-        let mut out = OutputWriter::new(self.conn.clone(), key.clone(), CancellationToken::new());
+        let Some(answer) = Answer::start(self.conn.clone(), &self.agent, &sid, "/rules").await
+        else {
+            return;
+        };
         let (store, agent) = (self.rules.clone(), self.agent.clone());
         let revoke = request.revoke;
-        let answer = tokio::task::spawn_blocking(move || list_and_revoke(&store, &agent, revoke))
+        let listed = tokio::task::spawn_blocking(move || list_and_revoke(&store, &agent, revoke))
             .await
             .unwrap_or_else(|e| Err(format!("the rules could not be read: {e}")));
-        let written = tokio::time::timeout(WRITE_TIMEOUT, async {
-            out.event(OutputEvent::Started(StartedPayload {
-                session_id: sid.clone(),
-                agent_id: self.agent.clone(),
-                runner: "/rules".into(),
-                started_at_ms: now_ms(),
-                mode: None,
-            }))
-            .await?;
-            match answer {
-                Ok(rules) => {
-                    out.event(OutputEvent::Rules(rules)).await?;
-                    out.finish(done(DoneStatus::Ok, None)).await
-                }
-                Err(text) => {
-                    out.event(OutputEvent::Notice(NoticePayload { text: text.clone() }))
-                        .await?;
-                    out.finish(done(DoneStatus::Error, Some(text))).await
-                }
+        match listed {
+            Ok(rules) => {
+                answer
+                    .end(vec![OutputEvent::Rules(rules)], DoneStatus::Ok, None)
+                    .await
             }
-        })
-        .await;
-        let written: Result<(), OutputError> = written.unwrap_or_else(|_| {
-            Err(OutputError {
-                key,
-                reason: "timed out".into(),
-            })
-        });
-        if let Err(e) = written {
-            tracing::warn!(session = %sid, error = %e, "could not answer a /rules");
+            Err(text) => answer.fail(DoneStatus::Error, text).await,
         }
-    }
-}
-
-fn done(status: DoneStatus, message: Option<String>) -> DonePayload {
-    DonePayload {
-        status,
-        exit_code: None,
-        duration_ms: 0,
-        message,
-        chunks: 0,
-        withheld_bytes: 0,
-        stopped_by: None,
-        turns: None,
-        cost_usd: None,
     }
 }

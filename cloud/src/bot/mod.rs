@@ -252,10 +252,15 @@ async fn handle_message(state: &AppState, message: Message) {
 /// A text that is not a command: after ✎ other / ✎ Revise an answer,
 /// after ✎ Edit message a commit message, else a prompt.
 async fn typed_text(ctx: &Ctx<'_>, text: &str) -> Result<()> {
+    // A stranger has paired nothing, so no ✎ of theirs waits for this
+    // text: they are told how to pair before any round trip to Redis.
+    let Some(user) = prompt::known_user(ctx).await? else {
+        return Ok(());
+    };
     if answer::take_text(ctx, text).await? || checkpoints::take_text(ctx, text).await? {
         return Ok(());
     }
-    prompt::run(ctx, text).await
+    prompt::run_as(ctx, &user, text).await
 }
 
 /// Logs a queued reply's failure once its delivery is settled (the outbox

@@ -35,29 +35,43 @@ async fn acceptable(ctx: &Ctx<'_>, text: &str) -> bool {
     true
 }
 
-/// A prompt in the user's private chat, for their current agent.
-pub async fn run(ctx: &Ctx<'_>, text: &str) -> Result<()> {
+/// The sender's user row; `None` for a stranger (no user row: nothing was
+/// ever paired from this account), who has been told how to pair.
+///
+/// Strangers are remembered briefly, so that a flood of their text costs
+/// no database query per message, and the help is queued once per chat
+/// however many messages come before it goes out.
+pub async fn known_user(ctx: &Ctx<'_>) -> Result<Option<users::User>> {
     let state = ctx.state;
-    if !acceptable(ctx, text).await {
-        return Ok(());
-    }
-    // Text from strangers stops here: no user row means nothing was ever
-    // paired from this account. Remembered briefly, so that a flood of it
-    // costs no database query per message.
-    // The help is queued once per chat however many messages come before
-    // it goes out.
     if state.unknown_users.contains(ctx.user) {
         ctx.reply_once(super::NO_AGENTS).await;
-        return Ok(());
+        return Ok(None);
     }
     let Some(user) = users::get(&state.db, ctx.user).await? else {
         state.unknown_users.insert(ctx.user);
         ctx.reply_once(super::NO_AGENTS).await;
-        return Ok(());
+        return Ok(None);
     };
+    Ok(Some(user))
+}
+
+/// A prompt in the user's private chat, for their current agent.
+pub async fn run(ctx: &Ctx<'_>, text: &str) -> Result<()> {
+    match known_user(ctx).await? {
+        Some(user) => run_as(ctx, &user, text).await,
+        None => Ok(()),
+    }
+}
+
+/// [`run`] for a sender known to be `user`.
+pub async fn run_as(ctx: &Ctx<'_>, user: &users::User, text: &str) -> Result<()> {
+    let state = ctx.state;
+    if !acceptable(ctx, text).await {
+        return Ok(());
+    }
     // In an agent's topic, the prompt is that agent's.
     if let Some(agent) = super::topics::topic_agent(ctx).await? {
-        return publish(ctx, &user, agent, text, Origin::Typed).await;
+        return publish(ctx, user, agent, text, Origin::Typed).await;
     }
     // The user's current agent, read directly in the usual case (it is
     // theirs and active); anything else goes the long way, which explains
@@ -75,7 +89,7 @@ pub async fn run(ctx: &Ctx<'_>, text: &str) -> Result<()> {
             None => return Ok(()),
         },
     };
-    publish(ctx, &user, agent, text, Origin::Typed).await
+    publish(ctx, user, agent, text, Origin::Typed).await
 }
 
 /// Where a prompt comes from.

@@ -251,11 +251,7 @@ impl Outbox {
         html: String,
         keyboard: Option<InlineKeyboard>,
     ) -> Sending {
-        let (tx, rx) = oneshot::channel();
-        let mut op = Self::op(Kind::Send, to.chat, 0, html, keyboard, Waiter::Sent(tx));
-        op.thread = to.thread;
-        self.submit(op);
-        Sending(rx)
+        self.queue_message(to, html, keyboard, false)
     }
 
     /// [`Outbox::queue_send_to`] of a text that says the same each time
@@ -264,10 +260,21 @@ impl Outbox {
     /// so that a flood of messages costs one queued reply per chat, not
     /// one per message. Both callers learn the one delivery's result.
     pub fn queue_send_once_to(&self, to: ChatRef, html: String) -> Sending {
+        self.queue_message(to, html, None, true)
+    }
+
+    /// Queues a `sendMessage` (`once`: see [`Outbox::queue_send_once_to`]).
+    fn queue_message(
+        &self,
+        to: ChatRef,
+        html: String,
+        keyboard: Option<InlineKeyboard>,
+        once: bool,
+    ) -> Sending {
         let (tx, rx) = oneshot::channel();
-        let mut op = Self::op(Kind::Send, to.chat, 0, html, None, Waiter::Sent(tx));
+        let mut op = Self::op(Kind::Send, to.chat, 0, html, keyboard, Waiter::Sent(tx));
         op.thread = to.thread;
-        op.once = true;
+        op.once = once;
         self.submit(op);
         Sending(rx)
     }
